@@ -1,0 +1,115 @@
+/**
+ * The one place that reads the environment. Everything else receives a Config.
+ * All variables are optional; docs/configuration.md lists them.
+ */
+import path from 'node:path';
+
+export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'swarm';
+
+export interface Config {
+  port: number;
+  host: string;
+  /** `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
+  store: string;
+  runtime: RuntimeChoice;
+  modelsDir: string;
+  datasetsDir: string;
+  /** Separates several modeldock installations on one engine: labels and worker names carry it. */
+  instance: string;
+  workerImage: string;
+  /** Docker network for workers; empty: the router's own network when it runs in a container. */
+  network: string;
+  workerMemoryBytes: number;
+  workerCpus: number;
+  workerPids: number;
+  readyTimeoutMs: number;
+  /** Largest request body the router accepts (infer payloads included). */
+  bodyLimitBytes: number;
+  reconcileIntervalMs: number;
+  restartLimit: number;
+  restartBackoffMs: number;
+  /** Unload a model after this long without inference; 0 disables. */
+  idleUnloadMs: number;
+  /** Most models loaded at once across all servers; 0: no limit. */
+  maxLoadedModels: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const int = (name: string, fallback: number, min = 0): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min) {
+      throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
+    }
+    return value;
+  };
+  const num = (name: string, fallback: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${name} must be a positive number`);
+    return value;
+  };
+  const bytes = (name: string, fallback: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const parsed = parseBytes(raw);
+    if (parsed === undefined) throw new ConfigError(`${name} must be a size like 512m or 2g, got "${raw}"`);
+    return parsed;
+  };
+
+  const runtime = (read('MODELDOCK_RUNTIME') ?? 'auto') as RuntimeChoice;
+  if (!['auto', 'docker', 'process', 'swarm'].includes(runtime)) {
+    throw new ConfigError(`MODELDOCK_RUNTIME must be auto, docker, process or swarm, got "${runtime}"`);
+  }
+  const store = read('MODELDOCK_STORE') ?? 'sqlite:./data/modeldock.db';
+  if (!/^(sqlite:|mongodb(\+srv)?:\/\/)/.test(store)) {
+    throw new ConfigError(`MODELDOCK_STORE must be sqlite:<path> or a mongodb:// URL, got "${store}"`);
+  }
+  const instance = read('MODELDOCK_INSTANCE') ?? 'modeldock';
+  if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(instance)) {
+    throw new ConfigError('MODELDOCK_INSTANCE must be lowercase letters, digits and dashes (at most 31)');
+  }
+
+  return {
+    port: int('MODELDOCK_PORT', 8080),
+    host: read('MODELDOCK_HOST') ?? '0.0.0.0',
+    store,
+    runtime,
+    modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
+    datasetsDir: path.resolve(cwd, read('MODELDOCK_DATASETS_DIR') ?? './datasets'),
+    instance,
+    workerImage: read('MODELDOCK_WORKER_IMAGE') ?? 'modeldock/worker:latest',
+    network: read('MODELDOCK_NETWORK') ?? '',
+    workerMemoryBytes: bytes('MODELDOCK_WORKER_MEMORY', 2 * 1024 ** 3),
+    workerCpus: num('MODELDOCK_WORKER_CPUS', 1),
+    workerPids: int('MODELDOCK_WORKER_PIDS', 256, 16),
+    readyTimeoutMs: int('MODELDOCK_READY_TIMEOUT_MS', 60_000, 100),
+    bodyLimitBytes: bytes('MODELDOCK_BODY_LIMIT', 16 * 1024 ** 2),
+    reconcileIntervalMs: int('MODELDOCK_RECONCILE_INTERVAL_MS', 10_000, 100),
+    restartLimit: int('MODELDOCK_RESTART_LIMIT', 3),
+    restartBackoffMs: int('MODELDOCK_RESTART_BACKOFF_MS', 1_000),
+    idleUnloadMs: int('MODELDOCK_IDLE_UNLOAD_SECONDS', 0) * 1000,
+    maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
+    logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
+  };
+}
+
+/** `512m`, `2g`, `1048576`, `64k` → bytes (binary units); undefined if unparseable. */
+export function parseBytes(raw: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?$/i.exec(raw.trim());
+  if (!match) return undefined;
+  const unit = (match[2] ?? 'b').toLowerCase()[0];
+  const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Math.round(Number(match[1]) * factor);
+}

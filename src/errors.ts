@@ -1,0 +1,86 @@
+/**
+ * Domain errors. Every layer throws these (never raw HTTP statuses); the API maps
+ * codes to HTTP exactly once, in src/api/error-mapping.ts.
+ */
+export type ErrorCode =
+  | 'invalid_input'
+  | 'not_found'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'runtime_unavailable'
+  | 'store_unavailable'
+  | 'worker_error'
+  | 'timeout'
+  | 'internal';
+
+export class ModeldockError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.details = options?.details;
+  }
+  readonly details: Record<string, unknown> | undefined;
+}
+
+export class InvalidInputError extends ModeldockError {
+  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super('invalid_input', message, options);
+  }
+}
+
+export class NotFoundError extends ModeldockError {
+  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super('not_found', message, options);
+  }
+}
+
+export class ConflictError extends ModeldockError {
+  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super('conflict', message, options);
+  }
+}
+
+/** A conditional write lost against a newer version of the record: re-read and retry. */
+export class StaleVersionError extends ConflictError {}
+
+export class RuntimeUnavailableError extends ModeldockError {
+  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super('runtime_unavailable', message, options);
+  }
+}
+
+export class StoreUnavailableError extends ModeldockError {
+  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super('store_unavailable', message, options);
+  }
+}
+
+/** The worker answered with an error or could not be reached while it should be up. */
+export class WorkerError extends ModeldockError {
+  constructor(
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown>; status?: number },
+  ) {
+    super('worker_error', message, options);
+    this.status = options?.status;
+  }
+  readonly status: number | undefined;
+}
+
+export class TimeoutError extends ModeldockError {
+  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super('timeout', message, options);
+  }
+}
+
+export function isModeldockError(error: unknown): error is ModeldockError {
+  return error instanceof ModeldockError;
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

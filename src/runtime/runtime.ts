@@ -1,0 +1,90 @@
+/**
+ * Where inference workers run. One interface, several backends (docker/, process/,
+ * swarm/), one conformance suite: test/contract/runtime.contract.ts.
+ *
+ * A runtime only ever sees and touches workers it owns: those carrying
+ * `modeldock.managed=true` and this router's `modeldock.instance` label. Everything
+ * else is invisible to list/inspect and refused by the mutating calls.
+ */
+
+export const LABELS = {
+  managed: 'modeldock.managed',
+  instance: 'modeldock.instance',
+  server: 'modeldock.server',
+  job: 'modeldock.job',
+  model: 'modeldock.model',
+  kind: 'modeldock.kind',
+} as const;
+
+export interface WorkerLimits {
+  memoryBytes: number;
+  /** CPU quota in units of 1e-9 CPUs (Docker's NanoCpus). */
+  nanoCpus: number;
+  pids: number;
+}
+
+export interface WorkerSpec {
+  /** Deterministic name derived from the server number, e.g. `modeldock-inf-0001`. */
+  name: string;
+  /** Our labels (server, job, model, kind); the runtime adds managed and instance. */
+  labels: Record<string, string>;
+  limits: WorkerLimits;
+  env?: Record<string, string>;
+}
+
+export type WorkerStatus = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
+
+export interface WorkerInfo {
+  /** Runtime id: container id, service id, or `pid:<pid>:<start time>`. */
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  status: WorkerStatus;
+  running: boolean;
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** Runtime-reported error for a worker that failed to start or died. */
+  error: string | null;
+  /** Base URL of the worker's HTTP API, reachable from the router; null unless running. */
+  endpoint: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export type RuntimeEventType = 'create' | 'start' | 'die' | 'oom' | 'stop' | 'destroy';
+
+export interface RuntimeEvent {
+  type: RuntimeEventType;
+  /** Worker name. */
+  name: string;
+  labels: Record<string, string>;
+  exitCode?: number;
+  /** Milliseconds since the epoch. */
+  time: number;
+}
+
+export interface Runtime {
+  readonly kind: 'docker' | 'process' | 'swarm';
+  /** Throws RuntimeUnavailableError when the backend does not answer. */
+  ping(signal?: AbortSignal): Promise<void>;
+  /** Make sure workers can be created (e.g. build the worker image); reports progress lines. */
+  prepare(onProgress?: (line: string) => void): Promise<void>;
+  /** Idempotent by name: an owned worker of that name is returned as it is. */
+  create(spec: WorkerSpec, signal?: AbortSignal): Promise<WorkerInfo>;
+  /** Idempotent: starting a running worker returns it. The result carries the endpoint. */
+  start(name: string, signal?: AbortSignal): Promise<WorkerInfo>;
+  /** Idempotent: a stopped or missing worker is fine. */
+  stop(name: string, options?: { timeoutSeconds?: number; signal?: AbortSignal }): Promise<void>;
+  /** Idempotent: a missing worker is fine. Removes a running worker too. */
+  remove(name: string, signal?: AbortSignal): Promise<void>;
+  /** Undefined if no owned worker has that name. */
+  inspect(name: string, signal?: AbortSignal): Promise<WorkerInfo | undefined>;
+  list(signal?: AbortSignal): Promise<WorkerInfo[]>;
+  /**
+   * Events about owned workers until the signal aborts. Implementations reconnect by
+   * themselves (resuming from the last event seen) when their source breaks.
+   */
+  events(signal: AbortSignal): AsyncIterable<RuntimeEvent>;
+  logs(name: string, options?: { tail?: number; signal?: AbortSignal }): Promise<string>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,109 @@
+/**
+ * The records modeldock keeps. Field names are camelCase here; each store maps them to
+ * its own columns or documents (the MongoDB store uses snake_case field names, as the
+ * original system did, so `db.servers.find({job_id: "a1"})` reads naturally).
+ */
+
+export const SERVER_STATES = [
+  'creating',
+  'loading',
+  'ready',
+  'unloading',
+  'unloaded',
+  'terminating',
+  'terminated',
+  'failed',
+] as const;
+export type ServerState = (typeof SERVER_STATES)[number];
+
+export const OPERATION_TYPES = [
+  'DEPLOY_CREATE',
+  'DEPLOY_LOAD',
+  'DEPLOY_UNLOAD',
+  'TERMINATE',
+  'TEMP',
+  'INFER',
+  'RECONCILE',
+] as const;
+export type OperationType = (typeof OPERATION_TYPES)[number];
+
+export type OperationStatus = 'running' | 'succeeded' | 'failed';
+
+/** `job` servers belong to a job until terminated; `temp` servers live for one TEMP operation. */
+export type ServerKind = 'job' | 'temp';
+
+export interface JobRecord {
+  jobId: string;
+  model: string;
+  dataset: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ServerRecord {
+  /** `inf-0001`, derived from `number`; never reused while the record exists. */
+  serverId: string;
+  number: number;
+  jobId: string;
+  model: string;
+  dataset: string;
+  kind: ServerKind;
+  state: ServerState;
+  /** Why the server is in its state (failure reason, unload reason); null when unremarkable. */
+  reason: string | null;
+  /** Which runtime runs it: `docker`, `process`, `swarm`. */
+  runtime: string;
+  /** Deterministic worker name (container name), known before the worker exists. */
+  workerName: string;
+  /** Runtime id of the worker (container id, pid:start-time, ...) once it exists. */
+  workerId: string | null;
+  /** Base URL of the worker's HTTP API as reachable from the router, once started. */
+  endpoint: string | null;
+  /** Optimistic-concurrency version: every update must name the version it read. */
+  version: number;
+  restarts: number;
+  createdAt: string;
+  updatedAt: string;
+  loadedAt: string | null;
+  lastUsedAt: string | null;
+  terminatedAt: string | null;
+}
+
+export type StepName =
+  | 'validate'
+  | 'record'
+  | 'create'
+  | 'start'
+  | 'wait_ready'
+  | 'load'
+  | 'infer'
+  | 'unload'
+  | 'stop'
+  | 'remove';
+
+export interface OperationStep {
+  name: StepName;
+  startedAt: string;
+  durationMs: number;
+}
+
+export interface OperationError {
+  code: string;
+  message: string;
+}
+
+export interface OperationRecord {
+  operationId: string;
+  type: OperationType;
+  jobId: string;
+  serverId: string | null;
+  status: OperationStatus;
+  /** Why it ran: `request`, `idle_timeout`, `lru`, `restart`, `recovery`, ... */
+  reason: string;
+  steps: OperationStep[];
+  warnings: string[];
+  error: OperationError | null;
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+}

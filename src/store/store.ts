@@ -1,0 +1,80 @@
+import type {
+  JobRecord,
+  OperationRecord,
+  OperationStatus,
+  OperationType,
+  ServerKind,
+  ServerRecord,
+  ServerState,
+} from './records.js';
+
+export interface ServerFilter {
+  jobId?: string;
+  kind?: ServerKind;
+  states?: readonly ServerState[];
+}
+
+export interface OperationFilter {
+  jobId?: string;
+  serverId?: string;
+  type?: OperationType;
+  status?: OperationStatus;
+  /** Newest first; default 100. */
+  limit?: number;
+}
+
+/** The fields an update may change; `version` and `updatedAt` are maintained by the store. */
+export type ServerPatch = Partial<
+  Omit<ServerRecord, 'serverId' | 'number' | 'jobId' | 'kind' | 'version' | 'createdAt' | 'updatedAt'>
+>;
+
+export type OperationPatch = Partial<Omit<OperationRecord, 'operationId' | 'type' | 'jobId' | 'startedAt'>>;
+
+/**
+ * Where modeldock keeps its state. Every backend passes test/contract/store.contract.ts.
+ *
+ * Correctness never depends on multi-document transactions, change streams, TTL indexes
+ * or an atomic findAndModify (FerretDB has none of them): numbers are claimed through a
+ * unique key, and state changes are conditional on the version that was read.
+ *
+ * Every method throws StoreUnavailableError when the backend cannot be reached, so the
+ * API can answer 503 and callers can retry once it is back.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'mongodb';
+  /** Create tables/collections and indexes; idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** Throws StoreUnavailableError when the backend does not answer. */
+  ping(): Promise<void>;
+
+  /** Insert the job, or return the existing one unchanged (model and dataset are not overwritten). */
+  ensureJob(job: { jobId: string; model: string; dataset: string }): Promise<JobRecord>;
+  /** Change the model/dataset of an existing job (only allowed by the router when it has no live server). */
+  updateJob(jobId: string, patch: { model: string; dataset: string }): Promise<JobRecord>;
+  getJob(jobId: string): Promise<JobRecord | undefined>;
+  listJobs(): Promise<JobRecord[]>;
+
+  /**
+   * Claim the next server number. Never returns the same number twice, also to several
+   * routers sharing one database; numbers are not reused even after their record is gone.
+   */
+  allocateServerNumber(): Promise<number>;
+  /** Insert a new server record (version 1). Throws ConflictError if the id exists. */
+  insertServer(server: Omit<ServerRecord, 'version' | 'createdAt' | 'updatedAt'>): Promise<ServerRecord>;
+  getServer(serverId: string): Promise<ServerRecord | undefined>;
+  /**
+   * Conditional update: applies only if the stored version equals `expectedVersion`,
+   * then increments it. Throws StaleVersionError otherwise, NotFoundError if absent.
+   */
+  updateServer(serverId: string, expectedVersion: number, patch: ServerPatch): Promise<ServerRecord>;
+  /** Ordered by number ascending. */
+  listServers(filter?: ServerFilter): Promise<ServerRecord[]>;
+  /** The job's newest server of kind `job` (any state), or undefined. */
+  currentServer(jobId: string): Promise<ServerRecord | undefined>;
+
+  insertOperation(op: OperationRecord): Promise<void>;
+  updateOperation(operationId: string, patch: OperationPatch): Promise<OperationRecord>;
+  getOperation(operationId: string): Promise<OperationRecord | undefined>;
+  listOperations(filter?: OperationFilter): Promise<OperationRecord[]>;
+}
