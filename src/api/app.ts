@@ -1,0 +1,70 @@
+/**
+ * Builds the router's HTTP app from its dependencies without listening, so tests call
+ * it in-process (`app.inject`) and the entry point decides where it listens.
+ */
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Catalog } from '../lifecycle/catalog.js';
+import type { EventBus } from '../lifecycle/event-bus.js';
+import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { WorkerClient } from '../runtime/worker-client.js';
+import type { Store } from '../store/store.js';
+import { errorHandler, notFoundHandler } from './error-mapping.js';
+import { healthRoutes } from './routes/health.js';
+import { originalRoutes } from './routes/original.js';
+import { v1Routes } from './routes/v1.js';
+import { v2Routes } from './routes/v2.js';
+
+export interface AppDeps {
+  lifecycle: Lifecycle;
+  store: Store;
+  runtime: Runtime;
+  workers: WorkerClient;
+  catalog: Catalog;
+  events: EventBus;
+  metrics: Metrics;
+  logger: Logger;
+  bodyLimitBytes: number;
+  version: string;
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimitBytes,
+    disableRequestLogging: true,
+    // Wrong types are errors, not something to coerce: `"job_id": 7` is a 400.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'modeldock router',
+        version: deps.version,
+        description:
+          'Control plane for AI model serving on Docker: the original POC endpoint, a resource API (/v1) and the Open Inference Protocol (/v2).',
+      },
+    },
+  });
+
+  await app.register(healthRoutes(deps));
+  await app.register(originalRoutes(deps.lifecycle));
+  await app.register(v1Routes(deps), { prefix: '/v1' });
+  await app.register(v2Routes(deps), { prefix: '/v2' });
+
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.ready();
+  return app;
+}

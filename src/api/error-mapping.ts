@@ -1,0 +1,74 @@
+/**
+ * The one place where errors become HTTP answers: `{"error": {"code", "message"}}` with
+ * a fitting status, and never a stack trace.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { type ErrorCode, isModeldockError } from '../errors.js';
+
+const STATUS: Record<ErrorCode, number> = {
+  invalid_input: 400,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  runtime_unavailable: 503,
+  store_unavailable: 503,
+  worker_error: 502,
+  timeout: 504,
+  internal: 500,
+};
+
+export interface ErrorBody {
+  error: { code: string; message: string; [key: string]: unknown };
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return STATUS[code];
+}
+
+export function toErrorResponse(error: unknown): { status: number; body: ErrorBody } {
+  if (isModeldockError(error)) {
+    return {
+      status: STATUS[error.code],
+      body: { error: { code: error.code, message: error.message, ...(error.details ?? {}) } },
+    };
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    return {
+      status: 400,
+      body: { error: { code: 'invalid_input', message: `invalid request: ${fastifyError.message}` } },
+    };
+  }
+  switch (fastifyError.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        status: 413,
+        body: { error: { code: 'payload_too_large', message: 'request body too large' } },
+      };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return {
+        status: 415,
+        body: { error: { code: 'unsupported_media_type', message: 'send the body as application/json' } },
+      };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, body: { error: { code: 'invalid_input', message: 'the JSON body is empty' } } };
+  }
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return { status, body: { error: { code: 'invalid_input', message: fastifyError.message } } };
+  }
+  return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
+}
+
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = toErrorResponse(error);
+  if (status >= 500) request.log.error({ err: error }, 'request failed');
+  else request.log.info({ code: body.error.code, msg: body.error.message }, 'request rejected');
+  void reply.code(status).send(body);
+}
+
+export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {
+  void reply.code(404).send({
+    error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` },
+  });
+}

@@ -1,0 +1,78 @@
+/** How records look on the wire: snake_case, stable field names. */
+import type { OperationRecord, ServerRecord, JobRecord } from '../store/records.js';
+import type { OperationOutcome } from '../lifecycle/lifecycle.js';
+
+export function presentServer(server: ServerRecord) {
+  return {
+    server_id: server.serverId,
+    number: server.number,
+    job_id: server.jobId,
+    model: server.model,
+    dataset: server.dataset,
+    kind: server.kind,
+    state: server.state,
+    reason: server.reason,
+    runtime: server.runtime,
+    container_name: server.workerName,
+    container_id: server.workerId,
+    endpoint: server.endpoint,
+    version: server.version,
+    restarts: server.restarts,
+    created_at: server.createdAt,
+    updated_at: server.updatedAt,
+    loaded_at: server.loadedAt,
+    last_used_at: server.lastUsedAt,
+    terminated_at: server.terminatedAt,
+  };
+}
+
+export function presentOperation(operation: OperationRecord) {
+  return {
+    operation_id: operation.operationId,
+    type: operation.type,
+    job_id: operation.jobId,
+    server_id: operation.serverId,
+    status: operation.status,
+    reason: operation.reason,
+    steps: operation.steps.map((s) => ({ name: s.name, started_at: s.startedAt, duration_ms: s.durationMs })),
+    warnings: operation.warnings,
+    error: operation.error,
+    started_at: operation.startedAt,
+    finished_at: operation.finishedAt,
+    duration_ms: operation.durationMs,
+  };
+}
+
+export function presentJob(job: JobRecord, server: ServerRecord | null | undefined) {
+  const live = server && server.state !== 'terminated' ? server : null;
+  return {
+    job_id: job.jobId,
+    model: job.model,
+    dataset: job.dataset,
+    state: live ? live.state : 'none',
+    server: server ? presentServer(server) : null,
+    created_at: job.createdAt,
+    updated_at: job.updatedAt,
+  };
+}
+
+/** The answer of the original `POST /inference_router/`: flat, as the POC's callers expect. */
+export function presentOriginalOutcome(outcome: OperationOutcome) {
+  const { operation, server } = outcome;
+  return {
+    job_id: operation.jobId,
+    operation_type: operation.type,
+    operation_id: operation.operationId,
+    status: operation.status,
+    server_id: server?.serverId ?? null,
+    state: server?.state ?? null,
+    container_id: server?.workerId ?? null,
+    container_name: server?.workerName ?? null,
+    model: server?.model ?? null,
+    dataset: server?.dataset ?? null,
+    warnings: operation.warnings,
+    duration_ms: operation.durationMs,
+    steps: operation.steps.map((s) => ({ name: s.name, duration_ms: s.durationMs })),
+    ...(outcome.result === undefined ? {} : { result: outcome.result }),
+  };
+}

@@ -1,0 +1,192 @@
+/** `/v1`: resource-style API over jobs, servers, operations and events. */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { InvalidInputError, NotFoundError } from '../../errors.js';
+import type { Catalog } from '../../lifecycle/catalog.js';
+import type { EventBus } from '../../lifecycle/event-bus.js';
+import type { Lifecycle, OperationOutcome } from '../../lifecycle/lifecycle.js';
+import { SERVER_STATES, OPERATION_TYPES, type ServerState, type OperationType } from '../../store/records.js';
+import type { Store } from '../../store/store.js';
+import { presentJob, presentOperation, presentServer } from '../presenters.js';
+import { InferBody, JobBody, JobParams, OperationQuery, ServerQuery, TempBody } from '../schemas.js';
+
+export interface V1Deps {
+  lifecycle: Lifecycle;
+  store: Store;
+  catalog: Catalog;
+  events: EventBus;
+}
+
+function presentOutcome(outcome: OperationOutcome) {
+  return {
+    operation: presentOperation(outcome.operation),
+    server: outcome.server ? presentServer(outcome.server) : null,
+    ...(outcome.result === undefined ? {} : { result: outcome.result }),
+  };
+}
+
+export function v1Routes({ lifecycle, store, catalog, events }: V1Deps): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    const tags = ['v1'];
+
+    app.get('/jobs', { schema: { tags, summary: 'List jobs with their current server' } }, async () => {
+      const jobs = await store.listJobs();
+      const servers = await Promise.all(jobs.map((job) => store.currentServer(job.jobId)));
+      return { jobs: jobs.map((job, i) => presentJob(job, servers[i])) };
+    });
+
+    app.post(
+      '/jobs',
+      { schema: { tags, summary: 'DEPLOY_CREATE: create and load a server for the job', body: JobBody } },
+      async (request, reply) => {
+        const { job_id, model, dataset } = request.body;
+        const outcome = await lifecycle.deployCreate({ jobId: job_id, model, dataset });
+        const created = outcome.operation.steps.some((s) => s.name === 'create');
+        return reply.code(created ? 201 : 200).send(presentOutcome(outcome));
+      },
+    );
+
+    app.get(
+      '/jobs/:job_id',
+      { schema: { tags, params: JobParams, summary: 'A job and its server' } },
+      async (request) => {
+        const { job, server } = await lifecycle.getJob(request.params.job_id);
+        return presentJob(job, server);
+      },
+    );
+
+    const actions = {
+      load: (jobId: string) => lifecycle.deployLoad({ jobId }),
+      unload: (jobId: string) => lifecycle.deployUnload({ jobId }),
+      terminate: (jobId: string) => lifecycle.terminate({ jobId }),
+    } as const;
+    for (const [action, run] of Object.entries(actions)) {
+      app.post(
+        `/jobs/:job_id/${action}`,
+        { schema: { tags, params: JobParams, summary: `${action} the job's server` } },
+        async (request) => presentOutcome(await run(request.params.job_id)),
+      );
+    }
+    app.delete(
+      '/jobs/:job_id',
+      { schema: { tags, params: JobParams, summary: 'TERMINATE the job (its records are kept as history)' } },
+      async (request) => presentOutcome(await lifecycle.terminate({ jobId: request.params.job_id })),
+    );
+
+    app.post(
+      '/jobs/:job_id/infer',
+      {
+        schema: {
+          tags,
+          params: JobParams,
+          body: InferBody,
+          summary: 'Inference on the job (Open Inference Protocol body); loads an unloaded server',
+        },
+      },
+      async (request) => lifecycle.infer(request.params.job_id, request.body),
+    );
+
+    app.post(
+      '/temp',
+      { schema: { tags, body: TempBody, summary: 'TEMP: one-shot server, inference, removal' } },
+      async (request) => {
+        const { job_id, model, dataset, inputs } = request.body;
+        const outcome = await lifecycle.temp({
+          jobId: job_id,
+          model,
+          dataset,
+          ...(inputs === undefined ? {} : { inputs: { inputs } }),
+        });
+        return presentOutcome(outcome);
+      },
+    );
+
+    app.get(
+      '/servers',
+      { schema: { tags, querystring: ServerQuery, summary: 'List servers' } },
+      async (request) => {
+        const { job_id, state, kind } = request.query;
+        const states = state?.split(',').map((s) => s.trim());
+        if (states?.some((s) => !(SERVER_STATES as readonly string[]).includes(s))) {
+          throw new InvalidInputError(`state must be one of ${SERVER_STATES.join(', ')}`);
+        }
+        const servers = await store.listServers({
+          ...(job_id ? { jobId: job_id } : {}),
+          ...(kind ? { kind } : {}),
+          ...(states ? { states: states as ServerState[] } : {}),
+        });
+        return { servers: servers.map(presentServer) };
+      },
+    );
+
+    app.get(
+      '/servers/:server_id',
+      { schema: { tags, params: Type.Object({ server_id: Type.String() }), summary: 'One server' } },
+      async (request) => {
+        const server = await store.getServer(request.params.server_id);
+        if (!server) throw new NotFoundError(`server ${request.params.server_id} not found`);
+        return presentServer(server);
+      },
+    );
+
+    app.get(
+      '/operations',
+      { schema: { tags, querystring: OperationQuery, summary: 'Operation records, newest first' } },
+      async (request) => {
+        const { job_id, server_id, type, status, limit } = request.query;
+        if (type && !(OPERATION_TYPES as readonly string[]).includes(type)) {
+          throw new InvalidInputError(`type must be one of ${OPERATION_TYPES.join(', ')}`);
+        }
+        const operations = await store.listOperations({
+          ...(job_id ? { jobId: job_id } : {}),
+          ...(server_id ? { serverId: server_id } : {}),
+          ...(type ? { type: type as OperationType } : {}),
+          ...(status ? { status } : {}),
+          limit: limit ? Math.min(Number(limit), 1000) : 100,
+        });
+        return { operations: operations.map(presentOperation) };
+      },
+    );
+
+    app.get(
+      '/operations/:operation_id',
+      { schema: { tags, params: Type.Object({ operation_id: Type.String() }), summary: 'One operation' } },
+      async (request) => {
+        const operation = await store.getOperation(request.params.operation_id);
+        if (!operation) throw new NotFoundError(`operation ${request.params.operation_id} not found`);
+        return presentOperation(operation);
+      },
+    );
+
+    app.get('/models', { schema: { tags, summary: 'Models in the model store' } }, async () => ({
+      models: await catalog.listModels(),
+    }));
+    app.get('/datasets', { schema: { tags, summary: 'Datasets in the dataset store' } }, async () => ({
+      datasets: await catalog.listDatasets(),
+    }));
+
+    app.get(
+      '/events',
+      { schema: { tags, summary: 'Server-sent events: server state changes and finished operations' } },
+      async (request, reply) => {
+        const abort = new AbortController();
+        request.raw.on('close', () => abort.abort());
+        reply.hijack();
+        reply.raw.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+        });
+        reply.raw.write(': modeldock events\n\n');
+        for await (const event of events.stream(abort.signal)) {
+          const data =
+            event.type === 'server'
+              ? { type: 'server', server: presentServer(event.server) }
+              : { type: 'operation', operation: presentOperation(event.operation) };
+          reply.raw.write(`event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
+        }
+        reply.raw.end();
+      },
+    );
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * `/v2`: the Open Inference Protocol with the job id as the model name, so standard
+ * KServe v2 / Triton HTTP clients can call the router. Inference bodies are streamed to
+ * the job's worker over a keep-alive pool and the answer is streamed back unparsed.
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { WorkerError, errorMessage } from '../../errors.js';
+import { validateId } from '../../lifecycle/ids.js';
+import type { Lifecycle } from '../../lifecycle/lifecycle.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { WorkerClient } from '../../runtime/worker-client.js';
+import type { Store } from '../../store/store.js';
+
+export interface V2Deps {
+  lifecycle: Lifecycle;
+  workers: WorkerClient;
+  store: Store;
+  metrics: Metrics;
+  version: string;
+}
+
+/** Hop-by-hop headers are the proxy's own business (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-connection',
+  'host',
+  'content-length',
+]);
+
+function forwardHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(key)) continue;
+    out[key] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+export function v2Routes(deps: V2Deps): FastifyPluginAsync {
+  const { lifecycle, workers, store, metrics } = deps;
+
+  async function proxy(
+    request: FastifyRequest<{ Params: { job: string } }>,
+    reply: FastifyReply,
+    suffix: string,
+  ): Promise<void> {
+    const started = performance.now();
+    const jobId = request.params.job;
+    validateId('job_id', jobId);
+    const route = await lifecycle.route(jobId);
+    let response;
+    try {
+      const hasBody = request.method === 'POST';
+      response = await workers.pool(route.endpoint).request({
+        method: request.method as 'GET' | 'POST',
+        path: `/v2/models/${encodeURIComponent(route.modelName)}${suffix}`,
+        headers: forwardHeaders(request.headers),
+        ...(hasBody ? { body: request.body as Readable } : {}),
+        headersTimeout: 300_000,
+        bodyTimeout: 300_000,
+      });
+    } catch (error) {
+      lifecycle.invalidateRoute(jobId);
+      metrics.inferenceRequests.inc({ job: jobId, status: '5xx' });
+      throw new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(response.headers)) {
+      if (value !== undefined && !HOP_BY_HOP.has(key))
+        headers[key] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    response.body.once('end', () => {
+      metrics.inferenceRequests.inc({ job: jobId, status: `${Math.floor(response.statusCode / 100)}xx` });
+      metrics.inferenceLatency.observe({ job: jobId }, (performance.now() - started) / 1000);
+    });
+    await reply.code(response.statusCode).headers(headers).send(response.body);
+  }
+
+  return async (app) => {
+    // Bodies are streamed to the worker as they are: no parsing here.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+    app.get('/health/live', async () => ({ live: true }));
+    app.get('/health/ready', async () => ({ ready: true }));
+    app.get('/', async () => ({
+      name: 'modeldock',
+      version: deps.version,
+      extensions: ['model_repository'],
+    }));
+
+    app.get<{ Params: { job: string } }>('/models/:job', (request, reply) => proxy(request, reply, ''));
+    app.post<{ Params: { job: string } }>('/models/:job/infer', (request, reply) =>
+      proxy(request, reply, '/infer'),
+    );
+    app.get<{ Params: { job: string } }>('/models/:job/ready', async (request, reply) => {
+      validateId('job_id', request.params.job);
+      const server = await store.currentServer(request.params.job);
+      const ready = server?.state === 'ready';
+      return reply.code(ready ? 200 : 400).send({ name: request.params.job, ready });
+    });
+
+    app.post('/repository/index', async () => {
+      const jobs = await store.listJobs();
+      const servers = await Promise.all(jobs.map((job) => store.currentServer(job.jobId)));
+      return jobs.map((job, i) => {
+        const state = servers[i]?.state;
+        return {
+          name: job.jobId,
+          version: '1',
+          state:
+            state === 'ready'
+              ? 'READY'
+              : state === 'loading' || state === 'creating'
+                ? 'LOADING'
+                : 'UNAVAILABLE',
+          reason: servers[i]?.reason ?? '',
+        };
+      });
+    });
+    app.post<{ Params: { job: string } }>('/repository/models/:job/load', async (request) => {
+      validateId('job_id', request.params.job);
+      await lifecycle.deployLoad({ jobId: request.params.job });
+      return {};
+    });
+    app.post<{ Params: { job: string } }>('/repository/models/:job/unload', async (request) => {
+      validateId('job_id', request.params.job);
+      await lifecycle.deployUnload({ jobId: request.params.job });
+      return {};
+    });
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * The only place that chooses concrete backends: the store from MODELDOCK_STORE and the
+ * runtime from MODELDOCK_RUNTIME (`auto`: Docker when an engine answers, else processes).
+ */
+import Dockerode from 'dockerode';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { DockerEngine } from '../runtime/docker/docker-engine.js';
+import { DockerRuntime } from '../runtime/docker/docker-runtime.js';
+import { ProcessRuntime } from '../runtime/process/process-runtime.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { MongoStore } from '../store/mongodb/mongodb-store.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { detectPlacement } from '../runtime/docker/self-container.js';
+
+export function openStore(config: Config): Store {
+  if (config.store.startsWith('sqlite:')) {
+    return new SqliteStore(path.resolve(config.store.slice('sqlite:'.length)));
+  }
+  return new MongoStore(config.store);
+}
+
+export async function chooseRuntime(
+  config: Config,
+  logger: Logger,
+): Promise<{ runtime: Runtime; why: string }> {
+  if (config.runtime === 'swarm') {
+    throw new Error('MODELDOCK_RUNTIME=swarm is not available yet; use docker or process');
+  }
+  if (config.runtime === 'docker' || config.runtime === 'auto') {
+    const docker = new Dockerode();
+    const answered = await new DockerEngine(docker).ping(AbortSignal.timeout(3_000)).then(
+      () => true,
+      () => false,
+    );
+    if (answered || config.runtime === 'docker') {
+      const placement = answered ? await detectPlacement(docker, config, logger) : undefined;
+      const runtime = new DockerRuntime({
+        docker,
+        instance: config.instance,
+        image: config.workerImage,
+        modelsDir: placement?.modelsSource ?? config.modelsDir,
+        datasetsDir: placement?.datasetsSource ?? config.datasetsDir,
+        ...(placement ? { placement: placement.placement } : {}),
+        logger,
+      });
+      const why = config.runtime === 'docker' ? 'MODELDOCK_RUNTIME=docker' : 'auto: a Docker engine answered';
+      return { runtime, why };
+    }
+  }
+  const runtime = new ProcessRuntime({
+    instance: config.instance,
+    stateDir: path.resolve('data', 'process-runtime'),
+    modelsDir: config.modelsDir,
+    datasetsDir: config.datasetsDir,
+    logger,
+  });
+  return {
+    runtime,
+    why: config.runtime === 'process' ? 'MODELDOCK_RUNTIME=process' : 'auto: no Docker engine answered',
+  };
+}

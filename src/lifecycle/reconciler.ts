@@ -1,0 +1,326 @@
+/**
+ * Keeps the store (what should exist) and the runtime (what does) in agreement.
+ *
+ * Level-triggered, as Kubernetes controllers are: a runtime event or a timer only says
+ * "look at server X" (or "look at everything"); the reconcile reads the current state
+ * from both sides and acts on that. Work is deduplicated per server and runs under the
+ * job's lock, so it never interleaves with an operation on the same job.
+ */
+import type { Logger } from 'pino';
+import { RuntimeUnavailableError, StoreUnavailableError, errorMessage } from '../errors.js';
+import type { Metrics } from '../observability/metrics.js';
+import { LABELS, type Runtime, type WorkerInfo } from '../runtime/runtime.js';
+import type { WorkerClient } from '../runtime/worker-client.js';
+import type { ServerRecord, ServerState } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import type { Lifecycle } from './lifecycle.js';
+import { LIVE_STATES, TRANSIENT_STATES } from './state-machine.js';
+
+export interface ReconcilerOptions {
+  intervalMs: number;
+  restartLimit: number;
+  restartBackoffMs: number;
+}
+
+export interface ReconcileReport {
+  servers: number;
+  workers: number;
+  orphansRemoved: number;
+  markedFailed: number;
+  finished: number;
+  interruptedOperations: number;
+  durationMs: number;
+}
+
+export class Reconciler {
+  private readonly abort = new AbortController();
+  private readonly pending = new Set<string>();
+  private readonly nextRestartAt = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private eventsLoop: Promise<void> | undefined;
+  private fullPass: Promise<ReconcileReport> | undefined;
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      runtime: Runtime;
+      workers: WorkerClient;
+      lifecycle: Lifecycle;
+      metrics: Metrics;
+      logger: Logger;
+      options: ReconcilerOptions;
+    },
+  ) {}
+
+  /** Start watching: one full pass now, then engine events and a periodic safety net. */
+  async start(): Promise<void> {
+    this.eventsLoop = this.watchEvents();
+    await this.reconcileAll('startup').catch((error) =>
+      this.deps.logger.warn({ err: errorMessage(error) }, 'start-up reconcile failed; will retry'),
+    );
+    this.timer = setInterval(() => {
+      void this.reconcileAll('periodic').catch((error) =>
+        this.deps.logger.warn({ err: errorMessage(error) }, 'periodic reconcile failed'),
+      );
+    }, this.deps.options.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    if (this.timer) clearInterval(this.timer);
+    await this.eventsLoop?.catch(() => undefined);
+    await this.fullPass?.catch(() => undefined);
+  }
+
+  /** Compare every live record with every owned worker and converge. Concurrent calls share one pass. */
+  reconcileAll(trigger: string): Promise<ReconcileReport> {
+    if (!this.fullPass) {
+      this.fullPass = this.runFullPass(trigger).finally(() => (this.fullPass = undefined));
+    }
+    return this.fullPass;
+  }
+
+  private async runFullPass(trigger: string): Promise<ReconcileReport> {
+    const started = performance.now();
+    const report: ReconcileReport = {
+      servers: 0,
+      workers: 0,
+      orphansRemoved: 0,
+      markedFailed: 0,
+      finished: 0,
+      interruptedOperations: 0,
+      durationMs: 0,
+    };
+    try {
+      report.interruptedOperations = await this.closeInterruptedOperations();
+      const [servers, workers] = await Promise.all([
+        this.deps.store.listServers({ states: LIVE_STATES }),
+        this.deps.runtime.list(),
+      ]);
+      report.servers = servers.length;
+      report.workers = workers.length;
+      const serverIds = new Set(servers.map((s) => s.serverId));
+      const byName = new Map(workers.map((w) => [w.name, w]));
+
+      for (const worker of workers) {
+        const serverId = worker.labels[LABELS.server];
+        if (serverId && serverIds.has(serverId)) continue;
+        // A labelled worker whose record is gone or terminated: nothing should run it.
+        const record = serverId ? await this.deps.store.getServer(serverId) : undefined;
+        const jobId = record?.jobId ?? worker.labels[LABELS.job] ?? worker.name;
+        await this.deps.lifecycle.withJobLock(jobId, async () => {
+          const again = serverId ? await this.deps.store.getServer(serverId) : undefined;
+          if (again && again.state !== 'terminated') return;
+          this.deps.logger.info({ worker: worker.name, serverId }, 'removing orphan worker');
+          await this.deps.runtime.remove(worker.name);
+          report.orphansRemoved++;
+        });
+      }
+      for (const server of servers) {
+        const outcome = await this.reconcileServer(server.serverId, byName.get(server.workerName));
+        if (outcome === 'failed') report.markedFailed++;
+        if (outcome === 'finished') report.finished++;
+      }
+      await this.refreshGauges();
+      this.deps.metrics.reconcilePasses.inc({ trigger, outcome: 'ok' });
+    } catch (error) {
+      this.deps.metrics.reconcilePasses.inc({ trigger, outcome: 'error' });
+      throw error;
+    } finally {
+      report.durationMs = Math.round(performance.now() - started);
+    }
+    return report;
+  }
+
+  /** Ask for one server to be looked at soon; repeated asks before it runs collapse into one. */
+  enqueue(serverId: string): void {
+    if (this.pending.has(serverId)) return;
+    this.pending.add(serverId);
+    setImmediate(() => {
+      this.pending.delete(serverId);
+      this.reconcileServer(serverId).catch((error) =>
+        this.deps.logger.warn({ serverId, err: errorMessage(error) }, 'reconcile of server failed'),
+      );
+    });
+  }
+
+  private async watchEvents(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      try {
+        for await (const event of this.deps.runtime.events(signal)) {
+          const serverId = event.labels[LABELS.server];
+          if (!serverId) continue;
+          if (
+            event.type === 'die' ||
+            event.type === 'oom' ||
+            event.type === 'destroy' ||
+            event.type === 'stop'
+          ) {
+            this.enqueue(serverId);
+          }
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        this.deps.logger.warn({ err: errorMessage(error) }, 'runtime events failed; resubscribing');
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    }
+  }
+
+  /**
+   * Converge one server. Returns what it did: 'ok' (nothing to do), 'failed' (marked
+   * failed), 'finished' (a crashed operation finished or rolled back), 'restarted'.
+   */
+  async reconcileServer(serverId: string, knownWorker?: WorkerInfo): Promise<string> {
+    const first = await this.deps.store.getServer(serverId);
+    if (!first) return 'ok';
+    const decision = await this.deps.lifecycle.withJobLock(first.jobId, async () => {
+      const server = await this.deps.store.getServer(serverId);
+      if (!server) return 'ok';
+      const worker =
+        knownWorker?.name === server.workerName
+          ? knownWorker
+          : await this.deps.runtime.inspect(server.workerName);
+      return this.converge(server, worker);
+    });
+    if (decision === 'restart') return this.restart(first.serverId);
+    return decision;
+  }
+
+  private async converge(server: ServerRecord, worker: WorkerInfo | undefined): Promise<string> {
+    const lifecycle = this.deps.lifecycle;
+    if (server.state === 'terminated') {
+      if (worker) await this.deps.runtime.remove(server.workerName);
+      return worker ? 'finished' : 'ok';
+    }
+    if (server.kind === 'temp' || server.state === 'terminating') {
+      // A TEMP server outside its operation, or a termination cut short: finish it.
+      await this.deps.runtime.remove(server.workerName);
+      await lifecycle.transition(
+        server.state === 'terminating' ? server : await this.toTerminating(server),
+        'terminated',
+        {
+          endpoint: null,
+          loadedAt: null,
+          terminatedAt: new Date().toISOString(),
+          reason: server.kind === 'temp' ? 'interrupted: the TEMP operation did not finish' : server.reason,
+        },
+      );
+      await this.deps.workers.forget(server.endpoint);
+      return 'finished';
+    }
+    if ((TRANSIENT_STATES as readonly ServerState[]).includes(server.state)) {
+      return this.settleInterrupted(server, worker);
+    }
+    if (server.state === 'failed') return 'ok';
+    // ready or unloaded
+    if (!worker) {
+      lifecycle.invalidateRoute(server.jobId);
+      await lifecycle.transition(server, 'failed', {
+        reason: 'container vanished (removed outside modeldock); DEPLOY_LOAD recreates it',
+        endpoint: null,
+        loadedAt: null,
+      });
+      return 'failed';
+    }
+    if (worker.running) return 'ok';
+    lifecycle.invalidateRoute(server.jobId);
+    const why = worker.oomKilled
+      ? 'worker was killed for running out of memory (OOM)'
+      : `worker exited with code ${worker.exitCode ?? 'unknown'}${worker.error ? `: ${worker.error}` : ''}`;
+    const limit = this.deps.options.restartLimit;
+    const wasReady = server.state === 'ready';
+    if (wasReady && server.restarts < limit) {
+      await lifecycle.transition(server, 'failed', {
+        reason: `${why}; restarting (attempt ${server.restarts + 1} of ${limit})`,
+        restarts: server.restarts + 1,
+        endpoint: null,
+      });
+      return 'restart';
+    }
+    await lifecycle.transition(server, 'failed', {
+      reason: wasReady ? `${why}; restart limit (${limit}) reached` : why,
+      endpoint: null,
+      loadedAt: null,
+    });
+    return 'failed';
+  }
+
+  private async toTerminating(server: ServerRecord): Promise<ServerRecord> {
+    return this.deps.lifecycle.transition(server, 'terminating');
+  }
+
+  /** A server found mid-operation (the router died): keep what really happened, mark the rest. */
+  private async settleInterrupted(server: ServerRecord, worker: WorkerInfo | undefined): Promise<string> {
+    const lifecycle = this.deps.lifecycle;
+    if (worker?.running && worker.endpoint) {
+      try {
+        const loaded = await this.deps.workers.isLoaded(worker.endpoint, server.jobId);
+        const to = loaded
+          ? 'ready'
+          : server.state === 'unloading' || server.state === 'loading'
+            ? 'unloaded'
+            : undefined;
+        if (to) {
+          await lifecycle.transition(server, to, {
+            endpoint: worker.endpoint,
+            workerId: worker.id,
+            reason: `recovered after an interrupted operation (was ${server.state})`,
+            ...(to === 'ready' ? { loadedAt: new Date().toISOString() } : { loadedAt: null }),
+          });
+          return 'finished';
+        }
+      } catch {
+        // The worker does not answer: fall through to failed.
+      }
+    }
+    await lifecycle.transition(server, 'failed', {
+      reason: `interrupted while ${server.state}; DEPLOY_LOAD resumes it`,
+      endpoint: worker?.endpoint ?? null,
+    });
+    return 'finished';
+  }
+
+  private async restart(serverId: string): Promise<string> {
+    const server = await this.deps.store.getServer(serverId);
+    if (!server) return 'ok';
+    const backoff = this.deps.options.restartBackoffMs * 2 ** Math.max(0, server.restarts - 1);
+    const notBefore = this.nextRestartAt.get(serverId) ?? 0;
+    const wait = Math.max(0, notBefore - Date.now(), server.restarts > 1 ? backoff : 0);
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    this.nextRestartAt.set(serverId, Date.now() + backoff);
+    try {
+      await this.deps.lifecycle.deployLoad({ jobId: server.jobId }, 'restart');
+      return 'restarted';
+    } catch (error) {
+      if (error instanceof RuntimeUnavailableError || error instanceof StoreUnavailableError) throw error;
+      this.deps.logger.warn({ serverId, err: errorMessage(error) }, 'restart failed');
+      return 'failed';
+    }
+  }
+
+  /** `running` operation records that no live operation of this router owns were cut short. */
+  private async closeInterruptedOperations(): Promise<number> {
+    const running = await this.deps.store.listOperations({ status: 'running', limit: 1000 });
+    let closed = 0;
+    for (const op of running) {
+      if (this.deps.lifecycle.activeOperations.has(op.operationId)) continue;
+      await this.deps.store.updateOperation(op.operationId, {
+        status: 'failed',
+        error: { code: 'interrupted', message: 'the router stopped before the operation finished' },
+        finishedAt: new Date().toISOString(),
+      });
+      closed++;
+    }
+    return closed;
+  }
+
+  private async refreshGauges(): Promise<void> {
+    const servers = await this.deps.store.listServers({ states: LIVE_STATES });
+    const counts: Partial<Record<ServerState, number>> = {};
+    for (const s of servers) counts[s.state] = (counts[s.state] ?? 0) + 1;
+    this.deps.metrics.setServerCounts(counts);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Prometheus metrics of the router. One registry per router instance (tests build
+ * several routers in one process), exposed at /metrics.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { SERVER_STATES, type ServerState } from '../store/records.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly operations = new Counter({
+    name: 'modeldock_operations_total',
+    help: 'Lifecycle operations by type and outcome',
+    labelNames: ['type', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly operationDuration = new Histogram({
+    name: 'modeldock_operation_duration_seconds',
+    help: 'Duration of lifecycle operations',
+    labelNames: ['type'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly stepDuration = new Histogram({
+    name: 'modeldock_operation_step_duration_seconds',
+    help: 'Duration of each step of lifecycle operations (create, start, wait_ready, load, ...)',
+    labelNames: ['type', 'step'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly servers = new Gauge({
+    name: 'modeldock_servers',
+    help: 'Servers by state',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+
+  readonly inferenceRequests = new Counter({
+    name: 'modeldock_inference_requests_total',
+    help: 'Inference requests routed, by job and HTTP status class',
+    labelNames: ['job', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly inferenceLatency = new Histogram({
+    name: 'modeldock_inference_duration_seconds',
+    help: 'Latency of routed inference requests by job (router in to router out)',
+    labelNames: ['job'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+
+  readonly reconcilePasses = new Counter({
+    name: 'modeldock_reconcile_passes_total',
+    help: 'Reconcile passes by trigger and outcome',
+    labelNames: ['trigger', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true)
+      collectDefaultMetrics({ register: this.registry, prefix: 'modeldock_' });
+  }
+
+  setServerCounts(counts: Partial<Record<ServerState, number>>): void {
+    for (const state of SERVER_STATES) this.servers.set({ state }, counts[state] ?? 0);
+  }
+}

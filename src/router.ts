@@ -1,0 +1,134 @@
+/**
+ * Wires one router from its parts. It receives concrete Store and Runtime instances
+ * (only the entry point, src/cli/backends.ts, chooses them) and owns their life:
+ * start-up order, graceful shutdown.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './api/app.js';
+import type { Config } from './config.js';
+import { RuntimeUnavailableError, errorMessage } from './errors.js';
+import { Catalog } from './lifecycle/catalog.js';
+import { EventBus } from './lifecycle/event-bus.js';
+import { Lifecycle } from './lifecycle/lifecycle.js';
+import { Reconciler } from './lifecycle/reconciler.js';
+import { Metrics } from './observability/metrics.js';
+import type { Runtime } from './runtime/runtime.js';
+import { WorkerClient } from './runtime/worker-client.js';
+import type { Store } from './store/store.js';
+import { VERSION } from './version.js';
+
+export interface RouterParts {
+  config: Config;
+  store: Store;
+  runtime: Runtime;
+  logger: Logger;
+}
+
+export class Router {
+  private constructor(
+    readonly app: FastifyInstance,
+    readonly lifecycle: Lifecycle,
+    readonly reconciler: Reconciler,
+    readonly store: Store,
+    readonly runtime: Runtime,
+    readonly workers: WorkerClient,
+    readonly events: EventBus,
+    readonly metrics: Metrics,
+    private readonly config: Config,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Build everything and reconcile once; does not listen (tests use `app.inject`). */
+  static async create(parts: RouterParts, options: { prepareRuntime?: boolean } = {}): Promise<Router> {
+    const { config, store, runtime, logger } = parts;
+    await store.init();
+    if (options.prepareRuntime ?? true) {
+      try {
+        await runtime.prepare((line) => logger.info({ progress: line.trimEnd() }, 'preparing runtime'));
+      } catch (error) {
+        // Without an engine the router still serves reads and answers operations with 503.
+        if (!(error instanceof RuntimeUnavailableError)) throw error;
+        logger.warn(
+          { err: errorMessage(error) },
+          'runtime unavailable at start-up; operations answer 503 until it is back',
+        );
+      }
+    }
+    const metrics = new Metrics();
+    const events = new EventBus();
+    const workers = new WorkerClient();
+    const catalog = new Catalog(config.modelsDir, config.datasetsDir);
+    const lifecycle = new Lifecycle({
+      store,
+      runtime,
+      workers,
+      catalog,
+      metrics,
+      events,
+      logger,
+      options: {
+        instance: config.instance,
+        readyTimeoutMs: config.readyTimeoutMs,
+        workerLimits: {
+          memoryBytes: config.workerMemoryBytes,
+          nanoCpus: Math.round(config.workerCpus * 1e9),
+          pids: config.workerPids,
+        },
+      },
+    });
+    const reconciler = new Reconciler({
+      store,
+      runtime,
+      workers,
+      lifecycle,
+      metrics,
+      logger,
+      options: {
+        intervalMs: config.reconcileIntervalMs,
+        restartLimit: config.restartLimit,
+        restartBackoffMs: config.restartBackoffMs,
+      },
+    });
+    const app = await buildApp({
+      lifecycle,
+      store,
+      runtime,
+      workers,
+      catalog,
+      events,
+      metrics,
+      logger,
+      bodyLimitBytes: config.bodyLimitBytes,
+      version: VERSION,
+    });
+    const router = new Router(
+      app,
+      lifecycle,
+      reconciler,
+      store,
+      runtime,
+      workers,
+      events,
+      metrics,
+      config,
+      logger,
+    );
+    await reconciler.start();
+    return router;
+  }
+
+  async listen(): Promise<string> {
+    return this.app.listen({ port: this.config.port, host: this.config.host });
+  }
+
+  /** Stops serving and watching. Workers keep running: they belong to the engine, not to us. */
+  async close(): Promise<void> {
+    await this.app.close();
+    await this.reconciler.stop();
+    await this.workers.close();
+    await this.runtime.close();
+    await this.store.close();
+    this.logger.info('router stopped');
+  }
+}

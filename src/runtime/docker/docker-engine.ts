@@ -1,0 +1,281 @@
+/**
+ * The only module that talks to dockerode. It returns our own types, passes abort
+ * signals through, and turns the engine's 304/404/409 answers into outcomes, so that
+ * callers can make stop/remove idempotent without inspecting status codes.
+ */
+import type Dockerode from 'dockerode';
+import { ConflictError, ModeldockError, RuntimeUnavailableError, errorMessage } from '../../errors.js';
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  state: string;
+}
+
+export interface ContainerDetails {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  status: string;
+  running: boolean;
+  exitCode: number | null;
+  oomKilled: boolean;
+  error: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Host port bound for each `port/proto`, when published. */
+  publishedPorts: Record<string, { hostIp: string; hostPort: number }[]>;
+  /** Networks the container is attached to, by name. */
+  networks: string[];
+  mounts: { type: string; source: string; destination: string; name: string | null }[];
+}
+
+export interface EngineEvent {
+  action: string;
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  exitCode?: number;
+  timeNano: bigint;
+}
+
+type DockerError = Error & {
+  statusCode?: number;
+  code?: string;
+  reason?: string;
+  json?: { message?: string };
+};
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+]);
+
+/** Map a dockerode failure to a domain error; engine-down errors become RuntimeUnavailableError. */
+export function engineError(error: unknown, action: string): ModeldockError {
+  if (error instanceof ModeldockError) return error;
+  const err = error as DockerError;
+  if (err?.name === 'AbortError') return new RuntimeUnavailableError(`${action}: aborted`, { cause: error });
+  if (err?.code && UNAVAILABLE_CODES.has(err.code)) {
+    return new RuntimeUnavailableError(`Docker engine unavailable (${action}: ${err.code})`, {
+      cause: error,
+    });
+  }
+  const message = err?.json?.message ?? err?.reason ?? errorMessage(error);
+  if (err?.statusCode === 409) return new ConflictError(`${action}: ${message}`, { cause: error });
+  if (err?.statusCode !== undefined && err.statusCode >= 500) {
+    return new RuntimeUnavailableError(`Docker engine error (${action}): ${message}`, { cause: error });
+  }
+  return new ModeldockError('internal', `${action}: ${message}`, { cause: error });
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as DockerError)?.statusCode;
+}
+
+export class DockerEngine {
+  constructor(readonly docker: Dockerode) {}
+
+  async ping(signal?: AbortSignal): Promise<void> {
+    try {
+      // The typings lack the options overload that dockerode accepts.
+      const docker = this.docker as unknown as { ping(o: { abortSignal?: AbortSignal }): Promise<unknown> };
+      await docker.ping({ abortSignal: signal });
+    } catch (error) {
+      throw new RuntimeUnavailableError(`Docker engine unavailable: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** Creates the container; `exists` when a container of that name is already there. */
+  async create(
+    options: Dockerode.ContainerCreateOptions,
+    signal?: AbortSignal,
+  ): Promise<{ outcome: 'created'; id: string } | { outcome: 'exists' }> {
+    try {
+      const container = await this.docker.createContainer({ ...options, abortSignal: signal });
+      return { outcome: 'created', id: container.id };
+    } catch (error) {
+      if (statusOf(error) === 409) return { outcome: 'exists' };
+      throw engineError(error, `create container ${options.name ?? ''}`);
+    }
+  }
+
+  async start(idOrName: string, signal?: AbortSignal): Promise<'started' | 'already_running' | 'not_found'> {
+    try {
+      await this.docker.getContainer(idOrName).start({ abortSignal: signal });
+      return 'started';
+    } catch (error) {
+      if (statusOf(error) === 304) return 'already_running';
+      if (statusOf(error) === 404) return 'not_found';
+      throw engineError(error, `start ${idOrName}`);
+    }
+  }
+
+  async stop(
+    idOrName: string,
+    timeoutSeconds: number,
+    signal?: AbortSignal,
+  ): Promise<'stopped' | 'already_stopped' | 'not_found'> {
+    try {
+      await this.docker.getContainer(idOrName).stop({ t: timeoutSeconds, abortSignal: signal });
+      return 'stopped';
+    } catch (error) {
+      if (statusOf(error) === 304) return 'already_stopped';
+      if (statusOf(error) === 404) return 'not_found';
+      throw engineError(error, `stop ${idOrName}`);
+    }
+  }
+
+  async kill(idOrName: string, signalName = 'SIGKILL'): Promise<'killed' | 'not_running' | 'not_found'> {
+    try {
+      await this.docker.getContainer(idOrName).kill({ signal: signalName });
+      return 'killed';
+    } catch (error) {
+      if (statusOf(error) === 404) return 'not_found';
+      if (statusOf(error) === 409) return 'not_running';
+      throw engineError(error, `kill ${idOrName}`);
+    }
+  }
+
+  /** Force-removes the container and its anonymous volumes. */
+  async remove(idOrName: string, signal?: AbortSignal): Promise<'removed' | 'not_found' | 'in_progress'> {
+    try {
+      await this.docker.getContainer(idOrName).remove({ force: true, v: true, abortSignal: signal });
+      return 'removed';
+    } catch (error) {
+      if (statusOf(error) === 404) return 'not_found';
+      // 409 "removal already in progress": someone (maybe an earlier attempt of ours) is on it.
+      if (statusOf(error) === 409) return 'in_progress';
+      throw engineError(error, `remove ${idOrName}`);
+    }
+  }
+
+  async inspect(idOrName: string, signal?: AbortSignal): Promise<ContainerDetails | undefined> {
+    let info: Dockerode.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(idOrName).inspect({ abortSignal: signal });
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw engineError(error, `inspect ${idOrName}`);
+    }
+    const ports: ContainerDetails['publishedPorts'] = {};
+    for (const [port, bindings] of Object.entries(info.NetworkSettings?.Ports ?? {})) {
+      ports[port] = (bindings ?? []).map((b) => ({ hostIp: b.HostIp, hostPort: Number(b.HostPort) }));
+    }
+    const state = info.State;
+    const finishedAt = state.FinishedAt && !state.FinishedAt.startsWith('0001') ? state.FinishedAt : null;
+    return {
+      id: info.Id,
+      name: info.Name.replace(/^\//, ''),
+      labels: info.Config?.Labels ?? {},
+      status: state.Status,
+      running: state.Running,
+      exitCode: state.Running || state.Status === 'created' ? null : state.ExitCode,
+      oomKilled: state.OOMKilled,
+      error: state.Error ? state.Error : null,
+      startedAt: state.StartedAt && !state.StartedAt.startsWith('0001') ? state.StartedAt : null,
+      finishedAt,
+      publishedPorts: ports,
+      networks: Object.keys(info.NetworkSettings?.Networks ?? {}),
+      mounts: (info.Mounts ?? []).map((m) => ({
+        type: m.Type,
+        source: m.Source,
+        destination: m.Destination,
+        name: m.Name ?? null,
+      })),
+    };
+  }
+
+  /** Containers (running or not) carrying all the given `key=value` labels. */
+  async list(labels: string[], signal?: AbortSignal): Promise<ContainerSummary[]> {
+    try {
+      const containers = await this.docker.listContainers({
+        all: true,
+        filters: { label: labels },
+        abortSignal: signal,
+      });
+      return containers.map((c) => ({
+        id: c.Id,
+        name: (c.Names[0] ?? '').replace(/^\//, ''),
+        labels: c.Labels ?? {},
+        state: c.State,
+      }));
+    } catch (error) {
+      throw engineError(error, 'list containers');
+    }
+  }
+
+  async logs(idOrName: string, tail: number, signal?: AbortSignal): Promise<string | undefined> {
+    try {
+      const buffer = (await this.docker.getContainer(idOrName).logs({
+        stdout: true,
+        stderr: true,
+        tail,
+        follow: false,
+        abortSignal: signal,
+      })) as unknown as Buffer;
+      return demultiplex(buffer);
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw engineError(error, `logs ${idOrName}`);
+    }
+  }
+
+  /**
+   * Container events carrying the given labels, from `sinceNano` on, as a raw stream.
+   * Parsing (NDJSON split across chunks) and reconnection live in docker-events.ts.
+   */
+  async eventStream(labels: string[], sinceNano: bigint | undefined, signal: AbortSignal) {
+    try {
+      // Rewind a little: the engine's nanosecond stamps lose precision through JSON numbers,
+      // and the subscriber drops the replayed events it has already seen.
+      const since = sinceNano === undefined ? undefined : formatSince(sinceNano - 1_000_000n);
+      return await this.docker.getEvents({
+        filters: { type: ['container'], label: labels },
+        ...(since === undefined ? {} : { since }),
+        abortSignal: signal,
+      } as Dockerode.GetEventsOptions);
+    } catch (error) {
+      throw engineError(error, 'subscribe to events');
+    }
+  }
+
+  async networkExists(name: string): Promise<boolean> {
+    try {
+      await this.docker.getNetwork(name).inspect();
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw engineError(error, `inspect network ${name}`);
+    }
+  }
+}
+
+/** Docker's `since` takes seconds with an optional fractional part. */
+function formatSince(nano: bigint): string {
+  const seconds = nano / 1_000_000_000n;
+  const fraction = (nano % 1_000_000_000n).toString().padStart(9, '0');
+  return `${seconds}.${fraction}`;
+}
+
+/** Non-TTY container logs are framed: 8-byte header (stream, 0,0,0, size BE32) + payload. */
+export function demultiplex(buffer: Buffer): string {
+  if (!Buffer.isBuffer(buffer)) return String(buffer);
+  const parts: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= buffer.length) {
+    const streamType = buffer[offset];
+    if (streamType !== 0 && streamType !== 1 && streamType !== 2) return buffer.toString('utf8');
+    const size = buffer.readUInt32BE(offset + 4);
+    parts.push(buffer.subarray(offset + 8, offset + 8 + size));
+    offset += 8 + size;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}

@@ -1,0 +1,257 @@
+/**
+ * Runtime backend for one Docker engine: one container per worker.
+ *
+ * Every container carries our labels and a deterministic name; list/inspect/events only
+ * ever see containers with `modeldock.managed=true` and this instance's label, and the
+ * mutating calls refuse a name that belongs to a container without them.
+ */
+import Dockerode from 'dockerode';
+import type { Logger } from 'pino';
+import { ConflictError, RuntimeUnavailableError } from '../../errors.js';
+import {
+  LABELS,
+  type Runtime,
+  type RuntimeEvent,
+  type RuntimeEventType,
+  type WorkerInfo,
+  type WorkerSpec,
+  type WorkerStatus,
+} from '../runtime.js';
+import { DockerEngine, type ContainerDetails } from './docker-engine.js';
+import { subscribeEngineEvents } from './docker-events.js';
+import { ensureImage } from './image-builder.js';
+
+/** Port the worker listens on inside its container. */
+export const WORKER_PORT = 8000;
+
+/**
+ * How the router reaches workers and how stores reach them.
+ * - `host`: the router runs on the engine's host; workers publish their port on
+ *   127.0.0.1 and the stores are bind-mounted from the given host paths.
+ * - `network`: the router runs in a container on `network`; workers join it and are
+ *   reached by name; nothing is published. Store sources are given as the engine sees
+ *   them (host paths or volume names), see self-container.ts.
+ */
+export type WorkerPlacement = { mode: 'host' } | { mode: 'network'; network: string };
+
+export interface StoreMountSource {
+  /** `bind`: `source` is a path on the engine's host; `volume`: a named volume. */
+  type: 'bind' | 'volume';
+  source: string;
+}
+
+export interface DockerRuntimeOptions {
+  docker?: Dockerode;
+  instance: string;
+  image: string;
+  /** Where the model store is, as the engine sees it (a host path unless given as a mount). */
+  modelsDir: string | StoreMountSource;
+  datasetsDir: string | StoreMountSource;
+  placement?: WorkerPlacement;
+  logger?: Logger;
+  /** Build the worker image in prepare() when it is missing (default true). */
+  buildImageIfMissing?: boolean;
+}
+
+const ACTIONS: Record<string, RuntimeEventType> = {
+  create: 'create',
+  start: 'start',
+  die: 'die',
+  oom: 'oom',
+  stop: 'stop',
+  destroy: 'destroy',
+};
+
+export class DockerRuntime implements Runtime {
+  readonly kind = 'docker' as const;
+  readonly engine: DockerEngine;
+  private readonly ownerLabels: string[];
+  private readonly placement: WorkerPlacement;
+
+  constructor(private readonly options: DockerRuntimeOptions) {
+    this.engine = new DockerEngine(options.docker ?? new Dockerode());
+    this.ownerLabels = [`${LABELS.managed}=true`, `${LABELS.instance}=${options.instance}`];
+    this.placement = options.placement ?? { mode: 'host' };
+  }
+
+  ping(signal?: AbortSignal): Promise<void> {
+    return this.engine.ping(signal);
+  }
+
+  async prepare(onProgress?: (line: string) => void): Promise<void> {
+    await this.ping();
+    if (this.options.buildImageIfMissing === false) return;
+    await ensureImage(this.engine.docker, 'worker', this.options.image, onProgress);
+  }
+
+  async create(spec: WorkerSpec, signal?: AbortSignal): Promise<WorkerInfo> {
+    const existing = await this.inspectOwned(spec.name, signal);
+    if (existing) return existing;
+    const result = await this.engine.create(this.containerOptions(spec), signal);
+    if (result.outcome === 'exists') {
+      // Lost a race with another creator, or the name is taken by a foreign container.
+      const winner = await this.inspectOwned(spec.name, signal);
+      if (winner) return winner;
+      throw new ConflictError(`a container named ${spec.name} exists and is not managed by modeldock`);
+    }
+    const created = await this.inspectOwned(spec.name, signal);
+    if (!created) throw new RuntimeUnavailableError(`container ${spec.name} vanished right after creation`);
+    return created;
+  }
+
+  async start(name: string, signal?: AbortSignal): Promise<WorkerInfo> {
+    const owned = await this.requireOwned(name, signal);
+    if (!owned.running) {
+      const outcome = await this.engine.start(owned.id, signal);
+      if (outcome === 'not_found') throw new ConflictError(`container ${name} was removed while starting`);
+    }
+    return this.requireOwned(name, signal);
+  }
+
+  async stop(name: string, options?: { timeoutSeconds?: number; signal?: AbortSignal }): Promise<void> {
+    const owned = await this.inspectOwned(name, options?.signal);
+    if (!owned) return;
+    await this.engine.stop(owned.id, options?.timeoutSeconds ?? 10, options?.signal);
+  }
+
+  async remove(name: string, signal?: AbortSignal): Promise<void> {
+    const owned = await this.inspectOwned(name, signal);
+    if (!owned) return;
+    await this.engine.remove(owned.id, signal);
+  }
+
+  async inspect(name: string, signal?: AbortSignal): Promise<WorkerInfo | undefined> {
+    return this.inspectOwned(name, signal);
+  }
+
+  async list(signal?: AbortSignal): Promise<WorkerInfo[]> {
+    const summaries = await this.engine.list(this.ownerLabels, signal);
+    const infos = await Promise.all(summaries.map((s) => this.inspectOwned(s.id, signal)));
+    return infos.filter((info): info is WorkerInfo => info !== undefined);
+  }
+
+  async *events(signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+    for await (const event of subscribeEngineEvents(this.engine, {
+      labels: this.ownerLabels,
+      signal,
+      ...(this.options.logger ? { logger: this.options.logger } : {}),
+    })) {
+      const type = ACTIONS[event.action];
+      if (!type) continue;
+      yield {
+        type,
+        name: event.name,
+        labels: event.labels,
+        ...(event.exitCode !== undefined ? { exitCode: event.exitCode } : {}),
+        time: Number(event.timeNano / 1_000_000n),
+      };
+    }
+  }
+
+  async logs(name: string, options?: { tail?: number; signal?: AbortSignal }): Promise<string> {
+    const owned = await this.requireOwned(name, options?.signal);
+    return (await this.engine.logs(owned.id, options?.tail ?? 200, options?.signal)) ?? '';
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release: workers outlive the router by design.
+  }
+
+  /** Kill a worker the way a crash would (tests and fault injection). */
+  async kill(name: string): Promise<void> {
+    const owned = await this.requireOwned(name);
+    await this.engine.kill(owned.id);
+  }
+
+  private async requireOwned(name: string, signal?: AbortSignal): Promise<WorkerInfo> {
+    const owned = await this.inspectOwned(name, signal);
+    if (!owned) throw new ConflictError(`no modeldock worker named ${name} exists`);
+    return owned;
+  }
+
+  private async inspectOwned(idOrName: string, signal?: AbortSignal): Promise<WorkerInfo | undefined> {
+    const details = await this.engine.inspect(idOrName, signal);
+    if (!details || !this.isOwned(details)) return undefined;
+    return this.toWorkerInfo(details);
+  }
+
+  private isOwned(details: ContainerDetails): boolean {
+    return (
+      details.labels[LABELS.managed] === 'true' && details.labels[LABELS.instance] === this.options.instance
+    );
+  }
+
+  private toWorkerInfo(details: ContainerDetails): WorkerInfo {
+    return {
+      id: details.id,
+      name: details.name,
+      labels: details.labels,
+      status: details.status as WorkerStatus,
+      running: details.running,
+      exitCode: details.exitCode,
+      oomKilled: details.oomKilled,
+      error: details.error,
+      endpoint: details.running ? this.endpointOf(details) : null,
+      startedAt: details.startedAt,
+      finishedAt: details.finishedAt,
+    };
+  }
+
+  private endpointOf(details: ContainerDetails): string | null {
+    if (this.placement.mode === 'network') return `http://${details.name}:${WORKER_PORT}`;
+    const binding = details.publishedPorts[`${WORKER_PORT}/tcp`]?.find((b) => b.hostPort > 0);
+    return binding ? `http://127.0.0.1:${binding.hostPort}` : null;
+  }
+
+  private containerOptions(spec: WorkerSpec): Dockerode.ContainerCreateOptions {
+    const labels = {
+      ...spec.labels,
+      [LABELS.managed]: 'true',
+      [LABELS.instance]: this.options.instance,
+    };
+    const env = Object.entries({
+      MODELDOCK_WORKER_PORT: String(WORKER_PORT),
+      MODELDOCK_MODELS_DIR: '/models',
+      MODELDOCK_DATASETS_DIR: '/datasets',
+      MODELDOCK_WORKER_NAME: spec.name,
+      ...spec.env,
+    }).map(([key, value]) => `${key}=${value}`);
+    const hostConfig: Dockerode.HostConfig = {
+      Mounts: [
+        storeMount(this.options.modelsDir, '/models'),
+        storeMount(this.options.datasetsDir, '/datasets'),
+      ],
+      Memory: spec.limits.memoryBytes,
+      // No swap beyond the memory limit: an oversized model fails fast and visibly (OOM).
+      MemorySwap: spec.limits.memoryBytes,
+      NanoCpus: spec.limits.nanoCpus,
+      PidsLimit: spec.limits.pids,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=64m' },
+      // Restarts are the reconciler's decision (with back-off and a limit), not the engine's.
+      RestartPolicy: { Name: 'no' },
+      Init: true,
+    };
+    if (this.placement.mode === 'host') {
+      hostConfig.PortBindings = { [`${WORKER_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] };
+    } else {
+      hostConfig.NetworkMode = this.placement.network;
+    }
+    return {
+      name: spec.name,
+      Image: this.options.image,
+      Labels: labels,
+      Env: env,
+      User: '10001:10001',
+      ExposedPorts: { [`${WORKER_PORT}/tcp`]: {} },
+      HostConfig: hostConfig,
+    };
+  }
+}
+
+function storeMount(source: string | StoreMountSource, target: string): Dockerode.MountSettings {
+  const mount = typeof source === 'string' ? { type: 'bind' as const, source } : source;
+  return { Type: mount.type, Source: mount.source, Target: target, ReadOnly: true };
+}

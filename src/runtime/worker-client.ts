@@ -1,0 +1,194 @@
+/**
+ * HTTP client for the inference worker's API (Open Inference Protocol plus the
+ * repository extension), shared by every runtime. One keep-alive connection pool per
+ * worker endpoint; pools are dropped when a worker goes away.
+ */
+import { Pool, type Dispatcher } from 'undici';
+import {
+  InvalidInputError,
+  NotFoundError,
+  TimeoutError,
+  WorkerError,
+  errorMessage,
+  isModeldockError,
+} from '../errors.js';
+
+export interface LoadResult {
+  loadMs: number | null;
+}
+
+export interface BatchResult {
+  model_name: string;
+  dataset: string;
+  count: number;
+  predictions: unknown[];
+  accuracy: number | null;
+  duration_ms: number;
+}
+
+export interface RepositoryEntry {
+  name: string;
+  state: string;
+  reason?: string;
+}
+
+export interface WorkerStats {
+  rss_bytes: number;
+  heap_used_bytes?: number;
+  loaded: string[];
+}
+
+export class WorkerClient {
+  private readonly pools = new Map<string, Pool>();
+
+  /** The connection pool for a worker, for streaming proxies that need the raw dispatcher. */
+  pool(endpoint: string): Pool {
+    let pool = this.pools.get(endpoint);
+    if (!pool) {
+      pool = new Pool(endpoint, {
+        connections: 64,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        connectTimeout: 2_000,
+      });
+      this.pools.set(endpoint, pool);
+    }
+    return pool;
+  }
+
+  /** Forget a worker's connections (it stopped or moved). */
+  async forget(endpoint: string | null | undefined): Promise<void> {
+    if (!endpoint) return;
+    const pool = this.pools.get(endpoint);
+    this.pools.delete(endpoint);
+    await pool?.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+  }
+
+  /**
+   * Wait until the worker's readiness endpoint answers 200. Polls with a short, growing
+   * interval (the health check is what tells, there is no event for it) and stops early
+   * when `isAlive` says the worker is gone, so a crashing worker fails fast.
+   */
+  async waitUntilReady(
+    endpoint: string,
+    options: { timeoutMs: number; signal?: AbortSignal; isAlive?: () => Promise<boolean> },
+  ): Promise<void> {
+    const deadline = Date.now() + options.timeoutMs;
+    let interval = 10;
+    let lastError = 'no answer yet';
+    for (let attempt = 0; ; attempt++) {
+      options.signal?.throwIfAborted();
+      try {
+        const { statusCode, body } = await this.pool(endpoint).request({
+          method: 'GET',
+          path: '/v2/health/ready',
+          headersTimeout: 2_000,
+          bodyTimeout: 2_000,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        await body.dump();
+        if (statusCode === 200) return;
+        lastError = `status ${statusCode}`;
+      } catch (error) {
+        lastError = errorMessage(error);
+      }
+      if (options.isAlive && attempt % 5 === 4 && !(await options.isAlive())) {
+        throw new WorkerError(`worker at ${endpoint} exited before it became ready (${lastError})`);
+      }
+      if (Date.now() + interval > deadline) {
+        throw new TimeoutError(
+          `worker at ${endpoint} not ready after ${options.timeoutMs} ms (${lastError})`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, interval));
+      interval = Math.min(interval * 2, 200);
+    }
+  }
+
+  async load(endpoint: string, name: string, modelId: string, signal?: AbortSignal): Promise<LoadResult> {
+    const result = await this.call<{ load_ms?: number }>(
+      endpoint,
+      'POST',
+      `/v2/repository/models/${encodeURIComponent(name)}/load`,
+      { parameters: { model_id: modelId } },
+      signal,
+    );
+    return { loadMs: typeof result?.load_ms === 'number' ? result.load_ms : null };
+  }
+
+  async unload(endpoint: string, name: string, signal?: AbortSignal): Promise<void> {
+    await this.call(endpoint, 'POST', `/v2/repository/models/${encodeURIComponent(name)}/unload`, {}, signal);
+  }
+
+  async index(endpoint: string, signal?: AbortSignal): Promise<RepositoryEntry[]> {
+    return (await this.call<RepositoryEntry[]>(endpoint, 'POST', '/v2/repository/index', {}, signal)) ?? [];
+  }
+
+  async isLoaded(endpoint: string, name: string, signal?: AbortSignal): Promise<boolean> {
+    const entries = await this.index(endpoint, signal);
+    return entries.some((e) => e.name === name && e.state === 'READY');
+  }
+
+  async batch(endpoint: string, name: string, dataset: string, signal?: AbortSignal): Promise<BatchResult> {
+    return this.call<BatchResult>(
+      endpoint,
+      'POST',
+      `/v2/models/${encodeURIComponent(name)}/batch`,
+      { dataset },
+      signal,
+    );
+  }
+
+  async infer(endpoint: string, name: string, request: unknown, signal?: AbortSignal): Promise<unknown> {
+    return this.call(endpoint, 'POST', `/v2/models/${encodeURIComponent(name)}/infer`, request, signal);
+  }
+
+  async stats(endpoint: string, signal?: AbortSignal): Promise<WorkerStats> {
+    return this.call<WorkerStats>(endpoint, 'GET', '/v2/worker/stats', undefined, signal);
+  }
+
+  private async call<T>(
+    endpoint: string,
+    method: Dispatcher.HttpMethod,
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.pool(endpoint).request({
+        method,
+        path,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headersTimeout: 300_000,
+        bodyTimeout: 300_000,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      if (isModeldockError(error)) throw error;
+      throw new WorkerError(`worker at ${endpoint} unreachable: ${errorMessage(error)}`, { cause: error });
+    }
+    const text = await response.body.text();
+    let parsed: unknown = undefined;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (response.statusCode >= 200 && response.statusCode < 300) return parsed as T;
+    const message =
+      (parsed as { error?: unknown } | undefined)?.error !== undefined
+        ? String((parsed as { error: unknown }).error)
+        : `worker answered ${response.statusCode}`;
+    if (response.statusCode === 400 || response.statusCode === 422) throw new InvalidInputError(message);
+    if (response.statusCode === 404) throw new NotFoundError(message);
+    throw new WorkerError(message, { status: response.statusCode });
+  }
+}
