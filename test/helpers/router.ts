@@ -1,0 +1,136 @@
+/**
+ * Starts a real router for a test: real Docker engine, real SQLite (or MongoDB) store,
+ * listening on a free loopback port, under an instance name of its own so tests never
+ * see (or clean up) each other's containers.
+ */
+import Dockerode from 'dockerode';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../../src/config.js';
+import { Router } from '../../src/router.js';
+import { DockerRuntime } from '../../src/runtime/docker/docker-runtime.js';
+import { LABELS, type Runtime } from '../../src/runtime/runtime.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
+
+export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+export const MODELS_DIR = path.join(REPO_ROOT, 'models');
+export const DATASETS_DIR = path.join(REPO_ROOT, 'datasets');
+
+export interface TestRouter {
+  router: Router;
+  url: string;
+  config: Config;
+  instance: string;
+  docker: Dockerode;
+  runtime: Runtime;
+  store: Store;
+  /** Stop the router (workers keep running, as in production). */
+  stop(): Promise<void>;
+  /** Stop the router and remove every container of this instance. */
+  cleanup(): Promise<void>;
+}
+
+export function uniqueInstance(prefix = 't'): string {
+  return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 30);
+}
+
+export async function startTestRouter(
+  options: {
+    instance?: string;
+    env?: Record<string, string>;
+    store?: (dir: string) => Store;
+    runtime?: (config: Config) => Runtime;
+    dataDir?: string;
+  } = {},
+): Promise<TestRouter> {
+  const instance = options.instance ?? uniqueInstance();
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'modeldock-test-')));
+  const config = loadConfig(
+    {
+      MODELDOCK_PORT: '0',
+      MODELDOCK_HOST: '127.0.0.1',
+      MODELDOCK_INSTANCE: instance,
+      MODELDOCK_MODELS_DIR: MODELS_DIR,
+      MODELDOCK_DATASETS_DIR: DATASETS_DIR,
+      MODELDOCK_WORKER_MEMORY: '1g',
+      MODELDOCK_RECONCILE_INTERVAL_MS: '2000',
+      MODELDOCK_LOG_LEVEL: process.env.MODELDOCK_TEST_LOG_LEVEL ?? 'warn',
+      ...options.env,
+    },
+    REPO_ROOT,
+  );
+  const docker = new Dockerode();
+  const store = options.store ? options.store(dataDir) : new SqliteStore(path.join(dataDir, 'modeldock.db'));
+  const runtime =
+    options.runtime?.(config) ??
+    new DockerRuntime({
+      docker,
+      instance,
+      image: config.workerImage,
+      modelsDir: config.modelsDir,
+      datasetsDir: config.datasetsDir,
+    });
+  const logger = pino({ level: config.logLevel });
+  const router = await Router.create({ config, store, runtime, logger });
+  const url = await router.listen();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await router.close();
+  };
+  return {
+    router,
+    url,
+    config,
+    instance,
+    docker,
+    runtime,
+    store,
+    stop,
+    cleanup: async () => {
+      await stop();
+      await removeInstanceContainers(docker, instance);
+      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function removeInstanceContainers(docker: Dockerode, instance: string): Promise<void> {
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABELS.instance}=${instance}`] },
+  });
+  await Promise.all(
+    containers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
+}
+
+export async function instanceContainers(docker: Dockerode, instance: string) {
+  return docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${instance}`] } });
+}
+
+/** POST JSON and return status and parsed body. */
+export async function postJson(url: string, body: unknown): Promise<{ status: number; body: any }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const response = await fetch(url, { headers: { accept: 'application/json' } });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}

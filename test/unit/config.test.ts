@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig, parseBytes } from '../../src/config.js';
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({}, '/srv/md');
+    assert.equal(config.port, 8080);
+    assert.equal(config.store, 'sqlite:./data/modeldock.db');
+    assert.equal(config.runtime, 'auto');
+    assert.equal(config.modelsDir, path.resolve('/srv/md/models'));
+    assert.equal(config.datasetsDir, path.resolve('/srv/md/datasets'));
+    assert.equal(config.instance, 'modeldock');
+  });
+
+  it('reads the variables of DESIGN.md', () => {
+    const config = loadConfig(
+      {
+        MODELDOCK_PORT: '81',
+        MODELDOCK_STORE: 'mongodb://127.0.0.1:27017/modeldock',
+        MODELDOCK_RUNTIME: 'process',
+        MODELDOCK_MODELS_DIR: '/models',
+        MODELDOCK_DATASETS_DIR: '/datasets',
+        MODELDOCK_WORKER_MEMORY: '512m',
+      },
+      '/',
+    );
+    assert.equal(config.port, 81);
+    assert.equal(config.store, 'mongodb://127.0.0.1:27017/modeldock');
+    assert.equal(config.runtime, 'process');
+    assert.equal(config.modelsDir, '/models');
+    assert.equal(config.workerMemoryBytes, 512 * 1024 * 1024);
+  });
+
+  it('refuses bad values with a message naming the variable', () => {
+    assert.throws(
+      () => loadConfig({ MODELDOCK_PORT: 'eighty' }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(e.message, /MODELDOCK_PORT/);
+        return true;
+      },
+    );
+    assert.throws(() => loadConfig({ MODELDOCK_RUNTIME: 'k8s' }), /MODELDOCK_RUNTIME/);
+    assert.throws(() => loadConfig({ MODELDOCK_STORE: 'postgres://x' }), /MODELDOCK_STORE/);
+    assert.throws(() => loadConfig({ MODELDOCK_INSTANCE: 'Bad Name' }), /MODELDOCK_INSTANCE/);
+    assert.throws(() => loadConfig({ MODELDOCK_WORKER_MEMORY: 'lots' }), /MODELDOCK_WORKER_MEMORY/);
+  });
+
+  it('parses sizes', () => {
+    assert.equal(parseBytes('1048576'), 1048576);
+    assert.equal(parseBytes('64k'), 65536);
+    assert.equal(parseBytes('2g'), 2 * 1024 ** 3);
+    assert.equal(parseBytes('1.5GiB'), 1.5 * 1024 ** 3);
+    assert.equal(parseBytes('-1'), undefined);
+  });
+});
