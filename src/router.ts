@@ -69,6 +69,8 @@ export class Router {
       logger,
       options: {
         instance: config.instance,
+        idleUnloadMs: config.idleUnloadMs,
+        maxLoadedModels: config.maxLoadedModels,
         readyTimeoutMs: config.readyTimeoutMs,
         workerLimits: {
           memoryBytes: config.workerMemoryBytes,
@@ -115,6 +117,7 @@ export class Router {
       logger,
     );
     await reconciler.start();
+    lifecycle.memoryPolicy.start();
     return router;
   }
 
@@ -125,6 +128,7 @@ export class Router {
   /** Stops serving and watching. Workers keep running: they belong to the engine, not to us. */
   async close(): Promise<void> {
     await this.app.close();
+    this.lifecycle.memoryPolicy.stop();
     await this.reconciler.stop();
     await this.workers.close();
     await this.runtime.close();

@@ -34,6 +34,7 @@ import type { Catalog } from './catalog.js';
 import type { EventBus } from './event-bus.js';
 import { validateId } from './ids.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { MemoryPolicy } from './memory-policy.js';
 import { OperationRecorder, newOperationId } from './operation-recorder.js';
 import { canTransition } from './state-machine.js';
 
@@ -67,6 +68,8 @@ export interface Route {
 
 export interface LifecycleOptions {
   instance: string;
+  idleUnloadMs?: number;
+  maxLoadedModels?: number;
   readyTimeoutMs: number;
   workerLimits: WorkerLimits;
   stopTimeoutSeconds?: number;
@@ -103,7 +106,23 @@ export class Lifecycle {
   /** Operations this process is running; a `running` record not in here was interrupted. */
   readonly activeOperations = new Set<string>();
 
-  constructor(private readonly deps: LifecycleDeps) {}
+  readonly memoryPolicy: MemoryPolicy;
+
+  constructor(private readonly deps: LifecycleDeps) {
+    this.memoryPolicy = new MemoryPolicy(
+      deps.store,
+      {
+        deployUnload: (request, reason) => this.deployUnload(request, reason),
+        lastUsedAt: (jobId) => this.lastUsedAt(jobId),
+        isJobBusy: (jobId) => this.locks.isBusy(jobId),
+      },
+      {
+        idleUnloadMs: deps.options.idleUnloadMs ?? 0,
+        maxLoadedModels: deps.options.maxLoadedModels ?? 0,
+      },
+      deps.logger,
+    );
+  }
 
   // ---------------------------------------------------------------- operations
 
@@ -397,6 +416,7 @@ export class Lifecycle {
       );
       const modelName = server.jobId;
       const model = server.model;
+      if (server.kind === 'job') await this.memoryPolicy.makeRoomFor(server.jobId);
       await rec.step('load', () => this.deps.workers.load(endpoint, modelName, model));
       const now = new Date().toISOString();
       server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });
