@@ -14,6 +14,7 @@ import { DockerRuntime } from '../../src/runtime/docker/docker-runtime.js';
 import { LABELS, type Runtime } from '../../src/runtime/runtime.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
+import type { ServerRecord } from '../../src/store/records.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const MODELS_DIR = path.join(REPO_ROOT, 'models');
@@ -133,4 +134,42 @@ export async function getJson(url: string): Promise<{ status: number; body: any 
   const response = await fetch(url, { headers: { accept: 'application/json' } });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/**
+ * Resolve with the server record once `predicate` holds, watching the router's event bus
+ * (no polling, no sleeps); reject after `timeoutMs`.
+ */
+export async function waitForServer(
+  router: Router,
+  serverId: string,
+  predicate: (server: ServerRecord) => boolean,
+  timeoutMs = 10_000,
+): Promise<ServerRecord> {
+  return new Promise<ServerRecord>((resolve, reject) => {
+    let settled = false;
+    const finish = (error: Error | null, server?: ServerRecord) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      unsubscribe();
+      if (error) reject(error);
+      else resolve(server!);
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`server ${serverId} did not reach the expected state within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const unsubscribe = router.events.subscribe((event) => {
+      if (event.type === 'server' && event.server.serverId === serverId && predicate(event.server)) {
+        finish(null, event.server);
+      }
+    });
+    router.store.getServer(serverId).then(
+      (server) => {
+        if (server && predicate(server)) finish(null, server);
+      },
+      (error: Error) => finish(error),
+    );
+  });
 }

@@ -1,0 +1,112 @@
+/**
+ * The store and the engine never drift: a worker killed by hand is noticed at once and
+ * restarted, a container removed by hand is marked and heals on DEPLOY_LOAD, an orphan
+ * with our labels is removed, and a restart budget ends in `failed` with the reason.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { LABELS } from '../../src/runtime/runtime.js';
+import {
+  getJson,
+  instanceContainers,
+  postJson,
+  startTestRouter,
+  waitForServer,
+  type TestRouter,
+} from '../helpers/router.js';
+
+async function createJob(t: TestRouter, jobId: string) {
+  const response = await postJson(`${t.url}/v1/jobs`, { job_id: jobId, model: 'm-131', dataset: 'ds-550' });
+  assert.equal(response.status, 201, JSON.stringify(response.body));
+  return response.body.server as { server_id: string; container_id: string; container_name: string };
+}
+
+describe('reconciler against real faults', () => {
+  let t: TestRouter;
+  before(async () => {
+    t = await startTestRouter({ env: { MODELDOCK_RESTART_LIMIT: '1', MODELDOCK_RESTART_BACKOFF_MS: '100' } });
+  });
+  after(async () => {
+    await t?.cleanup();
+  });
+
+  it('a worker killed with docker kill is noticed within 2 s and restarted with its model', async () => {
+    const server = await createJob(t, 'k1');
+    const failed = waitForServer(t.router, server.server_id, (s) => s.state === 'failed', 5_000);
+    const killedAt = Date.now();
+    await t.docker.getContainer(server.container_id).kill({ signal: 'SIGKILL' });
+    const marked = await failed;
+    const noticedMs = Date.now() - killedAt;
+    console.log(`# worker death noticed after ${noticedMs} ms`);
+    assert.ok(noticedMs < 2_000, `noticed after ${noticedMs} ms`);
+    assert.match(marked.reason ?? '', /exited with code 137/);
+
+    const ready = await waitForServer(t.router, server.server_id, (s) => s.state === 'ready', 30_000);
+    assert.equal(ready.restarts, 1);
+    const ops = (await getJson(`${t.url}/v1/operations?job_id=k1&type=DEPLOY_LOAD`)).body.operations;
+    assert.equal(ops[0].reason, 'restart');
+    assert.equal(ops[0].status, 'succeeded');
+    // The model really serves again.
+    const index = await postJson(`${ready.endpoint}/v2/repository/index`, {});
+    assert.ok(
+      index.body.some((m: { name: string; state: string }) => m.name === 'k1' && m.state === 'READY'),
+    );
+  });
+
+  it('past the restart limit the server stays failed with the reason', async () => {
+    const current = (await getJson(`${t.url}/v1/jobs/k1`)).body.server;
+    const failed = waitForServer(
+      t.router,
+      current.server_id,
+      (s) => s.state === 'failed' && /restart limit/.test(s.reason ?? ''),
+      10_000,
+    );
+    await t.docker.getContainer(current.container_id).kill({ signal: 'SIGKILL' });
+    const final = await failed;
+    assert.match(final.reason!, /exited with code 137; restart limit \(1\) reached/);
+    // Inference is refused with the reason instead of hanging.
+    const infer = await postJson(`${t.url}/v1/jobs/k1/infer`, {
+      inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [0] }],
+    });
+    assert.equal(infer.status, 409);
+    assert.match(infer.body.error.message, /restart limit/);
+    // DEPLOY_LOAD heals it.
+    const healed = await postJson(`${t.url}/v1/jobs/k1/load`, {});
+    assert.equal(healed.status, 200, JSON.stringify(healed.body));
+    assert.equal(healed.body.server.state, 'ready');
+  });
+
+  it('a container removed by hand is marked, and DEPLOY_LOAD recreates it', async () => {
+    const server = await createJob(t, 'r1');
+    const marked = waitForServer(t.router, server.server_id, (s) => s.state === 'failed', 5_000);
+    await t.docker.getContainer(server.container_id).remove({ force: true });
+    const failed = await marked;
+    assert.match(failed.reason ?? '', /exited|vanished/);
+    await t.router.reconciler.reconcileAll('test');
+    const healed = await postJson(`${t.url}/v1/jobs/r1/load`, {});
+    assert.equal(healed.status, 200, JSON.stringify(healed.body));
+    assert.equal(healed.body.server.state, 'ready');
+    assert.equal(healed.body.server.server_id, server.server_id, 'the same server heals, no duplicate');
+    assert.notEqual(healed.body.server.container_id, server.container_id, 'in a new container');
+    const containers = await instanceContainers(t.docker, t.instance);
+    assert.equal(containers.filter((c) => c.Labels[LABELS.job] === 'r1').length, 1);
+  });
+
+  it('an orphan container with our labels and no record is removed', async () => {
+    const orphan = await t.docker.createContainer({
+      name: `${t.instance}-inf-9999`,
+      Image: t.config.workerImage,
+      Labels: {
+        [LABELS.managed]: 'true',
+        [LABELS.instance]: t.instance,
+        [LABELS.server]: 'inf-9999',
+        [LABELS.job]: 'ghost',
+        [LABELS.model]: 'm-131',
+      },
+      HostConfig: { ReadonlyRootfs: true },
+    });
+    const report = await t.router.reconciler.reconcileAll('test');
+    assert.ok(report.orphansRemoved >= 1);
+    await assert.rejects(orphan.inspect(), (e: { statusCode?: number }) => e.statusCode === 404);
+  });
+});

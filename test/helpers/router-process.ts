@@ -1,0 +1,68 @@
+/**
+ * Runs the real `modeldock start` as a child process, so tests can SIGKILL it at any
+ * point and start it again on the same state.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { REPO_ROOT } from './router.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RouterProcess {
+  url: string;
+  child: ChildProcess;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function spawnRouter(env: Record<string, string>, logFile: string): Promise<RouterProcess> {
+  const port = await freePort();
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), 'start'],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env, MODELDOCK_PORT: String(port), MODELDOCK_HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  // The router listens only after its start-up reconcile, so /healthz answering means "recovered".
+  for (let interval = 25; ; interval = Math.min(interval * 2, 250)) {
+    if (child.exitCode !== null) throw new Error(`router exited with ${child.exitCode}; see ${logFile}`);
+    try {
+      const response = await fetch(`${url}/healthz`);
+      if (response.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`router did not come up; see ${logFile}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+  return {
+    url,
+    child,
+    kill: async (signal: NodeJS.Signals = 'SIGKILL') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
