@@ -1,0 +1,391 @@
+/**
+ * The embedded default store: one SQLite file (WAL mode), through better-sqlite3.
+ * Several processes may share the file: numbers are claimed inside an IMMEDIATE
+ * transaction and every server update is conditional on the version it read.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import {
+  ConflictError,
+  ModeldockError,
+  NotFoundError,
+  StaleVersionError,
+  StoreUnavailableError,
+  errorMessage,
+} from '../../errors.js';
+import type { JobRecord, OperationRecord, ServerRecord } from '../../store/records.js';
+import type { OperationFilter, OperationPatch, ServerFilter, ServerPatch, Store } from '../store.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+
+type Row = Record<string, unknown>;
+
+const SERVER_COLUMNS: Record<keyof ServerRecord, string> = {
+  serverId: 'server_id',
+  number: 'number',
+  jobId: 'job_id',
+  model: 'model',
+  dataset: 'dataset',
+  kind: 'kind',
+  state: 'state',
+  reason: 'reason',
+  runtime: 'runtime',
+  workerName: 'worker_name',
+  workerId: 'worker_id',
+  endpoint: 'endpoint',
+  version: 'version',
+  restarts: 'restarts',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+  loadedAt: 'loaded_at',
+  lastUsedAt: 'last_used_at',
+  terminatedAt: 'terminated_at',
+};
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private db: Database.Database | undefined;
+
+  /** `file` is a path (parent directories are created) or `:memory:`. */
+  constructor(private readonly file: string) {}
+
+  async init(): Promise<void> {
+    this.guard(() => {
+      if (this.file !== ':memory:') mkdirSync(path.dirname(this.file), { recursive: true });
+      const db = new Database(this.file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('busy_timeout = 5000');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+      const migrate = db.transaction(() => {
+        const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
+          { value: string } | undefined;
+        const current = row ? Number(row.value) : 0;
+        if (current > SCHEMA_VERSION) {
+          throw new StoreUnavailableError(
+            `the database ${this.file} has schema version ${current}, newer than this modeldock (${SCHEMA_VERSION})`,
+          );
+        }
+        for (let version = current + 1; version <= SCHEMA_VERSION; version++)
+          db.exec(MIGRATIONS[version - 1]!);
+        db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(
+          String(SCHEMA_VERSION),
+        );
+      });
+      migrate.immediate();
+      this.db = db;
+    });
+  }
+
+  async close(): Promise<void> {
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  async ping(): Promise<void> {
+    this.guard(() => this.handle().prepare('SELECT 1').get());
+  }
+
+  async ensureJob(job: { jobId: string; model: string; dataset: string }): Promise<JobRecord> {
+    return this.guard(() => {
+      const now = new Date().toISOString();
+      this.handle()
+        .prepare(
+          `INSERT INTO jobs (job_id, model, dataset, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (job_id) DO NOTHING`,
+        )
+        .run(job.jobId, job.model, job.dataset, now, now);
+      return this.readJob(job.jobId)!;
+    });
+  }
+
+  async updateJob(jobId: string, patch: { model: string; dataset: string }): Promise<JobRecord> {
+    return this.guard(() => {
+      const result = this.handle()
+        .prepare('UPDATE jobs SET model = ?, dataset = ?, updated_at = ? WHERE job_id = ?')
+        .run(patch.model, patch.dataset, new Date().toISOString(), jobId);
+      if (result.changes === 0) throw new NotFoundError(`job ${jobId} not found`);
+      return this.readJob(jobId)!;
+    });
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    return this.guard(() => this.readJob(jobId));
+  }
+
+  async listJobs(): Promise<JobRecord[]> {
+    return this.guard(() =>
+      (this.handle().prepare('SELECT * FROM jobs ORDER BY created_at, job_id').all() as Row[]).map(toJob),
+    );
+  }
+
+  async allocateServerNumber(): Promise<number> {
+    return this.guard(() => {
+      const db = this.handle();
+      const claim = db.transaction(() => {
+        const row = db.prepare('SELECT COALESCE(MAX(number), 0) + 1 AS next FROM server_numbers').get() as {
+          next: number;
+        };
+        db.prepare('INSERT INTO server_numbers (number, claimed_at) VALUES (?, ?)').run(
+          row.next,
+          new Date().toISOString(),
+        );
+        return row.next;
+      });
+      // IMMEDIATE takes the write lock before reading, so two processes never read the same max.
+      return claim.immediate();
+    });
+  }
+
+  async insertServer(
+    server: Omit<ServerRecord, 'version' | 'createdAt' | 'updatedAt'>,
+  ): Promise<ServerRecord> {
+    return this.guard(() => {
+      const now = new Date().toISOString();
+      const record: ServerRecord = { ...server, version: 1, createdAt: now, updatedAt: now };
+      const columns = Object.values(SERVER_COLUMNS);
+      try {
+        this.handle()
+          .prepare(
+            `INSERT INTO servers (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+          )
+          .run(...(Object.keys(SERVER_COLUMNS) as (keyof ServerRecord)[]).map((key) => record[key]));
+      } catch (error) {
+        if ((error as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) {
+          throw new ConflictError(`server ${server.serverId} already exists`, { cause: error });
+        }
+        throw error;
+      }
+      return record;
+    });
+  }
+
+  async getServer(serverId: string): Promise<ServerRecord | undefined> {
+    return this.guard(() => this.readServer(serverId));
+  }
+
+  async updateServer(serverId: string, expectedVersion: number, patch: ServerPatch): Promise<ServerRecord> {
+    return this.guard(() => {
+      const entries = Object.entries(patch).filter(
+        ([key, value]) => value !== undefined && key in SERVER_COLUMNS,
+      );
+      const sets = entries.map(([key]) => `${SERVER_COLUMNS[key as keyof ServerRecord]} = ?`);
+      const result = this.handle()
+        .prepare(
+          `UPDATE servers SET ${[...sets, 'version = version + 1', 'updated_at = ?'].join(', ')}
+           WHERE server_id = ? AND version = ?`,
+        )
+        .run(...entries.map(([, value]) => value), new Date().toISOString(), serverId, expectedVersion);
+      if (result.changes === 0) {
+        const current = this.readServer(serverId);
+        if (!current) throw new NotFoundError(`server ${serverId} not found`);
+        throw new StaleVersionError(
+          `server ${serverId} changed meanwhile (version ${current.version}, expected ${expectedVersion})`,
+        );
+      }
+      return this.readServer(serverId)!;
+    });
+  }
+
+  async listServers(filter: ServerFilter = {}): Promise<ServerRecord[]> {
+    return this.guard(() => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.jobId !== undefined) {
+        where.push('job_id = ?');
+        params.push(filter.jobId);
+      }
+      if (filter.kind !== undefined) {
+        where.push('kind = ?');
+        params.push(filter.kind);
+      }
+      if (filter.states !== undefined) {
+        if (filter.states.length === 0) return [];
+        where.push(`state IN (${filter.states.map(() => '?').join(', ')})`);
+        params.push(...filter.states);
+      }
+      const sql = `SELECT * FROM servers ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY number`;
+      return (
+        this.handle()
+          .prepare(sql)
+          .all(...params) as Row[]
+      ).map(toServer);
+    });
+  }
+
+  async currentServer(jobId: string): Promise<ServerRecord | undefined> {
+    return this.guard(() => {
+      const row = this.handle()
+        .prepare("SELECT * FROM servers WHERE job_id = ? AND kind = 'job' ORDER BY number DESC LIMIT 1")
+        .get(jobId) as Row | undefined;
+      return row ? toServer(row) : undefined;
+    });
+  }
+
+  async insertOperation(op: OperationRecord): Promise<void> {
+    this.guard(() => {
+      try {
+        this.handle()
+          .prepare(
+            `INSERT INTO operations (operation_id, type, job_id, server_id, status, reason, steps, warnings, error,
+               started_at, finished_at, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(
+            op.operationId,
+            op.type,
+            op.jobId,
+            op.serverId,
+            op.status,
+            op.reason,
+            JSON.stringify(op.steps),
+            JSON.stringify(op.warnings),
+            op.error === null ? null : JSON.stringify(op.error),
+            op.startedAt,
+            op.finishedAt,
+            op.durationMs,
+          );
+      } catch (error) {
+        if ((error as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) {
+          throw new ConflictError(`operation ${op.operationId} already exists`, { cause: error });
+        }
+        throw error;
+      }
+    });
+  }
+
+  async updateOperation(operationId: string, patch: OperationPatch): Promise<OperationRecord> {
+    return this.guard(() => {
+      const columns: Record<string, (value: unknown) => unknown> = {
+        serverId: (v) => v,
+        status: (v) => v,
+        reason: (v) => v,
+        steps: (v) => JSON.stringify(v),
+        warnings: (v) => JSON.stringify(v),
+        error: (v) => (v === null ? null : JSON.stringify(v)),
+        finishedAt: (v) => v,
+        durationMs: (v) => v,
+      };
+      const names: Record<string, string> = {
+        serverId: 'server_id',
+        finishedAt: 'finished_at',
+        durationMs: 'duration_ms',
+      };
+      const entries = Object.entries(patch).filter(([key, value]) => value !== undefined && key in columns);
+      if (entries.length > 0) {
+        const result = this.handle()
+          .prepare(
+            `UPDATE operations SET ${entries.map(([key]) => `${names[key] ?? key} = ?`).join(', ')} WHERE operation_id = ?`,
+          )
+          .run(...entries.map(([key, value]) => columns[key]!(value)), operationId);
+        if (result.changes === 0) throw new NotFoundError(`operation ${operationId} not found`);
+      }
+      const updated = this.readOperation(operationId);
+      if (!updated) throw new NotFoundError(`operation ${operationId} not found`);
+      return updated;
+    });
+  }
+
+  async getOperation(operationId: string): Promise<OperationRecord | undefined> {
+    return this.guard(() => this.readOperation(operationId));
+  }
+
+  async listOperations(filter: OperationFilter = {}): Promise<OperationRecord[]> {
+    return this.guard(() => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      for (const [key, column] of [
+        ['jobId', 'job_id'],
+        ['serverId', 'server_id'],
+        ['type', 'type'],
+        ['status', 'status'],
+      ] as const) {
+        const value = filter[key];
+        if (value !== undefined) {
+          where.push(`${column} = ?`);
+          params.push(value);
+        }
+      }
+      const sql = `SELECT * FROM operations ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY seq DESC LIMIT ?`;
+      return (
+        this.handle()
+          .prepare(sql)
+          .all(...params, filter.limit ?? 100) as Row[]
+      ).map(toOperation);
+    });
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private handle(): Database.Database {
+    if (!this.db) throw new StoreUnavailableError('the SQLite store is not open');
+    return this.db;
+  }
+
+  private readJob(jobId: string): JobRecord | undefined {
+    const row = this.handle().prepare('SELECT * FROM jobs WHERE job_id = ?').get(jobId) as Row | undefined;
+    return row ? toJob(row) : undefined;
+  }
+
+  private readServer(serverId: string): ServerRecord | undefined {
+    const row = this.handle().prepare('SELECT * FROM servers WHERE server_id = ?').get(serverId) as
+      Row | undefined;
+    return row ? toServer(row) : undefined;
+  }
+
+  private readOperation(operationId: string): OperationRecord | undefined {
+    const row = this.handle().prepare('SELECT * FROM operations WHERE operation_id = ?').get(operationId) as
+      Row | undefined;
+    return row ? toOperation(row) : undefined;
+  }
+
+  /** Domain errors pass; SQLite failures that mean "the database is not usable" become 503s. */
+  private guard<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (error) {
+      if (error instanceof ModeldockError) throw error;
+      const code = (error as { code?: string }).code ?? '';
+      if (/^SQLITE_(BUSY|LOCKED|CANTOPEN|READONLY|IOERR|FULL|CORRUPT|NOTADB|PERM)/.test(code) || !code) {
+        throw new StoreUnavailableError(`SQLite store unavailable (${this.file}): ${errorMessage(error)}`, {
+          cause: error,
+        });
+      }
+      throw new ModeldockError('internal', `SQLite store error: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+}
+
+function toJob(row: Row): JobRecord {
+  return {
+    jobId: row.job_id as string,
+    model: row.model as string,
+    dataset: row.dataset as string,
+    createdAt: row.created_at as string,
+    updatedAt: row.updated_at as string,
+  };
+}
+
+function toServer(row: Row): ServerRecord {
+  const record = {} as Record<string, unknown>;
+  for (const [key, column] of Object.entries(SERVER_COLUMNS)) record[key] = row[column] ?? null;
+  return record as unknown as ServerRecord;
+}
+
+function toOperation(row: Row): OperationRecord {
+  return {
+    operationId: row.operation_id as string,
+    type: row.type as OperationRecord['type'],
+    jobId: row.job_id as string,
+    serverId: (row.server_id as string | null) ?? null,
+    status: row.status as OperationRecord['status'],
+    reason: row.reason as string,
+    steps: JSON.parse(row.steps as string) as OperationRecord['steps'],
+    warnings: JSON.parse(row.warnings as string) as string[],
+    error: row.error ? (JSON.parse(row.error as string) as OperationRecord['error']) : null,
+    startedAt: row.started_at as string,
+    finishedAt: (row.finished_at as string | null) ?? null,
+    durationMs: (row.duration_ms as number | null) ?? null,
+  };
+}
