@@ -6,7 +6,7 @@
 import { access, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { NotFoundError } from '../errors.js';
-import { ID_PATTERN, validateId } from './ids.js';
+import { ID_PATTERN, validateId } from '../ids.js';
 
 export class Catalog {
   constructor(

@@ -32,7 +32,7 @@ import { formatServerId } from '../store/server-id.js';
 import type { ServerPatch, Store } from '../store/store.js';
 import type { Catalog } from './catalog.js';
 import type { EventBus } from './event-bus.js';
-import { validateId } from './ids.js';
+import { validateId } from '../ids.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { MemoryPolicy } from './memory-policy.js';
 import { OperationRecorder, newOperationId } from './operation-recorder.js';

@@ -7,7 +7,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { WorkerError, errorMessage } from '../../errors.js';
-import { validateId } from '../../lifecycle/ids.js';
+import { validateId } from '../../ids.js';
 import type { Lifecycle } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { WorkerClient } from '../../runtime/worker-client.js';

@@ -3,11 +3,11 @@
  * labels, URLs and file paths, so they are restricted to a safe alphabet: no slashes,
  * no leading dot, no `..`.
  */
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError } from './errors.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-export function validateId(kind: 'job_id' | 'model' | 'dataset', value: unknown): string {
+export function validateId(kind: 'job_id' | 'model' | 'dataset' | 'name', value: unknown): string {
   if (typeof value !== 'string' || value === '') {
     throw new InvalidInputError(`${kind} must be a non-empty string`);
   }
