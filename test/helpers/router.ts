@@ -16,9 +16,9 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import type { ServerRecord } from '../../src/store/records.js';
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
-export const MODELS_DIR = path.join(REPO_ROOT, 'models');
-export const DATASETS_DIR = path.join(REPO_ROOT, 'datasets');
+import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from './paths.js';
+
+export { DATASETS_DIR, MODELS_DIR, REPO_ROOT };
 
 export interface TestRouter {
   router: Router;

@@ -1,0 +1,130 @@
+/**
+ * The model store as the worker reads it: `<models>/<id>/model.onnx` and an optional
+ * `model.json`. Without model.json, inputs and outputs come from the ONNX graph, so
+ * dropping an .onnx file into a directory is enough.
+ */
+import ort from 'onnxruntime-node';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidInputError, NotFoundError, errorMessage } from '../errors.js';
+import { ID_PATTERN, validateId } from '../ids.js';
+import { v2DatatypeOf, type TensorSpec } from './tensors.js';
+
+export interface ModelManifest {
+  description?: string;
+  /** Output whose values are the predicted class (batch inference, accuracy). */
+  prediction_output?: string;
+  labels?: string[];
+  [key: string]: unknown;
+}
+
+export interface LoadedModel {
+  name: string;
+  modelId: string;
+  session: ort.InferenceSession;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  manifest: ModelManifest;
+  loadMs: number;
+  bytes: number;
+}
+
+interface OrtValueMetadata {
+  name: string;
+  isTensor: boolean;
+  type?: string;
+  shape?: (number | string)[];
+}
+
+function toSpec(meta: OrtValueMetadata): TensorSpec {
+  return {
+    name: meta.name,
+    datatype: v2DatatypeOf(meta.type ?? 'float32'),
+    shape: (meta.shape ?? []).map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
+  };
+}
+
+export class ModelStore {
+  constructor(
+    private readonly dir: string,
+    private readonly threads: number,
+  ) {}
+
+  modelPath(modelId: string): string {
+    validateId('model', modelId);
+    return path.join(this.dir, modelId, 'model.onnx');
+  }
+
+  async list(): Promise<string[]> {
+    try {
+      const entries = await readdir(this.dir);
+      const ids = await Promise.all(
+        entries
+          .filter((id) => ID_PATTERN.test(id))
+          .map(async (id) =>
+            (await stat(path.join(this.dir, id, 'model.onnx')).catch(() => null)) ? id : null,
+          ),
+      );
+      return ids.filter((id): id is string => id !== null).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  /** Create the runtime session; every failure is a clear error and nothing is kept. */
+  async open(name: string, modelId: string): Promise<LoadedModel> {
+    const file = this.modelPath(modelId);
+    let bytes: number;
+    try {
+      bytes = (await stat(file)).size;
+    } catch {
+      throw new NotFoundError(`model "${modelId}" not found in the model store (no ${modelId}/model.onnx)`);
+    }
+    const manifest = await this.readManifest(modelId);
+    const started = performance.now();
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(file, {
+        intraOpNumThreads: this.threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+      });
+    } catch (error) {
+      throw new InvalidInputError(
+        `model "${modelId}" cannot be loaded: ${errorMessage(error).split('\n')[0]}`,
+      );
+    }
+    const loadMs = Math.round((performance.now() - started) * 100) / 100;
+    const meta = session as unknown as {
+      inputMetadata?: OrtValueMetadata[];
+      outputMetadata?: OrtValueMetadata[];
+    };
+    const inputs = (meta.inputMetadata ?? session.inputNames.map((n) => ({ name: n, isTensor: true }))).map(
+      toSpec,
+    );
+    const outputs = (
+      meta.outputMetadata ?? session.outputNames.map((n) => ({ name: n, isTensor: true }))
+    ).map(toSpec);
+    return { name, modelId, session, inputs, outputs, manifest, loadMs, bytes };
+  }
+
+  private async readManifest(modelId: string): Promise<ModelManifest> {
+    const file = path.join(this.dir, modelId, 'model.json');
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      return {};
+    }
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        throw new Error('not an object');
+      return parsed as ModelManifest;
+    } catch (error) {
+      throw new InvalidInputError(
+        `model "${modelId}": model.json is not a JSON object (${errorMessage(error)})`,
+      );
+    }
+  }
+}

@@ -1,0 +1,34 @@
+/** The worker's own configuration, read from its environment (it is a separate program). */
+import os from 'node:os';
+
+export interface WorkerConfig {
+  port: number;
+  host: string;
+  modelsDir: string;
+  datasetsDir: string;
+  logLevel: string;
+  /** ONNX Runtime intra-op threads per session. */
+  threads: number;
+  bodyLimitBytes: number;
+  name: string;
+}
+
+export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
+  const int = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer`);
+    return value;
+  };
+  return {
+    port: int('MODELDOCK_WORKER_PORT', 8000),
+    host: env.MODELDOCK_WORKER_HOST || '0.0.0.0',
+    modelsDir: env.MODELDOCK_MODELS_DIR || '/models',
+    datasetsDir: env.MODELDOCK_DATASETS_DIR || '/datasets',
+    logLevel: env.MODELDOCK_LOG_LEVEL || 'info',
+    threads: int('MODELDOCK_WORKER_THREADS', Math.min(4, os.availableParallelism())),
+    bodyLimitBytes: int('MODELDOCK_WORKER_BODY_LIMIT', 256 * 1024 * 1024),
+    name: env.MODELDOCK_WORKER_NAME || os.hostname(),
+  };
+}
