@@ -3,6 +3,9 @@ import { pino } from 'pino';
 import { buildWorkerApp } from './app.js';
 import { loadWorkerConfig } from './worker-config.js';
 
+// ONNX Runtime would otherwise try to upload telemetry, which a model server must not do.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 const config = loadWorkerConfig();
 const logger = pino({ level: config.logLevel, base: { service: 'modeldock-worker', worker: config.name } });
 const { app } = await buildWorkerApp({

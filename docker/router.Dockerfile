@@ -1,0 +1,19 @@
+# modeldock router, for the original deployment: run with the host's Docker socket
+# mounted (see README). The build context is staged by image-builder.ts: app/ holds the
+# bundled router, better-sqlite3's native module and the example store.
+ARG BASE_IMAGE=node:20-bookworm-slim
+FROM ${BASE_IMAGE}
+WORKDIR /app
+COPY app/ /app/
+ENV NODE_ENV=production \
+    MODELDOCK_PORT=8080 \
+    MODELDOCK_STORE=sqlite:/data/modeldock.db \
+    MODELDOCK_MODELS_DIR=/models \
+    MODELDOCK_DATASETS_DIR=/datasets \
+    MODELDOCK_EXAMPLE_STORE=/app/example
+# The router talks to the Docker socket, which belongs to root on the host; workers it
+# creates run unprivileged.
+VOLUME ["/data"]
+EXPOSE 8080
+ENTRYPOINT ["node", "/app/router.mjs"]
+CMD ["start"]

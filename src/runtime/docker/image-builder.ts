@@ -1,0 +1,235 @@
+/**
+ * Builds modeldock's images on a machine with no registry. Dockerfiles stay
+ * conventional (`ARG BASE_IMAGE=node:20-bookworm-slim`); when that base can be neither
+ * found locally nor pulled, a local base (`modeldock/node-base:20`) is made FROM scratch
+ * from the host's Node.js binary and the shared libraries `ldd` lists.
+ *
+ * Contexts are staged under build/images/<kind>/: the app is bundled with esbuild into
+ * one file, with the native modules (onnxruntime-node, better-sqlite3) copied beside it
+ * for linux-x64 only, so images stay lean.
+ */
+import { execFile } from 'node:child_process';
+import { cp, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type Dockerode from 'dockerode';
+import tar from 'tar-fs';
+import { RuntimeUnavailableError, errorMessage } from '../../errors.js';
+
+export type ImageKind = 'worker' | 'router';
+
+const run = promisify(execFile);
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const STAGING = path.join(REPO_ROOT, 'build', 'images');
+export const DEFAULT_BASE_IMAGE = 'node:20-bookworm-slim';
+export const LOCAL_BASE_IMAGE = 'modeldock/node-base:20';
+
+type Progress = (line: string) => void;
+
+export async function imageExists(docker: Dockerode, tag: string): Promise<boolean> {
+  try {
+    await docker.getImage(tag).inspect();
+    return true;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return false;
+    throw new RuntimeUnavailableError(`cannot inspect image ${tag}: ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Builds only when the image is missing. */
+export async function ensureImage(docker: Dockerode, kind: ImageKind, tag: string, onProgress?: Progress) {
+  if (await imageExists(docker, tag)) return;
+  onProgress?.(`image ${tag} is missing: building it`);
+  await buildImage(docker, kind, tag, onProgress);
+}
+
+export async function buildImage(
+  docker: Dockerode,
+  kind: ImageKind,
+  tag: string,
+  onProgress: Progress = () => {},
+) {
+  const baseImage = await resolveBaseImage(docker, onProgress);
+  const context = path.join(STAGING, kind);
+  await rm(context, { recursive: true, force: true });
+  await mkdir(path.join(context, 'app'), { recursive: true });
+  onProgress(`staging the ${kind} build context in ${path.relative(REPO_ROOT, context)}`);
+  if (kind === 'worker') await stageWorker(path.join(context, 'app'));
+  else await stageRouter(path.join(context, 'app'));
+  await cp(path.join(REPO_ROOT, 'docker', `${kind}.Dockerfile`), path.join(context, 'Dockerfile'));
+  await dockerBuild(docker, context, tag, { BASE_IMAGE: baseImage }, onProgress);
+  const size = (await docker.getImage(tag).inspect()).Size;
+  onProgress(`built ${tag} (${Math.round(size / 1024 / 1024)} MB) on ${baseImage}`);
+}
+
+/** node:20-bookworm-slim when present or pullable, else the local base (built once). */
+async function resolveBaseImage(docker: Dockerode, onProgress: Progress): Promise<string> {
+  const wanted = process.env.MODELDOCK_BASE_IMAGE || DEFAULT_BASE_IMAGE;
+  if (await imageExists(docker, wanted)) return wanted;
+  try {
+    onProgress(`pulling ${wanted}`);
+    const stream = await docker.pull(wanted);
+    await new Promise<void>((resolve, reject) =>
+      docker.modem.followProgress(stream, (error: Error | null) => (error ? reject(error) : resolve())),
+    );
+    return wanted;
+  } catch (error) {
+    onProgress(`cannot pull ${wanted} (${errorMessage(error).split('\n')[0]}); using a local base image`);
+  }
+  if (!(await imageExists(docker, LOCAL_BASE_IMAGE))) await buildLocalBase(docker, onProgress);
+  return LOCAL_BASE_IMAGE;
+}
+
+async function buildLocalBase(docker: Dockerode, onProgress: Progress): Promise<void> {
+  const context = path.join(STAGING, 'base');
+  const rootfs = path.join(context, 'rootfs');
+  await rm(context, { recursive: true, force: true });
+  await mkdir(rootfs, { recursive: true });
+  const binaries = [
+    process.execPath,
+    ...(await nativeFiles(path.join(REPO_ROOT, 'node_modules/onnxruntime-node/bin'))),
+    path.join(REPO_ROOT, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'),
+  ];
+  const libraries = new Set<string>();
+  for (const binary of binaries) for (const lib of await sharedLibraries(binary)) libraries.add(lib);
+  await mkdir(path.join(rootfs, 'usr/local/bin'), { recursive: true });
+  await cp(process.execPath, path.join(rootfs, 'usr/local/bin/node'), { dereference: true });
+  for (const lib of libraries) {
+    // Copy the resolved file under the name the loader looks for.
+    await mkdir(path.join(rootfs, path.dirname(lib)), { recursive: true });
+    await cp(lib, path.join(rootfs, lib), { dereference: true });
+  }
+  await mkdir(path.join(rootfs, 'tmp'), { recursive: true, mode: 0o1777 });
+  await mkdir(path.join(rootfs, 'etc'), { recursive: true });
+  await writeFile(
+    path.join(rootfs, 'etc/passwd'),
+    'root:x:0:0:root:/root:/sbin/nologin\nmodeldock:x:10001:10001::/tmp:/sbin/nologin\n',
+  );
+  await writeFile(path.join(rootfs, 'etc/group'), 'root:x:0:\nmodeldock:x:10001:\n');
+  await cp(path.join(REPO_ROOT, 'docker', 'base.Dockerfile'), path.join(context, 'Dockerfile'));
+  onProgress(
+    `building ${LOCAL_BASE_IMAGE} from this machine's node ${process.version} and ${libraries.size} libraries`,
+  );
+  await dockerBuild(docker, context, LOCAL_BASE_IMAGE, {}, onProgress);
+}
+
+async function nativeFiles(dir: string): Promise<string[]> {
+  const linux = path.join(dir, 'napi-v6', 'linux', 'x64');
+  const entries = await readdir(linux).catch(() => [] as string[]);
+  return entries.map((e) => path.join(linux, e));
+}
+
+/** Absolute paths of the shared libraries a binary loads, as `ldd` resolves them. */
+async function sharedLibraries(binary: string): Promise<string[]> {
+  const { stdout } = await run('ldd', [binary]);
+  const libs: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const match = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (match && !match[1]!.startsWith(REPO_ROOT)) libs.push(match[1]!);
+  }
+  return libs;
+}
+
+async function bundle(entry: string, outfile: string, external: string[]): Promise<void> {
+  const esbuild = await import('esbuild');
+  await esbuild.build({
+    entryPoints: [path.join(REPO_ROOT, entry)],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    external,
+    minify: false,
+    legalComments: 'none',
+    logLevel: 'warning',
+    // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
+    banner: {
+      js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+    },
+  });
+}
+
+async function copyPackage(name: string, destination: string, filter?: (file: string) => boolean) {
+  const source = path.join(REPO_ROOT, 'node_modules', name);
+  await cp(source, path.join(destination, 'node_modules', name), {
+    recursive: true,
+    dereference: true,
+    filter: (file) => {
+      const relative = path.relative(source, file);
+      if (relative.startsWith('node_modules')) return false;
+      return filter ? filter(relative) : true;
+    },
+  });
+}
+
+async function stageWorker(app: string): Promise<void> {
+  await bundle('src/worker/main.ts', path.join(app, 'worker.mjs'), ['onnxruntime-node']);
+  // Only the linux-x64 runtime binaries: the package also carries darwin and win32 (~220 MB).
+  await copyPackage('onnxruntime-node', app, (file) => {
+    if (!file.startsWith('bin')) return !file.startsWith('script');
+    return file === 'bin' || /^bin\/napi-v\d+($|\/linux($|\/x64))/.test(file);
+  });
+  await copyPackage('onnxruntime-common', app);
+  await writeFile(path.join(app, 'package.json'), JSON.stringify({ type: 'module', private: true }) + '\n');
+}
+
+async function stageRouter(app: string): Promise<void> {
+  await bundle('src/cli/main.ts', path.join(app, 'router.mjs'), [
+    'better-sqlite3',
+    'esbuild',
+    'onnxruntime-node',
+    'cpu-features',
+    '*.node',
+  ]);
+  await copyPackage(
+    'better-sqlite3',
+    app,
+    (file) => !/^(deps|src)(\/|$)/.test(file) && !file.includes('obj.target'),
+  );
+  for (const dependency of ['bindings', 'file-uri-to-path']) await copyPackage(dependency, app);
+  // The example store, for a router started without a mounted store (see self-container.ts).
+  await cp(path.join(REPO_ROOT, 'models'), path.join(app, 'example', 'models'), { recursive: true });
+  await cp(path.join(REPO_ROOT, 'datasets'), path.join(app, 'example', 'datasets'), { recursive: true });
+  const version = JSON.parse(
+    await import('node:fs/promises').then((fs) => fs.readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')),
+  ).version;
+  await writeFile(
+    path.join(app, 'package.json'),
+    JSON.stringify({ type: 'module', private: true, version }) + '\n',
+  );
+}
+
+async function dockerBuild(
+  docker: Dockerode,
+  context: string,
+  tag: string,
+  buildargs: Record<string, string>,
+  onProgress: Progress,
+): Promise<void> {
+  await stat(path.join(context, 'Dockerfile'));
+  const stream = await docker.buildImage(tar.pack(context) as unknown as NodeJS.ReadableStream, {
+    t: tag,
+    buildargs,
+    rm: true,
+    forcerm: true,
+    labels: { 'modeldock.image': 'true' },
+  });
+  await new Promise<void>((resolve, reject) =>
+    docker.modem.followProgress(
+      stream,
+      (error: Error | null, output: { error?: string }[] = []) => {
+        const failed = error?.message ?? output.find((o) => o.error)?.error;
+        if (failed) reject(new Error(`building ${tag} failed: ${failed}`));
+        else resolve();
+      },
+      (event: { stream?: string; status?: string; error?: string }) => {
+        const line = (event.stream ?? event.status ?? event.error ?? '').trimEnd();
+        if (line) onProgress(line);
+      },
+    ),
+  );
+}
