@@ -386,6 +386,11 @@ export class Lifecycle {
     let server = start;
     try {
       let info = await this.deps.runtime.inspect(server.workerName);
+      if (info && (info.status === 'removing' || info.status === 'dead')) {
+        // A container on its way out cannot be started again: finish removing it, recreate.
+        await this.deps.runtime.remove(server.workerName);
+        info = undefined;
+      }
       if (!info) {
         server = await this.transition(server, 'creating', { endpoint: null, workerId: null });
         info = await rec.step('create', () =>

@@ -135,10 +135,11 @@ export class Reconciler {
 
   /** Ask for one server to be looked at soon; repeated asks before it runs collapse into one. */
   enqueue(serverId: string): void {
-    if (this.pending.has(serverId)) return;
+    if (this.pending.has(serverId) || this.abort.signal.aborted) return;
     this.pending.add(serverId);
     setImmediate(() => {
       this.pending.delete(serverId);
+      if (this.abort.signal.aborted) return;
       this.reconcileServer(serverId).catch((error) =>
         this.deps.logger.warn({ serverId, err: errorMessage(error) }, 'reconcile of server failed'),
       );

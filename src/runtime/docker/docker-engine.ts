@@ -151,8 +151,15 @@ export class DockerEngine {
       return 'removed';
     } catch (error) {
       if (statusOf(error) === 404) return 'not_found';
-      // 409 "removal already in progress": someone (maybe an earlier attempt of ours) is on it.
-      if (statusOf(error) === 409) return 'in_progress';
+      // 409 "removal already in progress": someone else is on it; wait until it is gone,
+      // so that a caller can reuse the name right after.
+      if (statusOf(error) === 409) {
+        await this.docker
+          .getContainer(idOrName)
+          .wait({ condition: 'removed', abortSignal: signal })
+          .catch(() => undefined);
+        return 'in_progress';
+      }
       throw engineError(error, `remove ${idOrName}`);
     }
   }
