@@ -1,0 +1,173 @@
+/**
+ * The Runtime contract: Docker and process runtimes run this suite unchanged. It pins
+ * what the lifecycle relies on: idempotent create/start/stop/remove by name, readiness
+ * through the worker's health endpoint, ownership (an instance never sees or touches
+ * another's workers), events for a worker killed from outside, logs, and adoption of
+ * running workers by a new runtime instance (a router restart).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { LABELS, type Runtime, type RuntimeEvent, type WorkerSpec } from '../../src/runtime/runtime.js';
+import { WorkerClient } from '../../src/runtime/worker-client.js';
+
+export interface RuntimeFixture {
+  /** A runtime for `instance`; calling it again gives a fresh instance (a restarted router). */
+  make(instance: string): Promise<Runtime>;
+  /** Kill a worker from outside, as a crash or an operator would. */
+  killExternally(runtime: Runtime, name: string): Promise<void>;
+  cleanup(instances: string[]): Promise<void>;
+}
+
+const limits = { memoryBytes: 512 * 1024 * 1024, nanoCpus: 1e9, pids: 128 };
+
+function spec(instance: string, n: number): WorkerSpec {
+  return {
+    name: `${instance}-inf-${String(n).padStart(4, '0')}`,
+    labels: {
+      [LABELS.server]: `inf-${n}`,
+      [LABELS.job]: `job-${n}`,
+      [LABELS.model]: 'm-131',
+      [LABELS.kind]: 'job',
+    },
+    limits,
+  };
+}
+
+/** Collects events in the background; `next` waits for a matching one (no sleeps). */
+function recordEvents(runtime: Runtime) {
+  const abort = new AbortController();
+  const seen: RuntimeEvent[] = [];
+  const waiters: { match: (e: RuntimeEvent) => boolean; resolve: (e: RuntimeEvent) => void }[] = [];
+  void (async () => {
+    for await (const event of runtime.events(abort.signal)) {
+      seen.push(event);
+      for (const w of [...waiters]) {
+        if (w.match(event)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(event);
+        }
+      }
+    }
+  })();
+  return {
+    stop: () => abort.abort(),
+    next(match: (e: RuntimeEvent) => boolean, timeoutMs = 10_000): Promise<RuntimeEvent> {
+      const already = seen.find(match);
+      if (already) return Promise.resolve(already);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching event in ${timeoutMs} ms`)), timeoutMs);
+        waiters.push({ match, resolve: (e) => (clearTimeout(timer), resolve(e)) });
+      });
+    },
+  };
+}
+
+export function runRuntimeContract(name: string, fixture: RuntimeFixture): void {
+  describe(`Runtime contract: ${name}`, () => {
+    const stamp = Date.now().toString(36);
+    const instanceA = `rc${stamp}a`;
+    const instanceB = `rc${stamp}b`;
+    const workers = new WorkerClient();
+    let runtime: Runtime;
+    let other: Runtime;
+    let events: ReturnType<typeof recordEvents>;
+
+    before(async () => {
+      runtime = await fixture.make(instanceA);
+      other = await fixture.make(instanceB);
+      await runtime.prepare();
+      events = recordEvents(runtime);
+    });
+    after(async () => {
+      events?.stop();
+      await workers.close();
+      await runtime?.close();
+      await other?.close();
+      await fixture.cleanup([instanceA, instanceB]);
+    });
+
+    it('create is idempotent by name and carries our labels', async () => {
+      const first = await runtime.create(spec(instanceA, 1));
+      const again = await runtime.create(spec(instanceA, 1));
+      assert.equal(again.id, first.id);
+      assert.equal(first.running, false);
+      assert.equal(first.labels[LABELS.managed], 'true');
+      assert.equal(first.labels[LABELS.instance], instanceA);
+      assert.equal(first.labels[LABELS.job], 'job-1');
+      const inspected = await runtime.inspect(spec(instanceA, 1).name);
+      assert.equal(inspected?.id, first.id);
+    });
+
+    it('start gives an endpoint whose readiness check answers; start is idempotent', async () => {
+      const started = await runtime.start(spec(instanceA, 1).name);
+      assert.equal(started.running, true);
+      assert.ok(started.endpoint, 'an endpoint');
+      await workers.waitUntilReady(started.endpoint!, { timeoutMs: 30_000 });
+      const again = await runtime.start(spec(instanceA, 1).name);
+      assert.equal(again.endpoint, started.endpoint);
+      assert.equal(again.id, started.id);
+      await events.next((e) => e.type === 'start' && e.name === started.name);
+    });
+
+    it('the worker it runs loads and serves a real model', async () => {
+      const info = (await runtime.inspect(spec(instanceA, 1).name))!;
+      await workers.load(info.endpoint!, 'job-1', 'm-131');
+      assert.equal(await workers.isLoaded(info.endpoint!, 'job-1'), true);
+    });
+
+    it('logs return what the worker printed', async () => {
+      const logs = await runtime.logs(spec(instanceA, 1).name, { tail: 50 });
+      assert.match(logs, /worker listening/);
+    });
+
+    it('lists only its own instance; another instance cannot touch its workers', async () => {
+      await other.create(spec(instanceB, 7));
+      const mine = (await runtime.list()).map((w) => w.name);
+      const theirs = (await other.list()).map((w) => w.name);
+      assert.ok(mine.includes(spec(instanceA, 1).name));
+      assert.ok(!mine.includes(spec(instanceB, 7).name));
+      assert.deepEqual(theirs, [spec(instanceB, 7).name]);
+      assert.equal(await other.inspect(spec(instanceA, 1).name), undefined);
+      await other.stop(spec(instanceA, 1).name);
+      await other.remove(spec(instanceA, 1).name);
+      assert.equal((await runtime.inspect(spec(instanceA, 1).name))?.running, true, 'untouched');
+    });
+
+    it('a new runtime instance adopts running workers (router restart)', async () => {
+      const restarted = await fixture.make(instanceA);
+      try {
+        const adopted = await restarted.inspect(spec(instanceA, 1).name);
+        assert.equal(adopted?.running, true);
+        assert.equal(adopted?.endpoint, (await runtime.inspect(spec(instanceA, 1).name))?.endpoint);
+      } finally {
+        await restarted.close();
+      }
+    });
+
+    it('a worker killed from outside is reported by a die event and inspect', async () => {
+      const name = spec(instanceA, 1).name;
+      await fixture.killExternally(runtime, name);
+      const died = await events.next((e) => e.type === 'die' && e.name === name);
+      assert.equal(died.labels[LABELS.job], 'job-1');
+      const info = await runtime.inspect(name);
+      assert.equal(info?.running, false);
+      assert.equal(info?.endpoint, null);
+    });
+
+    it('stop and remove are idempotent; a removed worker is gone', async () => {
+      const name = spec(instanceA, 2).name;
+      await runtime.create(spec(instanceA, 2));
+      const started = await runtime.start(name);
+      await workers.waitUntilReady(started.endpoint!, { timeoutMs: 30_000 });
+      await runtime.stop(name, { timeoutSeconds: 5 });
+      assert.equal((await runtime.inspect(name))?.running, false);
+      await runtime.stop(name, { timeoutSeconds: 5 });
+      await runtime.remove(name);
+      await runtime.remove(name);
+      assert.equal(await runtime.inspect(name), undefined);
+      await events.next((e) => e.type === 'destroy' && e.name === name);
+      await runtime.stop('never-existed-inf-0001');
+      await runtime.remove('never-existed-inf-0001');
+    });
+  });
+}
