@@ -513,6 +513,7 @@ export class Lifecycle {
   }
 
   private publish(server: ServerRecord): void {
+    this.deps.metrics.trackServer(server.serverId, server.state);
     this.deps.events.publish({ type: 'server', server });
   }
 

@@ -319,9 +319,6 @@ export class Reconciler {
   }
 
   private async refreshGauges(): Promise<void> {
-    const servers = await this.deps.store.listServers({ states: LIVE_STATES });
-    const counts: Partial<Record<ServerState, number>> = {};
-    for (const s of servers) counts[s.state] = (counts[s.state] ?? 0) + 1;
-    this.deps.metrics.setServerCounts(counts);
+    this.deps.metrics.resetServers(await this.deps.store.listServers());
   }
 }

@@ -65,7 +65,21 @@ export class Metrics {
       collectDefaultMetrics({ register: this.registry, prefix: 'modeldock_' });
   }
 
-  setServerCounts(counts: Partial<Record<ServerState, number>>): void {
-    for (const state of SERVER_STATES) this.servers.set({ state }, counts[state] ?? 0);
+  private readonly serverStates = new Map<string, ServerState>();
+
+  /** Keep `modeldock_servers{state}` current as servers change state. */
+  trackServer(serverId: string, state: ServerState): void {
+    const previous = this.serverStates.get(serverId);
+    if (previous === state) return;
+    if (previous) this.servers.dec({ state: previous });
+    this.serverStates.set(serverId, state);
+    this.servers.inc({ state });
+  }
+
+  /** Replace everything tracked with what the store says (start-up, reconcile passes). */
+  resetServers(servers: readonly { serverId: string; state: ServerState }[]): void {
+    this.serverStates.clear();
+    for (const state of SERVER_STATES) this.servers.set({ state }, 0);
+    for (const server of servers) this.trackServer(server.serverId, server.state);
   }
 }
