@@ -21,9 +21,20 @@ import {
 } from '../helpers/router.js';
 import { spawnRouter, type RouterProcess } from '../helpers/router-process.js';
 
-const TRIALS = Number(process.env.MODELDOCK_CRASH_TRIALS ?? 30);
+const TRIALS = Number(process.env.MODELDOCK_CRASH_TRIALS ?? 40);
 const OPERATIONS = ['DEPLOY_CREATE', 'DEPLOY_LOAD', 'DEPLOY_UNLOAD', 'TERMINATE', 'TEMP'] as const;
 type Operation = (typeof OPERATIONS)[number];
+/**
+ * Kill points are drawn from [0, window): about each operation's duration on this
+ * machine (see its step timings), so the kill lands inside the operation most of the time.
+ */
+const KILL_WINDOW_MS: Record<Operation, number> = {
+  DEPLOY_CREATE: 450,
+  DEPLOY_LOAD: 25,
+  DEPLOY_UNLOAD: 8,
+  TERMINATE: 150,
+  TEMP: 600,
+};
 
 /** Deterministic pseudo-random kill points, so a failing trial can be replayed. */
 function* randomSequence(seed: number) {
@@ -124,7 +135,7 @@ describe(`router killed with SIGKILL at random points (${TRIALS} trials)`, () =>
         assert.equal((await send(url, jobId, 'DEPLOY_CREATE')).status, 200);
         if (operation === 'DEPLOY_LOAD') assert.equal((await send(url, jobId, 'DEPLOY_UNLOAD')).status, 200);
       }
-      const delayMs = Math.floor(random.next().value! * (operation === 'DEPLOY_UNLOAD' ? 60 : 1500));
+      const delayMs = Math.floor(random.next().value! * KILL_WINDOW_MS[operation]);
       const pending = send(url, jobId, operation).then(
         (r) => r.status,
         () => 'cut',

@@ -1,0 +1,114 @@
+/**
+ * The worker image on the real engine, run as modeldock runs it (non-root, read-only
+ * root filesystem, all capabilities dropped, stores mounted read-only, limits): it
+ * serves m-131 correctly, and loading then unloading a 256 MiB model moves the
+ * container's memory as `docker stats` reports it.
+ */
+import assert from 'node:assert/strict';
+import Dockerode from 'dockerode';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ensureImage } from '../../src/runtime/docker/image-builder.js';
+import { WorkerClient } from '../../src/runtime/worker-client.js';
+import { ensureBigModel, TEST_MODELS_DIR } from '../helpers/models.js';
+import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
+
+const docker = new Dockerode();
+const IMAGE = 'modeldock/worker:latest';
+const MiB = 1024 * 1024;
+
+async function runWorker(name: string, modelsDir: string) {
+  await docker
+    .getContainer(name)
+    .remove({ force: true })
+    .catch(() => undefined);
+  const container = await docker.createContainer({
+    name,
+    Image: IMAGE,
+    Labels: { 'modeldock.test': 'worker' },
+    User: '10001:10001',
+    ExposedPorts: { '8000/tcp': {} },
+    HostConfig: {
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Memory: 1536 * MiB,
+      PidsLimit: 128,
+      Mounts: [
+        { Type: 'bind', Source: modelsDir, Target: '/models', ReadOnly: true },
+        { Type: 'bind', Source: DATASETS_DIR, Target: '/datasets', ReadOnly: true },
+      ],
+      PortBindings: { '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
+    },
+  });
+  await container.start();
+  const info = await container.inspect();
+  const port = info.NetworkSettings.Ports['8000/tcp']![0]!.HostPort;
+  return { container, endpoint: `http://127.0.0.1:${port}` };
+}
+
+/** Container memory as `docker stats` shows it: usage minus page cache. */
+async function memoryUsage(container: Dockerode.Container): Promise<number> {
+  const stats = (await container.stats({ stream: false })) as unknown as {
+    memory_stats: { usage: number; stats: Record<string, number> };
+  };
+  const s = stats.memory_stats.stats;
+  return stats.memory_stats.usage - (s.inactive_file ?? s.total_inactive_file ?? s.cache ?? 0);
+}
+
+describe('worker image on the engine', () => {
+  const workers = new WorkerClient();
+  const containers: Dockerode.Container[] = [];
+  before(async () => {
+    await ensureImage(docker, 'worker', IMAGE);
+  });
+  after(async () => {
+    await workers.close();
+    for (const c of containers) await c.remove({ force: true }).catch(() => undefined);
+  });
+
+  it('runs hardened and classifies ds-550 as stated', async () => {
+    const { container, endpoint } = await runWorker(`modeldock-test-worker-${process.pid}`, MODELS_DIR);
+    containers.push(container);
+    await workers.waitUntilReady(endpoint, { timeoutMs: 30_000 });
+    const info = await container.inspect();
+    assert.equal(info.Config.User, '10001:10001');
+    assert.equal(info.HostConfig.ReadonlyRootfs, true);
+
+    await workers.load(endpoint, 'digits', 'm-131');
+    const record = JSON.parse(
+      readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8').split('\n')[0]!,
+    );
+    const answer = (await workers.infer(endpoint, 'digits', {
+      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
+    })) as { outputs: { name: string; data: number[] }[] };
+    assert.deepEqual(answer.outputs.find((o) => o.name === 'label')!.data, [record.label]);
+    const batch = await workers.batch(endpoint, 'digits', 'ds-550');
+    assert.equal(batch.count, 550);
+    assert.equal((batch as unknown as { correct: number }).correct, 527);
+    await workers.unload(endpoint, 'digits');
+    assert.equal(await workers.isLoaded(endpoint, 'digits'), false);
+  });
+
+  it('loading a 256 MiB model raises container memory, unloading gives it back', async () => {
+    const id = await ensureBigModel(256);
+    const { container, endpoint } = await runWorker(
+      `modeldock-test-worker-mem-${process.pid}`,
+      TEST_MODELS_DIR,
+    );
+    containers.push(container);
+    await workers.waitUntilReady(endpoint, { timeoutMs: 30_000 });
+    const idle = await memoryUsage(container);
+    await workers.load(endpoint, 'big', id);
+    const loaded = await memoryUsage(container);
+    await workers.unload(endpoint, 'big');
+    const unloaded = await memoryUsage(container);
+    console.log(
+      `# container memory: idle ${Math.round(idle / MiB)} MiB, loaded ${Math.round(loaded / MiB)} MiB, unloaded ${Math.round(unloaded / MiB)} MiB`,
+    );
+    assert.ok(loaded - idle > 200 * MiB, `load added ${Math.round((loaded - idle) / MiB)} MiB`);
+    assert.ok(loaded - unloaded > 200 * MiB, `unload released ${Math.round((loaded - unloaded) / MiB)} MiB`);
+  });
+});
