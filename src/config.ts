@@ -14,6 +14,11 @@ export interface Config {
   runtime: RuntimeChoice;
   modelsDir: string;
   datasetsDir: string;
+  /**
+   * The example store baked into the router image (models/ and datasets/ below it): used
+   * when the router runs in a container without a mounted store.
+   */
+  exampleStoreDir: string;
   /** Separates several modeldock installations on one engine: labels and worker names carry it. */
   instance: string;
   workerImage: string;
@@ -88,6 +93,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
     datasetsDir: path.resolve(cwd, read('MODELDOCK_DATASETS_DIR') ?? './datasets'),
+    exampleStoreDir: read('MODELDOCK_EXAMPLE_STORE') ?? '',
     instance,
     workerImage: read('MODELDOCK_WORKER_IMAGE') ?? 'modeldock/worker:latest',
     network: read('MODELDOCK_NETWORK') ?? '',

@@ -22,10 +22,14 @@ export function openStore(config: Config): Store {
   return new MongoStore(config.store);
 }
 
-export async function chooseRuntime(
-  config: Config,
-  logger: Logger,
-): Promise<{ runtime: Runtime; why: string }> {
+export interface ChosenRuntime {
+  runtime: Runtime;
+  why: string;
+  /** The configuration with the store directories as the router reads them. */
+  config: Config;
+}
+
+export async function chooseRuntime(config: Config, logger: Logger): Promise<ChosenRuntime> {
   if (config.runtime === 'swarm') {
     throw new Error('MODELDOCK_RUNTIME=swarm is not available yet; use docker or process');
   }
@@ -37,6 +41,9 @@ export async function chooseRuntime(
     );
     if (answered || config.runtime === 'docker') {
       const placement = answered ? await detectPlacement(docker, config, logger) : undefined;
+      const effective = placement
+        ? { ...config, modelsDir: placement.modelsDir, datasetsDir: placement.datasetsDir }
+        : config;
       const runtime = new DockerRuntime({
         docker,
         instance: config.instance,
@@ -47,7 +54,7 @@ export async function chooseRuntime(
         logger,
       });
       const why = config.runtime === 'docker' ? 'MODELDOCK_RUNTIME=docker' : 'auto: a Docker engine answered';
-      return { runtime, why };
+      return { runtime, why, config: effective };
     }
   }
   const runtime = new ProcessRuntime({
@@ -60,5 +67,6 @@ export async function chooseRuntime(
   return {
     runtime,
     why: config.runtime === 'process' ? 'MODELDOCK_RUNTIME=process' : 'auto: no Docker engine answered',
+    config,
   };
 }

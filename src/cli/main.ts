@@ -14,11 +14,18 @@ import { VERSION } from '../version.js';
 import { chooseRuntime, openStore } from './backends.js';
 
 async function start(): Promise<void> {
-  const config = loadConfig();
-  const logger = pino({ level: config.logLevel, base: { service: 'modeldock-router' } });
-  const { runtime, why } = await chooseRuntime(config, logger);
+  const configured = loadConfig();
+  const logger = pino({ level: configured.logLevel, base: { service: 'modeldock-router' } });
+  const { runtime, why, config } = await chooseRuntime(configured, logger);
   logger.info(
-    { version: VERSION, runtime: runtime.kind, why, store: config.store.replace(/\/\/[^@/]*@/, '//***@') },
+    {
+      version: VERSION,
+      runtime: runtime.kind,
+      why,
+      store: config.store.replace(/\/\/[^@/]*@/, '//***@'),
+      models: config.modelsDir,
+      datasets: config.datasetsDir,
+    },
     `modeldock ${VERSION} starting with the ${runtime.kind} runtime (${why})`,
   );
   const router = await Router.create({ config, store: openStore(config), runtime, logger });

@@ -16,6 +16,7 @@ export interface ContainerSummary {
 export interface ContainerDetails {
   id: string;
   name: string;
+  image: string;
   labels: Record<string, string>;
   status: string;
   running: boolean;
@@ -181,6 +182,7 @@ export class DockerEngine {
     return {
       id: info.Id,
       name: info.Name.replace(/^\//, ''),
+      image: info.Config?.Image ?? info.Image,
       labels: info.Config?.Labels ?? {},
       status: state.Status,
       running: state.Running,
@@ -251,6 +253,37 @@ export class DockerEngine {
       } as Dockerode.GetEventsOptions);
     } catch (error) {
       throw engineError(error, 'subscribe to events');
+    }
+  }
+
+  /** Creates a named volume, or finds it: `created` tells which. */
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<{ created: boolean }> {
+    try {
+      await this.docker.getVolume(name).inspect();
+      return { created: false };
+    } catch (error) {
+      if (statusOf(error) !== 404) throw engineError(error, `inspect volume ${name}`);
+    }
+    try {
+      await this.docker.createVolume({ Name: name, Labels: labels });
+      return { created: true };
+    } catch (error) {
+      throw engineError(error, `create volume ${name}`);
+    }
+  }
+
+  /** Runs a short-lived container to completion and removes it; resolves with its exit code. */
+  async runToCompletion(options: Dockerode.ContainerCreateOptions): Promise<number> {
+    let container: Dockerode.Container | undefined;
+    try {
+      container = await this.docker.createContainer(options);
+      await container.start();
+      const result = (await container.wait()) as { StatusCode: number };
+      return result.StatusCode;
+    } catch (error) {
+      throw engineError(error, `run ${options.Image}`);
+    } finally {
+      await container?.remove({ force: true }).catch(() => undefined);
     }
   }
 

@@ -4,14 +4,19 @@
  * - workers must join the router's own network and be reached by name (a port
  *   published on the host's loopback is not the router's loopback), and
  * - a store path inside the router's container means nothing to the engine: it is
- *   translated through the router's own mounts into a host path or a named volume.
+ *   translated through the router's own mounts into a host path or a named volume. A
+ *   store that is on no mount (the example store baked into the router image) is
+ *   copied once into a named volume, which workers then mount.
  */
 import type Dockerode from 'dockerode';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
+import { RuntimeUnavailableError } from '../../errors.js';
+import { LABELS } from '../runtime.js';
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
 import type { StoreMountSource, WorkerPlacement } from './docker-runtime.js';
 
@@ -19,6 +24,9 @@ export interface DetectedPlacement {
   placement: WorkerPlacement;
   modelsSource: string | StoreMountSource;
   datasetsSource: string | StoreMountSource;
+  /** The store directories as the router itself reads them (may differ from the config). */
+  modelsDir: string;
+  datasetsDir: string;
   selfContainer: string | null;
 }
 
@@ -38,12 +46,8 @@ async function ownContainerCandidates(): Promise<string[]> {
 }
 
 export async function findSelfContainer(engine: DockerEngine): Promise<ContainerDetails | undefined> {
-  try {
-    await readFile('/.dockerenv');
-  } catch {
-    // Only containers have /.dockerenv; on the host there is nothing to find.
-    return undefined;
-  }
+  // Only containers have /.dockerenv; on the host there is nothing to find.
+  if (!existsSync('/.dockerenv')) return undefined;
   for (const candidate of await ownContainerCandidates()) {
     const details = await engine.inspect(candidate).catch(() => undefined);
     if (details) return details;
@@ -64,6 +68,67 @@ export function translatePath(self: ContainerDetails, inside: string): string | 
   return undefined;
 }
 
+/**
+ * Copy a directory of our own image into a named volume, with a one-shot container of
+ * our own image (the directory is in the image, so that container has it too).
+ */
+async function seedVolume(
+  engine: DockerEngine,
+  self: ContainerDetails,
+  directory: string,
+  volume: string,
+  instance: string,
+  logger: Logger,
+): Promise<StoreMountSource> {
+  const { created } = await engine.ensureVolume(volume, {
+    [LABELS.managed]: 'true',
+    [LABELS.instance]: instance,
+  });
+  if (created) {
+    logger.debug({ directory, volume }, 'copying the store into a named volume for the workers');
+    const script =
+      "const fs=require('node:fs');fs.cpSync(process.argv[1],'/target',{recursive:true,force:true});";
+    const exitCode = await engine.runToCompletion({
+      Image: self.image,
+      Entrypoint: ['node', '-e', script],
+      Cmd: [directory],
+      Labels: { [LABELS.instance]: instance, 'modeldock.role': 'seed' },
+      HostConfig: { Mounts: [{ Type: 'volume', Source: volume, Target: '/target' }], NetworkMode: 'none' },
+    });
+    if (exitCode !== 0)
+      throw new RuntimeUnavailableError(`copying ${directory} into volume ${volume} failed`);
+  }
+  return { type: 'volume', source: volume };
+}
+
+async function resolveStore(
+  engine: DockerEngine,
+  self: ContainerDetails,
+  config: Config,
+  what: 'models' | 'datasets',
+  logger: Logger,
+): Promise<{ dir: string; source: string | StoreMountSource }> {
+  const configured = what === 'models' ? config.modelsDir : config.datasetsDir;
+  const translated = translatePath(self, configured);
+  if (translated) return { dir: configured, source: translated };
+  // Not on a mount: a directory baked into the image (the example store by default).
+  const baked =
+    existsSync(configured) || !config.exampleStoreDir ? configured : path.join(config.exampleStoreDir, what);
+  if (!existsSync(baked)) {
+    logger.warn(
+      { dir: configured },
+      `the ${what} store ${configured} is neither mounted nor in the image; mount one (-v /host/${what}:${configured})`,
+    );
+    return { dir: configured, source: configured };
+  }
+  const source = await seedVolume(engine, self, baked, `${config.instance}-${what}`, config.instance, logger);
+  logger.debug(
+    { dir: baked, volume: source.source },
+    `serving the ${what} store from the image through a volume`,
+  );
+  return { dir: baked, source };
+}
+
 export async function detectPlacement(
   docker: Dockerode,
   config: Config,
@@ -72,41 +137,35 @@ export async function detectPlacement(
   const engine = new DockerEngine(docker);
   const self = await findSelfContainer(engine);
   if (!self) {
-    if (config.network) {
-      return {
-        placement: { mode: 'network', network: config.network },
-        modelsSource: config.modelsDir,
-        datasetsSource: config.datasetsDir,
-        selfContainer: null,
-      };
-    }
-    return undefined;
+    if (!config.network) return undefined;
+    return {
+      placement: { mode: 'network', network: config.network },
+      modelsSource: config.modelsDir,
+      datasetsSource: config.datasetsDir,
+      modelsDir: config.modelsDir,
+      datasetsDir: config.datasetsDir,
+      selfContainer: null,
+    };
   }
-  const network =
-    config.network || self.networks.find((n) => n !== 'bridge' && n !== 'host') || self.networks[0];
-  if (!network || network === 'bridge') {
+  const network = config.network || self.networks.find((n) => n !== 'bridge' && n !== 'host') || 'bridge';
+  if (network === 'bridge') {
     logger.warn(
-      'the router runs on the default bridge network, where containers cannot reach each other by name; start it on a user network (docker network create ...) or set MODELDOCK_NETWORK',
+      'the router runs on the default bridge network, where containers cannot reach each other by name; start it on a user network (docker network create …) or set MODELDOCK_NETWORK',
     );
   }
-  const modelsSource = translatePath(self, config.modelsDir);
-  const datasetsSource = translatePath(self, config.datasetsDir);
-  for (const [what, dir, source] of [
-    ['models', config.modelsDir, modelsSource],
-    ['datasets', config.datasetsDir, datasetsSource],
-  ] as const) {
-    if (!source) {
-      logger.warn(
-        { dir },
-        `the ${what} store ${dir} is not on a mount of the router's container, so workers cannot see it; mount it (-v /host/${what}:${dir}) or use a named volume`,
-      );
-    }
-  }
-  logger.info({ container: self.name, network, modelsSource, datasetsSource }, 'router runs in a container');
+  const models = await resolveStore(engine, self, config, 'models', logger);
+  const datasets = await resolveStore(engine, self, config, 'datasets', logger);
+  logger.debug(
+    { container: self.name, network, models: models.source, datasets: datasets.source },
+    'router runs in a container: workers join its network and are reached by name',
+  );
   return {
-    placement: { mode: 'network', network: network ?? 'bridge' },
-    modelsSource: modelsSource ?? config.modelsDir,
-    datasetsSource: datasetsSource ?? config.datasetsDir,
+    placement: { mode: 'network', network },
+    // (The first log line, written by the entry point, says where workers go.)
+    modelsSource: models.source,
+    datasetsSource: datasets.source,
+    modelsDir: models.dir,
+    datasetsDir: datasets.dir,
     selfContainer: self.id,
   };
 }
