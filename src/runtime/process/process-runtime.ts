@@ -1,20 +1,28 @@
 /**
  * Runtime backend without Docker: each worker is a local process of the same worker
- * code, on its own loopback port. Workers are started detached so they outlive a router
- * restart; what the runtime knows about them lives in one state file per worker
- * (<stateDir>/<instance>/<name>.json: labels, port, pid and the pid's start time), from
- * which a new router adopts them. Only a pid whose start time matches the record is
- * ever signalled.
+ * code, on its own loopback port. Workers are started detached (a process group of their
+ * own) so they outlive a router restart; what the runtime knows about them lives in one
+ * state file per worker (<stateDir>/<instance>/<name>.json: labels, limits, port, pid and
+ * the pid's start time), from which the next router adopts them. A recorded pid is ours
+ * only while /proc shows the recorded start time, so a reused pid is never signalled.
+ *
+ * Exits are noticed at once for our own children (their 'exit' event) and by a short
+ * /proc poll for workers adopted from an earlier router (they are not our children).
+ * One router per instance is assumed: state files are serialized per worker within one
+ * runtime object, not across processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter, on } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { ConflictError, InvalidInputError, errorMessage } from '../../errors.js';
+import { ConflictError, InvalidInputError, RuntimeUnavailableError, errorMessage } from '../../errors.js';
+import { KeyedMutex } from '../../lifecycle/keyed-mutex.js';
 import {
   LABELS,
   type Runtime,
@@ -24,7 +32,7 @@ import {
   type WorkerLimits,
   type WorkerSpec,
 } from '../runtime.js';
-import { applyLimits, removeLimits } from './cgroup.js';
+import { confine, release, wasOomKilled, type EnforcedLimit } from './cgroup.js';
 import { isSameProcess, processStartTime } from './proc.js';
 
 export interface WorkerCommand {
@@ -38,13 +46,15 @@ export interface ProcessRuntimeOptions {
   stateDir: string;
   modelsDir: string;
   datasetsDir: string;
+  /** How to run a worker; default: compiled dist/worker/main.js, else the source via tsx. */
   workerCommand?: WorkerCommand;
-  logger?: Logger;
+  logger?: Pick<Logger, 'info' | 'warn'> & { level?: string };
   /** How often workers adopted from an earlier router are checked for liveness. */
   adoptedPollMs?: number;
 }
 
-interface WorkerState {
+/** The state file of one worker. */
+export interface WorkerState {
   name: string;
   labels: Record<string, string>;
   limits: WorkerLimits;
@@ -52,19 +62,35 @@ interface WorkerState {
   status: 'created' | 'running' | 'exited';
   port: number | null;
   pid: number | null;
+  /** Field 22 of /proc/<pid>/stat when it was started: the pid is ours only while it matches. */
   startTime: string | null;
   exitCode: number | null;
   error: string | null;
+  oomKilled?: boolean;
+  /** Limits the kernel enforces for the running process (see cgroup.ts). */
   enforcedLimits: string[];
+  cgroups?: string[];
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
 }
 
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface OwnChild {
+  pid: number;
+  child: ChildProcess;
+  exited: Promise<Exit>;
+}
+
 const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const DIED_UNSEEN = 'exited while the router was not watching (adopted worker)';
 
-/** The compiled worker when running compiled, else the TypeScript source through tsx. */
+/** The compiled worker when running compiled code, else the TypeScript source through tsx. */
 export function defaultWorkerCommand(): WorkerCommand {
   const compiled = path.join(REPO_ROOT, 'dist/worker/main.js');
   if (!import.meta.url.endsWith('.ts') && existsSync(compiled)) {
@@ -88,17 +114,31 @@ async function freeLoopbackPort(): Promise<number> {
   });
 }
 
+/** Docker's convention: a process killed by signal N exited with 128 + N. */
+function exitCodeOf(exit: Exit): number | null {
+  if (exit.code !== null) return exit.code;
+  const number = exit.signal ? os.constants.signals[exit.signal] : undefined;
+  return number === undefined ? null : 128 + number;
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
   private readonly dir: string;
   private readonly command: WorkerCommand;
-  private readonly children = new Map<string, ChildProcess>();
+  private readonly children = new Map<string, OwnChild>();
   private readonly emitter = new EventEmitter();
+  private readonly locks = new KeyedMutex();
   private readonly watcher: NodeJS.Timeout;
-  /** Serializes state-file writes per worker. */
-  private readonly writes = new Map<string, Promise<unknown>>();
+  private checking = false;
+  /** Ends every events() iteration when the runtime is closed. */
+  private readonly closed = new AbortController();
 
   constructor(private readonly options: ProcessRuntimeOptions) {
+    if (!NAME_PATTERN.test(options.instance)) {
+      throw new InvalidInputError(`invalid instance name ${options.instance}`);
+    }
     this.dir = path.join(options.stateDir, options.instance);
     this.command = options.workerCommand ?? defaultWorkerCommand();
     this.emitter.setMaxListeners(0);
@@ -112,135 +152,130 @@ export class ProcessRuntime implements Runtime {
 
   async prepare(onProgress?: (line: string) => void): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const entry = this.command.args.find((a) => a.endsWith('.js') || a.endsWith('.ts'));
-    if (entry && !existsSync(entry))
-      throw new InvalidInputError(`worker entry point ${entry} does not exist`);
+    const entry = this.command.args.find((a) => /\.(m?js|ts)$/.test(a));
+    if (entry && !existsSync(path.resolve(this.command.cwd ?? REPO_ROOT, entry))) {
+      throw new RuntimeUnavailableError(`worker entry point ${entry} does not exist`);
+    }
+    if (this.command.args.includes('tsx')) {
+      try {
+        createRequire(path.join(this.command.cwd ?? REPO_ROOT, 'package.json')).resolve('tsx');
+      } catch (cause) {
+        throw new RuntimeUnavailableError('the worker runs from source but tsx is not installed', { cause });
+      }
+    }
     onProgress?.(
-      `process runtime: workers run as \`${[path.basename(this.command.command), ...this.command.args].join(' ')}\``,
+      `process runtime: workers run as \`${[path.basename(this.command.command), ...this.command.args].join(' ')}\`, state in ${this.dir}`,
     );
   }
 
   async create(spec: WorkerSpec): Promise<WorkerInfo> {
     this.checkName(spec.name);
-    const existing = await this.readState(spec.name);
-    if (existing) return this.toInfo(existing);
-    await mkdir(this.dir, { recursive: true });
-    const state: WorkerState = {
-      name: spec.name,
-      labels: { ...spec.labels, [LABELS.managed]: 'true', [LABELS.instance]: this.options.instance },
-      limits: spec.limits,
-      env: spec.env ?? {},
-      status: 'created',
-      port: null,
-      pid: null,
-      startTime: null,
-      exitCode: null,
-      error: null,
-      enforcedLimits: [],
-      createdAt: new Date().toISOString(),
-      startedAt: null,
-      finishedAt: null,
-    };
-    await this.writeState(state);
-    this.emit('create', state);
-    return this.toInfo(state);
+    return this.locks.run(spec.name, async () => {
+      const existing = await this.readState(spec.name);
+      if (existing) return this.toInfo(existing);
+      await mkdir(this.dir, { recursive: true });
+      const state: WorkerState = {
+        name: spec.name,
+        labels: { ...spec.labels, [LABELS.managed]: 'true', [LABELS.instance]: this.options.instance },
+        limits: spec.limits,
+        env: spec.env ?? {},
+        status: 'created',
+        port: null,
+        pid: null,
+        startTime: null,
+        exitCode: null,
+        error: null,
+        oomKilled: false,
+        enforcedLimits: [],
+        cgroups: [],
+        createdAt: new Date().toISOString(),
+        startedAt: null,
+        finishedAt: null,
+      };
+      await this.writeState(state);
+      this.emit('create', state);
+      return this.toInfo(state);
+    });
   }
 
   async start(name: string): Promise<WorkerInfo> {
-    const state = await this.requireState(name);
-    if (await this.isAlive(state)) return this.toInfo(state);
-    const port = await freeLoopbackPort();
-    const log = await open(this.logFile(name), 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(this.command.command, this.command.args, {
-        cwd: this.command.cwd ?? REPO_ROOT,
-        // Its own process group, so it survives the router and stop() can signal the group.
-        detached: true,
-        stdio: ['ignore', log.fd, log.fd],
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HOME: process.env.HOME ?? '/tmp',
-          NODE_ENV: process.env.NODE_ENV ?? 'production',
-          ORT_DISABLE_TELEMETRY: '1',
-          ...state.env,
-          MODELDOCK_WORKER_PORT: String(port),
-          MODELDOCK_WORKER_HOST: '127.0.0.1',
-          MODELDOCK_MODELS_DIR: this.options.modelsDir,
-          MODELDOCK_DATASETS_DIR: this.options.datasetsDir,
-          MODELDOCK_WORKER_NAME: name,
-          MODELDOCK_WORKER_THREADS: String(Math.max(1, Math.round(state.limits.nanoCpus / 1e9))),
-        },
-      });
-    } finally {
-      await log.close();
-    }
-    const pid = child.pid;
-    if (pid === undefined) throw new ConflictError(`worker ${name} could not be started`);
-    child.unref();
-    this.children.set(name, child);
-    child.once('exit', (code, signal) => void this.onChildExit(name, pid, code, signal));
-    const startTime = (await processStartTime(pid)) ?? null;
-    const enforcedLimits = await applyLimits(`${this.options.instance}-${name}`, pid, state.limits).catch(
-      () => [],
-    );
-    const running: WorkerState = {
-      ...state,
-      status: 'running',
-      port,
-      pid,
-      startTime,
-      exitCode: null,
-      error: null,
-      enforcedLimits,
-      startedAt: new Date().toISOString(),
-      finishedAt: null,
-    };
-    await this.writeState(running);
-    this.emit('start', running);
-    return this.toInfo(running);
+    return this.locks.run(name, async () => {
+      const state = await this.requireState(name);
+      if (await this.isAlive(state)) return this.toInfo(state);
+      // A worker that died unseen keeps its cgroups until it is started again or removed.
+      await release(state.cgroups ?? []);
+      const port = await freeLoopbackPort();
+      const own = await this.spawnWorker(state, port);
+      // Read before anything else: the start time is what makes this pid ours.
+      const startTime = (await processStartTime(own.pid)) ?? null;
+      const placement = await confine(`${this.options.instance}-${name}`, own.pid, state.limits);
+      const notEnforced = (['memory', 'pids', 'cpu'] as EnforcedLimit[]).filter(
+        (l) => !placement.enforced.includes(l),
+      );
+      if (notEnforced.length > 0) {
+        this.options.logger?.warn(
+          { worker: name, notEnforced },
+          'process runtime: these worker limits are recorded but not enforced (no writable cgroup)',
+        );
+      }
+      const running: WorkerState = {
+        ...state,
+        status: 'running',
+        port,
+        pid: own.pid,
+        startTime,
+        exitCode: null,
+        error: null,
+        oomKilled: false,
+        enforcedLimits: placement.enforced,
+        cgroups: placement.dirs,
+        startedAt: new Date().toISOString(),
+        finishedAt: null,
+      };
+      await this.writeState(running);
+      this.emit('start', running);
+      // If it already died, its exit handler (queued behind this lock) records it next.
+      return this.toInfo(running);
+    });
   }
 
   async stop(name: string, options?: { timeoutSeconds?: number }): Promise<void> {
-    const state = await this.readState(name);
-    if (!state || !(await this.isAlive(state))) return;
-    await this.terminate(state, (options?.timeoutSeconds ?? 10) * 1000);
-    this.emit('stop', state);
+    await this.locks.run(name, async () => {
+      const state = await this.readState(name);
+      if (!state || !(await this.isAlive(state))) return;
+      await this.terminate(state, (options?.timeoutSeconds ?? 10) * 1000, 'stopped');
+      this.emit('stop', state);
+    });
   }
 
   async remove(name: string): Promise<void> {
-    const state = await this.readState(name);
-    if (!state) return;
-    if (await this.isAlive(state)) await this.terminate(state, 0);
-    this.children.delete(name);
-    await rm(this.stateFile(name), { force: true });
-    await rm(this.logFile(name), { force: true });
-    await removeLimits(`${this.options.instance}-${name}`);
-    this.emit('destroy', state);
+    await this.locks.run(name, async () => {
+      const state = await this.readState(name);
+      if (!state) return;
+      // Like `docker rm --force`: no grace period.
+      if (await this.isAlive(state)) await this.terminate(state, 0, 'removed');
+      this.children.delete(name);
+      await rm(this.stateFile(name), { force: true });
+      await rm(this.logFile(name), { force: true });
+      await release(state.cgroups ?? []);
+      this.emit('destroy', state);
+    });
   }
 
   async inspect(name: string): Promise<WorkerInfo | undefined> {
-    if (!NAME_PATTERN.test(name)) return undefined;
     const state = await this.readState(name);
     return state ? this.toInfo(state) : undefined;
   }
 
   async list(): Promise<WorkerInfo[]> {
-    let entries: string[];
-    try {
-      entries = await readdir(this.dir);
-    } catch {
-      return [];
-    }
-    const infos = await Promise.all(
-      entries.filter((e) => e.endsWith('.json')).map((e) => this.inspect(e.slice(0, -'.json'.length))),
-    );
+    const infos = await Promise.all((await this.stateNames()).map((name) => this.inspect(name)));
     return infos.filter((i): i is WorkerInfo => i !== undefined);
   }
 
   async *events(signal: AbortSignal): AsyncIterable<RuntimeEvent> {
     try {
-      for await (const [event] of on(this.emitter, 'event', { signal })) yield event as RuntimeEvent;
+      const until = AbortSignal.any([signal, this.closed.signal]);
+      for await (const [event] of on(this.emitter, 'event', { signal: until })) yield event as RuntimeEvent;
     } catch (error) {
       if ((error as Error).name !== 'AbortError') throw error;
     }
@@ -251,15 +286,18 @@ export class ProcessRuntime implements Runtime {
     const text = await readFile(this.logFile(name), 'utf8').catch(() => '');
     const lines = text.split('\n');
     if (lines.at(-1) === '') lines.pop();
-    return lines.slice(-(options?.tail ?? 200)).join('\n') + (lines.length ? '\n' : '');
+    const tail = options?.tail ?? 200;
+    const kept = tail > 0 ? lines.slice(-tail) : [];
+    return kept.length > 0 ? kept.join('\n') + '\n' : '';
   }
 
+  /** Stops watching. Workers keep running: they outlive the router by design. */
   async close(): Promise<void> {
-    // Workers are not ours to stop here: they outlive the router by design.
     clearInterval(this.watcher);
+    this.closed.abort();
   }
 
-  /** Kill a worker the way a crash would (tests and fault injection). */
+  /** Kill a worker the way a crash would (fault injection); only a pid proven ours. */
   async kill(name: string): Promise<void> {
     const state = await this.requireState(name);
     if (state.pid !== null && (await this.isAlive(state))) process.kill(state.pid, 'SIGKILL');
@@ -279,12 +317,19 @@ export class ProcessRuntime implements Runtime {
     return path.join(this.dir, `${name}.log`);
   }
 
+  private async stateNames(): Promise<string[]> {
+    const entries = await readdir(this.dir).catch(() => [] as string[]);
+    return entries.filter((e) => e.endsWith('.json')).map((e) => e.slice(0, -'.json'.length));
+  }
+
   private async readState(name: string): Promise<WorkerState | undefined> {
     if (!NAME_PATTERN.test(name)) return undefined;
     try {
       const state = JSON.parse(await readFile(this.stateFile(name), 'utf8')) as WorkerState;
-      // Another instance's file in our directory would be a bug; never act on it.
+      // Only files that say they belong to this instance are ours to act on.
+      if (state.labels?.[LABELS.managed] !== 'true') return undefined;
       if (state.labels?.[LABELS.instance] !== this.options.instance) return undefined;
+      if (state.name !== name) return undefined;
       return state;
     } catch {
       return undefined;
@@ -297,20 +342,69 @@ export class ProcessRuntime implements Runtime {
     return state;
   }
 
-  /** Atomic replace (write then rename), one writer per worker at a time. */
+  /** Atomic replace (write a temporary file, then rename), so readers never see half a file. */
   private async writeState(state: WorkerState): Promise<void> {
-    const previous = this.writes.get(state.name) ?? Promise.resolve();
-    const next = previous.then(async () => {
-      const file = this.stateFile(state.name);
-      const temp = `${file}.${process.pid}.tmp`;
-      await writeFile(temp, JSON.stringify(state, null, 2));
-      await rename(temp, file);
-    });
-    this.writes.set(
-      state.name,
-      next.catch(() => undefined),
+    const file = this.stateFile(state.name);
+    const temp = `${file}.${process.pid}.tmp`;
+    await writeFile(temp, JSON.stringify(state, null, 2));
+    await rename(temp, file);
+  }
+
+  private async spawnWorker(state: WorkerState, port: number): Promise<OwnChild> {
+    const log = await open(this.logFile(state.name), 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(this.command.command, this.command.args, {
+        cwd: this.command.cwd ?? REPO_ROOT,
+        // A process group of its own: it survives the router, and stop() signals the group.
+        detached: true,
+        stdio: ['ignore', log.fd, log.fd],
+        // Only what a worker needs: the router's own environment (store credentials...) stays out.
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: process.env.HOME ?? os.tmpdir(),
+          NODE_ENV: process.env.NODE_ENV ?? 'production',
+          ...state.env,
+          MODELDOCK_WORKER_PORT: String(port),
+          MODELDOCK_WORKER_HOST: '127.0.0.1',
+          MODELDOCK_MODELS_DIR: this.options.modelsDir,
+          MODELDOCK_DATASETS_DIR: this.options.datasetsDir,
+          MODELDOCK_LOG_LEVEL: state.env.MODELDOCK_LOG_LEVEL ?? this.options.logger?.level ?? 'info',
+          MODELDOCK_WORKER_NAME: state.name,
+          MODELDOCK_WORKER_THREADS: String(Math.max(1, Math.round(state.limits.nanoCpus / 1e9))),
+        },
+      });
+    } finally {
+      await log.close();
+    }
+    const exited = new Promise<Exit>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
     );
-    await next;
+    const pid = child.pid;
+    if (pid === undefined) {
+      const failure = await new Promise<Error>((resolve) => child.once('error', resolve));
+      throw new RuntimeUnavailableError(`worker ${state.name} could not be started: ${failure.message}`, {
+        cause: failure,
+      });
+    }
+    child.unref();
+    const own: OwnChild = { pid, child, exited };
+    this.children.set(state.name, own);
+    void exited.then((exit) => this.onChildExit(state.name, own, exit));
+    return own;
+  }
+
+  /** An own child exited: record it (after whatever start/stop holds the lock) and tell the watchers. */
+  private async onChildExit(name: string, own: OwnChild, exit: Exit): Promise<void> {
+    await this.locks.run(name, async () => {
+      const error = exit.signal
+        ? `killed by ${exit.signal}`
+        : exit.code === 0
+          ? null
+          : `exited with code ${exit.code}`;
+      await this.markExited(name, own.pid, exitCodeOf(exit), error);
+      if (this.children.get(name) === own) this.children.delete(name);
+    });
   }
 
   private async isAlive(state: WorkerState): Promise<boolean> {
@@ -318,11 +412,19 @@ export class ProcessRuntime implements Runtime {
     return isSameProcess(state.pid, state.startTime);
   }
 
-  private async terminate(state: WorkerState, timeoutMs: number): Promise<void> {
+  /**
+   * Signal the worker's process group and wait for it to exit, escalating to SIGKILL at
+   * the deadline. Called with the worker's lock held, after isAlive() said the pid is ours;
+   * every signal is preceded by that check again, so a pid that was reused meanwhile is
+   * left alone.
+   */
+  private async terminate(state: WorkerState, timeoutMs: number, reason: string): Promise<void> {
     const pid = state.pid!;
-    const signalGroup = (signal: NodeJS.Signals) => {
+    const startTime = state.startTime!;
+    const signalGroup = async (signal: NodeJS.Signals) => {
+      if (!(await isSameProcess(pid, startTime))) return;
       try {
-        process.kill(-pid, signal); // the whole process group of the worker
+        process.kill(-pid, signal); // the worker's whole process group (detached: it leads it)
       } catch {
         try {
           process.kill(pid, signal);
@@ -331,56 +433,78 @@ export class ProcessRuntime implements Runtime {
         }
       }
     };
-    signalGroup(timeoutMs > 0 ? 'SIGTERM' : 'SIGKILL');
-    const deadline = Date.now() + timeoutMs;
-    while (await isSameProcess(pid, state.startTime!)) {
-      if (Date.now() >= deadline) signalGroup('SIGKILL');
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    const own = this.children.get(state.name);
+    const child = own?.pid === pid ? own : undefined;
+    await signalGroup(timeoutMs > 0 ? 'SIGTERM' : 'SIGKILL');
+    let exit: Exit | undefined;
+    if (child) {
+      const timer = delay(timeoutMs).then(() => undefined);
+      exit = await Promise.race([child.exited, timer]);
+      if (!exit) {
+        await signalGroup('SIGKILL');
+        exit = await child.exited;
+      }
+    } else {
+      // Not our child (adopted): all we can do is watch /proc until the pid is gone.
+      const deadline = Date.now() + timeoutMs;
+      let killed = timeoutMs === 0;
+      while (await isSameProcess(pid, startTime)) {
+        if (!killed && Date.now() >= deadline) {
+          await signalGroup('SIGKILL');
+          killed = true;
+        }
+        await delay(20);
+      }
     }
-    await this.markExited(state.name, pid, null, timeoutMs > 0 ? 'stopped' : 'killed');
+    await this.markExited(
+      state.name,
+      pid,
+      exit ? exitCodeOf(exit) : null,
+      exit?.signal ? `${reason} (${exit.signal})` : reason,
+    );
   }
 
-  private async onChildExit(name: string, pid: number, code: number | null, signal: NodeJS.Signals | null) {
-    this.children.delete(name);
-    const exitCode = code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : null);
-    await this.markExited(name, pid, exitCode, signal ? `killed by ${signal}` : null);
-  }
-
-  /** Record an exit once, and tell the watchers. */
+  /** Record an exit once (the caller holds the worker's lock) and tell the watchers. */
   private async markExited(name: string, pid: number, exitCode: number | null, error: string | null) {
     try {
       const state = await this.readState(name);
       if (!state || state.pid !== pid || state.status !== 'running') return;
+      const oomKilled = await wasOomKilled(state.cgroups ?? []);
       const exited: WorkerState = {
         ...state,
         status: 'exited',
-        exitCode: exitCode ?? state.exitCode,
-        error,
+        exitCode,
+        oomKilled,
+        error: oomKilled ? 'killed by the kernel OOM killer (memory limit)' : error,
         finishedAt: new Date().toISOString(),
       };
       await this.writeState(exited);
+      if (oomKilled) this.emit('oom', exited);
       this.emit('die', exited);
     } catch (failure) {
-      this.options.logger?.warn({ name, err: errorMessage(failure) }, 'could not record a worker exit');
+      this.options.logger?.warn(
+        { worker: name, err: errorMessage(failure) },
+        'could not record a worker exit',
+      );
     }
   }
 
   /** Workers adopted from an earlier router are not our children: watch them through /proc. */
   private async checkAdopted(): Promise<void> {
-    let entries: string[];
+    if (this.checking) return;
+    this.checking = true;
     try {
-      entries = await readdir(this.dir);
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      if (!entry.endsWith('.json')) continue;
-      const name = entry.slice(0, -'.json'.length);
-      if (this.children.has(name)) continue;
-      const state = await this.readState(name);
-      if (state?.status === 'running' && state.pid !== null && !(await this.isAlive(state))) {
-        await this.markExited(name, state.pid, null, 'exited while not watched by this router');
+      for (const name of await this.stateNames()) {
+        if (this.children.has(name) || this.locks.isBusy(name)) continue;
+        await this.locks.run(name, async () => {
+          const state = await this.readState(name);
+          if (state?.status === 'running' && state.pid !== null && !(await this.isAlive(state))) {
+            await this.markExited(name, state.pid, null, DIED_UNSEEN);
+          }
+        });
       }
+    } finally {
+      this.checking = false;
     }
   }
 
@@ -394,34 +518,17 @@ export class ProcessRuntime implements Runtime {
       status: alive ? 'running' : state.status === 'created' ? 'created' : 'exited',
       running: alive,
       exitCode: alive ? null : state.exitCode,
-      oomKilled: false,
-      error: diedUnseen ? 'exited while not watched by this router' : alive ? null : state.error,
+      oomKilled: !alive && state.oomKilled === true,
+      error: alive ? null : diedUnseen ? DIED_UNSEEN : state.error,
       endpoint: alive && state.port !== null ? `http://127.0.0.1:${state.port}` : null,
       startedAt: state.startedAt,
       finishedAt: alive ? null : state.finishedAt,
     };
   }
 
-  private emit(type: RuntimeEventType, state: WorkerState, exitCode?: number | null): void {
-    const event: RuntimeEvent = {
-      type,
-      name: state.name,
-      labels: state.labels,
-      time: Date.now(),
-      ...(exitCode !== undefined && exitCode !== null ? { exitCode } : {}),
-    };
+  private emit(type: RuntimeEventType, state: WorkerState): void {
+    const event: RuntimeEvent = { type, name: state.name, labels: state.labels, time: Date.now() };
     if (type === 'die' && state.exitCode !== null) event.exitCode = state.exitCode;
     this.emitter.emit('event', event);
   }
-}
-
-function signalNumber(signal: NodeJS.Signals): number | undefined {
-  const numbers: Partial<Record<NodeJS.Signals, number>> = {
-    SIGKILL: 9,
-    SIGTERM: 15,
-    SIGINT: 2,
-    SIGSEGV: 11,
-    SIGABRT: 6,
-  };
-  return numbers[signal];
 }
