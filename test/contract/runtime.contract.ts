@@ -96,6 +96,14 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
       assert.equal(first.labels[LABELS.job], 'job-1');
       const inspected = await runtime.inspect(spec(instanceA, 1).name);
       assert.equal(inspected?.id, first.id);
+      assert.equal(inspected?.labels[LABELS.instance], instanceA);
+      assert.equal(inspected?.status, 'created');
+      assert.equal(inspected?.endpoint, null);
+    });
+
+    it('refuses names that are not safe', async () => {
+      await assert.rejects(runtime.create({ ...spec(instanceA, 1), name: '../escape' }));
+      await assert.rejects(runtime.create({ ...spec(instanceA, 1), name: 'Has Spaces' }));
     });
 
     it('start gives an endpoint whose readiness check answers; start is idempotent', async () => {
@@ -128,17 +136,40 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
       assert.ok(!mine.includes(spec(instanceB, 7).name));
       assert.deepEqual(theirs, [spec(instanceB, 7).name]);
       assert.equal(await other.inspect(spec(instanceA, 1).name), undefined);
-      await other.stop(spec(instanceA, 1).name);
+      assert.equal((await other.list()).length, 1);
+      // To another instance our worker does not exist: stop/remove are no-ops, the rest refuse.
+      await other.stop(spec(instanceA, 1).name, { timeoutSeconds: 1 });
       await other.remove(spec(instanceA, 1).name);
-      assert.equal((await runtime.inspect(spec(instanceA, 1).name))?.running, true, 'untouched');
+      await assert.rejects(other.start(spec(instanceA, 1).name));
+      await assert.rejects(other.logs(spec(instanceA, 1).name));
+      const untouched = await runtime.inspect(spec(instanceA, 1).name);
+      assert.equal(untouched?.running, true, 'untouched');
+      assert.equal(untouched?.labels[LABELS.instance], instanceA);
     });
 
     it('a new runtime instance adopts running workers (router restart)', async () => {
+      const name = spec(instanceA, 3).name;
+      await runtime.create(spec(instanceA, 3));
+      const started = await runtime.start(name);
+      await workers.waitUntilReady(started.endpoint!, { timeoutMs: 30_000 });
+      // (The event stream is surely connected by now, unlike at the very first create.)
+      await events.next((e) => e.type === 'create' && e.name === name);
       const restarted = await fixture.make(instanceA);
       try {
+        const listed = (await restarted.list()).find((w) => w.name === name);
+        assert.equal(listed?.running, true);
+        assert.equal(listed?.id, started.id, 'the same worker, not a new one');
+        assert.equal(listed?.endpoint, started.endpoint);
+        assert.equal(listed?.labels[LABELS.job], 'job-3');
         const adopted = await restarted.inspect(spec(instanceA, 1).name);
         assert.equal(adopted?.running, true);
-        assert.equal(adopted?.endpoint, (await runtime.inspect(spec(instanceA, 1).name))?.endpoint);
+        // The adopting runtime can stop what an earlier one started.
+        await restarted.stop(name, { timeoutSeconds: 10 });
+        assert.equal((await restarted.inspect(name))?.running, false);
+        assert.equal((await runtime.inspect(name))?.running, false);
+        await events.next((e) => e.type === 'die' && e.name === name);
+        await restarted.remove(name);
+        assert.equal(await runtime.inspect(name), undefined);
       } finally {
         await restarted.close();
       }
@@ -149,9 +180,16 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
       await fixture.killExternally(runtime, name);
       const died = await events.next((e) => e.type === 'die' && e.name === name);
       assert.equal(died.labels[LABELS.job], 'job-1');
+      assert.equal(died.exitCode, 137, 'killed by SIGKILL: 128 + 9');
       const info = await runtime.inspect(name);
       assert.equal(info?.running, false);
+      assert.equal(info?.status, 'exited');
       assert.equal(info?.endpoint, null);
+      assert.equal(info?.exitCode, 137);
+      // A dead worker can be started again under the same name.
+      const again = await runtime.start(name);
+      assert.equal(again.running, true);
+      await workers.waitUntilReady(again.endpoint!, { timeoutMs: 30_000 });
     });
 
     it('stop and remove are idempotent; a removed worker is gone', async () => {
