@@ -146,9 +146,16 @@ async function bundle(entry: string, outfile: string, external: string[]): Promi
     minify: false,
     legalComments: 'none',
     logLevel: 'warning',
-    // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
+    // CommonJS dependencies bundled into ESM still call require() and read __dirname.
     banner: {
-      js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+      js: [
+        "import { createRequire as __createRequire } from 'node:module';",
+        "import { fileURLToPath as __fileURLToPath } from 'node:url';",
+        "import { dirname as __pathDirname } from 'node:path';",
+        'const require = __createRequire(import.meta.url);',
+        'const __filename = __fileURLToPath(import.meta.url);',
+        'const __dirname = __pathDirname(__filename);',
+      ].join(' '),
     },
   });
 }

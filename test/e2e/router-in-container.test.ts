@@ -1,0 +1,144 @@
+/**
+ * The original deployment, steps 2–5 of the original README automated: build the
+ * images, create a bridge network, run the router container with the host's Docker
+ * socket on it, send the five requests. Workers join the router's network and are
+ * reached by name (nothing published), a model store mounted into the router from the
+ * host reaches the workers, and without any mount the example store still works.
+ */
+import assert from 'node:assert/strict';
+import Dockerode from 'dockerode';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ensureImage } from '../../src/runtime/docker/image-builder.js';
+import { LABELS } from '../../src/runtime/runtime.js';
+import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
+import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../helpers/router.js';
+
+const docker = new Dockerode();
+const requests = (
+  JSON.parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/origin-requests.json'), 'utf8')) as {
+    requests: string[];
+  }
+).requests;
+const record = JSON.parse(
+  readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8').split('\n')[0]!,
+);
+
+async function waitHealthy(url: string, container: Dockerode.Container): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (let interval = 25; ; interval = Math.min(interval * 2, 250)) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch {
+      // not up yet
+    }
+    const state = (await container.inspect()).State;
+    if (!state.Running || Date.now() > deadline) {
+      const logs = (await container.logs({ stdout: true, stderr: true, tail: 30 })).toString();
+      throw new Error(`router container did not come up (${state.Status}):\n${logs}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
+
+async function runRouter(name: string, network: string, instance: string, binds: string[]) {
+  const container = await docker.createContainer({
+    name,
+    Image: 'modeldock/router:latest',
+    Env: [`MODELDOCK_INSTANCE=${instance}`, 'MODELDOCK_LOG_LEVEL=info'],
+    ExposedPorts: { '8080/tcp': {} },
+    HostConfig: {
+      NetworkMode: network,
+      Binds: ['/var/run/docker.sock:/var/run/docker.sock', ...binds],
+      PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
+    },
+  });
+  await container.start();
+  const port = (await container.inspect()).NetworkSettings.Ports['8080/tcp']![0]!.HostPort;
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url, container);
+  return { container, url };
+}
+
+describe('router in a container with the Docker socket (the original deployment)', () => {
+  const network = `tmp_network_${process.pid}`;
+  const instances: string[] = [];
+  const routers: Dockerode.Container[] = [];
+  let hostStore: string;
+
+  before(async () => {
+    await ensureImage(docker, 'worker', 'modeldock/worker:latest');
+    await ensureImage(docker, 'router', 'modeldock/router:latest');
+    await docker.createNetwork({ Name: network, Driver: 'bridge' });
+    // A host store holding a model the example store does not have.
+    hostStore = await mkdtemp(path.join(os.tmpdir(), 'modeldock-host-store-'));
+    await cp(MODELS_DIR, path.join(hostStore, 'models'), { recursive: true });
+    await cp(path.join(MODELS_DIR, 'm-131'), path.join(hostStore, 'models', 'm-host'), { recursive: true });
+    await cp(DATASETS_DIR, path.join(hostStore, 'datasets'), { recursive: true });
+  });
+  after(async () => {
+    for (const router of routers) await router.remove({ force: true }).catch(() => undefined);
+    for (const instance of instances) {
+      await removeInstanceContainers(docker, instance);
+      for (const what of ['models', 'datasets']) {
+        await docker
+          .getVolume(`${instance}-${what}`)
+          .remove()
+          .catch(() => undefined);
+      }
+    }
+    await docker
+      .getNetwork(network)
+      .remove()
+      .catch(() => undefined);
+    await rm(hostStore, { recursive: true, force: true });
+  });
+
+  it('serves the five original requests from a host-mounted store, workers reached by name', async () => {
+    const instance = uniqueInstance('dind');
+    instances.push(instance);
+    const { container, url } = await runRouter(`router-${instance}`, network, instance, [
+      `${hostStore}/models:/models:ro`,
+      `${hostStore}/datasets:/datasets:ro`,
+    ]);
+    routers.push(container);
+
+    for (const body of requests) {
+      const response = await postJson(`${url}/inference_router/`, body);
+      assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 500));
+    }
+    // m-host exists only in the host store mounted into the router.
+    const created = await postJson(`${url}/v1/jobs`, { job_id: 'h1', model: 'm-host', dataset: 'ds-550' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const server = created.body.server;
+    assert.equal(server.endpoint, `http://${server.container_name}:8000`, 'reached by name');
+    const worker = await docker.getContainer(server.container_id).inspect();
+    assert.ok(Object.keys(worker.NetworkSettings.Networks).includes(network), 'on the router network');
+    assert.deepEqual(worker.HostConfig.PortBindings ?? {}, {}, 'nothing published');
+    const modelsMount = worker.Mounts.find((m) => m.Destination === '/models');
+    assert.equal(modelsMount?.Source, `${hostStore}/models`, 'the host path, translated');
+    assert.equal(worker.Config.Labels[LABELS.instance], instance);
+
+    const infer = await postJson(`${url}/v2/models/h1/infer`, {
+      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
+      outputs: [{ name: 'label' }],
+    });
+    assert.equal(infer.status, 200, JSON.stringify(infer.body));
+    assert.deepEqual(infer.body.outputs[0].data, [record.label]);
+  });
+
+  it('without a mounted store, serves the example store from the image', async () => {
+    const instance = uniqueInstance('dinx');
+    instances.push(instance);
+    const { container, url } = await runRouter(`router-${instance}`, network, instance, []);
+    routers.push(container);
+    const temp = await postJson(`${url}/inference_router/`, requests[4]!);
+    assert.equal(temp.status, 200, JSON.stringify(temp.body).slice(0, 500));
+    assert.equal(temp.body.result.correct, 527);
+    const models = await getJson(`${url}/v1/models`);
+    assert.deepEqual(models.body.models, ['m-131']);
+  });
+});
