@@ -62,8 +62,10 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
 
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = toErrorResponse(error);
-  if (status >= 500) request.log.error({ err: error }, 'request failed');
-  else request.log.info({ code: body.error.code, msg: body.error.message }, 'request rejected');
+  // Only unexpected failures deserve a stack in the log; a 503 says what is away.
+  if (status === 500) request.log.error({ err: error }, 'request failed');
+  else if (status >= 500) request.log.warn({ code: body.error.code, reason: body.error.message }, 'request failed');
+  else request.log.info({ code: body.error.code, reason: body.error.message }, 'request rejected');
   void reply.code(status).send(body);
 }
 

@@ -7,7 +7,7 @@
  * job's lock, so it never interleaves with an operation on the same job.
  */
 import type { Logger } from 'pino';
-import { RuntimeUnavailableError, StoreUnavailableError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { LABELS, type Runtime, type WorkerInfo } from '../runtime/runtime.js';
 import type { WorkerClient } from '../runtime/worker-client.js';
@@ -36,6 +36,8 @@ export class Reconciler {
   private readonly abort = new AbortController();
   private readonly pending = new Set<string>();
   private readonly nextRestartAt = new Map<string, number>();
+  /** Restarts that could not run because the engine or the store was away: retried each pass. */
+  private readonly pendingRestarts = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private eventsLoop: Promise<void> | undefined;
   private fullPass: Promise<ReconcileReport> | undefined;
@@ -121,6 +123,10 @@ export class Reconciler {
         const outcome = await this.reconcileServer(server.serverId, byName.get(server.workerName));
         if (outcome === 'failed') report.markedFailed++;
         if (outcome === 'finished') report.finished++;
+      }
+      for (const serverId of [...this.pendingRestarts]) {
+        this.pendingRestarts.delete(serverId);
+        await this.restart(serverId);
       }
       await this.refreshGauges();
       this.deps.metrics.reconcilePasses.inc({ trigger, outcome: 'ok' });
@@ -296,7 +302,13 @@ export class Reconciler {
       await this.deps.lifecycle.deployLoad({ jobId: server.jobId }, 'restart');
       return 'restarted';
     } catch (error) {
-      if (error instanceof RuntimeUnavailableError || error instanceof StoreUnavailableError) throw error;
+      const code = (error as { code?: string }).code;
+      if (code === 'runtime_unavailable' || code === 'store_unavailable') {
+        // Not the worker's fault: try again on the next pass, once the engine answers.
+        this.pendingRestarts.add(serverId);
+        this.deps.logger.warn({ serverId, err: errorMessage(error) }, 'restart postponed until the engine is back');
+        return 'postponed';
+      }
       this.deps.logger.warn({ serverId, err: errorMessage(error) }, 'restart failed');
       return 'failed';
     }
