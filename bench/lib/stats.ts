@@ -1,0 +1,60 @@
+/** Small statistics and reporting helpers shared by the benchmarks. */
+import { writeFileSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Summary {
+  n: number;
+  median: number;
+  p99: number;
+  min: number;
+  max: number;
+  /** Interquartile range: the spread of the middle half. */
+  iqr: number;
+}
+
+export function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+export function summarize(values: number[]): Summary {
+  const sorted = [...values].sort((a, b) => a - b);
+  const round = (v: number) => Math.round(v * 1000) / 1000;
+  return {
+    n: sorted.length,
+    median: round(quantile(sorted, 0.5)),
+    p99: round(quantile(sorted, 0.99)),
+    min: round(sorted[0] ?? NaN),
+    max: round(sorted.at(-1) ?? NaN),
+    iqr: round(quantile(sorted, 0.75) - quantile(sorted, 0.25)),
+  };
+}
+
+export function machine() {
+  return {
+    cpus: os.cpus().length,
+    cpu_model: os.cpus()[0]?.model ?? 'unknown',
+    memory_gib: Math.round(os.totalmem() / 1024 ** 3),
+    kernel: os.release(),
+    node: process.version,
+    date: new Date().toISOString(),
+  };
+}
+
+export function writeResult(name: string, result: unknown): string {
+  const dir = path.resolve(import.meta.dirname, '..', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  return file;
+}
+
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export const ms = (v: number) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+export const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;

@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+// Runs the benchmarks one after the other (they would disturb each other in parallel):
+// `npm run bench` runs all, `npm run bench -- lifecycle routing` a selection. Each writes
+// bench/results/<name>.json and prints a Markdown summary; BENCHMARKS.md collects them.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+
+const wanted = process.argv.slice(2);
+const benches = readdirSync('bench')
+  .filter((f) => f.endsWith('.bench.ts'))
+  .filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)))
+  .sort();
+let failed = 0;
+for (const bench of benches) {
+  console.log(`\n## ${bench}\n`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', `bench/${bench}`], { stdio: 'inherit' });
+  if (result.status !== 0) failed++;
+}
+process.exit(failed ? 1 : 0);
