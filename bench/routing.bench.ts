@@ -21,7 +21,9 @@ import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.j
 
 const LATENCY_REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
-const record = JSON.parse(readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8').split('\n')[0]!);
+const record = JSON.parse(
+  readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8').split('\n')[0]!,
+);
 const body = JSON.stringify({
   inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
   outputs: [{ name: 'label' }],
@@ -132,7 +134,11 @@ async function main() {
   );
   let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
   try {
-    const created = await postJson(`${router.url}/v1/jobs`, { job_id: 'r1', model: 'm-131', dataset: 'ds-550' });
+    const created = await postJson(`${router.url}/v1/jobs`, {
+      job_id: 'r1',
+      model: 'm-131',
+      dataset: 'ds-550',
+    });
     if (created.status !== 201) throw new Error(JSON.stringify(created.body));
     const worker = created.body.server.endpoint as string;
     nginx = await startNginx(worker);
