@@ -1,0 +1,150 @@
+/**
+ * The state store on the common paths, SQLite vs MongoDB (FerretDB 1.24.2 on SQLite,
+ * the wire-protocol server available here), in one run: lookup of a job's server,
+ * a conditional state transition, an operation record (insert + finish), and the store
+ * calls one DEPLOY_CREATE makes. Sequential calls, as the router makes them per job.
+ *
+ *   node --import tsx bench/store.bench.ts        (BENCH_OPS, default 2000)
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { MongoStore } from '../src/store/mongodb/mongodb-store.js';
+import { formatServerId } from '../src/store/server-id.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../src/store/store.js';
+import { startFerretDb } from '../test/helpers/ferretdb.js';
+import { machine, ms, summarize, table, writeResult } from './lib/stats.js';
+
+const OPS = Number(process.env.BENCH_OPS ?? 2000);
+
+async function measure(count: number, work: (i: number) => Promise<unknown>) {
+  for (let i = 0; i < Math.min(200, count); i++) await work(-1 - i); // warm-up
+  const samples: number[] = [];
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    await work(i);
+    samples.push(performance.now() - t0);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return { ...summarize(samples), ops_per_s: Math.round(count / seconds) };
+}
+
+async function newServer(store: Store, jobId: string) {
+  const number = await store.allocateServerNumber();
+  return store.insertServer({
+    serverId: formatServerId(number),
+    number,
+    jobId,
+    model: 'm-131',
+    dataset: 'ds-550',
+    kind: 'job',
+    state: 'creating',
+    reason: null,
+    runtime: 'docker',
+    workerName: `bench-${formatServerId(number)}`,
+    workerId: null,
+    endpoint: null,
+    restarts: 0,
+    loadedAt: null,
+    lastUsedAt: null,
+    terminatedAt: null,
+  });
+}
+
+async function benchStore(store: Store) {
+  await store.init();
+  for (let j = 0; j < 100; j++) {
+    await store.ensureJob({ jobId: `job${j}`, model: 'm-131', dataset: 'ds-550' });
+    await newServer(store, `job${j}`);
+  }
+  let server = await newServer(store, 'hot');
+  const results = {
+    lookup_by_job: await measure(OPS, (i) => store.currentServer(`job${Math.abs(i) % 100}`)),
+    state_transition: await measure(OPS, async (i) => {
+      server = await store.updateServer(server.serverId, server.version, {
+        state: i % 2 ? 'ready' : 'unloaded',
+      });
+    }),
+    operation_record: await measure(OPS, async (i) => {
+      const id = `op-bench-${i}-${Math.random()}`;
+      await store.insertOperation({
+        operationId: id,
+        type: 'DEPLOY_LOAD',
+        jobId: 'hot',
+        serverId: server.serverId,
+        status: 'running',
+        reason: 'request',
+        steps: [],
+        warnings: [],
+        error: null,
+        startedAt: new Date().toISOString(),
+        finishedAt: null,
+        durationMs: null,
+      });
+      await store.updateOperation(id, {
+        status: 'succeeded',
+        steps: [{ name: 'load', startedAt: new Date().toISOString(), durationMs: 1.5 }],
+        finishedAt: new Date().toISOString(),
+        durationMs: 2,
+      });
+    }),
+    // The store calls of one DEPLOY_CREATE, in the order the lifecycle makes them.
+    deploy_create_calls: await measure(Math.min(OPS, 300), async (i) => {
+      const jobId = `create${i}`;
+      await store.getJob(jobId);
+      await store.currentServer(jobId);
+      const id = `op-create-${i}-${Math.random()}`;
+      await store.insertOperation({
+        operationId: id,
+        type: 'DEPLOY_CREATE',
+        jobId,
+        serverId: null,
+        status: 'running',
+        reason: 'request',
+        steps: [],
+        warnings: [],
+        error: null,
+        startedAt: new Date().toISOString(),
+        finishedAt: null,
+        durationMs: null,
+      });
+      await store.ensureJob({ jobId, model: 'm-131', dataset: 'ds-550' });
+      let s = await newServer(store, jobId);
+      await store.updateOperation(id, { serverId: s.serverId });
+      for (const state of ['creating', 'loading', 'ready'] as const) {
+        s = await store.updateServer(s.serverId, s.version, { state });
+      }
+      await store.updateOperation(id, {
+        status: 'succeeded',
+        finishedAt: new Date().toISOString(),
+        durationMs: 1,
+      });
+    }),
+  };
+  await store.close();
+  return results;
+}
+
+async function main() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-store-bench-'));
+  const ferret = await startFerretDb();
+  try {
+    const sqlite = await benchStore(new SqliteStore(path.join(dir, 'bench.db')));
+    const mongodb = await benchStore(new MongoStore(ferret.url('modeldock_bench')));
+    const file = writeResult('store', { machine: machine(), ops: OPS, sqlite, mongodb_ferretdb: mongodb });
+    const rows = (Object.keys(sqlite) as (keyof typeof sqlite)[]).map((k) => [
+      k,
+      `${sqlite[k].ops_per_s}/s, p50 ${ms(sqlite[k].median)}, p99 ${ms(sqlite[k].p99)}`,
+      `${mongodb[k].ops_per_s}/s, p50 ${ms(mongodb[k].median)}, p99 ${ms(mongodb[k].p99)}`,
+    ]);
+    console.log(table(['path', 'SQLite', 'MongoDB (FerretDB)'], rows));
+    console.log(`\nraw results: ${file}`);
+  } finally {
+    await ferret.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
