@@ -64,7 +64,8 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   const { status, body } = toErrorResponse(error);
   // Only unexpected failures deserve a stack in the log; a 503 says what is away.
   if (status === 500) request.log.error({ err: error }, 'request failed');
-  else if (status >= 500) request.log.warn({ code: body.error.code, reason: body.error.message }, 'request failed');
+  else if (status >= 500)
+    request.log.warn({ code: body.error.code, reason: body.error.message }, 'request failed');
   else request.log.info({ code: body.error.code, reason: body.error.message }, 'request rejected');
   void reply.code(status).send(body);
 }

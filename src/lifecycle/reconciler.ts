@@ -306,7 +306,10 @@ export class Reconciler {
       if (code === 'runtime_unavailable' || code === 'store_unavailable') {
         // Not the worker's fault: try again on the next pass, once the engine answers.
         this.pendingRestarts.add(serverId);
-        this.deps.logger.warn({ serverId, err: errorMessage(error) }, 'restart postponed until the engine is back');
+        this.deps.logger.warn(
+          { serverId, err: errorMessage(error) },
+          'restart postponed until the engine is back',
+        );
         return 'postponed';
       }
       this.deps.logger.warn({ serverId, err: errorMessage(error) }, 'restart failed');
