@@ -132,6 +132,11 @@ export class ProcessRuntime implements Runtime {
   private readonly locks = new KeyedMutex();
   private readonly watcher: NodeJS.Timeout;
   private checking = false;
+  private subscribers = 0;
+  /** `<name>:<pid>` of deaths already announced by this runtime object (once each). */
+  private readonly announced = new Set<string>();
+  /** Workers this runtime saw alive through /proc (adopted ones), by name: their pid. */
+  private readonly seenAlive = new Map<string, number>();
   /** Ends every events() iteration when the runtime is closed. */
   private readonly closed = new AbortController();
 
@@ -144,6 +149,8 @@ export class ProcessRuntime implements Runtime {
     this.emitter.setMaxListeners(0);
     this.watcher = setInterval(() => void this.checkAdopted(), options.adoptedPollMs ?? 250);
     this.watcher.unref();
+    // Learn at once which adopted workers are alive, so a death right after is announced.
+    void this.checkAdopted();
   }
 
   async ping(): Promise<void> {
@@ -258,6 +265,8 @@ export class ProcessRuntime implements Runtime {
       await rm(this.stateFile(name), { force: true });
       await rm(this.logFile(name), { force: true });
       await release(state.cgroups ?? []);
+      this.seenAlive.delete(name);
+      for (const key of this.announced) if (key.startsWith(`${name}:`)) this.announced.delete(key);
       this.emit('destroy', state);
     });
   }
@@ -273,11 +282,15 @@ export class ProcessRuntime implements Runtime {
   }
 
   async *events(signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+    // While someone listens, the /proc watch keeps the process alive like a socket would.
+    if (this.subscribers++ === 0) this.watcher.ref();
     try {
       const until = AbortSignal.any([signal, this.closed.signal]);
       for await (const [event] of on(this.emitter, 'event', { signal: until })) yield event as RuntimeEvent;
     } catch (error) {
       if ((error as Error).name !== 'AbortError') throw error;
+    } finally {
+      if (--this.subscribers === 0) this.watcher.unref();
     }
   }
 
@@ -396,6 +409,8 @@ export class ProcessRuntime implements Runtime {
 
   /** An own child exited: record it (after whatever start/stop holds the lock) and tell the watchers. */
   private async onChildExit(name: string, own: OwnChild, exit: Exit): Promise<void> {
+    // A closed runtime is a router that is gone: the next one notices through /proc.
+    if (this.closed.signal.aborted) return;
     await this.locks.run(name, async () => {
       const error = exit.signal
         ? `killed by ${exit.signal}`
@@ -464,11 +479,16 @@ export class ProcessRuntime implements Runtime {
     );
   }
 
-  /** Record an exit once (the caller holds the worker's lock) and tell the watchers. */
+  /**
+   * Record an exit (the caller holds the worker's lock) and tell this runtime's watchers
+   * once. Another runtime object of the same instance may have recorded it first (a
+   * restarted router in the same process, as in tests): then only the announcement is due.
+   */
   private async markExited(name: string, pid: number, exitCode: number | null, error: string | null) {
     try {
       const state = await this.readState(name);
-      if (!state || state.pid !== pid || state.status !== 'running') return;
+      if (!state || state.pid !== pid || state.status === 'created') return;
+      if (state.status === 'exited') return this.announceDeath(state);
       const oomKilled = await wasOomKilled(state.cgroups ?? []);
       const exited: WorkerState = {
         ...state,
@@ -479,8 +499,7 @@ export class ProcessRuntime implements Runtime {
         finishedAt: new Date().toISOString(),
       };
       await this.writeState(exited);
-      if (oomKilled) this.emit('oom', exited);
-      this.emit('die', exited);
+      this.announceDeath(exited);
     } catch (failure) {
       this.options.logger?.warn(
         { worker: name, err: errorMessage(failure) },
@@ -489,7 +508,20 @@ export class ProcessRuntime implements Runtime {
     }
   }
 
-  /** Workers adopted from an earlier router are not our children: watch them through /proc. */
+  private announceDeath(state: WorkerState): void {
+    const key = `${state.name}:${state.pid}`;
+    if (this.announced.has(key)) return;
+    this.announced.add(key);
+    if (this.seenAlive.get(state.name) === state.pid) this.seenAlive.delete(state.name);
+    if (state.oomKilled) this.emit('oom', state);
+    this.emit('die', state);
+  }
+
+  /**
+   * Workers adopted from an earlier router are not our children: watch them through
+   * /proc. One found dead is recorded as exited (exit code unknown); one this runtime saw
+   * alive that someone else recorded as exited is still announced here.
+   */
   private async checkAdopted(): Promise<void> {
     if (this.checking) return;
     this.checking = true;
@@ -498,8 +530,12 @@ export class ProcessRuntime implements Runtime {
         if (this.children.has(name) || this.locks.isBusy(name)) continue;
         await this.locks.run(name, async () => {
           const state = await this.readState(name);
-          if (state?.status === 'running' && state.pid !== null && !(await this.isAlive(state))) {
-            await this.markExited(name, state.pid, null, DIED_UNSEEN);
+          if (!state || state.pid === null) return;
+          if (state.status === 'running') {
+            if (await this.isAlive(state)) this.seenAlive.set(name, state.pid);
+            else await this.markExited(name, state.pid, null, DIED_UNSEEN);
+          } else if (state.status === 'exited' && this.seenAlive.get(name) === state.pid) {
+            this.announceDeath(state);
           }
         });
       }
