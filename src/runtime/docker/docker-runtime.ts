@@ -7,7 +7,7 @@
  */
 import Dockerode from 'dockerode';
 import type { Logger } from 'pino';
-import { ConflictError, RuntimeUnavailableError } from '../../errors.js';
+import { ConflictError, InvalidInputError, RuntimeUnavailableError } from '../../errors.js';
 import {
   LABELS,
   type Runtime,
@@ -20,6 +20,10 @@ import {
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
 import { subscribeEngineEvents } from './docker-events.js';
 import { ensureImage } from './image-builder.js';
+
+/** Docker's own rule for container names; anything else never reaches a URL path. */
+const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+const CONTAINER_ID = /^[0-9a-f]{12,64}$/;
 
 /** Port the worker listens on inside its container. */
 export const WORKER_PORT = 8000;
@@ -85,6 +89,8 @@ export class DockerRuntime implements Runtime {
   }
 
   async create(spec: WorkerSpec, signal?: AbortSignal): Promise<WorkerInfo> {
+    if (!CONTAINER_NAME.test(spec.name))
+      throw new InvalidInputError(`invalid worker name ${JSON.stringify(spec.name)}`);
     const existing = await this.inspectOwned(spec.name, signal);
     if (existing) return existing;
     const result = await this.engine.create(this.containerOptions(spec), signal);
@@ -170,6 +176,7 @@ export class DockerRuntime implements Runtime {
   }
 
   private async inspectOwned(idOrName: string, signal?: AbortSignal): Promise<WorkerInfo | undefined> {
+    if (!CONTAINER_NAME.test(idOrName) && !CONTAINER_ID.test(idOrName)) return undefined;
     const details = await this.engine.inspect(idOrName, signal);
     if (!details || !this.isOwned(details)) return undefined;
     return this.toWorkerInfo(details);
