@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter, on } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
@@ -123,6 +123,35 @@ function exitCodeOf(exit: Exit): number | null {
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A worker's log is kept across its restarts; past this size it moves to `<log>.1`. */
+const LOG_ROTATE_BYTES = 16 * 1024 * 1024;
+/** logs() reads at most this much from the end of the file. */
+const LOG_TAIL_BYTES = 4 * 1024 * 1024;
+
+async function rotateLog(file: string): Promise<void> {
+  const size = await stat(file).then(
+    (s) => s.size,
+    () => 0,
+  );
+  if (size > LOG_ROTATE_BYTES) await rename(file, `${file}.1`);
+}
+
+async function readTail(file: string, maxBytes: number): Promise<string> {
+  const handle = await open(file, 'r').catch(() => undefined);
+  if (!handle) return '';
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, maxBytes);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    const text = buffer.toString('utf8');
+    // Cut a partial first line when the read started in the middle of the file.
+    return length < size ? text.slice(text.indexOf('\n') + 1) : text;
+  } finally {
+    await handle.close();
+  }
+}
+
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
   private readonly dir: string;
@@ -158,7 +187,7 @@ export class ProcessRuntime implements Runtime {
   }
 
   async prepare(onProgress?: (line: string) => void): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    await this.ensureDir();
     const entry = this.command.args.find((a) => /\.(m?js|ts)$/.test(a));
     if (entry && !existsSync(path.resolve(this.command.cwd ?? REPO_ROOT, entry))) {
       throw new RuntimeUnavailableError(`worker entry point ${entry} does not exist`);
@@ -180,7 +209,7 @@ export class ProcessRuntime implements Runtime {
     return this.locks.run(spec.name, async () => {
       const existing = await this.readState(spec.name);
       if (existing) return this.toInfo(existing);
-      await mkdir(this.dir, { recursive: true });
+      await this.ensureDir();
       const state: WorkerState = {
         name: spec.name,
         labels: { ...spec.labels, [LABELS.managed]: 'true', [LABELS.instance]: this.options.instance },
@@ -264,6 +293,7 @@ export class ProcessRuntime implements Runtime {
       this.children.delete(name);
       await rm(this.stateFile(name), { force: true });
       await rm(this.logFile(name), { force: true });
+      await rm(`${this.logFile(name)}.1`, { force: true });
       await release(state.cgroups ?? []);
       this.seenAlive.delete(name);
       for (const key of this.announced) if (key.startsWith(`${name}:`)) this.announced.delete(key);
@@ -296,7 +326,7 @@ export class ProcessRuntime implements Runtime {
 
   async logs(name: string, options?: { tail?: number }): Promise<string> {
     await this.requireState(name);
-    const text = await readFile(this.logFile(name), 'utf8').catch(() => '');
+    const text = await readTail(this.logFile(name), LOG_TAIL_BYTES);
     const lines = text.split('\n');
     if (lines.at(-1) === '') lines.pop();
     const tail = options?.tail ?? 200;
@@ -320,6 +350,15 @@ export class ProcessRuntime implements Runtime {
 
   private checkName(name: string): void {
     if (!NAME_PATTERN.test(name)) throw new InvalidInputError(`invalid worker name ${name}`);
+  }
+
+  /**
+   * Private to the router's user: a state file names a pid the router will signal, so
+   * nobody else may write one.
+   */
+  private async ensureDir(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await chmod(this.dir, 0o700);
   }
 
   private stateFile(name: string): string {
@@ -364,6 +403,7 @@ export class ProcessRuntime implements Runtime {
   }
 
   private async spawnWorker(state: WorkerState, port: number): Promise<OwnChild> {
+    await rotateLog(this.logFile(state.name));
     const log = await open(this.logFile(state.name), 'a');
     let child: ChildProcess;
     try {
