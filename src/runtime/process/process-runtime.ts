@@ -493,12 +493,19 @@ export class ProcessRuntime implements Runtime {
     await signalGroup(timeoutMs > 0 ? 'SIGTERM' : 'SIGKILL');
     let exit: Exit | undefined;
     if (child) {
-      const timer = delay(timeoutMs).then(() => undefined);
-      exit = await Promise.race([child.exited, timer]);
+      // Workers are unref'd so they never hold the router open; while we wait for one, it must.
+      child.child.ref();
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<undefined>(
+        (resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)),
+      );
+      exit = await Promise.race([child.exited, graceOver]);
+      clearTimeout(timer); // a pending grace timer would hold a shutting-down router open
       if (!exit) {
         await signalGroup('SIGKILL');
         exit = await child.exited;
       }
+      child.child.unref();
     } else {
       // Not our child (adopted): all we can do is watch /proc until the pid is gone.
       const deadline = Date.now() + timeoutMs;
