@@ -37,6 +37,8 @@ export interface Config {
   idleUnloadMs: number;
   /** Most models loaded at once across all servers; 0: no limit. */
   maxLoadedModels: number;
+  /** Bytes all loaded models may take together (by their ONNX file sizes); 0: no budget. */
+  memoryBudgetBytes: number;
   logLevel: string;
 }
 
@@ -107,6 +109,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     restartBackoffMs: int('MODELDOCK_RESTART_BACKOFF_MS', 1_000),
     idleUnloadMs: int('MODELDOCK_IDLE_UNLOAD_SECONDS', 0) * 1000,
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
+    memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
   };
 }

@@ -71,6 +71,7 @@ export class Router {
         instance: config.instance,
         idleUnloadMs: config.idleUnloadMs,
         maxLoadedModels: config.maxLoadedModels,
+        memoryBudgetBytes: config.memoryBudgetBytes,
         readyTimeoutMs: config.readyTimeoutMs,
         workerLimits: {
           memoryBytes: config.workerMemoryBytes,

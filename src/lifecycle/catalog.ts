@@ -3,7 +3,7 @@
  * request against the stores before it creates anything, so an unknown model is a 404
  * and not a worker that fails to load.
  */
-import { access, readdir } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NotFoundError } from '../errors.js';
 import { ID_PATTERN, validateId } from '../ids.js';
@@ -25,6 +25,15 @@ export class Catalog {
     validateId('dataset', dataset);
     if (!(await exists(path.join(this.datasetsDir, dataset)))) {
       throw new NotFoundError(`dataset "${dataset}" not found in the dataset store (${this.datasetsDir})`);
+    }
+  }
+
+  /** Size of the model's ONNX file: what its weights take once loaded, roughly. */
+  async modelBytes(model: string): Promise<number> {
+    try {
+      return (await stat(path.join(this.modelsDir, validateId('model', model), 'model.onnx'))).size;
+    } catch {
+      return 0;
     }
   }
 

@@ -70,6 +70,7 @@ export interface LifecycleOptions {
   instance: string;
   idleUnloadMs?: number;
   maxLoadedModels?: number;
+  memoryBudgetBytes?: number;
   readyTimeoutMs: number;
   workerLimits: WorkerLimits;
   stopTimeoutSeconds?: number;
@@ -119,6 +120,8 @@ export class Lifecycle {
       {
         idleUnloadMs: deps.options.idleUnloadMs ?? 0,
         maxLoadedModels: deps.options.maxLoadedModels ?? 0,
+        memoryBudgetBytes: deps.options.memoryBudgetBytes ?? 0,
+        modelBytes: (model) => deps.catalog.modelBytes(model),
       },
       deps.logger,
     );
@@ -421,7 +424,7 @@ export class Lifecycle {
       );
       const modelName = server.jobId;
       const model = server.model;
-      if (server.kind === 'job') await this.memoryPolicy.makeRoomFor(server.jobId);
+      if (server.kind === 'job') await this.memoryPolicy.makeRoomFor(server.jobId, server.model);
       await rec.step('load', () => this.deps.workers.load(endpoint, modelName, model));
       const now = new Date().toISOString();
       server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });

@@ -1,7 +1,8 @@
 /**
  * Memory policy, as model servers do it: a model idle for longer than the keep-alive is
  * unloaded, and at most `maxLoadedModels` models are loaded at once, the least recently
- * used one being unloaded to make room. Every unload is a recorded DEPLOY_UNLOAD whose
+ * used one being unloaded to make room; likewise under a memory budget (the sum of the
+ * loaded models' sizes). Every unload is a recorded DEPLOY_UNLOAD whose
  * reason (`idle_timeout`, `lru`) is in the operation history.
  */
 import type { Logger } from 'pino';
@@ -12,6 +13,10 @@ import type { Store } from '../store/store.js';
 export interface MemoryPolicyOptions {
   idleUnloadMs: number;
   maxLoadedModels: number;
+  /** Bytes all loaded models may take together; 0: no budget. */
+  memoryBudgetBytes: number;
+  /** Estimated memory of a loaded model (its ONNX file size: weights dominate). */
+  modelBytes: (model: string) => Promise<number>;
 }
 
 export interface Unloader {
@@ -70,22 +75,32 @@ export class MemoryPolicy {
    * jobs with no operation in flight are chosen, so two loads making room for each other
    * can never wait on each other's lock.
    */
-  async makeRoomFor(jobId: string): Promise<string[]> {
-    const max = this.options.maxLoadedModels;
-    if (max <= 0) return [];
+  async makeRoomFor(jobId: string, model: string): Promise<string[]> {
+    const { maxLoadedModels: max, memoryBudgetBytes: budget } = this.options;
+    if (max <= 0 && budget <= 0) return [];
     const loaded = (await this.store.listServers({ kind: 'job', states: ['ready', 'loading'] })).filter(
       (s) => s.jobId !== jobId,
     );
-    const excess = loaded.length - (max - 1);
-    if (excess <= 0) return [];
-    const victims = loaded
-      .filter((s) => s.state === 'ready' && !this.unloader.isJobBusy(s.jobId))
-      .sort((a, b) => this.lastUse(a) - this.lastUse(b))
-      .slice(0, excess);
-    for (const victim of victims) {
-      this.logger.info({ jobId: victim.jobId, for: jobId }, 'unloading least recently used model');
-      await this.unloader.deployUnload({ jobId: victim.jobId }, 'lru');
+    const sizes = new Map<string, number>();
+    if (budget > 0) {
+      for (const s of loaded) sizes.set(s.serverId, await this.options.modelBytes(s.model));
     }
-    return victims.map((v) => v.jobId);
+    const needed = budget > 0 ? await this.options.modelBytes(model) : 0;
+    let count = loaded.length;
+    let bytes = [...sizes.values()].reduce((a, b) => a + b, 0);
+    const overLimit = () => (max > 0 && count + 1 > max) || (budget > 0 && bytes + needed > budget);
+    const candidates = loaded
+      .filter((s) => s.state === 'ready' && !this.unloader.isJobBusy(s.jobId))
+      .sort((a, b) => this.lastUse(a) - this.lastUse(b));
+    const victims: string[] = [];
+    for (const victim of candidates) {
+      if (!overLimit()) break;
+      this.logger.info({ jobId: victim.jobId, for: jobId }, 'unloading the least recently used model');
+      await this.unloader.deployUnload({ jobId: victim.jobId }, 'lru');
+      victims.push(victim.jobId);
+      count--;
+      bytes -= sizes.get(victim.serverId) ?? 0;
+    }
+    return victims;
   }
 }
