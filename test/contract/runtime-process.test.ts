@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -203,6 +203,24 @@ describe('ProcessRuntime specifics', () => {
       assert.equal(await processStartTime(bystander.pid!), startTime, 'still alive');
     } finally {
       bystander.kill();
+    }
+  });
+
+  it('reads start times right even for a command name with spaces and parentheses', async () => {
+    // /proc/<pid>/stat puts the command name in parentheses; a naive split would shift fields.
+    const odd = path.join(dir, 'odd) name (x');
+    await symlink('/bin/sleep', odd);
+    const reference = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const oddly = spawn(odd, ['30'], { stdio: 'ignore' });
+    try {
+      const [a, b] = await Promise.all([processStartTime(reference.pid!), processStartTime(oddly.pid!)]);
+      assert.match(a ?? '', /^\d+$/);
+      assert.match(b ?? '', /^\d+$/);
+      // Started within moments of each other: at most a second of clock ticks apart.
+      assert.ok(Math.abs(Number(a) - Number(b)) <= 100, `${a} vs ${b}`);
+    } finally {
+      reference.kill();
+      oddly.kill();
     }
   });
 
