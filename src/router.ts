@@ -104,6 +104,7 @@ export class Router {
       logger,
       bodyLimitBytes: config.bodyLimitBytes,
       version: VERSION,
+      reconcile: () => reconciler.reconcileAll('request'),
     });
     const router = new Router(
       app,

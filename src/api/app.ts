@@ -30,6 +30,8 @@ export interface AppDeps {
   logger: Logger;
   bodyLimitBytes: number;
   version: string;
+  /** Run a full reconcile pass now (operators, benchmarks); resolves with its report. */
+  reconcile: () => Promise<unknown>;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {

@@ -11,6 +11,7 @@ import { presentJob, presentOperation, presentServer } from '../presenters.js';
 import { InferBody, JobBody, JobParams, OperationQuery, ServerQuery, TempBody } from '../schemas.js';
 
 export interface V1Deps {
+  reconcile: () => Promise<unknown>;
   lifecycle: Lifecycle;
   store: Store;
   catalog: Catalog;
@@ -25,7 +26,13 @@ function presentOutcome(outcome: OperationOutcome) {
   };
 }
 
-export function v1Routes({ lifecycle, store, catalog, events }: V1Deps): FastifyPluginAsyncTypebox {
+export function v1Routes({
+  lifecycle,
+  store,
+  catalog,
+  events,
+  reconcile,
+}: V1Deps): FastifyPluginAsyncTypebox {
   return async (app) => {
     const tags = ['v1'];
 
@@ -156,6 +163,17 @@ export function v1Routes({ lifecycle, store, catalog, events }: V1Deps): Fastify
         if (!operation) throw new NotFoundError(`operation ${request.params.operation_id} not found`);
         return presentOperation(operation);
       },
+    );
+
+    app.post(
+      '/reconcile',
+      {
+        schema: {
+          tags,
+          summary: 'Compare the store with the runtime now and converge; returns the pass report',
+        },
+      },
+      async () => reconcile(),
     );
 
     app.get('/models', { schema: { tags, summary: 'Models in the model store' } }, async () => ({
