@@ -1,0 +1,132 @@
+/**
+ * Scale and concurrency, in one run:
+ * - with 50, 100 and 200 servers (a small worker profile: 128 MiB, 0.25 CPU), the
+ *   router's memory (RSS of its process), a full reconcile pass, listing all servers,
+ *   and one DEPLOY_UNLOAD + DEPLOY_LOAD while all of them exist;
+ * - 1, 4 and 16 DEPLOY_CREATE on different jobs at once: wall time and per-operation
+ *   median, against the same number created one after the other.
+ *
+ *   node --import tsx bench/scale.bench.ts      (BENCH_SCALE=50,100,200)
+ */
+import Dockerode from 'dockerode';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
+import { spawnRouter } from '../test/helpers/router-process.js';
+import { machine, ms, summarize, table, writeResult } from './lib/stats.js';
+
+const SIZES = (process.env.BENCH_SCALE ?? '50,100,200').split(',').map(Number);
+const docker = new Dockerode();
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
+  const started = performance.now();
+  const value = await work();
+  return [performance.now() - started, value];
+}
+
+async function create(url: string, jobId: string): Promise<number> {
+  const [elapsed, response] = await timed(() =>
+    postJson(`${url}/v1/jobs`, { job_id: jobId, model: 'm-131', dataset: 'ds-550' }),
+  );
+  if (response.status !== 201) throw new Error(`${jobId}: ${JSON.stringify(response.body)}`);
+  return elapsed;
+}
+
+async function main() {
+  const instance = uniqueInstance('scale');
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-scale-'));
+  const router = await spawnRouter(
+    {
+      MODELDOCK_INSTANCE: instance,
+      MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
+      MODELDOCK_RUNTIME: 'docker',
+      MODELDOCK_LOG_LEVEL: 'warn',
+      MODELDOCK_WORKER_MEMORY: '128m',
+      MODELDOCK_WORKER_CPUS: '0.25',
+      MODELDOCK_WORKER_PIDS: '64',
+      MODELDOCK_READY_TIMEOUT_MS: '120000',
+    },
+    path.join(dataDir, 'router.log'),
+  );
+  const pid = router.child.pid!;
+  const concurrency: { at_once: number; wall_ms: number; per_operation: ReturnType<typeof summarize> }[] = [];
+  const scale: Record<string, unknown>[] = [];
+  try {
+    let created = 0;
+    // Concurrency first, on an otherwise empty engine.
+    for (const atOnce of [1, 4, 16]) {
+      const jobs = Array.from({ length: atOnce }, (_, i) => `c${atOnce}-${i}`);
+      const [wall, times] = await timed(() => Promise.all(jobs.map((job) => create(router.url, job))));
+      created += atOnce;
+      concurrency.push({ at_once: atOnce, wall_ms: Math.round(wall), per_operation: summarize(times) });
+    }
+    for (const size of SIZES) {
+      while (created < size) {
+        const batch = Array.from({ length: Math.min(8, size - created) }, (_, i) => `s${created + i}`);
+        await Promise.all(batch.map((job) => create(router.url, job)));
+        created += batch.length;
+      }
+      const reconciles: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const [elapsed, report] = await timed(() => postJson(`${router.url}/v1/reconcile`, {}));
+        if (report.body.servers < size) throw new Error(`reconcile saw ${report.body.servers} servers`);
+        reconciles.push(elapsed);
+      }
+      const lists: number[] = [];
+      for (let i = 0; i < 5; i++) lists.push((await timed(() => getJson(`${router.url}/v1/servers`)))[0]);
+      const cycles: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const [elapsed] = await timed(async () => {
+          await postJson(`${router.url}/v1/jobs/s0/unload`, {});
+          await postJson(`${router.url}/v1/jobs/s0/load`, {});
+        });
+        cycles.push(elapsed);
+      }
+      scale.push({
+        servers: size,
+        router_rss_mib: await rssMiB(pid),
+        reconcile_pass: summarize(reconciles),
+        list_servers: summarize(lists),
+        unload_plus_load: summarize(cycles),
+      });
+    }
+  } finally {
+    await router.kill('SIGTERM');
+    await removeInstanceContainers(docker, instance);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+  const file = writeResult('scale', { machine: machine(), scale, concurrency });
+  console.log(
+    table(
+      ['servers', 'router RSS', 'full reconcile pass', 'list all servers', 'DEPLOY_UNLOAD + DEPLOY_LOAD'],
+      scale.map((s: any) => [
+        s.servers,
+        `${s.router_rss_mib} MiB`,
+        ms(s.reconcile_pass.median),
+        ms(s.list_servers.median),
+        ms(s.unload_plus_load.median),
+      ]),
+    ),
+  );
+  console.log();
+  console.log(
+    table(
+      ['DEPLOY_CREATE at once', 'wall time', 'per operation (median)', 'throughput'],
+      concurrency.map((c) => [
+        c.at_once,
+        ms(c.wall_ms),
+        ms(c.per_operation.median),
+        `${((c.at_once / c.wall_ms) * 1000).toFixed(2)} op/s`,
+      ]),
+    ),
+  );
+  console.log(`\nraw results: ${file}`);
+}
+
+await main();
