@@ -8,7 +8,6 @@
  */
 import Dockerode from 'dockerode';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureImage } from '../src/runtime/docker/image-builder.js';
@@ -16,14 +15,13 @@ import { DATASETS_DIR, MODELS_DIR } from '../test/helpers/paths.js';
 import { postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
 import { spawnRouter } from '../test/helpers/router-process.js';
 import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
+import { DIGITS } from '../test/helpers/fixtures.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
 const docker = new Dockerode();
 const OPS = ['DEPLOY_CREATE', 'DEPLOY_UNLOAD', 'DEPLOY_LOAD', 'INFER', 'TERMINATE', 'TEMP'] as const;
 type Op = (typeof OPS)[number];
-const record = JSON.parse(
-  readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8').split('\n')[0]!,
-);
+const record = DIGITS[0]!;
 
 async function containerRouter(network: string, instance: string) {
   const container = await docker.createContainer({

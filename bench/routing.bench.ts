@@ -8,22 +8,19 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Dockerode from 'dockerode';
 import { Pool } from 'undici';
-import { DATASETS_DIR } from '../test/helpers/paths.js';
 import { freePort } from '../test/helpers/ports.js';
 import { postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
 import { spawnRouter } from '../test/helpers/router-process.js';
 import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
+import { DIGITS } from '../test/helpers/fixtures.js';
 
 const LATENCY_REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
-const record = JSON.parse(
-  readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8').split('\n')[0]!,
-);
+const record = DIGITS[0]!;
 const body = JSON.stringify({
   inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
   outputs: [{ name: 'label' }],

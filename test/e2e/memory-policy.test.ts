@@ -5,15 +5,11 @@
  * inference loads the model again.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { DATASETS_DIR } from '../helpers/paths.js';
 import { getJson, postJson, startTestRouter, waitForServer, type TestRouter } from '../helpers/router.js';
+import { DIGITS } from '../helpers/fixtures.js';
 
-const record = JSON.parse(
-  readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8').split('\n')[0]!,
-);
+const record = DIGITS[0]!;
 const infer = (t: TestRouter, job: string) =>
   postJson(`${t.url}/v1/jobs/${job}/infer`, {
     inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],

@@ -3,20 +3,14 @@
  * database), against FerretDB and the real engine; state readable as plain documents.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient } from 'mongodb';
 import { MongoStore } from '../../src/store/mongodb/mongodb-store.js';
 import { startFerretDb, type FerretDb } from '../helpers/ferretdb.js';
-import { REPO_ROOT } from '../helpers/paths.js';
 import { instanceContainers, postJson, startTestRouter, type TestRouter } from '../helpers/router.js';
+import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 
-const requests = (
-  JSON.parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/origin-requests.json'), 'utf8')) as {
-    requests: string[];
-  }
-).requests;
+const requests = ORIGIN_REQUESTS;
 
 describe('the original requests with MODELDOCK_STORE=mongodb://…', () => {
   let database: FerretDb;

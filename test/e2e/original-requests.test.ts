@@ -3,25 +3,18 @@
  * to a real router driving real containers on the real engine.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/runtime/runtime.js';
 import {
-  REPO_ROOT,
   getJson,
   instanceContainers,
   postJson,
   startTestRouter,
   type TestRouter,
 } from '../helpers/router.js';
+import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 
-const fixture = JSON.parse(
-  readFileSync(path.join(REPO_ROOT, 'test/fixtures/origin-requests.json'), 'utf8'),
-) as {
-  requests: string[];
-};
-const [create, load, unload, terminate, temp] = fixture.requests as [string, string, string, string, string];
+const [create, load, unload, terminate, temp] = ORIGIN_REQUESTS;
 
 describe('the original README requests, verbatim', () => {
   let t: TestRouter;

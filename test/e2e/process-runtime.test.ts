@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
 import { processStartTime } from '../../src/runtime/process/proc.js';
-import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
+import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
 import {
   getJson,
   postJson,
@@ -20,12 +20,9 @@ import {
   waitForServer,
   type TestRouter,
 } from '../helpers/router.js';
+import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 
-const requests = (
-  JSON.parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/origin-requests.json'), 'utf8')) as {
-    requests: string[];
-  }
-).requests;
+const requests = ORIGIN_REQUESTS;
 const record = JSON.parse(
   readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8').split('\n')[0]!,
 );

@@ -4,17 +4,11 @@
  * event stream and the Prometheus metrics.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DATASETS_DIR } from '../helpers/paths.js';
 import { getJson, postJson, startTestRouter, type TestRouter } from '../helpers/router.js';
+import { DIGITS } from '../helpers/fixtures.js';
 
-const records = readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8')
-  .trim()
-  .split('\n')
-  .slice(0, 16)
-  .map((line) => JSON.parse(line) as { inputs: { pixels: number[] }; label: number });
+const records = DIGITS.slice(0, 16);
 
 describe('routing inference through the router', () => {
   let t: TestRouter;

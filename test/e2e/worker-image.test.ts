@@ -6,13 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import Dockerode from 'dockerode';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ensureImage } from '../../src/runtime/docker/image-builder.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { ensureBigModel, TEST_MODELS_DIR } from '../helpers/models.js';
 import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
+import { DIGITS } from '../helpers/fixtures.js';
 
 const docker = new Dockerode();
 const IMAGE = 'modeldock/worker:latest';
@@ -78,9 +77,7 @@ describe('worker image on the engine', () => {
     assert.equal(info.HostConfig.ReadonlyRootfs, true);
 
     await workers.load(endpoint, 'digits', 'm-131');
-    const record = JSON.parse(
-      readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8').split('\n')[0]!,
-    );
+    const record = DIGITS[0]!;
     const answer = (await workers.infer(endpoint, 'digits', {
       inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
     })) as { outputs: { name: string; data: number[] }[] };

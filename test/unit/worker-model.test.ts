@@ -10,11 +10,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildWorkerApp, type WorkerApp } from '../../src/worker/app.js';
 import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
+import { DIGITS } from '../helpers/fixtures.js';
 
-const records = readFileSync(path.join(DATASETS_DIR, 'ds-550/records.jsonl'), 'utf8')
-  .trim()
-  .split('\n')
-  .map((line) => JSON.parse(line) as { inputs: { pixels: number[] }; label: number });
+const records = DIGITS;
 const manifest = JSON.parse(readFileSync(path.join(MODELS_DIR, 'm-131/model.json'), 'utf8'));
 
 describe('worker: m-131 over the Open Inference Protocol', () => {
