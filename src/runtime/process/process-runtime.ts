@@ -16,7 +16,6 @@ import { EventEmitter, on } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +32,7 @@ import {
   type WorkerSpec,
 } from '../runtime.js';
 import { confine, release, wasOomKilled, type EnforcedLimit } from './cgroup.js';
+import { freeLoopbackPort } from '../loopback-port.js';
 import { isSameProcess, processStartTime } from './proc.js';
 
 export interface WorkerCommand {
@@ -101,17 +101,6 @@ export function defaultWorkerCommand(): WorkerCommand {
     args: ['--import', 'tsx', path.join(REPO_ROOT, 'src/worker/main.ts')],
     cwd: REPO_ROOT,
   };
-}
-
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Docker's convention: a process killed by signal N exited with 128 + N. */
