@@ -87,6 +87,7 @@ async function main() {
       MODELDOCK_LOG_LEVEL: 'warn',
     },
     path.join(dataDir, 'router.log'),
+    'compiled',
   );
   const box = await containerRouter(network, boxInstance);
   const samples: Record<'host' | 'container', Record<Op, number[]>> = {

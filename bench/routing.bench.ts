@@ -128,6 +128,7 @@ async function main() {
       MODELDOCK_WORKER_CPUS: '1',
     },
     path.join(dataDir, 'router.log'),
+    'compiled',
   );
   let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
   try {

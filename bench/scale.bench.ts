@@ -53,6 +53,7 @@ async function main() {
       MODELDOCK_READY_TIMEOUT_MS: '120000',
     },
     path.join(dataDir, 'router.log'),
+    'compiled',
   );
   const pid = router.child.pid!;
   const concurrency: { at_once: number; wall_ms: number; per_operation: ReturnType<typeof summarize> }[] = [];
@@ -83,8 +84,10 @@ async function main() {
       const cycles: number[] = [];
       for (let i = 0; i < 5; i++) {
         const [elapsed] = await timed(async () => {
-          await postJson(`${router.url}/v1/jobs/s0/unload`, {});
-          await postJson(`${router.url}/v1/jobs/s0/load`, {});
+          for (const action of ['unload', 'load']) {
+            const response = await postJson(`${router.url}/v1/jobs/c1-0/${action}`, {});
+            if (response.status !== 200) throw new Error(`${action}: ${JSON.stringify(response.body)}`);
+          }
         });
         cycles.push(elapsed);
       }

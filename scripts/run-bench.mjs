@@ -10,6 +10,8 @@ const benches = readdirSync('bench')
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)))
   .sort();
+// The benchmarks run the router as `npm start` does: compiled.
+spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
 let failed = 0;
 for (const bench of benches) {
   console.log(`\n## ${bench}\n`);

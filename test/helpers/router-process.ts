@@ -14,18 +14,23 @@ export interface RouterProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function spawnRouter(env: Record<string, string>, logFile: string): Promise<RouterProcess> {
+export async function spawnRouter(
+  env: Record<string, string>,
+  logFile: string,
+  /** `source` runs src/ through tsx (tests); `compiled` runs dist/ as `npm start` does (benchmarks). */
+  build: 'source' | 'compiled' = 'source',
+): Promise<RouterProcess> {
   const port = await freePort();
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), 'start'],
-    {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...env, MODELDOCK_PORT: String(port), MODELDOCK_HOST: '127.0.0.1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const args =
+    build === 'source'
+      ? ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), 'start']
+      : [path.join(REPO_ROOT, 'dist/cli/main.js'), 'start'];
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env, MODELDOCK_PORT: String(port), MODELDOCK_HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.pipe(log, { end: false });
   child.stderr!.pipe(log, { end: false });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
