@@ -1,0 +1,161 @@
+/**
+ * The worker against its floor, ONNX Runtime called in-process on the same machine in
+ * the same run: model load time, and inference throughput (one-sample requests at
+ * concurrency 1; ds-550 in batches), for m-131 and a generated 256 MiB model.
+ *
+ *   node --import tsx bench/worker.bench.ts     (BENCH_TRIALS, default 7)
+ */
+import Dockerode from 'dockerode';
+import ort from 'onnxruntime-node';
+import path from 'node:path';
+import { WorkerClient } from '../src/runtime/worker-client.js';
+import { DIGITS } from '../test/helpers/fixtures.js';
+import { TEST_MODELS_DIR, ensureBigModel } from '../test/helpers/models.js';
+import { DATASETS_DIR, MODELS_DIR } from '../test/helpers/paths.js';
+import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
+
+const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
+const docker = new Dockerode();
+const workers = new WorkerClient();
+const MiB = 1024 * 1024;
+
+interface Case {
+  label: string;
+  modelsDir: string;
+  modelId: string;
+  input: string;
+  width: number;
+  sample: (i: number) => number[];
+}
+
+async function startWorker(modelsDir: string) {
+  const container = await docker.createContainer({
+    Image: 'modeldock/worker:latest',
+    Labels: { 'modeldock.bench': 'worker' },
+    User: '10001:10001',
+    ExposedPorts: { '8000/tcp': {} },
+    Env: ['MODELDOCK_WORKER_THREADS=1'],
+    HostConfig: {
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': '' },
+      CapDrop: ['ALL'],
+      Memory: 2048 * MiB,
+      NanoCpus: 1e9,
+      Mounts: [
+        { Type: 'bind', Source: modelsDir, Target: '/models', ReadOnly: true },
+        { Type: 'bind', Source: DATASETS_DIR, Target: '/datasets', ReadOnly: true },
+      ],
+      PortBindings: { '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
+    },
+  });
+  await container.start();
+  const port = (await container.inspect()).NetworkSettings.Ports['8000/tcp']![0]!.HostPort;
+  const endpoint = `http://127.0.0.1:${port}`;
+  await workers.waitUntilReady(endpoint, { timeoutMs: 60_000 });
+  return { container, endpoint };
+}
+
+async function measureCase(c: Case) {
+  const file = path.join(c.modelsDir, c.modelId, 'model.onnx');
+  const options = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const };
+  // Floor: ONNX Runtime in this process.
+  const floorLoads: number[] = [];
+  let session: ort.InferenceSession | undefined;
+  for (let i = 0; i < TRIALS; i++) {
+    await session?.release();
+    const started = performance.now();
+    session = await ort.InferenceSession.create(file, options);
+    floorLoads.push(performance.now() - started);
+  }
+  const floorInfer: number[] = [];
+  for (let i = 0; i < REQUESTS; i++) {
+    const data = Float32Array.from(c.sample(i));
+    const started = performance.now();
+    await session!.run({ [c.input]: new ort.Tensor('float32', data, [1, c.width]) });
+    floorInfer.push(performance.now() - started);
+  }
+  await session!.release();
+
+  // The worker in its container, through its HTTP API.
+  const { container, endpoint } = await startWorker(c.modelsDir);
+  const workerLoads: number[] = [];
+  const workerInfer: number[] = [];
+  try {
+    for (let i = 0; i < TRIALS; i++) {
+      await workers.unload(endpoint, 'bench');
+      const started = performance.now();
+      await workers.load(endpoint, 'bench', c.modelId);
+      workerLoads.push(performance.now() - started);
+    }
+    for (let i = 0; i < REQUESTS; i++) {
+      const body = { inputs: [{ name: c.input, shape: [1, c.width], datatype: 'FP32', data: c.sample(i) }] };
+      const started = performance.now();
+      await workers.infer(endpoint, 'bench', body);
+      workerInfer.push(performance.now() - started);
+    }
+  } finally {
+    await container.remove({ force: true });
+    await workers.forget(endpoint);
+  }
+  const load = { floor: summarize(floorLoads), worker: summarize(workerLoads) };
+  const infer = { floor: summarize(floorInfer), worker: summarize(workerInfer) };
+  return {
+    model: c.label,
+    load,
+    infer,
+    infer_per_s: { floor: 1000 / infer.floor.median, worker: 1000 / infer.worker.median },
+  };
+}
+
+async function main() {
+  const big = await ensureBigModel(256);
+  const bigWidth = Math.round(Math.sqrt((256 * MiB) / 4));
+  const cases: Case[] = [
+    {
+      label: 'm-131 (10 KB)',
+      modelsDir: MODELS_DIR,
+      modelId: 'm-131',
+      input: 'pixels',
+      width: 64,
+      sample: (i) => DIGITS[i % DIGITS.length]!.inputs.pixels,
+    },
+    {
+      label: `${big} (256 MiB)`,
+      modelsDir: TEST_MODELS_DIR,
+      modelId: big,
+      input: 'x',
+      width: bigWidth,
+      sample: (i) => Array.from({ length: bigWidth }, (_, k) => ((i + k) % 17) / 17),
+    },
+  ];
+  const results = [];
+  for (const c of cases) results.push(await measureCase(c));
+  await workers.close();
+  const file = writeResult('worker', { machine: machine(), trials: TRIALS, requests: REQUESTS, results });
+  console.log(
+    table(
+      [
+        'model',
+        'load: in-process ORT',
+        'load: worker',
+        'ratio',
+        'infer c=1: in-process',
+        'infer c=1: worker',
+        'ratio',
+      ],
+      results.map((r) => [
+        r.model,
+        ms(r.load.floor.median),
+        ms(r.load.worker.median),
+        ratio(r.load.worker.median, r.load.floor.median),
+        `${ms(r.infer.floor.median)} (${Math.round(r.infer_per_s.floor)}/s)`,
+        `${ms(r.infer.worker.median)} (${Math.round(r.infer_per_s.worker)}/s)`,
+        ratio(r.infer.worker.median, r.infer.floor.median),
+      ]),
+    ),
+  );
+  console.log(`\nraw results: ${file}`);
+}
+
+await main();
