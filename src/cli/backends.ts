@@ -10,15 +10,16 @@ import { DockerEngine } from '../runtime/docker/docker-engine.js';
 import { DockerRuntime } from '../runtime/docker/docker-runtime.js';
 import { ProcessRuntime } from '../runtime/process/process-runtime.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { MongoStore } from '../store/mongodb/mongodb-store.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { detectPlacement } from '../runtime/docker/self-container.js';
 
-export function openStore(config: Config): Store {
+export async function openStore(config: Config): Promise<Store> {
   if (config.store.startsWith('sqlite:')) {
     return new SqliteStore(path.resolve(config.store.slice('sqlite:'.length)));
   }
+  // Loaded only when configured: the driver costs memory a SQLite deployment never uses.
+  const { MongoStore } = await import('../store/mongodb/mongodb-store.js');
   return new MongoStore(config.store);
 }
 

@@ -28,7 +28,7 @@ async function start(): Promise<void> {
     },
     `modeldock ${VERSION} starting with the ${runtime.kind} runtime (${why})`,
   );
-  const router = await Router.create({ config, store: openStore(config), runtime, logger });
+  const router = await Router.create({ config, store: await openStore(config), runtime, logger });
   const address = await router.listen();
   logger.info({ address }, `modeldock router listening on ${address}`);
 
