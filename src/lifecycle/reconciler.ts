@@ -221,7 +221,16 @@ export class Reconciler {
     if ((TRANSIENT_STATES as readonly ServerState[]).includes(server.state)) {
       return this.settleInterrupted(server, worker);
     }
-    if (server.state === 'failed') return 'ok';
+    if (server.state === 'failed') {
+      // An operation saw the worker vanish mid-request; the engine knows why. Say so.
+      if (worker && !worker.running && worker.oomKilled && !/OOM/.test(server.reason ?? '')) {
+        await lifecycle.transition(server, 'failed', {
+          reason:
+            `worker was killed for running out of memory (OOM, limit reached); ${server.reason ?? ''}`.trim(),
+        });
+      }
+      return 'ok';
+    }
     // ready or unloaded
     if (!worker) {
       lifecycle.invalidateRoute(server.jobId);
