@@ -12,7 +12,13 @@ import { MongoClient } from 'mongodb';
 import { REPO_ROOT } from './paths.js';
 import { freePort } from './ports.js';
 
-const BINARY = path.join(REPO_ROOT, '.cache/ferretdb/ferretdb');
+/** Where scripts/ferretdb.sh builds it: outside the checkout, shared by every clone. */
+const BINARY = path.join(
+  process.env.MODELDOCK_CACHE_DIR ??
+    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'modeldock'),
+  'ferretdb',
+  'ferretdb',
+);
 
 export interface FerretDb {
   url: (database: string) => string;
