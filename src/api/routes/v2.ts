@@ -21,7 +21,10 @@ export interface V2Deps {
   version: string;
 }
 
-/** Hop-by-hop headers are the proxy's own business (RFC 9110 §7.6.1). */
+/**
+ * Hop-by-hop headers are the proxy's own business (RFC 9110 §7.6.1). Content-Length is
+ * kept: the body passes through unchanged, and a known length spares both hops chunking.
+ */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -31,7 +34,6 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'proxy-connection',
   'host',
-  'content-length',
 ]);
 
 function forwardHeaders(headers: IncomingHttpHeaders): Record<string, string> {
