@@ -57,34 +57,48 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
     const jobId = request.params.job;
     validateId('job_id', jobId);
     const route = await lifecycle.route(jobId);
-    let response;
+    let statusCode = 502;
     try {
       const hasBody = request.method === 'POST';
-      response = await workers.pool(route.endpoint).request({
-        method: request.method as 'GET' | 'POST',
-        path: `/v2/models/${encodeURIComponent(route.modelName)}${suffix}`,
-        headers: forwardHeaders(request.headers),
-        ...(hasBody ? { body: request.body as Readable } : {}),
-        headersTimeout: 300_000,
-        bodyTimeout: 300_000,
-      });
+      // undici's stream() writes the worker's answer straight into our socket: no
+      // intermediate Readable, no Fastify serialization on the hot path.
+      reply.hijack();
+      await workers.pool(route.endpoint).stream(
+        {
+          method: request.method as 'GET' | 'POST',
+          path: `/v2/models/${encodeURIComponent(route.modelName)}${suffix}`,
+          headers: forwardHeaders(request.headers),
+          ...(hasBody ? { body: request.body as Readable } : {}),
+          headersTimeout: 300_000,
+          bodyTimeout: 300_000,
+        },
+        ({ statusCode: status, headers }) => {
+          statusCode = status;
+          const out: Record<string, string> = {};
+          for (const [key, value] of Object.entries(headers)) {
+            if (value !== undefined && !HOP_BY_HOP.has(key))
+              out[key] = Array.isArray(value) ? value.join(', ') : value;
+          }
+          reply.raw.writeHead(status, out);
+          return reply.raw;
+        },
+      );
     } catch (error) {
       lifecycle.invalidateRoute(jobId);
       metrics.inferenceRequests.inc({ job: jobId, status: '5xx' });
-      throw new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
-        cause: error,
-      });
+      if (!reply.raw.headersSent) {
+        const failure = new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
+          cause: error,
+        });
+        reply.raw.writeHead(502, { 'content-type': 'application/json' });
+        reply.raw.end(JSON.stringify({ error: { code: failure.code, message: failure.message } }));
+      } else {
+        reply.raw.destroy();
+      }
+      return;
     }
-    const headers: Record<string, string> = {};
-    for (const [key, value] of Object.entries(response.headers)) {
-      if (value !== undefined && !HOP_BY_HOP.has(key))
-        headers[key] = Array.isArray(value) ? value.join(', ') : value;
-    }
-    response.body.once('end', () => {
-      metrics.inferenceRequests.inc({ job: jobId, status: `${Math.floor(response.statusCode / 100)}xx` });
-      metrics.inferenceLatency.observe({ job: jobId }, (performance.now() - started) / 1000);
-    });
-    await reply.code(response.statusCode).headers(headers).send(response.body);
+    metrics.inferenceRequests.inc({ job: jobId, status: `${Math.floor(statusCode / 100)}xx` });
+    metrics.inferenceLatency.observe({ job: jobId }, (performance.now() - started) / 1000);
   }
 
   return async (app) => {
