@@ -64,6 +64,8 @@ export interface Route {
   serverId: string;
   endpoint: string;
   modelName: string;
+  /** `/v2/models/<model name>` on the worker, computed once per route. */
+  modelPath: string;
 }
 
 export interface LifecycleOptions {
@@ -538,6 +540,7 @@ export class Lifecycle {
       serverId: server.serverId,
       endpoint: server.endpoint!,
       modelName: server.jobId,
+      modelPath: `/v2/models/${encodeURIComponent(server.jobId)}`,
     };
     this.routes.set(server.jobId, route);
     return route;

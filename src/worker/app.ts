@@ -120,14 +120,15 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   });
 
   app.post<NameParams & { Body: V2InferRequest }>('/v2/models/:name/infer', async (request) => {
-    const model = registry.get(validateId('name', request.params.name));
-    return infer(model, request.body);
+    const name = validateId('name', request.params.name);
+    return registry.use(name, (model) => infer(model, request.body));
   });
 
   app.post<NameParams & { Body: { dataset?: unknown } }>('/v2/models/:name/batch', async (request) => {
-    const model = registry.get(validateId('name', request.params.name));
-    const datasetId = validateId('dataset', request.body?.dataset);
-    return inferDataset(model, datasetId, await datasets.read(datasetId));
+    const name = validateId('name', request.params.name);
+    registry.get(name); // not loaded: 404 before the dataset is read
+    const dataset = await datasets.read(validateId('dataset', request.body?.dataset));
+    return registry.use(name, (model) => inferDataset(model, dataset));
   });
 
   app.get('/v2/worker/stats', async () => {

@@ -1,8 +1,11 @@
 /**
- * The dataset store: `<datasets>/<id>/records.jsonl`, one JSON object per line:
+ * The dataset store: `<datasets>/<id>/records.jsonl`, one JSON object per line, one
+ * sample per line:
  *   {"inputs": {"<input name>": [values of one sample, flat or nested]}, "label": <class>}
- * `label` is optional; with it, batch inference reports accuracy. `dataset.json` beside
- * it is optional metadata (description, source, licence).
+ * `inputs` may also be a list, one entry per model input in the model's input order.
+ * `label` (a number or a string) is optional; with it, batch inference reports accuracy.
+ * `dataset.json` beside it is optional metadata (description, source, licence); when
+ * present it must be a JSON object.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,47 +13,77 @@ import { InvalidInputError, NotFoundError, errorMessage } from '../errors.js';
 import { validateId } from '../ids.js';
 
 export interface DatasetRecord {
-  inputs: Record<string, unknown>;
+  /** By model input name, or positional in the model's input order. */
+  inputs: Record<string, unknown> | unknown[];
   label?: number | string;
+}
+
+export interface Dataset {
+  id: string;
+  metadata: Record<string, unknown>;
+  records: DatasetRecord[];
 }
 
 export class DatasetStore {
   constructor(private readonly dir: string) {}
 
-  async read(datasetId: string): Promise<DatasetRecord[]> {
+  async read(datasetId: string): Promise<Dataset> {
     validateId('dataset', datasetId);
-    const file = path.join(this.dir, datasetId, 'records.jsonl');
+    const dir = path.join(this.dir, datasetId);
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = await readFile(path.join(dir, 'records.jsonl'), 'utf8');
     } catch {
       throw new NotFoundError(`dataset "${datasetId}" not found (no ${datasetId}/records.jsonl)`);
     }
-    const records: DatasetRecord[] = [];
-    const lines = text.split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!.trim();
-      if (line === '') continue;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line);
-      } catch (error) {
-        throw new InvalidInputError(
-          `dataset "${datasetId}" line ${i + 1} is not JSON: ${errorMessage(error)}`,
-        );
-      }
-      const record = parsed as DatasetRecord;
-      if (
-        typeof record !== 'object' ||
-        record === null ||
-        typeof record.inputs !== 'object' ||
-        record.inputs === null
-      ) {
-        throw new InvalidInputError(`dataset "${datasetId}" line ${i + 1} has no "inputs" object`);
-      }
-      records.push(record);
-    }
-    if (records.length === 0) throw new InvalidInputError(`dataset "${datasetId}" has no records`);
-    return records;
+    const metadataText = await readFile(path.join(dir, 'dataset.json'), 'utf8').catch(() => undefined);
+    return {
+      id: datasetId,
+      metadata: metadataText === undefined ? {} : parseMetadata(datasetId, metadataText),
+      records: parseRecords(datasetId, text),
+    };
   }
+}
+
+export function parseMetadata(datasetId: string, text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidInputError(`dataset "${datasetId}": dataset.json is not JSON (${errorMessage(error)})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidInputError(`dataset "${datasetId}": dataset.json must be a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Parse records.jsonl; every problem names its line. Blank lines are ignored. */
+export function parseRecords(datasetId: string, text: string): DatasetRecord[] {
+  const records: DatasetRecord[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    const where = `dataset "${datasetId}" line ${i + 1}`;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch (error) {
+      throw new InvalidInputError(`${where} is not JSON: ${errorMessage(error)}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new InvalidInputError(`${where} is not a JSON object`);
+    }
+    const record = parsed as { inputs?: unknown; label?: unknown };
+    if (typeof record.inputs !== 'object' || record.inputs === null) {
+      throw new InvalidInputError(`${where} has no "inputs" object or list`);
+    }
+    if (record.label !== undefined && typeof record.label !== 'number' && typeof record.label !== 'string') {
+      throw new InvalidInputError(`${where}: "label" must be a number or a string`);
+    }
+    records.push(record as DatasetRecord);
+  }
+  if (records.length === 0) throw new InvalidInputError(`dataset "${datasetId}" has no records`);
+  return records;
 }

@@ -1,9 +1,15 @@
 /** Running a loaded model: one v2 request, or a whole dataset in batches. */
 import type ort from 'onnxruntime-node';
 import { InvalidInputError } from '../errors.js';
-import type { DatasetRecord } from './dataset-store.js';
+import type { Dataset } from './dataset-store.js';
 import type { LoadedModel } from './model-store.js';
-import { fromOrtTensor, toOrtTensor, type V2InputTensor, type V2OutputTensor } from './tensors.js';
+import {
+  fromOrtTensor,
+  toOrtTensor,
+  type TensorSpec,
+  type V2InputTensor,
+  type V2OutputTensor,
+} from './tensors.js';
 
 export interface V2InferRequest {
   id?: string;
@@ -59,6 +65,8 @@ export interface BatchResult {
   count: number;
   prediction_output: string;
   predictions: (number | boolean)[];
+  /** The predictions as model.json's labels name them, when it has labels. */
+  predicted_labels?: string[];
   accuracy: number | null;
   correct: number | null;
   duration_ms: number;
@@ -67,47 +75,77 @@ export interface BatchResult {
 /** The output whose values are the predicted class: declared in model.json, else guessed. */
 function predictionOutput(model: LoadedModel): { name: string; argmax: boolean } {
   const declared = model.manifest.prediction_output;
-  if (declared) {
-    const spec = model.outputs.find((s) => s.name === declared);
-    if (!spec) throw new InvalidInputError(`model.json names prediction_output "${declared}", not an output`);
-    return { name: declared, argmax: spec.shape.length > 1 };
+  const spec = declared
+    ? model.outputs.find((s) => s.name === declared)
+    : (model.outputs.find((s) => s.datatype.startsWith('INT') && s.shape.length <= 1) ?? model.outputs[0]);
+  if (!spec) throw new InvalidInputError(`model "${model.name}" has no output to predict with`);
+  return { name: spec.name, argmax: spec.shape.length > 1 };
+}
+
+/** Dimensions of nested arrays, following first elements: [[1,2],[3,4]] → [2, 2]. */
+function nestedShape(value: unknown): number[] {
+  const shape: number[] = [];
+  for (let v = value; Array.isArray(v); v = v[0]) shape.push(v.length);
+  return shape;
+}
+
+/**
+ * The shape of one sample of `spec` (its dimensions after the batch one), from the model
+ * where they are fixed and from the sample's own nesting or length where they are not.
+ */
+function sampleShape(spec: TensorSpec, value: unknown, where: string): number[] {
+  const rest = spec.shape.slice(1);
+  const nested = nestedShape(value);
+  if (nested.length === rest.length) return nested;
+  const length = [value].flat(Infinity).length;
+  const dynamic = rest.filter((d) => d < 0).length;
+  const fixed = rest.filter((d) => d >= 0).reduce((a, b) => a * b, 1);
+  if (nested.length <= 1 && dynamic <= 1 && rest.length > 0 && fixed > 0 && length % fixed === 0) {
+    return rest.map((d) => (d >= 0 ? d : length / fixed));
   }
-  const integer = model.outputs.find((s) => s.datatype.startsWith('INT') && s.shape.length <= 1);
-  if (integer) return { name: integer.name, argmax: false };
-  return { name: model.outputs[0]!.name, argmax: true };
+  throw new InvalidInputError(
+    `${where}: a sample of shape [${nested}] does not fit the model's input "${spec.name}" [${spec.shape}]`,
+  );
 }
 
 export async function inferDataset(
   model: LoadedModel,
-  datasetId: string,
-  records: DatasetRecord[],
+  dataset: Dataset,
   batchSize = 256,
 ): Promise<BatchResult> {
   const started = performance.now();
+  const { id: datasetId, records } = dataset;
   const output = predictionOutput(model);
+  for (const spec of model.inputs) {
+    if (spec.shape.length === 0 || (spec.shape[0]! >= 0 && spec.shape[0] !== 1)) {
+      throw new InvalidInputError(
+        `model "${model.modelId}" input "${spec.name}" [${spec.shape}] has no batch dimension to run a dataset through`,
+      );
+    }
+  }
+  // A model whose batch dimension is fixed to 1 gets its samples one at a time.
+  const size = model.inputs.some((s) => s.shape[0] === 1) ? 1 : batchSize;
   const predictions: (number | boolean)[] = [];
-  for (let offset = 0; offset < records.length; offset += batchSize) {
-    const batch = records.slice(offset, offset + batchSize);
-    const inputs: V2InputTensor[] = model.inputs.map((spec) => {
+  for (let offset = 0; offset < records.length; offset += size) {
+    const batch = records.slice(offset, offset + size);
+    const inputs: V2InputTensor[] = model.inputs.map((spec, position) => {
       const data: unknown[] = [];
-      let sampleShape: number[] | undefined;
-      for (const record of batch) {
-        const value = record.inputs[spec.name];
-        if (value === undefined) {
+      let shape: number[] | undefined;
+      batch.forEach((record, index) => {
+        const where = `dataset "${datasetId}" record ${offset + index + 1}`;
+        const value = Array.isArray(record.inputs) ? record.inputs[position] : record.inputs[spec.name];
+        if (value === undefined) throw new InvalidInputError(`${where} lacks input "${spec.name}"`);
+        shape ??= sampleShape(spec, value, where);
+        const flat = [value].flat(Infinity);
+        const expected = shape.reduce((a, b) => a * b, 1);
+        if (flat.length !== expected) {
           throw new InvalidInputError(
-            `dataset "${datasetId}" record ${offset + predictions.length} lacks input "${spec.name}"`,
+            `${where}: input "${spec.name}" has ${flat.length} values; samples of shape [${shape}] need ${expected}`,
           );
         }
-        const flat = [value].flat(Infinity);
-        sampleShape ??= spec.shape.slice(1).map((d) => (d >= 0 ? d : flat.length));
         data.push(...flat);
-      }
-      return {
-        name: spec.name,
-        datatype: spec.datatype,
-        shape: [batch.length, ...(sampleShape ?? [])],
-        data,
-      };
+      });
+      return { name: spec.name, datatype: spec.datatype, shape: [batch.length, ...shape!], data };
     });
     const response = await infer(model, { inputs, outputs: [{ name: output.name }] });
     const tensor = response.outputs[0]!;
@@ -121,9 +159,12 @@ export async function inferDataset(
       predictions.push(...tensor.data);
     }
   }
+  const labels = model.manifest.labels;
+  const named = labels ? predictions.map((p) => labels[Number(p)] ?? String(p)) : undefined;
+  // A record's label may be the class index or, when model.json lists labels, its name.
   const labelled = records.every((r) => r.label !== undefined);
   const correct = labelled
-    ? records.filter((r, i) => String(r.label) === String(predictions[i])).length
+    ? records.filter((r, i) => String(r.label) === String(predictions[i]) || r.label === named?.[i]).length
     : null;
   return {
     model_name: model.name,
@@ -131,6 +172,7 @@ export async function inferDataset(
     count: records.length,
     prediction_output: output.name,
     predictions,
+    ...(named ? { predicted_labels: named } : {}),
     accuracy: correct === null ? null : correct / records.length,
     correct,
     duration_ms: Math.round((performance.now() - started) * 100) / 100,

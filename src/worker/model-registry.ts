@@ -2,7 +2,9 @@
  * The models this worker holds in memory, by the name they are served under. Loads of
  * different names run side by side; concurrent loads of one name share one load; a
  * failed load leaves nothing behind but its reason. Unloading releases the ONNX Runtime
- * session so the memory goes back.
+ * session so the memory goes back — but only once the inferences already running on it
+ * have finished, since releasing a session under a running inference would crash the
+ * process.
  */
 import { ConflictError, NotFoundError, errorMessage } from '../errors.js';
 import type { LoadedModel, ModelStore } from './model-store.js';
@@ -16,16 +18,28 @@ export interface RegistryEntry {
   reason: string;
 }
 
+/** A loaded model and the inferences currently running on its session. */
+interface Slot {
+  model: LoadedModel;
+  running: number;
+  /** Resolved when `running` drops to zero after the slot was retired. */
+  drained?: () => void;
+}
+
 export class ModelRegistry {
-  private readonly loaded = new Map<string, LoadedModel>();
+  private readonly loaded = new Map<string, Slot>();
   private readonly loading = new Map<string, { modelId: string; promise: Promise<LoadedModel> }>();
   private readonly failures = new Map<string, { modelId: string; reason: string }>();
 
   constructor(private readonly store: ModelStore) {}
 
+  /**
+   * Serve `modelId` under `name`. Already loaded from the same model: a no-op. Loaded
+   * from another model: the new one replaces it once loaded (the old one is released).
+   */
   async load(name: string, modelId: string): Promise<{ model: LoadedModel; alreadyLoaded: boolean }> {
     const current = this.loaded.get(name);
-    if (current && current.modelId === modelId) return { model: current, alreadyLoaded: true };
+    if (current && current.model.modelId === modelId) return { model: current.model, alreadyLoaded: true };
     const inFlight = this.loading.get(name);
     if (inFlight) {
       if (inFlight.modelId !== modelId) {
@@ -37,9 +51,10 @@ export class ModelRegistry {
     this.loading.set(name, { modelId, promise });
     try {
       const model = await promise;
-      if (current) await this.release(current);
-      this.loaded.set(name, model);
+      const previous = this.loaded.get(name);
+      this.loaded.set(name, { model, running: 0 });
       this.failures.delete(name);
+      if (previous) await this.retire(previous);
       return { model, alreadyLoaded: false };
     } catch (error) {
       this.failures.set(name, { modelId, reason: errorMessage(error) });
@@ -49,26 +64,32 @@ export class ModelRegistry {
     }
   }
 
+  /** Release what is served under `name`; false when nothing was loaded (a no-op). */
   async unload(name: string): Promise<boolean> {
     const inFlight = this.loading.get(name);
     if (inFlight) await inFlight.promise.catch(() => undefined);
-    const model = this.loaded.get(name);
+    const slot = this.loaded.get(name);
     this.failures.delete(name);
-    if (!model) return false;
+    if (!slot) return false;
     this.loaded.delete(name);
-    await this.release(model);
+    await this.retire(slot);
     return true;
   }
 
-  get(name: string): LoadedModel {
-    const model = this.loaded.get(name);
-    if (!model) {
-      const failure = this.failures.get(name);
-      throw new NotFoundError(
-        failure ? `model "${name}" failed to load: ${failure.reason}` : `model "${name}" is not loaded`,
-      );
+  /** Run `work` on the model served under `name`; an unload waits for it to finish. */
+  async use<T>(name: string, work: (model: LoadedModel) => Promise<T>): Promise<T> {
+    const slot = this.slot(name);
+    slot.running++;
+    try {
+      return await work(slot.model);
+    } finally {
+      slot.running--;
+      if (slot.running === 0) slot.drained?.();
     }
-    return model;
+  }
+
+  get(name: string): LoadedModel {
+    return this.slot(name).model;
   }
 
   isLoaded(name: string): boolean {
@@ -81,7 +102,9 @@ export class ModelRegistry {
 
   entries(): RegistryEntry[] {
     const out: RegistryEntry[] = [];
-    for (const [name, m] of this.loaded) out.push({ name, modelId: m.modelId, state: 'READY', reason: '' });
+    for (const [name, { model }] of this.loaded) {
+      out.push({ name, modelId: model.modelId, state: 'READY', reason: '' });
+    }
     for (const [name, l] of this.loading) {
       if (!this.loaded.has(name)) out.push({ name, modelId: l.modelId, state: 'LOADING', reason: '' });
     }
@@ -94,12 +117,26 @@ export class ModelRegistry {
   }
 
   async close(): Promise<void> {
-    for (const name of [...this.loaded.keys()]) await this.unload(name);
+    await Promise.all([...this.loading.values()].map((l) => l.promise.catch(() => undefined)));
+    await Promise.all([...this.loaded.keys()].map((name) => this.unload(name)));
   }
 
-  private async release(model: LoadedModel): Promise<void> {
-    await model.session.release();
-    // Give V8 a chance to drop the JS side of the session's tensors too, when allowed.
+  private slot(name: string): Slot {
+    const slot = this.loaded.get(name);
+    if (!slot) {
+      const failure = this.failures.get(name);
+      throw new NotFoundError(
+        failure ? `model "${name}" failed to load: ${failure.reason}` : `model "${name}" is not loaded`,
+      );
+    }
+    return slot;
+  }
+
+  /** Wait for the inferences running on a slot no longer served, then free its memory. */
+  private async retire(slot: Slot): Promise<void> {
+    if (slot.running > 0) await new Promise<void>((resolve) => (slot.drained = resolve));
+    await slot.model.session.release();
+    // Let V8 drop the JS side of the session's tensors too, when the process allows it.
     (globalThis as { gc?: () => void }).gc?.();
   }
 }

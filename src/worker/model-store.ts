@@ -105,6 +105,14 @@ export class ModelStore {
     const outputs = (
       meta.outputMetadata ?? session.outputNames.map((n) => ({ name: n, isTensor: true }))
     ).map(toSpec);
+    const declared = manifest.prediction_output;
+    if (declared !== undefined && !outputs.some((o) => o.name === declared)) {
+      // Nothing half-loaded: the session is released before the load is refused.
+      await session.release();
+      throw new InvalidInputError(
+        `model "${modelId}": model.json names prediction_output "${declared}", which is not an output (outputs: ${outputs.map((o) => o.name).join(', ')})`,
+      );
+    }
     return { name, modelId, session, inputs, outputs, manifest, loadMs, bytes };
   }
 
@@ -116,15 +124,34 @@ export class ModelStore {
     } catch {
       return {};
     }
+    let parsed: unknown;
     try {
-      const parsed = JSON.parse(text) as unknown;
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-        throw new Error('not an object');
-      return parsed as ModelManifest;
+      parsed = JSON.parse(text);
     } catch (error) {
-      throw new InvalidInputError(
-        `model "${modelId}": model.json is not a JSON object (${errorMessage(error)})`,
-      );
+      throw new InvalidInputError(`model "${modelId}": model.json is not JSON (${errorMessage(error)})`);
     }
+    return checkManifest(modelId, parsed);
   }
+}
+
+/** model.json is optional, but when present its known fields must make sense. */
+export function checkManifest(modelId: string, parsed: unknown): ModelManifest {
+  const invalid = (what: string) => new InvalidInputError(`model "${modelId}": model.json ${what}`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw invalid('must be a JSON object');
+  }
+  const manifest = parsed as ModelManifest;
+  if (manifest.description !== undefined && typeof manifest.description !== 'string') {
+    throw invalid('"description" must be a string');
+  }
+  if (manifest.prediction_output !== undefined && typeof manifest.prediction_output !== 'string') {
+    throw invalid('"prediction_output" must be the name of an output');
+  }
+  if (
+    manifest.labels !== undefined &&
+    (!Array.isArray(manifest.labels) || !manifest.labels.every((l) => typeof l === 'string'))
+  ) {
+    throw invalid('"labels" must be a list of strings (label of class i at index i)');
+  }
+  return manifest;
 }

@@ -55,7 +55,7 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
   ): Promise<void> {
     const started = performance.now();
     const jobId = request.params.job;
-    validateId('job_id', jobId);
+    // route() validates the id on a cache miss; a hit is a job id we already know.
     const route = await lifecycle.route(jobId);
     let statusCode = 502;
     try {
@@ -66,7 +66,7 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
       await workers.pool(route.endpoint).stream(
         {
           method: request.method as 'GET' | 'POST',
-          path: `/v2/models/${encodeURIComponent(route.modelName)}${suffix}`,
+          path: `${route.modelPath}${suffix}`,
           headers: forwardHeaders(request.headers),
           ...(hasBody ? { body: request.body as Readable } : {}),
           headersTimeout: 300_000,
