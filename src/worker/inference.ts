@@ -90,8 +90,10 @@ function nestedShape(value: unknown): number[] {
 }
 
 /**
- * The shape of one sample of `spec` (its dimensions after the batch one), from the model
- * where they are fixed and from the sample's own nesting or length where they are not.
+ * The shape of one sample of `spec` (its dimensions after the batch one): the sample's
+ * own nesting when it has the model's rank, else the model's dimensions, with at most one
+ * dynamic dimension worked out from the number of values (data is row-major either way,
+ * so an 8×8 image feeds a [batch, 64] input).
  */
 function sampleShape(spec: TensorSpec, value: unknown, where: string): number[] {
   const rest = spec.shape.slice(1);
@@ -100,7 +102,7 @@ function sampleShape(spec: TensorSpec, value: unknown, where: string): number[] 
   const length = [value].flat(Infinity).length;
   const dynamic = rest.filter((d) => d < 0).length;
   const fixed = rest.filter((d) => d >= 0).reduce((a, b) => a * b, 1);
-  if (nested.length <= 1 && dynamic <= 1 && rest.length > 0 && fixed > 0 && length % fixed === 0) {
+  if (dynamic <= 1 && rest.length > 0 && fixed > 0 && length % fixed === 0) {
     return rest.map((d) => (d >= 0 ? d : length / fixed));
   }
   throw new InvalidInputError(

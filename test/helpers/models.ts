@@ -1,17 +1,21 @@
 /**
- * Large real ONNX models for tests that need weight (memory on load/unload): a MatMul
- * with an N×N FP32 weight matrix, written by Debian's python3-onnx. Generated once into
- * .cache/test-models (gitignored) and reused.
+ * Real ONNX models generated for tests, written by Debian's python3-onnx (apt packages
+ * python3-onnx and python3-numpy; .ci/run installs them). Generated once into
+ * .cache/test-models (gitignored) and reused:
+ * - `big-<mib>`: a MatMul with an N×N FP32 weight matrix of about <mib> MiB, for tests
+ *   that need weight (memory on load and unload, load time);
+ * - `datatypes`: one input and one output per JSON datatype the worker must speak
+ *   (FP32, FP64, INT32, INT64, BOOL), each output a known function of its input.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { REPO_ROOT } from './paths.js';
 
 export const TEST_MODELS_DIR = path.join(REPO_ROOT, '.cache', 'test-models');
 
-const SCRIPT = `
+const BIG_MATMUL = `
 import sys, numpy as np, onnx
 from onnx import helper, numpy_helper, TensorProto
 n, out = int(sys.argv[1]), sys.argv[2]
@@ -26,16 +30,53 @@ model.ir_version = 7
 onnx.save(model, out)
 `;
 
-/**
- * A model of about `mib` MiB of weights: `<TEST_MODELS_DIR>/big-<mib>/model.onnx`.
- * Returns its id (the directory name).
- */
-export async function ensureBigModel(mib: number): Promise<string> {
-  const id = `big-${mib}`;
+const DATATYPES = `
+import sys, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto as T
+out = sys.argv[1]
+def io(name, t): return helper.make_tensor_value_info(name, t, ["batch", 2])
+consts = [
+    numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+    numpy_helper.from_array(np.array(2.0, np.float64), "two"),
+    numpy_helper.from_array(np.array(1, np.int32), "one"),
+    numpy_helper.from_array(np.array(3, np.int64), "three"),
+]
+nodes = [
+    helper.make_node("Mul", ["f32", "half"], ["f32_half"]),
+    helper.make_node("Mul", ["f64", "two"], ["f64_double"]),
+    helper.make_node("Add", ["i32", "one"], ["i32_plus_one"]),
+    helper.make_node("Mul", ["i64", "three"], ["i64_triple"]),
+    helper.make_node("Not", ["b"], ["b_not"]),
+]
+graph = helper.make_graph(nodes, "datatypes",
+    [io("f32", T.FLOAT), io("f64", T.DOUBLE), io("i32", T.INT32), io("i64", T.INT64), io("b", T.BOOL)],
+    [io("f32_half", T.FLOAT), io("f64_double", T.DOUBLE), io("i32_plus_one", T.INT32),
+     io("i64_triple", T.INT64), io("b_not", T.BOOL)],
+    consts)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 7
+onnx.save(model, out)
+`;
+
+/** Write `<TEST_MODELS_DIR>/<id>/model.onnx` with a generator script unless it exists. */
+async function ensureGenerated(id: string, script: string, args: string[] = []): Promise<string> {
   const file = path.join(TEST_MODELS_DIR, id, 'model.onnx');
   if (existsSync(file)) return id;
   await mkdir(path.dirname(file), { recursive: true });
-  const n = Math.round(Math.sqrt((mib * 1024 * 1024) / 4));
-  execFileSync('/usr/bin/python3', ['-c', SCRIPT, String(n), file], { stdio: 'inherit' });
+  // Written aside then renamed, so an interrupted run never leaves a truncated model.
+  const partial = `${file}.${process.pid}.partial`;
+  execFileSync('/usr/bin/python3', ['-c', script, ...args, partial], { stdio: 'inherit' });
+  await rename(partial, file);
   return id;
+}
+
+/** A model of about `mib` MiB of FP32 weights: `big-<mib>`. Returns its id. */
+export async function ensureBigModel(mib: number): Promise<string> {
+  const n = Math.round(Math.sqrt((mib * 1024 * 1024) / 4));
+  return ensureGenerated(`big-${mib}`, BIG_MATMUL, [String(n)]);
+}
+
+/** The `datatypes` model (inputs f32, f64, i32, i64, b; shape [batch, 2]). Returns its id. */
+export async function ensureDatatypesModel(): Promise<string> {
+  return ensureGenerated('datatypes', DATATYPES);
 }
