@@ -39,6 +39,8 @@ export interface Config {
   maxLoadedModels: number;
   /** Bytes all loaded models may take together (by their ONNX file sizes); 0: no budget. */
   memoryBudgetBytes: number;
+  /** Started, model-less workers kept ready so DEPLOY_CREATE/TEMP skip container start; 0: off. */
+  warmPoolSize: number;
   logLevel: string;
 }
 
@@ -110,6 +112,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     idleUnloadMs: int('MODELDOCK_IDLE_UNLOAD_SECONDS', 0) * 1000,
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
+    warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
   };
 }

@@ -72,6 +72,7 @@ export class Router {
         idleUnloadMs: config.idleUnloadMs,
         maxLoadedModels: config.maxLoadedModels,
         memoryBudgetBytes: config.memoryBudgetBytes,
+        warmPoolSize: config.warmPoolSize,
         readyTimeoutMs: config.readyTimeoutMs,
         workerLimits: {
           memoryBytes: config.workerMemoryBytes,
@@ -88,6 +89,7 @@ export class Router {
       metrics,
       logger,
       options: {
+        instance: config.instance,
         intervalMs: config.reconcileIntervalMs,
         restartLimit: config.restartLimit,
         restartBackoffMs: config.restartBackoffMs,
@@ -120,6 +122,11 @@ export class Router {
     );
     await reconciler.start();
     lifecycle.memoryPolicy.start();
+    await lifecycle.pool
+      .start()
+      .catch((error: unknown) =>
+        logger.warn({ err: errorMessage(error) }, 'warm pool could not start; creating containers on demand'),
+      );
     return router;
   }
 
@@ -131,6 +138,7 @@ export class Router {
   async close(): Promise<void> {
     await this.app.close();
     this.lifecycle.memoryPolicy.stop();
+    this.lifecycle.pool.stop();
     await this.reconciler.stop();
     await this.workers.close();
     await this.runtime.close();

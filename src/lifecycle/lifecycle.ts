@@ -35,6 +35,7 @@ import type { EventBus } from './event-bus.js';
 import { validateId } from '../ids.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { MemoryPolicy } from './memory-policy.js';
+import { WarmPool } from './warm-pool.js';
 import { OperationRecorder, newOperationId } from './operation-recorder.js';
 import { canTransition } from './state-machine.js';
 
@@ -73,6 +74,8 @@ export interface LifecycleOptions {
   idleUnloadMs?: number;
   maxLoadedModels?: number;
   memoryBudgetBytes?: number;
+  /** Started, model-less workers kept ready for DEPLOY_CREATE and TEMP; 0: off. */
+  warmPoolSize?: number;
   readyTimeoutMs: number;
   workerLimits: WorkerLimits;
   stopTimeoutSeconds?: number;
@@ -110,8 +113,20 @@ export class Lifecycle {
   readonly activeOperations = new Set<string>();
 
   readonly memoryPolicy: MemoryPolicy;
+  readonly pool: WarmPool;
 
   constructor(private readonly deps: LifecycleDeps) {
+    this.pool = new WarmPool(
+      deps.runtime,
+      deps.workers,
+      {
+        size: deps.options.warmPoolSize ?? 0,
+        instance: deps.options.instance,
+        limits: deps.options.workerLimits,
+        readyTimeoutMs: deps.options.readyTimeoutMs,
+      },
+      deps.logger,
+    );
     this.memoryPolicy = new MemoryPolicy(
       deps.store,
       {
@@ -398,17 +413,19 @@ export class Lifecycle {
       }
       if (!info) {
         server = await this.transition(server, 'creating', { endpoint: null, workerId: null });
-        info = await rec.step('create', () =>
-          this.deps.runtime.create({
-            name: server.workerName,
-            labels: {
-              [LABELS.server]: server.serverId,
-              [LABELS.job]: server.jobId,
-              [LABELS.model]: server.model,
-              [LABELS.kind]: server.kind,
-            },
-            limits: this.deps.options.workerLimits,
-          }),
+        const name = server.workerName;
+        const labels = {
+          [LABELS.server]: server.serverId,
+          [LABELS.job]: server.jobId,
+          [LABELS.model]: server.model,
+          [LABELS.kind]: server.kind,
+        };
+        // A started worker from the warm pool (when on) skips container start entirely.
+        info = await rec.step(
+          'create',
+          async () =>
+            (await this.pool.take(name)) ??
+            this.deps.runtime.create({ name, labels, limits: this.deps.options.workerLimits }),
         );
       }
       if (!info.running) {

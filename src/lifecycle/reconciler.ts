@@ -17,6 +17,8 @@ import type { Lifecycle } from './lifecycle.js';
 import { LIVE_STATES, TRANSIENT_STATES } from './state-machine.js';
 
 export interface ReconcilerOptions {
+  /** This router's instance name: worker names start with it. */
+  instance: string;
   intervalMs: number;
   restartLimit: number;
   restartBackoffMs: number;
@@ -102,12 +104,13 @@ export class Reconciler {
       ]);
       report.servers = servers.length;
       report.workers = workers.length;
-      const serverIds = new Set(servers.map((s) => s.serverId));
+      const liveNames = new Set(servers.map((s) => s.workerName));
       const byName = new Map(workers.map((w) => [w.name, w]));
 
       for (const worker of workers) {
-        const serverId = worker.labels[LABELS.server];
-        if (serverId && serverIds.has(serverId)) continue;
+        // Matched by name: a worker handed over by the warm pool keeps the pool's labels.
+        if (liveNames.has(worker.name) || this.deps.lifecycle.pool.owns(worker)) continue;
+        const serverId = this.serverIdOf(worker.name, worker.labels);
         // A labelled worker whose record is gone or terminated: nothing should run it.
         const record = serverId ? await this.deps.store.getServer(serverId) : undefined;
         const jobId = record?.jobId ?? worker.labels[LABELS.job] ?? worker.name;
@@ -139,6 +142,15 @@ export class Reconciler {
     return report;
   }
 
+  /** The server a worker belongs to: its label, or its deterministic name `<instance>-inf-NNNN`. */
+  private serverIdOf(name: string, labels: Record<string, string>): string | undefined {
+    const labelled = labels[LABELS.server];
+    if (labelled) return labelled;
+    const prefix = `${this.deps.options.instance}-`;
+    const rest = name.startsWith(prefix) ? name.slice(prefix.length) : '';
+    return /^inf-\d{4,}$/.test(rest) ? rest : undefined;
+  }
+
   /** Ask for one server to be looked at soon; repeated asks before it runs collapse into one. */
   enqueue(serverId: string): void {
     if (this.pending.has(serverId) || this.abort.signal.aborted) return;
@@ -157,7 +169,7 @@ export class Reconciler {
     while (!signal.aborted) {
       try {
         for await (const event of this.deps.runtime.events(signal)) {
-          const serverId = event.labels[LABELS.server];
+          const serverId = this.serverIdOf(event.name, event.labels);
           if (!serverId) continue;
           if (
             event.type === 'die' ||

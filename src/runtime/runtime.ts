@@ -86,5 +86,11 @@ export interface Runtime {
    */
   events(signal: AbortSignal): AsyncIterable<RuntimeEvent>;
   logs(name: string, options?: { tail?: number; signal?: AbortSignal }): Promise<string>;
+  /**
+   * Give a running worker another name (the warm pool hands a started worker to a new
+   * server under the server's deterministic name). Optional: runtimes without it get no
+   * warm pool.
+   */
+  rename?(name: string, newName: string, signal?: AbortSignal): Promise<WorkerInfo>;
   close(): Promise<void>;
 }

@@ -28,6 +28,8 @@ export interface TestRouter {
   docker: Dockerode;
   runtime: Runtime;
   store: Store;
+  /** Where its SQLite file is: start another router on it to simulate a restart. */
+  dataDir: string;
   /** Stop the router (workers keep running, as in production). */
   stop(): Promise<void>;
   /** Stop the router and remove every container of this instance. */
@@ -91,6 +93,7 @@ export async function startTestRouter(
     docker,
     runtime,
     store,
+    dataDir,
     stop,
     cleanup: async () => {
       await stop();

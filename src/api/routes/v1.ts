@@ -165,6 +165,12 @@ export function v1Routes({
       },
     );
 
+    app.get(
+      '/pool',
+      { schema: { tags, summary: 'The warm pool: configured size, ready and starting workers' } },
+      async () => lifecycle.pool.status(),
+    );
+
     app.post(
       '/reconcile',
       {

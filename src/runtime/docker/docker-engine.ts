@@ -256,6 +256,14 @@ export class DockerEngine {
     }
   }
 
+  async rename(idOrName: string, newName: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.docker.getContainer(idOrName).rename({ name: newName, abortSignal: signal });
+    } catch (error) {
+      throw engineError(error, `rename ${idOrName} to ${newName}`);
+    }
+  }
+
   /** Creates a named volume, or finds it: `created` tells which. */
   async ensureVolume(name: string, labels: Record<string, string>): Promise<{ created: boolean }> {
     try {

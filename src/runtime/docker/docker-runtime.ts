@@ -159,6 +159,14 @@ export class DockerRuntime implements Runtime {
     return (await this.engine.logs(owned.id, options?.tail ?? 200, options?.signal)) ?? '';
   }
 
+  async rename(name: string, newName: string, signal?: AbortSignal): Promise<WorkerInfo> {
+    if (!CONTAINER_NAME.test(newName))
+      throw new InvalidInputError(`invalid worker name ${JSON.stringify(newName)}`);
+    const owned = await this.requireOwned(name, signal);
+    await this.engine.rename(owned.id, newName, signal);
+    return this.requireOwned(newName, signal);
+  }
+
   async close(): Promise<void> {
     // Nothing to release: workers outlive the router by design.
   }
