@@ -4,12 +4,13 @@
  * found locally nor pulled, a local base (`modeldock/node-base:20`) is made FROM scratch
  * from the host's Node.js binary and the shared libraries `ldd` lists.
  *
- * Contexts are staged under build/images/<kind>/: the app is bundled with esbuild into
- * one file, with the native modules (onnxruntime-node, better-sqlite3) copied beside it
- * for linux-x64 only, so images stay lean.
+ * Contexts are staged under build/images/<kind>-XXXXXX/ (one per build, removed after):
+ * the app is bundled with esbuild into one file, with the native modules
+ * (onnxruntime-node, better-sqlite3) copied beside it for linux-x64 only, so images
+ * stay lean.
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -53,16 +54,19 @@ export async function buildImage(
   onProgress: Progress = () => {},
 ) {
   const baseImage = await resolveBaseImage(docker, onProgress);
-  const context = path.join(STAGING, kind);
-  await rm(context, { recursive: true, force: true });
-  await mkdir(path.join(context, 'app'), { recursive: true });
-  onProgress(`staging the ${kind} build context in ${path.relative(REPO_ROOT, context)}`);
-  if (kind === 'worker') await stageWorker(path.join(context, 'app'));
-  else await stageRouter(path.join(context, 'app'));
-  await cp(path.join(REPO_ROOT, 'docker', `${kind}.Dockerfile`), path.join(context, 'Dockerfile'));
-  await dockerBuild(docker, context, tag, { BASE_IMAGE: baseImage }, onProgress);
+  // A context of its own per build, so builds running at the same time never mix files.
+  const context = await stagingDir(kind);
+  try {
+    await mkdir(path.join(context, 'app'), { recursive: true });
+    onProgress(`staging the ${kind} build context in ${path.relative(REPO_ROOT, context)}`);
+    await STAGERS[kind](path.join(context, 'app'));
+    await cp(path.join(REPO_ROOT, 'docker', `${kind}.Dockerfile`), path.join(context, 'Dockerfile'));
+    await dockerBuild(docker, context, tag, { BASE_IMAGE: baseImage }, onProgress);
+  } finally {
+    await rm(context, { recursive: true, force: true });
+  }
   const size = (await docker.getImage(tag).inspect()).Size;
-  onProgress(`built ${tag} (${Math.round(size / 1024 / 1024)} MB) on ${baseImage}`);
+  onProgress(`built ${tag} (${Math.round(size / 1e6)} MB) on ${baseImage}`);
 }
 
 /** node:20-bookworm-slim when present or pullable, else the local base (built once). */
@@ -83,10 +87,23 @@ async function resolveBaseImage(docker: Dockerode, onProgress: Progress): Promis
   return LOCAL_BASE_IMAGE;
 }
 
+async function stagingDir(kind: string): Promise<string> {
+  await mkdir(STAGING, { recursive: true });
+  return mkdtemp(path.join(STAGING, `${kind}-`));
+}
+
 async function buildLocalBase(docker: Dockerode, onProgress: Progress): Promise<void> {
-  const context = path.join(STAGING, 'base');
+  const context = await stagingDir('base');
+  try {
+    await stageLocalBase(context, onProgress);
+    await dockerBuild(docker, context, LOCAL_BASE_IMAGE, {}, onProgress);
+  } finally {
+    await rm(context, { recursive: true, force: true });
+  }
+}
+
+async function stageLocalBase(context: string, onProgress: Progress): Promise<void> {
   const rootfs = path.join(context, 'rootfs');
-  await rm(context, { recursive: true, force: true });
   await mkdir(rootfs, { recursive: true });
   const binaries = [
     process.execPath,
@@ -113,13 +130,16 @@ async function buildLocalBase(docker: Dockerode, onProgress: Progress): Promise<
   onProgress(
     `building ${LOCAL_BASE_IMAGE} from this machine's node ${process.version} and ${libraries.size} libraries`,
   );
-  await dockerBuild(docker, context, LOCAL_BASE_IMAGE, {}, onProgress);
 }
 
+/** ONNX Runtime's linux-x64 binaries, whichever N-API version directory holds them. */
 async function nativeFiles(dir: string): Promise<string[]> {
-  const linux = path.join(dir, 'napi-v6', 'linux', 'x64');
-  const entries = await readdir(linux).catch(() => [] as string[]);
-  return entries.map((e) => path.join(linux, e));
+  const files: string[] = [];
+  for (const napi of (await readdir(dir).catch(() => [] as string[])).filter((d) => /^napi-v\d+$/.test(d))) {
+    const linux = path.join(dir, napi, 'linux', 'x64');
+    for (const entry of await readdir(linux).catch(() => [] as string[])) files.push(path.join(linux, entry));
+  }
+  return files;
 }
 
 /** Absolute paths of the shared libraries a binary loads, as `ldd` resolves them. */
@@ -209,6 +229,12 @@ async function stageRouter(app: string): Promise<void> {
     JSON.stringify({ type: 'module', private: true, version }) + '\n',
   );
 }
+
+/** What goes into each image's app/ directory. Adding an image kind is one entry here. */
+const STAGERS: Record<ImageKind, (app: string) => Promise<void>> = {
+  worker: stageWorker,
+  router: stageRouter,
+};
 
 async function dockerBuild(
   docker: Dockerode,
