@@ -4,7 +4,7 @@
  *   DEPLOY_CREATE ~ docker create + start → first healthy HTTP answer → load the model
  *   DEPLOY_UNLOAD ~ the worker's unload call;  DEPLOY_LOAD ~ the worker's load call
  *   TERMINATE     ~ docker stop + docker rm
- *   TEMP          ~ create + start → healthy → load → batch over ds-550 → stop + rm
+ *   TEMP          ~ create + start → healthy → load → batch over ds-550 → rm -f
  * Trials alternate floor and router so drift hits both alike. Medians, IQR, ratios and
  * the per-step breakdown from the operation records.
  *
@@ -78,8 +78,8 @@ async function floorTrial(i: number): Promise<Record<Op, number>> {
     const temp = await rawRunToHealthy(`${name}-temp`);
     await workers.load(temp.endpoint, 'job', 'm-131');
     await workers.batch(temp.endpoint, 'job', 'ds-550');
-    await temp.container.stop({ t: 5 });
-    await temp.container.remove();
+    // modeldock removes a one-shot worker without a graceful stop; so does the floor.
+    await temp.container.remove({ force: true });
     await workers.forget(temp.endpoint);
   });
   return {
@@ -93,6 +93,8 @@ async function floorTrial(i: number): Promise<Record<Op, number>> {
 
 async function main() {
   const t = await startTestRouter({ env: { MODELDOCK_LOG_LEVEL: 'error' } });
+  const pooled = await startTestRouter({ env: { MODELDOCK_LOG_LEVEL: 'error', MODELDOCK_WARM_POOL: '1' } });
+  const pool: Record<'DEPLOY_CREATE' | 'TEMP', number[]> = { DEPLOY_CREATE: [], TEMP: [] };
   const floor: Record<Op, number[]> = Object.fromEntries(OPS.map((o) => [o, []])) as never;
   const router: Record<Op, number[]> = Object.fromEntries(OPS.map((o) => [o, []])) as never;
   const steps: Record<string, number[]> = {};
@@ -116,9 +118,20 @@ async function main() {
           (steps[`${op}.${step.name}`] ??= []).push(step.duration_ms);
         }
       }
+      // The same through a router with a warm pool of one (refilled between operations).
+      for (const op of ['DEPLOY_CREATE', 'TEMP'] as const) {
+        await pooled.router.lifecycle.pool.whenFull();
+        const [elapsed, response] = await timed(() =>
+          postJson(`${pooled.url}/inference_router/`, { ...job, operation_type: op }),
+        );
+        if (response.status !== 200) throw new Error(`pooled ${op}: ${JSON.stringify(response.body)}`);
+        if (i >= 0) pool[op].push(elapsed);
+      }
+      await postJson(`${pooled.url}/inference_router/`, { ...job, operation_type: 'TERMINATE' });
     }
   } finally {
     await t.cleanup();
+    await pooled.cleanup();
     await workers.close();
   }
 
@@ -131,6 +144,15 @@ async function main() {
       modeldock: summarize(router[op]),
       ratio: summarize(router[op]).median / summarize(floor[op]).median,
     })),
+    warm_pool: Object.fromEntries(
+      (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
+        op,
+        {
+          modeldock: summarize(pool[op]),
+          ratio_to_floor: summarize(pool[op]).median / summarize(floor[op]).median,
+        },
+      ]),
+    ),
     steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, summarize(v)])),
   };
   const file = writeResult('lifecycle', result);
@@ -142,6 +164,18 @@ async function main() {
         `${ms(o.floor.median)} ± ${ms(o.floor.iqr)}`,
         `${ms(o.modeldock.median)} ± ${ms(o.modeldock.iqr)}`,
         ratio(o.modeldock.median, o.floor.median),
+      ]),
+    ),
+  );
+  console.log();
+  console.log(
+    table(
+      ['with a warm pool', 'engine floor', 'modeldock + pool', 'ratio'],
+      (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
+        op,
+        ms(summarize(floor[op]).median),
+        `${ms(result.warm_pool[op]!.modeldock.median)} ± ${ms(result.warm_pool[op]!.modeldock.iqr)}`,
+        ratio(result.warm_pool[op]!.modeldock.median, summarize(floor[op]).median),
       ]),
     ),
   );

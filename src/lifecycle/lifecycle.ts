@@ -486,9 +486,13 @@ export class Lifecycle {
     if (server.state === 'terminated') return server;
     server = await this.transition(server, 'terminating');
     const name = server.workerName;
-    await rec.step('stop', () =>
-      this.deps.runtime.stop(name, { timeoutSeconds: this.deps.options.stopTimeoutSeconds ?? 5 }),
-    );
+    // A job's worker gets a graceful stop; a TEMP worker has nothing left to finish, so it
+    // is removed at once (remove kills it), which saves the stop's round of signals.
+    if (server.kind === 'job') {
+      await rec.step('stop', () =>
+        this.deps.runtime.stop(name, { timeoutSeconds: this.deps.options.stopTimeoutSeconds ?? 5 }),
+      );
+    }
     await rec.step('remove', () => this.deps.runtime.remove(name));
     await this.deps.workers.forget(server.endpoint);
     return this.transition(server, 'terminated', {

@@ -114,7 +114,7 @@ describe('the original README requests, verbatim', () => {
     assert.match(body.warnings.join('\n'), /container_id "ASDF"/);
     assert.deepEqual(
       body.steps.map((s: { name: string }) => s.name),
-      ['record', 'create', 'start', 'wait_ready', 'load', 'infer', 'stop', 'remove'],
+      ['record', 'create', 'start', 'wait_ready', 'load', 'infer', 'remove'],
     );
     assert.equal((await instanceContainers(t.docker, t.instance)).length, 0);
     const ops = await getJson(`${t.url}/v1/operations?job_id=a1`);
