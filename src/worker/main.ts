@@ -1,4 +1,8 @@
-/** Entry point of the inference worker (its own process and image). */
+/**
+ * Entry point of the inference worker (its own process and image). Runs the same from
+ * a container or from the repository (`node --import tsx src/worker/main.ts`), configured
+ * only by its MODELDOCK_* environment (see worker-config.ts).
+ */
 import { pino } from 'pino';
 import { buildWorkerApp } from './app.js';
 import { loadWorkerConfig } from './worker-config.js';
@@ -6,28 +10,51 @@ import { loadWorkerConfig } from './worker-config.js';
 // ONNX Runtime would otherwise try to upload telemetry, which a model server must not do.
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
-const config = loadWorkerConfig();
-const logger = pino({ level: config.logLevel, base: { service: 'modeldock-worker', worker: config.name } });
-const { app } = await buildWorkerApp({
-  modelsDir: config.modelsDir,
-  datasetsDir: config.datasetsDir,
-  threads: config.threads,
-  bodyLimitBytes: config.bodyLimitBytes,
-  logger,
-  name: config.name,
-});
-await app.listen({ port: config.port, host: config.host });
-logger.info({ port: config.port, models: config.modelsDir }, 'worker listening');
+/** A stop that takes longer than this (a request that never ends) exits anyway. */
+const STOP_GRACE_MS = 20_000;
 
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'worker stopping');
-    app.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+const logger = pino({
+  level: process.env.MODELDOCK_LOG_LEVEL || 'info',
+  base: { service: 'modeldock-worker' },
+});
+
+async function main(): Promise<void> {
+  const config = loadWorkerConfig();
+  const log = logger.child({ worker: config.name });
+  const { app } = await buildWorkerApp({
+    modelsDir: config.modelsDir,
+    datasetsDir: config.datasetsDir,
+    threads: config.threads,
+    bodyLimitBytes: config.bodyLimitBytes,
+    logger: log,
+    name: config.name,
   });
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'worker stopping');
+      setTimeout(() => {
+        log.warn({ graceMs: STOP_GRACE_MS }, 'worker did not stop in time; exiting');
+        process.exit(1);
+      }, STOP_GRACE_MS).unref();
+      // Closing waits for requests in progress, then releases every loaded session.
+      app.close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.error({ err: error }, 'worker stop failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+  await app.listen({ port: config.port, host: config.host });
+  log.info({ port: config.port, host: config.host, models: config.modelsDir }, 'worker listening');
 }
+
+main().catch((error: unknown) => {
+  // A bad setting or a taken port: one clear line, no stack, and a failed exit.
+  logger.fatal(`worker cannot start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import Dockerode from 'dockerode';
 import { after, before, describe, it } from 'node:test';
-import { ensureImage } from '../../src/runtime/docker/image-builder.js';
+import { buildImage } from '../../src/runtime/docker/image-builder.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { ensureBigModel, TEST_MODELS_DIR } from '../helpers/models.js';
 import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
@@ -16,6 +16,18 @@ import { DIGITS } from '../helpers/fixtures.js';
 const docker = new Dockerode();
 const IMAGE = 'modeldock/worker:latest';
 const MiB = 1024 * 1024;
+const created: Dockerode.Container[] = [];
+
+/** Every container this file created, and any left by an earlier interrupted run. */
+async function removeTestContainers(): Promise<void> {
+  const leftovers = await docker.listContainers({
+    all: true,
+    filters: { label: ['modeldock.test=worker'] },
+  });
+  const all = [...created, ...leftovers.map((c) => docker.getContainer(c.Id))];
+  await Promise.all(all.map((c) => c.remove({ force: true }).catch(() => undefined)));
+  created.length = 0;
+}
 
 async function runWorker(name: string, modelsDir: string) {
   await docker
@@ -24,6 +36,8 @@ async function runWorker(name: string, modelsDir: string) {
     .catch(() => undefined);
   const container = await docker.createContainer({
     name,
+    // Each worker logs its requests' outcomes; only errors matter here.
+    Env: ['MODELDOCK_LOG_LEVEL=warn'],
     Image: IMAGE,
     Labels: { 'modeldock.test': 'worker' },
     User: '10001:10001',
@@ -42,6 +56,7 @@ async function runWorker(name: string, modelsDir: string) {
       PortBindings: { '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
     },
   });
+  created.push(container); // removed in after(), even when start fails
   await container.start();
   const info = await container.inspect();
   const port = info.NetworkSettings.Ports['8000/tcp']![0]!.HostPort;
@@ -59,29 +74,47 @@ async function memoryUsage(container: Dockerode.Container): Promise<number> {
 
 describe('worker image on the engine', () => {
   const workers = new WorkerClient();
-  const containers: Dockerode.Container[] = [];
   before(async () => {
-    await ensureImage(docker, 'worker', IMAGE);
+    await removeTestContainers();
+    // Built from the current sources every time (about a second with the layer cache),
+    // so the test never passes on a stale image.
+    await buildImage(docker, 'worker', IMAGE);
   });
   after(async () => {
     await workers.close();
-    for (const c of containers) await c.remove({ force: true }).catch(() => undefined);
+    await removeTestContainers();
   });
 
   it('runs hardened and classifies ds-550 as stated', async () => {
     const { container, endpoint } = await runWorker(`modeldock-test-worker-${process.pid}`, MODELS_DIR);
-    containers.push(container);
     await workers.waitUntilReady(endpoint, { timeoutMs: 30_000 });
     const info = await container.inspect();
     assert.equal(info.Config.User, '10001:10001');
     assert.equal(info.HostConfig.ReadonlyRootfs, true);
+    assert.deepEqual(info.HostConfig.CapDrop, ['ALL']);
+    assert.ok(
+      info.Mounts.every((m) => m.RW === false),
+      'stores mounted read-only',
+    );
 
     await workers.load(endpoint, 'digits', 'm-131');
-    const record = DIGITS[0]!;
+    assert.deepEqual((await workers.stats(endpoint)).loaded, ['digits']);
+    // The first ten digits of ds-550, which m-131 all recognises.
+    const sample = DIGITS.slice(0, 10);
     const answer = (await workers.infer(endpoint, 'digits', {
-      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
-    })) as { outputs: { name: string; data: number[] }[] };
-    assert.deepEqual(answer.outputs.find((o) => o.name === 'label')!.data, [record.label]);
+      id: 'e2e',
+      inputs: [
+        { name: 'pixels', shape: [10, 64], datatype: 'FP32', data: sample.map((r) => r.inputs.pixels) },
+      ],
+      outputs: [{ name: 'label' }],
+    })) as { id: string; model_name: string; outputs: { name: string; datatype: string; data: number[] }[] };
+    assert.equal(answer.id, 'e2e');
+    assert.equal(answer.model_name, 'digits');
+    assert.deepEqual(answer.outputs[0]!.datatype, 'INT64');
+    assert.deepEqual(
+      answer.outputs[0]!.data,
+      sample.map((r) => r.label),
+    );
     const batch = await workers.batch(endpoint, 'digits', 'ds-550');
     assert.equal(batch.count, 550);
     assert.equal((batch as unknown as { correct: number }).correct, 527);
@@ -95,7 +128,6 @@ describe('worker image on the engine', () => {
       `modeldock-test-worker-mem-${process.pid}`,
       TEST_MODELS_DIR,
     );
-    containers.push(container);
     await workers.waitUntilReady(endpoint, { timeoutMs: 30_000 });
     const idle = await memoryUsage(container);
     await workers.load(endpoint, 'big', id);
