@@ -1,7 +1,8 @@
 /**
  * The worker against its floor, ONNX Runtime called in-process on the same machine in
  * the same run: model load time, and inference throughput (one-sample requests at
- * concurrency 1; ds-550 in batches), for m-131 and a generated 256 MiB model.
+ * concurrency 1; ds-550 whole through /batch for m-131), for m-131 and a generated
+ * 256 MiB model.
  *
  *   node --import tsx bench/worker.bench.ts     (BENCH_TRIALS, default 7)
  */
@@ -27,6 +28,8 @@ interface Case {
   input: string;
   width: number;
   sample: (i: number) => number[];
+  /** A labelled dataset matching the model, for the batch measurement. */
+  dataset?: string;
 }
 
 async function startWorker(modelsDir: string) {
@@ -58,7 +61,11 @@ async function startWorker(modelsDir: string) {
 
 async function measureCase(c: Case) {
   const file = path.join(c.modelsDir, c.modelId, 'model.onnx');
-  const options = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const };
+  const options: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  };
   // Floor: ONNX Runtime in this process.
   const floorLoads: number[] = [];
   let session: ort.InferenceSession | undefined;
@@ -99,13 +106,52 @@ async function measureCase(c: Case) {
     await workers.forget(endpoint);
   }
   const load = { floor: summarize(floorLoads), worker: summarize(workerLoads) };
+  const batch = c.dataset ? await measureBatch(c, file, options) : undefined;
   const infer = { floor: summarize(floorInfer), worker: summarize(workerInfer) };
   return {
     model: c.label,
     load,
     infer,
     infer_per_s: { floor: 1000 / infer.floor.median, worker: 1000 / infer.worker.median },
+    ...(batch ? { batch } : {}),
   };
+}
+
+/**
+ * A whole labelled dataset (what TEMP runs): the worker's POST /v2/models/{name}/batch
+ * (read and parse records.jsonl, batches of 256, arg-max and accuracy) vs one in-process
+ * session.run over the same samples already in a Float32Array.
+ */
+async function measureBatch(
+  c: Case,
+  file: string,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<{ samples: number; floor: ReturnType<typeof summarize>; worker: ReturnType<typeof summarize> }> {
+  const samples = DIGITS.length;
+  const session = await ort.InferenceSession.create(file, options);
+  const data = Float32Array.from(DIGITS.flatMap((r) => r.inputs.pixels));
+  const floor: number[] = [];
+  for (let i = 0; i < TRIALS * 3; i++) {
+    const started = performance.now();
+    await session.run({ [c.input]: new ort.Tensor('float32', data, [samples, c.width]) });
+    floor.push(performance.now() - started);
+  }
+  await session.release();
+  const { container, endpoint } = await startWorker(c.modelsDir);
+  const worker: number[] = [];
+  try {
+    await workers.load(endpoint, 'bench', c.modelId);
+    for (let i = 0; i < TRIALS * 3; i++) {
+      const started = performance.now();
+      const result = await workers.batch(endpoint, 'bench', c.dataset!);
+      worker.push(performance.now() - started);
+      if (result.count !== samples) throw new Error(`batch answered ${result.count} predictions`);
+    }
+  } finally {
+    await container.remove({ force: true });
+    await workers.forget(endpoint);
+  }
+  return { samples, floor: summarize(floor), worker: summarize(worker) };
 }
 
 async function main() {
@@ -119,6 +165,7 @@ async function main() {
       input: 'pixels',
       width: 64,
       sample: (i) => DIGITS[i % DIGITS.length]!.inputs.pixels,
+      dataset: 'ds-550',
     },
     {
       label: `${big} (256 MiB)`,
@@ -155,6 +202,14 @@ async function main() {
       ]),
     ),
   );
+  for (const r of results) {
+    if (!r.batch) continue;
+    const perSecond = (s: { median: number }) => Math.round((r.batch!.samples * 1000) / s.median);
+    console.log(
+      `\n${r.model}, ds-550 whole (${r.batch.samples} samples): in-process ${ms(r.batch.floor.median)} (${perSecond(r.batch.floor)} samples/s), ` +
+        `worker /batch ${ms(r.batch.worker.median)} (${perSecond(r.batch.worker)} samples/s), ${ratio(r.batch.worker.median, r.batch.floor.median)}`,
+    );
+  }
   console.log(`\nraw results: ${file}`);
 }
 

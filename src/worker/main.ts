@@ -5,7 +5,7 @@
  */
 import { pino } from 'pino';
 import { buildWorkerApp } from './app.js';
-import { loadWorkerConfig } from './worker-config.js';
+import { loadWorkerConfig, workerLogLevel } from './worker-config.js';
 
 // ONNX Runtime would otherwise try to upload telemetry, which a model server must not do.
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
@@ -14,7 +14,7 @@ process.env.ORT_DISABLE_TELEMETRY ??= '1';
 const STOP_GRACE_MS = 20_000;
 
 const logger = pino({
-  level: process.env.MODELDOCK_LOG_LEVEL || 'info',
+  level: workerLogLevel(),
   base: { service: 'modeldock-worker' },
 });
 

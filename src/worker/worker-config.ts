@@ -26,9 +26,14 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     host: env.MODELDOCK_WORKER_HOST || '0.0.0.0',
     modelsDir: env.MODELDOCK_MODELS_DIR || '/models',
     datasetsDir: env.MODELDOCK_DATASETS_DIR || '/datasets',
-    logLevel: env.MODELDOCK_LOG_LEVEL || 'info',
+    logLevel: workerLogLevel(env),
     threads: int('MODELDOCK_WORKER_THREADS', Math.min(4, os.availableParallelism())),
     bodyLimitBytes: int('MODELDOCK_WORKER_BODY_LIMIT', 256 * 1024 * 1024),
     name: env.MODELDOCK_WORKER_NAME || os.hostname(),
   };
+}
+
+/** The log level alone, readable even when the rest of the configuration is invalid. */
+export function workerLogLevel(env: Record<string, string | undefined> = process.env): string {
+  return env.MODELDOCK_LOG_LEVEL || 'info';
 }
