@@ -130,14 +130,26 @@ describe('worker image on the engine', () => {
     );
     await workers.waitUntilReady(endpoint, { timeoutMs: 30_000 });
     const idle = await memoryUsage(container);
+    const idleRss = (await workers.stats(endpoint)).rss_bytes;
     await workers.load(endpoint, 'big', id);
     const loaded = await memoryUsage(container);
+    const loadedRss = (await workers.stats(endpoint)).rss_bytes;
     await workers.unload(endpoint, 'big');
     const unloaded = await memoryUsage(container);
+    const unloadedRss = (await workers.stats(endpoint)).rss_bytes;
     console.log(
-      `# container memory: idle ${Math.round(idle / MiB)} MiB, loaded ${Math.round(loaded / MiB)} MiB, unloaded ${Math.round(unloaded / MiB)} MiB`,
+      `# container memory: idle ${Math.round(idle / MiB)} MiB, loaded ${Math.round(loaded / MiB)} MiB, unloaded ${Math.round(unloaded / MiB)} MiB; ` +
+        `worker rss: ${Math.round(idleRss / MiB)}, ${Math.round(loadedRss / MiB)}, ${Math.round(unloadedRss / MiB)} MiB`,
     );
     assert.ok(loaded - idle > 200 * MiB, `load added ${Math.round((loaded - idle) / MiB)} MiB`);
+    // Roughly the model's size: one copy of the weights, not the file and a copy of it.
+    assert.ok(loaded - idle < 400 * MiB, `load added ${Math.round((loaded - idle) / MiB)} MiB`);
+    // The worker's own view (what the router's memory policy reads) agrees.
+    assert.ok(loadedRss - idleRss > 200 * MiB, `rss rose by ${Math.round((loadedRss - idleRss) / MiB)} MiB`);
+    assert.ok(
+      loadedRss - unloadedRss > 200 * MiB,
+      `rss fell by ${Math.round((loadedRss - unloadedRss) / MiB)} MiB`,
+    );
     assert.ok(loaded - unloaded > 200 * MiB, `unload released ${Math.round((loaded - unloaded) / MiB)} MiB`);
   });
 });
