@@ -5,10 +5,11 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { type ErrorCode, isModeldockError } from '../errors.js';
+import { type ErrorCode, NotFoundError, isModeldockError } from '../errors.js';
 import { validateId } from '../ids.js';
+import { VERSION as SERVER_VERSION } from '../version.js';
 import { DatasetStore } from './dataset-store.js';
-import { infer, inferDataset, type V2InferRequest } from './inference.js';
+import { MODEL_VERSION, infer, inferDataset, type V2InferRequest } from './inference.js';
 import { ModelRegistry } from './model-registry.js';
 import { ModelStore } from './model-store.js';
 
@@ -59,23 +60,30 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   app.addHook('onClose', () => registry.close());
 
   type NameParams = { Params: { name: string } };
+  type VersionParams = { Params: { name: string; version?: string } };
 
   app.get('/v2/health/live', async () => ({ live: true }));
   app.get('/v2/health/ready', async () => ({ ready: true }));
   app.get('/v2', async () => ({
     name: 'modeldock-worker',
-    version: '1',
+    version: SERVER_VERSION,
     extensions: ['model_repository', 'batch'],
   }));
 
-  app.post('/v2/repository/index', async () => {
+  // `{"ready": true}` lists only the models ready for inference, as Triton does.
+  app.post<{ Body: { ready?: unknown } | undefined }>('/v2/repository/index', async (request) => {
     const entries = registry.entries();
+    if (request.body?.ready === true) {
+      return entries
+        .filter((e) => e.state === 'READY')
+        .map((e) => ({ name: e.name, version: MODEL_VERSION, state: e.state, reason: e.reason }));
+    }
     const known = new Set(entries.map((e) => e.name));
     const available = (await models.list())
       .filter((id) => !known.has(id))
-      .map((id) => ({ name: id, version: '1', state: 'UNAVAILABLE', reason: 'not loaded' }));
+      .map((id) => ({ name: id, version: MODEL_VERSION, state: 'UNAVAILABLE', reason: 'not loaded' }));
     return [
-      ...entries.map((e) => ({ name: e.name, version: '1', state: e.state, reason: e.reason })),
+      ...entries.map((e) => ({ name: e.name, version: MODEL_VERSION, state: e.state, reason: e.reason })),
       ...available,
     ];
   });
@@ -97,32 +105,54 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     return { name, state: 'UNAVAILABLE', unloaded };
   });
 
-  app.get<NameParams>('/v2/models/:name', async (request) => {
-    const model = registry.get(validateId('name', request.params.name));
-    return {
-      name: model.name,
-      versions: ['1'],
-      platform: 'onnxruntime_onnx',
-      inputs: model.inputs,
-      outputs: model.outputs,
-      parameters: {
-        model_id: model.modelId,
-        ...(model.manifest.description ? { description: model.manifest.description } : {}),
-        ...(model.manifest.labels ? { labels: model.manifest.labels } : {}),
-      },
-    };
-  });
+  // Each model route also answers under /versions/1, the protocol's optional version
+  // segment; a model has exactly one version here.
+  const modelRoutes = (suffix: string) => [
+    `/v2/models/:name${suffix}`,
+    `/v2/models/:name/versions/:version${suffix}`,
+  ];
+  const servedName = (params: { name: string; version?: string }): string => {
+    const name = validateId('name', params.name);
+    if (params.version !== undefined && params.version !== MODEL_VERSION) {
+      throw new NotFoundError(
+        `model "${name}" has no version ${params.version.slice(0, 40)} (only ${MODEL_VERSION})`,
+      );
+    }
+    return name;
+  };
 
-  app.get<NameParams>('/v2/models/:name/ready', async (request, reply) => {
-    const name = validateId('name', request.params.name);
-    const ready = registry.isLoaded(name);
-    return reply.code(ready ? 200 : 400).send({ name, ready });
-  });
+  for (const url of modelRoutes('')) {
+    app.get<VersionParams>(url, async (request) => {
+      const model = registry.get(servedName(request.params));
+      return {
+        name: model.name,
+        versions: [MODEL_VERSION],
+        platform: 'onnxruntime_onnx',
+        inputs: model.inputs,
+        outputs: model.outputs,
+        parameters: {
+          model_id: model.modelId,
+          ...(model.manifest.description ? { description: model.manifest.description } : {}),
+          ...(model.manifest.labels ? { labels: model.manifest.labels } : {}),
+        },
+      };
+    });
+  }
 
-  app.post<NameParams & { Body: V2InferRequest }>('/v2/models/:name/infer', async (request) => {
-    const name = validateId('name', request.params.name);
-    return registry.use(name, (model) => infer(model, request.body));
-  });
+  for (const url of modelRoutes('/ready')) {
+    app.get<VersionParams>(url, async (request, reply) => {
+      const name = servedName(request.params);
+      const ready = registry.isLoaded(name);
+      return reply.code(ready ? 200 : 400).send({ name, ready });
+    });
+  }
+
+  for (const url of modelRoutes('/infer')) {
+    app.post<VersionParams & { Body: V2InferRequest }>(url, async (request) => {
+      const name = servedName(request.params);
+      return registry.use(name, (model) => infer(model, request.body));
+    });
+  }
 
   app.post<NameParams & { Body: { dataset?: unknown } }>('/v2/models/:name/batch', async (request) => {
     const name = validateId('name', request.params.name);

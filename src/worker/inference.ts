@@ -11,6 +11,9 @@ import {
   type V2OutputTensor,
 } from './tensors.js';
 
+/** The one version every model is served as (the protocol's optional version segment). */
+export const MODEL_VERSION = '1';
+
 export interface V2InferRequest {
   id?: string;
   inputs: V2InputTensor[];
@@ -53,7 +56,7 @@ export async function infer(model: LoadedModel, request: V2InferRequest): Promis
   const results = await model.session.run(feeds, wanted);
   return {
     model_name: model.name,
-    model_version: '1',
+    model_version: MODEL_VERSION,
     ...(request.id === undefined ? {} : { id: request.id }),
     outputs: wanted.map((name) => fromOrtTensor(name, results[name]!)),
   };

@@ -5,17 +5,22 @@
  * container's memory as `docker stats` reports it.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import Dockerode from 'dockerode';
 import { after, before, describe, it } from 'node:test';
 import { buildImage } from '../../src/runtime/docker/image-builder.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { ensureBigModel, TEST_MODELS_DIR } from '../helpers/models.js';
-import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
+import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 import { DIGITS } from '../helpers/fixtures.js';
 
 const docker = new Dockerode();
 const IMAGE = 'modeldock/worker:latest';
 const MiB = 1024 * 1024;
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
 const created: Dockerode.Container[] = [];
 
 /** Every container this file created, and any left by an earlier interrupted run. */
@@ -97,6 +102,9 @@ describe('worker image on the engine', () => {
       'stores mounted read-only',
     );
 
+    const server = (await (await fetch(`${endpoint}/v2`)).json()) as { version: string };
+    assert.equal(server.version, PACKAGE_VERSION, 'the bundle reports the project version');
+
     await workers.load(endpoint, 'digits', 'm-131');
     assert.deepEqual((await workers.stats(endpoint)).loaded, ['digits']);
     // The first ten digits of ds-550, which m-131 all recognises.
@@ -142,10 +150,12 @@ describe('worker image on the engine', () => {
         `worker rss: ${Math.round(idleRss / MiB)}, ${Math.round(loadedRss / MiB)}, ${Math.round(unloadedRss / MiB)} MiB`,
     );
     assert.ok(loaded - idle > 200 * MiB, `load added ${Math.round((loaded - idle) / MiB)} MiB`);
-    // Roughly the model's size: one copy of the weights, not the file and a copy of it.
-    assert.ok(loaded - idle < 400 * MiB, `load added ${Math.round((loaded - idle) / MiB)} MiB`);
     // The worker's own view (what the router's memory policy reads) agrees.
     assert.ok(loadedRss - idleRss > 200 * MiB, `rss rose by ${Math.round((loadedRss - idleRss) / MiB)} MiB`);
+    // Roughly the model's size: one copy of the weights, not the file and a copy of it.
+    // (Measured on rss: the container's figure also moves with the model file's page
+    // cache, which depends on what else read the file before.)
+    assert.ok(loadedRss - idleRss < 400 * MiB, `rss rose by ${Math.round((loadedRss - idleRss) / MiB)} MiB`);
     assert.ok(
       loadedRss - unloadedRss > 200 * MiB,
       `rss fell by ${Math.round((loadedRss - unloadedRss) / MiB)} MiB`,

@@ -56,6 +56,31 @@ describe('worker: m-131 over the Open Inference Protocol', () => {
     assert.equal((await worker.app.inject('/v2/models/a1/ready')).statusCode, 200);
   });
 
+  it('answers under the optional /versions/1 segment, and 404 for another version', async () => {
+    const body = {
+      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: records[0]!.inputs.pixels }],
+      outputs: [{ name: 'label' }],
+    };
+    const versioned = await post('/v2/models/a1/versions/1/infer', body);
+    assert.equal(versioned.statusCode, 200, versioned.body);
+    assert.deepEqual(versioned.json().outputs[0].data, [records[0]!.label]);
+    assert.equal(versioned.json().model_version, '1');
+    assert.equal((await worker.app.inject('/v2/models/a1/versions/1')).json().name, 'a1');
+    assert.equal((await worker.app.inject('/v2/models/a1/versions/1/ready')).statusCode, 200);
+    const other = await post('/v2/models/a1/versions/2/infer', body);
+    assert.equal(other.statusCode, 404);
+    assert.match(other.json().error, /no version 2/);
+  });
+
+  it('describes itself, and lists only ready models when asked', async () => {
+    const server = (await worker.app.inject('/v2')).json();
+    assert.equal(server.name, 'modeldock-worker');
+    assert.match(server.version, /^\d+\.\d+\.\d+/);
+    assert.ok(server.extensions.includes('model_repository'));
+    const ready = (await post('/v2/repository/index', { ready: true })).json();
+    assert.deepEqual(ready, [{ name: 'a1', version: '1', state: 'READY', reason: '' }]);
+  });
+
   it('reads inputs and outputs from the graph', async () => {
     const meta = (await worker.app.inject('/v2/models/a1')).json();
     assert.deepEqual(meta.inputs, [{ name: 'pixels', datatype: 'FP32', shape: [-1, 64] }]);

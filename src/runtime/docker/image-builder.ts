@@ -10,7 +10,7 @@
  * stay lean.
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -201,7 +201,7 @@ async function stageWorker(app: string): Promise<void> {
     return file === 'bin' || /^bin\/napi-v\d+($|\/linux($|\/x64))/.test(file);
   });
   await copyPackage('onnxruntime-common', app);
-  await writeFile(path.join(app, 'package.json'), JSON.stringify({ type: 'module', private: true }) + '\n');
+  await writePackageJson(app);
 }
 
 async function stageRouter(app: string): Promise<void> {
@@ -221,9 +221,14 @@ async function stageRouter(app: string): Promise<void> {
   // The example store, for a router started without a mounted store (see self-container.ts).
   await cp(path.join(REPO_ROOT, 'models'), path.join(app, 'example', 'models'), { recursive: true });
   await cp(path.join(REPO_ROOT, 'datasets'), path.join(app, 'example', 'datasets'), { recursive: true });
-  const version = JSON.parse(
-    await import('node:fs/promises').then((fs) => fs.readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')),
-  ).version;
+  await writePackageJson(app);
+}
+
+/** ESM for the bundle, and the project's version for src/version.ts to report. */
+async function writePackageJson(app: string): Promise<void> {
+  const { version } = JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+    version: string;
+  };
   await writeFile(
     path.join(app, 'package.json'),
     JSON.stringify({ type: 'module', private: true, version }) + '\n',
