@@ -47,6 +47,9 @@ export async function infer(model: LoadedModel, request: V2InferRequest): Promis
   const missing = model.inputs.filter((s) => !feeds[s.name]).map((s) => s.name);
   if (missing.length > 0) throw new InvalidInputError(`missing input(s): ${missing.join(', ')}`);
 
+  if (request.outputs !== undefined && !Array.isArray(request.outputs)) {
+    throw new InvalidInputError('"outputs" must be a list of {"name": ...}');
+  }
   const wanted = request.outputs?.map((o) => o?.name) ?? model.outputs.map((s) => s.name);
   for (const name of wanted) {
     if (typeof name !== 'string' || !model.outputs.some((s) => s.name === name)) {

@@ -61,6 +61,9 @@ function flatten(data: unknown, out: unknown[] = []): unknown[] {
 
 export function toOrtTensor(input: V2InputTensor, spec: TensorSpec): ort.Tensor {
   const where = `input "${input.name}"`;
+  const absent = (['datatype', 'shape', 'data'] as const).filter((field) => input[field] === undefined);
+  if (absent.length > 0)
+    throw new InvalidInputError(`${where} lacks ${absent.map((f) => `"${f}"`).join(', ')}`);
   if (input.datatype !== spec.datatype) {
     throw new InvalidInputError(
       `${where} has datatype ${input.datatype}; the model expects ${spec.datatype}`,

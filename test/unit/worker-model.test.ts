@@ -180,6 +180,20 @@ describe('worker: m-131 over the Open Inference Protocol', () => {
       /no output "nope"/,
     ],
     ['no inputs', { inputs: [] }, /non-empty "inputs"/],
+    [
+      'an input without datatype, shape and data',
+      { inputs: [{ name: 'pixels' }] },
+      /lacks "datatype", "shape", "data"/,
+    ],
+    [
+      'outputs that are not a list',
+      {
+        inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: Array(64).fill(0) }],
+        outputs: 'label',
+      },
+      /"outputs" must be a list/,
+    ],
+    ['a body that is a list', [], /non-empty "inputs"/],
   ];
   for (const [what, body, message] of bad) {
     it(`answers 400 for ${what}`, async () => {
