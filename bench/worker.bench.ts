@@ -1,13 +1,15 @@
 /**
  * The worker against its floor, ONNX Runtime called in-process on the same machine in
  * the same run: model load time, and inference throughput (one-sample requests at
- * concurrency 1; ds-550 whole through /batch for m-131), for m-131 and a generated
+ * concurrency 1 and 8; ds-550 whole through /batch for m-131), for m-131 and a generated
  * 256 MiB model.
  *
- *   node --import tsx bench/worker.bench.ts     (BENCH_TRIALS, default 7)
+ *   node --import tsx bench/worker.bench.ts
+ *   (BENCH_TRIALS: loads of big models, default 7; BENCH_REQUESTS: 1000; BENCH_CONCURRENCY: 8)
  */
 import Dockerode from 'dockerode';
 import ort from 'onnxruntime-node';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { WorkerClient } from '../src/runtime/worker-client.js';
 import { DIGITS } from '../test/helpers/fixtures.js';
@@ -17,6 +19,7 @@ import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.j
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const docker = new Dockerode();
 const workers = new WorkerClient();
 const MiB = 1024 * 1024;
@@ -59,6 +62,28 @@ async function startWorker(modelsDir: string) {
   return { container, endpoint };
 }
 
+/**
+ * Loads of a small model take about a millisecond, so a few of them measure mostly the
+ * noise of a shared machine: small models are loaded 51 times, big ones TRIALS times.
+ */
+function loadTrials(c: Case): number {
+  return statSync(path.join(c.modelsDir, c.modelId, 'model.onnx')).size < 16 * MiB
+    ? Math.max(TRIALS, 51)
+    : TRIALS;
+}
+
+/** Requests per second for `total` calls of `call`, `concurrency` of them in flight. */
+async function throughput(concurrency: number, total: number, call: (i: number) => Promise<void>) {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await call(next++);
+    }),
+  );
+  return (total * 1000) / (performance.now() - started);
+}
+
 async function measureCase(c: Case) {
   const file = path.join(c.modelsDir, c.modelId, 'model.onnx');
   const options: ort.InferenceSession.SessionOptions = {
@@ -69,7 +94,7 @@ async function measureCase(c: Case) {
   // Floor: ONNX Runtime in this process.
   const floorLoads: number[] = [];
   let session: ort.InferenceSession | undefined;
-  for (let i = 0; i < TRIALS; i++) {
+  for (let i = 0; i < loadTrials(c); i++) {
     await session?.release();
     const started = performance.now();
     session = await ort.InferenceSession.create(file, options);
@@ -82,14 +107,20 @@ async function measureCase(c: Case) {
     await session!.run({ [c.input]: new ort.Tensor('float32', data, [1, c.width]) });
     floorInfer.push(performance.now() - started);
   }
+  const floorConcurrent = await throughput(CONCURRENCY, REQUESTS, async (i) => {
+    await session!.run({
+      [c.input]: new ort.Tensor('float32', Float32Array.from(c.sample(i)), [1, c.width]),
+    });
+  });
   await session!.release();
 
   // The worker in its container, through its HTTP API.
   const { container, endpoint } = await startWorker(c.modelsDir);
   const workerLoads: number[] = [];
   const workerInfer: number[] = [];
+  let workerConcurrent = 0;
   try {
-    for (let i = 0; i < TRIALS; i++) {
+    for (let i = 0; i < loadTrials(c); i++) {
       await workers.unload(endpoint, 'bench');
       const started = performance.now();
       await workers.load(endpoint, 'bench', c.modelId);
@@ -101,6 +132,11 @@ async function measureCase(c: Case) {
       await workers.infer(endpoint, 'bench', body);
       workerInfer.push(performance.now() - started);
     }
+    workerConcurrent = await throughput(CONCURRENCY, REQUESTS, async (i) => {
+      await workers.infer(endpoint, 'bench', {
+        inputs: [{ name: c.input, shape: [1, c.width], datatype: 'FP32', data: c.sample(i) }],
+      });
+    });
   } finally {
     await container.remove({ force: true });
     await workers.forget(endpoint);
@@ -113,6 +149,7 @@ async function measureCase(c: Case) {
     load,
     infer,
     infer_per_s: { floor: 1000 / infer.floor.median, worker: 1000 / infer.worker.median },
+    infer_concurrent_per_s: { concurrency: CONCURRENCY, floor: floorConcurrent, worker: workerConcurrent },
     ...(batch ? { batch } : {}),
   };
 }
@@ -202,6 +239,13 @@ async function main() {
       ]),
     ),
   );
+  for (const r of results) {
+    const concurrent = r.infer_concurrent_per_s;
+    console.log(
+      `\n${r.model}, ${REQUESTS} one-sample requests, ${CONCURRENCY} in flight: in-process ${Math.round(concurrent.floor)}/s, ` +
+        `worker ${Math.round(concurrent.worker)}/s (${ratio(concurrent.floor, concurrent.worker)} fewer)`,
+    );
+  }
   for (const r of results) {
     if (!r.batch) continue;
     const perSecond = (s: { median: number }) => Math.round((r.batch!.samples * 1000) / s.median);
