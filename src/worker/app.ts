@@ -3,13 +3,19 @@
  * with the model-repository extension, plus batch inference over a dataset (TEMP) and
  * memory statistics. Built without listening, so tests call it in-process.
  */
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { type ErrorCode, NotFoundError, isModeldockError } from '../errors.js';
+import {
+  type ErrorCode,
+  InvalidInputError,
+  NotFoundError,
+  errorMessage,
+  isModeldockError,
+} from '../errors.js';
 import { validateId } from '../ids.js';
 import { VERSION as SERVER_VERSION } from '../version.js';
 import { DatasetStore } from './dataset-store.js';
-import { MODEL_VERSION, infer, inferDataset, type V2InferRequest } from './inference.js';
+import { MODEL_VERSION, inferDataset, inferWithBinary, type V2InferRequest } from './inference.js';
 import { ModelRegistry } from './model-registry.js';
 import { ModelStore } from './model-store.js';
 
@@ -44,6 +50,38 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     // Per-request log lines would dominate the hot path; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
   });
+
+  // Bodies are JSON, or — with the binary tensor extension (Inference-Header-Content-Length)
+  // — a JSON header followed by raw tensor bytes, kept aside for the infer route.
+  const binaryParts = new WeakMap<object, Uint8Array>();
+  const parseBody = (request: FastifyRequest, body: Buffer) => {
+    const header = request.headers['inference-header-content-length'];
+    let json = body;
+    if (header !== undefined) {
+      const length = Number(header);
+      if (!Number.isInteger(length) || length < 0 || length > body.length) {
+        throw new InvalidInputError(
+          `Inference-Header-Content-Length ${String(header).slice(0, 20)} does not fit a body of ${body.length} bytes`,
+        );
+      }
+      json = body.subarray(0, length);
+      binaryParts.set(request, body.subarray(length));
+    } else if (request.headers['content-type']?.startsWith('application/octet-stream')) {
+      throw new InvalidInputError('a binary body needs the Inference-Header-Content-Length header');
+    }
+    if (json.length === 0) return undefined;
+    try {
+      return JSON.parse(json.toString('utf8')) as unknown;
+    } catch (error) {
+      throw new InvalidInputError(`the body is not valid JSON: ${errorMessage(error)}`);
+    }
+  };
+  app.removeContentTypeParser('application/json');
+  for (const type of ['application/json', 'application/octet-stream']) {
+    app.addContentTypeParser(type, { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) =>
+      parseBody(request, body),
+    );
+  }
 
   app.setErrorHandler((error, request, reply) => {
     if (isModeldockError(error)) return reply.code(STATUS[error.code] ?? 500).send({ error: error.message });
@@ -148,9 +186,17 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   }
 
   for (const url of modelRoutes('/infer')) {
-    app.post<VersionParams & { Body: V2InferRequest }>(url, async (request) => {
+    app.post<VersionParams & { Body: V2InferRequest }>(url, async (request, reply) => {
       const name = servedName(request.params);
-      return registry.use(name, (model) => infer(model, request.body));
+      const { response, binary } = await registry.use(name, (model) =>
+        inferWithBinary(model, request.body, binaryParts.get(request)),
+      );
+      if (binary.length === 0) return response;
+      const json = Buffer.from(JSON.stringify(response));
+      return reply
+        .header('inference-header-content-length', json.length)
+        .type('application/octet-stream')
+        .send(Buffer.concat([json, ...binary]));
     });
   }
 

@@ -4,8 +4,11 @@ import { InvalidInputError } from '../errors.js';
 import type { Dataset } from './dataset-store.js';
 import type { LoadedModel } from './model-store.js';
 import {
+  binaryOutput,
   fromOrtTensor,
   toOrtTensor,
+  toOrtTensorFromBytes,
+  type V2OutputHeader,
   type TensorSpec,
   type V2InputTensor,
   type V2OutputTensor,
@@ -17,7 +20,7 @@ export const MODEL_VERSION = '1';
 export interface V2InferRequest {
   id?: string;
   inputs: V2InputTensor[];
-  outputs?: { name: string }[];
+  outputs?: { name: string; parameters?: { binary_data?: unknown } }[];
   parameters?: Record<string, unknown>;
 }
 
@@ -25,14 +28,43 @@ export interface V2InferResponse {
   model_name: string;
   model_version: string;
   id?: string;
-  outputs: V2OutputTensor[];
+  outputs: (V2OutputTensor | V2OutputHeader)[];
 }
 
-export async function infer(model: LoadedModel, request: V2InferRequest): Promise<V2InferResponse> {
+/** A response and, with the binary tensor extension, the output bytes that follow it. */
+export interface InferResult {
+  response: V2InferResponse;
+  /** In the order of the outputs that have `parameters.binary_data_size`. */
+  binary: Uint8Array[];
+}
+
+/** JSON tensors only (binary output requests ignored): what batch inference uses. */
+export async function infer(
+  model: LoadedModel,
+  request: V2InferRequest,
+): Promise<V2InferResponse & { outputs: V2OutputTensor[] }> {
+  const { response } = await inferWithBinary(model, request, undefined, false);
+  return response as V2InferResponse & { outputs: V2OutputTensor[] };
+}
+
+/**
+ * One inference request. `binary` is the part of the body after the JSON header when
+ * the binary tensor extension is used: inputs with `parameters.binary_data_size` take
+ * their bytes from it, in input order, and every byte must be used. Outputs are sent as
+ * bytes when asked (`outputs[].parameters.binary_data` or the request's
+ * `parameters.binary_data_output`).
+ */
+export async function inferWithBinary(
+  model: LoadedModel,
+  request: V2InferRequest,
+  binary?: Uint8Array,
+  binaryOutputs = true,
+): Promise<InferResult> {
   if (!request || !Array.isArray(request.inputs) || request.inputs.length === 0) {
     throw new InvalidInputError('the request needs a non-empty "inputs" list');
   }
   const feeds: Record<string, ort.Tensor> = {};
+  let offset = 0;
   for (const input of request.inputs) {
     if (typeof input?.name !== 'string') throw new InvalidInputError('every input needs a "name"');
     const spec = model.inputs.find((s) => s.name === input.name);
@@ -42,7 +74,33 @@ export async function infer(model: LoadedModel, request: V2InferRequest): Promis
       );
     }
     if (feeds[input.name]) throw new InvalidInputError(`input "${input.name}" is given twice`);
-    feeds[input.name] = toOrtTensor(input, spec);
+    const size = input.parameters?.binary_data_size;
+    if (size === undefined) {
+      feeds[input.name] = toOrtTensor(input, spec);
+      continue;
+    }
+    if (!binary) {
+      throw new InvalidInputError(
+        `input "${input.name}" has binary_data_size but the request carries no binary data (Inference-Header-Content-Length)`,
+      );
+    }
+    if (
+      typeof size !== 'number' ||
+      !Number.isInteger(size) ||
+      size < 0 ||
+      offset + size > binary.byteLength
+    ) {
+      throw new InvalidInputError(
+        `input "${input.name}": binary_data_size ${String(size)} does not fit the ${binary.byteLength - offset} bytes left`,
+      );
+    }
+    feeds[input.name] = toOrtTensorFromBytes(input, spec, binary.subarray(offset, offset + size));
+    offset += size;
+  }
+  if (binary && offset !== binary.byteLength) {
+    throw new InvalidInputError(
+      `the request carries ${binary.byteLength} bytes of binary data; its inputs use ${offset}`,
+    );
   }
   const missing = model.inputs.filter((s) => !feeds[s.name]).map((s) => s.name);
   if (missing.length > 0) throw new InvalidInputError(`missing input(s): ${missing.join(', ')}`);
@@ -50,18 +108,34 @@ export async function infer(model: LoadedModel, request: V2InferRequest): Promis
   if (request.outputs !== undefined && !Array.isArray(request.outputs)) {
     throw new InvalidInputError('"outputs" must be a list of {"name": ...}');
   }
-  const wanted = request.outputs?.map((o) => o?.name) ?? model.outputs.map((s) => s.name);
-  for (const name of wanted) {
+  const allBinary = request.parameters?.binary_data_output === true;
+  const wanted = (request.outputs ?? model.outputs).map((o) => ({
+    name: o?.name,
+    binary: (o as { parameters?: { binary_data?: unknown } })?.parameters?.binary_data ?? allBinary,
+  }));
+  for (const { name } of wanted) {
     if (typeof name !== 'string' || !model.outputs.some((s) => s.name === name)) {
       throw new InvalidInputError(`model "${model.name}" has no output "${String(name)}"`);
     }
   }
-  const results = await model.session.run(feeds, wanted);
+  const names = wanted.map((o) => o.name as string);
+  const results = await model.session.run(feeds, names);
+  const bytes: Uint8Array[] = [];
+  const outputs = wanted.map(({ name, binary: asBytes }) => {
+    const tensor = results[name as string]!;
+    if (asBytes !== true || !binaryOutputs) return fromOrtTensor(name as string, tensor);
+    const { header, bytes: data } = binaryOutput(name as string, tensor);
+    bytes.push(data);
+    return header;
+  });
   return {
-    model_name: model.name,
-    model_version: MODEL_VERSION,
-    ...(request.id === undefined ? {} : { id: request.id }),
-    outputs: wanted.map((name) => fromOrtTensor(name, results[name]!)),
+    response: {
+      model_name: model.name,
+      model_version: MODEL_VERSION,
+      ...(request.id === undefined ? {} : { id: request.id }),
+      outputs,
+    },
+    binary: bytes,
   };
 }
 

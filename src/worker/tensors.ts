@@ -38,6 +38,14 @@ export interface V2InputTensor {
   parameters?: Record<string, unknown>;
 }
 
+/** An output sent as binary data: its values follow the JSON part of the response. */
+export interface V2OutputHeader {
+  name: string;
+  shape: number[];
+  datatype: string;
+  parameters: { binary_data_size: number };
+}
+
 export interface V2OutputTensor {
   name: string;
   shape: number[];
@@ -59,11 +67,20 @@ function flatten(data: unknown, out: unknown[] = []): unknown[] {
   return out;
 }
 
-export function toOrtTensor(input: V2InputTensor, spec: TensorSpec): ort.Tensor {
+/**
+ * Check an input's header (datatype, shape) against the model; `binary` says its values
+ * come as raw bytes (the binary tensor extension) instead of JSON `data`.
+ */
+function checkHeader(input: V2InputTensor, spec: TensorSpec, binary: boolean): ort.Tensor.Type {
   const where = `input "${input.name}"`;
-  const absent = (['datatype', 'shape', 'data'] as const).filter((field) => input[field] === undefined);
-  if (absent.length > 0)
+  const fields = binary ? (['datatype', 'shape'] as const) : (['datatype', 'shape', 'data'] as const);
+  const absent = fields.filter((field) => input[field] === undefined);
+  if (absent.length > 0) {
     throw new InvalidInputError(`${where} lacks ${absent.map((f) => `"${f}"`).join(', ')}`);
+  }
+  if (binary && input.data !== undefined) {
+    throw new InvalidInputError(`${where} has both "data" and binary_data_size`);
+  }
   if (input.datatype !== spec.datatype) {
     throw new InvalidInputError(
       `${where} has datatype ${input.datatype}; the model expects ${spec.datatype}`,
@@ -84,14 +101,84 @@ export function toOrtTensor(input: V2InputTensor, spec: TensorSpec): ort.Tensor 
       throw new InvalidInputError(`${where} has shape [${input.shape}]; the model expects [${spec.shape}]`);
     }
   });
+  return ortType;
+}
+
+export function toOrtTensor(input: V2InputTensor, spec: TensorSpec): ort.Tensor {
+  const ortType = checkHeader(input, spec, false);
   const values = flatten(input.data);
   const expected = input.shape.reduce((a, b) => a * b, 1);
   if (values.length !== expected) {
     throw new InvalidInputError(
-      `${where} has ${values.length} elements; shape [${input.shape}] needs ${expected}`,
+      `input "${input.name}" has ${values.length} elements; shape [${input.shape}] needs ${expected}`,
     );
   }
-  return new ort.Tensor(ortType, typedArray(ortType, values, where), input.shape);
+  return new ort.Tensor(ortType, typedArray(ortType, values, `input "${input.name}"`), input.shape);
+}
+
+/** Bytes per element of each datatype in the binary tensor extension (BOOL: one byte). */
+const ELEMENT_BYTES: Record<V2Datatype, number> = {
+  BOOL: 1,
+  UINT8: 1,
+  INT8: 1,
+  INT16: 2,
+  INT32: 4,
+  INT64: 8,
+  FP32: 4,
+  FP64: 8,
+};
+
+const TYPED_ARRAYS = {
+  bool: Uint8Array,
+  uint8: Uint8Array,
+  int8: Int8Array,
+  int16: Int16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  float32: Float32Array,
+  float64: Float64Array,
+} as const;
+
+/**
+ * An input whose values are raw little-endian bytes, row-major (Triton's binary tensor
+ * data extension): the byte count must be exactly what the shape and datatype need.
+ */
+export function toOrtTensorFromBytes(input: V2InputTensor, spec: TensorSpec, bytes: Uint8Array): ort.Tensor {
+  const ortType = checkHeader(input, spec, true);
+  const elements = input.shape.reduce((a, b) => a * b, 1);
+  const expected = elements * ELEMENT_BYTES[input.datatype as V2Datatype];
+  if (bytes.byteLength !== expected) {
+    throw new InvalidInputError(
+      `input "${input.name}" has ${bytes.byteLength} bytes of binary data; ${input.datatype} [${input.shape}] needs ${expected}`,
+    );
+  }
+  // A copy into a fresh, aligned buffer: the slice of the request body may sit at any offset.
+  const aligned = new Uint8Array(expected);
+  aligned.set(bytes);
+  const Typed = TYPED_ARRAYS[ortType as keyof typeof TYPED_ARRAYS];
+  const data = new Typed(aligned.buffer, 0, elements);
+  if (ortType === 'bool' && data.some((v) => v !== 0 && v !== 1)) {
+    throw new InvalidInputError(`input "${input.name}": BOOL bytes must be 0 or 1`);
+  }
+  return new ort.Tensor(ortType, data, input.shape);
+}
+
+/** An output as raw bytes for the binary tensor extension, with its JSON header. */
+export function binaryOutput(
+  name: string,
+  tensor: ort.Tensor,
+): { header: V2OutputHeader; bytes: Uint8Array } {
+  const data = tensor.data as ArrayBufferView;
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return {
+    header: {
+      name,
+      shape: [...tensor.dims],
+      datatype: v2DatatypeOf(tensor.type),
+      parameters: { binary_data_size: bytes.byteLength },
+    },
+    bytes,
+  };
 }
 
 function typedArray(type: ort.Tensor.Type, values: unknown[], where: string) {

@@ -136,6 +136,160 @@ describe('worker: every datatype, and datasets in every documented form', () => 
     assert.match(twice.json().error, /given twice/);
   });
 
+  /** A binary-extension request: JSON header, then each binary input's bytes. */
+  const binaryInfer = (header: unknown, parts: ArrayBufferView[], headerLength?: string) => {
+    const json = Buffer.from(JSON.stringify(header));
+    const bytes = parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+    return worker.app.inject({
+      method: 'POST',
+      url: '/v2/models/datatypes/infer',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': headerLength ?? String(json.length),
+      },
+      payload: Buffer.concat([json, ...bytes]),
+    });
+  };
+  const binaryInput = (name: string, datatype: string, data: ArrayBufferView) => ({
+    name,
+    datatype,
+    shape: [2, 2],
+    parameters: { binary_data_size: data.byteLength },
+  });
+  const allInputs = () => ({
+    f32: new Float32Array([1, 2, 3, -4]),
+    f64: new Float64Array([0.1, 0.2, 1e200, -3]),
+    i32: new Int32Array([0, -1, 41, 2147483646]),
+    i64: new BigInt64Array([1n, -2n, 3000000000n, 0n]),
+    b: new Uint8Array([1, 0, 0, 1]),
+  });
+  const DATATYPE = { f32: 'FP32', f64: 'FP64', i32: 'INT32', i64: 'INT64', b: 'BOOL' } as const;
+
+  it('speaks the binary tensor extension: raw input bytes, raw output bytes after the JSON', async () => {
+    const data = allInputs();
+    const names = Object.keys(data) as (keyof typeof data)[];
+    const response = await binaryInfer(
+      {
+        id: 'bin',
+        inputs: names.map((n) => binaryInput(n, DATATYPE[n], data[n])),
+        parameters: { binary_data_output: true },
+      },
+      names.map((n) => data[n]),
+    );
+    assert.equal(response.statusCode, 200, response.body);
+    assert.equal(response.headers['content-type'], 'application/octet-stream');
+    const length = Number(response.headers['inference-header-content-length']);
+    const raw = response.rawPayload;
+    const header = JSON.parse(raw.subarray(0, length).toString('utf8'));
+    assert.equal(header.id, 'bin');
+    let offset = length;
+    const out: Record<string, Buffer> = {};
+    for (const o of header.outputs as { name: string; parameters: { binary_data_size: number } }[]) {
+      assert.equal(o.name in out, false);
+      out[o.name] = Buffer.from(raw.subarray(offset, offset + o.parameters.binary_data_size));
+      offset += o.parameters.binary_data_size;
+    }
+    assert.equal(offset, raw.length, 'nothing after the last output');
+    const view = <T>(
+      b: Buffer,
+      Typed: new (buffer: ArrayBufferLike, offset: number, length: number) => T,
+      size: number,
+    ) => new Typed(b.buffer, b.byteOffset, b.byteLength / size);
+    assert.deepEqual([...view(out.f32_half!, Float32Array, 4)], [0.5, 1, 1.5, -2]);
+    assert.deepEqual([...view(out.f64_double!, Float64Array, 8)], [0.2, 0.4, 2e200, -6]);
+    assert.deepEqual([...view(out.i32_plus_one!, Int32Array, 4)], [1, 0, 42, 2147483647]);
+    assert.deepEqual([...view(out.i64_triple!, BigInt64Array, 8)], [3n, -6n, 9000000000n, 0n]);
+    assert.deepEqual([...out.b_not!], [0, 1, 1, 0]);
+  });
+
+  it('mixes JSON and binary inputs and outputs in one request', async () => {
+    const data = allInputs();
+    const response = await binaryInfer(
+      {
+        inputs: [
+          { name: 'f32', datatype: 'FP32', shape: [2, 2], data: [1, 2, 3, -4] },
+          binaryInput('f64', 'FP64', data.f64),
+          { name: 'i32', datatype: 'INT32', shape: [2, 2], data: [0, -1, 41, 2147483646] },
+          binaryInput('i64', 'INT64', data.i64),
+          binaryInput('b', 'BOOL', data.b),
+        ],
+        outputs: [{ name: 'f32_half' }, { name: 'i64_triple', parameters: { binary_data: true } }],
+      },
+      [data.f64, data.i64, data.b],
+    );
+    assert.equal(response.statusCode, 200, response.body);
+    const length = Number(response.headers['inference-header-content-length']);
+    const header = JSON.parse(response.rawPayload.subarray(0, length).toString('utf8'));
+    assert.deepEqual(header.outputs[0].data, [0.5, 1, 1.5, -2]);
+    assert.deepEqual(header.outputs[1].parameters, { binary_data_size: 32 });
+    const tail = Buffer.from(response.rawPayload.subarray(length));
+    assert.deepEqual([...new BigInt64Array(tail.buffer, tail.byteOffset, 4)], [3n, -6n, 9000000000n, 0n]);
+
+    const json = await post('/v2/models/datatypes/infer', {
+      inputs: (Object.keys(data) as (keyof typeof data)[]).map((n) => ({
+        name: n,
+        datatype: DATATYPE[n],
+        shape: [2, 2],
+        data: n === 'b' ? [true, false, false, true] : [...data[n]].map(Number),
+      })),
+    });
+    assert.equal(
+      json.headers['content-type'],
+      'application/json; charset=utf-8',
+      'no binary asked, none sent',
+    );
+  });
+
+  it('refuses binary bodies that do not add up, with a 400 that says how', async () => {
+    const data = allInputs();
+    const names = Object.keys(data) as (keyof typeof data)[];
+    const inputs = names.map((n) => binaryInput(n, DATATYPE[n], data[n]));
+    const parts = names.map((n) => data[n]);
+    const cases: [string, Promise<{ statusCode: number; json: () => { error: string } }>, RegExp][] = [
+      [
+        'a size that is not the shape',
+        binaryInfer({ inputs: [{ ...inputs[0]!, shape: [1, 2] }, ...inputs.slice(1)] }, parts),
+        /input "f32" has 16 bytes of binary data; FP32 \[1,2\] needs 8/,
+      ],
+      [
+        'bytes left over',
+        binaryInfer({ inputs }, [...parts, new Uint8Array(3)]),
+        /carries \d+ bytes .* inputs use/,
+      ],
+      [
+        'bytes missing',
+        binaryInfer({ inputs }, parts.slice(0, 4)),
+        /binary_data_size 4 does not fit the 0 bytes left/,
+      ],
+      ['a header length past the body', binaryInfer({ inputs }, parts, '999999'), /does not fit a body/],
+      [
+        'a BOOL byte that is not 0 or 1',
+        binaryInfer({ inputs }, [...parts.slice(0, 4), new Uint8Array([1, 2, 0, 1])]),
+        /0 or 1/,
+      ],
+      [
+        'a binary body without the header',
+        worker.app.inject({
+          method: 'POST',
+          url: '/v2/models/datatypes/infer',
+          headers: { 'content-type': 'application/octet-stream' },
+          payload: Buffer.from('{}'),
+        }),
+        /needs the Inference-Header-Content-Length/,
+      ],
+      [
+        'binary_data_size in a plain JSON request',
+        post('/v2/models/datatypes/infer', { inputs }),
+        /carries no binary data/,
+      ],
+    ];
+    for (const [what, pending, message] of cases) {
+      const response = await pending;
+      assert.equal(response.statusCode, 400, what);
+      assert.match(response.json().error, message, what);
+    }
+  });
+
   it('runs datasets with positional inputs, label names, nested samples and no labels', async () => {
     const positional = (await post('/v2/models/digits/batch', { dataset: 'positional' })).json();
     assert.equal(positional.count, 20);
