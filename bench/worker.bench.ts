@@ -1,8 +1,8 @@
 /**
  * The worker against its floor, ONNX Runtime called in-process on the same machine in
  * the same run: model load time, and inference throughput (one-sample requests at
- * concurrency 1 and 8; ds-550 whole through /batch for m-131), for m-131 and a generated
- * 256 MiB model.
+ * concurrency 1 and 8, JSON and binary tensors; ds-550 whole through /batch for m-131),
+ * for m-131 and a generated 256 MiB model.
  *
  *   node --import tsx bench/worker.bench.ts
  *   (BENCH_TRIALS: loads of big models, default 7; BENCH_REQUESTS: 1000; BENCH_CONCURRENCY: 8)
@@ -72,6 +72,39 @@ function loadTrials(c: Case): number {
     : TRIALS;
 }
 
+/**
+ * One sample with the binary tensor extension: the input as raw FP32 bytes after the
+ * JSON header, every output asked back as bytes.
+ */
+async function inferBinary(endpoint: string, c: Case, i: number): Promise<void> {
+  const values = Float32Array.from(c.sample(i));
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [
+        {
+          name: c.input,
+          shape: [1, c.width],
+          datatype: 'FP32',
+          parameters: { binary_data_size: values.byteLength },
+        },
+      ],
+      parameters: { binary_data_output: true },
+    }),
+  );
+  const response = await workers.pool(endpoint).request({
+    method: 'POST',
+    path: '/v2/models/bench/infer',
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.length),
+    },
+    body: Buffer.concat([header, Buffer.from(values.buffer)]),
+  });
+  const body = Buffer.from(await response.body.arrayBuffer());
+  if (response.statusCode !== 200) throw new Error(`binary infer: ${response.statusCode} ${body.toString()}`);
+  JSON.parse(body.subarray(0, Number(response.headers['inference-header-content-length'])).toString());
+}
+
 /** Requests per second for `total` calls of `call`, `concurrency` of them in flight. */
 async function throughput(concurrency: number, total: number, call: (i: number) => Promise<void>) {
   let next = 0;
@@ -118,6 +151,7 @@ async function measureCase(c: Case) {
   const { container, endpoint } = await startWorker(c.modelsDir);
   const workerLoads: number[] = [];
   const workerInfer: number[] = [];
+  const workerBinary: number[] = [];
   let workerConcurrent = 0;
   try {
     for (let i = 0; i < loadTrials(c); i++) {
@@ -132,6 +166,11 @@ async function measureCase(c: Case) {
       await workers.infer(endpoint, 'bench', body);
       workerInfer.push(performance.now() - started);
     }
+    for (let i = 0; i < REQUESTS; i++) {
+      const started = performance.now();
+      await inferBinary(endpoint, c, i);
+      workerBinary.push(performance.now() - started);
+    }
     workerConcurrent = await throughput(CONCURRENCY, REQUESTS, async (i) => {
       await workers.infer(endpoint, 'bench', {
         inputs: [{ name: c.input, shape: [1, c.width], datatype: 'FP32', data: c.sample(i) }],
@@ -143,7 +182,11 @@ async function measureCase(c: Case) {
   }
   const load = { floor: summarize(floorLoads), worker: summarize(workerLoads) };
   const batch = c.dataset ? await measureBatch(c, file, options) : undefined;
-  const infer = { floor: summarize(floorInfer), worker: summarize(workerInfer) };
+  const infer = {
+    floor: summarize(floorInfer),
+    worker: summarize(workerInfer),
+    worker_binary: summarize(workerBinary),
+  };
   return {
     model: c.label,
     load,
@@ -227,6 +270,8 @@ async function main() {
         'infer c=1: in-process',
         'infer c=1: worker',
         'ratio',
+        'infer c=1: worker, binary',
+        'ratio',
       ],
       results.map((r) => [
         r.model,
@@ -236,6 +281,8 @@ async function main() {
         `${ms(r.infer.floor.median)} (${Math.round(r.infer_per_s.floor)}/s)`,
         `${ms(r.infer.worker.median)} (${Math.round(r.infer_per_s.worker)}/s)`,
         ratio(r.infer.worker.median, r.infer.floor.median),
+        `${ms(r.infer.worker_binary.median)} (${Math.round(1000 / r.infer.worker_binary.median)}/s)`,
+        ratio(r.infer.worker_binary.median, r.infer.floor.median),
       ]),
     ),
   );

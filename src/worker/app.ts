@@ -105,7 +105,7 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   app.get('/v2', async () => ({
     name: 'modeldock-worker',
     version: SERVER_VERSION,
-    extensions: ['model_repository', 'batch'],
+    extensions: ['model_repository', 'binary_tensor_data', 'batch'],
   }));
 
   // `{"ready": true}` lists only the models ready for inference, as Triton does.
