@@ -21,10 +21,6 @@ export interface ErrorBody {
   error: { code: string; message: string; [key: string]: unknown };
 }
 
-export function httpStatusOf(code: ErrorCode): number {
-  return STATUS[code];
-}
-
 export function toErrorResponse(error: unknown): { status: number; body: ErrorBody } {
   if (isModeldockError(error)) {
     return {

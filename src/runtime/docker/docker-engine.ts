@@ -294,16 +294,6 @@ export class DockerEngine {
       await container?.remove({ force: true }).catch(() => undefined);
     }
   }
-
-  async networkExists(name: string): Promise<boolean> {
-    try {
-      await this.docker.getNetwork(name).inspect();
-      return true;
-    } catch (error) {
-      if (statusOf(error) === 404) return false;
-      throw engineError(error, `inspect network ${name}`);
-    }
-  }
 }
 
 /** Docker's `since` takes seconds with an optional fractional part. */
