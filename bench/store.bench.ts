@@ -12,6 +12,7 @@ import path from 'node:path';
 import { MongoStore } from '../src/store/mongodb/mongodb-store.js';
 import { formatServerId } from '../src/store/server-id.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { OperationRecord } from '../src/store/records.js';
 import type { Store } from '../src/store/store.js';
 import { startFerretDb } from '../test/helpers/ferretdb.js';
 import { machine, ms, summarize, table, writeResult } from './lib/stats.js';
@@ -53,6 +54,29 @@ async function newServer(store: Store, jobId: string) {
   });
 }
 
+/** A freshly begun operation record, as the lifecycle writes it before acting. */
+function runningOperation(
+  operationId: string,
+  type: OperationRecord['type'],
+  jobId: string,
+  serverId: string | null,
+): OperationRecord {
+  return {
+    operationId,
+    type,
+    jobId,
+    serverId,
+    status: 'running',
+    reason: 'request',
+    steps: [],
+    warnings: [],
+    error: null,
+    startedAt: new Date().toISOString(),
+    finishedAt: null,
+    durationMs: null,
+  };
+}
+
 async function benchStore(store: Store) {
   await store.init();
   for (let j = 0; j < 100; j++) {
@@ -69,20 +93,7 @@ async function benchStore(store: Store) {
     }),
     operation_record: await measure(OPS, async (i) => {
       const id = `op-bench-${i}-${Math.random()}`;
-      await store.insertOperation({
-        operationId: id,
-        type: 'DEPLOY_LOAD',
-        jobId: 'hot',
-        serverId: server.serverId,
-        status: 'running',
-        reason: 'request',
-        steps: [],
-        warnings: [],
-        error: null,
-        startedAt: new Date().toISOString(),
-        finishedAt: null,
-        durationMs: null,
-      });
+      await store.insertOperation(runningOperation(id, 'DEPLOY_LOAD', 'hot', server.serverId));
       await store.updateOperation(id, {
         status: 'succeeded',
         steps: [{ name: 'load', startedAt: new Date().toISOString(), durationMs: 1.5 }],
@@ -96,20 +107,7 @@ async function benchStore(store: Store) {
       await store.getJob(jobId);
       await store.currentServer(jobId);
       const id = `op-create-${i}-${Math.random()}`;
-      await store.insertOperation({
-        operationId: id,
-        type: 'DEPLOY_CREATE',
-        jobId,
-        serverId: null,
-        status: 'running',
-        reason: 'request',
-        steps: [],
-        warnings: [],
-        error: null,
-        startedAt: new Date().toISOString(),
-        finishedAt: null,
-        durationMs: null,
-      });
+      await store.insertOperation(runningOperation(id, 'DEPLOY_CREATE', jobId, null));
       await store.ensureJob({ jobId, model: 'm-131', dataset: 'ds-550' });
       let s = await newServer(store, jobId);
       await store.updateOperation(id, { serverId: s.serverId });
