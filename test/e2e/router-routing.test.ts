@@ -36,6 +36,37 @@ describe('routing inference through the router', () => {
     assert.ok(correct.length >= 15, `${correct.length}/16`);
   });
 
+  it('passes the binary tensor extension through unchanged, both ways', async () => {
+    const pixels = Buffer.from(Float32Array.from(records[0]!.inputs.pixels).buffer);
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [
+          {
+            name: 'pixels',
+            shape: [1, 64],
+            datatype: 'FP32',
+            parameters: { binary_data_size: pixels.length },
+          },
+        ],
+        outputs: [{ name: 'label', parameters: { binary_data: true } }],
+      }),
+    );
+    const response = await fetch(`${t.url}/v2/models/r1/infer`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': String(header.length),
+      },
+      body: Buffer.concat([header, pixels]),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    const jsonLength = Number(response.headers.get('inference-header-content-length'));
+    const body = Buffer.from(await response.arrayBuffer());
+    const meta = JSON.parse(body.subarray(0, jsonLength).toString());
+    assert.equal(meta.outputs[0].parameters.binary_data_size, 8);
+    assert.equal(body.readBigInt64LE(jsonLength), BigInt(records[0]!.label));
+  });
+
   it('serves model metadata and readiness under the job id', async () => {
     const meta = await getJson(`${t.url}/v2/models/r1`);
     assert.equal(meta.status, 200);
