@@ -8,7 +8,20 @@
  * `{_id: "<server_id>#<version>"}` into `server_versions` before the update is applied,
  * so of two writers that read the same version exactly one wins. See docs/store.md.
  */
-import { MongoClient, MongoError, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
+import {
+  MongoClient,
+  MongoClientClosedError,
+  MongoError,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoOperationTimeoutError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+  type Collection,
+  type Db,
+  type Document,
+} from 'mongodb';
 import {
   ConflictError,
   ModeldockError,
@@ -103,10 +116,36 @@ function isDuplicateKey(error: unknown): boolean {
   return error instanceof MongoServerError && error.code === 11000;
 }
 
+/**
+ * Server error codes that mean "not reachable or not serving right now" rather than
+ * "this request is wrong": host unreachable/not found, network timeout, shutting down,
+ * stepped down, not primary, interrupted at shutdown, socket exception.
+ */
+const UNAVAILABLE_SERVER_CODES = new Set([6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435, 13436]);
+
+/** True when the database is away (so the API answers 503 and the caller may retry later). */
+function isUnavailable(error: unknown): boolean {
+  return (
+    error instanceof MongoNetworkError || // also timeouts and a cleared connection pool
+    error instanceof MongoServerSelectionError ||
+    error instanceof MongoTopologyClosedError ||
+    error instanceof MongoNotConnectedError ||
+    error instanceof MongoClientClosedError ||
+    error instanceof MongoOperationTimeoutError ||
+    (error instanceof MongoServerError &&
+      (UNAVAILABLE_SERVER_CODES.has(Number(error.code)) || error.hasErrorLabel('ResetPool')))
+  );
+}
+
+/** The URL as it may appear in a message: without credentials. */
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//');
+}
+
 export class MongoStore implements Store {
   readonly kind = 'mongodb' as const;
   private readonly client: MongoClient;
-  private db!: Db;
+  private readonly db: Db;
 
   constructor(private readonly url: string) {
     this.client = new MongoClient(url, {
@@ -118,6 +157,8 @@ export class MongoStore implements Store {
       retryWrites: false,
       appName: 'modeldock',
     });
+    // The database named in the URL; the driver connects on first use (init() does it explicitly).
+    this.db = this.client.db();
   }
 
   private get jobs(): Collection<JobDoc> {
@@ -139,7 +180,6 @@ export class MongoStore implements Store {
   async init(): Promise<void> {
     await this.guard(async () => {
       await this.client.connect();
-      this.db = this.client.db();
       const meta = this.db.collection<{ _id: string; version: number; updated_at: Date }>('meta');
       const current = await meta.findOne({ _id: 'schema' });
       if (current && current.version > MONGO_SCHEMA_VERSION) {
@@ -172,19 +212,24 @@ export class MongoStore implements Store {
   async ensureJob(job: { jobId: string; model: string; dataset: string }): Promise<JobRecord> {
     return this.guard(async () => {
       const now = new Date();
+      const doc: JobDoc = {
+        _id: job.jobId,
+        job_id: job.jobId,
+        model: job.model,
+        dataset: job.dataset,
+        created_at: now,
+        updated_at: now,
+      };
       try {
-        await this.jobs.insertOne({
-          _id: job.jobId,
-          job_id: job.jobId,
-          model: job.model,
-          dataset: job.dataset,
-          created_at: now,
-          updated_at: now,
-        });
+        await this.jobs.insertOne(doc);
+        return toJob(doc);
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
       }
-      return toJob((await this.jobs.findOne({ _id: job.jobId }))!);
+      // It existed: return it unchanged.
+      const existing = await this.jobs.findOne({ _id: job.jobId });
+      if (!existing) throw new ConflictError(`job ${job.jobId} was removed while being ensured`);
+      return toJob(existing);
     });
   }
 
@@ -297,17 +342,29 @@ export class MongoStore implements Store {
         await this.versions.deleteOne({ _id: claimId, claimed_at: claim.claimed_at });
         return this.updateServer(serverId, expectedVersion, patch);
       }
-      const set: Document = { version: next, updated_at: new Date() };
+      const set: Partial<ServerDoc> = { version: next, updated_at: new Date() };
       for (const [key, value] of Object.entries(patch)) {
         const field = SERVER_FIELDS[key];
         if (!field || value === undefined) continue;
-        set[field] = DATE_FIELDS.has(field) ? date(value as string | null) : value;
+        (set as Document)[field] = DATE_FIELDS.has(field) ? date(value as string | null) : value;
       }
-      const result = await this.servers.updateOne({ _id: serverId, version: expectedVersion }, { $set: set });
+      let result;
+      try {
+        result = await this.servers.updateOne({ _id: serverId, version: expectedVersion }, { $set: set });
+      } catch (error) {
+        // The update did not land (or we cannot know): release the claim if the database
+        // still answers, so the next writer need not wait for it to be taken over as abandoned.
+        const after = await this.servers.findOne({ _id: serverId }).catch(() => undefined);
+        if (after?.version === expectedVersion) {
+          await this.versions.deleteOne({ _id: claimId }).catch(() => undefined);
+        }
+        throw error;
+      }
       if (result.matchedCount === 0) throw stale();
-      // The previous claim is no longer needed by anyone.
+      // The previous claim is no longer needed by anyone; the newest one stays until the next update.
       await this.versions.deleteOne({ _id: `${serverId}#${expectedVersion}` }).catch(() => undefined);
-      return toServer((await this.servers.findOne({ _id: serverId }))!);
+      // Exactly what was written: the claim makes this writer the only one for this version.
+      return toServer({ ...current, ...set });
     });
   }
 
@@ -354,11 +411,16 @@ export class MongoStore implements Store {
       if (patch.error !== undefined) set.error = patch.error;
       if (patch.finishedAt !== undefined) set.finished_at = date(patch.finishedAt);
       if (patch.durationMs !== undefined) set.duration_ms = patch.durationMs;
-      if (Object.keys(set).length > 0) {
-        const result = await this.operations.updateOne({ _id: operationId }, { $set: set });
-        if (result.matchedCount === 0) throw new NotFoundError(`operation ${operationId} not found`);
-      }
-      const doc = await this.operations.findOne({ _id: operationId });
+      // Unconditional (an operation record has one writer), so findOneAndUpdate's atomicity
+      // does not matter here: it only saves the second round trip.
+      const doc =
+        Object.keys(set).length > 0
+          ? await this.operations.findOneAndUpdate(
+              { _id: operationId },
+              { $set: set },
+              { returnDocument: 'after' },
+            )
+          : await this.operations.findOne({ _id: operationId });
       if (!doc) throw new NotFoundError(`operation ${operationId} not found`);
       return toOperation(doc);
     });
@@ -387,16 +449,23 @@ export class MongoStore implements Store {
     });
   }
 
-  /** Domain errors pass; driver errors mean the database is away or refused: 503. */
+  /**
+   * Domain errors pass. A database that is away becomes StoreUnavailableError (503, retry
+   * later); any other driver error is a bug or a refused request, not an outage.
+   */
   private async guard<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (error) {
       if (error instanceof ModeldockError) throw error;
-      if (error instanceof MongoError || (error as Error)?.name?.startsWith('Mongo')) {
-        throw new StoreUnavailableError(`MongoDB store unavailable: ${errorMessage(error)}`, {
-          cause: error,
-        });
+      if (isUnavailable(error)) {
+        throw new StoreUnavailableError(
+          `MongoDB store unavailable (${redact(this.url)}): ${errorMessage(error)}`,
+          { cause: error },
+        );
+      }
+      if (error instanceof MongoError) {
+        throw new ModeldockError('internal', `MongoDB store error: ${errorMessage(error)}`, { cause: error });
       }
       throw error;
     }
