@@ -46,34 +46,31 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private db: Database.Database | undefined;
 
-  /** `file` is a path (parent directories are created) or `:memory:`. */
-  constructor(private readonly file: string) {}
+  private readonly busyTimeoutMs: number;
+
+  /**
+   * `file` is a path (parent directories are created) or `:memory:`. `busyTimeoutMs` is
+   * how long a call waits for another process's write lock before it fails with
+   * StoreUnavailableError.
+   */
+  constructor(
+    private readonly file: string,
+    options: { busyTimeoutMs?: number } = {},
+  ) {
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
+  }
 
   async init(): Promise<void> {
+    if (this.db) return;
     this.guard(() => {
       if (this.file !== ':memory:') mkdirSync(path.dirname(this.file), { recursive: true });
       const db = new Database(this.file);
-      db.pragma('journal_mode = WAL');
-      db.pragma('busy_timeout = 5000');
-      db.pragma('synchronous = NORMAL');
-      db.pragma('foreign_keys = ON');
-      db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
-      const migrate = db.transaction(() => {
-        const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
-          { value: string } | undefined;
-        const current = row ? Number(row.value) : 0;
-        if (current > SCHEMA_VERSION) {
-          throw new StoreUnavailableError(
-            `the database ${this.file} has schema version ${current}, newer than this modeldock (${SCHEMA_VERSION})`,
-          );
-        }
-        for (let version = current + 1; version <= SCHEMA_VERSION; version++)
-          db.exec(MIGRATIONS[version - 1]!);
-        db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(
-          String(SCHEMA_VERSION),
-        );
-      });
-      migrate.immediate();
+      try {
+        this.migrate(db);
+      } catch (error) {
+        db.close();
+        throw error;
+      }
       this.db = db;
     });
   }
@@ -318,6 +315,31 @@ export class SqliteStore implements Store {
 
   // ------------------------------------------------------------------ internals
 
+  /** Settings of this connection, then the migrations the file lacks, under the write lock. */
+  private migrate(db: Database.Database): void {
+    // First, so that even switching to WAL waits for another process instead of failing.
+    db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    const migrate = db.transaction(() => {
+      const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
+        { value: string } | undefined;
+      const current = row ? Number(row.value) : 0;
+      if (current > SCHEMA_VERSION) {
+        throw new StoreUnavailableError(
+          `the database ${this.file} has schema version ${current}, newer than this modeldock (${SCHEMA_VERSION})`,
+        );
+      }
+      for (let version = current + 1; version <= SCHEMA_VERSION; version++) db.exec(MIGRATIONS[version - 1]!);
+      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(
+        String(SCHEMA_VERSION),
+      );
+    });
+    migrate.immediate();
+  }
+
   private handle(): Database.Database {
     if (!this.db) throw new StoreUnavailableError('the SQLite store is not open');
     return this.db;
@@ -347,7 +369,10 @@ export class SqliteStore implements Store {
     } catch (error) {
       if (error instanceof ModeldockError) throw error;
       const code = (error as { code?: string }).code ?? '';
-      if (/^SQLITE_(BUSY|LOCKED|CANTOPEN|READONLY|IOERR|FULL|CORRUPT|NOTADB|PERM)/.test(code) || !code) {
+      // SQLITE_* codes that mean the file cannot be used now; E* are file-system errors
+      // (e.g. ENOTDIR, EACCES while creating the directory); no code: the handle is closed.
+      const unusable = /^SQLITE_(BUSY|LOCKED|CANTOPEN|READONLY|IOERR|FULL|CORRUPT|NOTADB|PERM)/;
+      if (unusable.test(code) || /^E[A-Z]+$/.test(code) || !code) {
         throw new StoreUnavailableError(`SQLite store unavailable (${this.file}): ${errorMessage(error)}`, {
           cause: error,
         });
