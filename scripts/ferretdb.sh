@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # FerretDB 1.24.2 speaks the MongoDB wire protocol on top of SQLite; the MongoDB store
 # is tested against it because no mongod exists here. It is built from the Go module
-# proxy inside our own module (tools/ferretdb): `go install …@version` of FerretDB
-# builds a binary that panics at start.
+# proxy inside our own module (tools/ferretdb, go.mod + go.sum pin every dependency).
+# FerretDB's own cmd/ferretdb panics at start when built from the proxy, by `go install
+# …@v1.24.2` and by `go build` from our module alike (its build/version package wants
+# version files only its release build generates), so tools/ferretdb/main.go runs the
+# same server through FerretDB's embeddable package, with the upstream flag names.
 #   scripts/ferretdb.sh build               → ~/.cache/modeldock/ferretdb/ferretdb (skipped when present)
 #   scripts/ferretdb.sh start PORT DATADIR  → runs it in the foreground on 127.0.0.1:PORT
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-version="v1.24.2-embedded-1"
+# The cache key: FerretDB's version and our module's exact contents, so a change to
+# tools/ferretdb rebuilds instead of silently reusing an old binary.
+version="v1.24.2-$(cd "$root/tools/ferretdb" && cat go.mod go.sum main.go | sha256sum | cut -c1-12)"
 # Outside the checkout, so every clone on this machine (CI runs in fresh clones) reuses it.
 cache="${MODELDOCK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/modeldock}"
 bin="$cache/ferretdb/ferretdb"
@@ -17,10 +22,12 @@ build() {
     echo "ferretdb $version already built: $bin"
     return
   fi
-  command -v go >/dev/null || { echo "Go is needed to build FerretDB (apt-get install golang or use the Go toolchain)"; exit 1; }
+  command -v go >/dev/null || { echo "Go (1.24 or newer, for go.mod's tool directive) is needed to build FerretDB: https://go.dev/dl or the golang-go package where it is new enough" >&2; exit 1; }
   mkdir -p "$(dirname "$bin")"
   echo "building ferretdb $version (first time only; cached in $cache/ferretdb)"
-  (cd "$root/tools/ferretdb" && CGO_ENABLED=0 go build -trimpath -o "$bin" .)
+  # Into a temporary name first: an interrupted build never leaves a binary that looks done.
+  (cd "$root/tools/ferretdb" && CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" .)
+  mv "$bin.tmp" "$bin"
   echo "$version" > "$bin.version"
   "$bin" --version
 }

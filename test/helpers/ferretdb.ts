@@ -29,10 +29,32 @@ export interface FerretDb {
   close(): Promise<void>;
 }
 
+/**
+ * Asks scripts/ferretdb.sh to build: a no-op when the cached binary matches tools/ferretdb,
+ * a Go build (about a minute) the first time. A failure here fails the test.
+ */
 function ensureBuilt(): void {
-  if (existsSync(BINARY)) return;
-  execFileSync('bash', [path.join(REPO_ROOT, 'scripts/ferretdb.sh'), 'build'], { stdio: 'inherit' });
+  const script = path.join(REPO_ROOT, 'scripts/ferretdb.sh');
+  try {
+    execFileSync('bash', [script, 'build'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    const output = [(error as { stdout?: Buffer }).stdout, (error as { stderr?: Buffer }).stderr]
+      .map((b) => b?.toString() ?? '')
+      .join('');
+    throw new Error(
+      `FerretDB (the MongoDB wire-protocol server the MongoDB store is tested against) could not be built; ` +
+        `run \`bash scripts/ferretdb.sh build\` and fix what it reports:\n${output}`,
+      { cause: error },
+    );
+  }
+  if (!existsSync(BINARY)) throw new Error(`scripts/ferretdb.sh build left no binary at ${BINARY}`);
 }
+
+/** Every FerretDB this process started, killed if the process exits without stopping them. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
 
 async function waitUntilAnswering(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -59,7 +81,7 @@ export async function startFerretDb(): Promise<FerretDb> {
   let stderr = '';
 
   const launch = async () => {
-    child = spawn(
+    const started = spawn(
       BINARY,
       [
         '--handler=sqlite',
@@ -70,21 +92,27 @@ export async function startFerretDb(): Promise<FerretDb> {
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+    child = started;
+    running.add(started);
+    started.once('exit', () => running.delete(started));
+    started.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     try {
-      await waitUntilAnswering(port, child);
+      await waitUntilAnswering(port, started);
     } catch (error) {
-      child.kill('SIGKILL');
+      started.kill('SIGKILL');
       throw new Error(`${(error as Error).message}\n${stderr}`);
     }
   };
   const stop = async () => {
-    const running = child;
+    const stopping = child;
     child = undefined;
-    if (!running || running.exitCode !== null) return;
-    const exited = new Promise((resolve) => running.once('exit', resolve));
-    running.kill('SIGTERM');
+    if (!stopping || stopping.exitCode !== null || stopping.signalCode !== null) return;
+    const exited = new Promise((resolve) => stopping.once('exit', resolve));
+    stopping.kill('SIGTERM');
+    // A FerretDB that does not stop within 5 s is killed: a test never hangs on it.
+    const kill = setTimeout(() => stopping.kill('SIGKILL'), 5_000);
     await exited;
+    clearTimeout(kill);
   };
 
   await launch();

@@ -1,6 +1,6 @@
 module modeldock.local/ferretdb-tool
 
-go 1.26.8
+go 1.24
 
 tool github.com/FerretDB/FerretDB/cmd/ferretdb
 
