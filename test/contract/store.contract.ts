@@ -147,6 +147,13 @@ export function runStoreContract(name: string, makeFixture: () => Promise<StoreF
         assert.equal(updated.workerId, 'abc123');
         assert.equal(updated.endpoint, 'http://127.0.0.1:1234');
         assert.equal(updated.model, 'm-131', 'untouched fields stay');
+        assert.equal(updated.createdAt, server.createdAt);
+        assert.ok(updated.updatedAt >= server.updatedAt, 'updatedAt moves forward');
+        assert.deepEqual(
+          await store.getServer(server.serverId),
+          updated,
+          'what it returns is what is stored',
+        );
         server = updated;
       });
 
@@ -191,6 +198,7 @@ export function runStoreContract(name: string, makeFixture: () => Promise<StoreF
         assert.equal(updated.loadedAt, now);
         assert.equal(updated.reason, null);
         assert.equal(updated.restarts, 2);
+        assert.deepEqual(await store.getServer(server.serverId), updated);
         server = updated;
       });
 
