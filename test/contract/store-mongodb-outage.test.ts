@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { MongoStore } from '../../src/store/mongodb/mongodb-store.js';
-import { formatServerId } from '../../src/store/server-id.js';
 import { startFerretDb, type FerretDb } from '../helpers/ferretdb.js';
+import { serverInput } from './store.contract.js';
 
 describe('MongoDB store: database outage and recovery', () => {
   let database: FerretDb;
@@ -26,24 +26,7 @@ describe('MongoDB store: database outage and recovery', () => {
   it('answers StoreUnavailableError while away and recovers without losing acknowledged writes', async () => {
     await store.ensureJob({ jobId: 'a1', model: 'm-131', dataset: 'ds-550' });
     const number = await store.allocateServerNumber();
-    const server = await store.insertServer({
-      serverId: formatServerId(number),
-      number,
-      jobId: 'a1',
-      model: 'm-131',
-      dataset: 'ds-550',
-      kind: 'job',
-      state: 'creating',
-      reason: null,
-      runtime: 'docker',
-      workerName: `modeldock-${formatServerId(number)}`,
-      workerId: null,
-      endpoint: null,
-      restarts: 0,
-      loadedAt: null,
-      lastUsedAt: null,
-      terminatedAt: null,
-    });
+    const server = await store.insertServer(serverInput(number));
     const ready = await store.updateServer(server.serverId, server.version, { state: 'ready' });
 
     await database.stop();

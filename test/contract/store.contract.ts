@@ -18,7 +18,8 @@ export interface StoreFixture {
   cleanup(): Promise<void>;
 }
 
-function serverInput(number: number, over: Partial<ServerRecord> = {}) {
+/** What insertServer takes for server `number` of job a1, fresh and creating. */
+export function serverInput(number: number, over: Partial<ServerRecord> = {}) {
   const serverId = formatServerId(number);
   return {
     serverId,
