@@ -4,6 +4,7 @@
  */
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import http from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Catalog } from '../lifecycle/catalog.js';
@@ -14,6 +15,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { WorkerClient } from '../runtime/worker-client.js';
 import type { Store } from '../store/store.js';
 import { errorHandler, notFoundHandler } from './error-mapping.js';
+import { inferFastPath } from './infer-fast-path.js';
 import { healthRoutes } from './routes/health.js';
 import { originalRoutes } from './routes/original.js';
 import { v1Routes } from './routes/v1.js';
@@ -35,7 +37,25 @@ export interface AppDeps {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  let closing = false;
+  const fastPath = inferFastPath({
+    lifecycle: deps.lifecycle,
+    workers: deps.workers,
+    metrics: deps.metrics,
+    bodyLimitBytes: deps.bodyLimitBytes,
+    isClosing: () => closing,
+  });
   const app = Fastify({
+    // Routed inference for ready jobs is answered before Fastify (see infer-fast-path.ts);
+    // `inject` in tests bypasses the server and so always exercises the Fastify routes.
+    serverFactory: (handler) => {
+      const server = http.createServer((request, response) => {
+        if (!fastPath(request, response)) handler(request, response);
+      });
+      // Fastify's own defaults for a server it creates itself.
+      server.keepAliveTimeout = 72_000;
+      return server;
+    },
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes,
     // Per-request log lines would dominate the hot path; errors are logged by the handler.
@@ -47,6 +67,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // The API speaks JSON only; other bodies get a clear 415 instead of a confusing 400.
   app.removeContentTypeParser('text/plain');
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
 

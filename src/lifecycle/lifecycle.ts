@@ -242,11 +242,8 @@ export class Lifecycle {
    * DEPLOY_LOAD with reason `on_demand`).
    */
   async route(jobId: string): Promise<Route> {
-    const cached = this.routes.get(jobId);
-    if (cached) {
-      this.lastUsed.set(jobId, Date.now());
-      return cached;
-    }
+    const cached = this.cachedRoute(jobId);
+    if (cached) return cached;
     validateId('job_id', jobId);
     return this.locks.run(jobId, async () => {
       const again = this.routes.get(jobId);
@@ -269,6 +266,16 @@ export class Lifecycle {
       this.lastUsed.set(jobId, Date.now());
       return route;
     });
+  }
+
+  /**
+   * The route of a job whose server is known to be ready, without touching the store or
+   * waiting: the hot path of inference. Undefined means "ask route()", which may load.
+   */
+  cachedRoute(jobId: string): Route | undefined {
+    const cached = this.routes.get(jobId);
+    if (cached) this.lastUsed.set(jobId, Date.now());
+    return cached;
   }
 
   /** Inference through the router with a parsed body (the /v2 proxy streams instead). */

@@ -65,6 +65,12 @@ export class Metrics {
       collectDefaultMetrics({ register: this.registry, prefix: 'modeldock_' });
   }
 
+  /** One routed inference request: counted by status class, its latency observed. */
+  observeInference(jobId: string, statusCode: number, seconds: number): void {
+    this.inferenceRequests.inc({ job: jobId, status: `${Math.floor(statusCode / 100)}xx` });
+    this.inferenceLatency.observe({ job: jobId }, seconds);
+  }
+
   private readonly serverStates = new Map<string, ServerState>();
 
   /** Keep `modeldock_servers{state}` current as servers change state. */

@@ -4,7 +4,6 @@
  * the job's worker over a keep-alive pool and the answer is streamed back unparsed.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { WorkerError, errorMessage } from '../../errors.js';
 import { validateId } from '../../ids.js';
@@ -12,6 +11,7 @@ import type { Lifecycle } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { WorkerClient } from '../../runtime/worker-client.js';
 import type { Store } from '../../store/store.js';
+import { endToEndHeaders } from '../proxy-headers.js';
 
 export interface V2Deps {
   lifecycle: Lifecycle;
@@ -19,30 +19,6 @@ export interface V2Deps {
   store: Store;
   metrics: Metrics;
   version: string;
-}
-
-/**
- * Hop-by-hop headers are the proxy's own business (RFC 9110 §7.6.1). Content-Length is
- * kept: the body passes through unchanged, and a known length spares both hops chunking.
- */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-connection',
-  'host',
-]);
-
-function forwardHeaders(headers: IncomingHttpHeaders): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(key)) continue;
-    out[key] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return out;
 }
 
 export function v2Routes(deps: V2Deps): FastifyPluginAsync {
@@ -67,25 +43,20 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
         {
           method: request.method as 'GET' | 'POST',
           path: `${route.modelPath}${suffix}`,
-          headers: forwardHeaders(request.headers),
+          headers: endToEndHeaders(request.headers),
           ...(hasBody ? { body: request.body as Readable } : {}),
           headersTimeout: 300_000,
           bodyTimeout: 300_000,
         },
         ({ statusCode: status, headers }) => {
           statusCode = status;
-          const out: Record<string, string> = {};
-          for (const [key, value] of Object.entries(headers)) {
-            if (value !== undefined && !HOP_BY_HOP.has(key))
-              out[key] = Array.isArray(value) ? value.join(', ') : value;
-          }
-          reply.raw.writeHead(status, out);
+          reply.raw.writeHead(status, endToEndHeaders(headers));
           return reply.raw;
         },
       );
     } catch (error) {
       lifecycle.invalidateRoute(jobId);
-      metrics.inferenceRequests.inc({ job: jobId, status: '5xx' });
+      metrics.observeInference(jobId, 502, (performance.now() - started) / 1000);
       if (!reply.raw.headersSent) {
         const failure = new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
           cause: error,
@@ -97,8 +68,7 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
       }
       return;
     }
-    metrics.inferenceRequests.inc({ job: jobId, status: `${Math.floor(statusCode / 100)}xx` });
-    metrics.inferenceLatency.observe({ job: jobId }, (performance.now() - started) / 1000);
+    metrics.observeInference(jobId, statusCode, (performance.now() - started) / 1000);
   }
 
   return async (app) => {

@@ -1,0 +1,162 @@
+/**
+ * The hot path of inference routing: `POST /v2/models/<job>/infer` for a job whose route
+ * is cached, taken from the raw HTTP server before Fastify sees the request.
+ *
+ * Why: proxying is all this path does, and on a machine whose cores are shared by the
+ * client, the router and the worker, every microsecond of the router's CPU per request
+ * is throughput lost. Fastify's request/reply objects, hooks and content-type dispatch
+ * cost about as much as the proxying itself (BENCHMARKS.md, routing). This path does only
+ * what a reverse proxy does: read a small body, send it to the worker in one write over
+ * a keep-alive pool, and copy the answer back.
+ *
+ * Everything else is declined (returns false) and handled by the Fastify route with the
+ * same outcome: an uncached job (lookup, on-demand load, 404/409), a body without a
+ * Content-Length, larger than SMALL_BODY_BYTES (streamed there instead of buffered) or
+ * over the body limit (413), `Expect: 100-continue`, a query string, and requests after
+ * close() began (503). Errors become HTTP answers through the same mapping as elsewhere.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { WorkerError, errorMessage } from '../errors.js';
+import type { Lifecycle, Route } from '../lifecycle/lifecycle.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { WorkerClient } from '../runtime/worker-client.js';
+import { toErrorResponse } from './error-mapping.js';
+import { endToEndHeaders } from './proxy-headers.js';
+
+/** Bodies up to this size are buffered and sent in one write; larger ones are streamed by the Fastify route. */
+export const SMALL_BODY_BYTES = 64 * 1024;
+
+const PREFIX = '/v2/models/';
+const SUFFIX = '/infer';
+
+export interface InferFastPathDeps {
+  lifecycle: Pick<Lifecycle, 'cachedRoute' | 'invalidateRoute'>;
+  workers: Pick<WorkerClient, 'pool'>;
+  metrics: Pick<Metrics, 'observeInference'>;
+  bodyLimitBytes: number;
+  /** True once the app is closing: new requests then get Fastify's 503. */
+  isClosing: () => boolean;
+}
+
+/** The job named by `/v2/models/<job>/infer`, or undefined for any other URL. */
+export function inferJobOf(url: string): string | undefined {
+  if (!url.startsWith(PREFIX) || !url.endsWith(SUFFIX)) return undefined;
+  const job = url.slice(PREFIX.length, url.length - SUFFIX.length);
+  // `%`: an encoded name is the Fastify route's business (it decodes); `/`, `?`: not this route.
+  if (job.length === 0 || job.includes('/') || job.includes('?') || job.includes('%')) return undefined;
+  return job;
+}
+
+/** Returns a handler that takes the request and answers it (true), or declines it (false). */
+export function inferFastPath(
+  deps: InferFastPathDeps,
+): (request: IncomingMessage, response: ServerResponse) => boolean {
+  const smallBody = Math.min(SMALL_BODY_BYTES, deps.bodyLimitBytes);
+  return (request, response) => {
+    if (request.method !== 'POST' || request.url === undefined) return false;
+    const jobId = inferJobOf(request.url);
+    if (jobId === undefined) return false;
+    const length = Number(request.headers['content-length']);
+    if (!(length >= 0 && length <= smallBody) || request.headers.expect !== undefined) return false;
+    if (request.headers['transfer-encoding'] !== undefined || deps.isClosing()) return false;
+    const route = deps.lifecycle.cachedRoute(jobId);
+    if (!route) return false;
+    forward(deps, route, request, response, length);
+    return true;
+  };
+}
+
+function forward(
+  deps: InferFastPathDeps,
+  route: Route,
+  request: IncomingMessage,
+  response: ServerResponse,
+  length: number,
+): void {
+  const started = performance.now();
+  const chunks: Buffer[] = [];
+  request.on('data', (chunk: Buffer) => chunks.push(chunk));
+  request.on('error', () => response.destroy());
+  request.on('end', () => {
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+    const handler = new ProxyHandler(deps, route, response, started);
+    deps.workers.pool(route.endpoint).dispatch(
+      {
+        method: 'POST',
+        path: `${route.modelPath}${SUFFIX}`,
+        headers: endToEndHeaders(request.headers),
+        body,
+        headersTimeout: 300_000,
+        bodyTimeout: 300_000,
+      },
+      handler,
+    );
+    // A client that goes away mid-request takes its upstream request with it.
+    response.once('close', () => {
+      if (!response.writableFinished) handler.abort();
+    });
+  });
+}
+
+/** Copies the worker's answer into the client's response as it arrives. */
+class ProxyHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private statusCode = 502;
+
+  constructor(
+    private readonly deps: InferFastPathDeps,
+    private readonly route: Route,
+    private readonly response: ServerResponse,
+    private readonly started: number,
+  ) {}
+
+  abort(): void {
+    this.controller?.abort(new Error('client closed the connection'));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    this.statusCode = statusCode;
+    this.response.writeHead(statusCode, endToEndHeaders(headers));
+    // Backpressure: a slow client pauses the worker's socket instead of growing our buffers.
+    this.response.on('drain', () => controller.resume());
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.response.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.response.end();
+    this.deps.metrics.observeInference(
+      this.route.jobId,
+      this.statusCode,
+      (performance.now() - this.started) / 1000,
+    );
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    // The worker did not answer (or broke off): the next request re-checks the route.
+    this.deps.lifecycle.invalidateRoute(this.route.jobId);
+    this.deps.metrics.observeInference(this.route.jobId, 502, (performance.now() - this.started) / 1000);
+    if (this.response.headersSent) {
+      this.response.destroy();
+      return;
+    }
+    const failure = new WorkerError(
+      `worker of job ${this.route.jobId} did not answer: ${errorMessage(error)}`,
+      { cause: error },
+    );
+    const { status, body } = toErrorResponse(failure);
+    this.response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+    this.response.end(JSON.stringify(body));
+  }
+}

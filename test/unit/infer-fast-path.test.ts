@@ -1,0 +1,151 @@
+/**
+ * The inference hot path's own rules, over real sockets: which requests it takes and
+ * which it leaves to the Fastify route, what it sends the worker, and the JSON error
+ * when the worker is not there. The "worker" is a plain HTTP server that records what
+ * it receives; the lifecycle is reduced to the route cache the hot path reads.
+ */
+import assert from 'node:assert/strict';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { SMALL_BODY_BYTES, inferFastPath, inferJobOf } from '../../src/api/infer-fast-path.js';
+import type { Route } from '../../src/lifecycle/lifecycle.js';
+import { WorkerClient } from '../../src/runtime/worker-client.js';
+import { freePort } from '../helpers/ports.js';
+
+function listen(server: http.Server): Promise<string> {
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    ),
+  );
+}
+
+describe('inferJobOf', () => {
+  it('names the job of /v2/models/<job>/infer and nothing else', () => {
+    assert.equal(inferJobOf('/v2/models/a1/infer'), 'a1');
+    assert.equal(inferJobOf('/v2/models/job.with-dots_1/infer'), 'job.with-dots_1');
+    for (const url of [
+      '/v2/models//infer',
+      '/v2/models/a1',
+      '/v2/models/a1/versions/1/infer',
+      '/v2/models/a1/infer?x=1',
+      '/v2/models/a%31/infer',
+      '/v1/models/a1/infer',
+      '/v2/models/a1/inferx',
+    ]) {
+      assert.equal(inferJobOf(url), undefined, url);
+    }
+  });
+});
+
+describe('inference hot path', () => {
+  const received: { url: string; headers: IncomingHttpHeaders; body: string }[] = [];
+  const worker = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    request.on('end', () => {
+      received.push({ url: request.url!, headers: request.headers, body });
+      response.writeHead(201, {
+        'content-type': 'application/json',
+        'x-worker': 'yes',
+        connection: 'keep-alive',
+      });
+      response.end(JSON.stringify({ echoed: body.length }));
+    });
+  });
+  const workers = new WorkerClient();
+  const routes = new Map<string, Route>();
+  const invalidated: string[] = [];
+  const observed: [string, number][] = [];
+  let closing = false;
+  let router: http.Server;
+  let url: string;
+
+  const route = (jobId: string, endpoint: string): Route => ({
+    jobId,
+    serverId: 'inf-0001',
+    endpoint,
+    modelName: jobId,
+    modelPath: `/v2/models/${jobId}`,
+  });
+
+  before(async () => {
+    const workerUrl = await listen(worker);
+    routes.set('a1', route('a1', workerUrl));
+    routes.set('gone', route('gone', `http://127.0.0.1:${await freePort()}`));
+    const fastPath = inferFastPath({
+      lifecycle: {
+        cachedRoute: (jobId) => routes.get(jobId),
+        invalidateRoute: (jobId) => void invalidated.push(jobId),
+      },
+      workers,
+      metrics: { observeInference: (jobId, status) => void observed.push([jobId, status]) },
+      bodyLimitBytes: 1024 * 1024,
+      isClosing: () => closing,
+    });
+    // What the hot path declines, the "Fastify route" answers with 299 here.
+    router = http.createServer((request, response) => {
+      if (fastPath(request, response)) return;
+      request.resume();
+      request.on('end', () => response.writeHead(299).end('declined'));
+    });
+    url = await listen(router);
+  });
+  after(async () => {
+    await workers.close();
+    router.closeAllConnections();
+    worker.closeAllConnections();
+    await new Promise((resolve) => router.close(resolve));
+    await new Promise((resolve) => worker.close(resolve));
+  });
+
+  const post = (path: string, body: string | ReadableStream, headers: Record<string, string> = {}) =>
+    fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+      ...(typeof body === 'string' ? {} : { duplex: 'half' }),
+    } as RequestInit);
+
+  it('sends a cached job’s request to its worker and passes status, headers and body back', async () => {
+    received.length = 0;
+    observed.length = 0;
+    const response = await post('/v2/models/a1/infer', '{"inputs":[]}', { 'x-trace': 't1' });
+    assert.equal(response.status, 201);
+    assert.equal(response.headers.get('x-worker'), 'yes');
+    assert.deepEqual(await response.json(), { echoed: 13 });
+    assert.equal(received.length, 1);
+    assert.equal(received[0]!.url, '/v2/models/a1/infer');
+    assert.equal(received[0]!.body, '{"inputs":[]}');
+    assert.equal(received[0]!.headers['x-trace'], 't1');
+    assert.equal(received[0]!.headers['content-length'], '13');
+    assert.deepEqual(observed, [['a1', 201]]);
+  });
+
+  it('leaves uncached jobs, large or chunked bodies, other methods and a closing router to the route', async () => {
+    received.length = 0;
+    const big = 'x'.repeat(SMALL_BODY_BYTES + 1);
+    const declined = [
+      await post('/v2/models/unknown/infer', '{}'),
+      await post('/v2/models/a1/infer', big),
+      await post('/v2/models/a1/infer', new Blob(['{}']).stream()),
+      await fetch(`${url}/v2/models/a1/infer`),
+    ];
+    closing = true;
+    declined.push(await post('/v2/models/a1/infer', '{}'));
+    closing = false;
+    for (const response of declined) assert.equal(response.status, 299);
+    assert.equal(received.length, 0, 'nothing reached the worker');
+  });
+
+  it('answers an unreachable worker with a JSON worker_error and drops the cached route', async () => {
+    invalidated.length = 0;
+    const response = await post('/v2/models/gone/infer', '{}');
+    assert.equal(response.status, 502);
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'worker_error');
+    assert.match(body.error.message, /worker of job gone did not answer/);
+    assert.deepEqual(invalidated, ['gone']);
+  });
+});
