@@ -24,6 +24,20 @@ async function rssMiB(pid: number): Promise<number> {
   return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
 }
 
+/** What the router's memory is made of, from its own Prometheus metrics (MiB). */
+async function memoryBreakdown(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) => {
+    const match = new RegExp(`^modeldock_${name} (\\S+)$`, 'm').exec(text);
+    return match ? Math.round((Number(match[1]) / 1024 ** 2) * 10) / 10 : NaN;
+  };
+  return {
+    heap_total_mib: value('nodejs_heap_size_total_bytes'),
+    heap_used_mib: value('nodejs_heap_size_used_bytes'),
+    external_mib: value('nodejs_external_memory_bytes'),
+  };
+}
+
 async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   const started = performance.now();
   const value = await work();
@@ -56,6 +70,8 @@ async function main() {
     'compiled',
   );
   const pid = router.child.pid!;
+  // The fixed cost: Node.js, the libraries and an empty state, before any server exists.
+  const atStart = { router_rss_mib: await rssMiB(pid), router_memory: await memoryBreakdown(router.url) };
   const concurrency: { at_once: number; wall_ms: number; per_operation: ReturnType<typeof summarize> }[] = [];
   const scale: Record<string, unknown>[] = [];
   try {
@@ -94,6 +110,7 @@ async function main() {
       scale.push({
         servers: size,
         router_rss_mib: await rssMiB(pid),
+        router_memory: await memoryBreakdown(router.url),
         reconcile_pass: summarize(reconciles),
         list_servers: summarize(lists),
         unload_plus_load: summarize(cycles),
@@ -104,7 +121,7 @@ async function main() {
     await removeInstanceContainers(docker, instance);
     await rm(dataDir, { recursive: true, force: true });
   }
-  const file = writeResult('scale', { machine: machine(), scale, concurrency });
+  const file = writeResult('scale', { machine: machine(), at_start: atStart, scale, concurrency });
   console.log(
     table(
       ['servers', 'router RSS', 'full reconcile pass', 'list all servers', 'DEPLOY_UNLOAD + DEPLOY_LOAD'],
