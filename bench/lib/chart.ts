@@ -635,12 +635,17 @@ export function lineChart(spec: LineChartSpec): string {
   if (spec.target) ys.push(spec.target.value);
   const yTicks = niceTicks(Math.min(0, ...ys), Math.max(0, ...ys));
   const xs = points.map((p) => p.x);
-  // The axis starts at zero (or below, for negative x); the origin gets a tick of its own.
-  const xTicks = spec.xTicks
-    ? [...new Set([Math.min(0, ...xs, ...spec.xTicks), ...spec.xTicks])].sort((a, b) => a - b)
-    : niceTicks(Math.min(0, ...xs), Math.max(...xs, 1));
+  const givenXTicks = spec.xTicks ? [...spec.xTicks].sort((a, b) => a - b) : undefined;
+  let xTicks = givenXTicks ?? niceTicks(Math.min(0, ...xs), Math.max(...xs, 1));
+  // The x axis starts at zero (or below, for negative x), like the y axis.
   const xMin = Math.min(0, ...xs, ...xTicks);
   const xMax = Math.max(...xs, ...xTicks);
+  // The origin gets a tick of its own, unless it sits so close to the first given tick
+  // (under an eighth of the axis) that the two labels would read as one cramped pair.
+  const firstGiven = givenXTicks?.[0];
+  if (firstGiven !== undefined && firstGiven !== xMin && firstGiven - xMin >= (xMax - xMin) / 8) {
+    xTicks = [xMin, ...xTicks];
+  }
 
   const yTickLabels = yTicks.map((t) => formatTick(t, yTicks));
   // Room on the left for the rotated axis label and the widest tick label.
@@ -666,7 +671,7 @@ export function lineChart(spec: LineChartSpec): string {
       text(plotLeft - 6, ty + 4, yTickLabels[i]!, { anchor: 'end', fill: MUTED_COLOUR, className: 'y-tick' }),
     );
   });
-  const xTickLabels = xTicks.map((t) => (spec.xTicks ? formatValue(t) : formatTick(t, xTicks)));
+  const xTickLabels = xTicks.map((t) => (givenXTicks ? formatValue(t) : formatTick(t, xTicks)));
   xTicks.forEach((tick, i) => {
     const tx = x(tick);
     grid.push(

@@ -305,6 +305,17 @@ describe('lineChart', () => {
     assert.deepEqual(texts(svg, 'y-tick'), ['0', '50', '100', '150', '200']);
   });
 
+  it('leaves the origin unlabelled where its label would crowd the first given tick', () => {
+    const crowded = lineChart({
+      title: 't',
+      series: [{ name: 'a', points: [1, 4, 16].map((x) => ({ x, y: x * 100 })) }],
+      xLabel: 'at once',
+      yLabel: 'ms',
+      xTicks: [1, 4, 16],
+    });
+    assert.deepEqual(texts(crowded, 'x-tick'), ['1', '4', '16']);
+  });
+
   it('writes a value once where series meet at the same point', () => {
     const meeting = lineChart({
       title: 't',
