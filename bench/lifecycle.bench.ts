@@ -15,6 +15,7 @@ import { WorkerClient } from '../src/runtime/worker-client.js';
 import { DATASETS_DIR, MODELS_DIR } from '../test/helpers/paths.js';
 import { postJson, startTestRouter } from '../test/helpers/router.js';
 import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
+import { writeLifecycleCharts } from './lib/bench-charts.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 9);
 const IMAGE = 'modeldock/worker:latest';
@@ -187,6 +188,7 @@ async function main() {
     ),
   );
   console.log(`\nraw results: ${file}`);
+  console.log(`charts: ${writeLifecycleCharts(result).join(', ')}`);
 }
 
 await main();

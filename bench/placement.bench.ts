@@ -15,6 +15,7 @@ import { DATASETS_DIR, MODELS_DIR } from '../test/helpers/paths.js';
 import { postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
 import { spawnRouter } from '../test/helpers/router-process.js';
 import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
+import { writePlacementCharts } from './lib/bench-charts.js';
 import { DIGITS } from '../test/helpers/fixtures.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
@@ -120,7 +121,8 @@ async function main() {
     host: summarize(samples.host[op]),
     container: summarize(samples.container[op]),
   }));
-  const file = writeResult('placement', { machine: machine(), trials: TRIALS, operations: rows });
+  const result = { machine: machine(), trials: TRIALS, operations: rows };
+  const file = writeResult('placement', result);
   console.log(
     table(
       ['operation', 'router on the host', 'router in a container', 'container / host'],
@@ -133,6 +135,7 @@ async function main() {
     ),
   );
   console.log(`\nraw results: ${file}`);
+  console.log(`charts: ${writePlacementCharts(result).join(', ')}`);
 }
 
 await main();

@@ -17,6 +17,7 @@ import { postJson, removeInstanceContainers, uniqueInstance } from '../test/help
 import { spawnRouter } from '../test/helpers/router-process.js';
 import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
 import { DIGITS } from '../test/helpers/fixtures.js';
+import { writeRoutingCharts } from './lib/bench-charts.js';
 
 const LATENCY_REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -180,6 +181,7 @@ async function main() {
     );
     console.log(`\nmodeldock / nginx throughput: ${ratio(tput.modeldock!, tput.nginx!)}`);
     console.log(`raw results: ${file}`);
+    console.log(`charts: ${writeRoutingCharts(result).join(', ')}`);
   } finally {
     nginx?.child.kill('SIGTERM');
     await router.kill('SIGTERM');

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
 import { spawnRouter } from '../test/helpers/router-process.js';
 import { machine, ms, summarize, table, writeResult } from './lib/stats.js';
+import { writeScaleCharts } from './lib/bench-charts.js';
 
 const SIZES = (process.env.BENCH_SCALE ?? '50,100,200').split(',').map(Number);
 const docker = new Dockerode();
@@ -147,6 +148,7 @@ async function main() {
     ),
   );
   console.log(`\nraw results: ${file}`);
+  console.log(`charts: ${writeScaleCharts({ machine: machine(), scale, concurrency }).join(', ')}`);
 }
 
 await main();

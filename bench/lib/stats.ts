@@ -11,6 +11,9 @@ export interface Summary {
   max: number;
   /** Interquartile range: the spread of the middle half. */
   iqr: number;
+  /** First and third quartile: where the middle half lies (the IQR is q3 - q1). */
+  q1: number;
+  q3: number;
 }
 
 export function quantile(sorted: number[], q: number): number {
@@ -29,6 +32,8 @@ export function summarize(values: number[]): Summary {
     min: round(sorted[0] ?? NaN),
     max: round(sorted.at(-1) ?? NaN),
     iqr: round(quantile(sorted, 0.75) - quantile(sorted, 0.25)),
+    q1: round(quantile(sorted, 0.25)),
+    q3: round(quantile(sorted, 0.75)),
   };
 }
 
