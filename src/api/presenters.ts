@@ -1,6 +1,7 @@
 /** How records look on the wire: snake_case, stable field names. */
 import type { OperationRecord, ServerRecord, JobRecord } from '../store/records.js';
 import type { OperationOutcome } from '../lifecycle/lifecycle.js';
+import type { PoolStatus } from '../lifecycle/warm-pool.js';
 
 export function presentServer(server: ServerRecord) {
   return {
@@ -74,5 +75,19 @@ export function presentOriginalOutcome(outcome: OperationOutcome) {
     duration_ms: operation.durationMs,
     steps: operation.steps.map((s) => ({ name: s.name, duration_ms: s.durationMs })),
     ...(outcome.result === undefined ? {} : { result: outcome.result }),
+  };
+}
+
+/** `GET /v1/pool`: the configured size, the bound the pool keeps now and why. */
+export function presentPool(pool: PoolStatus) {
+  return {
+    size: pool.size,
+    limit: pool.limit,
+    bounded_by: pool.boundedBy,
+    ready: pool.ready,
+    filling: pool.filling,
+    worker_bytes: pool.workerBytes,
+    worker_bytes_measured: pool.workerBytesMeasured,
+    budget_free_bytes: pool.budgetFreeBytes,
   };
 }

@@ -124,6 +124,7 @@ export class Lifecycle {
         instance: deps.options.instance,
         limits: deps.options.workerLimits,
         readyTimeoutMs: deps.options.readyTimeoutMs,
+        memoryForPool: () => this.memoryPolicy.bytesLeftForPool(),
       },
       deps.logger,
     );
@@ -139,6 +140,7 @@ export class Lifecycle {
         maxLoadedModels: deps.options.maxLoadedModels ?? 0,
         memoryBudgetBytes: deps.options.memoryBudgetBytes ?? 0,
         modelBytes: (model) => deps.catalog.modelBytes(model),
+        releasable: this.pool,
       },
       deps.logger,
     );
@@ -548,6 +550,11 @@ export class Lifecycle {
   private publish(server: ServerRecord): void {
     this.deps.metrics.trackServer(server.serverId, server.state);
     this.deps.events.publish({ type: 'server', server });
+    // What the memory budget leaves for the warm pool may have changed (memory released
+    // by an unload, a termination or a failure; or taken): the pool looks again. Not on
+    // `creating`: that job is about to take a pool worker, and dropping one first would
+    // waste a started worker.
+    if (server.kind === 'job' && server.state !== 'creating') this.pool.refill();
   }
 
   /** Whether a `ready` server really serves: container running and model loaded. */

@@ -2,12 +2,14 @@
  * Memory policy, as model servers do it: a model idle for longer than the keep-alive is
  * unloaded, and at most `maxLoadedModels` models are loaded at once, the least recently
  * used one being unloaded to make room; likewise under a memory budget (the sum of the
- * loaded models' sizes). Every unload is a recorded DEPLOY_UNLOAD whose
- * reason (`idle_timeout`, `lru`) is in the operation history.
+ * loaded models' sizes plus the idle warm-pool workers). Idle pool workers are given up
+ * before any model is unloaded: they cost a container start, a model costs a reload.
+ * Every unload is a recorded DEPLOY_UNLOAD whose reason (`idle_timeout`, `lru`) is in
+ * the operation history.
  */
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
-import type { ServerRecord } from '../store/records.js';
+import type { ServerRecord, ServerState } from '../store/records.js';
 import type { Store } from '../store/store.js';
 
 export interface MemoryPolicyOptions {
@@ -17,7 +19,23 @@ export interface MemoryPolicyOptions {
   memoryBudgetBytes: number;
   /** Estimated memory of a loaded model (its ONNX file size: weights dominate). */
   modelBytes: (model: string) => Promise<number>;
+  /** Memory that can be given back without unloading a model (the warm pool's idle workers). */
+  releasable?: ReleasableMemory;
 }
+
+/** Memory held by something cheaper to drop than a loaded model. */
+export interface ReleasableMemory {
+  /** Bytes held now, as the budget counts them. */
+  heldBytes(): number;
+  /** Give memory back until at most `maxBytes` are held; resolves with how many pieces were dropped. */
+  releaseDownTo(maxBytes: number): Promise<number>;
+}
+
+/**
+ * States in which a job server holds its model's memory, or is about to (`creating`:
+ * it loads next) or has not yet let go of it (`unloading`, `terminating`).
+ */
+const MODEL_HOLDING_STATES: ServerState[] = ['creating', 'loading', 'ready', 'unloading', 'terminating'];
 
 export interface Unloader {
   deployUnload(request: { jobId: string }, reason: string): Promise<unknown>;
@@ -71,7 +89,20 @@ export class MemoryPolicy {
   }
 
   /**
-   * Before `jobId` loads: unload least-recently-used models until there is room. Only
+   * What the memory budget leaves next to the models, for the warm pool's idle workers
+   * (negative when the models alone exceed it); undefined when there is no budget.
+   */
+  async bytesLeftForPool(): Promise<number | undefined> {
+    const budget = this.options.memoryBudgetBytes;
+    if (budget <= 0) return undefined;
+    const holding = await this.store.listServers({ kind: 'job', states: MODEL_HOLDING_STATES });
+    const sizes = await Promise.all(holding.map((s) => this.options.modelBytes(s.model)));
+    return budget - sizes.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Before `jobId` loads: give up idle pool workers, then unload least-recently-used
+   * models, until there is room. Only
    * jobs with no operation in flight are chosen, so two loads making room for each other
    * can never wait on each other's lock.
    */
@@ -88,6 +119,7 @@ export class MemoryPolicy {
     const needed = budget > 0 ? await this.options.modelBytes(model) : 0;
     let count = loaded.length;
     let bytes = [...sizes.values()].reduce((a, b) => a + b, 0);
+    if (budget > 0) await this.releaseFor(jobId, budget - bytes - needed);
     const overLimit = () => (max > 0 && count + 1 > max) || (budget > 0 && bytes + needed > budget);
     const candidates = loaded
       .filter((s) => s.state === 'ready' && !this.unloader.isJobBusy(s.jobId))
@@ -102,5 +134,15 @@ export class MemoryPolicy {
       bytes -= sizes.get(victim.serverId) ?? 0;
     }
     return victims;
+  }
+
+  /** Give up idle pool workers until they fit in `allowance` (what the models leave). */
+  private async releaseFor(jobId: string, allowance: number): Promise<void> {
+    const releasable = this.options.releasable;
+    if (!releasable || releasable.heldBytes() <= allowance) return;
+    const dropped = await releasable.releaseDownTo(Math.max(0, allowance));
+    if (dropped > 0) {
+      this.logger.info({ for: jobId, count: dropped }, 'gave up idle pool workers to make room for a model');
+    }
   }
 }

@@ -29,7 +29,19 @@ describe('warm pool', () => {
   });
 
   it('DEPLOY_CREATE takes a started worker: no container start in its steps', async () => {
-    assert.deepEqual((await getJson(`${t.url}/v1/pool`)).body, { size: 2, ready: 2, filling: 0 });
+    const pool = (await getJson(`${t.url}/v1/pool`)).body;
+    assert.deepEqual(
+      {
+        size: pool.size,
+        limit: pool.limit,
+        bounded_by: pool.bounded_by,
+        ready: pool.ready,
+        filling: pool.filling,
+      },
+      { size: 2, limit: 2, bounded_by: null, ready: 2, filling: 0 },
+      'without a memory budget the pool keeps its configured size',
+    );
+    assert.equal(pool.budget_free_bytes, null);
     const response = await postJson(`${t.url}/inference_router/`, ORIGIN_REQUESTS[0]);
     assert.equal(response.status, 200, JSON.stringify(response.body));
     assert.equal(response.body.state, 'ready');

@@ -7,7 +7,7 @@ import type { EventBus } from '../../lifecycle/event-bus.js';
 import type { Lifecycle, OperationOutcome } from '../../lifecycle/lifecycle.js';
 import { SERVER_STATES, OPERATION_TYPES, type ServerState, type OperationType } from '../../store/records.js';
 import type { Store } from '../../store/store.js';
-import { presentJob, presentOperation, presentServer } from '../presenters.js';
+import { presentJob, presentOperation, presentPool, presentServer } from '../presenters.js';
 import { InferBody, JobBody, JobParams, OperationQuery, ServerQuery, TempBody } from '../schemas.js';
 
 export interface V1Deps {
@@ -167,8 +167,14 @@ export function v1Routes({
 
     app.get(
       '/pool',
-      { schema: { tags, summary: 'The warm pool: configured size, ready and starting workers' } },
-      async () => lifecycle.pool.status(),
+      {
+        schema: {
+          tags,
+          summary:
+            'The warm pool: configured size, the bound it keeps now and why (memory budget), ready and starting workers',
+        },
+      },
+      async () => presentPool(lifecycle.pool.status()),
     );
 
     app.post(
