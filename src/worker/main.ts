@@ -5,6 +5,7 @@
  */
 import { pino } from 'pino';
 import { buildWorkerApp } from './app.js';
+import { warmUpOnnxRuntime } from './warm-up.js';
 import { loadWorkerConfig, workerLogLevel } from './worker-config.js';
 
 // ONNX Runtime would otherwise try to upload telemetry, which a model server must not do.
@@ -49,8 +50,10 @@ async function main(): Promise<void> {
       );
     });
   }
+  // Before listening, so "ready" means the runtime is warm (see warm-up.ts).
+  const warmUpMs = await warmUpOnnxRuntime(config.threads);
   await app.listen({ port: config.port, host: config.host });
-  log.info({ port: config.port, host: config.host, models: config.modelsDir }, 'worker listening');
+  log.info({ port: config.port, host: config.host, models: config.modelsDir, warmUpMs }, 'worker listening');
 }
 
 main().catch((error: unknown) => {
