@@ -1,13 +1,20 @@
 /**
  * Routing overhead: the same Open Inference Protocol request (one m-131 digit) sent to
  * the worker directly, through the modeldock router (a separate process, as deployed),
- * and through nginx configured as a keep-alive reverse proxy in front of the same worker.
- * p50/p99 latency at concurrency 1 and throughput at concurrency 32, in one run.
+ * through nginx configured as a keep-alive reverse proxy in front of the same worker, and
+ * through the leanest Node.js proxy (lib/lean-node-proxy.ts: what any Node.js router
+ * costs at least), in one run:
+ * - p50/p99 latency at concurrency 1 (undici, sequential requests, per-request samples);
+ * - throughput at concurrency 32 from wrk (a C load generator, one thread: it takes a
+ *   small and equal share of the two CPUs, so the proxies are what differ), repeated
+ *   trials interleaved, with each proxy's and the worker's CPU time per request read
+ *   from /proc and how busy the whole machine was.
  *
- *   node --import tsx bench/routing.bench.ts   (needs nginx: apt-get install nginx-light)
+ *   node --import tsx bench/routing.bench.ts   (needs nginx and wrk: apt-get install nginx-light wrk)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Dockerode from 'dockerode';
@@ -21,6 +28,11 @@ import { writeRoutingCharts } from './lib/bench-charts.js';
 
 const LATENCY_REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const TRIALS = Number(process.env.BENCH_TRIALS ?? 3);
+const CONCURRENCY = 32;
+const run = promisify(execFile);
+/** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on Linux x86-64. */
+const CLOCK_TICKS = 100;
 const record = DIGITS[0]!;
 const body = JSON.stringify({
   inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
@@ -54,24 +66,80 @@ async function latency(origin: string, pathname: string): Promise<number[]> {
   }
 }
 
-async function throughput(origin: string, pathname: string, concurrency = 32): Promise<number> {
-  const pool = new Pool(origin, { connections: concurrency });
-  try {
-    const warmUntil = Date.now() + 1000;
-    const stopAt = warmUntil + THROUGHPUT_SECONDS * 1000;
-    let completed = 0;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (Date.now() < stopAt) {
-          await send(pool, pathname);
-          if (Date.now() > warmUntil) completed++;
-        }
-      }),
-    );
-    return completed / THROUGHPUT_SECONDS;
-  } finally {
-    await pool.close();
-  }
+/** CPU time (user + system) a process has used so far, in microseconds. */
+async function cpuMicros(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+async function machineTicks(): Promise<{ busy: number; total: number }> {
+  const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  const idle = cpu[3]! + cpu[4]!;
+  return { busy: total - idle, total };
+}
+
+/** The first child of a process (nginx's worker under its master, node under docker-init). */
+async function childOf(pid: number): Promise<number> {
+  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(' ');
+  if (!children[0]) throw new Error(`process ${pid} has no child`);
+  return Number(children[0]);
+}
+
+interface ThroughputTrial {
+  rps: number;
+  proxy_cpu_us_per_request: number | null;
+  worker_cpu_us_per_request: number;
+  machine_busy: number;
+}
+
+async function throughput(
+  url: string,
+  luaScript: string,
+  pids: { proxy: number | null; worker: number },
+): Promise<ThroughputTrial> {
+  const wrk = (seconds: number) =>
+    run('wrk', ['-t1', `-c${CONCURRENCY}`, `-d${seconds}s`, '-s', luaScript, url], { timeout: 120_000 });
+  await wrk(1); // warm-up: connections open, JIT warm
+  const before = {
+    proxy: pids.proxy ? await cpuMicros(pids.proxy) : 0,
+    worker: await cpuMicros(pids.worker),
+    machine: await machineTicks(),
+  };
+  const { stdout } = await wrk(THROUGHPUT_SECONDS);
+  const after = {
+    proxy: pids.proxy ? await cpuMicros(pids.proxy) : 0,
+    worker: await cpuMicros(pids.worker),
+    machine: await machineTicks(),
+  };
+  if (/Non-2xx|Socket errors/.test(stdout)) throw new Error(`wrk saw errors:\n${stdout}`);
+  const requests = Number(/(\d+) requests in/.exec(stdout)![1]);
+  const round = (v: number) => Math.round(v * 10) / 10;
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]),
+    proxy_cpu_us_per_request: pids.proxy ? round((after.proxy - before.proxy) / requests) : null,
+    worker_cpu_us_per_request: round((after.worker - before.worker) / requests),
+    machine_busy:
+      Math.round(
+        ((after.machine.busy - before.machine.busy) / (after.machine.total - before.machine.total)) * 1000,
+      ) / 1000,
+  };
+}
+
+async function startLeanProxy(upstream: string): Promise<{ origin: string; child: ChildProcess }> {
+  const port = await freePort();
+  const child = fork(path.join(import.meta.dirname, 'lib/lean-node-proxy.ts'), [String(port), upstream], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`lean proxy exited with ${code}`)));
+  });
+  return { origin: `http://127.0.0.1:${port}`, child };
 }
 
 async function startNginx(upstream: string): Promise<{ origin: string; child: ChildProcess; dir: string }> {
@@ -132,6 +200,7 @@ async function main() {
     'compiled',
   );
   let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
+  let lean: Awaited<ReturnType<typeof startLeanProxy>> | undefined;
   try {
     const created = await postJson(`${router.url}/v1/jobs`, {
       job_id: 'r1',
@@ -141,11 +210,30 @@ async function main() {
     if (created.status !== 201) throw new Error(JSON.stringify(created.body));
     const worker = created.body.server.endpoint as string;
     nginx = await startNginx(worker);
+    lean = await startLeanProxy(worker);
     const path_ = '/v2/models/r1/infer';
-    const targets = { direct: worker, nginx: nginx.origin, modeldock: router.url };
+    const targets: Record<string, string> = {
+      direct: worker,
+      nginx: nginx.origin,
+      lean: lean.origin,
+      modeldock: router.url,
+    };
+    const workerPid = await childOf(
+      (await new Dockerode().getContainer(created.body.server.container_name).inspect()).State.Pid,
+    );
+    const proxyPids: Record<string, number | null> = {
+      direct: null,
+      nginx: await childOf(nginx.child.pid!),
+      lean: lean.child.pid!,
+      modeldock: router.child.pid!,
+    };
+    const luaScript = path.join(dataDir, 'post.lua');
+    await writeFile(
+      luaScript,
+      `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${body}]]\n`,
+    );
 
     const lat: Record<string, ReturnType<typeof summarize>> = {};
-    const tput: Record<string, number> = {};
     // Interleave the targets so machine drift hits them alike.
     for (const round of [0, 1]) {
       for (const [name, origin] of Object.entries(targets)) {
@@ -153,37 +241,86 @@ async function main() {
         if (round === 1) lat[name] = summarize(samples);
       }
     }
-    for (const [name, origin] of Object.entries(targets)) tput[name] = await throughput(origin, path_);
+    const trials: Record<string, ThroughputTrial[]> = {};
+    for (let trial = 0; trial < TRIALS; trial++) {
+      for (const [name, origin] of Object.entries(targets)) {
+        const measured = await throughput(`${origin}${path_}`, luaScript, {
+          proxy: proxyPids[name]!,
+          worker: workerPid,
+        });
+        (trials[name] ??= []).push(measured);
+      }
+    }
+    const median = (values: number[]) => summarize(values).median;
+    const tput = Object.fromEntries(
+      Object.entries(trials).map(([name, runs]) => [name, median(runs.map((r) => r.rps))]),
+    );
+    const cpu = Object.fromEntries(
+      Object.entries(trials).map(([name, runs]) => [
+        name,
+        {
+          proxy: name === 'direct' ? null : median(runs.map((r) => r.proxy_cpu_us_per_request!)),
+          worker: median(runs.map((r) => r.worker_cpu_us_per_request)),
+        },
+      ]),
+    );
 
     const result = {
       machine: machine(),
       request: 'POST /v2/models/{job}/infer, one 64-pixel FP32 digit, output label',
+      load_generator: `latency: undici, sequential; throughput: wrk -t1 -c${CONCURRENCY}, ${THROUGHPUT_SECONDS} s after a 1 s warm-up, ${TRIALS} trials interleaved`,
       latency_c1: lat,
       overhead_p50_ms: {
         modeldock: lat.modeldock!.median - lat.direct!.median,
+        lean: lat.lean!.median - lat.direct!.median,
         nginx: lat.nginx!.median - lat.direct!.median,
       },
       throughput_c32_rps: tput,
+      throughput_c32: Object.fromEntries(
+        Object.entries(trials).map(([name, runs]) => [name, summarize(runs.map((r) => r.rps))]),
+      ),
+      throughput_trials: trials,
+      cpu_us_per_request: cpu,
       throughput_ratio_modeldock_to_nginx: tput.modeldock! / tput.nginx!,
+      throughput_ratio_lean_to_nginx: tput.lean! / tput.nginx!,
+      throughput_ratio_modeldock_to_lean: tput.modeldock! / tput.lean!,
     };
     const file = writeResult('routing', result);
     console.log(
       table(
-        ['path', 'p50 (c=1)', 'p99 (c=1)', 'added at p50', 'throughput (c=32)'],
+        [
+          'path',
+          'p50 (c=1)',
+          'p99 (c=1)',
+          'added at p50',
+          `throughput (c=${CONCURRENCY})`,
+          'proxy CPU per request',
+          'worker CPU per request',
+        ],
         Object.keys(targets).map((name) => [
           name,
           ms(lat[name]!.median),
           ms(lat[name]!.p99),
           name === 'direct' ? '—' : ms(lat[name]!.median - lat.direct!.median),
-          `${Math.round(tput[name]!)} req/s`,
+          `${Math.round(tput[name]!)} req/s ± ${Math.round(result.throughput_c32[name]!.iqr)}`,
+          cpu[name]!.proxy === null ? '—' : `${cpu[name]!.proxy} µs`,
+          `${cpu[name]!.worker} µs`,
         ]),
       ),
     );
-    console.log(`\nmodeldock / nginx throughput: ${ratio(tput.modeldock!, tput.nginx!)}`);
+    console.log(
+      `\nthroughput: modeldock / nginx ${ratio(tput.modeldock!, tput.nginx!)}, lean Node.js proxy / nginx ${ratio(tput.lean!, tput.nginx!)}, modeldock / lean ${ratio(tput.modeldock!, tput.lean!)}`,
+    );
+    console.log(
+      `machine busy during throughput runs: ${Object.entries(trials)
+        .map(([name, runs]) => `${name} ${Math.round(median(runs.map((r) => r.machine_busy)) * 100)}%`)
+        .join(', ')}`,
+    );
     console.log(`raw results: ${file}`);
     console.log(`charts: ${writeRoutingCharts(result).join(', ')}`);
   } finally {
     nginx?.child.kill('SIGTERM');
+    lean?.child.kill('SIGTERM');
     await router.kill('SIGTERM');
     await removeInstanceContainers(new Dockerode(), instance);
     if (nginx) await rm(nginx.dir, { recursive: true, force: true });

@@ -211,6 +211,7 @@ export function lifecycleCharts(result: LifecycleResult): Charts {
 const ROUTING_PATHS: Record<string, string> = {
   direct: 'worker directly',
   nginx: 'through nginx',
+  lean: 'through a lean Node.js proxy',
   modeldock: 'through modeldock',
 };
 

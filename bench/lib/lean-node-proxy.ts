@@ -1,0 +1,44 @@
+/**
+ * The leanest Node.js reverse proxy for the routing benchmark's one request: a raw
+ * `http` server and undici's `dispatch`, no framework, no routing table, no metrics, no
+ * error mapping. It is a baseline, not a product: what a Node.js router cannot go below
+ * on this machine, so the benchmark can tell the router's own cost from the platform's.
+ *
+ *   node --import tsx bench/lib/lean-node-proxy.ts <port> <worker origin>
+ */
+import http from 'node:http';
+import { Pool } from 'undici';
+
+const [port, upstream] = [Number(process.argv[2]), process.argv[3]!];
+const pool = new Pool(upstream, { connections: 64, pipelining: 1 });
+
+const server = http.createServer((request, response) => {
+  const chunks: Buffer[] = [];
+  request.on('data', (chunk: Buffer) => chunks.push(chunk));
+  request.on('end', () => {
+    pool.dispatch(
+      {
+        method: 'POST',
+        path: request.url!,
+        headers: { 'content-type': 'application/json', 'content-length': request.headers['content-length']! },
+        body: Buffer.concat(chunks),
+      },
+      {
+        onResponseStart(_controller, statusCode, headers) {
+          response.writeHead(statusCode, { 'content-type': String(headers['content-type']) });
+        },
+        onResponseData(_controller, chunk) {
+          response.write(chunk);
+        },
+        onResponseEnd() {
+          response.end();
+        },
+        onResponseError(_controller, error) {
+          response.writeHead(502).end(String(error));
+        },
+      },
+    );
+  });
+});
+server.keepAliveTimeout = 72_000;
+server.listen(port, '127.0.0.1', () => process.send?.('listening'));
