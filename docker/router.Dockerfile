@@ -15,5 +15,7 @@ ENV NODE_ENV=production \
 # creates run unprivileged.
 VOLUME ["/data"]
 EXPOSE 8080
-ENTRYPOINT ["node", "/app/router.mjs"]
+# Young-generation semi-spaces capped at 8 MiB (V8's default grows them to 16): ~10-15 MiB
+# less resident memory under load at no measurable CPU cost (BENCHMARKS.md, scale).
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/router.mjs"]
 CMD ["start"]

@@ -25,7 +25,8 @@ export async function spawnRouter(
   const args =
     build === 'source'
       ? ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), 'start']
-      : [path.join(REPO_ROOT, 'dist/cli/main.js'), 'start'];
+      : // The V8 flag `npm start` and the router image use (see package.json, router.Dockerfile).
+        ['--max-semi-space-size=8', path.join(REPO_ROOT, 'dist/cli/main.js'), 'start'];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, MODELDOCK_PORT: String(port), MODELDOCK_HOST: '127.0.0.1' },
