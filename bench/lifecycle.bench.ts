@@ -64,7 +64,8 @@ async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - started, value];
 }
 
-async function floorTrial(i: number): Promise<Record<Op, number>> {
+/** One floor trial: each operation's time, and the engine's forced removal of the running TEMP worker alone. */
+async function floorTrial(i: number): Promise<{ ops: Record<Op, number>; forcedRemovalMs: number }> {
   const name = `modeldock-bench-floor-${process.pid}-${i}`;
   const [runMs, { container, endpoint }] = await timed(() => rawRunToHealthy(name));
   const [loadMs] = await timed(() => workers.load(endpoint, 'job', 'm-131'));
@@ -75,20 +76,24 @@ async function floorTrial(i: number): Promise<Record<Op, number>> {
     await container.remove();
   });
   await workers.forget(endpoint);
+  let forcedRemovalMs = NaN;
   const [tempMs] = await timed(async () => {
     const temp = await rawRunToHealthy(`${name}-temp`);
     await workers.load(temp.endpoint, 'job', 'm-131');
     await workers.batch(temp.endpoint, 'job', 'ds-550');
     // modeldock removes a one-shot worker without a graceful stop; so does the floor.
-    await temp.container.remove({ force: true });
+    [forcedRemovalMs] = await timed(() => temp.container.remove({ force: true }));
     await workers.forget(temp.endpoint);
   });
   return {
-    DEPLOY_CREATE: runMs + loadMs,
-    DEPLOY_UNLOAD: unloadMs,
-    DEPLOY_LOAD: reloadMs,
-    TERMINATE: terminateMs,
-    TEMP: tempMs,
+    ops: {
+      DEPLOY_CREATE: runMs + loadMs,
+      DEPLOY_UNLOAD: unloadMs,
+      DEPLOY_LOAD: reloadMs,
+      TERMINATE: terminateMs,
+      TEMP: tempMs,
+    },
+    forcedRemovalMs,
   };
 }
 
@@ -99,13 +104,16 @@ async function main() {
   const floor: Record<Op, number[]> = Object.fromEntries(OPS.map((o) => [o, []])) as never;
   const router: Record<Op, number[]> = Object.fromEntries(OPS.map((o) => [o, []])) as never;
   const steps: Record<string, number[]> = {};
+  const poolSteps: Record<string, number[]> = {};
+  const forcedRemovals: number[] = [];
   try {
     // One warm-up of each, not counted (page cache, image layers, JIT).
     await floorTrial(-1);
     for (let i = -1; i < TRIALS; i++) {
       if (i >= 0) {
         const f = await floorTrial(i);
-        for (const op of OPS) floor[op].push(f[op]);
+        for (const op of OPS) floor[op].push(f.ops[op]);
+        forcedRemovals.push(f.forcedRemovalMs);
       }
       const job = { job_id: `bench${i + 1}`, model: 'm-131', dataset: 'ds-550' };
       for (const op of OPS) {
@@ -126,7 +134,11 @@ async function main() {
           postJson(`${pooled.url}/inference_router/`, { ...job, operation_type: op }),
         );
         if (response.status !== 200) throw new Error(`pooled ${op}: ${JSON.stringify(response.body)}`);
-        if (i >= 0) pool[op].push(elapsed);
+        if (i < 0) continue;
+        pool[op].push(elapsed);
+        for (const step of response.body.steps as { name: string; duration_ms: number }[]) {
+          (poolSteps[`${op}.${step.name}`] ??= []).push(step.duration_ms);
+        }
       }
       await postJson(`${pooled.url}/inference_router/`, { ...job, operation_type: 'TERMINATE' });
     }
@@ -155,6 +167,11 @@ async function main() {
       ]),
     ),
     steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, summarize(v)])),
+    warm_pool_steps: Object.fromEntries(Object.entries(poolSteps).map(([k, v]) => [k, summarize(v)])),
+    // A TEMP answers after its worker is gone; the engine's forced removal of a running
+    // worker (same image and options) is a floor under any TEMP, pool or not.
+    engine_forced_removal: summarize(forcedRemovals),
+    engine_forced_removal_to_temp_floor: summarize(forcedRemovals).median / summarize(floor.TEMP).median,
   };
   const file = writeResult('lifecycle', result);
   console.log(
@@ -180,11 +197,18 @@ async function main() {
       ]),
     ),
   );
+  console.log(
+    `\nthe engine's forced removal of a running worker alone: ${ms(result.engine_forced_removal.median)} ± ${ms(result.engine_forced_removal.iqr)} = ${result.engine_forced_removal_to_temp_floor.toFixed(2)}× the TEMP floor`,
+  );
   console.log();
   console.log(
     table(
-      ['operation.step', 'median'],
-      Object.entries(result.steps).map(([k, v]) => [k, ms(v.median)]),
+      ['operation.step', 'median', 'with the warm pool'],
+      Object.entries(result.steps).map(([k, v]) => [
+        k,
+        ms(v.median),
+        result.warm_pool_steps[k] ? ms(result.warm_pool_steps[k].median) : '—',
+      ]),
     ),
   );
   console.log(`\nraw results: ${file}`);
