@@ -54,6 +54,8 @@ const RoutingResultSchema = Type.Object({
   machine: Type.Optional(MachineSchema),
   latency_c1: Type.Record(Type.String(), Type.Object({ median: Type.Number(), p99: Type.Number() })),
   throughput_c32_rps: Type.Record(Type.String(), Type.Number()),
+  /** Per-path spread over repeated trials (results before trials were repeated lack it). */
+  throughput_c32: Type.Optional(Type.Record(Type.String(), SpreadSchema)),
 });
 export type RoutingResult = Static<typeof RoutingResultSchema>;
 
@@ -234,10 +236,20 @@ export function routingCharts(result: RoutingResult): Charts {
     }),
     'routing-throughput': barChart({
       title: 'Throughput at concurrency 32, by path',
-      subtitle: 'The same request from 32 connections; load generator on the same two CPUs.',
+      subtitle: result.throughput_c32
+        ? `The same request from 32 connections (wrk, same two CPUs); median of trials, ${whiskerNote(throughputPaths.map((p) => result.throughput_c32![p]))}.`
+        : 'The same request from 32 connections; load generator on the same two CPUs.',
       categories: throughputPaths.map((p) => ROUTING_PATHS[p] ?? p),
       series: [
-        { name: 'requests per second', values: throughputPaths.map((p) => result.throughput_c32_rps[p]!) },
+        result.throughput_c32
+          ? medianSeries(
+              'requests per second',
+              throughputPaths.map((p) => result.throughput_c32![p]),
+            )
+          : {
+              name: 'requests per second',
+              values: throughputPaths.map((p) => result.throughput_c32_rps[p]!),
+            },
       ],
       axisLabel: 'requests per second (higher is better)',
       formatValue: (v) => formatValue(Math.round(v)),

@@ -24,6 +24,8 @@ const server = http.createServer((request, response) => {
         body: Buffer.concat(chunks),
       },
       {
+        // Its presence is what marks a handler as undici's current (controller) kind.
+        onRequestStart() {},
         onResponseStart(_controller, statusCode, headers) {
           response.writeHead(statusCode, { 'content-type': String(headers['content-type']) });
         },
