@@ -313,18 +313,22 @@ export interface BarSeries {
   high?: (number | null)[];
 }
 
-export interface BarChartSpec {
+/** What every chart has around its plot: titles, value format, footnote, width. */
+export interface ChartSpecBase {
   title: string;
   subtitle?: string | string[];
+  formatValue?: (value: number) => string;
+  footnote?: string;
+  width?: number;
+}
+
+export interface BarChartSpec extends ChartSpecBase {
   categories: string[];
   series: BarSeries[];
   /** Label of the value axis, with the unit: "milliseconds (median)". */
   axisLabel: string;
-  formatValue?: (value: number) => string;
   /** Written in the slot of a missing value, so an absent bar does not read as zero. */
   missingLabel?: string;
-  footnote?: string;
-  width?: number;
 }
 
 const BAR_THICKNESS = 18;
@@ -436,16 +440,11 @@ export interface StackSegment {
   values: (number | null)[];
 }
 
-export interface StackedBarChartSpec {
-  title: string;
-  subtitle?: string | string[];
+export interface StackedBarChartSpec extends ChartSpecBase {
   categories: string[];
   /** In stacking order, left to right; each keeps its colour (by position) in every bar. */
   segments: StackSegment[];
   axisLabel: string;
-  formatValue?: (value: number) => string;
-  footnote?: string;
-  width?: number;
 }
 
 const STACK_THICKNESS = 28;
@@ -563,9 +562,7 @@ export interface LineSeries {
   dashed?: boolean;
 }
 
-export interface LineChartSpec {
-  title: string;
-  subtitle?: string | string[];
+export interface LineChartSpec extends ChartSpecBase {
   series: LineSeries[];
   xLabel: string;
   yLabel: string;
@@ -573,11 +570,8 @@ export interface LineChartSpec {
   xTicks?: number[];
   /** A horizontal dashed reference line, e.g. { value: 150, label: 'target 150 MB' }. */
   target?: { value: number; label: string };
-  formatValue?: (value: number) => string;
   /** Write each point's value next to its marker (where it does not collide). Default true. */
   pointLabels?: boolean;
-  footnote?: string;
-  width?: number;
   /** Height of the plot area alone. */
   plotHeight?: number;
 }

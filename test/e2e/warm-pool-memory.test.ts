@@ -43,7 +43,7 @@ describe('warm pool bounded by the memory budget', () => {
     (await getJson(`${t.url}/v1/operations?job_id=${job}&type=DEPLOY_UNLOAD`)).body.operations;
 
   before(async () => {
-    big = await ensureBigModel(128);
+    big = await ensureBigModel(256);
     small = await ensureDatatypesModel();
     const probe = await startTestRouter({ env: { MODELDOCK_WARM_POOL: '1' } });
     try {
