@@ -233,14 +233,25 @@ async function main() {
       `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${body}]]\n`,
     );
 
-    const lat: Record<string, ReturnType<typeof summarize>> = {};
-    // Interleave the targets so machine drift hits them alike.
-    for (const round of [0, 1]) {
+    // Latency: a warm-up round, then TRIALS rounds with the targets interleaved, so
+    // machine drift hits them alike. Each round's p50 and p99 per target; what a proxy
+    // adds is taken round by round against the worker measured in the same round.
+    const rounds: Record<string, ReturnType<typeof summarize>[]> = {};
+    for (let round = -1; round < TRIALS; round++) {
       for (const [name, origin] of Object.entries(targets)) {
         const samples = await latency(origin, path_);
-        if (round === 1) lat[name] = summarize(samples);
+        if (round >= 0) (rounds[name] ??= []).push(summarize(samples));
       }
     }
+    const median = (values: number[]) => summarize(values).median;
+    const lat = Object.fromEntries(
+      Object.entries(rounds).map(([name, list]) => [
+        name,
+        { median: median(list.map((r) => r.median)), p99: median(list.map((r) => r.p99)) },
+      ]),
+    );
+    const added = (name: string) =>
+      summarize(rounds[name]!.map((r, i) => r.median - rounds.direct![i]!.median));
     const trials: Record<string, ThroughputTrial[]> = {};
     for (let trial = 0; trial < TRIALS; trial++) {
       for (const [name, origin] of Object.entries(targets)) {
@@ -251,7 +262,6 @@ async function main() {
         (trials[name] ??= []).push(measured);
       }
     }
-    const median = (values: number[]) => summarize(values).median;
     const tput = Object.fromEntries(
       Object.entries(trials).map(([name, runs]) => [name, median(runs.map((r) => r.rps))]),
     );
@@ -265,16 +275,18 @@ async function main() {
       ]),
     );
 
+    const overhead: Record<string, ReturnType<typeof summarize>> = {
+      nginx: added('nginx'),
+      lean: added('lean'),
+      modeldock: added('modeldock'),
+    };
     const result = {
       machine: machine(),
       request: 'POST /v2/models/{job}/infer, one 64-pixel FP32 digit, output label',
-      load_generator: `latency: undici, sequential; throughput: wrk -t1 -c${CONCURRENCY}, ${THROUGHPUT_SECONDS} s after a 1 s warm-up, ${TRIALS} trials interleaved`,
+      load_generator: `latency: undici, sequential, ${LATENCY_REQUESTS} requests per round, ${TRIALS} rounds interleaved after a warm-up round; throughput: wrk -t1 -c${CONCURRENCY}, ${THROUGHPUT_SECONDS} s after a 1 s warm-up, ${TRIALS} trials interleaved`,
       latency_c1: lat,
-      overhead_p50_ms: {
-        modeldock: lat.modeldock!.median - lat.direct!.median,
-        lean: lat.lean!.median - lat.direct!.median,
-        nginx: lat.nginx!.median - lat.direct!.median,
-      },
+      latency_c1_rounds: rounds,
+      overhead_p50_ms: overhead,
       throughput_c32_rps: tput,
       throughput_c32: Object.fromEntries(
         Object.entries(trials).map(([name, runs]) => [name, summarize(runs.map((r) => r.rps))]),
@@ -301,7 +313,9 @@ async function main() {
           name,
           ms(lat[name]!.median),
           ms(lat[name]!.p99),
-          name === 'direct' ? '—' : ms(lat[name]!.median - lat.direct!.median),
+          name === 'direct'
+            ? '—'
+            : `${ms(overhead[name]!.median)} (${ms(overhead[name]!.min)}-${ms(overhead[name]!.max)})`,
           `${Math.round(tput[name]!)} req/s ± ${Math.round(result.throughput_c32[name]!.iqr)}`,
           cpu[name]!.proxy === null ? '—' : `${cpu[name]!.proxy} µs`,
           `${cpu[name]!.worker} µs`,
