@@ -103,6 +103,8 @@ function forward(
 class ProxyHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private statusCode = 502;
+  /** The client went away: the upstream request is cancelled, and that says nothing about the worker. */
+  private clientGone = false;
 
   constructor(
     private readonly deps: InferFastPathDeps,
@@ -112,6 +114,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   ) {}
 
   abort(): void {
+    this.clientGone = true;
     this.controller?.abort(new Error('client closed the connection'));
   }
 
@@ -144,6 +147,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.clientGone) return;
     // The worker did not answer (or broke off): the next request re-checks the route.
     this.deps.lifecycle.invalidateRoute(this.route.jobId);
     this.deps.metrics.observeInference(this.route.jobId, 502, (performance.now() - this.started) / 1000);

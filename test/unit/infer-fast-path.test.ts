@@ -41,7 +41,13 @@ describe('inferJobOf', () => {
 
 describe('inference hot path', () => {
   const received: { url: string; headers: IncomingHttpHeaders; body: string }[] = [];
+  /** Called with each request to `/v2/models/hold/…`, which the worker never answers. */
+  let onHeld: ((request: http.IncomingMessage) => void) | undefined;
   const worker = http.createServer((request, response) => {
+    if (request.url!.startsWith('/v2/models/hold/')) {
+      onHeld?.(request);
+      return;
+    }
     let body = '';
     request.on('data', (chunk: Buffer) => (body += chunk.toString()));
     request.on('end', () => {
@@ -74,6 +80,7 @@ describe('inference hot path', () => {
     const workerUrl = await listen(worker);
     routes.set('a1', route('a1', workerUrl));
     routes.set('gone', route('gone', `http://127.0.0.1:${await freePort()}`));
+    routes.set('hold', route('hold', workerUrl));
     const fastPath = inferFastPath({
       lifecycle: {
         cachedRoute: (jobId) => routes.get(jobId),
@@ -100,12 +107,18 @@ describe('inference hot path', () => {
     await new Promise((resolve) => worker.close(resolve));
   });
 
-  const post = (path: string, body: string | ReadableStream, headers: Record<string, string> = {}) =>
+  const post = (
+    path: string,
+    body: string | ReadableStream,
+    headers: Record<string, string> = {},
+    signal?: AbortSignal,
+  ) =>
     fetch(`${url}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body,
       ...(typeof body === 'string' ? {} : { duplex: 'half' }),
+      ...(signal ? { signal } : {}),
     } as RequestInit);
 
   it('sends a cached job’s request to its worker and passes status, headers and body back', async () => {
@@ -147,5 +160,20 @@ describe('inference hot path', () => {
     assert.equal(body.error.code, 'worker_error');
     assert.match(body.error.message, /worker of job gone did not answer/);
     assert.deepEqual(invalidated, ['gone']);
+  });
+
+  it('cancels the worker’s request when the client leaves, and keeps the route: the worker did nothing wrong', async () => {
+    invalidated.length = 0;
+    observed.length = 0;
+    const atWorker = new Promise<http.IncomingMessage>((resolve) => (onHeld = resolve));
+    const client = new AbortController();
+    const answer = post('/v2/models/hold/infer', '{}', {}, client.signal).catch((error: Error) => error);
+    const upstream = await atWorker;
+    const upstreamClosed = new Promise<void>((resolve) => upstream.once('close', () => resolve()));
+    client.abort();
+    assert.equal(((await answer) as Error).name, 'AbortError');
+    await upstreamClosed;
+    assert.deepEqual(invalidated, [], 'the route stays');
+    assert.deepEqual(observed, [], 'no 502 is counted for a request nobody waits for');
   });
 });

@@ -11,6 +11,7 @@ import type { Lifecycle } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { WorkerClient } from '../../runtime/worker-client.js';
 import type { Store } from '../../store/store.js';
+import { toErrorResponse } from '../error-mapping.js';
 import { endToEndHeaders } from '../proxy-headers.js';
 
 export interface V2Deps {
@@ -55,14 +56,16 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
         },
       );
     } catch (error) {
+      // A client that went away cancels the upstream request; that says nothing about the worker.
+      if (request.raw.socket?.destroyed) return;
       lifecycle.invalidateRoute(jobId);
       metrics.observeInference(jobId, 502, (performance.now() - started) / 1000);
       if (!reply.raw.headersSent) {
-        const failure = new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
-          cause: error,
-        });
-        reply.raw.writeHead(502, { 'content-type': 'application/json' });
-        reply.raw.end(JSON.stringify({ error: { code: failure.code, message: failure.message } }));
+        const { status, body } = toErrorResponse(
+          new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, { cause: error }),
+        );
+        reply.raw.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+        reply.raw.end(JSON.stringify(body));
       } else {
         reply.raw.destroy();
       }
