@@ -331,6 +331,24 @@ export interface BarChartSpec extends ChartSpecBase {
   missingLabel?: string;
 }
 
+/**
+ * Where the bars of a horizontal bar chart may run: right of the category labels, left of
+ * the widest value label and of the right half of the last tick label (it is centred on
+ * the axis's end); and the scale from value to x.
+ */
+function horizontalValueAxis(
+  spec: { title: string; categories: string[] },
+  width: number,
+  ticks: number[],
+  valueLabelRoom: number,
+): { plotLeft: number; x: (value: number) => number } {
+  const plotLeft = PADDING + Math.max(0, ...spec.categories.map((c) => textWidth(c))) + 10;
+  const plotRight =
+    width - PADDING - Math.max(valueLabelRoom + 6, textWidth(formatTick(ticks.at(-1)!, ticks)) / 2);
+  if (plotRight - plotLeft < 100) throw new RangeError(`${spec.title}: labels leave no room for the bars`);
+  return { plotLeft, x: linear(0, ticks.at(-1)!, plotLeft, plotRight) };
+}
+
 const BAR_THICKNESS = 18;
 const BAR_GAP = 3;
 const GROUP_GAP = 16;
@@ -366,12 +384,7 @@ export function barChart(spec: BarChartSpec): string {
   const ticks = niceTicks(0, Math.max(0, ...ends));
   const labels = spec.series.flatMap((s) => s.values.filter(present).map(format));
   const labelRoom = Math.max(0, ...labels.map((l) => textWidth(l, SMALL_SIZE)));
-  const plotLeft = PADDING + Math.max(0, ...spec.categories.map((c) => textWidth(c))) + 10;
-  // The last tick label is centred on the end of the axis: keep room for its right half.
-  const plotRight =
-    width - PADDING - Math.max(labelRoom + 6, textWidth(formatTick(ticks.at(-1)!, ticks)) / 2);
-  if (plotRight - plotLeft < 100) throw new RangeError(`${spec.title}: labels leave no room for the bars`);
-  const x = linear(0, ticks.at(-1)!, plotLeft, plotRight);
+  const { plotLeft, x } = horizontalValueAxis(spec, width, ticks, labelRoom);
 
   const plotTop = top.bottom + 4;
   const groupHeight = spec.series.length * BAR_THICKNESS + (spec.series.length - 1) * BAR_GAP;
@@ -475,11 +488,7 @@ export function stackedBarChart(spec: StackedBarChartSpec): string {
 
   const ticks = niceTicks(0, Math.max(0, ...totals));
   const labelRoom = Math.max(...totals.map((t) => textWidth(format(t), SMALL_SIZE)));
-  const plotLeft = PADDING + Math.max(0, ...spec.categories.map((c) => textWidth(c))) + 10;
-  const plotRight =
-    width - PADDING - Math.max(labelRoom + 6, textWidth(formatTick(ticks.at(-1)!, ticks)) / 2);
-  if (plotRight - plotLeft < 100) throw new RangeError(`${spec.title}: labels leave no room for the bars`);
-  const x = linear(0, ticks.at(-1)!, plotLeft, plotRight);
+  const { plotLeft, x } = horizontalValueAxis(spec, width, ticks, labelRoom);
 
   const plotTop = top.bottom + 4;
   const body: string[] = [];
