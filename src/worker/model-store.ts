@@ -10,6 +10,11 @@ import { InvalidInputError, NotFoundError, errorMessage } from '../errors.js';
 import { ID_PATTERN, validateId } from '../ids.js';
 import { v2DatatypeOf, type TensorSpec } from './tensors.js';
 
+/** How every session of the worker is created: its models' and the boot warm-up's alike. */
+export function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
+}
+
 export interface ModelManifest {
   description?: string;
   /** Output whose values are the predicted class (batch inference, accuracy). */
@@ -84,11 +89,7 @@ export class ModelStore {
     const started = performance.now();
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(file, {
-        intraOpNumThreads: this.threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-      });
+      session = await ort.InferenceSession.create(file, sessionOptions(this.threads));
     } catch (error) {
       throw new InvalidInputError(
         `model "${modelId}" cannot be loaded: ${errorMessage(error).split('\n')[0]}`,

@@ -7,6 +7,7 @@
  * runtime cannot compute y = x refuses to start instead of failing its first load.
  */
 import ort from 'onnxruntime-node';
+import { sessionOptions } from './model-store.js';
 
 /**
  * An 82-byte ONNX model, y = Identity(x) over one float, opset 13, written with python3's
@@ -21,11 +22,8 @@ const IDENTITY_MODEL = Buffer.from(
 /** Create, run and release a session of the identity model; resolves with the time it took (ms). */
 export async function warmUpOnnxRuntime(threads: number): Promise<number> {
   const started = performance.now();
-  const session = await ort.InferenceSession.create(IDENTITY_MODEL, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-  });
+  // The same options as a model's load, so what is warmed is what the loads use.
+  const session = await ort.InferenceSession.create(IDENTITY_MODEL, sessionOptions(threads));
   try {
     const probe = 0.5;
     const { y } = await session.run({ x: new ort.Tensor('float32', Float32Array.of(probe), [1]) });
