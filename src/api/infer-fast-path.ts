@@ -17,12 +17,10 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { WorkerError, errorMessage } from '../errors.js';
 import type { Lifecycle, Route } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { WorkerClient } from '../runtime/worker-client.js';
-import { toErrorResponse } from './error-mapping.js';
-import { endToEndHeaders } from './proxy-headers.js';
+import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../runtime/worker-client.js';
+import { answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
 
 /** Bodies up to this size are buffered and sent in one write; larger ones are streamed by the Fastify route. */
 export const SMALL_BODY_BYTES = 64 * 1024;
@@ -87,8 +85,8 @@ function forward(
         path: `${route.modelPath}${SUFFIX}`,
         headers: endToEndHeaders(request.headers),
         body,
-        headersTimeout: 300_000,
-        bodyTimeout: 300_000,
+        headersTimeout: WORKER_ANSWER_TIMEOUT_MS,
+        bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
       },
       handler,
     );
@@ -148,19 +146,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.clientGone) return;
-    // The worker did not answer (or broke off): the next request re-checks the route.
-    this.deps.lifecycle.invalidateRoute(this.route.jobId);
-    this.deps.metrics.observeInference(this.route.jobId, 502, (performance.now() - this.started) / 1000);
-    if (this.response.headersSent) {
-      this.response.destroy();
-      return;
-    }
-    const failure = new WorkerError(
-      `worker of job ${this.route.jobId} did not answer: ${errorMessage(error)}`,
-      { cause: error },
-    );
-    const { status, body } = toErrorResponse(failure);
-    this.response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-    this.response.end(JSON.stringify(body));
+    answerWorkerFailure(this.deps, this.route.jobId, this.response, error, this.started);
   }
 }

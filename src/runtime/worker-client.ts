@@ -13,6 +13,9 @@ import {
   isModeldockError,
 } from '../errors.js';
 
+/** How long a worker may take to start its answer, and between two parts of it (a big batch is slow). */
+export const WORKER_ANSWER_TIMEOUT_MS = 300_000;
+
 export interface LoadResult {
   loadMs: number | null;
 }
@@ -167,8 +170,8 @@ export class WorkerClient {
         path,
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        headersTimeout: 300_000,
-        bodyTimeout: 300_000,
+        headersTimeout: WORKER_ANSWER_TIMEOUT_MS,
+        bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
         ...(signal ? { signal } : {}),
       });
     } catch (error) {

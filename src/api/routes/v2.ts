@@ -5,14 +5,12 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { WorkerError, errorMessage } from '../../errors.js';
 import { validateId } from '../../ids.js';
 import type { Lifecycle } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { WorkerClient } from '../../runtime/worker-client.js';
+import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../../runtime/worker-client.js';
 import type { Store } from '../../store/store.js';
-import { toErrorResponse } from '../error-mapping.js';
-import { endToEndHeaders } from '../proxy-headers.js';
+import { answerWorkerFailure, endToEndHeaders } from '../worker-proxy.js';
 
 export interface V2Deps {
   lifecycle: Lifecycle;
@@ -46,8 +44,8 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
           path: `${route.modelPath}${suffix}`,
           headers: endToEndHeaders(request.headers),
           ...(hasBody ? { body: request.body as Readable } : {}),
-          headersTimeout: 300_000,
-          bodyTimeout: 300_000,
+          headersTimeout: WORKER_ANSWER_TIMEOUT_MS,
+          bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
         },
         ({ statusCode: status, headers }) => {
           statusCode = status;
@@ -58,17 +56,7 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
     } catch (error) {
       // A client that went away cancels the upstream request; that says nothing about the worker.
       if (request.raw.socket?.destroyed) return;
-      lifecycle.invalidateRoute(jobId);
-      metrics.observeInference(jobId, 502, (performance.now() - started) / 1000);
-      if (!reply.raw.headersSent) {
-        const { status, body } = toErrorResponse(
-          new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, { cause: error }),
-        );
-        reply.raw.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-        reply.raw.end(JSON.stringify(body));
-      } else {
-        reply.raw.destroy();
-      }
+      answerWorkerFailure(deps, jobId, reply.raw, error, started);
       return;
     }
     metrics.observeInference(jobId, statusCode, (performance.now() - started) / 1000);

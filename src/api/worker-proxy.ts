@@ -1,0 +1,65 @@
+/**
+ * What both ways of proxying inference to a worker share (the hot path in
+ * infer-fast-path.ts and the streaming `/v2` route): which headers pass, and what happens
+ * when the worker does not answer.
+ *
+ * Hop-by-hop headers are the proxy's own business (RFC 9110 §7.6.1); Content-Length is
+ * kept: bodies pass through unchanged, and a known length spares both hops chunking.
+ */
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { WorkerError, errorMessage } from '../errors.js';
+import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import type { Metrics } from '../observability/metrics.js';
+import { toErrorResponse } from './error-mapping.js';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-connection',
+  'host',
+]);
+
+/** The end-to-end headers of a request or response, as a plain object for the next hop. */
+export function endToEndHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key in headers) {
+    const value = headers[key];
+    if (value === undefined || HOP_BY_HOP.has(key)) continue;
+    out[key] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+export interface WorkerFailureDeps {
+  lifecycle: Pick<Lifecycle, 'invalidateRoute'>;
+  metrics: Pick<Metrics, 'observeInference'>;
+}
+
+/**
+ * The job's worker did not answer, or broke off: the next request looks the route up
+ * again, the request counts as a 502, and the client gets the mapped JSON error, or a
+ * cut connection when part of the answer has already gone out.
+ */
+export function answerWorkerFailure(
+  deps: WorkerFailureDeps,
+  jobId: string,
+  response: ServerResponse,
+  error: unknown,
+  startedMs: number,
+): void {
+  deps.lifecycle.invalidateRoute(jobId);
+  deps.metrics.observeInference(jobId, 502, (performance.now() - startedMs) / 1000);
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  const { status, body } = toErrorResponse(
+    new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, { cause: error }),
+  );
+  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  response.end(JSON.stringify(body));
+}
