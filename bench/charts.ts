@@ -7,8 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CHARTS_BY_RESULT, writeCharts } from './lib/bench-charts.js';
-
-const RESULTS_DIR = path.resolve(import.meta.dirname, 'results');
+import { RESULTS_DIR } from './lib/stats.js';
 
 let failed = 0;
 for (const [name, build] of Object.entries(CHARTS_BY_RESULT)) {

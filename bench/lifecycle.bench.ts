@@ -148,6 +148,7 @@ async function main() {
     await workers.close();
   }
 
+  const forcedRemoval = summarize(forcedRemovals);
   const result = {
     machine: machine(),
     trials: TRIALS,
@@ -170,8 +171,8 @@ async function main() {
     warm_pool_steps: Object.fromEntries(Object.entries(poolSteps).map(([k, v]) => [k, summarize(v)])),
     // A TEMP answers after its worker is gone; the engine's forced removal of a running
     // worker (same image and options) is a floor under any TEMP, pool or not.
-    engine_forced_removal: summarize(forcedRemovals),
-    engine_forced_removal_to_temp_floor: summarize(forcedRemovals).median / summarize(floor.TEMP).median,
+    engine_forced_removal: forcedRemoval,
+    engine_forced_removal_to_temp_floor: forcedRemoval.median / summarize(floor.TEMP).median,
   };
   const file = writeResult('lifecycle', result);
   console.log(

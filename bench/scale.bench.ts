@@ -122,7 +122,8 @@ async function main() {
     await removeInstanceContainers(docker, instance);
     await rm(dataDir, { recursive: true, force: true });
   }
-  const file = writeResult('scale', { machine: machine(), at_start: atStart, scale, concurrency });
+  const result = { machine: machine(), at_start: atStart, scale, concurrency };
+  const file = writeResult('scale', result);
   console.log(
     table(
       ['servers', 'router RSS', 'full reconcile pass', 'list all servers', 'DEPLOY_UNLOAD + DEPLOY_LOAD'],
@@ -148,7 +149,7 @@ async function main() {
     ),
   );
   console.log(`\nraw results: ${file}`);
-  console.log(`charts: ${writeScaleCharts({ machine: machine(), scale, concurrency }).join(', ')}`);
+  console.log(`charts: ${writeScaleCharts(result).join(', ')}`);
 }
 
 await main();

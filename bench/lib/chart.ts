@@ -8,8 +8,7 @@
  * honestly; when magnitudes differ wildly, draw separate charts instead of a log scale.
  * Legends sit between the title and the plot, so they can never cover data.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { writeResultFile } from './stats.js';
 
 /**
  * Okabe and Ito's palette: its colours stay distinguishable with the common colour-vision
@@ -788,9 +787,5 @@ export function lineChart(spec: LineChartSpec): string {
 
 /** Writes bench/results/<name>.svg, beside <name>.json; returns the file's path. */
 export function writeChart(name: string, svg: string): string {
-  const dir = path.resolve(import.meta.dirname, '..', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${name}.svg`);
-  writeFileSync(file, svg);
-  return file;
+  return writeResultFile(`${name}.svg`, svg);
 }

@@ -48,12 +48,19 @@ export function machine() {
   };
 }
 
-export function writeResult(name: string, result: unknown): string {
-  const dir = path.resolve(import.meta.dirname, '..', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+/** Where every benchmark keeps its raw results (JSON) and charts (SVG). */
+export const RESULTS_DIR = path.resolve(import.meta.dirname, '..', 'results');
+
+/** Writes bench/results/<fileName>; returns the file's path. */
+export function writeResultFile(fileName: string, text: string): string {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, fileName);
+  writeFileSync(file, text);
   return file;
+}
+
+export function writeResult(name: string, result: unknown): string {
+  return writeResultFile(`${name}.json`, JSON.stringify(result, null, 2) + '\n');
 }
 
 export function table(headers: string[], rows: (string | number)[][]): string {
