@@ -185,7 +185,8 @@ export class WarmPool {
    */
   async releaseDownTo(maxBytes: number): Promise<number> {
     let given = 0;
-    while (this.ready.length > 0 && this.heldBytes() - this.removals.size * this.workerBytes > maxBytes) {
+    // Removals under way are on their way out already: only workers kept count here.
+    while (this.ready.length > 0 && (this.ready.length + this.filling) * this.workerBytes > maxBytes) {
       void this.giveUp(this.ready.pop()!);
       given++;
     }
