@@ -22,6 +22,8 @@ export interface Config {
   /** Separates several modeldock installations on one engine: labels and worker names carry it. */
   instance: string;
   workerImage: string;
+  /** The tag `modeldock images` builds the router image under. */
+  routerImage: string;
   /** Docker network for workers; empty: the router's own network when it runs in a container. */
   network: string;
   workerMemoryBytes: number;
@@ -100,6 +102,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     exampleStoreDir: read('MODELDOCK_EXAMPLE_STORE') ?? '',
     instance,
     workerImage: read('MODELDOCK_WORKER_IMAGE') ?? 'modeldock/worker:latest',
+    routerImage: read('MODELDOCK_ROUTER_IMAGE') ?? 'modeldock/router:latest',
     network: read('MODELDOCK_NETWORK') ?? '',
     workerMemoryBytes: bytes('MODELDOCK_WORKER_MEMORY', 2 * 1024 ** 3),
     workerCpus: num('MODELDOCK_WORKER_CPUS', 1),

@@ -50,12 +50,14 @@ async function start(): Promise<void> {
 }
 
 async function images(args: string[]): Promise<void> {
+  const config = loadConfig();
   const docker = new Dockerode();
   const kinds = args.length > 0 ? args : ['worker', 'router'];
   for (const kind of kinds) {
     if (kind !== 'worker' && kind !== 'router')
       throw new ConfigError(`unknown image ${kind}: worker or router`);
-    const tag = `modeldock/${kind}:latest`;
+    // The tags the router and tests run: MODELDOCK_WORKER_IMAGE / MODELDOCK_ROUTER_IMAGE.
+    const tag = kind === 'worker' ? config.workerImage : config.routerImage;
     console.log(`building ${tag}`);
     await buildImage(docker, kind, tag, (line) =>
       process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),

@@ -1,6 +1,6 @@
 import Dockerode from 'dockerode';
 import { DockerRuntime } from '../../src/runtime/docker/docker-runtime.js';
-import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
+import { DATASETS_DIR, MODELS_DIR, WORKER_IMAGE } from '../helpers/paths.js';
 import { removeInstanceContainers } from '../helpers/router.js';
 import { runRuntimeContract } from './runtime.contract.js';
 
@@ -11,7 +11,7 @@ runRuntimeContract('docker', {
     new DockerRuntime({
       docker,
       instance,
-      image: 'modeldock/worker:latest',
+      image: WORKER_IMAGE,
       modelsDir: MODELS_DIR,
       datasetsDir: DATASETS_DIR,
     }),

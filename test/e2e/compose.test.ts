@@ -9,7 +9,7 @@ import Dockerode from 'dockerode';
 import { after, before, describe, it } from 'node:test';
 import { ensureImage } from '../../src/runtime/docker/image-builder.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
-import { REPO_ROOT } from '../helpers/paths.js';
+import { REPO_ROOT, ROUTER_IMAGE, WORKER_IMAGE } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 import { postJson, removeInstanceContainers, uniqueInstance } from '../helpers/router.js';
 
@@ -24,8 +24,8 @@ describe('compose.yaml', () => {
     run('docker-compose', ['-f', 'compose.yaml', ...args], { cwd: REPO_ROOT, env, timeout: 120_000 });
 
   before(async () => {
-    await ensureImage(docker, 'worker', 'modeldock/worker:latest');
-    await ensureImage(docker, 'router', 'modeldock/router:latest');
+    await ensureImage(docker, 'worker', WORKER_IMAGE);
+    await ensureImage(docker, 'router', ROUTER_IMAGE);
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     env = {
@@ -33,6 +33,8 @@ describe('compose.yaml', () => {
       COMPOSE_PROJECT_NAME: instance,
       MODELDOCK_HOST_PORT: String(port),
       MODELDOCK_INSTANCE: instance,
+      MODELDOCK_ROUTER_IMAGE: ROUTER_IMAGE,
+      MODELDOCK_WORKER_IMAGE: WORKER_IMAGE,
       MODELDOCK_NETWORK_NAME: `${instance}_net`,
     };
   });

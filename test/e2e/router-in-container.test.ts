@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ensureImage } from '../../src/runtime/docker/image-builder.js';
 import { LABELS } from '../../src/runtime/runtime.js';
-import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
+import { DATASETS_DIR, MODELS_DIR, ROUTER_IMAGE, WORKER_IMAGE } from '../helpers/paths.js';
 import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../helpers/router.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 
@@ -44,8 +44,12 @@ async function waitHealthy(url: string, container: Dockerode.Container): Promise
 async function runRouter(name: string, network: string, instance: string, binds: string[]) {
   const container = await docker.createContainer({
     name,
-    Image: 'modeldock/router:latest',
-    Env: [`MODELDOCK_INSTANCE=${instance}`, 'MODELDOCK_LOG_LEVEL=info'],
+    Image: ROUTER_IMAGE,
+    Env: [
+      `MODELDOCK_INSTANCE=${instance}`,
+      `MODELDOCK_WORKER_IMAGE=${WORKER_IMAGE}`,
+      'MODELDOCK_LOG_LEVEL=info',
+    ],
     ExposedPorts: { '8080/tcp': {} },
     HostConfig: {
       NetworkMode: network,
@@ -67,8 +71,8 @@ describe('router in a container with the Docker socket (the original deployment)
   let hostStore: string;
 
   before(async () => {
-    await ensureImage(docker, 'worker', 'modeldock/worker:latest');
-    await ensureImage(docker, 'router', 'modeldock/router:latest');
+    await ensureImage(docker, 'worker', WORKER_IMAGE);
+    await ensureImage(docker, 'router', ROUTER_IMAGE);
     await docker.createNetwork({ Name: network, Driver: 'bridge' });
     // A host store holding a model the example store does not have.
     hostStore = await mkdtemp(path.join(os.tmpdir(), 'modeldock-host-store-'));

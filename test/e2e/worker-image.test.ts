@@ -12,11 +12,11 @@ import { after, before, describe, it } from 'node:test';
 import { buildImage } from '../../src/runtime/docker/image-builder.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { ensureBigModel, TEST_MODELS_DIR } from '../helpers/models.js';
-import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
+import { DATASETS_DIR, MODELS_DIR, REPO_ROOT, WORKER_IMAGE } from '../helpers/paths.js';
 import { DIGITS } from '../helpers/fixtures.js';
 
 const docker = new Dockerode();
-const IMAGE = 'modeldock/worker:latest';
+const IMAGE = WORKER_IMAGE;
 const MiB = 1024 * 1024;
 const PACKAGE_VERSION = (
   JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }

@@ -16,7 +16,7 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import type { ServerRecord } from '../../src/store/records.js';
 
-import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from './paths.js';
+import { DATASETS_DIR, MODELS_DIR, REPO_ROOT, WORKER_IMAGE } from './paths.js';
 
 export { DATASETS_DIR, MODELS_DIR, REPO_ROOT };
 
@@ -58,6 +58,7 @@ export async function startTestRouter(
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_MODELS_DIR: MODELS_DIR,
       MODELDOCK_DATASETS_DIR: DATASETS_DIR,
+      MODELDOCK_WORKER_IMAGE: WORKER_IMAGE,
       MODELDOCK_WORKER_MEMORY: '1g',
       MODELDOCK_RECONCILE_INTERVAL_MS: '2000',
       MODELDOCK_LOG_LEVEL: process.env.MODELDOCK_TEST_LOG_LEVEL ?? 'warn',
