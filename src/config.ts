@@ -2,6 +2,7 @@
  * The one place that reads the environment. Everything else receives a Config.
  * All variables are optional; docs/configuration.md lists them.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'swarm';
@@ -44,7 +45,45 @@ export interface Config {
   /** Started, model-less workers kept ready so DEPLOY_CREATE/TEMP skip container start; 0: off. */
   warmPoolSize: number;
   logLevel: string;
+  auth: AuthConfig;
+  /** Live servers (job and TEMP; warm-pool workers apart) the router keeps at most. */
+  maxServers: number;
+  /** Server creations run at once (beyond it they queue: the engine gains nothing from more). */
+  createConcurrency: number;
+  /** Creations that may wait for a slot; past it a create is answered 429. */
+  createQueue: number;
 }
+
+/**
+ * Who may call the API. `keys`: every request but health needs a key; `off`: the
+ * operator's explicit opt-out for a trusted network; `none`: no key configured, so the
+ * router listens on loopback only and asks for none.
+ */
+export interface AuthConfig {
+  mode: 'keys' | 'off' | 'none';
+  /** Keys given inline (MODELDOCK_API_KEY / MODELDOCK_INFER_KEY). */
+  adminKeys: string[];
+  inferKeys: string[];
+  /** Files of keys, one a line, re-read on SIGHUP (MODELDOCK_API_KEY_FILE / MODELDOCK_INFER_KEY_FILE). */
+  adminKeyFile: string | undefined;
+  inferKeyFile: string | undefined;
+  /**
+   * Where the router keeps the admin key it generates when none is configured (the router
+   * image sets /data/api-key); undefined: never generate.
+   */
+  generatedKeyFile: string | undefined;
+  /** `/metrics` answers without a key (a scraper on a trusted network). */
+  metricsPublic: boolean;
+}
+
+/** The keys in force: inline ones plus the current content of the key files. */
+export interface KeySet {
+  admin: string[];
+  infer: string[];
+}
+
+/** Keys shorter than this are refused: a key is a secret, not a password to remember. */
+export const MIN_KEY_LENGTH = 16;
 
 export class ConfigError extends Error {}
 
@@ -92,9 +131,20 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     throw new ConfigError('MODELDOCK_INSTANCE must be lowercase letters, digits and dashes (at most 31)');
   }
 
+  const auth = readAuth(read);
+  const requested = read('MODELDOCK_HOST');
+  // No key, no open port: without a key (and without the explicit opt-out) only this host may call.
+  const host = requested ?? (auth.mode === 'none' ? '127.0.0.1' : '0.0.0.0');
+  if (auth.mode === 'none' && !isLoopback(host)) {
+    throw new ConfigError(
+      `MODELDOCK_HOST=${host} would expose the API (and through it the Docker engine) without a key: ` +
+        'set MODELDOCK_API_KEY (or MODELDOCK_API_KEY_FILE), or set MODELDOCK_AUTH=off to accept that on a trusted network',
+    );
+  }
+
   return {
     port: int('MODELDOCK_PORT', 8080),
-    host: read('MODELDOCK_HOST') ?? '0.0.0.0',
+    host,
     store,
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
@@ -117,7 +167,100 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
     warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
+    auth,
+    maxServers: int('MODELDOCK_MAX_SERVERS', 64, 1),
+    createConcurrency: int('MODELDOCK_CREATE_CONCURRENCY', 4, 1),
+    createQueue: int('MODELDOCK_CREATE_QUEUE', 64, 0),
   };
+}
+
+function readAuth(read: (name: string) => string | undefined): AuthConfig {
+  const switchValue = (read('MODELDOCK_AUTH') ?? 'on').toLowerCase();
+  if (switchValue !== 'on' && switchValue !== 'off') {
+    throw new ConfigError(`MODELDOCK_AUTH must be on or off, got "${switchValue}"`);
+  }
+  const metrics = (read('MODELDOCK_METRICS_PUBLIC') ?? 'false').toLowerCase();
+  if (metrics !== 'true' && metrics !== 'false') {
+    throw new ConfigError(`MODELDOCK_METRICS_PUBLIC must be true or false, got "${metrics}"`);
+  }
+  const inline = (name: string): string[] => {
+    const key = read(name);
+    if (key === undefined) return [];
+    checkKey(name, key);
+    return [key];
+  };
+  const adminKeys = inline('MODELDOCK_API_KEY');
+  const inferKeys = inline('MODELDOCK_INFER_KEY');
+  const adminKeyFile = read('MODELDOCK_API_KEY_FILE');
+  const inferKeyFile = read('MODELDOCK_INFER_KEY_FILE');
+  const configured =
+    adminKeys.length + inferKeys.length > 0 || adminKeyFile !== undefined || inferKeyFile !== undefined;
+  const off = switchValue === 'off';
+  // Only a router with no key of its own and no opt-out makes one up.
+  const generatedKeyFile = configured || off ? undefined : read('MODELDOCK_GENERATED_KEY_FILE');
+  return {
+    mode: off ? 'off' : configured || generatedKeyFile !== undefined ? 'keys' : 'none',
+    adminKeys,
+    inferKeys,
+    adminKeyFile,
+    inferKeyFile,
+    generatedKeyFile,
+    metricsPublic: metrics === 'true',
+  };
+}
+
+function checkKey(source: string, key: string): void {
+  if (key.length < MIN_KEY_LENGTH || /\s/.test(key)) {
+    throw new ConfigError(
+      `${source}: a key must be at least ${MIN_KEY_LENGTH} characters without spaces (e.g. \`openssl rand -hex 32\`)`,
+    );
+  }
+}
+
+/**
+ * The keys in force now: inline keys plus every non-empty, non-comment line of the key
+ * files (and of the generated key file, once it exists). Called at start-up and on SIGHUP,
+ * so a file can gain the new key, clients move over, and the old line goes.
+ */
+export function readKeys(auth: AuthConfig): KeySet {
+  const fromFile = (name: string, file: string | undefined): string[] => {
+    if (file === undefined) return [];
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`${name}: cannot read ${file}: ${(error as Error).message}`);
+    }
+    const keys = text
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('#'));
+    keys.forEach((key) => checkKey(`${name} (${file})`, key));
+    return keys;
+  };
+  const keys = {
+    admin: [
+      ...auth.adminKeys,
+      ...fromFile('MODELDOCK_API_KEY_FILE', auth.adminKeyFile),
+      ...fromFile('MODELDOCK_GENERATED_KEY_FILE', auth.generatedKeyFile),
+    ],
+    infer: [...auth.inferKeys, ...fromFile('MODELDOCK_INFER_KEY_FILE', auth.inferKeyFile)],
+  };
+  if (auth.mode === 'keys' && keys.admin.length + keys.infer.length === 0) {
+    throw new ConfigError('the configured key files hold no key: add one key a line');
+  }
+  return keys;
+}
+
+/** 127.0.0.0/8, ::1 and `localhost`: addresses only this host can reach. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return (
+    bare === 'localhost' ||
+    bare === '::1' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) ||
+    bare === '::ffff:127.0.0.1'
+  );
 }
 
 /** `512m`, `2g`, `1048576`, `64k` → bytes (binary units); undefined if unparseable. */

@@ -4,9 +4,12 @@
  */
 export type ErrorCode =
   | 'invalid_input'
+  | 'unauthorized'
+  | 'forbidden'
   | 'not_found'
   | 'conflict'
   | 'payload_too_large'
+  | 'quota_exceeded'
   | 'runtime_unavailable'
   | 'store_unavailable'
   | 'worker_error'
@@ -41,6 +44,27 @@ export class NotFoundError extends ModeldockError {
 export class ConflictError extends ModeldockError {
   constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
     super('conflict', message, options);
+  }
+}
+
+/** No key, or a key that is not one of ours. */
+export class UnauthorizedError extends ModeldockError {
+  constructor(message: string) {
+    super('unauthorized', message);
+  }
+}
+
+/** A valid key whose scope does not cover the request. */
+export class ForbiddenError extends ModeldockError {
+  constructor(message: string) {
+    super('forbidden', message);
+  }
+}
+
+/** A bound against exhaustion (servers, queued creations) is reached; nothing was done. */
+export class QuotaExceededError extends ModeldockError {
+  constructor(message: string, options?: { details?: Record<string, unknown> }) {
+    super('quota_exceeded', message, options);
   }
 }
 

@@ -6,7 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
-import type { Config } from './config.js';
+import { KeyRing } from './api/auth.js';
+import { readKeys, type Config } from './config.js';
 import { RuntimeUnavailableError, errorMessage } from './errors.js';
 import { Catalog } from './lifecycle/catalog.js';
 import { EventBus } from './lifecycle/event-bus.js';
@@ -35,6 +36,8 @@ export class Router {
     readonly workers: WorkerClient,
     readonly events: EventBus,
     readonly metrics: Metrics,
+    /** The API keys in force; `reloadKeys` swaps them (SIGHUP). */
+    readonly keys: KeyRing,
     private readonly config: Config,
     private readonly logger: Logger,
   ) {}
@@ -42,6 +45,8 @@ export class Router {
   /** Build everything and reconcile once; does not listen (tests use `app.inject`). */
   static async create(parts: RouterParts, options: { prepareRuntime?: boolean } = {}): Promise<Router> {
     const { config, store, runtime, logger } = parts;
+    // Keys first: a key file that cannot be read stops the start before anything is touched.
+    const keys = new KeyRing(config.auth.mode === 'keys' ? readKeys(config.auth) : undefined);
     await store.init();
     if (options.prepareRuntime ?? true) {
       try {
@@ -105,6 +110,8 @@ export class Router {
       metrics,
       logger,
       bodyLimitBytes: config.bodyLimitBytes,
+      keys,
+      metricsPublic: config.auth.metricsPublic,
       version: VERSION,
       reconcile: () => reconciler.reconcileAll('request'),
     });
@@ -117,6 +124,7 @@ export class Router {
       workers,
       events,
       metrics,
+      keys,
       config,
       logger,
     );
@@ -128,6 +136,20 @@ export class Router {
         logger.warn({ err: errorMessage(error) }, 'warm pool could not start; creating containers on demand'),
       );
     return router;
+  }
+
+  /**
+   * Re-read the key files (SIGHUP): a file may list the old and the new key while clients
+   * move over. A file that cannot be read or holds no key keeps the keys in force.
+   */
+  reloadKeys(): void {
+    if (this.config.auth.mode !== 'keys') return;
+    try {
+      this.keys.replace(readKeys(this.config.auth));
+      this.logger.info({ keys: this.keys.size }, 'API keys re-read');
+    } catch (error) {
+      this.logger.error({ err: errorMessage(error) }, 'API keys not re-read; the keys in force stay');
+    }
   }
 
   async listen(): Promise<string> {

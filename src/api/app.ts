@@ -14,6 +14,8 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { WorkerClient } from '../runtime/worker-client.js';
 import type { Store } from '../store/store.js';
+import type { KeyRing } from './auth.js';
+import { installAuth } from './auth-hook.js';
 import { errorHandler, notFoundHandler } from './error-mapping.js';
 import { inferFastPath } from './infer-fast-path.js';
 import { healthRoutes } from './routes/health.js';
@@ -32,6 +34,10 @@ export interface AppDeps {
   logger: Logger;
   bodyLimitBytes: number;
   version: string;
+  /** The API keys (a KeyRing without keys when none are asked for). */
+  keys: KeyRing;
+  /** `/metrics` answers without a key. */
+  metricsPublic: boolean;
   /** Run a full reconcile pass now (operators, benchmarks); resolves with its report. */
   reconcile: () => Promise<unknown>;
 }
@@ -44,6 +50,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics: deps.metrics,
     bodyLimitBytes: deps.bodyLimitBytes,
     isClosing: () => closing,
+    admits: (authorization) => deps.keys.authorize(authorization, 'infer').ok,
   });
   const app = Fastify({
     // Routed inference for ready jobs is answered before Fastify (see infer-fast-path.ts);
@@ -65,6 +72,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // First, so every route (and the 404 handler) sees it: 401 before anything else.
+  installAuth(app, deps.keys, { metricsPublic: deps.metricsPublic });
   // The API speaks JSON only; other bodies get a clear 415 instead of a confusing 400.
   app.removeContentTypeParser('text/plain');
   app.addHook('preClose', async () => {

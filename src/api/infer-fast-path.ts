@@ -12,8 +12,9 @@
  * Everything else is declined (returns false) and handled by the Fastify route with the
  * same outcome: an uncached job (lookup, on-demand load, 404/409), a body without a
  * Content-Length, larger than SMALL_BODY_BYTES (streamed there instead of buffered) or
- * over the body limit (413), `Expect: 100-continue`, a query string, and requests after
- * close() began (503). Errors become HTTP answers through the same mapping as elsewhere.
+ * over the body limit (413), `Expect: 100-continue`, a query string, requests after
+ * close() began (503), and a request without a key that may infer (401/403). Errors
+ * become HTTP answers through the same mapping as elsewhere.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
@@ -35,6 +36,8 @@ export interface InferFastPathDeps {
   bodyLimitBytes: number;
   /** True once the app is closing: new requests then get Fastify's 503. */
   isClosing: () => boolean;
+  /** The `Authorization` value may infer (auth.ts); a refusal is answered by the Fastify route (401/403). */
+  admits: (authorization: string | undefined) => boolean;
 }
 
 /** The job named by `/v2/models/<job>/infer`, or undefined for any other URL. */
@@ -58,6 +61,7 @@ export function inferFastPath(
     const length = Number(request.headers['content-length']);
     if (!(length >= 0 && length <= smallBody) || request.headers.expect !== undefined) return false;
     if (request.headers['transfer-encoding'] !== undefined || deps.isClosing()) return false;
+    if (!deps.admits(request.headers.authorization)) return false;
     const route = deps.lifecycle.cachedRoute(jobId);
     if (!route) return false;
     forward(deps, route, request, response, length);

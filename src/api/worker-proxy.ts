@@ -21,6 +21,8 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'proxy-connection',
   'host',
+  // The caller's API key is the router's business; a worker never sees it.
+  'authorization',
 ]);
 
 /** The end-to-end headers of a request or response, as a plain object for the next hop. */

@@ -12,11 +12,19 @@ import { Router } from '../router.js';
 import { buildImage } from '../runtime/docker/image-builder.js';
 import { VERSION } from '../version.js';
 import { chooseRuntime, openStore } from './backends.js';
+import { ensureGeneratedKey } from './generated-key.js';
 
 async function start(): Promise<void> {
   const configured = loadConfig();
   const logger = pino({ level: configured.logLevel, base: { service: 'modeldock-router' } });
   const { runtime, why, config } = await chooseRuntime(configured, logger);
+  const auth = config.auth;
+  const access =
+    auth.mode === 'none'
+      ? `no API key configured: listening on ${config.host} only, no key asked`
+      : auth.mode === 'off'
+        ? `MODELDOCK_AUTH=off: no key asked on ${config.host}`
+        : `API keys required on ${config.host}`;
   logger.info(
     {
       version: VERSION,
@@ -25,9 +33,27 @@ async function start(): Promise<void> {
       store: config.store.replace(/\/\/[^@/]*@/, '//***@'),
       models: config.modelsDir,
       datasets: config.datasetsDir,
+      host: config.host,
+      auth: auth.mode,
     },
-    `modeldock ${VERSION} starting with the ${runtime.kind} runtime (${why})`,
+    `modeldock ${VERSION} starting with the ${runtime.kind} runtime (${why}); ${access}`,
   );
+  if (auth.mode === 'off') {
+    logger.warn(
+      { host: config.host },
+      'MODELDOCK_AUTH=off: anyone who can reach this port can create containers on the engine; use it only on a trusted network',
+    );
+  }
+  if (auth.generatedKeyFile !== undefined) {
+    const file = auth.generatedKeyFile;
+    const created = ensureGeneratedKey(file);
+    logger.warn(
+      { file, created },
+      `no API key configured: ${created ? 'generated' : 'using the generated'} admin key in ${file} (mode 0600); ` +
+        `read it with \`docker exec <router container> cat ${file}\` and send it as Authorization: Bearer <key>, ` +
+        'or set MODELDOCK_API_KEY / MODELDOCK_API_KEY_FILE',
+    );
+  }
   const router = await Router.create({ config, store: await openStore(config), runtime, logger });
   const address = await router.listen();
   logger.info({ address }, `modeldock router listening on ${address}`);
@@ -45,6 +71,8 @@ async function start(): Promise<void> {
       },
     );
   };
+  // Rotation without downtime: the key files are re-read, requests in flight are unaffected.
+  process.on('SIGHUP', () => router.reloadKeys());
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

@@ -29,7 +29,8 @@ export async function spawnRouter(
         ['--max-semi-space-size=8', path.join(REPO_ROOT, 'dist/cli/main.js'), 'start'];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env, MODELDOCK_PORT: String(port), MODELDOCK_HOST: '127.0.0.1' },
+    // Loopback unless the test asks for another address (MODELDOCK_HOST: '' for the default).
+    env: { ...process.env, MODELDOCK_HOST: '127.0.0.1', ...env, MODELDOCK_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.pipe(log, { end: false });

@@ -47,6 +47,8 @@ export async function startTestRouter(
     store?: (dir: string) => Store;
     runtime?: (config: Config) => Runtime;
     dataDir?: string;
+    /** API keys to require (MODELDOCK_API_KEY / MODELDOCK_INFER_KEY); without them no key is asked. */
+    keys?: { admin?: string; infer?: string };
   } = {},
 ): Promise<TestRouter> {
   const instance = options.instance ?? uniqueInstance();
@@ -62,6 +64,8 @@ export async function startTestRouter(
       MODELDOCK_WORKER_MEMORY: '1g',
       MODELDOCK_RECONCILE_INTERVAL_MS: '2000',
       MODELDOCK_LOG_LEVEL: process.env.MODELDOCK_TEST_LOG_LEVEL ?? 'warn',
+      ...(options.keys?.admin ? { MODELDOCK_API_KEY: options.keys.admin } : {}),
+      ...(options.keys?.infer ? { MODELDOCK_INFER_KEY: options.keys.infer } : {}),
       ...options.env,
     },
     REPO_ROOT,
@@ -123,19 +127,31 @@ export async function instanceContainers(docker: Dockerode, instance: string) {
   return docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${instance}`] } });
 }
 
+/** `Authorization` header for a key, to pass as `headers` below. */
+export function bearer(key: string): Record<string, string> {
+  return { authorization: `Bearer ${key}` };
+}
+
 /** POST JSON and return status and parsed body. */
-export async function postJson(url: string, body: unknown): Promise<{ status: number; body: any }> {
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
 
-export async function getJson(url: string): Promise<{ status: number; body: any }> {
-  const response = await fetch(url, { headers: { accept: 'application/json' } });
+export async function getJson(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
+  const response = await fetch(url, { headers: { accept: 'application/json', ...headers } });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }

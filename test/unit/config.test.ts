@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, parseBytes } from '../../src/config.js';
+import { ConfigError, isLoopback, loadConfig, parseBytes, readKeys } from '../../src/config.js';
 
 describe('configuration', () => {
   it('has the documented defaults', () => {
@@ -54,5 +56,85 @@ describe('configuration', () => {
     assert.equal(parseBytes('2g'), 2 * 1024 ** 3);
     assert.equal(parseBytes('1.5GiB'), 1.5 * 1024 ** 3);
     assert.equal(parseBytes('-1'), undefined);
+  });
+
+  it('without a key listens on loopback only and asks for none', () => {
+    const config = loadConfig({});
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.auth.mode, 'none');
+    assert.equal(config.maxServers, 64);
+  });
+
+  it('refuses a non-loopback address without a key, naming both fixes', () => {
+    for (const host of ['0.0.0.0', '::', '192.168.1.10']) {
+      assert.throws(
+        () => loadConfig({ MODELDOCK_HOST: host }),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError);
+          assert.match(e.message, /MODELDOCK_API_KEY/);
+          assert.match(e.message, /MODELDOCK_AUTH=off/);
+          return true;
+        },
+        host,
+      );
+    }
+    assert.equal(loadConfig({ MODELDOCK_HOST: '127.0.0.2' }).host, '127.0.0.2');
+    assert.equal(loadConfig({ MODELDOCK_HOST: 'localhost' }).host, 'localhost');
+  });
+
+  it('listens on all interfaces with a key, or with the explicit opt-out', () => {
+    const keyed = loadConfig({ MODELDOCK_API_KEY: 'a'.repeat(32) });
+    assert.equal(keyed.host, '0.0.0.0');
+    assert.equal(keyed.auth.mode, 'keys');
+    assert.deepEqual(readKeys(keyed.auth), { admin: ['a'.repeat(32)], infer: [] });
+    const off = loadConfig({ MODELDOCK_AUTH: 'off', MODELDOCK_HOST: '0.0.0.0' });
+    assert.equal(off.auth.mode, 'off');
+    assert.equal(off.host, '0.0.0.0');
+    assert.throws(() => loadConfig({ MODELDOCK_AUTH: 'maybe' }), /MODELDOCK_AUTH/);
+    assert.throws(() => loadConfig({ MODELDOCK_METRICS_PUBLIC: 'yes' }), /MODELDOCK_METRICS_PUBLIC/);
+  });
+
+  it('refuses short keys and keys with spaces', () => {
+    assert.throws(() => loadConfig({ MODELDOCK_API_KEY: 'secret' }), /MODELDOCK_API_KEY.*at least 16/);
+    assert.throws(
+      () => loadConfig({ MODELDOCK_INFER_KEY: 'a key with spaces inside' }),
+      /MODELDOCK_INFER_KEY/,
+    );
+  });
+
+  it('reads key files one key a line, skipping blanks and comments', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-keys-'));
+    const admin = path.join(dir, 'admin');
+    const infer = path.join(dir, 'infer');
+    await writeFile(admin, `# rotated 2026-11\n${'n'.repeat(20)}\n\n  ${'o'.repeat(20)}  \n`);
+    await writeFile(infer, `${'i'.repeat(20)}\n`);
+    const config = loadConfig({ MODELDOCK_API_KEY_FILE: admin, MODELDOCK_INFER_KEY_FILE: infer });
+    assert.equal(config.auth.mode, 'keys');
+    assert.deepEqual(readKeys(config.auth), {
+      admin: ['n'.repeat(20), 'o'.repeat(20)],
+      infer: ['i'.repeat(20)],
+    });
+    await writeFile(admin, '# nothing yet\n');
+    await writeFile(infer, '');
+    assert.throws(() => readKeys(config.auth), /hold no key/);
+    const missing = loadConfig({ MODELDOCK_API_KEY_FILE: path.join(dir, 'absent') });
+    assert.throws(() => readKeys(missing.auth), /MODELDOCK_API_KEY_FILE: cannot read/);
+  });
+
+  it('uses a generated key file only when no key is configured and auth is on', () => {
+    const generated = { MODELDOCK_GENERATED_KEY_FILE: '/data/api-key' };
+    assert.equal(loadConfig(generated).auth.generatedKeyFile, '/data/api-key');
+    assert.equal(loadConfig(generated).auth.mode, 'keys');
+    assert.equal(
+      loadConfig({ ...generated, MODELDOCK_API_KEY: 'k'.repeat(20) }).auth.generatedKeyFile,
+      undefined,
+    );
+    assert.equal(loadConfig({ ...generated, MODELDOCK_AUTH: 'off' }).auth.generatedKeyFile, undefined);
+  });
+
+  it('knows loopback addresses', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost'])
+      assert.ok(isLoopback(host), host);
+    for (const host of ['0.0.0.0', '::', '10.0.0.1', 'example.com']) assert.ok(!isLoopback(host), host);
   });
 });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { KeyRing } from '../../src/api/auth.js';
 import { SMALL_BODY_BYTES, inferFastPath, inferJobOf } from '../../src/api/infer-fast-path.js';
 import type { Route } from '../../src/lifecycle/lifecycle.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
@@ -65,6 +66,8 @@ describe('inference hot path', () => {
   const invalidated: string[] = [];
   const observed: [string, number][] = [];
   let closing = false;
+  const INFER_KEY = 'infer-key-for-the-fast-path-test';
+  const keys = new KeyRing({ admin: [], infer: [INFER_KEY] });
   let router: http.Server;
   let url: string;
 
@@ -90,6 +93,7 @@ describe('inference hot path', () => {
       metrics: { observeInference: (jobId, status) => void observed.push([jobId, status]) },
       bodyLimitBytes: 1024 * 1024,
       isClosing: () => closing,
+      admits: (authorization) => keys.authorize(authorization, 'infer').ok,
     });
     // What the hot path declines, the "Fastify route" answers with 299 here.
     router = http.createServer((request, response) => {
@@ -115,7 +119,7 @@ describe('inference hot path', () => {
   ) =>
     fetch(`${url}${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${INFER_KEY}`, ...headers },
       body,
       ...(typeof body === 'string' ? {} : { duplex: 'half' }),
       ...(signal ? { signal } : {}),
@@ -133,6 +137,7 @@ describe('inference hot path', () => {
     assert.equal(received[0]!.body, '{"inputs":[]}');
     assert.equal(received[0]!.headers['x-trace'], 't1');
     assert.equal(received[0]!.headers['content-length'], '13');
+    assert.equal(received[0]!.headers.authorization, undefined, 'the caller’s key stays with the router');
     assert.deepEqual(observed, [['a1', 201]]);
   });
 
@@ -150,6 +155,17 @@ describe('inference hot path', () => {
     closing = false;
     for (const response of declined) assert.equal(response.status, 299);
     assert.equal(received.length, 0, 'nothing reached the worker');
+  });
+
+  it('leaves a request without a valid key to the route (which answers 401), nothing reaches the worker', async () => {
+    received.length = 0;
+    const declined = [
+      await post('/v2/models/a1/infer', '{}', { authorization: '' }),
+      await post('/v2/models/a1/infer', '{}', { authorization: 'Bearer not-the-key-at-all-no' }),
+      await post('/v2/models/a1/infer', '{}', { authorization: `Basic ${INFER_KEY}` }),
+    ];
+    for (const response of declined) assert.equal(response.status, 299);
+    assert.equal(received.length, 0);
   });
 
   it('answers an unreachable worker with a JSON worker_error and drops the cached route', async () => {
