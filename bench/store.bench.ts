@@ -73,6 +73,7 @@ function runningOperation(
     serverId,
     status: 'running',
     reason: 'request',
+    caller: 'key-0123456789ab',
     steps: [],
     warnings: [],
     error: null,

@@ -35,6 +35,7 @@ export function presentOperation(operation: OperationRecord) {
     server_id: operation.serverId,
     status: operation.status,
     reason: operation.reason,
+    caller: operation.caller,
     steps: operation.steps.map((s) => ({ name: s.name, started_at: s.startedAt, duration_ms: s.durationMs })),
     warnings: operation.warnings,
     error: operation.error,

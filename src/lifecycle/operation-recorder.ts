@@ -4,10 +4,12 @@
  * reads to see where the time went.
  */
 import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
 import { errorMessage, isModeldockError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { OperationRecord, OperationType, StepName } from '../store/records.js';
 import type { Store } from '../store/store.js';
+import { currentCaller } from './caller.js';
 import type { EventBus } from './event-bus.js';
 
 export class OperationRecorder {
@@ -16,11 +18,12 @@ export class OperationRecorder {
     private readonly store: Store,
     private readonly metrics: Metrics,
     private readonly events: EventBus,
+    private readonly logger: Logger,
     private readonly startedAtMs: number,
   ) {}
 
   static async begin(
-    deps: { store: Store; metrics: Metrics; events: EventBus },
+    deps: { store: Store; metrics: Metrics; events: EventBus; logger: Logger },
     init: { operationId?: string; type: OperationType; jobId: string; reason: string; warnings?: string[] },
   ): Promise<OperationRecorder> {
     const now = Date.now();
@@ -31,6 +34,8 @@ export class OperationRecorder {
       serverId: null,
       status: 'running',
       reason: init.reason,
+      // Whoever's request this runs in (lifecycle/caller.ts); `system` for the router's own work.
+      caller: currentCaller(),
       steps: [],
       warnings: init.warnings ?? [],
       error: null,
@@ -39,7 +44,7 @@ export class OperationRecorder {
       durationMs: null,
     };
     await deps.store.insertOperation(record);
-    return new OperationRecorder(record, deps.store, deps.metrics, deps.events, now);
+    return new OperationRecorder(record, deps.store, deps.metrics, deps.events, deps.logger, now);
   }
 
   get id(): string {
@@ -100,6 +105,11 @@ export class OperationRecorder {
     this.metrics.operations.inc({ type: this.record.type, outcome: status });
     this.metrics.operationDuration.observe({ type: this.record.type }, durationMs / 1000);
     this.events.publish({ type: 'operation', operation: this.record });
+    const { operationId, type, jobId, serverId, reason, caller } = this.record;
+    this.logger.info(
+      { operationId, type, jobId, serverId, status, reason, caller, durationMs, code: error?.code },
+      `operation ${type} of job ${jobId} ${status} (caller ${caller})`,
+    );
     return this.record;
   }
 }

@@ -91,6 +91,11 @@ export interface OperationRecord {
   status: OperationStatus;
   /** Why it ran: `request`, `idle_timeout`, `lru`, `restart`, `recovery`, ... */
   reason: string;
+  /**
+   * Who asked: the key id of the request (`key-<fingerprint>`, never the key), `anonymous`
+   * when no key is asked for, `system` for work the router starts itself.
+   */
+  caller: string;
   steps: OperationStep[];
   warnings: string[];
   error: OperationError | null;

@@ -28,7 +28,9 @@ export type ServerPatch = Partial<
   Omit<ServerRecord, 'serverId' | 'number' | 'jobId' | 'kind' | 'version' | 'createdAt' | 'updatedAt'>
 >;
 
-export type OperationPatch = Partial<Omit<OperationRecord, 'operationId' | 'type' | 'jobId' | 'startedAt'>>;
+export type OperationPatch = Partial<
+  Omit<OperationRecord, 'operationId' | 'type' | 'jobId' | 'startedAt' | 'caller'>
+>;
 
 /**
  * Where modeldock keeps its state. Every backend passes test/contract/store.contract.ts.

@@ -1,6 +1,10 @@
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { describe, it } from 'node:test';
+import { MIGRATIONS } from '../../src/store/sqlite/schema.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { runStoreContract } from './store.contract.js';
 
@@ -24,4 +28,30 @@ runStoreContract('sqlite', async () => {
     },
   };
   return fixture;
+});
+
+describe('sqlite schema migration', () => {
+  it('opens a database from before callers were recorded: its operations say `unknown`', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-migrate-'));
+    const file = path.join(dir, 'modeldock.db');
+    const old = new Database(file);
+    old.exec('CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    old.exec(MIGRATIONS[0]!);
+    old.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', '1')").run();
+    old
+      .prepare(
+        `INSERT INTO operations (operation_id, type, job_id, status, reason, steps, warnings, started_at)
+         VALUES ('op-old', 'DEPLOY_CREATE', 'a1', 'succeeded', 'request', '[]', '[]', ?)`,
+      )
+      .run(new Date().toISOString());
+    old.close();
+    const store = new SqliteStore(file);
+    try {
+      await store.init();
+      assert.equal((await store.getOperation('op-old'))?.caller, 'unknown');
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

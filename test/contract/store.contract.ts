@@ -50,6 +50,7 @@ function operation(id: string, over: Partial<OperationRecord> = {}): OperationRe
     serverId: null,
     status: 'running',
     reason: 'request',
+    caller: 'key-0123456789ab',
     steps: [],
     warnings: [],
     error: null,

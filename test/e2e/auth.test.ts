@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { keyId } from '../../src/api/auth.js';
-import { DIGITS } from '../helpers/fixtures.js';
+import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { spawnRouter, type RouterProcess } from '../helpers/router-process.js';
 import {
@@ -137,6 +137,54 @@ describe('API keys and scopes on a real router', () => {
     assert.equal(server?.state, 'ready', 'the refused unload changed nothing');
   });
 
+  it('names the caller of every operation by key id: /v1/operations, the events stream, on-demand loads', async () => {
+    const controller = new AbortController();
+    const events = await fetch(`${router.url}/v1/events`, {
+      signal: controller.signal,
+      headers: bearer(ADMIN),
+    });
+    const reader = events.body!.getReader();
+    const streamed: { type: string; reason: string; caller: string }[] = [];
+    const reading = (async () => {
+      let text = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += Buffer.from(value).toString();
+        const frames = text.split('\n\n');
+        text = frames.pop()!;
+        for (const frame of frames) {
+          const data = /^data: (.*)$/m.exec(frame)?.[1];
+          if (frame.startsWith('event: operation') && data) streamed.push(JSON.parse(data).operation);
+        }
+        if (streamed.some((o) => o.reason === 'on_demand')) return;
+      }
+    })();
+    assert.equal((await postJson(`${router.url}/v1/jobs/a1/unload`, {}, bearer(ADMIN))).status, 200);
+    // The infer key's request loads the server on demand: that DEPLOY_LOAD is the infer key's.
+    assert.equal((await postJson(`${router.url}/v2/models/a1/infer`, inferBody, bearer(INFER))).status, 200);
+    await reading;
+    controller.abort();
+    assert.deepEqual(
+      streamed.map((o) => [o.type, o.reason, o.caller]),
+      [
+        ['DEPLOY_UNLOAD', 'request', keyId(ADMIN)],
+        ['DEPLOY_LOAD', 'on_demand', keyId(INFER)],
+      ],
+    );
+
+    const listed = await getJson(`${router.url}/v1/operations?job_id=a1`, bearer(ADMIN));
+    assert.deepEqual(
+      listed.body.operations.map((o: { type: string; caller: string }) => [o.type, o.caller]),
+      [
+        ['DEPLOY_LOAD', keyId(INFER)],
+        ['DEPLOY_UNLOAD', keyId(ADMIN)],
+        ['DEPLOY_CREATE', keyId(ADMIN)],
+      ],
+    );
+    assert.ok(!JSON.stringify(listed.body).includes(ADMIN), 'never the key itself');
+  });
+
   it('answers an undeclared method on a known path with 405 and Allow', async () => {
     const response = await call(`${router.url}/v1/jobs`, { method: 'PUT', headers: bearer(ADMIN) });
     assert.equal(response.status, 405);
@@ -185,6 +233,25 @@ describe('modeldock start: the safe default bind, the refusal, key rotation', ()
     await assert.rejects(fetch(`http://${outside.address}:${port}/healthz`), 'not reachable from outside');
     const first = JSON.parse((await readFile(log, 'utf8')).split('\n')[0]!);
     assert.match(first.msg, /no API key configured: listening on 127\.0\.0\.1 only/);
+
+    // The original README's TEMP request, verbatim, without a key: recorded as anonymous.
+    const temp = await call(`http://0.0.0.0:${port}/inference_router/`, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'Content-Type': 'application/json' },
+      body: ORIGIN_REQUESTS[4],
+    });
+    assert.equal(temp.status, 200, JSON.stringify(temp.body).slice(0, 300));
+    const operation = (await call(`${router.url}/v1/operations/${temp.body.operation_id}`)).body;
+    assert.equal(operation.caller, 'anonymous');
+    const logged = (await readFile(log, 'utf8'))
+      .split('\n')
+      .filter((line) => line.includes(temp.body.operation_id))
+      .map((line) => JSON.parse(line));
+    assert.deepEqual(
+      logged.map((line) => [line.type, line.status, line.caller]),
+      [['TEMP', 'succeeded', 'anonymous']],
+      'the operation’s log line names its caller',
+    );
   });
 
   it('refuses to listen on all interfaces without a key, naming both fixes', async () => {

@@ -78,6 +78,8 @@ interface OperationDoc {
   server_id: string | null;
   status: string;
   reason: string;
+  /** Absent on records written before keys existed. */
+  caller?: string;
   steps: { name: string; started_at: Date; duration_ms: number }[];
   warnings: string[];
   error: { code: string; message: string } | null;
@@ -520,6 +522,7 @@ function toOperationDoc(op: OperationRecord): OperationDoc {
     server_id: op.serverId,
     status: op.status,
     reason: op.reason,
+    caller: op.caller,
     steps: op.steps.map(toStepDoc),
     warnings: op.warnings,
     error: op.error,
@@ -537,6 +540,7 @@ function toOperation(doc: OperationDoc): OperationRecord {
     serverId: doc.server_id ?? null,
     status: doc.status as OperationRecord['status'],
     reason: doc.reason,
+    caller: doc.caller ?? 'unknown',
     steps: (doc.steps ?? []).map((s) => ({
       name: s.name as OperationRecord['steps'][number]['name'],
       startedAt: iso(s.started_at)!,

@@ -58,6 +58,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX operations_by_status ON operations (status);
   CREATE INDEX operations_by_server ON operations (server_id);
   `,
+  // Who asked for each operation; records from before keys existed say `unknown`.
+  `
+  ALTER TABLE operations ADD COLUMN caller TEXT NOT NULL DEFAULT 'unknown';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

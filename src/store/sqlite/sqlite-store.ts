@@ -225,8 +225,8 @@ export class SqliteStore implements Store {
       try {
         this.handle()
           .prepare(
-            `INSERT INTO operations (operation_id, type, job_id, server_id, status, reason, steps, warnings, error,
-               started_at, finished_at, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            `INSERT INTO operations (operation_id, type, job_id, server_id, status, reason, caller, steps, warnings,
+               error, started_at, finished_at, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           )
           .run(
             op.operationId,
@@ -235,6 +235,7 @@ export class SqliteStore implements Store {
             op.serverId,
             op.status,
             op.reason,
+            op.caller,
             JSON.stringify(op.steps),
             JSON.stringify(op.warnings),
             op.error === null ? null : JSON.stringify(op.error),
@@ -406,6 +407,7 @@ function toOperation(row: Row): OperationRecord {
     serverId: (row.server_id as string | null) ?? null,
     status: row.status as OperationRecord['status'],
     reason: row.reason as string,
+    caller: row.caller as string,
     steps: JSON.parse(row.steps as string) as OperationRecord['steps'],
     warnings: JSON.parse(row.warnings as string) as string[],
     error: row.error ? (JSON.parse(row.error as string) as OperationRecord['error']) : null,
