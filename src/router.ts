@@ -79,6 +79,11 @@ export class Router {
         memoryBudgetBytes: config.memoryBudgetBytes,
         warmPoolSize: config.warmPoolSize,
         readyTimeoutMs: config.readyTimeoutMs,
+        creationLimits: {
+          maxServers: config.maxServers,
+          concurrency: config.createConcurrency,
+          queue: config.createQueue,
+        },
         workerLimits: {
           memoryBytes: config.workerMemoryBytes,
           nanoCpus: Math.round(config.workerCpus * 1e9),

@@ -1,6 +1,7 @@
 /** How records look on the wire: snake_case, stable field names. */
 import type { OperationRecord, ServerRecord, JobRecord } from '../store/records.js';
 import type { OperationOutcome } from '../lifecycle/lifecycle.js';
+import type { CreationStatus } from '../lifecycle/creation-gate.js';
 import type { PoolStatus } from '../lifecycle/warm-pool.js';
 
 export function presentServer(server: ServerRecord) {
@@ -76,6 +77,18 @@ export function presentOriginalOutcome(outcome: OperationOutcome) {
     duration_ms: operation.durationMs,
     steps: operation.steps.map((s) => ({ name: s.name, duration_ms: s.durationMs })),
     ...(outcome.result === undefined ? {} : { result: outcome.result }),
+  };
+}
+
+/** `GET /v1/limits`: the bounds against exhaustion and how close the router is to them. */
+export function presentLimits(status: CreationStatus) {
+  return {
+    max_servers: status.maxServers,
+    live_servers: status.liveServers,
+    create_concurrency: status.concurrency,
+    creating: status.creating,
+    create_queue: status.queue,
+    queued: status.queued,
   };
 }
 

@@ -37,7 +37,8 @@ import { KeyedMutex } from './keyed-mutex.js';
 import { MemoryPolicy } from './memory-policy.js';
 import { WarmPool } from './warm-pool.js';
 import { OperationRecorder, newOperationId } from './operation-recorder.js';
-import { canTransition } from './state-machine.js';
+import { CreationGate, type CreationLimits } from './creation-gate.js';
+import { LIVE_STATES, canTransition } from './state-machine.js';
 
 export interface JobRequest {
   jobId: string;
@@ -79,6 +80,8 @@ export interface LifecycleOptions {
   readyTimeoutMs: number;
   workerLimits: WorkerLimits;
   stopTimeoutSeconds?: number;
+  /** Bounds on live servers and concurrent creations (creation-gate.ts); defaults when absent. */
+  creationLimits?: CreationLimits;
 }
 
 export interface LifecycleDeps {
@@ -114,8 +117,13 @@ export class Lifecycle {
 
   readonly memoryPolicy: MemoryPolicy;
   readonly pool: WarmPool;
+  readonly creations: CreationGate;
 
   constructor(private readonly deps: LifecycleDeps) {
+    this.creations = new CreationGate(
+      deps.options.creationLimits ?? { maxServers: 64, concurrency: 4, queue: 64 },
+      async () => (await deps.store.listServers({ states: LIVE_STATES })).length,
+    );
     this.pool = new WarmPool(
       deps.runtime,
       deps.workers,
@@ -150,10 +158,15 @@ export class Lifecycle {
 
   async deployCreate(request: JobRequest, reason = 'request'): Promise<OperationOutcome> {
     await this.validateRequest(request);
+    return this.creations.admit(() => this.deployCreateAdmitted(request, reason));
+  }
+
+  private async deployCreateAdmitted(request: JobRequest, reason: string): Promise<OperationOutcome> {
     return this.locks.run(request.jobId, async () => {
       const job = await this.deps.store.getJob(request.jobId);
       const server = await this.liveServer(request.jobId);
       if (job && server) this.assertSameJob(job, request);
+      if (!server) await this.creations.assertRoom();
       return this.runOperation('DEPLOY_CREATE', request, server, reason, async (rec) => {
         if (!job) await this.deps.store.ensureJob(request);
         else if (!server && (job.model !== request.model || job.dataset !== request.dataset)) {
@@ -213,8 +226,13 @@ export class Lifecycle {
   /** One-shot: create, load, infer over the dataset (or the given inputs), always remove. */
   async temp(request: TempRequest, reason = 'request'): Promise<OperationOutcome> {
     await this.validateRequest(request);
+    return this.creations.admit(() => this.tempAdmitted(request, reason));
+  }
+
+  private async tempAdmitted(request: TempRequest, reason: string): Promise<OperationOutcome> {
     return this.locks.run(request.jobId, async () => {
       const server = await this.liveServer(request.jobId);
+      await this.creations.assertRoom();
       return this.runOperation('TEMP', request, server, reason, async (rec) => {
         let temp = await this.newServer(rec, request, 'temp');
         let result: unknown;
@@ -384,27 +402,30 @@ export class Lifecycle {
     kind: ServerKind,
   ): Promise<ServerRecord> {
     return rec.step('record', async () => {
-      const number = await this.deps.store.allocateServerNumber();
-      const serverId = formatServerId(number);
-      const server = await this.deps.store.insertServer({
-        serverId,
-        number,
-        jobId: request.jobId,
-        model: request.model,
-        dataset: request.dataset,
-        kind,
-        state: 'creating',
-        reason: null,
-        runtime: this.deps.runtime.kind,
-        workerName: `${this.deps.options.instance}-${serverId}`,
-        workerId: null,
-        endpoint: null,
-        restarts: 0,
-        loadedAt: null,
-        lastUsedAt: null,
-        terminatedAt: null,
+      // Counted and recorded one at a time, so concurrent creations never overshoot MODELDOCK_MAX_SERVERS.
+      const server = await this.creations.record(async () => {
+        const number = await this.deps.store.allocateServerNumber();
+        const serverId = formatServerId(number);
+        return this.deps.store.insertServer({
+          serverId,
+          number,
+          jobId: request.jobId,
+          model: request.model,
+          dataset: request.dataset,
+          kind,
+          state: 'creating',
+          reason: null,
+          runtime: this.deps.runtime.kind,
+          workerName: `${this.deps.options.instance}-${serverId}`,
+          workerId: null,
+          endpoint: null,
+          restarts: 0,
+          loadedAt: null,
+          lastUsedAt: null,
+          terminatedAt: null,
+        });
       });
-      await rec.attachServer(serverId);
+      await rec.attachServer(server.serverId);
       this.publish(server);
       return server;
     });

@@ -7,7 +7,7 @@ import type { EventBus } from '../../lifecycle/event-bus.js';
 import type { Lifecycle, OperationOutcome } from '../../lifecycle/lifecycle.js';
 import { SERVER_STATES, OPERATION_TYPES, type ServerState, type OperationType } from '../../store/records.js';
 import type { Store } from '../../store/store.js';
-import { presentJob, presentOperation, presentPool, presentServer } from '../presenters.js';
+import { presentJob, presentLimits, presentOperation, presentPool, presentServer } from '../presenters.js';
 import { InferBody, JobBody, JobParams, OperationQuery, ServerQuery, TempBody } from '../schemas.js';
 
 export interface V1Deps {
@@ -175,6 +175,18 @@ export function v1Routes({
         },
       },
       async () => presentPool(lifecycle.pool.status()),
+    );
+
+    app.get(
+      '/limits',
+      {
+        schema: {
+          tags,
+          summary:
+            'Bounds against exhaustion: live servers against MODELDOCK_MAX_SERVERS, creations running and queued',
+        },
+      },
+      async () => presentLimits(await lifecycle.creations.status()),
     );
 
     app.post(
