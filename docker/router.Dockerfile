@@ -10,7 +10,12 @@ ENV NODE_ENV=production \
     MODELDOCK_STORE=sqlite:/data/modeldock.db \
     MODELDOCK_MODELS_DIR=/models \
     MODELDOCK_DATASETS_DIR=/datasets \
-    MODELDOCK_EXAMPLE_STORE=/app/example
+    MODELDOCK_EXAMPLE_STORE=/app/example \
+    MODELDOCK_HOST=0.0.0.0 \
+    MODELDOCK_GENERATED_KEY_FILE=/data/api-key
+# In a container the router listens on all interfaces, so it never runs without a key:
+# given none (MODELDOCK_API_KEY / _FILE) and no MODELDOCK_AUTH=off, it generates an admin
+# key into /data/api-key (mode 0600, kept on the volume) and logs how to read it.
 # The router talks to the Docker socket, which belongs to root on the host; workers it
 # creates run unprivileged.
 VOLUME ["/data"]

@@ -3,10 +3,11 @@
  * The modeldock command.
  *   modeldock start    run the router (default)
  *   modeldock images   build the worker (and router) images on this machine
+ *   modeldock api-key  print the admin key the router generated (MODELDOCK_GENERATED_KEY_FILE)
  */
 import Dockerode from 'dockerode';
 import { pino } from 'pino';
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadConfig, readKeys } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { Router } from '../router.js';
 import { buildImage } from '../runtime/docker/image-builder.js';
@@ -50,8 +51,8 @@ async function start(): Promise<void> {
     logger.warn(
       { file, created },
       `no API key configured: ${created ? 'generated' : 'using the generated'} admin key in ${file} (mode 0600); ` +
-        `read it with \`docker exec <router container> cat ${file}\` and send it as Authorization: Bearer <key>, ` +
-        'or set MODELDOCK_API_KEY / MODELDOCK_API_KEY_FILE',
+        'print it with `modeldock api-key` (in the router image: `docker exec <router container> node /app/router.mjs api-key`) ' +
+        'and send it as Authorization: Bearer <key>, or set MODELDOCK_API_KEY / MODELDOCK_API_KEY_FILE',
     );
   }
   const router = await Router.create({ config, store: await openStore(config), runtime, logger });
@@ -93,6 +94,19 @@ async function images(args: string[]): Promise<void> {
   }
 }
 
+/** The generated admin key, for an operator with a shell where the router runs (the image has no `cat`). */
+function printGeneratedKey(): void {
+  const auth = loadConfig().auth;
+  if (auth.generatedKeyFile === undefined) {
+    throw new ConfigError(
+      auth.mode === 'keys'
+        ? 'keys are configured (MODELDOCK_API_KEY / _FILE); no key was generated'
+        : 'no generated key: set MODELDOCK_GENERATED_KEY_FILE (the router image does)',
+    );
+  }
+  console.log(readKeys(auth).admin[0] ?? '');
+}
+
 async function main(): Promise<void> {
   const [command = 'start', ...args] = process.argv.slice(2);
   switch (command) {
@@ -100,12 +114,14 @@ async function main(): Promise<void> {
       return start();
     case 'images':
       return images(args);
+    case 'api-key':
+      return printGeneratedKey();
     case 'version':
     case '--version':
       console.log(VERSION);
       return;
     default:
-      console.error('usage: modeldock [start|images [worker|router]|version]');
+      console.error('usage: modeldock [start|images [worker|router]|api-key|version]');
       process.exit(2);
   }
 }

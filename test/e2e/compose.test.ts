@@ -11,10 +11,11 @@ import { ensureImage } from '../../src/runtime/docker/image-builder.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { REPO_ROOT, ROUTER_IMAGE, WORKER_IMAGE } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
-import { postJson, removeInstanceContainers, uniqueInstance } from '../helpers/router.js';
+import { bearer, postJson, removeInstanceContainers, uniqueInstance } from '../helpers/router.js';
 
 const run = promisify(execFile);
 const docker = new Dockerode();
+const KEY = 'compose-admin-key-0123456789';
 
 describe('compose.yaml', () => {
   const instance = uniqueInstance('cmp');
@@ -36,6 +37,7 @@ describe('compose.yaml', () => {
       MODELDOCK_ROUTER_IMAGE: ROUTER_IMAGE,
       MODELDOCK_WORKER_IMAGE: WORKER_IMAGE,
       MODELDOCK_NETWORK_NAME: `${instance}_net`,
+      MODELDOCK_API_KEY: KEY,
     };
   });
   after(async () => {
@@ -63,9 +65,14 @@ describe('compose.yaml', () => {
       if (Date.now() > deadline) throw new Error((await compose('logs', '--tail=30', 'router')).stdout);
       await new Promise((resolve) => setTimeout(resolve, interval));
     }
+    assert.equal(
+      (await postJson(`${url}/inference_router/`, ORIGIN_REQUESTS[0])).status,
+      401,
+      'a key is asked',
+    );
     const states: string[] = [];
     for (const body of ORIGIN_REQUESTS) {
-      const response = await postJson(`${url}/inference_router/`, body);
+      const response = await postJson(`${url}/inference_router/`, body, bearer(KEY));
       assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 400));
       states.push(response.body.state);
     }

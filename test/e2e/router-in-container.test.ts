@@ -10,12 +10,13 @@ import Dockerode from 'dockerode';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { PassThrough } from 'node:stream';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ensureImage } from '../../src/runtime/docker/image-builder.js';
 import { LABELS } from '../../src/runtime/runtime.js';
 import { DATASETS_DIR, MODELS_DIR, ROUTER_IMAGE, WORKER_IMAGE } from '../helpers/paths.js';
-import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../helpers/router.js';
+import { bearer, getJson, postJson, removeInstanceContainers, uniqueInstance } from '../helpers/router.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 
 const docker = new Dockerode();
@@ -41,7 +42,13 @@ async function waitHealthy(url: string, container: Dockerode.Container): Promise
   }
 }
 
-async function runRouter(name: string, network: string, instance: string, binds: string[]) {
+async function runRouter(
+  name: string,
+  network: string,
+  instance: string,
+  binds: string[],
+  env: string[] = [],
+) {
   const container = await docker.createContainer({
     name,
     Image: ROUTER_IMAGE,
@@ -49,6 +56,7 @@ async function runRouter(name: string, network: string, instance: string, binds:
       `MODELDOCK_INSTANCE=${instance}`,
       `MODELDOCK_WORKER_IMAGE=${WORKER_IMAGE}`,
       'MODELDOCK_LOG_LEVEL=info',
+      ...env,
     ],
     ExposedPorts: { '8080/tcp': {} },
     HostConfig: {
@@ -57,11 +65,27 @@ async function runRouter(name: string, network: string, instance: string, binds:
       PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
     },
   });
+  return { container, url: await startRouter(container) };
+}
+
+async function startRouter(container: Dockerode.Container): Promise<string> {
   await container.start();
   const port = (await container.inspect()).NetworkSettings.Ports['8080/tcp']![0]!.HostPort;
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(url, container);
-  return { container, url };
+  return url;
+}
+
+/** Runs a command in the container and returns its standard output. */
+async function exec(container: Dockerode.Container, cmd: string[]): Promise<string> {
+  const run = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await run.start({});
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (chunk: Buffer) => chunks.push(chunk));
+  docker.modem.demuxStream(stream, out, process.stderr);
+  await new Promise((resolve) => stream.on('end', resolve));
+  return Buffer.concat(chunks).toString();
 }
 
 describe('router in a container with the Docker socket (the original deployment)', () => {
@@ -101,18 +125,27 @@ describe('router in a container with the Docker socket (the original deployment)
   it('serves the five original requests from a host-mounted store, workers reached by name', async () => {
     const instance = uniqueInstance('dind');
     instances.push(instance);
-    const { container, url } = await runRouter(`router-${instance}`, network, instance, [
-      `${hostStore}/models:/models:ro`,
-      `${hostStore}/datasets:/datasets:ro`,
-    ]);
+    const key = 'container-admin-key-0123456789';
+    const { container, url } = await runRouter(
+      `router-${instance}`,
+      network,
+      instance,
+      [`${hostStore}/models:/models:ro`, `${hostStore}/datasets:/datasets:ro`],
+      [`MODELDOCK_API_KEY=${key}`],
+    );
     routers.push(container);
+    assert.equal((await postJson(`${url}/inference_router/`, requests[0]!)).status, 401, 'a key is asked');
 
     for (const body of requests) {
-      const response = await postJson(`${url}/inference_router/`, body);
+      const response = await postJson(`${url}/inference_router/`, body, bearer(key));
       assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 500));
     }
     // m-host exists only in the host store mounted into the router.
-    const created = await postJson(`${url}/v1/jobs`, { job_id: 'h1', model: 'm-host', dataset: 'ds-550' });
+    const created = await postJson(
+      `${url}/v1/jobs`,
+      { job_id: 'h1', model: 'm-host', dataset: 'ds-550' },
+      bearer(key),
+    );
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const server = created.body.server;
     assert.equal(server.endpoint, `http://${server.container_name}:8000`, 'reached by name');
@@ -123,23 +156,46 @@ describe('router in a container with the Docker socket (the original deployment)
     assert.equal(modelsMount?.Source, `${hostStore}/models`, 'the host path, translated');
     assert.equal(worker.Config.Labels[LABELS.instance], instance);
 
-    const infer = await postJson(`${url}/v2/models/h1/infer`, {
-      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
-      outputs: [{ name: 'label' }],
-    });
+    const infer = await postJson(
+      `${url}/v2/models/h1/infer`,
+      {
+        inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
+        outputs: [{ name: 'label' }],
+      },
+      bearer(key),
+    );
     assert.equal(infer.status, 200, JSON.stringify(infer.body));
     assert.deepEqual(infer.body.outputs[0].data, [record.label]);
   });
 
-  it('without a mounted store, serves the example store from the image', async () => {
+  it('without a mounted store or a key: serves the example store with a generated admin key that survives restarts', async () => {
     const instance = uniqueInstance('dinx');
     instances.push(instance);
     const { container, url } = await runRouter(`router-${instance}`, network, instance, []);
     routers.push(container);
-    const temp = await postJson(`${url}/inference_router/`, requests[4]!);
+    assert.equal((await postJson(`${url}/inference_router/`, requests[4]!)).status, 401);
+
+    const printKey = ['node', '/app/router.mjs', 'api-key'];
+    const key = (await exec(container, printKey)).trim();
+    assert.match(key, /^[A-Za-z0-9_-]{43}$/, 'a random 256-bit key');
+    const mode =
+      "const s=require('fs').statSync('/data/api-key');console.log((s.mode&0o777).toString(8),s.uid)";
+    assert.equal((await exec(container, ['node', '-e', mode])).trim(), '600 0');
+    const logs = (await container.logs({ stdout: true, stderr: true })).toString();
+    assert.match(logs, /generated admin key in \/data\/api-key/);
+    assert.match(logs, /docker exec <router container> node \/app\/router.mjs api-key/);
+    assert.ok(!logs.includes(key), 'the key itself is never logged');
+
+    const temp = await postJson(`${url}/inference_router/`, requests[4]!, bearer(key));
     assert.equal(temp.status, 200, JSON.stringify(temp.body).slice(0, 500));
     assert.equal(temp.body.result.correct, 527);
-    const models = await getJson(`${url}/v1/models`);
+    const models = await getJson(`${url}/v1/models`, bearer(key));
     assert.deepEqual(models.body.models, ['m-131']);
+
+    // Same volume, same key: clients holding it keep working across a restart.
+    await container.stop();
+    const again = await startRouter(container);
+    assert.equal((await exec(container, printKey)).trim(), key);
+    assert.equal((await getJson(`${again}/v1/models`, bearer(key))).status, 200);
   });
 });

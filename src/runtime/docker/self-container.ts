@@ -93,7 +93,17 @@ async function seedVolume(
       Entrypoint: ['node', '-e', script],
       Cmd: [directory],
       Labels: { [LABELS.instance]: instance, 'modeldock.role': 'seed' },
-      HostConfig: { Mounts: [{ Type: 'volume', Source: volume, Target: '/target' }], NetworkMode: 'none' },
+      HostConfig: {
+        Mounts: [{ Type: 'volume', Source: volume, Target: '/target' }],
+        NetworkMode: 'none',
+        // A copy needs no privileges: root only because a fresh volume belongs to root.
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        ReadonlyRootfs: true,
+        Memory: 256 * 1024 ** 2,
+        NanoCpus: 1e9,
+        PidsLimit: 64,
+      },
     });
     if (exitCode !== 0)
       throw new RuntimeUnavailableError(`copying ${directory} into volume ${volume} failed`);
