@@ -7,6 +7,9 @@ import { InvalidInputError } from './errors.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** The whole rule (no `..` either) as one JSON Schema pattern, for request schemas and the OpenAPI document. */
+export const ID_PATTERN_SOURCE = '^(?!.*\\.\\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
+
 export function validateId(kind: 'job_id' | 'model' | 'dataset' | 'name', value: unknown): string {
   if (typeof value !== 'string' || value === '') {
     throw new InvalidInputError(`${kind} must be a non-empty string`);

@@ -18,6 +18,8 @@ import type { KeyRing } from './auth.js';
 import { installAuth } from './auth-hook.js';
 import { errorHandler, notFoundHandler } from './error-mapping.js';
 import { inferFastPath } from './infer-fast-path.js';
+import { installMethodNotAllowed } from './method-not-allowed.js';
+import { openapiOptions } from './openapi.js';
 import { healthRoutes } from './routes/health.js';
 import { originalRoutes } from './routes/original.js';
 import { v1Routes } from './routes/v1.js';
@@ -65,6 +67,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes,
+    // Ids are up to 128 characters (and get a clear 400 beyond); Fastify's default of 100 would answer 414 first.
+    maxParamLength: 16 * 1024,
     // Per-request log lines would dominate the hot path; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
     // Wrong types are errors, not something to coerce: `"job_id": 7` is a 400.
@@ -74,6 +78,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // First, so every route (and the 404 handler) sees it: 401 before anything else.
   installAuth(app, deps.keys, { metricsPublic: deps.metricsPublic });
+  installMethodNotAllowed(app);
   // The API speaks JSON only; other bodies get a clear 415 instead of a confusing 400.
   app.removeContentTypeParser('text/plain');
   app.addHook('preClose', async () => {
@@ -82,17 +87,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'modeldock router',
-        version: deps.version,
-        description:
-          'Control plane for AI model serving on Docker: the original POC endpoint, a resource API (/v1) and the Open Inference Protocol (/v2).',
-      },
-    },
-  });
+  await app.register(
+    swagger,
+    openapiOptions({ version: deps.version, auth: deps.keys.enabled, metricsPublic: deps.metricsPublic }),
+  );
 
   await app.register(healthRoutes(deps));
   await app.register(originalRoutes(deps.lifecycle));

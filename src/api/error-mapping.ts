@@ -69,23 +69,8 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   void reply.code(status).send(body);
 }
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
-
-/** 405 with `Allow` for a path some route serves with other methods; 404 otherwise. */
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {
-  const path = request.url.split('?')[0]!;
-  const allowed = METHODS.filter((method) => request.server.findRoute({ method, url: path }) !== null);
-  if (allowed.length > 0) {
-    void reply
-      .code(405)
-      .header('allow', allowed.join(', '))
-      .send({
-        error: {
-          code: 'method_not_allowed',
-          message: `${request.method} is not allowed on ${path}; use ${allowed.join(', ')}`,
-        },
-      });
-    return;
-  }
-  void reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${path}` } });
+  void reply.code(404).send({
+    error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` },
+  });
 }

@@ -1,15 +1,15 @@
 /** Request schemas: each is both the validation and the TypeScript type of its route. */
 import { Type, type Static } from '@sinclair/typebox';
+import { ID_PATTERN_SOURCE } from '../ids.js';
+import { OPERATION_TYPES, SERVER_STATES } from '../store/records.js';
 
-const idPattern = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
+// The same rule validateId enforces, so the schema (and the OpenAPI document) say exactly what is accepted.
+const id = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 128, pattern: ID_PATTERN_SOURCE, description });
 
-export const JobId = Type.String({ minLength: 1, maxLength: 128, description: 'Job id' });
-export const ModelId = Type.String({
-  minLength: 1,
-  maxLength: 128,
-  description: 'Model id in the model store',
-});
-export const DatasetId = Type.String({ minLength: 1, maxLength: 128, description: 'Dataset id' });
+export const JobId = id('Job id');
+export const ModelId = id('Model id in the model store');
+export const DatasetId = id('Dataset id');
 
 export const OriginalOperation = Type.Union(
   ['DEPLOY_CREATE', 'DEPLOY_LOAD', 'DEPLOY_UNLOAD', 'TERMINATE', 'TEMP'].map((v) => Type.Literal(v)),
@@ -49,7 +49,7 @@ export const TempBody = Type.Object(
 );
 export type TempBody = Static<typeof TempBody>;
 
-export const JobParams = Type.Object({ job_id: Type.String({ pattern: idPattern }) });
+export const JobParams = Type.Object({ job_id: JobId });
 export type JobParams = Static<typeof JobParams>;
 
 export const InferBody = Type.Object(
@@ -63,9 +63,16 @@ export const InferBody = Type.Object(
 );
 export type InferBody = Static<typeof InferBody>;
 
+const stateNames = SERVER_STATES.join('|');
+
 export const ServerQuery = Type.Object({
   job_id: Type.Optional(Type.String()),
-  state: Type.Optional(Type.String()),
+  state: Type.Optional(
+    Type.String({
+      pattern: `^ *(${stateNames}) *(, *(${stateNames}) *)*$`,
+      description: 'One state or several, comma-separated',
+    }),
+  ),
   kind: Type.Optional(Type.Union([Type.Literal('job'), Type.Literal('temp')])),
 });
 export type ServerQuery = Static<typeof ServerQuery>;
@@ -73,7 +80,7 @@ export type ServerQuery = Static<typeof ServerQuery>;
 export const OperationQuery = Type.Object({
   job_id: Type.Optional(Type.String()),
   server_id: Type.Optional(Type.String()),
-  type: Type.Optional(Type.String()),
+  type: Type.Optional(Type.Union(OPERATION_TYPES.map((t) => Type.Literal(t)))),
   status: Type.Optional(
     Type.Union([Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed')]),
   ),

@@ -209,7 +209,11 @@ export function v1Routes({
 
     app.get(
       '/events',
-      { schema: { tags, summary: 'Server-sent events: server state changes and finished operations' } },
+      {
+        // A HEAD would open a stream that never ends.
+        exposeHeadRoute: false,
+        schema: { tags, summary: 'Server-sent events: server state changes and finished operations' },
+      },
       async (request, reply) => {
         const abort = new AbortController();
         request.raw.on('close', () => abort.abort());
