@@ -83,6 +83,13 @@ for (const mode of ['keys', 'auth off'] as const) {
     });
 
     it('finds nothing with every check over every phase', { timeout: 600_000 }, async () => {
+      // The job test/python/schemathesis.toml points the fuzzer at.
+      const seeded = await fetch(`${router.url}/v1/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ job_id: 'f1', model: 'm-131', dataset: 'ds-550' }),
+      });
+      assert.equal(seeded.status, 201);
       const reportDir = path.join(dir, 'report');
       const args = [
         '--config-file',
