@@ -8,15 +8,16 @@
  * and the client a third (this one), so the router's CPU counter holds the router's work
  * only. Budget (issue #12): at most 5 µs added per request.
  *
- *   node --import tsx bench/auth.bench.ts     (BENCH_REQUESTS: 20000 per round; BENCH_ROUNDS: 5)
+ *   node --import tsx bench/auth.bench.ts     (BENCH_REQUESTS: 20000 per round; BENCH_ROUNDS: 7)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { Pool } from 'undici';
+import { KeyRing } from '../src/api/auth.js';
 import { machine, summarize, table, writeResult } from './lib/stats.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const CONCURRENCY = 8;
 const KEY = 'bench-infer-key-0123456789abcdef0123456789';
 const BODY = JSON.stringify({
@@ -83,6 +84,30 @@ async function load(pool: Pool, count: number, headers: Record<string, string>):
   await Promise.all(Array.from({ length: CONCURRENCY }, lane));
 }
 
+/**
+ * The one thing auth adds to the hot path, timed alone in this process: CPU per
+ * `authorize` call with the right key among 1 and among 10 keys (every key is compared).
+ */
+function checkAlone() {
+  const time = (ring: KeyRing) => {
+    const header = `Bearer ${KEY}`;
+    const calls = 200_000;
+    const rounds: number[] = [];
+    for (let round = 0; round < 7; round++) {
+      const before = process.cpuUsage();
+      for (let i = 0; i < calls; i++) if (!ring.authorize(header, 'infer').ok) throw new Error('refused');
+      const used = process.cpuUsage(before);
+      rounds.push((used.user + used.system) / calls);
+    }
+    return summarize(rounds.slice(1));
+  };
+  const others = Array.from({ length: 9 }, (_, i) => `other-infer-key-${i}-0123456789abcdef`);
+  return {
+    one_key: time(new KeyRing({ admin: [], infer: [KEY] })),
+    ten_keys: time(new KeyRing({ admin: others.slice(0, 4), infer: [...others.slice(4), KEY] })),
+  };
+}
+
 async function main(): Promise<void> {
   const worker = await startWorker();
   const variants: { name: string; key: string | undefined; headers: Record<string, string> }[] = [
@@ -108,6 +133,7 @@ async function main(): Promise<void> {
     for (const r of [...routers, worker]) r.child.kill();
   }
   const summaries = perRequest.map((values) => summarize(values));
+  const check = checkAlone();
   const added = perRequest[1]!.map((on, round) => on - perRequest[0]![round]!);
   const addedSummary = summarize(added);
   const result = {
@@ -118,6 +144,7 @@ async function main(): Promise<void> {
     cpu_us_per_request: Object.fromEntries(variants.map((v, i) => [v.name, summaries[i]])),
     added_us_per_request: addedSummary,
     budget_us: 5,
+    check_alone_us: check,
   };
   writeResult('auth', result);
   console.log(
@@ -129,6 +156,11 @@ async function main(): Promise<void> {
           `${summaries[i]!.median.toFixed(2)} µs`,
           `${summaries[i]!.min.toFixed(2)}–${summaries[i]!.max.toFixed(2)} µs`,
         ]),
+        [
+          'the check alone (KeyRing.authorize; 1 key / 10 keys)',
+          `${check.one_key.median.toFixed(2)} / ${check.ten_keys.median.toFixed(2)} µs`,
+          '',
+        ],
         [
           'added by auth (round by round)',
           `${addedSummary.median.toFixed(2)} µs`,
