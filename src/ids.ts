@@ -7,6 +7,8 @@ import { InvalidInputError } from './errors.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+export const ID_RULE = "is not a valid id: use letters, digits, '.', '_' and '-' (at most 128, no '..')";
+
 /** The whole rule (no `..` either) as one JSON Schema pattern, for request schemas and the OpenAPI document. */
 export const ID_PATTERN_SOURCE = '^(?!.*\\.\\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
 
@@ -15,9 +17,7 @@ export function validateId(kind: 'job_id' | 'model' | 'dataset' | 'name', value:
     throw new InvalidInputError(`${kind} must be a non-empty string`);
   }
   if (!ID_PATTERN.test(value) || value.includes('..')) {
-    throw new InvalidInputError(
-      `${kind} "${value.slice(0, 140)}" is not a valid id: use letters, digits, '.', '_' and '-' (at most 128, no '..')`,
-    );
+    throw new InvalidInputError(`${kind} "${value.slice(0, 140)}" ${ID_RULE}`);
   }
   return value;
 }

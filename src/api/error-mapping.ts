@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, isModeldockError } from '../errors.js';
+import { ID_PATTERN_SOURCE, ID_RULE } from '../ids.js';
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
@@ -33,9 +34,15 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
   }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
+    const first = fastifyError.validation[0];
+    // An id refused by its schema pattern gets validateId's words, not the regular expression.
+    const message =
+      first?.keyword === 'pattern' && first.params.pattern === ID_PATTERN_SOURCE
+        ? `${fastifyError.validationContext ?? 'request'}${first.instancePath.replaceAll('/', '.').replace(/^\./, '/')} ${ID_RULE}`
+        : fastifyError.message;
     return {
       status: 400,
-      body: { error: { code: 'invalid_input', message: `invalid request: ${fastifyError.message}` } },
+      body: { error: { code: 'invalid_input', message: `invalid request: ${message}` } },
     };
   }
   switch (fastifyError.code) {

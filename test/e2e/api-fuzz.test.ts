@@ -1,6 +1,6 @@
 /**
  * The API contract, proven by a fuzzer: Schemathesis (test/python/requirements.txt) runs
- * every check (`--checks all`) over all its phases (examples, coverage, fuzzing, stateful)
+ * every check (`--checks all`, use_after_free apart: see below) over all its phases (examples, coverage, fuzzing, stateful)
  * against a real router on the process runtime, once with keys and once with auth off,
  * and must find nothing: every status a route answers is declared, schemas say exactly
  * what handlers accept, undeclared methods get 405 with `Allow`, no 5xx. With keys, its
@@ -98,6 +98,11 @@ for (const mode of ['keys', 'auth off'] as const) {
         `${router.url}/openapi.json`,
         '--checks',
         'all',
+        // Every check but one: DELETE /v1/jobs/{job_id} is TERMINATE, and the design keeps a
+        // terminated job as history (DESIGN.md), so GET answers it afterwards with state
+        // "terminated" on purpose, where use_after_free expects 404. The only DELETE in the API.
+        '--exclude-checks',
+        'use_after_free',
         '--phases',
         'examples,coverage,fuzzing,stateful',
         '--max-examples',
