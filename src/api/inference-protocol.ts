@@ -11,6 +11,14 @@ import type { WorkerClient } from '../runtime/worker-client.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from 'pino';
 
+/** The protocol extensions the router serves (HTTP `GET /v2`, gRPC ServerMetadata): exactly these. */
+export const ROUTER_EXTENSIONS = [
+  'model_repository',
+  'model_configuration',
+  'statistics',
+  'binary_tensor_data',
+];
+
 export interface RepositoryEntryJson {
   name: string;
   version: string;

@@ -11,7 +11,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../../runtime/worker-client.js';
 import type { Store } from '../../store/store.js';
 import { protocolErrorHandler, protocolNotFoundHandler } from '../error-mapping.js';
-import { allModelStatistics, isJobReady, repositoryIndex } from '../inference-protocol.js';
+import { ROUTER_EXTENSIONS, allModelStatistics, isJobReady, repositoryIndex } from '../inference-protocol.js';
 import { answerWorkerFailure, endToEndHeaders } from '../worker-proxy.js';
 import { InvalidInputError, errorMessage } from '../../errors.js';
 import { validateId } from '../../ids.js';
@@ -24,14 +24,6 @@ export interface V2Deps {
   version: string;
   logger?: Logger;
 }
-
-/** The protocol extensions the router serves (`GET /v2`, gRPC ServerMetadata). */
-export const ROUTER_EXTENSIONS = [
-  'model_repository',
-  'model_configuration',
-  'statistics',
-  'binary_tensor_data',
-];
 
 /** `{"ready": true}` in the (streamed, unparsed) index request body: only ready entries, as Triton does. */
 async function readyOnly(body: unknown): Promise<boolean> {
