@@ -86,6 +86,8 @@ if protocol == "grpc":
     # A message over the router's limit (16 MiB): refused, not crashed on.
     big = np.zeros((70000, 64), dtype=np.float32)
     report["too_large"] = failure(lambda: infer(binary=True, data=big))
+# After every failure above, the model still serves.
+report["still_serving"] = infer(binary=True)
 if load_unload:
     client.unload_model(model)
     report["model_ready_after_unload"] = client.is_model_ready(model)
@@ -94,6 +96,5 @@ if load_unload:
         report["infer_after_unload"] = infer(binary=True)
     except InferenceServerException as error:
         report["infer_after_unload"] = {"status": str(error.status()), "message": error.message()}
-report["still_serving"] = infer(binary=True)
 client.close()
 print(json.dumps(report, default=str))
