@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -186,6 +187,31 @@ describe('tritonclient (NVIDIA’s Triton client) against modeldock', () => {
     // No router in between: nothing loads an unloaded name on demand.
     assert.equal(report.infer_after_unload.status, '404');
     assert.match(report.infer_after_unload.message, /model "m-131" is not loaded/);
+  });
+
+  it('runs the Python examples of docs/api.md as written (only the ports changed)', async () => {
+    const created = await postJson(`${t.url}/inference_router/`, {
+      job_id: 'a1',
+      model: 'm-131',
+      dataset: 'ds-550',
+      operation_type: 'DEPLOY_CREATE',
+    });
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    const doc = readFileSync(path.join(REPO_ROOT, 'docs/api.md'), 'utf8');
+    for (const protocol of ['http', 'grpc']) {
+      const block = new RegExp(
+        `<!-- tritonclient-example: ${protocol} -->\\n\`\`\`python\\n([\\s\\S]*?)\`\`\``,
+      ).exec(doc);
+      assert.ok(block, `docs/api.md has the ${protocol} example`);
+      const code = block[1]!
+        .replaceAll('localhost:8080', new URL(t.url).host)
+        .replaceAll('localhost:8081', grpcAddress);
+      const { stdout } = await run(venvPython('tritonclient'), ['-c', code], { timeout: 60_000 });
+      const lines = stdout.trim().split('\n');
+      assert.ok(lines.includes('[0]'), `${protocol}: the digit is a zero\n${stdout}`);
+      if (protocol === 'http') assert.match(lines[0]!, /'data_type': 'TYPE_FP32', 'dims': \[-1, 64\]/);
+      else assert.match(lines.at(-1)!, /^\d+$/, 'a success count');
+    }
   });
 
   it('keeps modeldock’s coded errors outside /v2', async () => {

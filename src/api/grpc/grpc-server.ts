@@ -25,7 +25,7 @@ import {
 } from '../../errors.js';
 import type { Lifecycle } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
-import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../../runtime/worker-client.js';
+import type { WorkerClient } from '../../runtime/worker-client.js';
 import type { Store } from '../../store/store.js';
 import {
   ROUTER_EXTENSIONS,
@@ -36,6 +36,7 @@ import {
 } from '../inference-protocol.js';
 import { fromWorkerInferAnswer, toWorkerInferBody, type GrpcInferRequest } from './infer-translation.js';
 import { toGrpcStatus } from './grpc-status.js';
+import { CallEndedError, forwardToWorker, type WorkerAnswer } from './worker-forward.js';
 
 /**
  * Where API keys plug in: called with the call's `authorization` metadata (undefined
@@ -103,6 +104,8 @@ export class GrpcInferenceServer {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': options.maxMessageBytes,
       'grpc.max_send_message_length': options.maxMessageBytes,
+      // Channelz (gRPC's introspection service, not served here) traces every call.
+      'grpc.enable_channelz': 0,
     });
   }
 
@@ -202,8 +205,10 @@ export class GrpcInferenceServer {
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const run = async () => {
-        const authorization = call.metadata.get('authorization')[0];
-        this.deps.authorize?.(authorization === undefined ? undefined : String(authorization), scope);
+        if (this.deps.authorize) {
+          const authorization = call.metadata.get('authorization')[0];
+          this.deps.authorize(authorization === undefined ? undefined : String(authorization), scope);
+        }
         return handler(call.request, call);
       };
       run().then(
@@ -229,29 +234,23 @@ export class GrpcInferenceServer {
     const jobId = modelOf(request.model_name, request.model_version);
     const { body, headerLength } = toWorkerInferBody(request);
     const route = await this.deps.lifecycle.route(jobId);
-    const signal = signalOf(call);
-    let answer: { statusCode: number; headers: Record<string, unknown>; bytes: Buffer };
+    let answer: WorkerAnswer;
     try {
-      const response = await this.deps.workers.pool(route.endpoint).request({
-        method: 'POST',
-        path: `${route.modelPath}/infer`,
-        headers: {
-          'content-type': 'application/octet-stream',
-          'inference-header-content-length': String(headerLength),
+      answer = await forwardToWorker(
+        this.deps.workers.pool(route.endpoint),
+        {
+          path: `${route.modelPath}/infer`,
+          headers: {
+            'content-type': 'application/octet-stream',
+            'inference-header-content-length': String(headerLength),
+          },
+          body,
         },
-        body,
-        headersTimeout: WORKER_ANSWER_TIMEOUT_MS,
-        bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
-        signal,
-      });
-      answer = {
-        statusCode: response.statusCode,
-        headers: response.headers,
-        bytes: Buffer.from(await response.body.arrayBuffer()),
-      };
+        call,
+      );
     } catch (error) {
       // A caller that left (cancelled, or its deadline passed) says nothing about the worker.
-      if (signal.aborted) throw signal.reason;
+      if (error instanceof CallEndedError) throw error;
       this.deps.lifecycle.invalidateRoute(jobId);
       this.deps.metrics.observeInference(jobId, 502, (performance.now() - started) / 1000);
       throw new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
