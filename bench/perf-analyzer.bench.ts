@@ -37,32 +37,39 @@ async function perfAnalyzer(
   target: { url: string; protocol: 'http' | 'grpc' },
   concurrency: number,
   csv: string,
-): Promise<PaRow> {
-  await run(
-    binary,
-    [
-      '-m',
-      'p1',
-      '-u',
-      target.url,
-      '-i',
-      target.protocol,
-      '--shape',
-      'pixels:1,64',
-      '--concurrency-range',
-      String(concurrency),
-      '--measurement-interval',
-      String(INTERVAL_MS),
-      // This shared machine's noise needs a looser stability rule than the 10 % default.
-      '--stability-percentage',
-      '50',
-      '--max-trials',
-      '10',
-      '-f',
-      csv,
-    ],
-    { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
-  );
+): Promise<PaRow | undefined> {
+  try {
+    await run(
+      binary,
+      [
+        '-m',
+        'p1',
+        '-u',
+        target.url,
+        '-i',
+        target.protocol,
+        '--shape',
+        'pixels:1,64',
+        '--concurrency-range',
+        String(concurrency),
+        '--measurement-interval',
+        String(INTERVAL_MS),
+        // This shared machine's noise needs a looser stability rule than the 10 % default
+        // (a run that still finds no stable windows is counted as unstable, not measured).
+        '--stability-percentage',
+        '100',
+        '--max-trials',
+        '10',
+        '-f',
+        csv,
+      ],
+      { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
+    );
+  } catch (error) {
+    if (/Failed to obtain stable measurement/.test(String((error as { stderr?: string }).stderr)))
+      return undefined;
+    throw error;
+  }
   const [header, row] = (await readFile(csv, 'utf8'))
     .trim()
     .split('\n')
@@ -108,11 +115,13 @@ async function main() {
       'modeldock gRPC': { url: `127.0.0.1:${grpcPort}`, protocol: 'grpc' as const },
     };
     const results: Record<string, Record<string, PaRow[]>> = {};
+    const unstable: string[] = [];
     for (const concurrency of [1, 32]) {
       for (let trial = 0; trial < TRIALS; trial++) {
         for (const [name, target] of Object.entries(targets)) {
-          const row = await perfAnalyzer(binary, target, concurrency, path.join(dataDir, 'pa.csv'));
-          ((results[`c${concurrency}`] ??= {})[name] ??= []).push(row);
+          const row = await perfAnalyzer(binary, target, concurrency, path.join(dataDir, `pa-${trial}.csv`));
+          if (row) ((results[`c${concurrency}`] ??= {})[name] ??= []).push(row);
+          else unstable.push(`${name} c=${concurrency}`);
         }
       }
     }
@@ -137,8 +146,9 @@ async function main() {
     const file = writeResult('perf-analyzer', {
       machine: machine(),
       tool: 'perf_analyzer (tritonclient 2.41.1 wheel), -m p1 --shape pixels:1,64, random FP32 data',
-      measurement: `--measurement-interval ${INTERVAL_MS} ms, perf_analyzer's stability rule at 50 % (its default 10 % is never met on this shared machine), at most 10 windows; ${TRIALS} runs per target and level, interleaved; medians`,
+      measurement: `--measurement-interval ${INTERVAL_MS} ms, perf_analyzer's stability rule at 100 % (its default 10 % is never met on this shared machine), at most 10 windows; runs without stable windows are counted in unstable_runs; ${TRIALS} runs per target and level, interleaved; medians`,
       summary,
+      unstable_runs: unstable,
       runs: results,
     });
     for (const [level, byTarget] of Object.entries(summary)) {
@@ -157,6 +167,7 @@ async function main() {
         ),
       );
     }
+    if (unstable.length) console.log(`\nruns without stable measurement windows: ${unstable.join(', ')}`);
     console.log(`raw results: ${file}`);
   } finally {
     await router.kill('SIGTERM');
