@@ -19,7 +19,6 @@ import {
   InvalidInputError,
   ModeldockError,
   NotFoundError,
-  TimeoutError,
   WorkerError,
   errorMessage,
 } from '../../errors.js';
@@ -99,7 +98,7 @@ export class GrpcInferenceServer {
 
   private constructor(
     private readonly deps: GrpcDeps,
-    private readonly options: GrpcOptions,
+    options: GrpcOptions,
   ) {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': options.maxMessageBytes,
@@ -270,18 +269,19 @@ function oneRepository(name: string): void {
     throw new NotFoundError(`no model repository "${name.slice(0, 60)}": leave repository_name empty`);
 }
 
-/** Aborted when the client cancels the call or its deadline passes, so the worker's request ends with it. */
+/**
+ * Aborted when the client cancels the call or its deadline passes, so a worker request
+ * made for it (metadata, config, statistics) ends with it. The deadline's timer does not
+ * keep the process up and does nothing once the call is answered.
+ */
 function signalOf(call: grpc.ServerUnaryCall<unknown, unknown>): AbortSignal {
   const controller = new AbortController();
-  call.once('cancelled', () =>
-    controller.abort(new TimeoutError('the call was cancelled or its deadline passed')),
-  );
-  const deadline = call.getDeadline();
-  const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : Number(deadline) - Date.now();
-  if (Number.isFinite(ms)) {
+  call.once('cancelled', () => controller.abort(new CallEndedError('the call was cancelled')));
+  const deadline = Number(call.getDeadline());
+  if (Number.isFinite(deadline)) {
     const timer = setTimeout(
-      () => controller.abort(new TimeoutError('the call’s deadline passed')),
-      Math.max(0, ms),
+      () => controller.abort(new CallEndedError('the call’s deadline passed')),
+      Math.max(0, deadline - Date.now()),
     );
     timer.unref();
     controller.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
