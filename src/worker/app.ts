@@ -14,8 +14,11 @@ import {
 } from '../errors.js';
 import { validateId } from '../ids.js';
 import { VERSION as SERVER_VERSION } from '../version.js';
+import { DEFAULT_WORKER_BODY_LIMIT } from '../worker-limits.js';
+import { WORKER_SECRET_HEADER, secretMatches } from '../worker-secret.js';
 import { DatasetStore } from './dataset-store.js';
 import { MODEL_VERSION, inferDataset, inferWithBinary, type V2InferRequest } from './inference.js';
+import { DEFAULT_MAX_ELEMENTS } from './tensors.js';
 import { ModelRegistry } from './model-registry.js';
 import { ModelStore } from './model-store.js';
 
@@ -24,9 +27,19 @@ export interface WorkerAppOptions {
   datasetsDir: string;
   threads?: number;
   bodyLimitBytes?: number;
+  /** Most elements one input tensor may have (default DEFAULT_MAX_ELEMENTS). */
+  maxElements?: number;
+  /**
+   * Every call but the health checks must carry this in the x-modeldock-worker-secret
+   * header. Runtimes always set one; without it (a worker started by hand) the worker is open.
+   */
+  secret?: string;
   logger?: Logger;
   name?: string;
 }
+
+/** Health checks answer anyone: engines and probes hold no secret. */
+const OPEN_PATHS = new Set(['/v2/health/live', '/v2/health/ready']);
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   invalid_input: 400,
@@ -44,9 +57,11 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   const models = new ModelStore(options.modelsDir, options.threads ?? 1);
   const datasets = new DatasetStore(options.datasetsDir);
   const registry = new ModelRegistry(models);
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_WORKER_BODY_LIMIT;
+  const limits = { maxElements: options.maxElements ?? DEFAULT_MAX_ELEMENTS };
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger as never } : {}),
-    bodyLimit: options.bodyLimitBytes ?? 256 * 1024 * 1024,
+    bodyLimit,
     // Per-request log lines would dominate the hot path; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -81,6 +96,18 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     app.addContentTypeParser(type, { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) =>
       parseBody(request, body),
     );
+  }
+
+  const secret = options.secret;
+  if (secret) {
+    // Before the body is read: a caller without the secret costs no parsing.
+    app.addHook('onRequest', async (request, reply) => {
+      if (OPEN_PATHS.has(request.url.split('?')[0]!)) return;
+      if (secretMatches(secret, request.headers[WORKER_SECRET_HEADER])) return;
+      return reply.code(401).send({
+        error: `this worker answers only its router: missing or wrong ${WORKER_SECRET_HEADER} header`,
+      });
+    });
   }
 
   app.setErrorHandler((error, request, reply) => {
@@ -189,7 +216,7 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     app.post<VersionParams & { Body: V2InferRequest }>(url, async (request, reply) => {
       const name = servedName(request.params);
       const { response, binary } = await registry.use(name, (model) =>
-        inferWithBinary(model, request.body, binaryParts.get(request)),
+        inferWithBinary(model, request.body, binaryParts.get(request), true, limits),
       );
       if (binary.length === 0) return response;
       const json = Buffer.from(JSON.stringify(response));
@@ -214,6 +241,8 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       rss_bytes: memory.rss,
       heap_used_bytes: memory.heapUsed,
       external_bytes: memory.external,
+      body_limit_bytes: bodyLimit,
+      max_elements: limits.maxElements,
       loaded: registry.names(),
     };
   });
