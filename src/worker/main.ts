@@ -23,7 +23,8 @@ async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const log = logger.child({ worker: config.name });
   // The secret is the worker's only lock when others share its network (docs/worker.md).
-  if (!config.secret) log.warn('no MODELDOCK_WORKER_SECRET: anyone who reaches this port can drive the worker');
+  if (!config.secret)
+    log.warn('no MODELDOCK_WORKER_SECRET: anyone who reaches this port can drive the worker');
   const { app } = await buildWorkerApp({
     modelsDir: config.modelsDir,
     datasetsDir: config.datasetsDir,

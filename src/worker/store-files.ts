@@ -16,14 +16,19 @@ export async function realPathInside(root: string, relative: string, store: stri
   const realRoot = await realpath(root);
   const real = await realpath(path.join(root, relative));
   if (real !== realRoot && !real.startsWith(`${realRoot}${path.sep}`)) {
-    throw new InvalidInputError(`${relative} resolves outside the ${store} store; links out of it are refused`);
+    throw new InvalidInputError(
+      `${relative} resolves outside the ${store} store; links out of it are refused`,
+    );
   }
   return real;
 }
 
 /** Whether an error is a file system "no such file". */
 export function isMissing(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException)?.code === 'ENOENT' || (error as NodeJS.ErrnoException)?.code === 'ENOTDIR';
+  return (
+    (error as NodeJS.ErrnoException)?.code === 'ENOENT' ||
+    (error as NodeJS.ErrnoException)?.code === 'ENOTDIR'
+  );
 }
 
 /** Parse JSON text; a failure says where, never what the text holds. */
@@ -32,6 +37,8 @@ export function parseJsonQuietly(text: string, what: string): unknown {
     return JSON.parse(text);
   } catch (error) {
     const position = /position (\d+)/.exec(errorMessage(error))?.[1];
-    throw new InvalidInputError(`${what} is not JSON${position === undefined ? '' : ` (at character ${position})`}`);
+    throw new InvalidInputError(
+      `${what} is not JSON${position === undefined ? '' : ` (at character ${position})`}`,
+    );
   }
 }

@@ -183,13 +183,17 @@ function decodeJsonData(
     }
     if (ortType === 'bool') {
       if (typeof value !== 'boolean') {
-        throw new InvalidInputError(`${where}: element ${count} is ${preview(value)}; BOOL takes true or false`);
+        throw new InvalidInputError(
+          `${where}: element ${count} is ${preview(value)}; BOOL takes true or false`,
+        );
       }
       (out as Uint8Array)[count++] = value ? 1 : 0;
       return;
     }
     if (typeof value !== 'number' || !Number.isFinite(value)) {
-      throw new InvalidInputError(`${where}: element ${count} is ${preview(value)}; every element must be a finite number`);
+      throw new InvalidInputError(
+        `${where}: element ${count} is ${preview(value)}; every element must be a finite number`,
+      );
     }
     if (range) {
       if (!Number.isInteger(value) || value < range[0] || value > range[1]) {
@@ -259,7 +263,6 @@ const ELEMENT_BYTES: Record<V2Datatype, number> = {
   FP32: 4,
   FP64: 8,
 };
-
 
 /**
  * An input whose values are raw little-endian bytes, row-major (Triton's binary tensor

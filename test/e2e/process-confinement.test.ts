@@ -82,7 +82,11 @@ describe('process runtime: confinement', () => {
     for (const controller of state.enforcedLimits.filter((l: string) => l !== 'swap')) {
       const group = groups.get(controller);
       assert.ok(group, `no ${controller} line in ${text}`);
-      assert.match(group, new RegExp(`/modeldock/${instance}-${name}$`), `${controller} at its first instruction`);
+      assert.match(
+        group,
+        new RegExp(`/modeldock/${instance}-${name}$`),
+        `${controller} at its first instruction`,
+      );
       assert.notEqual(path.dirname(group), '/', 'never at the hierarchy root');
     }
     assert.ok(state.enforcedLimits.includes('memory'), `memory enforced: ${state.enforcedLimits}`);

@@ -28,7 +28,12 @@ async function inference502s(t: TestRouter, job: string): Promise<number> {
   const text = await (await fetch(`${t.url}/metrics`)).text();
   const line = text
     .split('\n')
-    .find((l) => l.startsWith('modeldock_inference_requests_total') && l.includes(`job="${job}"`) && l.includes('status="502"'));
+    .find(
+      (l) =>
+        l.startsWith('modeldock_inference_requests_total') &&
+        l.includes(`job="${job}"`) &&
+        l.includes('status="502"'),
+    );
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
@@ -51,7 +56,8 @@ function rawStatus(url: string, head: string, body?: () => AsyncIterable<Buffer>
       socket.write(head);
       if (!body) return;
       try {
-        for await (const chunk of body()) if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+        for await (const chunk of body())
+          if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
       } catch {
         // the router may cut the upload once it has answered 413
       }
@@ -111,7 +117,8 @@ describe('router: hostile and unusual requests', () => {
       'POST /v2/models/h1/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n',
       async function* () {
         const chunk = Buffer.alloc(256 * 1024, 0x20);
-        for (let i = 0; i < 40; i++) yield Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]);
+        for (let i = 0; i < 40; i++)
+          yield Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]);
         yield Buffer.from('0\r\n\r\n');
       },
     );
@@ -165,7 +172,7 @@ describe('router: hostile and unusual requests', () => {
     assert.equal(response.status, 200, JSON.stringify(response.body));
   });
 
-  it('a worker that lost its model behind the router\'s back is reconciled: the request loads it again', async () => {
+  it("a worker that lost its model behind the router's back is reconciled: the request loads it again", async () => {
     const server = (await t.store.currentServer('h2'))!;
     assert.equal(server.state, 'ready');
     // What a neighbour (or a worker restart the engine did not report) leaves behind.

@@ -31,7 +31,10 @@ const self: ContainerDetails = {
 
 describe('translatePath: stores on mounts', () => {
   it('a whole volume is mounted as it is', () => {
-    assert.deepEqual(translatePath(self, '/data', { volumeSubpath: false }), { type: 'volume', source: 'data' });
+    assert.deepEqual(translatePath(self, '/data', { volumeSubpath: false }), {
+      type: 'volume',
+      source: 'data',
+    });
   });
   it('a bind mount subfolder is the host path below it', () => {
     assert.equal(translatePath(self, '/stores/models', { volumeSubpath: false }), '/srv/stores/models');

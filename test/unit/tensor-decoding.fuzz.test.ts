@@ -104,14 +104,20 @@ describe('fuzz: tensor decoding', () => {
     const input = specArbitrary.chain((spec) =>
       fc
         .record({
-          datatype: fc.oneof({ weight: 8, arbitrary: fc.constant(spec.datatype) }, fc.constantFrom(...DATATYPES, 'FP16', 'BYTES')),
+          datatype: fc.oneof(
+            { weight: 8, arbitrary: fc.constant(spec.datatype) },
+            fc.constantFrom(...DATATYPES, 'FP16', 'BYTES'),
+          ),
           shape: fc.oneof(
             { weight: 6, arbitrary: fc.constant(spec.shape.map((d) => (d < 0 ? 2 : d))) },
             fc.array(dimension, { maxLength: 5 }),
           ),
         })
         .chain(({ datatype, shape }) =>
-          dataFor(shape).map((data) => ({ spec: spec as TensorSpec, input: { name: 'x', datatype, shape, data } })),
+          dataFor(shape).map((data) => ({
+            spec: spec as TensorSpec,
+            input: { name: 'x', datatype, shape, data },
+          })),
         ),
     );
     fc.assert(
@@ -132,11 +138,15 @@ describe('fuzz: tensor decoding', () => {
         values.forEach((value, i) => {
           const stored = data[i]!;
           if (tensorInput.datatype === 'BOOL') assert.equal(stored, value ? 1 : 0);
-          else if (tensorInput.datatype === 'FP32') assert.ok(Object.is(stored, Math.fround(value as number)));
+          else if (tensorInput.datatype === 'FP32')
+            assert.ok(Object.is(stored, Math.fround(value as number)));
           else if (tensorInput.datatype === 'FP64') assert.ok(Object.is(stored, value));
           else {
             const [min, max] = RANGES[tensorInput.datatype]!;
-            assert.ok(typeof value === 'number' && value >= min && value <= max, `${value} accepted as ${tensorInput.datatype}`);
+            assert.ok(
+              typeof value === 'number' && value >= min && value <= max,
+              `${value} accepted as ${tensorInput.datatype}`,
+            );
             assert.ok(Number(stored) === value, `${value} stored as ${stored}`);
           }
         });
@@ -149,7 +159,10 @@ describe('fuzz: tensor decoding', () => {
     const input = specArbitrary.chain((spec) =>
       fc.record({
         spec: fc.constant(spec as TensorSpec),
-        datatype: fc.oneof({ weight: 8, arbitrary: fc.constant(spec.datatype) }, fc.constantFrom(...DATATYPES)),
+        datatype: fc.oneof(
+          { weight: 8, arbitrary: fc.constant(spec.datatype) },
+          fc.constantFrom(...DATATYPES),
+        ),
         shape: fc.oneof(
           { weight: 6, arbitrary: fc.constant(spec.shape.map((d) => (d < 0 ? 2 : d))) },
           fc.array(dimension, { maxLength: 5 }),
@@ -186,7 +199,10 @@ describe('fuzz: tensor decoding', () => {
     for (const depth of [3, 100, 10_000, 200_000]) {
       const data = JSON.parse(`${'['.repeat(depth)}1${']'.repeat(depth)}`) as unknown;
       expectRefusal(() => toOrtTensor({ name: 'x', datatype: 'FP32', shape: [1, 1], data }, spec));
-      assert.throws(() => toOrtTensor({ name: 'x', datatype: 'FP32', shape: [1, 1], data }, spec), /nested deeper/);
+      assert.throws(
+        () => toOrtTensor({ name: 'x', datatype: 'FP32', shape: [1, 1], data }, spec),
+        /nested deeper/,
+      );
     }
   });
 });

@@ -65,7 +65,10 @@ describe('worker: hostile requests', () => {
     await copyFile(path.join(MODELS_DIR, 'm-131/model.onnx'), path.join(models, 'digits/model.onnx'));
     // model.json that is a link to a file outside the store
     await mkdir(path.join(models, 'linked-manifest'), { recursive: true });
-    await copyFile(path.join(MODELS_DIR, 'm-131/model.onnx'), path.join(models, 'linked-manifest/model.onnx'));
+    await copyFile(
+      path.join(MODELS_DIR, 'm-131/model.onnx'),
+      path.join(models, 'linked-manifest/model.onnx'),
+    );
     await symlink(path.join(outside, 'shadow'), path.join(models, 'linked-manifest/model.json'));
     // model.json inside the store that is not JSON: its content must not be quoted
     await mkdir(path.join(models, 'bad-manifest'), { recursive: true });
@@ -165,14 +168,22 @@ describe('worker: hostile requests', () => {
       assert.match(response.json().error, /nested deeper than the rank/);
     });
     const cases: [string, { name: string; [field: string]: unknown }[], RegExp][] = [
-      ['data nested deeper than the rank', [f32('a', [1, 1], [[[1]]]), f32('b', [1, 1], [1])], /nested deeper/],
+      [
+        'data nested deeper than the rank',
+        [f32('a', [1, 1], [[[1]]]), f32('b', [1, 1], [1])],
+        /nested deeper/,
+      ],
       ['a dimension above 2^31-1', [f32('a', [0, 2 ** 60], []), f32('b', [1, 1], [1])], /2147483647/],
       ['a dimension of 2^31', [f32('a', [2 ** 31, 0], []), f32('b', [1, 1], [1])], /2147483647/],
       ['more elements than the maximum', [f32('a', [65, 64], []), f32('b', [1, 1], [1])], /4096/],
       ['a non-integer dimension', [f32('a', [1.5, 1], [1]), f32('b', [1, 1], [1])], /non-negative integers/],
       ['a string among numbers', [f32('a', [1, 2], [1, '2']), f32('b', [1, 1], [1])], /finite number/],
       ['an object as data', [f32('a', [1, 1], { x: 1 }), f32('b', [1, 1], [1])], /./],
-      ['shapes that do not broadcast (ONNX Runtime refuses)', [f32('a', [2, 3], [1, 2, 3, 4, 5, 6]), f32('b', [1, 2], [1, 2])], /./],
+      [
+        'shapes that do not broadcast (ONNX Runtime refuses)',
+        [f32('a', [2, 3], [1, 2, 3, 4, 5, 6]), f32('b', [1, 2], [1, 2])],
+        /./,
+      ],
     ];
     for (const [name, inputs, message] of cases) {
       it(`${name} → 400`, async () => {
@@ -245,7 +256,8 @@ describe('worker: hostile requests', () => {
   });
 
   describe('stores: no way out of the root, no file content in errors', () => {
-    const load = (modelId: string) => post('/v2/repository/models/x/load', { parameters: { model_id: modelId } });
+    const load = (modelId: string) =>
+      post('/v2/repository/models/x/load', { parameters: { model_id: modelId } });
     const batch = (dataset: string) => post('/v2/models/d/batch', { dataset });
     const noLeak = (body: string) => {
       assert.doesNotMatch(body, /hidden-hash/);
