@@ -55,7 +55,11 @@ export class EventStreams {
       }
       // Too far behind: say so, stop feeding it, and give it a while to read the rest.
       const reason = `the client read too slowly (more than ${this.bufferBytes} bytes unsent); reconnect and re-read state`;
-      raw.end(`event: dropped\ndata: ${JSON.stringify({ type: 'dropped', reason })}\n\n`);
+      // The connection goes with the stream: it was this stream's alone.
+      const socket = raw.socket;
+      raw.end(`event: dropped\ndata: ${JSON.stringify({ type: 'dropped', reason })}\n\n`, () =>
+        socket?.end(),
+      );
       close();
       setTimeout(() => raw.destroy(), DROP_GRACE_MS).unref();
     });
