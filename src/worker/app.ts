@@ -110,6 +110,27 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     });
   }
 
+  // The body limit bounds the bodies in flight together, not each alone: concurrent
+  // requests at the limit would otherwise multiply the worst-case cost (worker-limits.ts).
+  let bytesInFlight = 0;
+  app.addHook('onRequest', async (request, reply) => {
+    const length = Number(request.headers['content-length']) || 0;
+    if (length === 0) return;
+    if (bytesInFlight > 0 && bytesInFlight + length > bodyLimit) {
+      return reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({
+          error: `the worker is busy with ${bytesInFlight} bytes of requests; its limit is ${bodyLimit}`,
+        });
+    }
+    bytesInFlight += length;
+    // 'close' comes for a finished answer and an abandoned request alike.
+    reply.raw.once('close', () => {
+      bytesInFlight -= length;
+    });
+  });
+
   app.setErrorHandler((error, request, reply) => {
     if (isModeldockError(error)) return reply.code(STATUS[error.code] ?? 500).send({ error: error.message });
     const status = (error as { statusCode?: number }).statusCode;

@@ -213,7 +213,11 @@ describe('router: hostile and unusual requests', () => {
         });
       });
       socket.resume();
-      assert.equal(await ended, true, `the router kept the slow stream open (${text.length} bytes read, ending ${JSON.stringify(text.slice(-120))})`);
+      assert.equal(
+        await ended,
+        true,
+        `the router kept the slow stream open (${text.length} bytes read, ending ${JSON.stringify(text.slice(-120))})`,
+      );
       socket.destroy();
       assert.match(text, /event: dropped/);
       const delivered = text.split('event: server').length - 1;

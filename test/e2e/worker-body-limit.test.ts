@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { postJson, startTestRouter, type TestRouter } from '../helpers/router.js';
 
@@ -49,14 +50,23 @@ describe('worker: a body at the limit leaves the worker alive', () => {
     const peakFile = `/sys/fs/cgroup/memory/docker/${details.Id}/memory.max_usage_in_bytes`;
     await writeFile(peakFile, '0').catch(() => undefined); // reset the peak where the kernel allows it
 
-    const tooBig = await pool.request({
-      method: 'POST',
-      path: '/v2/models/big/infer',
-      headers: { 'content-type': 'application/json' },
-      body: bodyOfSize(limit + 1),
+    // One byte over: refused on the declared length, before the body is sent at all.
+    const { hostname, port } = new URL(server.endpoint!);
+    const secret = t.runtime.workerSecret?.(server.endpoint!) ?? '';
+    const tooBig = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname, () =>
+        socket.write(
+          `POST /v2/models/big/infer HTTP/1.1\r\nhost: w\r\ncontent-type: application/json\r\n` +
+            `x-modeldock-worker-secret: ${secret}\r\ncontent-length: ${limit + 1}\r\n\r\n`,
+        ),
+      );
+      socket.once('data', (chunk) => {
+        resolve(chunk.toString('latin1').split('\r\n')[0]!);
+        socket.destroy();
+      });
+      socket.once('error', reject);
     });
-    await tooBig.body.dump();
-    assert.equal(tooBig.statusCode, 413);
+    assert.match(tooBig, /^HTTP\/1\.1 413/);
 
     const atLimit = await pool.request({
       method: 'POST',
