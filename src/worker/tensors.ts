@@ -90,6 +90,9 @@ const INTEGER_RANGES: Partial<Record<ort.Tensor.Type, [number, number]>> = {
   int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
 
+/** The largest finite FP32 value. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /** A value for a message: never the whole of what a client sent. */
 function preview(value: unknown): string {
   const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
@@ -204,6 +207,11 @@ function decodeJsonData(
       if (ortType === 'int64') (out as BigInt64Array)[count++] = BigInt(value);
       else (out as Int32Array)[count++] = value;
       return;
+    }
+    if (ortType === 'float32' && Math.abs(value) > FLOAT32_MAX) {
+      throw new InvalidInputError(
+        `${where}: element ${count} is ${preview(value)}; FP32 takes numbers up to ±${FLOAT32_MAX} (larger would become infinity)`,
+      );
     }
     (out as Float32Array)[count++] = value;
   };

@@ -177,6 +177,7 @@ describe('worker: hostile requests', () => {
       ['a dimension of 2^31', [f32('a', [2 ** 31, 0], []), f32('b', [1, 1], [1])], /2147483647/],
       ['more elements than the maximum', [f32('a', [65, 64], []), f32('b', [1, 1], [1])], /4096/],
       ['a non-integer dimension', [f32('a', [1.5, 1], [1]), f32('b', [1, 1], [1])], /non-negative integers/],
+      ['an FP32 beyond its range (would become infinity)', [f32('a', [1, 1], [1e39])], /FP32/],
       ['a string among numbers', [f32('a', [1, 2], [1, '2']), f32('b', [1, 1], [1])], /finite number/],
       ['an object as data', [f32('a', [1, 1], { x: 1 }), f32('b', [1, 1], [1])], /./],
       [
