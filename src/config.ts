@@ -10,6 +10,8 @@ export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'swarm';
 export interface Config {
   port: number;
   host: string;
+  /** The gRPC inference service's port (on `host`); 0: no gRPC service. */
+  grpcPort: number;
   /** `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
   store: string;
   runtime: RuntimeChoice;
@@ -44,6 +46,8 @@ export interface Config {
   memoryBudgetBytes: number;
   /** Started, model-less workers kept ready so DEPLOY_CREATE/TEMP skip container start; 0: off. */
   warmPoolSize: number;
+  /** Most /v1/events streams open at once; past it a new one gets 429. */
+  eventStreams: number;
   logLevel: string;
   auth: AuthConfig;
   /** Live servers (job and TEMP; warm-pool workers apart) the router keeps at most. */
@@ -145,6 +149,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   return {
     port: int('MODELDOCK_PORT', 8080),
     host,
+    grpcPort: int('MODELDOCK_GRPC_PORT', 8081),
     store,
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
@@ -166,6 +171,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
     warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
+    eventStreams: int('MODELDOCK_EVENT_STREAMS', 64, 1),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
     auth,
     maxServers: int('MODELDOCK_MAX_SERVERS', 64, 1),

@@ -17,6 +17,7 @@ import type { Store } from '../store/store.js';
 import type { KeyRing } from './auth.js';
 import { installAuth } from './auth-hook.js';
 import { errorHandler, notFoundHandler } from './error-mapping.js';
+import { answerExpectations } from './expect-continue.js';
 import { inferFastPath } from './infer-fast-path.js';
 import { installMethodNotAllowed } from './method-not-allowed.js';
 import { openapiOptions } from './openapi.js';
@@ -35,6 +36,8 @@ export interface AppDeps {
   metrics: Metrics;
   logger: Logger;
   bodyLimitBytes: number;
+  /** Most /v1/events streams open at once. */
+  maxEventStreams?: number;
   version: string;
   /** The API keys (a KeyRing without keys when none are asked for). */
   keys: KeyRing;
@@ -58,9 +61,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Routed inference for ready jobs is answered before Fastify (see infer-fast-path.ts);
     // `inject` in tests bypasses the server and so always exercises the Fastify routes.
     serverFactory: (handler) => {
-      const server = http.createServer((request, response) => {
+      const dispatch = (request: http.IncomingMessage, response: http.ServerResponse) => {
         if (!fastPath(request, response)) handler(request, response);
-      });
+      };
+      const server = http.createServer(dispatch);
+      answerExpectations(server, deps.bodyLimitBytes, dispatch);
       // Fastify's own defaults for a server it creates itself.
       server.keepAliveTimeout = 72_000;
       return server;

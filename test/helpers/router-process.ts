@@ -29,8 +29,15 @@ export async function spawnRouter(
         ['--max-semi-space-size=8', path.join(REPO_ROOT, 'dist/cli/main.js'), 'start'];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
+    // gRPC only when asked for (MODELDOCK_GRPC_PORT in env): a fixed default port would collide.
     // Loopback unless the test asks for another address (MODELDOCK_HOST: '' for the default).
-    env: { ...process.env, MODELDOCK_HOST: '127.0.0.1', ...env, MODELDOCK_PORT: String(port) },
+    env: {
+      ...process.env,
+      MODELDOCK_GRPC_PORT: '0',
+      MODELDOCK_HOST: '127.0.0.1',
+      ...env,
+      MODELDOCK_PORT: String(port),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.pipe(log, { end: false });
