@@ -10,9 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { keyId } from '../../src/api/auth.js';
+import { PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
 import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { freePort } from '../helpers/ports.js';
 import { spawnRouter, type RouterProcess } from '../helpers/router-process.js';
 import {
   bearer,
@@ -42,7 +46,10 @@ describe('API keys and scopes on a real router', () => {
   let router: TestRouter;
 
   before(async () => {
-    router = await startTestRouter({ keys: { admin: ADMIN, infer: INFER } });
+    router = await startTestRouter({
+      keys: { admin: ADMIN, infer: INFER },
+      env: { MODELDOCK_GRPC_PORT: String(await freePort()) },
+    });
   });
   after(async () => {
     await router?.cleanup();
@@ -71,7 +78,8 @@ describe('API keys and scopes on a real router', () => {
         const response = await call(`${router.url}${url}`, { ...init, headers });
         assert.equal(response.status, 401, `${init.method} ${url} with ${key ?? 'no key'}`);
         assert.equal(response.headers.get('www-authenticate'), 'Bearer realm="modeldock"');
-        assert.equal(response.body.error.code, 'unauthorized');
+        if (url.startsWith('/v2/')) assert.match(response.body.error, /key/, 'the protocol’s error form');
+        else assert.equal(response.body.error.code, 'unauthorized');
         assert.ok(!JSON.stringify(response.body).includes('no-such-job'), 'says nothing about the job');
       }
     }
@@ -130,8 +138,13 @@ describe('API keys and scopes on a real router', () => {
         ...(method === 'POST' ? { body: '{}' } : {}),
       });
       assert.equal(response.status, 403, `${method} ${url}`);
-      assert.equal(response.body.error.code, 'forbidden');
-      assert.match(response.body.error.message, new RegExp(keyId(INFER)));
+      const error = response.body.error;
+      // /v2 answers in the protocol's own form, {"error": "<message>"}.
+      if (url.startsWith('/v2/')) assert.match(error, new RegExp(keyId(INFER)));
+      else {
+        assert.equal(error.code, 'forbidden');
+        assert.match(error.message, new RegExp(keyId(INFER)));
+      }
     }
     const { server } = await router.router.lifecycle.getJob('a1');
     assert.equal(server?.state, 'ready', 'the refused unload changed nothing');
@@ -183,6 +196,44 @@ describe('API keys and scopes on a real router', () => {
       ],
     );
     assert.ok(!JSON.stringify(listed.body).includes(ADMIN), 'never the key itself');
+  });
+
+  it('asks gRPC calls for the same keys (authorization metadata); health stays open', async () => {
+    const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true, defaults: true });
+    const Service = (grpc.loadPackageDefinition(definition) as any).inference.GRPCInferenceService;
+    const client = new Service(`127.0.0.1:${router.router.grpcPort}`, grpc.credentials.createInsecure());
+    const rpc = (method: string, request: object, key?: string) => {
+      const metadata = new grpc.Metadata();
+      if (key) metadata.set('authorization', `Bearer ${key}`);
+      return new Promise<any>((resolve, reject) =>
+        client[method](
+          request,
+          metadata,
+          { deadline: Date.now() + 10_000 },
+          (error: Error | null, answer: unknown) => (error ? reject(error) : resolve(answer)),
+        ),
+      );
+    };
+    const refused = (promise: Promise<unknown>, code: grpc.status) =>
+      assert.rejects(promise, (error: grpc.ServiceError) => {
+        assert.equal(error.code, code, error.details);
+        return true;
+      });
+    try {
+      assert.deepEqual(await rpc('ServerLive', {}), { live: true });
+      await refused(rpc('ServerMetadata', {}), grpc.status.UNAUTHENTICATED);
+      await refused(rpc('ServerMetadata', {}, 'wrong-key-0123456789abcdef'), grpc.status.UNAUTHENTICATED);
+      assert.equal((await rpc('ServerMetadata', {}, INFER)).name, 'modeldock');
+      assert.ok(Array.isArray((await rpc('RepositoryIndex', {}, INFER)).models));
+      await refused(
+        rpc('RepositoryModelUnload', { repository_name: '', model_name: 'a1' }, INFER),
+        grpc.status.PERMISSION_DENIED,
+      );
+      const { server } = await router.router.lifecycle.getJob('a1');
+      assert.equal(server?.state, 'ready', 'the refused unload changed nothing');
+    } finally {
+      client.close();
+    }
   });
 
   it('answers an undeclared method on a known path with 405 and Allow', async () => {

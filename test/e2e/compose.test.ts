@@ -86,18 +86,30 @@ describe('compose.yaml', () => {
     assert.deepEqual(states, ['ready', 'ready', 'unloaded', 'terminated', 'terminated']);
   });
 
-  it('publishes the gRPC inference service', async () => {
+  it('publishes the gRPC inference service, behind the same key', async () => {
     const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true, defaults: true });
     const Service = (grpc.loadPackageDefinition(definition) as any).inference.GRPCInferenceService;
     const client = new Service(grpcAddress, grpc.credentials.createInsecure());
-    try {
-      const metadata = await new Promise<any>((resolve, reject) =>
+    const serverMetadata = (key?: string) => {
+      const sent = new grpc.Metadata();
+      if (key) sent.set('authorization', `Bearer ${key}`);
+      return new Promise<any>((resolve, reject) =>
         client.ServerMetadata(
           {},
+          sent,
           { deadline: Date.now() + 10_000 },
           (error: Error | null, answer: unknown) => (error ? reject(error) : resolve(answer)),
         ),
       );
+    };
+    try {
+      for (const key of [undefined, 'wrong-key-0123456789abcdef']) {
+        await assert.rejects(serverMetadata(key), (error: grpc.ServiceError) => {
+          assert.equal(error.code, grpc.status.UNAUTHENTICATED, error.details);
+          return true;
+        });
+      }
+      const metadata = await serverMetadata(KEY);
       assert.equal(metadata.name, 'modeldock');
       assert.ok(metadata.extensions.includes('model_repository'));
     } finally {

@@ -150,8 +150,9 @@ export class GrpcInferenceServer {
     const admin = 'admin' as const;
     const infer = 'infer' as const;
     return {
-      ServerLive: this.unary(infer, async () => ({ live: true })),
-      ServerReady: this.unary(infer, async () => ({ ready: true })),
+      // Health stays open, as /v2/health/* does on HTTP (probes carry no key).
+      ServerLive: this.unary('open', async () => ({ live: true })),
+      ServerReady: this.unary('open', async () => ({ ready: true })),
       ServerMetadata: this.unary(infer, async () => ({
         name: 'modeldock',
         version: deps.version,
@@ -171,8 +172,9 @@ export class GrpcInferenceServer {
           ? allModelStatistics(protocol)
           : modelJson(modelOf(request.name, request.version), '/stats', signalOf(call)),
       ),
+      // The index is the infer scope's, as POST /v2/repository/index is on HTTP.
       RepositoryIndex: this.unary<{ repository_name: string; ready: boolean }, object>(
-        admin,
+        infer,
         async (request) => {
           oneRepository(request.repository_name);
           return { models: await repositoryIndex(deps.store, { readyOnly: request.ready }) };
@@ -201,13 +203,13 @@ export class GrpcInferenceServer {
 
   /** One unary RPC: authorization, then the handler; every failure becomes a status. */
   private unary<Req, Res>(
-    scope: 'infer' | 'admin',
+    scope: 'open' | 'infer' | 'admin',
     handler: Handler<Req, Res>,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const run = async () => {
         let caller = 'anonymous';
-        if (this.deps.authorize) {
+        if (this.deps.authorize && scope !== 'open') {
           const authorization = call.metadata.get('authorization')[0];
           caller = this.deps.authorize(
             authorization === undefined ? undefined : String(authorization),
