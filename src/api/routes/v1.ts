@@ -8,6 +8,8 @@ import type { Lifecycle, OperationOutcome } from '../../lifecycle/lifecycle.js';
 import { SERVER_STATES, OPERATION_TYPES, type ServerState, type OperationType } from '../../store/records.js';
 import type { Store } from '../../store/store.js';
 import { presentJob, presentOperation, presentPool, presentServer } from '../presenters.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import { workerRoutes } from './v1-workers.js';
 import { InferBody, JobBody, JobParams, OperationQuery, ServerQuery, TempBody } from '../schemas.js';
 
 export interface V1Deps {
@@ -16,6 +18,7 @@ export interface V1Deps {
   store: Store;
   catalog: Catalog;
   events: EventBus;
+  runtime: Runtime;
 }
 
 function presentOutcome(outcome: OperationOutcome) {
@@ -32,9 +35,11 @@ export function v1Routes({
   catalog,
   events,
   reconcile,
+  runtime,
 }: V1Deps): FastifyPluginAsyncTypebox {
   return async (app) => {
     const tags = ['v1'];
+    await app.register(workerRoutes({ lifecycle, store, runtime }));
 
     app.get('/jobs', { schema: { tags, summary: 'List jobs with their current server' } }, async () => {
       const jobs = await store.listJobs();
