@@ -128,3 +128,16 @@ export function parseBytes(raw: string): number | undefined {
   const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
   return Math.round(Number(match[1]) * factor);
 }
+
+/** What the `modeldock` client commands read: where the router is and the key to send. */
+export interface ClientConfig {
+  url: string;
+  apiKey: string | undefined;
+}
+
+export function loadClientConfig(env: Env = process.env): ClientConfig {
+  return {
+    url: env.MODELDOCK_URL || 'http://127.0.0.1:8080',
+    apiKey: env.MODELDOCK_API_KEY || undefined,
+  };
+}
