@@ -11,6 +11,7 @@ import type { Runtime } from '../../runtime/runtime.js';
 import type { Store } from '../../store/store.js';
 import { JobParams, LogQuery } from '../schemas.js';
 import { WorkerStatsSampler } from '../worker-stats.js';
+import { chartRoutes } from './console.js';
 
 export interface WorkerRouteDeps {
   lifecycle: Lifecycle;
@@ -22,6 +23,7 @@ export function workerRoutes({ lifecycle, store, runtime }: WorkerRouteDeps): Fa
   const sampler = new WorkerStatsSampler(runtime, store);
   return async (app) => {
     const tags = ['v1'];
+    await app.register(chartRoutes({ store, sampler }));
 
     app.get(
       '/jobs/:job_id/logs',
