@@ -61,7 +61,11 @@ export async function post<T>(path: string, body?: unknown): Promise<T> {
 }
 
 /** Calls onText with each chunk of a streaming text answer until it ends or the signal aborts. */
-export async function streamText(path: string, signal: AbortSignal, onText: (text: string) => void): Promise<void> {
+export async function streamText(
+  path: string,
+  signal: AbortSignal,
+  onText: (text: string) => void,
+): Promise<void> {
   const response = await check(await fetch(path, { headers: headers({ accept: 'text/plain' }), signal }));
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
   try {

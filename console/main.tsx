@@ -55,8 +55,10 @@ interface WorkerSample {
 const LIVE = 'creating,loading,ready,unloading,unloaded,terminating,failed';
 const MEMORY_REFRESH_MS = 10_000;
 
-const mib = (bytes: number | null | undefined) => (bytes == null ? '–' : `${(bytes / 1048576).toFixed(0)} MiB`);
-const ms = (value: number | null) => (value == null ? '–' : value < 1000 ? `${value} ms` : `${(value / 1000).toFixed(2)} s`);
+const mib = (bytes: number | null | undefined) =>
+  bytes == null ? '–' : `${(bytes / 1048576).toFixed(0)} MiB`;
+const ms = (value: number | null) =>
+  value == null ? '–' : value < 1000 ? `${value} ms` : `${(value / 1000).toFixed(2)} s`;
 
 function App() {
   const [needKey, setNeedKey] = useState(false);
@@ -65,10 +67,16 @@ function App() {
   const [operations, setOperations] = useState<Operation[]>([]);
   const [pool, setPool] = useState<Pool | null>(null);
   const [stats, setStats] = useState<Map<string, WorkerSample>>(new Map());
-  const [catalog, setCatalog] = useState<{ models: string[]; datasets: string[] }>({ models: [], datasets: [] });
+  const [catalog, setCatalog] = useState<{ models: string[]; datasets: string[] }>({
+    models: [],
+    datasets: [],
+  });
   const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
   const [logJob, setLogJob] = useState<string>('');
-  const [charts, setCharts] = useState<{ operations: string; memory: string }>({ operations: '', memory: '' });
+  const [charts, setCharts] = useState<{ operations: string; memory: string }>({
+    operations: '',
+    memory: '',
+  });
   const [epoch, setEpoch] = useState(0); // bumped to reconnect (after a key is entered)
 
   const fail = useCallback((error: unknown) => {
@@ -117,7 +125,9 @@ function App() {
         refreshMemory();
       } else if (type === 'operation') {
         const operation = (data as { operation: Operation }).operation;
-        setOperations((previous) => [operation, ...previous.filter((o) => o.operation_id !== operation.operation_id)].slice(0, 30));
+        setOperations((previous) =>
+          [operation, ...previous.filter((o) => o.operation_id !== operation.operation_id)].slice(0, 30),
+        );
         refreshOperationsChart();
       }
     };
@@ -139,7 +149,9 @@ function App() {
         refreshOperationsChart();
       }, fail);
     };
-    streamEvents(abort.signal, onOpen, (type, data) => (loaded ? apply(type, data) : pending.push([type, data])))
+    streamEvents(abort.signal, onOpen, (type, data) =>
+      loaded ? apply(type, data) : pending.push([type, data]),
+    )
       .catch((error: unknown) => {
         if (!abort.signal.aborted) fail(error);
       })
@@ -163,7 +175,10 @@ function App() {
         result?.count !== undefined
           ? ` — ${result.count} records, accuracy ${result.accuracy == null ? 'n/a' : `${(result.accuracy * 100).toFixed(1)} %`}`
           : '';
-      setMessage({ text: `${label}: ${outcome.operation.status} in ${ms(outcome.operation.duration_ms)}${summary}`, error: false });
+      setMessage({
+        text: `${label}: ${outcome.operation.status} in ${ms(outcome.operation.duration_ms)}${summary}`,
+        error: false,
+      });
     } catch (error) {
       fail(error);
     }
@@ -227,7 +242,11 @@ function App() {
                   <th scope="row">{s.job_id}</th>
                   <td>{s.server_id}</td>
                   <td>
-                    <span class={`state ${s.state}`} data-testid={`state-${s.job_id}`} title={s.reason ?? undefined}>
+                    <span
+                      class={`state ${s.state}`}
+                      data-testid={`state-${s.job_id}`}
+                      title={s.reason ?? undefined}
+                    >
                       {s.state}
                     </span>
                   </td>
@@ -240,12 +259,20 @@ function App() {
                         type="button"
                         key={action}
                         aria-label={`${action} ${s.job_id}`}
-                        onClick={() => act(`${action} ${s.job_id}`, () => post(`/v1/jobs/${encodeURIComponent(s.job_id)}/${action}`))}
+                        onClick={() =>
+                          act(`${action} ${s.job_id}`, () =>
+                            post(`/v1/jobs/${encodeURIComponent(s.job_id)}/${action}`),
+                          )
+                        }
                       >
                         {action}
                       </button>
                     ))}
-                    <button type="button" aria-label={`logs of ${s.job_id}`} onClick={() => setLogJob(s.job_id)}>
+                    <button
+                      type="button"
+                      aria-label={`logs of ${s.job_id}`}
+                      onClick={() => setLogJob(s.job_id)}
+                    >
                       logs
                     </button>
                   </td>
@@ -287,7 +314,11 @@ function App() {
 
         <section aria-labelledby="memory-title">
           <h2 id="memory-title">Worker memory</h2>
-          <figure class="chart" aria-label="memory of each worker" dangerouslySetInnerHTML={{ __html: charts.memory }} />
+          <figure
+            class="chart"
+            aria-label="memory of each worker"
+            dangerouslySetInnerHTML={{ __html: charts.memory }}
+          />
         </section>
 
         <section aria-labelledby="ops-title" class="wide">
@@ -300,8 +331,11 @@ function App() {
           <ol class="operations">
             {operations.slice(0, 12).map((o) => (
               <li key={o.operation_id} data-operation={o.type} data-job={o.job_id}>
-                <span class={`state ${o.status}`}>{o.status}</span> <strong>{o.type}</strong> {o.job_id} · {ms(o.duration_ms)}
-                {o.error ? <span class="error"> · {typeof o.error === 'string' ? o.error : o.error.message}</span> : null}
+                <span class={`state ${o.status}`}>{o.status}</span> <strong>{o.type}</strong> {o.job_id} ·{' '}
+                {ms(o.duration_ms)}
+                {o.error ? (
+                  <span class="error"> · {typeof o.error === 'string' ? o.error : o.error.message}</span>
+                ) : null}
               </li>
             ))}
           </ol>
@@ -353,7 +387,14 @@ function KeyPrompt({ onKey }: { onKey: (key: string) => void }) {
         <h1>modeldock</h1>
         <p>This router asks for an API key. It is kept for this browser tab only (sessionStorage).</p>
         <label for="api-key">API key</label>
-        <input id="api-key" type="password" autoComplete="off" value={key} onInput={(e) => setKey(e.currentTarget.value)} autoFocus />
+        <input
+          id="api-key"
+          type="password"
+          autoComplete="off"
+          value={key}
+          onInput={(e) => setKey(e.currentTarget.value)}
+          autoFocus
+        />
         <button type="submit">Connect</button>
       </form>
     </main>
@@ -382,7 +423,13 @@ function CreateForm({
       }}
     >
       <label for="job-id">Job id</label>
-      <input id="job-id" required pattern="[A-Za-z0-9][A-Za-z0-9._\-]*" value={job} onInput={(e) => setJob(e.currentTarget.value)} />
+      <input
+        id="job-id"
+        required
+        pattern="[A-Za-z0-9][A-Za-z0-9._\-]*"
+        value={job}
+        onInput={(e) => setJob(e.currentTarget.value)}
+      />
       <label for="model">Model</label>
       <select id="model" value={chosenModel} onChange={(e) => setModel(e.currentTarget.value)}>
         {catalog.models.map((m) => (
@@ -421,7 +468,9 @@ function LogTail({ job, jobs, onJob }: { job: string; jobs: string[]; onJob: (jo
     streamText(`/v1/jobs/${encodeURIComponent(job)}/logs?tail=200&follow=true`, abort.signal, (chunk) =>
       // Keep the last 64 KiB: a log tail, not an archive.
       setText((t) => (t + chunk).slice(-65536)),
-    ).catch((error: unknown) => setText((t) => `${t}\n[${error instanceof Error ? error.message : String(error)}]`));
+    ).catch((error: unknown) =>
+      setText((t) => `${t}\n[${error instanceof Error ? error.message : String(error)}]`),
+    );
     return () => abort.abort();
   }, [job]);
   useEffect(() => {

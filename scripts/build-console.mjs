@@ -26,7 +26,8 @@ export async function buildConsole(outdir = path.join(root, 'dist', 'console')) 
     logLevel: 'warning',
     absWorkingDir: root,
   });
-  for (const file of ['index.html', 'app.css']) await copyFile(path.join(root, 'console', file), path.join(outdir, file));
+  for (const file of ['index.html', 'app.css'])
+    await copyFile(path.join(root, 'console', file), path.join(outdir, file));
   return outdir;
 }
 

@@ -380,6 +380,7 @@ export const writeLifecycleCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.lifecycle!(result));
 export const writeRoutingCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.routing!(result));
-export const writeScaleCharts = (result: unknown): Promise<string[]> => writeCharts(CHARTS_BY_RESULT.scale!(result));
+export const writeScaleCharts = (result: unknown): Promise<string[]> =>
+  writeCharts(CHARTS_BY_RESULT.scale!(result));
 export const writePlacementCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.placement!(result));

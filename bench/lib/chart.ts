@@ -110,7 +110,8 @@ function title(spec: ChartSpecBase) {
  */
 export function barChart(spec: BarChartSpec): TopLevelSpec {
   const format = spec.formatValue ?? formatValue;
-  for (const s of spec.series) checkNotNegative([...s.values, ...(s.low ?? []), ...(s.high ?? [])], spec.title);
+  for (const s of spec.series)
+    checkNotNegative([...s.values, ...(s.low ?? []), ...(s.high ?? [])], spec.title);
   const rows = spec.series.flatMap((series, order) =>
     spec.categories.map((category, i) => {
       const value = series.values[i];
@@ -194,7 +195,11 @@ export function stackedBarChart(spec: StackedBarChartSpec): TopLevelSpec {
       return [row];
     });
   });
-  const ends = spec.categories.map((category, i) => ({ category, total: totals[i]!, label: format(totals[i]!) }));
+  const ends = spec.categories.map((category, i) => ({
+    category,
+    total: totals[i]!,
+    label: format(totals[i]!),
+  }));
   const y = { field: 'category', type: 'nominal', sort: spec.categories, title: null } as const;
   return {
     width: spec.width ?? 560,
@@ -233,7 +238,13 @@ export function lineChart(spec: LineChartSpec): TopLevelSpec {
   const format = spec.formatValue ?? formatValue;
   const names = spec.series.map((s) => s.name);
   const rows = spec.series.flatMap((series) =>
-    series.points.map((p) => ({ series: series.name, x: p.x, y: p.y, dashed: series.dashed === true, label: format(p.y) })),
+    series.points.map((p) => ({
+      series: series.name,
+      x: p.x,
+      y: p.y,
+      dashed: series.dashed === true,
+      label: format(p.y),
+    })),
   );
   const x = {
     field: 'x',
@@ -253,7 +264,18 @@ export function lineChart(spec: LineChartSpec): TopLevelSpec {
         color: colour,
         // Shape repeats the colour's distinction for readers who cannot tell the colours apart.
         shape: { field: 'series', type: 'nominal', sort: names, legend: null },
-        strokeDash: { field: 'dashed', type: 'nominal', scale: { domain: [false, true], range: [[1, 0], [6, 4]] }, legend: null },
+        strokeDash: {
+          field: 'dashed',
+          type: 'nominal',
+          scale: {
+            domain: [false, true],
+            range: [
+              [1, 0],
+              [6, 4],
+            ],
+          },
+          legend: null,
+        },
       },
     },
     {
@@ -265,7 +287,11 @@ export function lineChart(spec: LineChartSpec): TopLevelSpec {
   if (spec.target) {
     const target = [{ y: spec.target.value, label: spec.target.label }];
     layers.push(
-      { data: { values: target }, mark: { type: 'rule', color: '#D55E00', strokeDash: [4, 4] }, encoding: { y: { field: 'y', type: 'quantitative' } } },
+      {
+        data: { values: target },
+        mark: { type: 'rule', color: '#D55E00', strokeDash: [4, 4] },
+        encoding: { y: { field: 'y', type: 'quantitative' } },
+      },
       {
         data: { values: target },
         mark: { type: 'text', align: 'right', dy: -6, x: 'width', color: '#D55E00', fontSize: 11 },

@@ -31,7 +31,10 @@ export function operationsSpec(operations: OperationLike[]): TopLevelSpec {
   );
   return {
     width: 520,
-    title: { text: 'Recent operations: where the time goes', subtitle: 'Steps of each operation, in milliseconds' },
+    title: {
+      text: 'Recent operations: where the time goes',
+      subtitle: 'Steps of each operation, in milliseconds',
+    },
     data: { values },
     mark: { type: 'bar', tooltip: true },
     encoding: {

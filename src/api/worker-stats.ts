@@ -41,9 +41,7 @@ export class WorkerStatsSampler {
     ]);
     const byWorker = new Map(servers.map((s) => [s.workerName, s]));
     const running = workers.filter((w) => w.running);
-    const measured = await Promise.all(
-      running.map((w) => this.runtime.stats(w.name).catch(() => undefined)),
-    );
+    const measured = await Promise.all(running.map((w) => this.runtime.stats(w.name).catch(() => undefined)));
     const samples: WorkerSample[] = [];
     const seen = new Set<string>();
     running.forEach((worker, i) => {
@@ -54,7 +52,9 @@ export class WorkerStatsSampler {
       // Another id under the same name is another worker (restarted, or handed over).
       const comparable = before && before.id === worker.id && stats.time > before.stats.time;
       const cpuPercent = comparable
-        ? (Math.max(0, stats.cpuSeconds - before.stats.cpuSeconds) / ((stats.time - before.stats.time) / 1000)) * 100
+        ? (Math.max(0, stats.cpuSeconds - before.stats.cpuSeconds) /
+            ((stats.time - before.stats.time) / 1000)) *
+          100
         : null;
       this.previous.set(worker.name, { id: worker.id, stats });
       const server = byWorker.get(worker.name);

@@ -7,10 +7,21 @@
  * Vega is loaded on the first chart, not with the router: a router nobody looks at in a
  * browser never pays for it.
  */
+import type * as Vega from 'vega';
+import type * as VegaLite from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 
 /** Okabe and Ito's palette: distinguishable with the common colour-vision deficiencies. */
-export const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#56B4E9', '#CC79A7', '#F0E442', '#000000'];
+export const PALETTE = [
+  '#0072B2',
+  '#E69F00',
+  '#009E73',
+  '#D55E00',
+  '#56B4E9',
+  '#CC79A7',
+  '#F0E442',
+  '#000000',
+];
 
 /** Shared look: fonts that every SVG viewer has, quiet axes, the palette above. */
 export const BASE_CONFIG = {
@@ -18,16 +29,25 @@ export const BASE_CONFIG = {
   background: 'white',
   padding: 12,
   range: { category: PALETTE },
-  axis: { labelColor: '#333', titleColor: '#333', gridColor: '#e3e3e3', domainColor: '#888', tickColor: '#888' },
+  axis: {
+    labelColor: '#333',
+    titleColor: '#333',
+    gridColor: '#e3e3e3',
+    domainColor: '#888',
+    tickColor: '#888',
+  },
   legend: { orient: 'top', labelLimit: 360 },
   title: { anchor: 'start', fontSize: 15, subtitleColor: '#555', subtitleFontSize: 12 },
   view: { stroke: null },
 } as const;
 
-let engines: Promise<{ vega: typeof import('vega'); vegaLite: typeof import('vega-lite') }> | undefined;
+let engines: Promise<{ vega: typeof Vega; vegaLite: typeof VegaLite }> | undefined;
 
 function load() {
-  engines ??= Promise.all([import('vega'), import('vega-lite')]).then(([vega, vegaLite]) => ({ vega, vegaLite }));
+  engines ??= Promise.all([import('vega'), import('vega-lite')]).then(([vega, vegaLite]) => ({
+    vega,
+    vegaLite,
+  }));
   return engines;
 }
 

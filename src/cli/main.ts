@@ -45,7 +45,7 @@ const jobArgument = <T>(y: Argv<T>) =>
   y.positional('job', { type: 'string', demandOption: true, describe: 'job id' });
 
 const JOB_ACTIONS: [JobAction, string][] = [
-  ['load', 'DEPLOY_LOAD: load the model into the job\'s server again'],
+  ['load', "DEPLOY_LOAD: load the model into the job's server again"],
   ['unload', 'DEPLOY_UNLOAD: unload the model; the worker stays for a fast load'],
   ['terminate', "TERMINATE: remove the job's server (records are kept as history)"],
 ];
@@ -76,7 +76,12 @@ function cli(argv: string[]) {
         describe: 'API key, sent as Authorization: Bearer',
         global: true,
       })
-      .option('json', { type: 'boolean', default: false, describe: 'JSON for scripts instead of tables', global: true })
+      .option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'JSON for scripts instead of tables',
+        global: true,
+      })
       .option('color', {
         type: 'boolean',
         describe: 'colour (default: only on a terminal, never with NO_COLOR)',
@@ -98,30 +103,62 @@ function cli(argv: string[]) {
         (y) => y.positional('kinds', { type: 'string', array: true, choices: ['worker', 'router'] }),
         async (a) => (await import('./commands/serve.js')).images((a.kinds as string[] | undefined) ?? []),
       )
-      .command('version', 'print the version', () => undefined, () => console.log(VERSION))
+      .command(
+        'version',
+        'print the version',
+        () => undefined,
+        () => console.log(VERSION),
+      )
       .command(
         'ps',
         'servers, like docker ps: job, server, state, model, container, age, memory, last inference',
-        (y) => y.option('all', { alias: 'a', type: 'boolean', default: false, describe: 'include history (terminated)' }),
+        (y) =>
+          y.option('all', {
+            alias: 'a',
+            type: 'boolean',
+            default: false,
+            describe: 'include history (terminated)',
+          }),
         (a) => ps(context(a), a.all),
       )
-      .command('jobs', 'jobs and their current state', () => undefined, (a) => jobs(context(a)))
+      .command(
+        'jobs',
+        'jobs and their current state',
+        () => undefined,
+        (a) => jobs(context(a)),
+      )
       .command(
         'ops',
         'operation records with their step timings, oldest first',
         (y) =>
           y
             .option('job', { type: 'string', describe: 'only this job' })
-            .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'then print each one as it finishes' })
+            .option('follow', {
+              alias: 'f',
+              type: 'boolean',
+              default: false,
+              describe: 'then print each one as it finishes',
+            })
             .option('limit', { type: 'number', default: 20, describe: 'how many recent ones' }),
         (a) => ops(context(a), { job: a.job, follow: a.follow, limit: a.limit }),
       )
-      .command('events', 'follow server state changes and finished operations', () => undefined, (a) =>
-        events(context(a)),
+      .command(
+        'events',
+        'follow server state changes and finished operations',
+        () => undefined,
+        (a) => events(context(a)),
       )
-      .command('pool', 'the warm pool and the memory budget', () => undefined, (a) => pool(context(a)))
-      .command('reconcile', 'compare the store with the runtime now and converge', () => undefined, (a) =>
-        reconcile(context(a)),
+      .command(
+        'pool',
+        'the warm pool and the memory budget',
+        () => undefined,
+        (a) => pool(context(a)),
+      )
+      .command(
+        'reconcile',
+        'compare the store with the runtime now and converge',
+        () => undefined,
+        (a) => reconcile(context(a)),
       )
       .command(
         'create <job>',
@@ -146,7 +183,12 @@ function cli(argv: string[]) {
         "the job's worker output",
         (y) =>
           jobArgument(y)
-            .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new output' })
+            .option('follow', {
+              alias: 'f',
+              type: 'boolean',
+              default: false,
+              describe: 'keep printing new output',
+            })
             .option('tail', { alias: 'n', type: 'number', default: 100, describe: 'lines from the end' }),
         (a) => logs(context(a), a.job, { follow: a.follow, tail: a.tail }),
       )
@@ -196,7 +238,8 @@ async function main(): Promise<void> {
     await cli(hideBin(process.argv)).parseAsync();
   } catch (error) {
     if (interrupt.signal.aborted && (error as Error).name === 'AbortError') return;
-    const code = error instanceof CliError ? error.exitCode : error instanceof ConfigError ? EXIT.usage : EXIT.failed;
+    const code =
+      error instanceof CliError ? error.exitCode : error instanceof ConfigError ? EXIT.usage : EXIT.failed;
     console.error(`modeldock: ${error instanceof Error ? error.message : String(error)}`);
     if (code === EXIT.usage) console.error('(modeldock --help for usage)');
     process.exitCode = code;

@@ -64,7 +64,14 @@ function watchOutput(child: ChildProcess) {
 
 const ESC = '\x1b[';
 const body = {
-  inputs: [{ name: 'pixels', shape: [2, 64], datatype: 'FP32', data: DIGITS.slice(0, 2).map((r) => r.inputs.pixels) }],
+  inputs: [
+    {
+      name: 'pixels',
+      shape: [2, 64],
+      datatype: 'FP32',
+      data: DIGITS.slice(0, 2).map((r) => r.inputs.pixels),
+    },
+  ],
 };
 
 describe('modeldock CLI against a real router', () => {
@@ -86,7 +93,9 @@ describe('modeldock CLI against a real router', () => {
     assert.match(created.stdout, /create \d+ ms/);
     assert.ok(!created.stdout.includes(ESC), 'no colour when stdout is not a terminal');
 
-    const again = await run(['create', 'c1', '--model', 'm-131', '--dataset', 'ds-550', '--json'], { env: url });
+    const again = await run(['create', 'c1', '--model', 'm-131', '--dataset', 'ds-550', '--json'], {
+      env: url,
+    });
     assert.equal(again.code, 0, again.stderr);
     const outcome = JSON.parse(again.stdout);
     assert.equal(outcome.server.state, 'ready');
@@ -100,7 +109,12 @@ describe('modeldock CLI against a real router', () => {
     assert.match(head!, /^JOB\s+SERVER\s+STATE\s+MODEL\s+CONTAINER\s+AGE\s+MEMORY\s+LAST INFERENCE$/);
     const row = rows.find((r) => r.startsWith('c1 '));
     assert.ok(row, ps.stdout);
-    assert.match(row, new RegExp(`c1\\s+inf-\\d+\\s+ready\\s+m-131\\s+${t.instance}-inf-\\d+\\s+\\d+[smhd]\\s+\\d+(\\.\\d)? MiB`));
+    assert.match(
+      row,
+      new RegExp(
+        `c1\\s+inf-\\d+\\s+ready\\s+m-131\\s+${t.instance}-inf-\\d+\\s+\\d+[smhd]\\s+\\d+(\\.\\d)? MiB`,
+      ),
+    );
 
     const psJson = JSON.parse((await run(['ps', '--json'], { env: url })).stdout);
     const server = psJson.servers.find((s: { job_id: string }) => s.job_id === 'c1');
@@ -139,7 +153,10 @@ describe('modeldock CLI against a real router', () => {
 
     const human = await run(['top', '--once'], { env: url });
     assert.match(human.stdout, /^\d+ workers?, CPU [\d.]+ %, memory [\d.]+ MiB$/m);
-    assert.match(human.stdout, new RegExp(`${t.instance}-inf-\\d+\\s+c1\\s+ready\\s+m-131\\s+[\\d.]+ %\\s+[\\d.]+ MiB`));
+    assert.match(
+      human.stdout,
+      new RegExp(`${t.instance}-inf-\\d+\\s+c1\\s+ready\\s+m-131\\s+[\\d.]+ %\\s+[\\d.]+ MiB`),
+    );
   });
 
   it('events follows state changes live while unload and load run', async () => {
@@ -154,7 +171,9 @@ describe('modeldock CLI against a real router', () => {
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l));
-      const states = records.filter((e) => e.type === 'server' && e.server.job_id === 'c1').map((e) => e.server.state);
+      const states = records
+        .filter((e) => e.type === 'server' && e.server.job_id === 'c1')
+        .map((e) => e.server.state);
       assert.deepEqual(states, ['ready', 'unloading', 'unloaded']);
     } finally {
       events.kill('SIGINT');

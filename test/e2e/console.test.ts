@@ -23,7 +23,10 @@ describe('web console in a real browser', () => {
 
   before(async () => {
     // The console the router serves is the built one: build it as `npm run build` does.
-    const built = spawnSync(process.execPath, ['scripts/build-console.mjs'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    const built = spawnSync(process.execPath, ['scripts/build-console.mjs'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
     assert.equal(built.status, 0, built.stderr);
     await mkdir(SHOTS, { recursive: true });
     t = await startTestRouter();
@@ -77,10 +80,15 @@ describe('web console in a real browser', () => {
 
   it('unload and terminate from the buttons show up live', async () => {
     await page.getByRole('button', { name: 'unload w1' }).click();
-    await page.getByTestId('state-w1').filter({ hasText: /^unloaded$/ }).waitFor({ timeout: 30_000 });
+    await page
+      .getByTestId('state-w1')
+      .filter({ hasText: /^unloaded$/ })
+      .waitFor({ timeout: 30_000 });
     await page.screenshot({ path: path.join(SHOTS, 'unloaded.png'), fullPage: true });
     // The same change, seen by another client: the router's records say so too.
-    const servers = (await (await fetch(`${t.url}/v1/servers?job_id=w1`)).json()) as { servers: { state: string }[] };
+    const servers = (await (await fetch(`${t.url}/v1/servers?job_id=w1`)).json()) as {
+      servers: { state: string }[];
+    };
     assert.equal(servers.servers[0]!.state, 'unloaded');
 
     await page.getByRole('button', { name: 'terminate w1' }).click();
@@ -97,10 +105,15 @@ describe('web console in a real browser', () => {
       body: JSON.stringify({ job_id: 'w2', model: 'm-131', dataset: 'ds-550' }),
     });
     assert.equal(created.status, 201);
-    await page.getByTestId('state-w2').filter({ hasText: /^ready$/ }).waitFor({ timeout: 30_000 });
+    await page
+      .getByTestId('state-w2')
+      .filter({ hasText: /^ready$/ })
+      .waitFor({ timeout: 30_000 });
     await page.getByLabel('Job', { exact: true }).selectOption('w2');
     await page.getByTestId('log').filter({ hasText: 'worker listening' }).waitFor({ timeout: 20_000 });
-    await page.locator('figure[aria-label="the steps of recent operations"] svg', { hasText: 'w2' }).waitFor();
+    await page
+      .locator('figure[aria-label="the steps of recent operations"] svg', { hasText: 'w2' })
+      .waitFor();
     await page.locator('figure[aria-label="memory of each worker"] svg', { hasText: 'w2' }).waitFor();
     await page.screenshot({ path: path.join(SHOTS, 'console.png'), fullPage: true });
     assert.deepEqual(problems, []);

@@ -34,7 +34,8 @@ async function render(charts: Charts): Promise<Record<string, string[]>> {
 }
 
 function includesAll(shown: string[], expected: string[], chart: string): void {
-  for (const text of expected) assert.ok(shown.includes(text), `${chart}: no "${text}" in ${JSON.stringify(shown)}`);
+  for (const text of expected)
+    assert.ok(shown.includes(text), `${chart}: no "${text}" in ${JSON.stringify(shown)}`);
 }
 
 describe('value labels', () => {
@@ -101,9 +102,16 @@ describe('benchmark charts', () => {
     assert.ok(shown.lifecycle!.some((t) => t.includes('first to third quartile')));
     assert.ok(!shown.lifecycle!.includes('DEPLOY_UNLOAD'), 'worker-only operations get their own chart');
     includesAll(shown['lifecycle-worker-ops']!, ['DEPLOY_UNLOAD', '1.50 ms', '4 ms'], 'lifecycle-worker-ops');
-    assert.ok(!shown['lifecycle-worker-ops']!.includes('modeldock + warm pool'), 'no pool series without data');
+    assert.ok(
+      !shown['lifecycle-worker-ops']!.includes('modeldock + warm pool'),
+      'no pool series without data',
+    );
     // Steps: each segment's median inside it, each bar's total at its end.
-    includesAll(shown['lifecycle-steps']!, ['create', 'start', 'stop', 'remove', '180', '188', '150', '157'], 'steps');
+    includesAll(
+      shown['lifecycle-steps']!,
+      ['create', 'start', 'stop', 'remove', '180', '188', '150', '157'],
+      'steps',
+    );
   });
 
   it('lifecycle: whiskers fall back to the IQR around the median for results without quartiles', async () => {
@@ -130,11 +138,21 @@ describe('benchmark charts', () => {
       ],
     };
     const shown = await render(scaleCharts(result));
-    includesAll(shown['scale-memory']!, ['target 150 MB (143 MiB)', '107 MiB', '151 MiB', '50', '200'], 'memory');
+    includesAll(
+      shown['scale-memory']!,
+      ['target 150 MB (143 MiB)', '107 MiB', '151 MiB', '50', '200'],
+      'memory',
+    );
     includesAll(shown['scale-reconcile']!, ['target 500 ms', '31 ms', '73 ms'], 'reconcile');
     includesAll(
       shown['scale-concurrency']!,
-      ['wall time, all at once', 'each operation (median)', 'one after the other (n × one alone)', '1,100 ms', '2,400 ms'],
+      [
+        'wall time, all at once',
+        'each operation (median)',
+        'one after the other (n × one alone)',
+        '1,100 ms',
+        '2,400 ms',
+      ],
       'concurrency',
     );
   });

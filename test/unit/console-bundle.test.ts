@@ -14,7 +14,10 @@ describe('console bundle', () => {
   it('builds without a network and fits 200 KB gzipped', async () => {
     const out = await mkdtemp(path.join(os.tmpdir(), 'modeldock-console-'));
     try {
-      const built = spawnSync(process.execPath, ['scripts/build-console.mjs', out], { cwd: REPO_ROOT, encoding: 'utf8' });
+      const built = spawnSync(process.execPath, ['scripts/build-console.mjs', out], {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+      });
       assert.equal(built.status, 0, built.stderr);
       const files = await readdir(out);
       assert.deepEqual(files.sort(), ['app.css', 'app.js', 'index.html']);

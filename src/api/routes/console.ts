@@ -6,6 +6,7 @@
  * the rest of the API and its authentication.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -41,9 +42,10 @@ export function consoleRoutes(): FastifyPluginAsyncTypebox {
       async (request, reply) => serve(request.params.file, reply),
     );
 
-    async function serve(file: string, reply: import('fastify').FastifyReply) {
+    async function serve(file: string, reply: FastifyReply) {
       const type = FILES[file];
-      if (!type) return reply.code(404).send({ error: { code: 'not_found', message: `no console file ${file}` } });
+      if (!type)
+        return reply.code(404).send({ error: { code: 'not_found', message: `no console file ${file}` } });
       if (!dir) {
         return reply.code(503).send({
           error: { code: 'unavailable', message: 'the console is not built: run `npm run build`' },
@@ -52,7 +54,10 @@ export function consoleRoutes(): FastifyPluginAsyncTypebox {
       return reply
         .type(type)
         .header('cache-control', 'no-cache')
-        .header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
+        .header(
+          'content-security-policy',
+          "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+        )
         .send(await readFile(path.join(dir, file)));
     }
   };
@@ -79,8 +84,11 @@ export function chartRoutes(deps: { store: Store; sampler: WorkerStatsSampler })
     );
     app.get(
       '/charts/memory.svg',
-      { schema: { tags, summary: 'SVG chart of every running worker’s memory', produces: ['image/svg+xml'] } },
-      async (_request, reply) => reply.type('image/svg+xml').send(await renderSvg(memorySpec(await deps.sampler.sample()))),
+      {
+        schema: { tags, summary: 'SVG chart of every running worker’s memory', produces: ['image/svg+xml'] },
+      },
+      async (_request, reply) =>
+        reply.type('image/svg+xml').send(await renderSvg(memorySpec(await deps.sampler.sample()))),
     );
   };
 }

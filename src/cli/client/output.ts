@@ -46,7 +46,12 @@ export class Output {
   }
 
   table(head: string[], rows: string[][]): void {
-    this.out.write(`${renderTable(head.map((h) => this.c.bold(h)), rows)}\n`);
+    this.out.write(
+      `${renderTable(
+        head.map((h) => this.c.bold(h)),
+        rows,
+      )}\n`,
+    );
   }
 
   /** Key: value lines, keys aligned. */

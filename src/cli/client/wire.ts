@@ -55,4 +55,5 @@ export interface WorkerSampleView {
   memory_limit_bytes: number | null;
 }
 
-export type EventView = { type: 'server'; server: ServerView } | { type: 'operation'; operation: OperationView };
+export type EventView =
+  { type: 'server'; server: ServerView } | { type: 'operation'; operation: OperationView };

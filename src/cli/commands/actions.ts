@@ -19,7 +19,9 @@ function printOutcome(out: Output, jobId: string, outcome: OutcomeView): void {
   const state = server ? out.state(server.state) : out.c.dim('no server');
   const where = server ? `  server ${server.server_id}  container ${server.container_name}` : '';
   out.line(`${out.c.bold(jobId)}: ${operation.type} ${out.state(operation.status)} → ${state}${where}`);
-  out.line(`  ${duration(operation.duration_ms)}${operation.steps.length ? `  (${stepSummary(operation)})` : ''}`);
+  out.line(
+    `  ${duration(operation.duration_ms)}${operation.steps.length ? `  (${stepSummary(operation)})` : ''}`,
+  );
   for (const warning of operation.warnings) out.line(`  ${out.c.yellow('warning:')} ${warning}`);
 }
 
@@ -78,7 +80,11 @@ export async function temp(
   })().catch(() => undefined);
   let outcome: OutcomeView;
   try {
-    outcome = await api.post('/v1/temp', { job_id: jobId, model: options.model, dataset: options.dataset }, signal);
+    outcome = await api.post(
+      '/v1/temp',
+      { job_id: jobId, model: options.model, dataset: options.dataset },
+      signal,
+    );
   } finally {
     watching.abort();
     signal.removeEventListener('abort', onInterrupt);
@@ -107,19 +113,24 @@ export async function infer(
   input: string,
   stdin: NodeJS.ReadableStream = process.stdin,
 ): Promise<void> {
-  const raw = input === '-' ? await text(stdin) : await readFile(input, 'utf8').catch((error: Error) => {
-    throw new CliError(`cannot read ${input}: ${error.message}`, EXIT.usage);
-  });
+  const raw =
+    input === '-'
+      ? await text(stdin)
+      : await readFile(input, 'utf8').catch((error: Error) => {
+          throw new CliError(`cannot read ${input}: ${error.message}`, EXIT.usage);
+        });
   let body: unknown;
   try {
     body = JSON.parse(raw);
   } catch (error) {
-    throw new CliError(`${input === '-' ? 'stdin' : input} is not JSON: ${(error as Error).message}`, EXIT.usage);
+    throw new CliError(
+      `${input === '-' ? 'stdin' : input} is not JSON: ${(error as Error).message}`,
+      EXIT.usage,
+    );
   }
-  const answer = await api.post<{ outputs?: { name: string; datatype: string; shape: number[]; data: unknown[] }[] }>(
-    `/v1/jobs/${enc(jobId)}/infer`,
-    body,
-  );
+  const answer = await api.post<{
+    outputs?: { name: string; datatype: string; shape: number[]; data: unknown[] }[];
+  }>(`/v1/jobs/${enc(jobId)}/infer`, body);
   if (out.json || !Array.isArray(answer?.outputs)) return out.data(answer);
   for (const output of answer.outputs) {
     const data = Array.isArray(output.data) ? output.data : [];

@@ -52,11 +52,13 @@ export async function images(kinds: string[]): Promise<void> {
   const config = loadConfig();
   const docker = new Dockerode();
   for (const kind of kinds.length > 0 ? kinds : ['worker', 'router']) {
-    if (kind !== 'worker' && kind !== 'router') throw new ConfigError(`unknown image ${kind}: worker or router`);
+    if (kind !== 'worker' && kind !== 'router')
+      throw new ConfigError(`unknown image ${kind}: worker or router`);
     // The tags the router and tests run: MODELDOCK_WORKER_IMAGE / MODELDOCK_ROUTER_IMAGE.
     const tag = kind === 'worker' ? config.workerImage : config.routerImage;
     console.log(`building ${tag}`);
-    await buildImage(docker, kind, tag, (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`));
+    await buildImage(docker, kind, tag, (line) =>
+      process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),
+    );
   }
 }
-

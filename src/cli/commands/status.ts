@@ -1,13 +1,7 @@
 /** Looking at the router: ps, jobs, ops, events, pool, reconcile. */
 import { readEvents } from '../client/sse.js';
 import { age, bytes, duration, type Output } from '../client/output.js';
-import type {
-  EventView,
-  JobView,
-  OperationView,
-  ServerView,
-  WorkerSampleView,
-} from '../client/wire.js';
+import type { EventView, JobView, OperationView, ServerView, WorkerSampleView } from '../client/wire.js';
 import type { CommandContext } from './context.js';
 
 const LIVE_STATES = 'creating,loading,ready,unloading,unloaded,terminating,failed';
@@ -20,7 +14,10 @@ export async function ps({ api, out }: CommandContext, all: boolean): Promise<vo
     api.get<{ workers: WorkerSampleView[] }>('/v1/stats').catch(() => ({ workers: [] })),
   ]);
   const memory = new Map(stats.workers.map((w) => [w.container_name, w.memory_bytes]));
-  if (out.json) return out.data({ servers: servers.map((s) => ({ ...s, memory_bytes: memory.get(s.container_name) ?? null })) });
+  if (out.json)
+    return out.data({
+      servers: servers.map((s) => ({ ...s, memory_bytes: memory.get(s.container_name) ?? null })),
+    });
   out.table(
     ['JOB', 'SERVER', 'STATE', 'MODEL', 'CONTAINER', 'AGE', 'MEMORY', 'LAST INFERENCE'],
     servers.map((s) => [
@@ -41,7 +38,14 @@ export async function jobs({ api, out }: CommandContext): Promise<void> {
   if (out.json) return out.data({ jobs });
   out.table(
     ['JOB', 'STATE', 'MODEL', 'DATASET', 'SERVER', 'UPDATED'],
-    jobs.map((j) => [j.job_id, out.state(j.state), j.model, j.dataset, j.server?.server_id ?? '-', `${age(j.updated_at)} ago`]),
+    jobs.map((j) => [
+      j.job_id,
+      out.state(j.state),
+      j.model,
+      j.dataset,
+      j.server?.server_id ?? '-',
+      `${age(j.updated_at)} ago`,
+    ]),
   );
 }
 
@@ -78,7 +82,10 @@ export async function ops(
     if (!options.follow) return out.data({ operations });
     for (const o of oldestFirst) out.record(o);
   } else {
-    out.table(OPERATION_HEAD, oldestFirst.map((o) => operationRow(out, o)));
+    out.table(
+      OPERATION_HEAD,
+      oldestFirst.map((o) => operationRow(out, o)),
+    );
   }
   if (!events?.body) return;
   const shown = new Set(operations.map((o) => o.operation_id));
@@ -111,7 +118,9 @@ export function describeEvent(out: Output, event: EventView): string {
     return `${out.c.dim(time)}  server     ${s.job_id}  ${s.server_id}  ${out.state(s.state)}${s.reason ? `  ${out.c.dim(s.reason)}` : ''}`;
   }
   const o = event.operation;
-  const error = o.error ? `  ${out.c.red(typeof o.error === 'string' ? o.error : (o.error.message ?? ''))}` : '';
+  const error = o.error
+    ? `  ${out.c.red(typeof o.error === 'string' ? o.error : (o.error.message ?? ''))}`
+    : '';
   return `${out.c.dim(time)}  operation  ${o.job_id}  ${o.type}  ${out.state(o.status)}  ${duration(o.duration_ms)}${error}`;
 }
 

@@ -16,7 +16,9 @@ export function topTable(out: Output, workers: WorkerSampleView[]): string {
     w.model ?? '-',
     w.cpu_percent === null ? '…' : `${w.cpu_percent.toFixed(1)} %`,
     bytes(w.memory_bytes),
-    w.memory_limit_bytes ? `${((w.memory_bytes / w.memory_limit_bytes) * 100).toFixed(1)} % of ${bytes(w.memory_limit_bytes)}` : '-',
+    w.memory_limit_bytes
+      ? `${((w.memory_bytes / w.memory_limit_bytes) * 100).toFixed(1)} % of ${bytes(w.memory_limit_bytes)}`
+      : '-',
   ]);
   const head = ['CONTAINER', 'JOB', 'STATE', 'MODEL', 'CPU', 'MEMORY', 'OF LIMIT'].map((h) => out.c.bold(h));
   const summary = `${workers.length} worker${workers.length === 1 ? '' : 's'}, CPU ${totalCpu.toFixed(1)} %, memory ${bytes(totalMemory)}`;

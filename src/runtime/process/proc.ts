@@ -29,7 +29,9 @@ export async function isSameProcess(pid: number, startTime: string): Promise<boo
 const USER_HZ = 100;
 
 /** CPU time (user + system, seconds) and resident memory (bytes) of a process. */
-export async function processUsage(pid: number): Promise<{ cpuSeconds: number; rssBytes: number } | undefined> {
+export async function processUsage(
+  pid: number,
+): Promise<{ cpuSeconds: number; rssBytes: number } | undefined> {
   try {
     const [stat, status] = await Promise.all([
       readFile(`/proc/${pid}/stat`, 'utf8'),

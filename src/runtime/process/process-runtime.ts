@@ -343,9 +343,10 @@ export class ProcessRuntime implements Runtime {
 
   async openLogs(name: string, options?: LogOptions): Promise<AsyncIterable<string>> {
     const history = await this.logs(name, { tail: options?.tail ?? 200 });
-    if (!options?.follow) return (async function* () {
-      if (history) yield history;
-    })();
+    if (!options?.follow)
+      return (async function* () {
+        if (history) yield history;
+      })();
     // Follow from the end as it is now: what the worker prints after the history was read.
     const from = await stat(this.logFile(name)).then(
       (s) => s.size,
