@@ -92,8 +92,9 @@ function cli(argv: string[]) {
         'run the router (the default command)',
         () => undefined,
         async (a) => {
-          // The default command must not swallow a mistyped one.
-          if (a._.length > 0) throw new CliError(`unknown command ${String(a._[0])}`, EXIT.usage);
+          // The default command must not swallow a mistyped one (`start` itself is in `_`).
+          const extra = a._[0] === 'start' ? a._.slice(1) : a._;
+          if (extra.length > 0) throw new CliError(`unknown command ${String(extra[0])}`, EXIT.usage);
           return (await import('./commands/serve.js')).start();
         },
       )

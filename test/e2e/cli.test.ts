@@ -236,6 +236,9 @@ describe('modeldock CLI against a real router', () => {
     assert.equal(usage.code, 2);
     const unknown = await run(['frobnicate'], { env: url });
     assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command frobnicate/);
+    const startExtra = await run(['start', 'frobnicate'], { env: url });
+    assert.equal(startExtra.code, 2, 'start takes no argument; the router did not start');
   });
 
   it('colour only when asked for or on a terminal, never with NO_COLOR', async () => {
