@@ -161,7 +161,11 @@ describe('modeldock CLI against a real router', () => {
 
   it('events follows state changes live while unload and load run', async () => {
     const events = start(['events', '--json'], url);
+    // ops -f lists the recent operations, then follows: the unload must appear there too.
+    const opsFollow = start(['ops', '--job', 'c1', '--follow', '--json'], url);
+    const opsOutput = watchOutput(opsFollow);
     try {
+      await opsOutput.waitFor(/"type":"DEPLOY_CREATE"/);
       // The command prints the live servers first, once it is subscribed: then act.
       const output = watchOutput(events);
       await output.waitFor(/"job_id":"c1"/);
@@ -175,8 +179,11 @@ describe('modeldock CLI against a real router', () => {
         .filter((e) => e.type === 'server' && e.server.job_id === 'c1')
         .map((e) => e.server.state);
       assert.deepEqual(states, ['ready', 'unloading', 'unloaded']);
+      const followed = (await opsOutput.waitFor(/"type":"DEPLOY_UNLOAD"/)).trim().split('\n');
+      assert.equal(JSON.parse(followed.at(-1)!).type, 'DEPLOY_UNLOAD');
     } finally {
       events.kill('SIGINT');
+      opsFollow.kill('SIGINT');
     }
     const loaded = await run(['load', 'c1'], { env: url });
     assert.equal(loaded.code, 0, loaded.stderr);
@@ -222,6 +229,11 @@ describe('modeldock CLI against a real router', () => {
     assert.equal(missing.code, 5, 'not found');
     assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
     assert.match(missing.stderr, /^modeldock: 404 not_found: .*nope/);
+
+    const noWorker = await run(['logs', 'nope'], { env: url });
+    assert.equal(noWorker.code, 5, noWorker.stderr);
+    const badTail = await fetch(`${t.url}/v1/jobs/c1/logs?tail=lots`);
+    assert.equal(badTail.status, 400);
 
     const bad = await run(['create', 'b1', '--model', '../etc', '--dataset', 'ds-550'], { env: url });
     assert.ok(bad.code === 6 || bad.code === 5, `exit ${bad.code}: ${bad.stderr}`);
