@@ -36,7 +36,7 @@ const interrupt = new AbortController();
 function context(argv: GlobalOptions): CommandContext {
   return {
     api: new ApiClient({ url: argv.url, apiKey: argv.key }),
-    out: new Output(argv.json, colourWanted(process.stdout, process.env, argv.color)),
+    out: new Output(argv.json, colourWanted(process.stdout, argv.color ?? loadClientConfig().colour)),
     signal: interrupt.signal,
   };
 }

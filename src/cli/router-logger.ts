@@ -6,6 +6,7 @@
  */
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { loadClientConfig } from '../config.js';
 import { colourWanted } from './client/output.js';
 
 export function routerLogger(level: string, stdout: NodeJS.WriteStream = process.stdout): Logger {
@@ -14,7 +15,7 @@ export function routerLogger(level: string, stdout: NodeJS.WriteStream = process
   return pino(
     options,
     pretty({
-      colorize: colourWanted(stdout),
+      colorize: colourWanted(stdout, loadClientConfig().colour),
       translateTime: 'SYS:HH:MM:ss.l',
       ignore: 'pid,hostname,service',
       destination: 1,

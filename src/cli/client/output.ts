@@ -8,16 +8,13 @@ import pc from 'picocolors';
 
 export type Colours = ReturnType<typeof pc.createColors>;
 
-/** picocolors' own check also turns colour on under CI=…; this one asks for a terminal. */
-export function colourWanted(
-  stream: { isTTY?: boolean } = process.stdout,
-  env: Record<string, string | undefined> = process.env,
-  flag?: boolean,
-): boolean {
-  if (flag !== undefined) return flag;
-  if ('NO_COLOR' in env && env.NO_COLOR !== '') return false;
-  if ('FORCE_COLOR' in env && env.FORCE_COLOR !== '0') return true;
-  return stream.isTTY === true && env.TERM !== 'dumb';
+/**
+ * Colour when asked for (--color / --no-color, else NO_COLOR / FORCE_COLOR through
+ * loadClientConfig), otherwise only on a terminal. picocolors' own check would also turn
+ * it on under CI=… with no terminal.
+ */
+export function colourWanted(stream: { isTTY?: boolean }, preference: boolean | undefined): boolean {
+  return preference ?? stream.isTTY === true;
 }
 
 export class Output {

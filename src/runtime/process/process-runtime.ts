@@ -143,17 +143,20 @@ async function readTail(file: string, maxBytes: number): Promise<string> {
   }
 }
 
-/** The bytes of a file from `position` to its end as it is now (none when it is missing). */
-async function readFrom(file: string, position: number): Promise<Buffer> {
+/**
+ * The bytes of a file from `position` to its end as it is now (none when it is missing),
+ * and where the next read starts. A file shorter than `position` is a new one (the log
+ * was rotated when the worker restarted): it is read from its start.
+ */
+async function readFrom(file: string, position: number): Promise<{ bytes: Buffer; next: number }> {
   const handle = await open(file, 'r').catch(() => undefined);
-  if (!handle) return Buffer.alloc(0);
+  if (!handle) return { bytes: Buffer.alloc(0), next: position };
   try {
     const { size } = await handle.stat();
-    // A file that shrank was rotated or replaced: there is nothing of it left to pass on.
-    if (size <= position) return Buffer.alloc(0);
-    const buffer = Buffer.alloc(size - position);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-    return buffer.subarray(0, bytesRead);
+    const from = size < position ? 0 : position;
+    const buffer = Buffer.alloc(size - from);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
+    return { bytes: buffer.subarray(0, bytesRead), next: from + bytesRead };
   } finally {
     await handle.close();
   }
@@ -384,8 +387,8 @@ export class ProcessRuntime implements Runtime {
         const state = await this.readState(name);
         const running = state !== undefined && (await this.isAlive(state));
         const read = await readFrom(this.logFile(name), position);
-        position += read.length;
-        const text = decoder.decode(read, { stream: true });
+        position = read.next;
+        const text = decoder.decode(read.bytes, { stream: true });
         if (text) yield text;
         if (until.aborted || !running) return;
         await changed;
