@@ -9,16 +9,22 @@ import pretty from 'pino-pretty';
 import { loadClientConfig } from '../config.js';
 import { colourWanted } from './client/output.js';
 
-export function routerLogger(level: string, stdout: NodeJS.WriteStream = process.stdout): Logger {
+export function routerLogger(
+  level: string,
+  stdout: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout,
+  colourPreference: boolean | undefined = loadClientConfig().colour,
+): Logger {
   const options = { level, base: { service: 'modeldock-router' } };
-  if (!stdout.isTTY) return pino(options);
+  // The process's own stdout goes through pino's fast file-descriptor writer.
+  const own = stdout === process.stdout;
+  if (!stdout.isTTY) return own ? pino(options) : pino(options, stdout);
   return pino(
     options,
     pretty({
-      colorize: colourWanted(stdout, loadClientConfig().colour),
+      colorize: colourWanted(stdout, colourPreference),
       translateTime: 'SYS:HH:MM:ss.l',
       ignore: 'pid,hostname,service',
-      destination: 1,
+      destination: own ? 1 : stdout,
       sync: true,
     }),
   );
