@@ -41,22 +41,24 @@ function run(args: string[], options: { env?: Record<string, string>; input?: st
 /** A running command's stdout, all of it so far; waitFor resolves once it matches. */
 function watchOutput(child: ChildProcess) {
   let text = '';
-  const waiters: { pattern: RegExp; resolve: (text: string) => void }[] = [];
+  const waiters: { matches: (text: string) => boolean; resolve: (text: string) => void }[] = [];
   child.stdout!.on('data', (d: Buffer) => {
     text += d;
     for (const w of [...waiters]) {
-      if (w.pattern.test(text)) {
+      if (w.matches(text)) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(text);
       }
     }
   });
   return {
-    waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
-      if (pattern.test(text)) return Promise.resolve(text);
+    /** Until the output matches a pattern, or a predicate holds for it. */
+    waitFor(pattern: RegExp | ((text: string) => boolean), timeoutMs = 60_000): Promise<string> {
+      const matches = typeof pattern === 'function' ? pattern : (t: string) => pattern.test(t);
+      if (matches(text)) return Promise.resolve(text);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no ${pattern} in: ${text}`)), timeoutMs);
-        waiters.push({ pattern, resolve: (t) => (clearTimeout(timer), resolve(t)) });
+        const timer = setTimeout(() => reject(new Error(`no ${String(pattern)} in: ${text}`)), timeoutMs);
+        waiters.push({ matches, resolve: (t) => (clearTimeout(timer), resolve(t)) });
       });
     },
   };
@@ -157,6 +159,28 @@ describe('modeldock CLI against a real router', () => {
       human.stdout,
       new RegExp(`${t.instance}-inf-\\d+\\s+c1\\s+ready\\s+m-131\\s+[\\d.]+ %\\s+[\\d.]+ MiB`),
     );
+  });
+
+  it('top redraws in place on a terminal (a pseudo-terminal from util-linux script)', async () => {
+    const command = [process.execPath, ...CLI, 'top', '--interval', '0.5'].map((a) => `'${a}'`).join(' ');
+    const child = spawn('script', ['-q', '-c', command, '/dev/null'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...url, TERM: 'xterm' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const output = watchOutput(child);
+    const CLEAR = '\x1b[H\x1b[2J'; // cursor home, clear screen
+    // Each frame is drawn from the top of a cleared screen: refreshed in place.
+    const frames = (text: string) => text.split(CLEAR).slice(1);
+    try {
+      const screen = await output.waitFor(
+        (text) => frames(text).filter((f) => /CONTAINER[\s\S]*c1/.test(f)).length >= 2,
+      );
+      for (const frame of frames(screen).slice(0, 2)) assert.match(frame, /^\d+ workers?, CPU [\d.]+ %/);
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL');
+    }
   });
 
   it('events follows state changes live while unload and load run', async () => {
