@@ -10,6 +10,11 @@
  *   trials interleaved, with each proxy's and the worker's CPU time per request read
  *   from /proc and how busy the whole machine was.
  *
+ * - gRPC (the router's inference.GRPCInferenceService, ModelInfer with raw FP32 bytes):
+ *   p50/p99 in the same interleaved rounds, against the worker answering the HTTP binary
+ *   request the router makes of each gRPC call; throughput at concurrency 32 from a
+ *   Node.js generator (wrk speaks no gRPC) beside HTTP from the same kind of generator.
+ *
  *   node --import tsx bench/routing.bench.ts   (needs nginx and wrk: apt-get install nginx-light wrk)
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
@@ -25,6 +30,13 @@ import { spawnRouter } from '../test/helpers/router-process.js';
 import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
 import { DIGITS } from '../test/helpers/fixtures.js';
 import { writeRoutingCharts } from './lib/bench-charts.js';
+import {
+  binaryHttpSender,
+  closedLoopThroughput,
+  grpcSender,
+  sequentialLatency,
+  type Sender,
+} from './lib/grpc-load.js';
 
 const LATENCY_REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -48,6 +60,12 @@ async function send(pool: Pool, pathname: string): Promise<void> {
   });
   const text = await response.body.text();
   if (response.statusCode !== 200) throw new Error(`${response.statusCode}: ${text}`);
+}
+
+/** The JSON request of the HTTP measurements, as a Sender for the Node.js generator. */
+function jsonHttpSender(origin: string, pathname: string): Sender {
+  const pool = new Pool(origin, { connections: CONCURRENCY });
+  return { send: () => send(pool, pathname), close: () => pool.close() };
 }
 
 async function latency(origin: string, pathname: string): Promise<number[]> {
@@ -188,8 +206,10 @@ http {
 async function main() {
   const instance = uniqueInstance('route');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-bench-'));
+  const grpcPort = await freePort();
   const router = await spawnRouter(
     {
+      MODELDOCK_GRPC_PORT: String(grpcPort),
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
       MODELDOCK_RUNTIME: 'docker',
@@ -236,10 +256,22 @@ async function main() {
     // Latency: a warm-up round, then TRIALS rounds with the targets interleaved, so
     // machine drift hits them alike. Each round's p50 and p99 per target; what a proxy
     // adds is taken round by round against the worker measured in the same round.
+    // gRPC and its baseline (the worker answering the binary HTTP request the router
+    // makes of each gRPC call) take part in the same rounds.
+    const pixels = record.inputs.pixels;
+    const grpcTargets: Record<string, () => Sender> = {
+      direct_binary: () => binaryHttpSender(worker, path_, pixels),
+      modeldock_grpc: () => grpcSender(`127.0.0.1:${grpcPort}`, 'r1', pixels),
+    };
     const rounds: Record<string, ReturnType<typeof summarize>[]> = {};
     for (let round = -1; round < TRIALS; round++) {
       for (const [name, origin] of Object.entries(targets)) {
         const samples = await latency(origin, path_);
+        if (round >= 0) (rounds[name] ??= []).push(summarize(samples));
+      }
+      for (const [name, make] of Object.entries(grpcTargets)) {
+        const sender = make();
+        const samples = await sequentialLatency(sender, LATENCY_REQUESTS).finally(() => sender.close());
         if (round >= 0) (rounds[name] ??= []).push(summarize(samples));
       }
     }
@@ -250,8 +282,8 @@ async function main() {
         { median: median(list.map((r) => r.median)), p99: median(list.map((r) => r.p99)) },
       ]),
     );
-    const added = (name: string) =>
-      summarize(rounds[name]!.map((r, i) => r.median - rounds.direct![i]!.median));
+    const added = (name: string, baseline = 'direct') =>
+      summarize(rounds[name]!.map((r, i) => r.median - rounds[baseline]![i]!.median));
     const trials: Record<string, ThroughputTrial[]> = {};
     for (let trial = 0; trial < TRIALS; trial++) {
       for (const [name, origin] of Object.entries(targets)) {
@@ -260,6 +292,23 @@ async function main() {
           worker: workerPid,
         });
         (trials[name] ??= []).push(measured);
+      }
+    }
+    // gRPC throughput: no wrk for gRPC, so a Node.js generator (32 calls in flight) loads
+    // gRPC and, for comparison, HTTP JSON through the router and to the worker, interleaved.
+    const nodeTargets: Record<string, () => Sender> = {
+      direct: () => jsonHttpSender(worker, path_),
+      modeldock: () => jsonHttpSender(router.url, path_),
+      modeldock_grpc: () => grpcSender(`127.0.0.1:${grpcPort}`, 'r1', pixels),
+    };
+    const nodeTrials: Record<string, number[]> = {};
+    for (let trial = 0; trial < TRIALS; trial++) {
+      for (const [name, make] of Object.entries(nodeTargets)) {
+        const sender = make();
+        const rps = await closedLoopThroughput(sender, CONCURRENCY, THROUGHPUT_SECONDS).finally(() =>
+          sender.close(),
+        );
+        (nodeTrials[name] ??= []).push(Math.round(rps));
       }
     }
     const tput = Object.fromEntries(
@@ -279,6 +328,7 @@ async function main() {
       nginx: added('nginx'),
       lean: added('lean'),
       modeldock: added('modeldock'),
+      modeldock_grpc: added('modeldock_grpc', 'direct_binary'),
     };
     const result = {
       machine: machine(),
@@ -292,6 +342,9 @@ async function main() {
         Object.entries(trials).map(([name, runs]) => [name, summarize(runs.map((r) => r.rps))]),
       ),
       throughput_trials: trials,
+      throughput_c32_node_generator: Object.fromEntries(
+        Object.entries(nodeTrials).map(([name, runs]) => [name, summarize(runs)]),
+      ),
       cpu_us_per_request: cpu,
       throughput_ratio_modeldock_to_nginx: tput.modeldock! / tput.nginx!,
       throughput_ratio_lean_to_nginx: tput.lean! / tput.nginx!,
@@ -321,6 +374,30 @@ async function main() {
           `${cpu[name]!.worker} µs`,
         ]),
       ),
+    );
+    console.log(
+      '\n' +
+        table(
+          ['gRPC', 'p50 (c=1)', 'p99 (c=1)', 'added at p50'],
+          ['direct_binary', 'modeldock_grpc'].map((name) => [
+            name === 'direct_binary' ? 'worker directly (HTTP, binary tensors)' : 'modeldock gRPC',
+            ms(lat[name]!.median),
+            ms(lat[name]!.p99),
+            name === 'direct_binary'
+              ? '—'
+              : `${ms(overhead[name]!.median)} (${ms(overhead[name]!.min)}-${ms(overhead[name]!.max)})`,
+          ]),
+        ),
+    );
+    console.log(
+      '\n' +
+        table(
+          ['Node.js generator, c=32', 'throughput'],
+          Object.entries(result.throughput_c32_node_generator).map(([name, s]) => [
+            name,
+            `${Math.round(s.median)} req/s ± ${Math.round(s.iqr)}`,
+          ]),
+        ),
     );
     console.log(
       `\nthroughput: modeldock / nginx ${ratio(tput.modeldock!, tput.nginx!)}, lean Node.js proxy / nginx ${ratio(tput.lean!, tput.nginx!)}, modeldock / lean ${ratio(tput.modeldock!, tput.lean!)}`,

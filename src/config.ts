@@ -9,6 +9,8 @@ export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'swarm';
 export interface Config {
   port: number;
   host: string;
+  /** The gRPC inference service's port (on `host`); 0: no gRPC service. */
+  grpcPort: number;
   /** `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
   store: string;
   runtime: RuntimeChoice;
@@ -95,6 +97,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   return {
     port: int('MODELDOCK_PORT', 8080),
     host: read('MODELDOCK_HOST') ?? '0.0.0.0',
+    grpcPort: int('MODELDOCK_GRPC_PORT', 8081),
     store,
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),

@@ -10,7 +10,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { WorkerError, errorMessage } from '../errors.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
-import { toErrorResponse } from './error-mapping.js';
+import { toProtocolErrorResponse } from './error-mapping.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -41,7 +41,7 @@ export interface WorkerFailureDeps {
 
 /**
  * The job's worker did not answer, or broke off: the next request looks the route up
- * again, the request counts as a 502, and the client gets the mapped JSON error, or a
+ * again, the request counts as a 502, and the client gets the protocol's JSON error, or a
  * cut connection when part of the answer has already gone out.
  */
 export function answerWorkerFailure(
@@ -57,7 +57,8 @@ export function answerWorkerFailure(
     response.destroy();
     return;
   }
-  const { status, body } = toErrorResponse(
+  // Both proxies serve /v2: the protocol's error form.
+  const { status, body } = toProtocolErrorResponse(
     new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, { cause: error }),
   );
   response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });

@@ -35,6 +35,8 @@ export const BASE_CONFIG = {
     gridColor: '#e3e3e3',
     domainColor: '#888',
     tickColor: '#888',
+    // Operation and path names are long: read whole, never cut short.
+    labelLimit: 360,
   },
   legend: { orient: 'top', labelLimit: 360 },
   title: { anchor: 'start', fontSize: 15, subtitleColor: '#555', subtitleFontSize: 12 },

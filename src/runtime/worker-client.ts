@@ -152,6 +152,11 @@ export class WorkerClient {
     return this.call(endpoint, 'POST', `/v2/models/${encodeURIComponent(name)}/infer`, request, signal);
   }
 
+  /** A model resource on the worker as JSON (`GET /v2/models/<name>[/config|/stats]`). */
+  async modelJson<T>(endpoint: string, path: string, signal?: AbortSignal): Promise<T> {
+    return this.call<T>(endpoint, 'GET', path, undefined, signal);
+  }
+
   async stats(endpoint: string, signal?: AbortSignal): Promise<WorkerStats> {
     return this.call<WorkerStats>(endpoint, 'GET', '/v2/worker/stats', undefined, signal);
   }

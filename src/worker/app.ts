@@ -15,7 +15,16 @@ import {
 import { validateId } from '../ids.js';
 import { VERSION as SERVER_VERSION } from '../version.js';
 import { DatasetStore } from './dataset-store.js';
-import { MODEL_VERSION, inferDataset, inferWithBinary, type V2InferRequest } from './inference.js';
+import {
+  MODEL_VERSION,
+  elapsedNs,
+  inferDataset,
+  inferWithBinary,
+  type InferTimings,
+  type V2InferRequest,
+} from './inference.js';
+import { InferenceStats } from './inference-stats.js';
+import { modelConfig } from './model-config.js';
 import { ModelRegistry } from './model-registry.js';
 import { ModelStore } from './model-store.js';
 
@@ -44,6 +53,7 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   const models = new ModelStore(options.modelsDir, options.threads ?? 1);
   const datasets = new DatasetStore(options.datasetsDir);
   const registry = new ModelRegistry(models);
+  const stats = new InferenceStats();
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger as never } : {}),
     bodyLimit: options.bodyLimitBytes ?? 256 * 1024 * 1024,
@@ -77,7 +87,9 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     }
   };
   app.removeContentTypeParser('application/json');
-  for (const type of ['application/json', 'application/octet-stream']) {
+  // `*` also takes a body without Content-Type, which Triton clients send (tritonclient
+  // posts JSON with none): JSON, or binary with Inference-Header-Content-Length.
+  for (const type of ['application/json', 'application/octet-stream', '*']) {
     app.addContentTypeParser(type, { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) =>
       parseBody(request, body),
     );
@@ -105,7 +117,7 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   app.get('/v2', async () => ({
     name: 'modeldock-worker',
     version: SERVER_VERSION,
-    extensions: ['model_repository', 'binary_tensor_data', 'batch'],
+    extensions: ['model_repository', 'model_configuration', 'statistics', 'binary_tensor_data', 'batch'],
   }));
 
   // `{"ready": true}` lists only the models ready for inference, as Triton does.
@@ -185,12 +197,37 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     });
   }
 
+  for (const url of modelRoutes('/config')) {
+    app.get<VersionParams>(url, async (request) => modelConfig(registry.get(servedName(request.params))));
+  }
+
+  // Statistics of the loaded names (all of them, or one: 404 when it is not loaded).
+  app.get('/v2/models/stats', async () => stats.report(registry.names()));
+  for (const url of modelRoutes('/stats')) {
+    app.get<VersionParams>(url, async (request) =>
+      stats.report([registry.get(servedName(request.params)).name]),
+    );
+  }
+
   for (const url of modelRoutes('/infer')) {
     app.post<VersionParams & { Body: V2InferRequest }>(url, async (request, reply) => {
       const name = servedName(request.params);
-      const { response, binary } = await registry.use(name, (model) =>
-        inferWithBinary(model, request.body, binaryParts.get(request)),
-      );
+      const received = performance.now();
+      const timings: InferTimings = { queueNs: 0, inputNs: 0, inferNs: 0, outputNs: 0 };
+      let result;
+      try {
+        result = await registry.use(name, (model) => {
+          timings.queueNs = elapsedNs(received, performance.now());
+          return inferWithBinary(model, request.body, binaryParts.get(request), true, timings);
+        });
+      } catch (error) {
+        // A request for a name that is not served is no model's failure.
+        if (registry.isLoaded(name)) stats.failed(name, elapsedNs(received, performance.now()));
+        throw error;
+      }
+      const { response, binary } = result;
+      // Each request is one execution of batch size 1, as max_batch_size 0 (model-config.ts) says.
+      stats.succeeded(name, 1, elapsedNs(received, performance.now()), timings);
       if (binary.length === 0) return response;
       const json = Buffer.from(JSON.stringify(response));
       return reply

@@ -115,7 +115,7 @@ describe('inference hot path', () => {
     // the server was already marked failed (409), or it waited for the restart (200).
     if (during.status !== 200) {
       assert.ok([502, 409].includes(during.status), `status ${during.status}`);
-      assert.ok(['worker_error', 'conflict'].includes(during.body.error.code), JSON.stringify(during.body));
+      assert.equal(typeof during.body.error, 'string', JSON.stringify(during.body));
     }
     await waitForServer(t.router, serverId, (s) => s.state === 'ready' && s.restarts >= 1, 30_000);
     const healed = await postJson(`${t.url}/v2/models/h1/infer`, JSON.parse(inferBody([DIGITS[0]!])));

@@ -5,12 +5,16 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { validateId } from '../../ids.js';
+import type { Logger } from 'pino';
 import type { Lifecycle } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../../runtime/worker-client.js';
 import type { Store } from '../../store/store.js';
+import { protocolErrorHandler, protocolNotFoundHandler } from '../error-mapping.js';
+import { ROUTER_EXTENSIONS, allModelStatistics, isJobReady, repositoryIndex } from '../inference-protocol.js';
 import { answerWorkerFailure, endToEndHeaders } from '../worker-proxy.js';
+import { InvalidInputError, errorMessage } from '../../errors.js';
+import { validateId } from '../../ids.js';
 
 export interface V2Deps {
   lifecycle: Lifecycle;
@@ -18,6 +22,25 @@ export interface V2Deps {
   store: Store;
   metrics: Metrics;
   version: string;
+  logger?: Logger;
+}
+
+/** `{"ready": true}` in the (streamed, unparsed) index request body: only ready entries, as Triton does. */
+async function readyOnly(body: unknown): Promise<boolean> {
+  if (!body || typeof (body as Readable).read !== 'function') return false;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as Readable) {
+    size += (chunk as Buffer).length;
+    if (size > 64 * 1024) throw new InvalidInputError('a repository index request body is at most 64 KiB');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return false;
+  try {
+    return (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { ready?: unknown } | null)?.ready === true;
+  } catch (error) {
+    throw new InvalidInputError(`the body is not valid JSON: ${errorMessage(error)}`);
+  }
 }
 
 export function v2Routes(deps: V2Deps): FastifyPluginAsync {
@@ -66,44 +89,37 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
     // Bodies are streamed to the worker as they are: no parsing here.
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    // The protocol's error form, `{"error": "<message>"}`: what its clients parse.
+    app.setErrorHandler(protocolErrorHandler);
+    app.setNotFoundHandler(protocolNotFoundHandler);
 
     app.get('/health/live', async () => ({ live: true }));
     app.get('/health/ready', async () => ({ ready: true }));
     app.get('/', async () => ({
       name: 'modeldock',
       version: deps.version,
-      extensions: ['model_repository'],
+      extensions: ROUTER_EXTENSIONS,
     }));
 
     app.get<{ Params: { job: string } }>('/models/:job', (request, reply) => proxy(request, reply, ''));
     app.post<{ Params: { job: string } }>('/models/:job/infer', (request, reply) =>
       proxy(request, reply, '/infer'),
     );
+    app.get<{ Params: { job: string } }>('/models/:job/config', (request, reply) =>
+      proxy(request, reply, '/config'),
+    );
+    app.get<{ Params: { job: string } }>('/models/:job/stats', (request, reply) =>
+      proxy(request, reply, '/stats'),
+    );
+    app.get('/models/stats', async () => allModelStatistics(deps));
     app.get<{ Params: { job: string } }>('/models/:job/ready', async (request, reply) => {
-      validateId('job_id', request.params.job);
-      const server = await store.currentServer(request.params.job);
-      const ready = server?.state === 'ready';
+      const ready = await isJobReady(store, request.params.job);
       return reply.code(ready ? 200 : 400).send({ name: request.params.job, ready });
     });
 
-    app.post('/repository/index', async () => {
-      const jobs = await store.listJobs();
-      const servers = await Promise.all(jobs.map((job) => store.currentServer(job.jobId)));
-      return jobs.map((job, i) => {
-        const state = servers[i]?.state;
-        return {
-          name: job.jobId,
-          version: '1',
-          state:
-            state === 'ready'
-              ? 'READY'
-              : state === 'loading' || state === 'creating'
-                ? 'LOADING'
-                : 'UNAVAILABLE',
-          reason: servers[i]?.reason ?? '',
-        };
-      });
-    });
+    app.post<{ Body: unknown }>('/repository/index', async (request) =>
+      repositoryIndex(store, { readyOnly: await readyOnly(request.body) }),
+    );
     app.post<{ Params: { job: string } }>('/repository/models/:job/load', async (request) => {
       validateId('job_id', request.params.job);
       await lifecycle.deployLoad({ jobId: request.params.job });
