@@ -51,11 +51,11 @@ const body = JSON.stringify({
   outputs: [{ name: 'label' }],
 });
 
-async function send(pool: Pool, pathname: string): Promise<void> {
+async function send(pool: Pool, pathname: string, extra: Record<string, string>): Promise<void> {
   const response = await pool.request({
     method: 'POST',
     path: pathname,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...extra },
     body,
   });
   const text = await response.body.text();
@@ -63,19 +63,19 @@ async function send(pool: Pool, pathname: string): Promise<void> {
 }
 
 /** The JSON request of the HTTP measurements, as a Sender for the Node.js generator. */
-function jsonHttpSender(origin: string, pathname: string): Sender {
+function jsonHttpSender(origin: string, pathname: string, extra: Record<string, string> = {}): Sender {
   const pool = new Pool(origin, { connections: CONCURRENCY });
-  return { send: () => send(pool, pathname), close: () => pool.close() };
+  return { send: () => send(pool, pathname, extra), close: () => pool.close() };
 }
 
-async function latency(origin: string, pathname: string): Promise<number[]> {
+async function latency(origin: string, pathname: string, extra: Record<string, string>): Promise<number[]> {
   const pool = new Pool(origin, { connections: 1 });
   try {
-    for (let i = 0; i < 300; i++) await send(pool, pathname); // warm-up
+    for (let i = 0; i < 300; i++) await send(pool, pathname, extra); // warm-up
     const samples: number[] = [];
     for (let i = 0; i < LATENCY_REQUESTS; i++) {
       const started = performance.now();
-      await send(pool, pathname);
+      await send(pool, pathname, extra);
       samples.push(performance.now() - started);
     }
     return samples;
@@ -147,12 +147,19 @@ async function throughput(
   };
 }
 
-async function startLeanProxy(upstream: string): Promise<{ origin: string; child: ChildProcess }> {
+async function startLeanProxy(
+  upstream: string,
+  secret: string,
+): Promise<{ origin: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = fork(path.join(import.meta.dirname, 'lib/lean-node-proxy.ts'), [String(port), upstream], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = fork(
+    path.join(import.meta.dirname, 'lib/lean-node-proxy.ts'),
+    [String(port), upstream, secret],
+    {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`lean proxy exited with ${code}`)));
@@ -160,7 +167,10 @@ async function startLeanProxy(upstream: string): Promise<{ origin: string; child
   return { origin: `http://127.0.0.1:${port}`, child };
 }
 
-async function startNginx(upstream: string): Promise<{ origin: string; child: ChildProcess; dir: string }> {
+async function startNginx(
+  upstream: string,
+  secret: string,
+): Promise<{ origin: string; child: ChildProcess; dir: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-nginx-'));
   const port = await freePort();
   const target = new URL(upstream);
@@ -185,6 +195,7 @@ http {
       proxy_pass http://worker;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header x-modeldock-worker-secret "${secret}";
     }
   }
 }
@@ -229,8 +240,15 @@ async function main() {
     });
     if (created.status !== 201) throw new Error(JSON.stringify(created.body));
     const worker = created.body.server.endpoint as string;
-    nginx = await startNginx(worker);
-    lean = await startLeanProxy(worker);
+    // The worker obeys only holders of its secret: nginx and the lean proxy send it as the
+    // router does; requests sent to the worker directly carry it themselves.
+    const container = await new Dockerode().getContainer(created.body.server.container_name).inspect();
+    const secret =
+      container.Config.Env.find((e) => e.startsWith('MODELDOCK_WORKER_SECRET='))?.split('=')[1] ?? '';
+    const extraHeaders = (name: string): Record<string, string> =>
+      name === 'direct' ? { 'x-modeldock-worker-secret': secret } : {};
+    nginx = await startNginx(worker, secret);
+    lean = await startLeanProxy(worker, secret);
     const path_ = '/v2/models/r1/infer';
     const targets: Record<string, string> = {
       direct: worker,
@@ -238,20 +256,21 @@ async function main() {
       lean: lean.origin,
       modeldock: router.url,
     };
-    const workerPid = await childOf(
-      (await new Dockerode().getContainer(created.body.server.container_name).inspect()).State.Pid,
-    );
+    const workerPid = await childOf(container.State.Pid);
     const proxyPids: Record<string, number | null> = {
       direct: null,
       nginx: await childOf(nginx.child.pid!),
       lean: lean.child.pid!,
       modeldock: router.child.pid!,
     };
-    const luaScript = path.join(dataDir, 'post.lua');
-    await writeFile(
-      luaScript,
-      `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${body}]]\n`,
-    );
+    const luaScript = (name: string) => path.join(dataDir, `post-${name}.lua`);
+    for (const name of Object.keys(targets)) {
+      const secretLine = name === 'direct' ? `wrk.headers["x-modeldock-worker-secret"] = "${secret}"\n` : '';
+      await writeFile(
+        luaScript(name),
+        `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n${secretLine}wrk.body = [[${body}]]\n`,
+      );
+    }
 
     // Latency: a warm-up round, then TRIALS rounds with the targets interleaved, so
     // machine drift hits them alike. Each round's p50 and p99 per target; what a proxy
@@ -266,7 +285,7 @@ async function main() {
     const rounds: Record<string, ReturnType<typeof summarize>[]> = {};
     for (let round = -1; round < TRIALS; round++) {
       for (const [name, origin] of Object.entries(targets)) {
-        const samples = await latency(origin, path_);
+        const samples = await latency(origin, path_, extraHeaders(name));
         if (round >= 0) (rounds[name] ??= []).push(summarize(samples));
       }
       for (const [name, make] of Object.entries(grpcTargets)) {
@@ -287,7 +306,7 @@ async function main() {
     const trials: Record<string, ThroughputTrial[]> = {};
     for (let trial = 0; trial < TRIALS; trial++) {
       for (const [name, origin] of Object.entries(targets)) {
-        const measured = await throughput(`${origin}${path_}`, luaScript, {
+        const measured = await throughput(`${origin}${path_}`, luaScript(name), {
           proxy: proxyPids[name]!,
           worker: workerPid,
         });
@@ -297,7 +316,7 @@ async function main() {
     // gRPC throughput: no wrk for gRPC, so a Node.js generator (32 calls in flight) loads
     // gRPC and, for comparison, HTTP JSON through the router and to the worker, interleaved.
     const nodeTargets: Record<string, () => Sender> = {
-      direct: () => jsonHttpSender(worker, path_),
+      direct: () => jsonHttpSender(worker, path_, extraHeaders('direct')),
       modeldock: () => jsonHttpSender(router.url, path_),
       modeldock_grpc: () => grpcSender(`127.0.0.1:${grpcPort}`, 'r1', pixels),
     };

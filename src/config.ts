@@ -45,6 +45,8 @@ export interface Config {
   memoryBudgetBytes: number;
   /** Started, model-less workers kept ready so DEPLOY_CREATE/TEMP skip container start; 0: off. */
   warmPoolSize: number;
+  /** Most /v1/events streams open at once; past it a new one gets 429. */
+  eventStreams: number;
   logLevel: string;
 }
 
@@ -119,6 +121,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
     warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
+    eventStreams: int('MODELDOCK_EVENT_STREAMS', 64, 1),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
   };
 }

@@ -62,7 +62,7 @@ export class Router {
     }
     const metrics = new Metrics();
     const events = new EventBus();
-    const workers = new WorkerClient();
+    const workers = new WorkerClient({ secretOf: (endpoint) => runtime.workerSecret?.(endpoint) });
     const catalog = new Catalog(config.modelsDir, config.datasetsDir);
     const lifecycle = new Lifecycle({
       store,
@@ -110,6 +110,7 @@ export class Router {
       metrics,
       logger,
       bodyLimitBytes: config.bodyLimitBytes,
+      maxEventStreams: config.eventStreams,
       version: VERSION,
       reconcile: () => reconciler.reconcileAll('request'),
     });

@@ -14,6 +14,8 @@ import {
 } from '../errors.js';
 import { validateId } from '../ids.js';
 import { VERSION as SERVER_VERSION } from '../version.js';
+import { DEFAULT_WORKER_BODY_LIMIT } from '../worker-limits.js';
+import { WORKER_SECRET_HEADER, secretMatches } from '../worker-secret.js';
 import { DatasetStore } from './dataset-store.js';
 import {
   MODEL_VERSION,
@@ -25,6 +27,7 @@ import {
 } from './inference.js';
 import { InferenceStats } from './inference-stats.js';
 import { modelConfig } from './model-config.js';
+import { DEFAULT_MAX_ELEMENTS } from './tensors.js';
 import { ModelRegistry } from './model-registry.js';
 import { ModelStore } from './model-store.js';
 
@@ -33,9 +36,19 @@ export interface WorkerAppOptions {
   datasetsDir: string;
   threads?: number;
   bodyLimitBytes?: number;
+  /** Most elements one input tensor may have (default DEFAULT_MAX_ELEMENTS). */
+  maxElements?: number;
+  /**
+   * Every call but the health checks must carry this in the x-modeldock-worker-secret
+   * header. Runtimes always set one; without it (a worker started by hand) the worker is open.
+   */
+  secret?: string;
   logger?: Logger;
   name?: string;
 }
+
+/** Health checks answer anyone: engines and probes hold no secret. */
+const OPEN_PATHS = new Set(['/v2/health/live', '/v2/health/ready']);
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   invalid_input: 400,
@@ -54,9 +67,11 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   const datasets = new DatasetStore(options.datasetsDir);
   const registry = new ModelRegistry(models);
   const stats = new InferenceStats();
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_WORKER_BODY_LIMIT;
+  const limits = { maxElements: options.maxElements ?? DEFAULT_MAX_ELEMENTS };
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger as never } : {}),
-    bodyLimit: options.bodyLimitBytes ?? 256 * 1024 * 1024,
+    bodyLimit,
     // Per-request log lines would dominate the hot path; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -94,6 +109,39 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       parseBody(request, body),
     );
   }
+
+  const secret = options.secret;
+  if (secret) {
+    // Before the body is read: a caller without the secret costs no parsing.
+    app.addHook('onRequest', async (request, reply) => {
+      if (OPEN_PATHS.has(request.url.split('?')[0]!)) return;
+      if (secretMatches(secret, request.headers[WORKER_SECRET_HEADER])) return;
+      return reply.code(401).send({
+        error: `this worker answers only its router: missing or wrong ${WORKER_SECRET_HEADER} header`,
+      });
+    });
+  }
+
+  // The body limit bounds the bodies in flight together, not each alone: concurrent
+  // requests at the limit would otherwise multiply the worst-case cost (worker-limits.ts).
+  let bytesInFlight = 0;
+  app.addHook('onRequest', async (request, reply) => {
+    const length = Number(request.headers['content-length']) || 0;
+    if (length === 0) return;
+    if (bytesInFlight > 0 && bytesInFlight + length > bodyLimit) {
+      return reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({
+          error: `the worker is busy with ${bytesInFlight} bytes of requests; its limit is ${bodyLimit}`,
+        });
+    }
+    bytesInFlight += length;
+    // 'close' comes for a finished answer and an abandoned request alike.
+    reply.raw.once('close', () => {
+      bytesInFlight -= length;
+    });
+  });
 
   app.setErrorHandler((error, request, reply) => {
     if (isModeldockError(error)) return reply.code(STATUS[error.code] ?? 500).send({ error: error.message });
@@ -218,7 +266,7 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       try {
         result = await registry.use(name, (model) => {
           timings.queueNs = elapsedNs(received, performance.now());
-          return inferWithBinary(model, request.body, binaryParts.get(request), true, timings);
+          return inferWithBinary(model, request.body, binaryParts.get(request), true, limits, timings);
         });
       } catch (error) {
         // A request for a name that is not served is no model's failure.
@@ -251,6 +299,8 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       rss_bytes: memory.rss,
       heap_used_bytes: memory.heapUsed,
       external_bytes: memory.external,
+      body_limit_bytes: bodyLimit,
+      max_elements: limits.maxElements,
       loaded: registry.names(),
     };
   });

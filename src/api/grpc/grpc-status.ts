@@ -11,6 +11,7 @@ const CODES: Record<ErrorCode, Status> = {
   // The job's state does not allow it now (another model, no live server, a failed server).
   conflict: Status.FAILED_PRECONDITION,
   payload_too_large: Status.RESOURCE_EXHAUSTED,
+  too_many_requests: Status.RESOURCE_EXHAUSTED,
   runtime_unavailable: Status.UNAVAILABLE,
   store_unavailable: Status.UNAVAILABLE,
   worker_error: Status.UNAVAILABLE,

@@ -4,17 +4,18 @@
  * the job's worker over a keep-alive pool and the answer is streamed back unparsed.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Lifecycle } from '../../lifecycle/lifecycle.js';
+import { InvalidInputError, errorMessage, type PayloadTooLargeError } from '../../errors.js';
+import { validateId } from '../../ids.js';
+import type { Lifecycle, Route } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../../runtime/worker-client.js';
 import type { Store } from '../../store/store.js';
-import { protocolErrorHandler, protocolNotFoundHandler } from '../error-mapping.js';
+import { bodyTooLarge, checkDeclaredLength, limitBody } from '../body-limit.js';
+import { protocolErrorHandler, protocolNotFoundHandler, toProtocolErrorResponse } from '../error-mapping.js';
 import { ROUTER_EXTENSIONS, allModelStatistics, isJobReady, repositoryIndex } from '../inference-protocol.js';
 import { answerWorkerFailure, endToEndHeaders } from '../worker-proxy.js';
-import { InvalidInputError, errorMessage } from '../../errors.js';
-import { validateId } from '../../ids.js';
 
 export interface V2Deps {
   lifecycle: Lifecycle;
@@ -23,6 +24,24 @@ export interface V2Deps {
   metrics: Metrics;
   version: string;
   logger?: Logger;
+  /** Bodies streamed to a worker obey the same limit as the ones Fastify parses. */
+  bodyLimitBytes: number;
+}
+
+/** Where a worker's answer goes when it is not the client's to see. */
+function discard(): Writable {
+  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
+}
+
+/** The body passed the limit mid-stream: a 413, and the rest of the upload is not read. */
+function answerBodyTooLarge(reply: FastifyReply, error: PayloadTooLargeError): void {
+  if (reply.raw.headersSent) {
+    reply.raw.destroy();
+    return;
+  }
+  const { status, body } = toProtocolErrorResponse(error);
+  reply.raw.writeHead(status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+  reply.raw.end(JSON.stringify(body));
 }
 
 /** `{"ready": true}` in the (streamed, unparsed) index request body: only ready entries, as Triton does. */
@@ -56,6 +75,7 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
     // route() validates the id on a cache miss; a hit is a job id we already know.
     const route = await lifecycle.route(jobId);
     let statusCode = 502;
+    let notLoaded = false;
     try {
       const hasBody = request.method === 'POST';
       // undici's stream() writes the worker's answer straight into our socket: no
@@ -71,6 +91,10 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
           bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
         },
         ({ statusCode: status, headers }) => {
+          if (status === 404) {
+            notLoaded = true;
+            return discard();
+          }
           statusCode = status;
           reply.raw.writeHead(status, endToEndHeaders(headers));
           return reply.raw;
@@ -79,16 +103,46 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
     } catch (error) {
       // A client that went away cancels the upstream request; that says nothing about the worker.
       if (request.raw.socket?.destroyed) return;
+      const overLimit = bodyTooLarge(error);
+      if (overLimit) return answerBodyTooLarge(reply, overLimit);
       answerWorkerFailure(deps, jobId, reply.raw, error, started);
       return;
     }
+    if (notLoaded) return answerLostModel(route, reply, started);
     metrics.observeInference(jobId, statusCode, (performance.now() - started) / 1000);
+  }
+
+  /**
+   * The worker does not have the model the router holds as ready: heal the server (load
+   * it again) before answering. The streamed body is gone, so the client is told to send
+   * again (503, Retry-After); the hot path, which holds the body, resends by itself.
+   */
+  async function answerLostModel(route: Route, reply: FastifyReply, started: number): Promise<void> {
+    let status = 503;
+    let body: unknown = {
+      error: `the worker of job ${route.jobId} had lost its model; it is loaded again: send the request again`,
+    };
+    try {
+      await lifecycle.healLostModel(route);
+    } catch (error) {
+      ({ status, body } = toProtocolErrorResponse(error));
+    }
+    metrics.observeInference(route.jobId, status, (performance.now() - started) / 1000);
+    reply.raw.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' });
+    reply.raw.end(JSON.stringify(body));
   }
 
   return async (app) => {
     // Bodies are streamed to the worker as they are: no parsing here.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    app.addContentTypeParser('*', (request, payload, done) => {
+      try {
+        checkDeclaredLength(request.headers['content-length'], deps.bodyLimitBytes);
+        done(null, limitBody(payload, deps.bodyLimitBytes));
+      } catch (error) {
+        done(error as Error);
+      }
+    });
     // The protocol's error form, `{"error": "<message>"}`: what its clients parse.
     app.setErrorHandler(protocolErrorHandler);
     app.setNotFoundHandler(protocolNotFoundHandler);
