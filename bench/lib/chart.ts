@@ -257,13 +257,12 @@ export function lineChart(spec: LineChartSpec): TopLevelSpec {
   const layers: unknown[] = [
     {
       data: { values: rows },
-      mark: { type: 'line', point: { filled: true, size: 50 } },
+      mark: { type: 'line' },
       encoding: {
         x,
         y,
         color: colour,
-        // Shape repeats the colour's distinction for readers who cannot tell the colours apart.
-        shape: { field: 'series', type: 'nominal', sort: names, legend: null },
+        detail: { field: 'series', type: 'nominal' },
         strokeDash: {
           field: 'dashed',
           type: 'nominal',
@@ -276,6 +275,17 @@ export function lineChart(spec: LineChartSpec): TopLevelSpec {
           },
           legend: null,
         },
+      },
+    },
+    {
+      data: { values: rows },
+      // A marker of its own shape per series, so the lines differ by more than colour.
+      mark: { type: 'point', filled: true, size: 50, opacity: 1 },
+      encoding: {
+        x,
+        y,
+        color: colour,
+        shape: { field: 'series', type: 'nominal', sort: names, title: null },
       },
     },
     {
