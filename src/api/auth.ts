@@ -121,6 +121,8 @@ const OPEN = new Set(['/healthz', '/readyz', '/openapi.json', '/v1/openapi.json'
 export function accessOf(routeUrl: string | undefined, options: { metricsPublic: boolean }): Access {
   if (routeUrl === undefined) return 'authenticated';
   if (OPEN.has(routeUrl) || routeUrl.startsWith('/v2/health/')) return 'open';
+  // The console's static files hold no data: the page loads, then asks for a key when the API answers 401.
+  if (routeUrl === '/ui' || routeUrl.startsWith('/ui/')) return 'open';
   if (routeUrl === '/metrics') return options.metricsPublic ? 'open' : 'authenticated';
   if (routeUrl === '/v1/jobs/:job_id/infer') return 'infer';
   // Loading and unloading through the repository extension are lifecycle operations.

@@ -79,7 +79,16 @@ describe('access of routes', () => {
   const access = (url: string | undefined, metricsPublic = false) => accessOf(url, { metricsPublic });
 
   it('keeps health open and metrics behind a key unless made public', () => {
-    for (const url of ['/healthz', '/readyz', '/v2/health/live', '/v2/health/ready', '/openapi.json']) {
+    for (const url of [
+      '/healthz',
+      '/readyz',
+      '/v2/health/live',
+      '/v2/health/ready',
+      '/openapi.json',
+      '/ui',
+      '/ui/',
+      '/ui/:file',
+    ]) {
       assert.equal(access(url), 'open', url);
     }
     assert.equal(access('/metrics'), 'authenticated');
@@ -113,7 +122,7 @@ describe('access of routes', () => {
       '/v1/operations',
       '/v2/repository/models/:job/load',
       '/v2/repository/models/:job/unload',
-      '/ui',
+      '/v1/charts/operations.svg',
       '/some/future/route',
     ]) {
       assert.equal(access(url), 'admin', url);

@@ -3,7 +3,14 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, isLoopback, loadConfig, parseBytes, readKeys } from '../../src/config.js';
+import {
+  ConfigError,
+  isLoopback,
+  loadClientConfig,
+  loadConfig,
+  parseBytes,
+  readKeys,
+} from '../../src/config.js';
 
 describe('configuration', () => {
   it('has the documented defaults', () => {
@@ -137,5 +144,30 @@ describe('configuration', () => {
     for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost'])
       assert.ok(isLoopback(host), host);
     for (const host of ['0.0.0.0', '::', '10.0.0.1', 'example.com']) assert.ok(!isLoopback(host), host);
+  });
+});
+
+describe('loadClientConfig (the modeldock command)', () => {
+  it('defaults to the local router, no key, colour decided by the terminal', () => {
+    assert.deepEqual(loadClientConfig({}), {
+      url: 'http://127.0.0.1:8080',
+      apiKey: undefined,
+      colour: undefined,
+    });
+  });
+
+  it('reads MODELDOCK_URL and MODELDOCK_API_KEY', () => {
+    const config = loadClientConfig({ MODELDOCK_URL: 'http://router:81', MODELDOCK_API_KEY: 'k' });
+    assert.equal(config.url, 'http://router:81');
+    assert.equal(config.apiKey, 'k');
+  });
+
+  it('NO_COLOR and TERM=dumb turn colour off, FORCE_COLOR on, NO_COLOR winning', () => {
+    assert.equal(loadClientConfig({ NO_COLOR: '1' }).colour, false);
+    assert.equal(loadClientConfig({ NO_COLOR: '' }).colour, undefined, 'an empty NO_COLOR is unset');
+    assert.equal(loadClientConfig({ TERM: 'dumb' }).colour, false);
+    assert.equal(loadClientConfig({ FORCE_COLOR: '1' }).colour, true);
+    assert.equal(loadClientConfig({ FORCE_COLOR: '0' }).colour, undefined);
+    assert.equal(loadClientConfig({ FORCE_COLOR: '1', NO_COLOR: '1' }).colour, false);
   });
 });
