@@ -74,7 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes,
     // Ids are up to 128 characters (and get a clear 400 beyond); Fastify's default of 100 would answer 414 first.
-    maxParamLength: 16 * 1024,
+    routerOptions: { maxParamLength: 16 * 1024 },
     // Per-request log lines would dominate the hot path; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
     // Wrong types are errors, not something to coerce: `"job_id": 7` is a 400.

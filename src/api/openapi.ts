@@ -160,13 +160,19 @@ export function openapiOptions(options: OpenapiOptions): FastifyDynamicSwaggerOp
       if (url === '/v2') return { url, schema: { ...schema, hide: true } };
       const method = Array.isArray(route.method) ? route.method[0]! : route.method;
       const own = (schema ?? {}) as FastifySchema & { response?: Record<string, unknown> };
-      const documented = v2Params(url, own) as FastifySchema & {
+      const { produces, ...documented } = v2Params(url, own) as FastifySchema & {
         response?: Record<string, unknown>;
         security?: unknown;
+        produces?: string[];
       };
       const response: Record<string, unknown> = { ...(own.response ?? {}) };
       if (!Object.keys(response).some((code) => code.startsWith('2'))) {
-        response[200] = SUCCESS[url] ?? { description: 'Success' };
+        // `produces` names the success's media type only: errors stay JSON.
+        response[200] =
+          SUCCESS[url] ??
+          (produces?.length
+            ? { description: 'Success', content: { [produces[0]!]: { schema: { type: 'string' } } } }
+            : { description: 'Success' });
       }
       if (url === '/v2/models/:job/ready') response[400] = NOT_READY;
       for (const status of statusesOf(method, url, own, options)) {

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { keyId } from '../../src/api/auth.js';
+import { EXIT } from '../../src/cli/client/exit-codes.js';
 import { PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
 import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { REPO_ROOT } from '../helpers/paths.js';
@@ -313,7 +314,7 @@ describe('modeldock start: the safe default bind, the refusal, key rotation', ()
       () => assert.fail('the router started'),
       (error: { code: number; stderr: string }) => error,
     );
-    assert.equal(failed.code, 1);
+    assert.equal(failed.code, EXIT.usage, 'a configuration error: the command line’s exit code');
     assert.match(failed.stderr, /MODELDOCK_API_KEY/);
     assert.match(failed.stderr, /MODELDOCK_AUTH=off/);
   });
