@@ -43,13 +43,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     workers: deps.workers,
     metrics: deps.metrics,
     bodyLimitBytes: deps.bodyLimitBytes,
-    isClosing: () => closing,
   });
   const app = Fastify({
     // Routed inference for ready jobs is answered before Fastify (see infer-fast-path.ts);
     // `inject` in tests bypasses the server and so always exercises the Fastify routes.
     serverFactory: (handler) => {
       const server = http.createServer((request, response) => {
+        // Shutting down: requests already on a kept-alive connection are still served
+        // (the router finishes what it has), and their answer closes the connection.
+        if (closing) response.shouldKeepAlive = false;
         if (!fastPath(request, response)) handler(request, response);
       });
       // Fastify's own defaults for a server it creates itself.
@@ -62,13 +64,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     // Wrong types are errors, not something to coerce: `"job_id": 7` is a 400.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    return503OnClosing: true,
+    // Closing drains instead (see serverFactory): what reaches us is served, politely.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // The API speaks JSON only; other bodies get a clear 415 instead of a confusing 400.
   app.removeContentTypeParser('text/plain');
   app.addHook('preClose', async () => {
     closing = true;
+    // A connection that goes idle from now on is closed soon rather than kept for the
+    // keep-alive timeout: the router is leaving, and close() waits for every connection.
+    app.server.keepAliveTimeout = 500;
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);

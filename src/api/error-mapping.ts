@@ -3,7 +3,7 @@
  * a fitting status, and never a stack trace.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { type ErrorCode, isModeldockError } from '../errors.js';
+import { type ErrorCode, NotReadyError, isModeldockError } from '../errors.js';
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
@@ -14,6 +14,7 @@ const STATUS: Record<ErrorCode, number> = {
   store_unavailable: 503,
   worker_error: 502,
   timeout: 504,
+  not_ready: 503,
   internal: 500,
 };
 
@@ -21,11 +22,19 @@ export interface ErrorBody {
   error: { code: string; message: string; [key: string]: unknown };
 }
 
-export function toErrorResponse(error: unknown): { status: number; body: ErrorBody } {
+export function toErrorResponse(error: unknown): {
+  status: number;
+  body: ErrorBody;
+  headers?: Record<string, string>;
+} {
   if (isModeldockError(error)) {
     return {
       status: STATUS[error.code],
       body: { error: { code: error.code, message: error.message, ...(error.details ?? {}) } },
+      // A server still loading: the client is told when to come back (RFC 9110 §10.2.3).
+      ...(error instanceof NotReadyError
+        ? { headers: { 'retry-after': String(error.retryAfterSeconds) } }
+        : {}),
     };
   }
   const fastifyError = error as FastifyError;
@@ -57,7 +66,8 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
 }
 
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const { status, body } = toErrorResponse(error);
+  const { status, body, headers } = toErrorResponse(error);
+  if (headers) void reply.headers(headers);
   // Only unexpected failures deserve a stack in the log; a 503 says what is away.
   if (status === 500) request.log.error({ err: error }, 'request failed');
   else if (status >= 500)

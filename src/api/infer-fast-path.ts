@@ -12,12 +12,16 @@
  * Everything else is declined (returns false) and handled by the Fastify route with the
  * same outcome: an uncached job (lookup, on-demand load, 404/409), a body without a
  * Content-Length, larger than SMALL_BODY_BYTES (streamed there instead of buffered) or
- * over the body limit (413), `Expect: 100-continue`, a query string, and requests after
- * close() began (503). Errors become HTTP answers through the same mapping as elsewhere.
+ * over the body limit (413), `Expect: 100-continue`, and a query string. Errors become
+ * HTTP answers through the same mapping as elsewhere.
+ *
+ * Each request counts on its route from the moment it takes it until its response is
+ * closed (route-table.ts): an unload or a termination withdraws the route and waits for
+ * that count to drain.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { Lifecycle, Route } from '../lifecycle/lifecycle.js';
+import type { Lifecycle, RouteEntry } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../runtime/worker-client.js';
 import { answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
@@ -29,12 +33,10 @@ const PREFIX = '/v2/models/';
 const SUFFIX = '/infer';
 
 export interface InferFastPathDeps {
-  lifecycle: Pick<Lifecycle, 'cachedRoute' | 'invalidateRoute'>;
+  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'invalidateRoute'>;
   workers: Pick<WorkerClient, 'pool'>;
   metrics: Pick<Metrics, 'observeInference'>;
   bodyLimitBytes: number;
-  /** True once the app is closing: new requests then get Fastify's 503. */
-  isClosing: () => boolean;
 }
 
 /** The job named by `/v2/models/<job>/infer`, or undefined for any other URL. */
@@ -57,8 +59,8 @@ export function inferFastPath(
     if (jobId === undefined) return false;
     const length = Number(request.headers['content-length']);
     if (!(length >= 0 && length <= smallBody) || request.headers.expect !== undefined) return false;
-    if (request.headers['transfer-encoding'] !== undefined || deps.isClosing()) return false;
-    const route = deps.lifecycle.cachedRoute(jobId);
+    if (request.headers['transfer-encoding'] !== undefined) return false;
+    const route = deps.lifecycle.tryAcquireRoute(jobId);
     if (!route) return false;
     forward(deps, route, request, response, length);
     return true;
@@ -67,7 +69,7 @@ export function inferFastPath(
 
 function forward(
   deps: InferFastPathDeps,
-  route: Route,
+  route: RouteEntry,
   request: IncomingMessage,
   response: ServerResponse,
   length: number,
@@ -76,6 +78,8 @@ function forward(
   const chunks: Buffer[] = [];
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('error', () => response.destroy());
+  // Closed once the answer is out or the connection is gone: either way the request is over.
+  response.once('close', () => route.release());
   request.on('end', () => {
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
     const handler = new ProxyHandler(deps, route, response, started);
@@ -106,7 +110,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   constructor(
     private readonly deps: InferFastPathDeps,
-    private readonly route: Route,
+    private readonly route: RouteEntry,
     private readonly response: ServerResponse,
     private readonly started: number,
   ) {}

@@ -9,7 +9,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SMALL_BODY_BYTES, inferFastPath, inferJobOf } from '../../src/api/infer-fast-path.js';
-import type { Route } from '../../src/lifecycle/lifecycle.js';
+import { RouteEntry } from '../../src/lifecycle/route-table.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -61,20 +61,13 @@ describe('inference hot path', () => {
     });
   });
   const workers = new WorkerClient();
-  const routes = new Map<string, Route>();
+  const routes = new Map<string, RouteEntry>();
   const invalidated: string[] = [];
   const observed: [string, number][] = [];
-  let closing = false;
   let router: http.Server;
   let url: string;
 
-  const route = (jobId: string, endpoint: string): Route => ({
-    jobId,
-    serverId: 'inf-0001',
-    endpoint,
-    modelName: jobId,
-    modelPath: `/v2/models/${jobId}`,
-  });
+  const route = (jobId: string, endpoint: string) => new RouteEntry(jobId, 'inf-0001', endpoint, jobId);
 
   before(async () => {
     const workerUrl = await listen(worker);
@@ -83,13 +76,12 @@ describe('inference hot path', () => {
     routes.set('hold', route('hold', workerUrl));
     const fastPath = inferFastPath({
       lifecycle: {
-        cachedRoute: (jobId) => routes.get(jobId),
+        tryAcquireRoute: (jobId) => routes.get(jobId)?.acquire(),
         invalidateRoute: (jobId) => void invalidated.push(jobId),
       },
       workers,
       metrics: { observeInference: (jobId, status) => void observed.push([jobId, status]) },
       bodyLimitBytes: 1024 * 1024,
-      isClosing: () => closing,
     });
     // What the hot path declines, the "Fastify route" answers with 299 here.
     router = http.createServer((request, response) => {
@@ -136,7 +128,7 @@ describe('inference hot path', () => {
     assert.deepEqual(observed, [['a1', 201]]);
   });
 
-  it('leaves uncached jobs, large or chunked bodies, other methods and a closing router to the route', async () => {
+  it('leaves uncached jobs, large or chunked bodies and other methods to the route', async () => {
     received.length = 0;
     const big = 'x'.repeat(SMALL_BODY_BYTES + 1);
     const declined = [
@@ -145,9 +137,6 @@ describe('inference hot path', () => {
       await post('/v2/models/a1/infer', new Blob(['{}']).stream()),
       await fetch(`${url}/v2/models/a1/infer`),
     ];
-    closing = true;
-    declined.push(await post('/v2/models/a1/infer', '{}'));
-    closing = false;
     for (const response of declined) assert.equal(response.status, 299);
     assert.equal(received.length, 0, 'nothing reached the worker');
   });

@@ -30,8 +30,9 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
   ): Promise<void> {
     const started = performance.now();
     const jobId = request.params.job;
-    // route() validates the id on a cache miss; a hit is a job id we already know.
-    const route = await lifecycle.route(jobId);
+    // acquireRoute() validates the id on a miss (a hit is a job id we already know) and
+    // waits for a server being loaded; the route counts this request until release().
+    const route = await lifecycle.acquireRoute(jobId);
     let statusCode = 502;
     try {
       const hasBody = request.method === 'POST';
@@ -58,6 +59,8 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
       if (request.raw.socket?.destroyed) return;
       answerWorkerFailure(deps, jobId, reply.raw, error, started);
       return;
+    } finally {
+      route.release();
     }
     metrics.observeInference(jobId, statusCode, (performance.now() - started) / 1000);
   }
