@@ -124,7 +124,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
     warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
     drainTimeoutMs: int('MODELDOCK_DRAIN_TIMEOUT_MS', 30_000),
-    loadWaitMs: int('MODELDOCK_LOAD_WAIT_MS', 60_000),
+    loadWaitMs: int('MODELDOCK_LOAD_WAIT_MS', 60_000, 1),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
   };
 }

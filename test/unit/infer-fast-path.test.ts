@@ -126,6 +126,7 @@ describe('inference hot path', () => {
     assert.equal(received[0]!.headers['x-trace'], 't1');
     assert.equal(received[0]!.headers['content-length'], '13');
     assert.deepEqual(observed, [['a1', 201]]);
+    assert.equal(routes.get('a1')!.inFlight, 0, 'the request is no longer counted on its route');
   });
 
   it('leaves uncached jobs, large or chunked bodies and other methods to the route', async () => {
@@ -149,6 +150,7 @@ describe('inference hot path', () => {
     assert.equal(body.error.code, 'worker_error');
     assert.match(body.error.message, /worker of job gone did not answer/);
     assert.deepEqual(invalidated, ['gone']);
+    assert.equal(routes.get('gone')!.inFlight, 0);
   });
 
   it('cancels the worker’s request when the client leaves, and keeps the route: the worker did nothing wrong', async () => {
@@ -158,11 +160,13 @@ describe('inference hot path', () => {
     const client = new AbortController();
     const answer = post('/v2/models/hold/infer', '{}', {}, client.signal).catch((error: Error) => error);
     const upstream = await atWorker;
+    assert.equal(routes.get('hold')!.inFlight, 1, 'counted while the worker has it');
     const upstreamClosed = new Promise<void>((resolve) => upstream.once('close', () => resolve()));
     client.abort();
     assert.equal(((await answer) as Error).name, 'AbortError');
     await upstreamClosed;
     assert.deepEqual(invalidated, [], 'the route stays');
     assert.deepEqual(observed, [], 'no 502 is counted for a request nobody waits for');
+    assert.equal(routes.get('hold')!.inFlight, 0, 'and no longer counted once the client left');
   });
 });
