@@ -372,9 +372,16 @@ export class Lifecycle {
         `server ${server.serverId} of job ${jobId} has failed (${server.reason ?? 'unknown reason'}); send DEPLOY_LOAD to recover it`,
       );
     }
-    if (server.state === 'ready' && server.endpoint && !(await this.isServing(server))) {
-      // Its worker died and the reconciler has not said so yet: wait for its word.
-      return { wait: this.nextServerChange(server.serverId) };
+    if (server.state === 'ready' && server.endpoint) {
+      // A ready server without a route: its worker may just have died (a request saw it
+      // fail), and the reconciler will mark it and restart it. Wait for its word rather
+      // than route to a worker that is not running.
+      // Without an engine to ask, the record is all there is: route as it says.
+      const info = await this.deps.runtime.inspect(server.workerName).catch((error: unknown) => {
+        if (error instanceof RuntimeUnavailableError) return 'unknown' as const;
+        throw error;
+      });
+      if (info !== 'unknown' && !info?.running) return { wait: this.nextServerChange(server.serverId) };
     }
     if (server.state !== 'ready' || !server.endpoint) {
       const job = await this.requireJob(jobId);
