@@ -40,15 +40,36 @@ interface Window {
 
 interface Phase {
   name: string;
+  /** The router's configuration the phase ran under. */
+  router: string;
   from: number;
   to: number;
   /** While an operation (or a kill and its restart) was under way. */
   operations: Window[];
+  samples: LoadSample[];
 }
 
 const hot = (job: string) => [{ job, path: `/v2/models/${job}/infer` }];
 
-async function main() {
+type Timed = (work: () => Promise<unknown>) => Promise<void>;
+
+interface Session {
+  url: string;
+  load: InferenceLoad;
+  call: (method: 'POST' | 'DELETE', pathname: string, body?: unknown) => Promise<unknown>;
+  createJob: (job: string) => Promise<unknown>;
+  phase: (name: string, body: (timed: Timed) => Promise<void>) => Promise<void>;
+}
+
+/**
+ * One router process (its own instance and store) with inference load on job `a`: runs
+ * the steady state, then `scenario`'s phases, and returns every phase with its samples.
+ */
+async function withRouter(
+  label: string,
+  env: Record<string, string>,
+  scenario: (session: Session) => Promise<void>,
+): Promise<Phase[]> {
   const instance = uniqueInstance('trans');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-bench-'));
   const router = await spawnRouter(
@@ -57,8 +78,7 @@ async function main() {
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
       MODELDOCK_RUNTIME: 'docker',
       MODELDOCK_LOG_LEVEL: 'warn',
-      MODELDOCK_MAX_LOADED_MODELS: '1',
-      MODELDOCK_RESTART_BACKOFF_MS: '100',
+      ...env,
     },
     path.join(dataDir, 'router.log'),
     'compiled',
@@ -74,94 +94,111 @@ async function main() {
   };
   const createJob = (job: string) =>
     call('POST', '/v1/jobs', { job_id: job, model: 'm-131', dataset: 'ds-550' });
-
   const phases: Phase[] = [];
-  const load = new InferenceLoad(url, hot('a'), { connections: CONNECTIONS, maxRequests: 1_000_000 });
+  const load = new InferenceLoad(url, hot('a'), { connections: CONNECTIONS, maxRequests: 2_000_000 });
+  const phase = async (name: string, body: (timed: Timed) => Promise<void>) => {
+    const current: Phase = {
+      name,
+      router: label,
+      from: performance.now(),
+      to: 0,
+      operations: [],
+      samples: [],
+    };
+    await body(async (work) => {
+      const from = performance.now();
+      await work();
+      current.operations.push({ from, to: performance.now() });
+    });
+    current.to = performance.now();
+    phases.push(current);
+  };
   try {
     await createJob('a');
     load.start();
     await load.answered(BETWEEN); // warm-up: connections open, JIT warm
-
-    const phase = async (
-      name: string,
-      body: (timed: (work: () => Promise<unknown>) => Promise<void>) => Promise<void>,
-    ) => {
-      const current: Phase = { name, from: performance.now(), to: 0, operations: [] };
-      await body(async (work) => {
-        const from = performance.now();
-        await work();
-        current.operations.push({ from, to: performance.now() });
-      });
-      current.to = performance.now();
-      phases.push(current);
-    };
-
     await phase('steady state', () => load.answered(STEADY_REQUESTS));
-    await phase('unload / load', async (timed) => {
-      for (let i = 0; i < CYCLES; i++) {
-        await timed(() => call('POST', '/v1/jobs/a/unload'));
-        await load.answered(BETWEEN);
-        await timed(() => call('POST', '/v1/jobs/a/load'));
-        await load.answered(BETWEEN);
-      }
-    });
-    await phase('eviction (max loaded models 1)', async (timed) => {
-      await timed(() => createJob('b')); // evicts a; a's requests load it back, evicting b
-      await load.answered(BETWEEN);
-      for (let i = 1; i < CYCLES; i++) {
-        await call('POST', '/v1/jobs/b/unload');
-        // b's load on demand evicts a while a is under load.
-        await timed(() => call('POST', '/v2/models/b/infer', JSON.parse(DIGIT_INFER_BODY)));
-        await load.answered(BETWEEN);
-      }
-    });
-    await phase('terminate', async (timed) => {
-      for (let i = 0; i < CYCLES; i++) {
-        const job = `t${i}`;
-        await createJob(job);
-        load.retarget(hot(job));
-        await load.answered(BETWEEN);
-        await timed(() => call('DELETE', `/v1/jobs/${job}`));
-        await load.answered(BETWEEN / 4);
-      }
-      load.retarget(hot('a'));
-      await load.answered(BETWEEN);
-    });
-    await phase('worker killed, restarted', async (timed) => {
-      const docker = new Dockerode();
-      for (let i = 0; i < Math.min(CYCLES, 3); i++) {
-        const job = (await getJson(`${url}/v1/jobs/a`)).body;
-        await timed(async () => {
-          const killedAt = performance.now();
-          await docker.getContainer(job.server.container_name).kill();
-          // Requests wait for the restarted worker: the first one served after the kill
-          // says it is up.
-          while (!load.samples.some((s) => s.sentAt > killedAt && s.status === 200)) await load.answered(1);
-        });
-        await load.answered(BETWEEN);
-      }
-    });
+    await scenario({ url, load, call, createJob, phase });
   } finally {
     await load.stop();
     await router.kill('SIGTERM');
     await removeInstanceContainers(new Dockerode(), instance);
     await rm(dataDir, { recursive: true, force: true });
   }
+  for (const p of phases) p.samples = load.samples.filter((s) => s.sentAt >= p.from && s.sentAt <= p.to);
+  return phases;
+}
 
-  const samples = load.samples;
+async function main() {
+  const phases = [
+    ...(await withRouter('default', { MODELDOCK_RESTART_BACKOFF_MS: '100' }, async (session) => {
+      const { load, call, createJob, phase, url } = session;
+      await phase('unload / load', async (timed) => {
+        for (let i = 0; i < CYCLES; i++) {
+          await timed(() => call('POST', '/v1/jobs/a/unload'));
+          await load.answered(BETWEEN);
+          await timed(() => call('POST', '/v1/jobs/a/load'));
+          await load.answered(BETWEEN);
+        }
+      });
+      await phase('terminate', async (timed) => {
+        for (let i = 0; i < CYCLES; i++) {
+          const job = `t${i}`;
+          await createJob(job);
+          load.retarget(hot(job));
+          await load.answered(BETWEEN);
+          await timed(() => call('DELETE', `/v1/jobs/${job}`));
+          load.retarget(hot('a'));
+          await load.answered(BETWEEN);
+        }
+      });
+      await phase('worker killed, restarted', async (timed) => {
+        const docker = new Dockerode();
+        for (let i = 0; i < Math.min(CYCLES, 3); i++) {
+          const job = (await getJson(`${url}/v1/jobs/a`)).body;
+          await timed(async () => {
+            const killedAt = performance.now();
+            await docker.getContainer(job.server.container_name).kill();
+            // Requests wait for the restarted worker: the first one served after the
+            // kill says it is up.
+            while (!load.samples.some((s) => s.sentAt > killedAt && s.status === 200)) await load.answered(1);
+          });
+          await load.answered(BETWEEN);
+        }
+      });
+    })),
+    ...(await withRouter(
+      'MODELDOCK_MAX_LOADED_MODELS=1',
+      { MODELDOCK_MAX_LOADED_MODELS: '1' },
+      async (session) => {
+        const { load, call, createJob, phase } = session;
+        await phase('eviction for a second job', async (timed) => {
+          await timed(() => createJob('b')); // evicts a; a's requests load it back, evicting b
+          await load.answered(BETWEEN);
+          for (let i = 1; i < CYCLES; i++) {
+            await call('POST', '/v1/jobs/b/unload');
+            // b's load on demand evicts a while a is under load.
+            await timed(() => call('POST', '/v2/models/b/infer', JSON.parse(DIGIT_INFER_BODY)));
+            await load.answered(BETWEEN);
+          }
+        });
+      },
+    )),
+  ];
+
   const inWindow = (s: LoadSample, w: Window) => s.sentAt >= w.from && s.sentAt <= w.to;
   const latencies = (list: LoadSample[]) => summarize(list.map((s) => s.doneAt - s.sentAt));
   const terminatedAnswer = (s: LoadSample) => s.status === 404 && /terminated/.test(s.error ?? '');
   const results = phases.map((p) => {
-    const sent = samples.filter((s) => inWindow(s, p));
-    const served = sent.filter((s) => s.status >= 200 && s.status < 300);
+    const served = p.samples.filter((s) => s.status >= 200 && s.status < 300);
     const duringOps = served.filter((s) => p.operations.some((w) => inWindow(s, w)));
-    const terminated = sent.filter(terminatedAnswer);
-    const errors = sent.filter((s) => !(s.status >= 200 && s.status < 300) && !terminatedAnswer(s));
+    const terminated = p.samples.filter(terminatedAnswer);
+    const errors = p.samples.filter((s) => !(s.status >= 200 && s.status < 300) && !terminatedAnswer(s));
     return {
       phase: p.name,
+      router: p.router,
       transitions: p.operations.length,
-      requests: sent.length,
+      requests: p.samples.length,
       served: latencies(served),
       served_during_operations: duringOps.length > 0 ? latencies(duringOps) : null,
       terminated_404: terminated.length,
@@ -169,7 +206,8 @@ async function main() {
       error_digest: errors.length > 0 ? failureDigest(errors) : '',
     };
   });
-  const steady = results[0]!.served;
+  const steadyOf = (router: string) =>
+    results.find((r) => r.router === router && r.phase === 'steady state')!.served;
   const result = {
     machine: machine(),
     request: 'POST /v2/models/{job}/infer (hot path), one 64-pixel FP32 digit',
@@ -180,6 +218,7 @@ async function main() {
   console.log(
     table(
       [
+        'router',
         'phase',
         'transitions',
         'requests',
@@ -191,6 +230,7 @@ async function main() {
         'errors',
       ],
       results.map((r) => [
+        r.router,
         r.phase,
         r.transitions,
         r.requests,
@@ -200,7 +240,7 @@ async function main() {
         r.served_during_operations
           ? `${ms(r.served_during_operations.median)} / ${ms(r.served_during_operations.p99)} / ${ms(r.served_during_operations.max)}`
           : '—',
-        ratio(r.served.p99, steady.p99),
+        ratio(r.served.p99, steadyOf(r.router).p99),
         `${r.errors}${r.terminated_404 ? ` (+${r.terminated_404} 404 after TERMINATE)` : ''}`,
       ]),
     ),

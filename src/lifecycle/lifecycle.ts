@@ -372,16 +372,11 @@ export class Lifecycle {
         `server ${server.serverId} of job ${jobId} has failed (${server.reason ?? 'unknown reason'}); send DEPLOY_LOAD to recover it`,
       );
     }
-    if (server.state === 'ready' && server.endpoint) {
-      // A ready server without a route: its worker may just have died (a request saw it
-      // fail), and the reconciler will mark it and restart it. Wait for its word rather
-      // than route to a worker that is not running.
-      // Without an engine to ask, the record is all there is: route as it says.
-      const info = await this.deps.runtime.inspect(server.workerName).catch((error: unknown) => {
-        if (error instanceof RuntimeUnavailableError) return 'unknown' as const;
-        throw error;
-      });
-      if (info !== 'unknown' && !info?.running) return { wait: this.nextServerChange(server.serverId) };
+    if (server.state === 'ready' && server.endpoint && !(await this.answers(server))) {
+      // A ready server without a route whose worker does not answer: it has just died
+      // (a request saw it fail), and the reconciler is about to mark it and restart it.
+      // Wait for its word rather than send more requests to a dead worker.
+      return { wait: this.nextServerChange(server.serverId) };
     }
     if (server.state !== 'ready' || !server.endpoint) {
       const job = await this.requireJob(jobId);
@@ -392,6 +387,27 @@ export class Lifecycle {
       server = outcome.server!;
     }
     return this.routes.get(jobId) ?? this.cacheRoute(server);
+  }
+
+  /**
+   * Whether a ready server's worker runs and answers its API (briefly asked: this runs
+   * under the job's lock). Without an engine to ask, the record is all there is: it
+   * counts as answering, as it did before.
+   */
+  private async answers(server: ServerRecord): Promise<boolean> {
+    try {
+      const info = await this.deps.runtime.inspect(server.workerName);
+      if (!info?.running || info.endpoint !== server.endpoint) return false;
+    } catch (error) {
+      if (error instanceof RuntimeUnavailableError) return true;
+      throw error;
+    }
+    try {
+      await this.deps.workers.index(server.endpoint!, AbortSignal.timeout(2_000));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Resolves at the next state change of a server (or after a second, to look again anyway). */
