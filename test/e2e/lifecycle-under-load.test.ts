@@ -119,7 +119,8 @@ class RouterUnderTest implements Started {
 
 for (const runtime of ['docker', 'process'] as const) {
   describe(`lifecycle transitions under inference load (${runtime} runtime)`, () => {
-    const t = new RouterUnderTest(runtime, {});
+    // A drain timeout far beyond the test's: a shutdown that waited for it would fail the test.
+    const t = new RouterUnderTest(runtime, { MODELDOCK_DRAIN_TIMEOUT_MS: '600000' });
     before(async () => {
       await t.start();
     });
@@ -212,6 +213,9 @@ for (const runtime of ['docker', 'process'] as const) {
           connections: CONNECTIONS,
           maxRequests: MAX_REQUESTS,
         }).start();
+        // An open event stream is ended by the shutdown, not waited for.
+        const events = await fetch(`${t.url}/v1/events`);
+        const eventsEnded = events.text();
         let signalledAt = 0;
         try {
           await load.answered(BETWEEN * 3);
@@ -220,6 +224,7 @@ for (const runtime of ['docker', 'process'] as const) {
         } finally {
           await load.stop();
         }
+        assert.match(await eventsEnded, /^: modeldock events/);
         // Every HTTP answer is a 2xx; requests sent once the router stopped listening find
         // no one there (refused, or a kept-alive connection it closed while idle): never
         // an error answer, never a request cut off after the router took it.

@@ -35,6 +35,12 @@ export function v1Routes({
 }: V1Deps): FastifyPluginAsyncTypebox {
   return async (app) => {
     const tags = ['v1'];
+    // Open event streams end when the router shuts down (an SSE client reconnects), so
+    // they do not hold the shutdown's drain until its timeout.
+    const eventStreams = new Set<AbortController>();
+    app.addHook('preClose', async () => {
+      for (const stream of eventStreams) stream.abort();
+    });
 
     app.get('/jobs', { schema: { tags, summary: 'List jobs with their current server' } }, async () => {
       const jobs = await store.listJobs();
@@ -200,6 +206,8 @@ export function v1Routes({
       { schema: { tags, summary: 'Server-sent events: server state changes and finished operations' } },
       async (request, reply) => {
         const abort = new AbortController();
+        eventStreams.add(abort);
+        abort.signal.addEventListener('abort', () => eventStreams.delete(abort));
         request.raw.on('close', () => abort.abort());
         reply.hijack();
         reply.raw.writeHead(200, {
