@@ -261,7 +261,7 @@ export class Lifecycle {
     const cached = this.routes.acquire(jobId);
     if (cached) return cached;
     validateId('job_id', jobId);
-    const waitMs = this.deps.options.loadWaitMs ?? 30_000;
+    const waitMs = this.deps.options.loadWaitMs ?? 60_000;
     const deadline = Date.now() + waitMs;
     for (;;) {
       const entry = await withDeadline(this.lookup(jobId), deadline, () => {
@@ -707,10 +707,8 @@ export class Lifecycle {
   }
 
   private cacheRoute(server: ServerRecord): RouteEntry {
-    const entry = new RouteEntry(server.jobId, server.serverId, server.endpoint!, server.jobId);
-    const last = this.lastUsed.get(server.jobId);
-    if (last !== undefined) entry.lastUsedMs = Math.max(entry.lastUsedMs, last);
-    return this.routes.set(entry);
+    // A new route counts as used now, as the server's loadedAt does.
+    return this.routes.set(new RouteEntry(server.jobId, server.serverId, server.endpoint!, server.jobId));
   }
 
   private async validateRequest(request: JobRequest): Promise<void> {
