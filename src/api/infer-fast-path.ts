@@ -76,13 +76,18 @@ function forward(
 ): void {
   const started = performance.now();
   const chunks: Buffer[] = [];
+  let handler: ProxyHandler | undefined;
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('error', () => response.destroy());
-  // Closed once the answer is out or the connection is gone: either way the request is over.
-  response.once('close', () => route.release());
+  // Closed once the answer is out or the connection is gone: either way the request no
+  // longer counts on its route, and a client that left takes its upstream request along.
+  response.once('close', () => {
+    route.release();
+    if (!response.writableFinished) handler?.abort();
+  });
   request.on('end', () => {
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
-    const handler = new ProxyHandler(deps, route, response, started);
+    handler = new ProxyHandler(deps, route, response, started);
     deps.workers.pool(route.endpoint).dispatch(
       {
         method: 'POST',
@@ -94,10 +99,6 @@ function forward(
       },
       handler,
     );
-    // A client that goes away mid-request takes its upstream request with it.
-    response.once('close', () => {
-      if (!response.writableFinished) handler.abort();
-    });
   });
 }
 
