@@ -36,6 +36,9 @@ export interface AppDeps {
   reconcile: () => Promise<unknown>;
 }
 
+/** How long idle kept-alive connections stay open once the router is shutting down. */
+const IDLE_CONNECTION_GRACE_MS = 1_000;
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   let closing = false;
   const fastPath = inferFastPath({
@@ -72,9 +75,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   app.addHook('preClose', async () => {
     closing = true;
+    const server = app.server;
     // A connection that goes idle from now on is closed soon rather than kept for the
     // keep-alive timeout: the router is leaving, and close() waits for every connection.
-    app.server.keepAliveTimeout = 500;
+    server.keepAliveTimeout = 500;
+    // server.close() would also close idle kept-alive connections at once, cutting a
+    // request a client is sending on one right then. They get a moment first: what
+    // arrives is served (with Connection: close), then whatever is still idle is closed.
+    const closeIdleConnections = server.closeIdleConnections.bind(server);
+    server.closeIdleConnections = () => undefined;
+    setTimeout(closeIdleConnections, IDLE_CONNECTION_GRACE_MS).unref();
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
