@@ -9,6 +9,8 @@ export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'swarm';
 export interface Config {
   port: number;
   host: string;
+  /** The gRPC inference service's port (on `host`); 0: no gRPC service. */
+  grpcPort: number;
   /** `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
   store: string;
   runtime: RuntimeChoice;
@@ -50,6 +52,8 @@ export interface Config {
   drainTimeoutMs: number;
   /** How long an inference request waits for its job's server to be loaded before a 503. */
   loadWaitMs: number;
+  /** Most /v1/events streams open at once; past it a new one gets 429. */
+  eventStreams: number;
   logLevel: string;
 }
 
@@ -102,6 +106,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   return {
     port: int('MODELDOCK_PORT', 8080),
     host: read('MODELDOCK_HOST') ?? '0.0.0.0',
+    grpcPort: int('MODELDOCK_GRPC_PORT', 8081),
     store,
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
@@ -125,6 +130,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
     drainTimeoutMs: int('MODELDOCK_DRAIN_TIMEOUT_MS', 30_000),
     loadWaitMs: int('MODELDOCK_LOAD_WAIT_MS', 60_000, 1),
+    eventStreams: int('MODELDOCK_EVENT_STREAMS', 64, 1),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
   };
 }

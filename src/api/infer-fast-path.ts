@@ -24,7 +24,7 @@ import type { Dispatcher } from 'undici';
 import type { Lifecycle, RouteEntry } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../runtime/worker-client.js';
-import { answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
+import { answerError, answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
 
 /** Bodies up to this size are buffered and sent in one write; larger ones are streamed by the Fastify route. */
 export const SMALL_BODY_BYTES = 64 * 1024;
@@ -33,7 +33,8 @@ const PREFIX = '/v2/models/';
 const SUFFIX = '/infer';
 
 export interface InferFastPathDeps {
-  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'invalidateRoute'>;
+  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'invalidateRoute'> &
+    Partial<Pick<Lifecycle, 'healLostModel'>>;
   workers: Pick<WorkerClient, 'pool'>;
   metrics: Pick<Metrics, 'observeInference'>;
   bodyLimitBytes: number;
@@ -77,28 +78,46 @@ function forward(
   const started = performance.now();
   const chunks: Buffer[] = [];
   let handler: ProxyHandler | undefined;
+  /** The route the request counts on: the one it took, or the healed one it was sent again on. */
+  let held = route;
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('error', () => response.destroy());
   // Closed once the answer is out or the connection is gone: either way the request no
   // longer counts on its route, and a client that left takes its upstream request along.
   response.once('close', () => {
-    route.release();
+    held.release();
     if (!response.writableFinished) handler?.abort();
   });
   request.on('end', () => {
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
-    handler = new ProxyHandler(deps, route, response, started);
-    deps.workers.pool(route.endpoint).dispatch(
-      {
-        method: 'POST',
-        path: `${route.modelPath}${SUFFIX}`,
-        headers: endToEndHeaders(request.headers),
-        body,
-        headersTimeout: WORKER_ANSWER_TIMEOUT_MS,
-        bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
-      },
-      handler,
-    );
+    const headers = endToEndHeaders(request.headers);
+    // A worker without the model (404) gets it loaded again, then the body once more.
+    const heal = deps.lifecycle.healLostModel?.bind(deps.lifecycle);
+    const resend = (stale: RouteEntry) =>
+      heal!(stale).then(
+        (fresh) => {
+          // healLostModel hands the fresh route over taken: the request counts on it now.
+          held.release();
+          held = fresh;
+          if (!response.destroyed) send(fresh, false);
+        },
+        (error: unknown) => answerError(deps, stale.jobId, response, error, started),
+      );
+    const send = (target: RouteEntry, mayHeal: boolean) => {
+      handler = new ProxyHandler(deps, target, response, started, mayHeal && heal ? resend : undefined);
+      deps.workers.pool(target.endpoint).dispatch(
+        {
+          method: 'POST',
+          path: `${target.modelPath}${SUFFIX}`,
+          headers,
+          body,
+          headersTimeout: WORKER_ANSWER_TIMEOUT_MS,
+          bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
+        },
+        handler,
+      );
+    };
+    send(route, true);
   });
 }
 
@@ -108,12 +127,15 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private statusCode = 502;
   /** The client went away: the upstream request is cancelled, and that says nothing about the worker. */
   private clientGone = false;
+  /** The worker answered 404 (model not loaded): its answer is dropped, onNotLoaded runs at its end. */
+  private notLoaded = false;
 
   constructor(
     private readonly deps: InferFastPathDeps,
     private readonly route: RouteEntry,
     private readonly response: ServerResponse,
     private readonly started: number,
+    private readonly onNotLoaded?: (stale: RouteEntry) => void,
   ) {}
 
   abort(): void {
@@ -130,6 +152,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     statusCode: number,
     headers: IncomingHttpHeaders,
   ): void {
+    if (statusCode === 404 && this.onNotLoaded) {
+      this.notLoaded = true;
+      return;
+    }
     this.statusCode = statusCode;
     this.response.writeHead(statusCode, endToEndHeaders(headers));
     // Backpressure: a slow client pauses the worker's socket instead of growing our buffers.
@@ -137,10 +163,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.notLoaded) return;
     if (!this.response.write(chunk)) controller.pause();
   }
 
   onResponseEnd(): void {
+    if (this.notLoaded) return this.onNotLoaded!(this.route);
     this.response.end();
     this.deps.metrics.observeInference(
       this.route.jobId,

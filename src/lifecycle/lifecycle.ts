@@ -38,6 +38,7 @@ import { KeyedMutex } from './keyed-mutex.js';
 import { RouteEntry, RouteTable } from './route-table.js';
 import { MemoryPolicy } from './memory-policy.js';
 import { WarmPool } from './warm-pool.js';
+import { workerSpec } from './worker-spec.js';
 import { OperationRecorder, newOperationId } from './operation-recorder.js';
 import { canTransition } from './state-machine.js';
 
@@ -278,15 +279,44 @@ export class Lifecycle {
 
   /** Inference through the router with a parsed body (the /v2 proxy streams instead). */
   async infer(jobId: string, body: unknown): Promise<unknown> {
-    const route = await this.acquireRoute(jobId);
+    let route = await this.acquireRoute(jobId);
     try {
-      return await this.deps.workers.infer(route.endpoint, route.modelName, body);
-    } catch (error) {
-      if (error instanceof WorkerError) this.invalidateRoute(jobId);
-      throw error;
+      try {
+        return await this.deps.workers.infer(route.endpoint, route.modelName, body);
+      } catch (error) {
+        if (error instanceof WorkerError) this.invalidateRoute(jobId);
+        if (!(error instanceof NotFoundError)) throw error;
+        // The worker does not have the model the router holds as ready: heal, then once more.
+        const healed = await this.healLostModel(route);
+        route.release();
+        route = healed;
+        return await this.deps.workers.infer(healed.endpoint, healed.modelName, body);
+      }
     } finally {
       route.release();
     }
+  }
+
+  /**
+   * A worker answered "not loaded" on a route the router holds as ready (something
+   * unloaded it behind the router's back, or the worker lost it): the route is dropped and
+   * the server healed at once under the job's lock (a DEPLOY_LOAD with reason
+   * `worker_lost_model`, which finds the model missing and loads it). Resolves with the
+   * fresh route, taken (the caller sends its request again on it and releases it);
+   * concurrent callers share one heal.
+   */
+  async healLostModel(stale: RouteEntry): Promise<RouteEntry> {
+    const { jobId } = stale;
+    if (this.routes.get(jobId) === stale) this.forgetRoute(jobId);
+    const fresh = await this.locks.run(jobId, async () => {
+      const current = this.routes.get(jobId);
+      if (current) return current;
+      const job = await this.requireJob(jobId);
+      const request = { jobId, model: job.model, dataset: job.dataset };
+      const outcome = await this.deployLoadLocked(request, 'worker_lost_model');
+      return this.cacheRoute(outcome.server!);
+    });
+    return fresh.acquire();
   }
 
   /** Drop the route after the worker did not answer: the next request looks it up again. */
@@ -566,7 +596,7 @@ export class Lifecycle {
           'create',
           async () =>
             (await this.pool.take(name)) ??
-            this.deps.runtime.create({ name, labels, limits: this.deps.options.workerLimits }),
+            this.deps.runtime.create(workerSpec(name, labels, this.deps.options.workerLimits)),
         );
       }
       if (!info.running) {
