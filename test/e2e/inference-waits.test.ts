@@ -72,6 +72,8 @@ describe('MODELDOCK_LOAD_WAIT_MS', () => {
   it('answers 503 not_ready with Retry-After past the wait, and the load goes on', async () => {
     const serverId = await create(t, 'slow1');
     assert.equal((await postJson(`${t.url}/v1/jobs/slow1/unload`, {})).status, 200);
+    await create(t, 'slow2');
+    assert.equal((await postJson(`${t.url}/v1/jobs/slow2/unload`, {})).status, 200);
     const response = await fetch(`${t.url}/v2/models/slow1/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -79,9 +81,17 @@ describe('MODELDOCK_LOAD_WAIT_MS', () => {
     });
     assert.equal(response.status, 503);
     assert.equal(response.headers.get('retry-after'), '1');
-    const answer = (await response.json()) as { error: { code: string; message: string } };
-    assert.equal(answer.error.code, 'not_ready');
-    assert.match(answer.error.message, /slow1 is not ready yet/);
+    // /v2 answers in the protocol's error form; /v1 carries the code.
+    const answer = (await response.json()) as { error: string };
+    assert.match(answer.error, /slow1 is not ready yet/);
+    const viaV1 = await fetch(`${t.url}/v1/jobs/slow2/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: DIGIT_INFER_BODY,
+    });
+    assert.equal(viaV1.status, 503);
+    assert.equal(viaV1.headers.get('retry-after'), '1');
+    assert.equal(((await viaV1.json()) as { error: { code: string } }).error.code, 'not_ready');
     await waitForServer(t.router, serverId, (s) => s.state === 'ready');
     assert.equal((await postJson(`${t.url}/v2/models/slow1/infer`, body)).status, 200);
   });
