@@ -23,6 +23,8 @@ import {
   type TestRouter,
 } from '../helpers/router.js';
 
+import { WORKER_SECRET_HEADER } from '../../src/worker-secret.js';
+
 const run = promisify(execFile);
 const SCRIPT = path.join(REPO_ROOT, 'test/python/oip_tritonclient.py');
 const RECORDS = path.join(DATASETS_DIR, 'ds-550/records.jsonl');
@@ -33,9 +35,15 @@ interface Failure {
 }
 
 /** Runs the client script (asynchronously: the router under test lives in this process). */
-async function tritonclient(protocol: 'http' | 'grpc', address: string, model: string): Promise<any> {
+async function tritonclient(
+  protocol: 'http' | 'grpc',
+  address: string,
+  model: string,
+  headers: Record<string, string> = {},
+): Promise<any> {
   const python = venvPython('tritonclient');
   const { stdout } = await run(python, [SCRIPT, protocol, address, model, RECORDS, '--load-unload'], {
+    env: { ...process.env, OIP_HEADERS: JSON.stringify(headers) },
     timeout: 120_000,
     maxBuffer: 16 * 1024 * 1024,
   });
@@ -173,8 +181,13 @@ describe('tritonclient (NVIDIA’s Triton client) against modeldock', () => {
 
   it('HTTP, straight to the job’s worker: the same calls, and a name not loaded is the client’s 404', async () => {
     const endpoint: string = (await getJson(`${t.url}/v1/jobs/o1`)).body.server.endpoint;
+    // The worker obeys only its router: the client sends the router's worker secret.
+    const secret = t.runtime.workerSecret?.(endpoint);
+    assert.ok(secret, 'the runtime knows its worker secret');
     // The worker serves a model under the name it is loaded as: here m-131 under its own id.
-    const report = await tritonclient('http', new URL(endpoint).host, 'm-131');
+    const report = await tritonclient('http', new URL(endpoint).host, 'm-131', {
+      [WORKER_SECRET_HEADER]: secret,
+    });
     checkCommon(report, 'm-131', httpStatus);
     assert.deepEqual(report.server_metadata.extensions.sort(), [
       'batch',

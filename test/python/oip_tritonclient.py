@@ -4,8 +4,12 @@ tensors, an unknown model and malformed tensors. Prints one JSON report on stdou
 (test/e2e/oip-tritonclient.test.ts checks it); an unexpected exception fails the run.
 
     python oip_tritonclient.py http|grpc <host:port> <model> <records.jsonl> [--load-unload]
+
+OIP_HEADERS (a JSON object) adds headers to every call, through the client's own plugin
+hook, as a user passes an API key (or, straight to a worker, the router's worker secret).
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -19,6 +23,15 @@ else:
 from tritonclient.utils import InferenceServerException
 
 client = triton.InferenceServerClient(url=url)
+extra_headers = json.loads(os.environ.get("OIP_HEADERS", "{}"))
+if extra_headers:
+    from tritonclient._plugin import InferenceServerClientPlugin
+
+    class Headers(InferenceServerClientPlugin):
+        def __call__(self, request):
+            request.headers.update(extra_headers)
+
+    client.register_plugin(Headers())
 records = [json.loads(line) for line in open(records_path)][:8]
 pixels = np.array([r["inputs"]["pixels"] for r in records], dtype=np.float32)
 report = {"labels": [r["label"] for r in records]}

@@ -16,6 +16,8 @@ import {
   type WorkerInfo,
   type WorkerSpec,
   type WorkerStatus,
+  type LogOptions,
+  type WorkerStats,
 } from '../runtime.js';
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
 import { subscribeEngineEvents } from './docker-events.js';
@@ -165,6 +167,30 @@ export class DockerRuntime implements Runtime {
     return (await this.engine.logs(owned.id, options?.tail ?? 200, options?.signal)) ?? '';
   }
 
+  async openLogs(name: string, options?: LogOptions): Promise<AsyncIterable<string>> {
+    const owned = await this.requireOwned(name, options?.signal);
+    const stream = await this.engine.logStream(owned.id, {
+      tail: options?.tail ?? 200,
+      follow: options?.follow ?? false,
+      ...(options?.signal ? { signal: options.signal } : {}),
+    });
+    if (!stream) throw new ConflictError(`no modeldock worker named ${name} exists`);
+    return textChunks(stream, options?.signal);
+  }
+
+  async stats(name: string, signal?: AbortSignal): Promise<WorkerStats | undefined> {
+    const owned = await this.inspectOwned(name, signal);
+    if (!owned?.running) return undefined;
+    const sample = await this.engine.stats(owned.id, signal);
+    if (!sample) return undefined;
+    return {
+      cpuSeconds: sample.cpuNanos / 1e9,
+      memoryBytes: sample.memoryBytes,
+      memoryLimitBytes: sample.memoryLimitBytes,
+      time: Date.now(),
+    };
+  }
+
   async rename(name: string, newName: string, signal?: AbortSignal): Promise<WorkerInfo> {
     if (!CONTAINER_NAME.test(newName))
       throw new InvalidInputError(`invalid worker name ${JSON.stringify(newName)}`);
@@ -294,4 +320,19 @@ function storeMount(source: string | StoreMountSource, target: string): Dockerod
       ? { VolumeOptions: { Subpath: mount.subpath } as Dockerode.MountSettings['VolumeOptions'] }
       : {}),
   };
+}
+
+/** A byte stream as UTF-8 text chunks (a character split across chunks stays whole); ends quietly on abort. */
+async function* textChunks(stream: NodeJS.ReadableStream, signal?: AbortSignal): AsyncIterable<string> {
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of stream) {
+      const text = decoder.decode(chunk as Buffer, { stream: true });
+      if (text) yield text;
+    }
+  } catch (error) {
+    if (!signal?.aborted) throw error;
+  } finally {
+    (stream as unknown as { destroy?: () => void }).destroy?.();
+  }
 }
