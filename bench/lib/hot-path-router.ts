@@ -9,24 +9,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KeyRing } from '../../src/api/auth.js';
 import { inferFastPath } from '../../src/api/infer-fast-path.js';
+import { RouteEntry } from '../../src/lifecycle/route-table.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 
 const [workerUrl, key] = process.argv.slice(2);
 const keys = new KeyRing(key ? { admin: [], infer: [key] } : undefined);
-const route = {
-  jobId: 'b1',
-  serverId: 'inf-0001',
-  endpoint: workerUrl!,
-  modelName: 'b1',
-  modelPath: '/v2/models/b1',
-};
+const route = new RouteEntry('b1', 'inf-0001', workerUrl!, 'b1');
 const fastPath = inferFastPath({
-  lifecycle: { cachedRoute: () => route, invalidateRoute: () => undefined },
+  lifecycle: { tryAcquireRoute: () => route.acquire(), invalidateRoute: () => undefined },
   workers: new WorkerClient(),
   metrics: new Metrics(),
   bodyLimitBytes: 16 * 1024 * 1024,
-  isClosing: () => false,
   admits: (authorization) => keys.authorize(authorization, 'infer').ok,
 });
 const server = http.createServer((request, response) => {
