@@ -1,6 +1,6 @@
 /**
  * Where inference workers run. One interface, several backends (docker/, process/,
- * swarm/), one conformance suite: test/contract/runtime.contract.ts.
+ * kubernetes/), one conformance suite: test/contract/runtime.contract.ts.
  *
  * A runtime only ever sees and touches workers it owns: those carrying
  * `modeldock.managed=true` and this router's `modeldock.instance` label. Everything
@@ -64,7 +64,7 @@ export interface RuntimeEvent {
 }
 
 export interface Runtime {
-  readonly kind: 'docker' | 'process' | 'swarm';
+  readonly kind: 'docker' | 'process' | 'kubernetes';
   /** Throws RuntimeUnavailableError when the backend does not answer. */
   ping(signal?: AbortSignal): Promise<void>;
   /** Make sure workers can be created (e.g. build the worker image); reports progress lines. */
@@ -88,8 +88,10 @@ export interface Runtime {
   logs(name: string, options?: { tail?: number; signal?: AbortSignal }): Promise<string>;
   /**
    * Give a running worker another name (the warm pool hands a started worker to a new
-   * server under the server's deterministic name). Optional: runtimes without it get no
-   * warm pool.
+   * server under the server's deterministic name): afterwards every call finds it by the
+   * new name only. Each runtime does it its own way: Docker renames the container,
+   * Kubernetes relabels the Pod (a Pod cannot be renamed; its worker name is a label).
+   * Optional: runtimes without it get no warm pool.
    */
   rename?(name: string, newName: string, signal?: AbortSignal): Promise<WorkerInfo>;
   close(): Promise<void>;
