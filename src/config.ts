@@ -147,7 +147,9 @@ function kubernetesConfig(read: (name: string) => string | undefined): Kubernete
   }
   const imagePullPolicy = read('MODELDOCK_K8S_IMAGE_PULL_POLICY') ?? 'IfNotPresent';
   if (imagePullPolicy !== 'Always' && imagePullPolicy !== 'IfNotPresent' && imagePullPolicy !== 'Never') {
-    throw new ConfigError(`MODELDOCK_K8S_IMAGE_PULL_POLICY must be Always, IfNotPresent or Never, got "${imagePullPolicy}"`);
+    throw new ConfigError(
+      `MODELDOCK_K8S_IMAGE_PULL_POLICY must be Always, IfNotPresent or Never, got "${imagePullPolicy}"`,
+    );
   }
   const ratio = Number(read('MODELDOCK_K8S_REQUESTS_RATIO') ?? '0.1');
   if (!Number.isFinite(ratio) || ratio <= 0 || ratio > 1) {

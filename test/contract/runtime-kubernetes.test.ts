@@ -2,8 +2,13 @@
  * The Runtime contract, unchanged, against the Kubernetes runtime on the real cluster
  * scripts/kubernetes.sh builds and starts here (a missing cluster fails the test).
  */
-import { cluster, killWorkerContainer, kubernetesRuntime, removeInstancePods } from '../helpers/kubernetes.js';
-import { KubernetesRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime.js';
+import {
+  cluster,
+  killWorkerContainer,
+  kubernetesRuntime,
+  removeInstancePods,
+} from '../helpers/kubernetes.js';
+import type { KubernetesRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime.js';
 import { ownerSelector } from '../../src/runtime/kubernetes/pod-labels.js';
 import { runRuntimeContract } from './runtime.contract.js';
 

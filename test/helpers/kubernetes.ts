@@ -61,7 +61,14 @@ export function cluster(): Promise<TestCluster> {
     });
     // The namespace's default ServiceAccount (made by the controller-manager) must exist
     // before a Pod can be admitted.
-    await kubectl(['-n', TEST_NAMESPACE, 'wait', '--for=jsonpath={.metadata.name}=default', 'serviceaccount/default', '--timeout=60s']);
+    await kubectl([
+      '-n',
+      TEST_NAMESPACE,
+      'wait',
+      '--for=jsonpath={.metadata.name}=default',
+      'serviceaccount/default',
+      '--timeout=60s',
+    ]);
     return { kubeconfigPath, config, core, kubectl };
   })();
   return cached;

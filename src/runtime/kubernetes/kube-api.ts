@@ -60,13 +60,21 @@ export class KubeApi {
   }
 
   async listPods(labelSelector: string, signal?: AbortSignal): Promise<V1PodList> {
-    return this.call('list', () => this.core.listNamespacedPod({ namespace: this.namespace, labelSelector }), signal);
+    return this.call(
+      'list',
+      () => this.core.listNamespacedPod({ namespace: this.namespace, labelSelector }),
+      signal,
+    );
   }
 
   /** Undefined when there is no such Pod. */
   async readPod(name: string, signal?: AbortSignal): Promise<V1Pod | undefined> {
     try {
-      return await this.call('get', () => this.core.readNamespacedPod({ name, namespace: this.namespace }), signal);
+      return await this.call(
+        'get',
+        () => this.core.readNamespacedPod({ name, namespace: this.namespace }),
+        signal,
+      );
     } catch (error) {
       if (error instanceof PodNotFound) return undefined;
       throw error;
@@ -74,7 +82,10 @@ export class KubeApi {
   }
 
   /** 'exists' when a Pod of that name is already there. */
-  async createPod(pod: V1Pod, options: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<V1Pod | 'exists'> {
+  async createPod(
+    pod: V1Pod,
+    options: { dryRun?: boolean; signal?: AbortSignal } = {},
+  ): Promise<V1Pod | 'exists'> {
     try {
       return await this.call(
         'create',
@@ -188,8 +199,13 @@ export class KubeApi {
     }
     if (status === 404) return new PodNotFound(message);
     if (status === 409 && /already exists/i.test(message)) return new AlreadyExists(message);
-    if (status === 409) return new ConflictError(`Kubernetes refused to ${verb} a pod: ${message}`, { cause: error });
-    return new ApiRefused(status, `Kubernetes refused to ${verb} a pod in ${this.namespace} (${status}): ${message}`, error);
+    if (status === 409)
+      return new ConflictError(`Kubernetes refused to ${verb} a pod: ${message}`, { cause: error });
+    return new ApiRefused(
+      status,
+      `Kubernetes refused to ${verb} a pod in ${this.namespace} (${status}): ${message}`,
+      error,
+    );
   }
 }
 

@@ -89,7 +89,8 @@ export class KubernetesRuntime implements Runtime {
   }
 
   async create(spec: WorkerSpec, signal?: AbortSignal): Promise<WorkerInfo> {
-    if (!WORKER_NAME.test(spec.name)) throw new InvalidInputError(`invalid worker name ${JSON.stringify(spec.name)}`);
+    if (!WORKER_NAME.test(spec.name))
+      throw new InvalidInputError(`invalid worker name ${JSON.stringify(spec.name)}`);
     const existing = await this.findPod(spec.name, signal);
     if (existing) return toWorkerInfo(existing);
     const created = await this.api.createPod(workerPod(spec, this.template), { signal });
@@ -97,7 +98,9 @@ export class KubernetesRuntime implements Runtime {
       // Lost a race with another creator, or the name is taken by a Pod that is not ours.
       const winner = await this.findPod(spec.name, signal);
       if (winner) return toWorkerInfo(winner);
-      throw new ConflictError(`a pod named ${spec.name} exists in ${this.options.namespace} and is not this modeldock's`);
+      throw new ConflictError(
+        `a pod named ${spec.name} exists in ${this.options.namespace} and is not this modeldock's`,
+      );
     }
     return toWorkerInfo(created);
   }
@@ -173,9 +176,11 @@ export class KubernetesRuntime implements Runtime {
 
   /** A Pod cannot be renamed: the worker's name is a label, so it is relabelled. */
   async rename(name: string, newName: string, signal?: AbortSignal): Promise<WorkerInfo> {
-    if (!WORKER_NAME.test(newName)) throw new InvalidInputError(`invalid worker name ${JSON.stringify(newName)}`);
+    if (!WORKER_NAME.test(newName))
+      throw new InvalidInputError(`invalid worker name ${JSON.stringify(newName)}`);
     const pod = await this.requirePod(name, signal);
-    if (await this.findPod(newName, signal)) throw new ConflictError(`a worker named ${newName} exists already`);
+    if (await this.findPod(newName, signal))
+      throw new ConflictError(`a worker named ${newName} exists already`);
     const patched = await this.api.patchPod(
       podName(pod),
       [
@@ -209,7 +214,8 @@ export class KubernetesRuntime implements Runtime {
   private async recreate(pod: V1Pod, signal?: AbortSignal): Promise<V1Pod> {
     await this.deleteAndWait(pod, signal);
     const created = await this.api.createPod(podForRestart(pod), { signal });
-    if (created === 'exists') throw new ConflictError(`worker ${pod.metadata?.name} was created again meanwhile`);
+    if (created === 'exists')
+      throw new ConflictError(`worker ${pod.metadata?.name} was created again meanwhile`);
     return created;
   }
 
@@ -223,7 +229,12 @@ export class KubernetesRuntime implements Runtime {
     await this.waitFor(podName(pod), uid, 60_000, signal, (current) => (current ? undefined : true));
   }
 
-  private async waitForStart(name: string, pod: string, uid: string, signal?: AbortSignal): Promise<WorkerInfo> {
+  private async waitForStart(
+    name: string,
+    pod: string,
+    uid: string,
+    signal?: AbortSignal,
+  ): Promise<WorkerInfo> {
     return this.waitFor(pod, uid, this.options.startTimeoutMs ?? 120_000, signal, (current) => {
       if (!current) throw new ConflictError(`worker ${name} was removed while starting`);
       const info = toWorkerInfo(current);

@@ -33,8 +33,7 @@ const WORKER_UID = 10001;
  * - pvc: one PersistentVolumeClaim with `models/` and `datasets/` in it, mounted read-only.
  */
 export type WorkerStore =
-  | { type: 'hostPath'; modelsDir: string; datasetsDir: string }
-  | { type: 'pvc'; claim: string };
+  { type: 'hostPath'; modelsDir: string; datasetsDir: string } | { type: 'pvc'; claim: string };
 
 export interface PodTemplateOptions {
   namespace: string;

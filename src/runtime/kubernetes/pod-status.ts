@@ -38,7 +38,14 @@ export interface PodState {
 export function podState(pod: V1Pod): PodState {
   const container = pod.status?.containerStatuses?.find((c) => c.name === WORKER_CONTAINER);
   const state = container?.state;
-  const base = { exitCode: null, oomKilled: false, error: null, stuck: false, startedAt: null, finishedAt: null };
+  const base = {
+    exitCode: null,
+    oomKilled: false,
+    error: null,
+    stuck: false,
+    startedAt: null,
+    finishedAt: null,
+  };
   if (state?.terminated) {
     const t = state.terminated;
     const oomKilled = t.reason === 'OOMKilled';
@@ -63,7 +70,13 @@ export function podState(pod: V1Pod): PodState {
   }
   const waiting = state?.waiting;
   if (waiting?.reason && STUCK_REASONS.has(waiting.reason)) {
-    return { ...base, status: 'created', running: false, error: stuckMessage(pod, waiting.reason, waiting.message), stuck: true };
+    return {
+      ...base,
+      status: 'created',
+      running: false,
+      error: stuckMessage(pod, waiting.reason, waiting.message),
+      stuck: true,
+    };
   }
   const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
