@@ -192,7 +192,10 @@ async function* watchOnce(
       push({ kind: 'end', gone, ...(error ? { error } : {}) });
     },
   );
-  const onAbort = () => controller.abort();
+  const onAbort = () => {
+    controller.abort();
+    wake?.();
+  };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     while (!signal.aborted) {
@@ -202,10 +205,7 @@ async function* watchOnce(
         if (item.kind === 'end') return;
         continue;
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        signal.addEventListener('abort', () => resolve(), { once: true });
-      });
+      await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
     }
   } finally {
