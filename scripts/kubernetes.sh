@@ -214,7 +214,8 @@ EOF
 
 start() { # name command… — in the background, logged, its PID recorded for `down`
   local name="$1"; shift
-  nohup "$@" >"$state/logs/$name.log" 2>&1 &
+  # 9>&-: the daemon must not inherit (and so hold forever) the lock's file descriptor.
+  nohup "$@" >"$state/logs/$name.log" 2>&1 9>&- &
   echo $! >"$state/pids/$name.pid"
 }
 
