@@ -77,9 +77,9 @@ describe('warm pool on Kubernetes', () => {
     await killWorkerContainer(pod);
     await restarted;
     const job = (await getJson(`${t.url}/v1/jobs/a1`)).body;
-    assert.equal(job.state, 'ready');
+    assert.equal(job.state, 'ready', JSON.stringify(job));
     const infer = await postJson(`${t.url}/v2/models/a1/infer`, {
-      inputs: [{ name: 'input', shape: [1, 64], datatype: 'FP32', data: new Array(64).fill(0) }],
+      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: new Array(64).fill(0) }],
     });
     assert.equal(infer.status, 200, JSON.stringify(infer.body));
   });
