@@ -37,7 +37,11 @@ export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   const config = new KubeConfig();
   if (kubeconfigPath) config.loadFromFile(kubeconfigPath);
   else config.loadFromDefault();
-  if (!config.getCurrentCluster()) {
+  const cluster = config.getCurrentCluster();
+  // With no kubeconfig and no service account, the client falls back to an insecure
+  // http://localhost:8080 that no current cluster serves: say what is missing instead.
+  const fallback = cluster?.name === 'cluster' && cluster.server === 'http://localhost:8080';
+  if (!cluster || fallback) {
     throw new RuntimeUnavailableError(
       'no Kubernetes cluster configured: run the router in a Pod with a service account, or set KUBECONFIG (or ~/.kube/config)',
     );
