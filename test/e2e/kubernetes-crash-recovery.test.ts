@@ -16,7 +16,7 @@ runCrashRecovery('kubernetes', {
     MODELDOCK_K8S_NAMESPACE: TEST_NAMESPACE,
     MODELDOCK_K8S_IMAGE_PULL_POLICY: 'Never',
   },
-  trials: Number(process.env.MODELDOCK_K8S_CRASH_TRIALS ?? 15),
+  trials: Number(process.env.MODELDOCK_K8S_CRASH_TRIALS ?? 10),
   // Pod start and deletion take longer than a container's (see BENCHMARKS.md).
   killWindowMs: {
     DEPLOY_CREATE: 1_500,
