@@ -116,10 +116,19 @@ secretGenerator:
 `,
     );
     await c.kubectl(['apply', '-k', overlay]);
-    await c.kubectl(
-      ['-n', NAMESPACE, 'rollout', 'status', 'deployment/modeldock-router', '--timeout=180s'],
-      200_000,
-    );
+    try {
+      await c.kubectl(
+        ['-n', NAMESPACE, 'rollout', 'status', 'deployment/modeldock-router', '--timeout=120s'],
+        150_000,
+      );
+    } catch (error) {
+      // Say why: the Pods' state and events, and what the router printed.
+      const pods = await c.kubectl(['-n', NAMESPACE, 'describe', 'pods']).catch((e: Error) => e.message);
+      const logs = await c
+        .kubectl(['-n', NAMESPACE, 'logs', 'deployment/modeldock-router', '--all-containers', '--tail=30'])
+        .catch((e: Error) => e.message);
+      throw new Error(`${(error as Error).message}\n${pods.slice(-3000)}\n${logs}`);
+    }
     const ip = await c.kubectl([
       '-n',
       NAMESPACE,
