@@ -2,8 +2,8 @@
  * Lifecycle operations through modeldock on Kubernetes against the cluster doing the same
  * work with the same Pod spec, in one run (the floor), on the test cluster
  * scripts/kubernetes.sh runs here:
- *   DEPLOY_CREATE ~ create the Pod (no gate) → its IP (watched) → first healthy HTTP answer → load
- *   TERMINATE     ~ delete the Pod (1 s grace, as modeldock) → gone from the API (watched)
+ *   DEPLOY_CREATE ~ create the Pod (no gate) → running with an IP → first healthy HTTP answer → load
+ *   TERMINATE     ~ delete the Pod (1 s grace, as modeldock) → gone from the API
  *   TEMP          ~ create → healthy → load → batch over ds-550 → delete → gone
  * and the same through a router with a warm pool of one. Trials alternate floor and
  * router so drift hits both alike. Medians, IQR, ratios.
@@ -31,35 +31,24 @@ const floorInstance = uniqueInstance('kfloor');
 type Op = 'DEPLOY_CREATE' | 'TERMINATE' | 'TEMP';
 const OPS: Op[] = ['DEPLOY_CREATE', 'TERMINATE', 'TEMP'];
 
-/** Resolves with the first state of the Pod `until` accepts, from a watch (no polling). */
-async function watchPod<T>(name: string, until: (pod: V1Pod | undefined) => T | undefined): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let controller: AbortController | undefined;
-    const timer = setTimeout(
-      () => finish(undefined, new Error(`pod ${name}: no such state within 60 s`)),
-      60_000,
-    );
-    const finish = (value: T | undefined, error?: Error) => {
-      clearTimeout(timer);
-      controller?.abort();
-      if (error) reject(error);
-      else resolve(value!);
-    };
-    const runtime = kubernetesRuntime(c, floorInstance);
-    void runtime.api.watcher
-      .watch(
-        `/api/v1/namespaces/${TEST_NAMESPACE}/pods`,
-        { fieldSelector: `metadata.name=${name}` },
-        (type, pod: V1Pod) => {
-          const value = until(type === 'DELETED' ? undefined : pod);
-          if (value !== undefined) finish(value);
-        },
-        (error: unknown) => {
-          if (error) finish(undefined, error as Error);
-        },
-      )
-      .then((c) => (controller = c), reject);
-  });
+/**
+ * Resolves with the first state of the Pod `until` accepts, reading it every 20 ms
+ * (finer than the runtime's own 50 ms, so the floor is never the slower for it).
+ */
+async function waitForPod<T>(name: string, until: (pod: V1Pod | undefined) => T | undefined): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const pod = await c.core
+      .readNamespacedPod({ name, namespace: TEST_NAMESPACE })
+      .catch((error: { code?: number }) => {
+        if (error.code === 404) return undefined;
+        throw error;
+      });
+    const value = until(pod);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`pod ${name}: no such state within 60 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 function floorPod(name: string): V1Pod {
@@ -80,20 +69,19 @@ function floorPod(name: string): V1Pod {
 }
 
 async function rawRunToHealthy(name: string): Promise<string> {
-  const ip = watchPod(name, (pod) => {
+  await c.core.createNamespacedPod({ namespace: TEST_NAMESPACE, body: floorPod(name) });
+  const ip = await waitForPod(name, (pod) => {
     const running = pod?.status?.containerStatuses?.[0]?.state?.running;
     return running && pod?.status?.podIP ? pod.status.podIP : undefined;
   });
-  await c.core.createNamespacedPod({ namespace: TEST_NAMESPACE, body: floorPod(name) });
-  const endpoint = `http://${await ip}:8000`;
+  const endpoint = `http://${ip}:8000`;
   await workers.waitUntilReady(endpoint, { timeoutMs: 60_000 });
   return endpoint;
 }
 
 async function rawDelete(name: string): Promise<void> {
-  const gone = watchPod(name, (pod) => (pod ? undefined : true));
   await c.core.deleteNamespacedPod({ name, namespace: TEST_NAMESPACE, gracePeriodSeconds: 1 });
-  await gone;
+  await waitForPod(name, (pod) => (pod ? undefined : true));
 }
 
 async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
