@@ -121,11 +121,14 @@ async function main() {
   const pool: Record<'DEPLOY_CREATE' | 'TEMP', number[]> = { DEPLOY_CREATE: [], TEMP: [] };
   try {
     for (let i = -1; i < TRIALS; i++) {
-      // Trial -1 warms up each path (not counted).
+      // Trial -1 warms up each path (not counted). Nothing else starts a Pod meanwhile:
+      // the pooled router's refill would share the node with what is measured.
+      await pooled.router.lifecycle.pool.whenFull();
       const f = await floorTrial(i);
       if (i >= 0) for (const op of OPS) floor[op].push(f[op]);
       const job = { job_id: `kbench${i + 1}`, model: 'm-131', dataset: 'ds-550' };
       for (const op of OPS) {
+        await pooled.router.lifecycle.pool.whenFull();
         const [elapsed, response] = await timed(() =>
           postJson(`${t.url}/inference_router/`, { ...job, operation_type: op }),
         );
