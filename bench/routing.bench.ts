@@ -10,6 +10,11 @@
  *   trials interleaved, with each proxy's and the worker's CPU time per request read
  *   from /proc and how busy the whole machine was.
  *
+ * - gRPC (the router's inference.GRPCInferenceService, ModelInfer with raw FP32 bytes):
+ *   p50/p99 in the same interleaved rounds, against the worker answering the HTTP binary
+ *   request the router makes of each gRPC call; throughput at concurrency 32 from a
+ *   Node.js generator (wrk speaks no gRPC) beside HTTP from the same kind of generator.
+ *
  *   node --import tsx bench/routing.bench.ts   (needs nginx and wrk: apt-get install nginx-light wrk)
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
@@ -25,6 +30,13 @@ import { spawnRouter } from '../test/helpers/router-process.js';
 import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
 import { DIGITS } from '../test/helpers/fixtures.js';
 import { writeRoutingCharts } from './lib/bench-charts.js';
+import {
+  binaryHttpSender,
+  closedLoopThroughput,
+  grpcSender,
+  sequentialLatency,
+  type Sender,
+} from './lib/grpc-load.js';
 
 const LATENCY_REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -39,25 +51,31 @@ const body = JSON.stringify({
   outputs: [{ name: 'label' }],
 });
 
-async function send(pool: Pool, pathname: string): Promise<void> {
+async function send(pool: Pool, pathname: string, extra: Record<string, string>): Promise<void> {
   const response = await pool.request({
     method: 'POST',
     path: pathname,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...extra },
     body,
   });
   const text = await response.body.text();
   if (response.statusCode !== 200) throw new Error(`${response.statusCode}: ${text}`);
 }
 
-async function latency(origin: string, pathname: string): Promise<number[]> {
+/** The JSON request of the HTTP measurements, as a Sender for the Node.js generator. */
+function jsonHttpSender(origin: string, pathname: string, extra: Record<string, string> = {}): Sender {
+  const pool = new Pool(origin, { connections: CONCURRENCY });
+  return { send: () => send(pool, pathname, extra), close: () => pool.close() };
+}
+
+async function latency(origin: string, pathname: string, extra: Record<string, string>): Promise<number[]> {
   const pool = new Pool(origin, { connections: 1 });
   try {
-    for (let i = 0; i < 300; i++) await send(pool, pathname); // warm-up
+    for (let i = 0; i < 300; i++) await send(pool, pathname, extra); // warm-up
     const samples: number[] = [];
     for (let i = 0; i < LATENCY_REQUESTS; i++) {
       const started = performance.now();
-      await send(pool, pathname);
+      await send(pool, pathname, extra);
       samples.push(performance.now() - started);
     }
     return samples;
@@ -129,12 +147,19 @@ async function throughput(
   };
 }
 
-async function startLeanProxy(upstream: string): Promise<{ origin: string; child: ChildProcess }> {
+async function startLeanProxy(
+  upstream: string,
+  secret: string,
+): Promise<{ origin: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = fork(path.join(import.meta.dirname, 'lib/lean-node-proxy.ts'), [String(port), upstream], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = fork(
+    path.join(import.meta.dirname, 'lib/lean-node-proxy.ts'),
+    [String(port), upstream, secret],
+    {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`lean proxy exited with ${code}`)));
@@ -142,7 +167,10 @@ async function startLeanProxy(upstream: string): Promise<{ origin: string; child
   return { origin: `http://127.0.0.1:${port}`, child };
 }
 
-async function startNginx(upstream: string): Promise<{ origin: string; child: ChildProcess; dir: string }> {
+async function startNginx(
+  upstream: string,
+  secret: string,
+): Promise<{ origin: string; child: ChildProcess; dir: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-nginx-'));
   const port = await freePort();
   const target = new URL(upstream);
@@ -167,6 +195,7 @@ http {
       proxy_pass http://worker;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header x-modeldock-worker-secret "${secret}";
     }
   }
 }
@@ -188,8 +217,10 @@ http {
 async function main() {
   const instance = uniqueInstance('route');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-bench-'));
+  const grpcPort = await freePort();
   const router = await spawnRouter(
     {
+      MODELDOCK_GRPC_PORT: String(grpcPort),
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
       MODELDOCK_RUNTIME: 'docker',
@@ -209,8 +240,15 @@ async function main() {
     });
     if (created.status !== 201) throw new Error(JSON.stringify(created.body));
     const worker = created.body.server.endpoint as string;
-    nginx = await startNginx(worker);
-    lean = await startLeanProxy(worker);
+    // The worker obeys only holders of its secret: nginx and the lean proxy send it as the
+    // router does; requests sent to the worker directly carry it themselves.
+    const container = await new Dockerode().getContainer(created.body.server.container_name).inspect();
+    const secret =
+      container.Config.Env.find((e) => e.startsWith('MODELDOCK_WORKER_SECRET='))?.split('=')[1] ?? '';
+    const extraHeaders = (name: string): Record<string, string> =>
+      name === 'direct' ? { 'x-modeldock-worker-secret': secret } : {};
+    nginx = await startNginx(worker, secret);
+    lean = await startLeanProxy(worker, secret);
     const path_ = '/v2/models/r1/infer';
     const targets: Record<string, string> = {
       direct: worker,
@@ -218,28 +256,41 @@ async function main() {
       lean: lean.origin,
       modeldock: router.url,
     };
-    const workerPid = await childOf(
-      (await new Dockerode().getContainer(created.body.server.container_name).inspect()).State.Pid,
-    );
+    const workerPid = await childOf(container.State.Pid);
     const proxyPids: Record<string, number | null> = {
       direct: null,
       nginx: await childOf(nginx.child.pid!),
       lean: lean.child.pid!,
       modeldock: router.child.pid!,
     };
-    const luaScript = path.join(dataDir, 'post.lua');
-    await writeFile(
-      luaScript,
-      `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${body}]]\n`,
-    );
+    const luaScript = (name: string) => path.join(dataDir, `post-${name}.lua`);
+    for (const name of Object.keys(targets)) {
+      const secretLine = name === 'direct' ? `wrk.headers["x-modeldock-worker-secret"] = "${secret}"\n` : '';
+      await writeFile(
+        luaScript(name),
+        `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n${secretLine}wrk.body = [[${body}]]\n`,
+      );
+    }
 
     // Latency: a warm-up round, then TRIALS rounds with the targets interleaved, so
     // machine drift hits them alike. Each round's p50 and p99 per target; what a proxy
     // adds is taken round by round against the worker measured in the same round.
+    // gRPC and its baseline (the worker answering the binary HTTP request the router
+    // makes of each gRPC call) take part in the same rounds.
+    const pixels = record.inputs.pixels;
+    const grpcTargets: Record<string, () => Sender> = {
+      direct_binary: () => binaryHttpSender(worker, path_, pixels),
+      modeldock_grpc: () => grpcSender(`127.0.0.1:${grpcPort}`, 'r1', pixels),
+    };
     const rounds: Record<string, ReturnType<typeof summarize>[]> = {};
     for (let round = -1; round < TRIALS; round++) {
       for (const [name, origin] of Object.entries(targets)) {
-        const samples = await latency(origin, path_);
+        const samples = await latency(origin, path_, extraHeaders(name));
+        if (round >= 0) (rounds[name] ??= []).push(summarize(samples));
+      }
+      for (const [name, make] of Object.entries(grpcTargets)) {
+        const sender = make();
+        const samples = await sequentialLatency(sender, LATENCY_REQUESTS).finally(() => sender.close());
         if (round >= 0) (rounds[name] ??= []).push(summarize(samples));
       }
     }
@@ -250,16 +301,33 @@ async function main() {
         { median: median(list.map((r) => r.median)), p99: median(list.map((r) => r.p99)) },
       ]),
     );
-    const added = (name: string) =>
-      summarize(rounds[name]!.map((r, i) => r.median - rounds.direct![i]!.median));
+    const added = (name: string, baseline = 'direct') =>
+      summarize(rounds[name]!.map((r, i) => r.median - rounds[baseline]![i]!.median));
     const trials: Record<string, ThroughputTrial[]> = {};
     for (let trial = 0; trial < TRIALS; trial++) {
       for (const [name, origin] of Object.entries(targets)) {
-        const measured = await throughput(`${origin}${path_}`, luaScript, {
+        const measured = await throughput(`${origin}${path_}`, luaScript(name), {
           proxy: proxyPids[name]!,
           worker: workerPid,
         });
         (trials[name] ??= []).push(measured);
+      }
+    }
+    // gRPC throughput: no wrk for gRPC, so a Node.js generator (32 calls in flight) loads
+    // gRPC and, for comparison, HTTP JSON through the router and to the worker, interleaved.
+    const nodeTargets: Record<string, () => Sender> = {
+      direct: () => jsonHttpSender(worker, path_, extraHeaders('direct')),
+      modeldock: () => jsonHttpSender(router.url, path_),
+      modeldock_grpc: () => grpcSender(`127.0.0.1:${grpcPort}`, 'r1', pixels),
+    };
+    const nodeTrials: Record<string, number[]> = {};
+    for (let trial = 0; trial < TRIALS; trial++) {
+      for (const [name, make] of Object.entries(nodeTargets)) {
+        const sender = make();
+        const rps = await closedLoopThroughput(sender, CONCURRENCY, THROUGHPUT_SECONDS).finally(() =>
+          sender.close(),
+        );
+        (nodeTrials[name] ??= []).push(Math.round(rps));
       }
     }
     const tput = Object.fromEntries(
@@ -279,6 +347,7 @@ async function main() {
       nginx: added('nginx'),
       lean: added('lean'),
       modeldock: added('modeldock'),
+      modeldock_grpc: added('modeldock_grpc', 'direct_binary'),
     };
     const result = {
       machine: machine(),
@@ -292,6 +361,9 @@ async function main() {
         Object.entries(trials).map(([name, runs]) => [name, summarize(runs.map((r) => r.rps))]),
       ),
       throughput_trials: trials,
+      throughput_c32_node_generator: Object.fromEntries(
+        Object.entries(nodeTrials).map(([name, runs]) => [name, summarize(runs)]),
+      ),
       cpu_us_per_request: cpu,
       throughput_ratio_modeldock_to_nginx: tput.modeldock! / tput.nginx!,
       throughput_ratio_lean_to_nginx: tput.lean! / tput.nginx!,
@@ -321,6 +393,30 @@ async function main() {
           `${cpu[name]!.worker} µs`,
         ]),
       ),
+    );
+    console.log(
+      '\n' +
+        table(
+          ['gRPC', 'p50 (c=1)', 'p99 (c=1)', 'added at p50'],
+          ['direct_binary', 'modeldock_grpc'].map((name) => [
+            name === 'direct_binary' ? 'worker directly (HTTP, binary tensors)' : 'modeldock gRPC',
+            ms(lat[name]!.median),
+            ms(lat[name]!.p99),
+            name === 'direct_binary'
+              ? '—'
+              : `${ms(overhead[name]!.median)} (${ms(overhead[name]!.min)}-${ms(overhead[name]!.max)})`,
+          ]),
+        ),
+    );
+    console.log(
+      '\n' +
+        table(
+          ['Node.js generator, c=32', 'throughput'],
+          Object.entries(result.throughput_c32_node_generator).map(([name, s]) => [
+            name,
+            `${Math.round(s.median)} req/s ± ${Math.round(s.iqr)}`,
+          ]),
+        ),
     );
     console.log(
       `\nthroughput: modeldock / nginx ${ratio(tput.modeldock!, tput.nginx!)}, lean Node.js proxy / nginx ${ratio(tput.lean!, tput.nginx!)}, modeldock / lean ${ratio(tput.modeldock!, tput.lean!)}`,

@@ -14,7 +14,8 @@ ENV NODE_ENV=production \
 # The router talks to the Docker socket, which belongs to root on the host; workers it
 # creates run unprivileged.
 VOLUME ["/data"]
-EXPOSE 8080
+# HTTP (MODELDOCK_PORT) and the gRPC inference service (MODELDOCK_GRPC_PORT).
+EXPOSE 8080 8081
 # Young-generation semi-spaces capped at 8 MiB (V8's default grows them to 16): ~10-15 MiB
 # less resident memory under load at no measurable CPU cost (BENCHMARKS.md, scale).
 ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/router.mjs"]

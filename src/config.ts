@@ -23,6 +23,8 @@ export interface KubernetesConfig {
 export interface Config {
   port: number;
   host: string;
+  /** The gRPC inference service's port (on `host`); 0: no gRPC service. */
+  grpcPort: number;
   /** `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
   store: string;
   runtime: RuntimeChoice;
@@ -58,6 +60,8 @@ export interface Config {
   /** Started, model-less workers kept ready so DEPLOY_CREATE/TEMP skip container start; 0: off. */
   warmPoolSize: number;
   kubernetes: KubernetesConfig;
+  /** Most /v1/events streams open at once; past it a new one gets 429. */
+  eventStreams: number;
   logLevel: string;
 }
 
@@ -110,6 +114,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   return {
     port: int('MODELDOCK_PORT', 8080),
     host: read('MODELDOCK_HOST') ?? '0.0.0.0',
+    grpcPort: int('MODELDOCK_GRPC_PORT', 8081),
     store,
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
@@ -132,6 +137,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
     warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
     kubernetes: kubernetesConfig(read),
+    eventStreams: int('MODELDOCK_EVENT_STREAMS', 64, 1),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
   };
 }

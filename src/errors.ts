@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'payload_too_large'
+  | 'too_many_requests'
   | 'runtime_unavailable'
   | 'store_unavailable'
   | 'worker_error'
@@ -56,6 +57,20 @@ export class RuntimeUnavailableError extends ModeldockError {
 export class StoreUnavailableError extends ModeldockError {
   constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
     super('store_unavailable', message, options);
+  }
+}
+
+/** A request body over the limit: refused before the next hop sees a byte too many. */
+export class PayloadTooLargeError extends ModeldockError {
+  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super('payload_too_large', message, options);
+  }
+}
+
+/** A bounded resource (e.g. concurrent event streams) is used up; try again later. */
+export class TooManyRequestsError extends ModeldockError {
+  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super('too_many_requests', message, options);
   }
 }
 

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
+import { GrpcInferenceServer } from './api/grpc/grpc-server.js';
 import type { Config } from './config.js';
 import { RuntimeUnavailableError, errorMessage } from './errors.js';
 import { Catalog } from './lifecycle/catalog.js';
@@ -26,6 +27,10 @@ export interface RouterParts {
 }
 
 export class Router {
+  private grpc: GrpcInferenceServer | undefined;
+  /** The port the gRPC inference service listens on, once listening (undefined when off). */
+  grpcPort: number | undefined;
+
   private constructor(
     readonly app: FastifyInstance,
     readonly lifecycle: Lifecycle,
@@ -57,7 +62,7 @@ export class Router {
     }
     const metrics = new Metrics();
     const events = new EventBus();
-    const workers = new WorkerClient();
+    const workers = new WorkerClient({ secretOf: (endpoint) => runtime.workerSecret?.(endpoint) });
     const catalog = new Catalog(config.modelsDir, config.datasetsDir);
     const lifecycle = new Lifecycle({
       store,
@@ -105,6 +110,7 @@ export class Router {
       metrics,
       logger,
       bodyLimitBytes: config.bodyLimitBytes,
+      maxEventStreams: config.eventStreams,
       version: VERSION,
       reconcile: () => reconciler.reconcileAll('request'),
     });
@@ -131,12 +137,31 @@ export class Router {
   }
 
   async listen(): Promise<string> {
-    return this.app.listen({ port: this.config.port, host: this.config.host });
+    const url = await this.app.listen({ port: this.config.port, host: this.config.host });
+    if (this.config.grpcPort !== 0) {
+      const { server, port } = await GrpcInferenceServer.start(
+        {
+          lifecycle: this.lifecycle,
+          workers: this.workers,
+          store: this.store,
+          metrics: this.metrics,
+          logger: this.logger,
+          version: VERSION,
+          // API keys (#12) plug in here: authorize(authorization metadata, 'infer' | 'admin').
+          authorize: undefined,
+        },
+        { host: this.config.host, port: this.config.grpcPort, maxMessageBytes: this.config.bodyLimitBytes },
+      );
+      this.grpc = server;
+      this.grpcPort = port;
+      this.logger.info({ port, host: this.config.host }, 'gRPC inference service listening');
+    }
+    return url;
   }
 
   /** Stops serving and watching. Workers keep running: they belong to the engine, not to us. */
   async close(): Promise<void> {
-    await this.app.close();
+    await Promise.all([this.app.close(), this.grpc?.close()]);
     this.lifecycle.memoryPolicy.stop();
     this.lifecycle.pool.stop();
     await this.reconciler.stop();

@@ -215,6 +215,8 @@ const ROUTING_PATHS: Record<string, string> = {
   nginx: 'through nginx',
   lean: 'through a lean Node.js proxy',
   modeldock: 'through modeldock',
+  direct_binary: 'worker directly, binary tensors',
+  modeldock_grpc: 'through modeldock, gRPC',
 };
 
 export function routingCharts(result: RoutingResult): Charts {

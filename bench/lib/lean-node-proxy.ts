@@ -4,12 +4,15 @@
  * error mapping. It is a baseline, not a product: what a Node.js router cannot go below
  * on this machine, so the benchmark can tell the router's own cost from the platform's.
  *
- *   node --import tsx bench/lib/lean-node-proxy.ts <port> <worker origin>
+ *   node --import tsx bench/lib/lean-node-proxy.ts <port> <worker origin> [<worker secret>]
+ *
+ * With a secret it sends it as a router does (x-modeldock-worker-secret).
  */
 import http from 'node:http';
 import { Pool } from 'undici';
 
-const [port, upstream] = [Number(process.argv[2]), process.argv[3]!];
+const [port, upstream, secret] = [Number(process.argv[2]), process.argv[3]!, process.argv[4]];
+const extra: Record<string, string> = secret ? { 'x-modeldock-worker-secret': secret } : {};
 const pool = new Pool(upstream, { connections: 64, pipelining: 1 });
 
 const server = http.createServer((request, response) => {
@@ -20,7 +23,11 @@ const server = http.createServer((request, response) => {
       {
         method: 'POST',
         path: request.url!,
-        headers: { 'content-type': 'application/json', 'content-length': request.headers['content-length']! },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': request.headers['content-length']!,
+          ...extra,
+        },
         body: Buffer.concat(chunks),
       },
       {

@@ -15,6 +15,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { WorkerClient } from '../runtime/worker-client.js';
 import type { Store } from '../store/store.js';
 import { errorHandler, notFoundHandler } from './error-mapping.js';
+import { answerExpectations } from './expect-continue.js';
 import { inferFastPath } from './infer-fast-path.js';
 import { healthRoutes } from './routes/health.js';
 import { originalRoutes } from './routes/original.js';
@@ -31,6 +32,8 @@ export interface AppDeps {
   metrics: Metrics;
   logger: Logger;
   bodyLimitBytes: number;
+  /** Most /v1/events streams open at once. */
+  maxEventStreams?: number;
   version: string;
   /** Run a full reconcile pass now (operators, benchmarks); resolves with its report. */
   reconcile: () => Promise<unknown>;
@@ -49,9 +52,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Routed inference for ready jobs is answered before Fastify (see infer-fast-path.ts);
     // `inject` in tests bypasses the server and so always exercises the Fastify routes.
     serverFactory: (handler) => {
-      const server = http.createServer((request, response) => {
+      const dispatch = (request: http.IncomingMessage, response: http.ServerResponse) => {
         if (!fastPath(request, response)) handler(request, response);
-      });
+      };
+      const server = http.createServer(dispatch);
+      answerExpectations(server, deps.bodyLimitBytes, dispatch);
       // Fastify's own defaults for a server it creates itself.
       server.keepAliveTimeout = 72_000;
       return server;

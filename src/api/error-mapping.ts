@@ -1,6 +1,7 @@
 /**
  * The one place where errors become HTTP answers: `{"error": {"code", "message"}}` with
- * a fitting status, and never a stack trace.
+ * a fitting status, and never a stack trace. Under `/v2` the same errors take the Open
+ * Inference Protocol's form, `{"error": "<message>"}`, which its clients parse.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, isModeldockError } from '../errors.js';
@@ -10,6 +11,7 @@ const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  too_many_requests: 429,
   runtime_unavailable: 503,
   store_unavailable: 503,
   worker_error: 502,
@@ -56,14 +58,39 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
   return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
 }
 
-export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+/** An error as the Open Inference Protocol answers it: the same status, `{"error": "<message>"}`. */
+export function toProtocolErrorResponse(error: unknown): { status: number; body: { error: string } } {
   const { status, body } = toErrorResponse(error);
+  return { status, body: { error: body.error.message } };
+}
+
+function logError(request: FastifyRequest, error: unknown, status: number, body: ErrorBody): void {
   // Only unexpected failures deserve a stack in the log; a 503 says what is away.
   if (status === 500) request.log.error({ err: error }, 'request failed');
   else if (status >= 500)
     request.log.warn({ code: body.error.code, reason: body.error.message }, 'request failed');
   else request.log.info({ code: body.error.code, reason: body.error.message }, 'request rejected');
+}
+
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = toErrorResponse(error);
+  logError(request, error, status, body);
   void reply.code(status).send(body);
+}
+
+/** `/v2`'s error handler: the protocol's error form. */
+export function protocolErrorHandler(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const { status, body } = toErrorResponse(error);
+  logError(request, error, status, body);
+  void reply.code(status).send({ error: body.error.message });
+}
+
+export function protocolNotFoundHandler(request: FastifyRequest, reply: FastifyReply): void {
+  void reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}` });
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {

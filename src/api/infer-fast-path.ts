@@ -20,7 +20,7 @@ import type { Dispatcher } from 'undici';
 import type { Lifecycle, Route } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../runtime/worker-client.js';
-import { answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
+import { answerError, answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
 
 /** Bodies up to this size are buffered and sent in one write; larger ones are streamed by the Fastify route. */
 export const SMALL_BODY_BYTES = 64 * 1024;
@@ -29,7 +29,7 @@ const PREFIX = '/v2/models/';
 const SUFFIX = '/infer';
 
 export interface InferFastPathDeps {
-  lifecycle: Pick<Lifecycle, 'cachedRoute' | 'invalidateRoute'>;
+  lifecycle: Pick<Lifecycle, 'cachedRoute' | 'invalidateRoute'> & Partial<Pick<Lifecycle, 'healLostModel'>>;
   workers: Pick<WorkerClient, 'pool'>;
   metrics: Pick<Metrics, 'observeInference'>;
   bodyLimitBytes: number;
@@ -78,18 +78,32 @@ function forward(
   request.on('error', () => response.destroy());
   request.on('end', () => {
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
-    const handler = new ProxyHandler(deps, route, response, started);
-    deps.workers.pool(route.endpoint).dispatch(
-      {
-        method: 'POST',
-        path: `${route.modelPath}${SUFFIX}`,
-        headers: endToEndHeaders(request.headers),
-        body,
-        headersTimeout: WORKER_ANSWER_TIMEOUT_MS,
-        bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
-      },
-      handler,
-    );
+    const headers = endToEndHeaders(request.headers);
+    let handler: ProxyHandler;
+    // A worker without the model (404) gets it loaded again, then the body once more.
+    const heal = deps.lifecycle.healLostModel?.bind(deps.lifecycle);
+    const resend = (stale: Route) =>
+      heal!(stale).then(
+        (fresh) => {
+          if (!response.destroyed) send(fresh, false);
+        },
+        (error: unknown) => answerError(deps, stale.jobId, response, error, started),
+      );
+    const send = (target: Route, mayHeal: boolean) => {
+      handler = new ProxyHandler(deps, target, response, started, mayHeal && heal ? resend : undefined);
+      deps.workers.pool(target.endpoint).dispatch(
+        {
+          method: 'POST',
+          path: `${target.modelPath}${SUFFIX}`,
+          headers,
+          body,
+          headersTimeout: WORKER_ANSWER_TIMEOUT_MS,
+          bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
+        },
+        handler,
+      );
+    };
+    send(route, true);
     // A client that goes away mid-request takes its upstream request with it.
     response.once('close', () => {
       if (!response.writableFinished) handler.abort();
@@ -103,12 +117,15 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private statusCode = 502;
   /** The client went away: the upstream request is cancelled, and that says nothing about the worker. */
   private clientGone = false;
+  /** The worker answered 404 (model not loaded): its answer is dropped, onNotLoaded runs at its end. */
+  private notLoaded = false;
 
   constructor(
     private readonly deps: InferFastPathDeps,
     private readonly route: Route,
     private readonly response: ServerResponse,
     private readonly started: number,
+    private readonly onNotLoaded?: (stale: Route) => void,
   ) {}
 
   abort(): void {
@@ -125,6 +142,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     statusCode: number,
     headers: IncomingHttpHeaders,
   ): void {
+    if (statusCode === 404 && this.onNotLoaded) {
+      this.notLoaded = true;
+      return;
+    }
     this.statusCode = statusCode;
     this.response.writeHead(statusCode, endToEndHeaders(headers));
     // Backpressure: a slow client pauses the worker's socket instead of growing our buffers.
@@ -132,10 +153,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.notLoaded) return;
     if (!this.response.write(chunk)) controller.pause();
   }
 
   onResponseEnd(): void {
+    if (this.notLoaded) return this.onNotLoaded!(this.route);
     this.response.end();
     this.deps.metrics.observeInference(
       this.route.jobId,

@@ -3,14 +3,18 @@
  * infer-fast-path.ts and the streaming `/v2` route): which headers pass, and what happens
  * when the worker does not answer.
  *
- * Hop-by-hop headers are the proxy's own business (RFC 9110 §7.6.1); Content-Length is
- * kept: bodies pass through unchanged, and a known length spares both hops chunking.
+ * Hop-by-hop headers are the proxy's own business (RFC 9110 §7.6.1): the fixed list, the
+ * fields the Connection header names, Expect (answered by the router, expect-continue.ts)
+ * and the client's proxy credentials; the worker's secret is the router's to send, never
+ * a client's. Content-Length is kept: bodies pass through unchanged, and a known length
+ * spares both hops chunking.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { WorkerError, errorMessage } from '../errors.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
-import { toErrorResponse } from './error-mapping.js';
+import { WORKER_SECRET_HEADER } from '../worker-secret.js';
+import { toProtocolErrorResponse } from './error-mapping.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -20,15 +24,27 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'upgrade',
   'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
   'host',
+  'expect',
+  WORKER_SECRET_HEADER,
 ]);
+
+/** The field names a Connection header lists, beyond its usual `keep-alive` / `close`. */
+function connectionTokens(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined;
+  const text = Array.isArray(connection) ? connection.join(',') : connection;
+  return new Set(text.split(',').map((token) => token.trim().toLowerCase()));
+}
 
 /** The end-to-end headers of a request or response, as a plain object for the next hop. */
 export function endToEndHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
+  const named = connectionTokens(headers.connection);
   for (const key in headers) {
     const value = headers[key];
-    if (value === undefined || HOP_BY_HOP.has(key)) continue;
+    if (value === undefined || HOP_BY_HOP.has(key) || named?.has(key)) continue;
     out[key] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
@@ -41,7 +57,7 @@ export interface WorkerFailureDeps {
 
 /**
  * The job's worker did not answer, or broke off: the next request looks the route up
- * again, the request counts as a 502, and the client gets the mapped JSON error, or a
+ * again, the request counts as a 502, and the client gets the protocol's JSON error, or a
  * cut connection when part of the answer has already gone out.
  */
 export function answerWorkerFailure(
@@ -57,9 +73,28 @@ export function answerWorkerFailure(
     response.destroy();
     return;
   }
-  const { status, body } = toErrorResponse(
+  // Both proxies serve /v2: the protocol's error form.
+  const { status, body } = toProtocolErrorResponse(
     new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, { cause: error }),
   );
+  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  response.end(JSON.stringify(body));
+}
+
+/** An error that is not the worker's (e.g. healing a lost model failed): its answer in the protocol's form. */
+export function answerError(
+  deps: WorkerFailureDeps,
+  jobId: string,
+  response: ServerResponse,
+  error: unknown,
+  startedMs: number,
+): void {
+  const { status, body } = toProtocolErrorResponse(error);
+  deps.metrics.observeInference(jobId, status, (performance.now() - startedMs) / 1000);
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
   response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
   response.end(JSON.stringify(body));
 }

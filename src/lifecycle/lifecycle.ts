@@ -36,6 +36,7 @@ import { validateId } from '../ids.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { MemoryPolicy } from './memory-policy.js';
 import { WarmPool } from './warm-pool.js';
+import { workerSpec } from './worker-spec.js';
 import { OperationRecorder, newOperationId } from './operation-recorder.js';
 import { canTransition } from './state-machine.js';
 
@@ -287,8 +288,31 @@ export class Lifecycle {
       return await this.deps.workers.infer(route.endpoint, route.modelName, body);
     } catch (error) {
       if (error instanceof WorkerError) this.invalidateRoute(jobId);
-      throw error;
+      if (!(error instanceof NotFoundError)) throw error;
+      // The worker does not have the model the router holds as ready: heal, then once more.
+      const healed = await this.healLostModel(route);
+      return await this.deps.workers.infer(healed.endpoint, healed.modelName, body);
     }
+  }
+
+  /**
+   * A worker answered "not loaded" on a route the router holds as ready (something
+   * unloaded it behind the router's back, or the worker lost it): the route is dropped and
+   * the server healed at once under the job's lock (a DEPLOY_LOAD with reason
+   * `worker_lost_model`, which finds the model missing and loads it). Resolves with the
+   * fresh route so the caller can send its request again; concurrent callers share one heal.
+   */
+  async healLostModel(stale: Route): Promise<Route> {
+    const { jobId } = stale;
+    if (this.routes.get(jobId) === stale) this.routes.delete(jobId);
+    return this.locks.run(jobId, async () => {
+      const fresh = this.routes.get(jobId);
+      if (fresh) return fresh;
+      const job = await this.requireJob(jobId);
+      const request = { jobId, model: job.model, dataset: job.dataset };
+      const outcome = await this.deployLoadLocked(request, 'worker_lost_model');
+      return this.cacheRoute(outcome.server!);
+    });
   }
 
   /** Drop the cached route after the worker did not answer: the next request re-checks. */
@@ -434,7 +458,7 @@ export class Lifecycle {
           'create',
           async () =>
             (await this.pool.take(name)) ??
-            this.deps.runtime.create({ name, labels, limits: this.deps.options.workerLimits }),
+            this.deps.runtime.create(workerSpec(name, labels, this.deps.options.workerLimits)),
         );
       }
       if (!info.running) {

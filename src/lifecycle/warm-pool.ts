@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { LABELS, type Runtime, type WorkerInfo, type WorkerLimits } from '../runtime/runtime.js';
 import type { WorkerClient } from '../runtime/worker-client.js';
+import { workerSpec } from './worker-spec.js';
 
 export interface WarmPoolOptions {
   size: number;
@@ -311,7 +312,7 @@ export class WarmPool {
   private async startOne(): Promise<void> {
     const name = `${this.prefix}${randomBytes(4).toString('hex')}`;
     try {
-      await this.runtime.create({ name, labels: { [LABELS.kind]: POOL_KIND }, limits: this.options.limits });
+      await this.runtime.create(workerSpec(name, { [LABELS.kind]: POOL_KIND }, this.options.limits));
       const started = await this.runtime.start(name);
       await this.workers.waitUntilReady(started.endpoint!, {
         timeoutMs: this.options.readyTimeoutMs,

@@ -94,5 +94,11 @@ export interface Runtime {
    * Optional: runtimes without it get no warm pool.
    */
   rename?(name: string, newName: string, signal?: AbortSignal): Promise<WorkerInfo>;
+  /**
+   * The secret the running worker at `endpoint` obeys (MODELDOCK_WORKER_SECRET of its
+   * environment), as this runtime last saw the worker (create, start, inspect, list). The
+   * worker client sends it with every call; a runtime that cannot say gets 401s.
+   */
+  workerSecret?(endpoint: string): string | undefined;
   close(): Promise<void>;
 }

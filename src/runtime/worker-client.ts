@@ -4,6 +4,7 @@
  * worker endpoint; pools are dropped when a worker goes away.
  */
 import { Pool, type Dispatcher } from 'undici';
+import { WORKER_SECRET_HEADER } from '../worker-secret.js';
 import {
   InvalidInputError,
   NotFoundError,
@@ -41,19 +42,47 @@ export interface WorkerStats {
   loaded: string[];
 }
 
-export class WorkerClient {
-  private readonly pools = new Map<string, Pool>();
+export interface WorkerClientOptions {
+  /** The secret of the worker at an endpoint (Runtime.workerSecret); sent with every call. */
+  secretOf?: (endpoint: string) => string | undefined;
+}
 
-  /** The connection pool for a worker, for streaming proxies that need the raw dispatcher. */
-  pool(endpoint: string): Pool {
+/** Request headers with the worker's secret added (undici takes objects or flat arrays). */
+function withSecret(headers: Dispatcher.DispatchOptions['headers'], secret: string) {
+  if (headers === undefined || headers === null) return { [WORKER_SECRET_HEADER]: secret };
+  if (Array.isArray(headers)) return [...(headers as string[]), WORKER_SECRET_HEADER, secret];
+  return { ...(headers as Record<string, string>), [WORKER_SECRET_HEADER]: secret };
+}
+
+export class WorkerClient {
+  private readonly pools = new Map<string, Dispatcher>();
+
+  constructor(private readonly options: WorkerClientOptions = {}) {}
+
+  /**
+   * The connection pool for a worker, for streaming proxies that need the raw dispatcher.
+   * Every request through it carries the worker's secret, looked up per request (a port
+   * may be reused by another worker).
+   */
+  pool(endpoint: string): Dispatcher {
     let pool = this.pools.get(endpoint);
     if (!pool) {
-      pool = new Pool(endpoint, {
+      const base = new Pool(endpoint, {
         connections: 64,
         pipelining: 1,
         keepAliveTimeout: 30_000,
         connectTimeout: 2_000,
       });
+      const secretOf = this.options.secretOf;
+      pool = secretOf
+        ? base.compose((dispatch) => (options, handler) => {
+            const secret = secretOf(endpoint);
+            return dispatch(
+              secret === undefined ? options : { ...options, headers: withSecret(options.headers, secret) },
+              handler,
+            );
+          })
+        : base;
       this.pools.set(endpoint, pool);
     }
     return pool;
@@ -152,6 +181,11 @@ export class WorkerClient {
     return this.call(endpoint, 'POST', `/v2/models/${encodeURIComponent(name)}/infer`, request, signal);
   }
 
+  /** A model resource on the worker as JSON (`GET /v2/models/<name>[/config|/stats]`). */
+  async modelJson<T>(endpoint: string, path: string, signal?: AbortSignal): Promise<T> {
+    return this.call<T>(endpoint, 'GET', path, undefined, signal);
+  }
+
   async stats(endpoint: string, signal?: AbortSignal): Promise<WorkerStats> {
     return this.call<WorkerStats>(endpoint, 'GET', '/v2/worker/stats', undefined, signal);
   }
@@ -163,13 +197,20 @@ export class WorkerClient {
     body: unknown,
     signal?: AbortSignal,
   ): Promise<T> {
+    let payload: string | undefined;
+    try {
+      payload = body === undefined ? undefined : JSON.stringify(body);
+    } catch (error) {
+      // Nesting too deep for the serializer (or a cycle): the caller's input, not the worker.
+      throw new InvalidInputError(`the request cannot be sent to the worker: ${errorMessage(error)}`);
+    }
     let response: Dispatcher.ResponseData;
     try {
       response = await this.pool(endpoint).request({
         method,
         path,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headers: payload === undefined ? {} : { 'content-type': 'application/json' },
+        ...(payload === undefined ? {} : { body: payload }),
         headersTimeout: WORKER_ANSWER_TIMEOUT_MS,
         bodyTimeout: WORKER_ANSWER_TIMEOUT_MS,
         ...(signal ? { signal } : {}),
@@ -192,6 +233,9 @@ export class WorkerClient {
         : `worker answered ${response.statusCode}`;
     if (response.statusCode === 400 || response.statusCode === 422) throw new InvalidInputError(message);
     if (response.statusCode === 404) throw new NotFoundError(message);
+    if (response.statusCode === 401) {
+      throw new WorkerError(`worker at ${endpoint} refused the router's secret: ${message}`, { status: 401 });
+    }
     throw new WorkerError(message, { status: response.statusCode });
   }
 }

@@ -14,8 +14,20 @@ import {
 } from '../errors.js';
 import { validateId } from '../ids.js';
 import { VERSION as SERVER_VERSION } from '../version.js';
+import { DEFAULT_WORKER_BODY_LIMIT } from '../worker-limits.js';
+import { WORKER_SECRET_HEADER, secretMatches } from '../worker-secret.js';
 import { DatasetStore } from './dataset-store.js';
-import { MODEL_VERSION, inferDataset, inferWithBinary, type V2InferRequest } from './inference.js';
+import {
+  MODEL_VERSION,
+  elapsedNs,
+  inferDataset,
+  inferWithBinary,
+  type InferTimings,
+  type V2InferRequest,
+} from './inference.js';
+import { InferenceStats } from './inference-stats.js';
+import { modelConfig } from './model-config.js';
+import { DEFAULT_MAX_ELEMENTS } from './tensors.js';
 import { ModelRegistry } from './model-registry.js';
 import { ModelStore } from './model-store.js';
 
@@ -24,9 +36,19 @@ export interface WorkerAppOptions {
   datasetsDir: string;
   threads?: number;
   bodyLimitBytes?: number;
+  /** Most elements one input tensor may have (default DEFAULT_MAX_ELEMENTS). */
+  maxElements?: number;
+  /**
+   * Every call but the health checks must carry this in the x-modeldock-worker-secret
+   * header. Runtimes always set one; without it (a worker started by hand) the worker is open.
+   */
+  secret?: string;
   logger?: Logger;
   name?: string;
 }
+
+/** Health checks answer anyone: engines and probes hold no secret. */
+const OPEN_PATHS = new Set(['/v2/health/live', '/v2/health/ready']);
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   invalid_input: 400,
@@ -44,9 +66,12 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   const models = new ModelStore(options.modelsDir, options.threads ?? 1);
   const datasets = new DatasetStore(options.datasetsDir);
   const registry = new ModelRegistry(models);
+  const stats = new InferenceStats();
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_WORKER_BODY_LIMIT;
+  const limits = { maxElements: options.maxElements ?? DEFAULT_MAX_ELEMENTS };
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger as never } : {}),
-    bodyLimit: options.bodyLimitBytes ?? 256 * 1024 * 1024,
+    bodyLimit,
     // Per-request log lines would dominate the hot path; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -77,11 +102,46 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     }
   };
   app.removeContentTypeParser('application/json');
-  for (const type of ['application/json', 'application/octet-stream']) {
+  // `*` also takes a body without Content-Type, which Triton clients send (tritonclient
+  // posts JSON with none): JSON, or binary with Inference-Header-Content-Length.
+  for (const type of ['application/json', 'application/octet-stream', '*']) {
     app.addContentTypeParser(type, { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) =>
       parseBody(request, body),
     );
   }
+
+  const secret = options.secret;
+  if (secret) {
+    // Before the body is read: a caller without the secret costs no parsing.
+    app.addHook('onRequest', async (request, reply) => {
+      if (OPEN_PATHS.has(request.url.split('?')[0]!)) return;
+      if (secretMatches(secret, request.headers[WORKER_SECRET_HEADER])) return;
+      return reply.code(401).send({
+        error: `this worker answers only its router: missing or wrong ${WORKER_SECRET_HEADER} header`,
+      });
+    });
+  }
+
+  // The body limit bounds the bodies in flight together, not each alone: concurrent
+  // requests at the limit would otherwise multiply the worst-case cost (worker-limits.ts).
+  let bytesInFlight = 0;
+  app.addHook('onRequest', async (request, reply) => {
+    const length = Number(request.headers['content-length']) || 0;
+    if (length === 0) return;
+    if (bytesInFlight > 0 && bytesInFlight + length > bodyLimit) {
+      return reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({
+          error: `the worker is busy with ${bytesInFlight} bytes of requests; its limit is ${bodyLimit}`,
+        });
+    }
+    bytesInFlight += length;
+    // 'close' comes for a finished answer and an abandoned request alike.
+    reply.raw.once('close', () => {
+      bytesInFlight -= length;
+    });
+  });
 
   app.setErrorHandler((error, request, reply) => {
     if (isModeldockError(error)) return reply.code(STATUS[error.code] ?? 500).send({ error: error.message });
@@ -105,7 +165,7 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   app.get('/v2', async () => ({
     name: 'modeldock-worker',
     version: SERVER_VERSION,
-    extensions: ['model_repository', 'binary_tensor_data', 'batch'],
+    extensions: ['model_repository', 'model_configuration', 'statistics', 'binary_tensor_data', 'batch'],
   }));
 
   // `{"ready": true}` lists only the models ready for inference, as Triton does.
@@ -185,12 +245,37 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     });
   }
 
+  for (const url of modelRoutes('/config')) {
+    app.get<VersionParams>(url, async (request) => modelConfig(registry.get(servedName(request.params))));
+  }
+
+  // Statistics of the loaded names (all of them, or one: 404 when it is not loaded).
+  app.get('/v2/models/stats', async () => stats.report(registry.names()));
+  for (const url of modelRoutes('/stats')) {
+    app.get<VersionParams>(url, async (request) =>
+      stats.report([registry.get(servedName(request.params)).name]),
+    );
+  }
+
   for (const url of modelRoutes('/infer')) {
     app.post<VersionParams & { Body: V2InferRequest }>(url, async (request, reply) => {
       const name = servedName(request.params);
-      const { response, binary } = await registry.use(name, (model) =>
-        inferWithBinary(model, request.body, binaryParts.get(request)),
-      );
+      const received = performance.now();
+      const timings: InferTimings = { queueNs: 0, inputNs: 0, inferNs: 0, outputNs: 0 };
+      let result;
+      try {
+        result = await registry.use(name, (model) => {
+          timings.queueNs = elapsedNs(received, performance.now());
+          return inferWithBinary(model, request.body, binaryParts.get(request), true, limits, timings);
+        });
+      } catch (error) {
+        // A request for a name that is not served is no model's failure.
+        if (registry.isLoaded(name)) stats.failed(name, elapsedNs(received, performance.now()));
+        throw error;
+      }
+      const { response, binary } = result;
+      // Each request is one execution of batch size 1, as max_batch_size 0 (model-config.ts) says.
+      stats.succeeded(name, 1, elapsedNs(received, performance.now()), timings);
       if (binary.length === 0) return response;
       const json = Buffer.from(JSON.stringify(response));
       return reply
@@ -214,6 +299,8 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       rss_bytes: memory.rss,
       heap_used_bytes: memory.heapUsed,
       external_bytes: memory.external,
+      body_limit_bytes: bodyLimit,
+      max_elements: limits.maxElements,
       loaded: registry.names(),
     };
   });

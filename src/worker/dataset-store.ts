@@ -9,8 +9,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { InvalidInputError, NotFoundError, errorMessage } from '../errors.js';
+import { InvalidInputError, NotFoundError } from '../errors.js';
 import { validateId } from '../ids.js';
+import { isMissing, parseJsonQuietly, realPathInside } from './store-files.js';
 
 export interface DatasetRecord {
   /** By model input name, or positional in the model's input order. */
@@ -29,14 +30,20 @@ export class DatasetStore {
 
   async read(datasetId: string): Promise<Dataset> {
     validateId('dataset', datasetId);
-    const dir = path.join(this.dir, datasetId);
-    let text: string;
-    try {
-      text = await readFile(path.join(dir, 'records.jsonl'), 'utf8');
-    } catch {
+    // Real paths inside the store only: a link out of it is refused, not followed.
+    const read = async (file: string): Promise<string | undefined> => {
+      try {
+        return await readFile(await realPathInside(this.dir, path.join(datasetId, file), 'dataset'), 'utf8');
+      } catch (error) {
+        if (isMissing(error)) return undefined;
+        throw error;
+      }
+    };
+    const text = await read('records.jsonl');
+    if (text === undefined) {
       throw new NotFoundError(`dataset "${datasetId}" not found (no ${datasetId}/records.jsonl)`);
     }
-    const metadataText = await readFile(path.join(dir, 'dataset.json'), 'utf8').catch(() => undefined);
+    const metadataText = await read('dataset.json');
     return {
       id: datasetId,
       metadata: metadataText === undefined ? {} : parseMetadata(datasetId, metadataText),
@@ -46,12 +53,7 @@ export class DatasetStore {
 }
 
 export function parseMetadata(datasetId: string, text: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new InvalidInputError(`dataset "${datasetId}": dataset.json is not JSON (${errorMessage(error)})`);
-  }
+  const parsed = parseJsonQuietly(text, `dataset "${datasetId}": dataset.json`);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new InvalidInputError(`dataset "${datasetId}": dataset.json must be a JSON object`);
   }
@@ -66,12 +68,7 @@ export function parseRecords(datasetId: string, text: string): DatasetRecord[] {
     const line = lines[i]!.trim();
     if (line === '') continue;
     const where = `dataset "${datasetId}" line ${i + 1}`;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch (error) {
-      throw new InvalidInputError(`${where} is not JSON: ${errorMessage(error)}`);
-    }
+    const parsed = parseJsonQuietly(line, where);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new InvalidInputError(`${where} is not a JSON object`);
     }

@@ -1,6 +1,6 @@
 /** Running a loaded model: one v2 request, or a whole dataset in batches. */
 import type ort from 'onnxruntime-node';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, errorMessage } from '../errors.js';
 import type { Dataset } from './dataset-store.js';
 import type { LoadedModel } from './model-store.js';
 import {
@@ -8,6 +8,7 @@ import {
   fromOrtTensor,
   toOrtTensor,
   toOrtTensorFromBytes,
+  type DecodeLimits,
   type V2OutputHeader,
   type TensorSpec,
   type V2InputTensor,
@@ -29,6 +30,19 @@ export interface V2InferResponse {
   model_version: string;
   id?: string;
   outputs: (V2OutputTensor | V2OutputHeader)[];
+}
+
+/** Where one request spent its time, in nanoseconds (the statistics extension). */
+export interface InferTimings {
+  queueNs: number;
+  inputNs: number;
+  inferNs: number;
+  outputNs: number;
+}
+
+/** The time between two `performance.now()` readings as the protocol's integer nanoseconds. */
+export function elapsedNs(fromMs: number, toMs: number): number {
+  return Math.max(0, Math.round((toMs - fromMs) * 1e6));
 }
 
 /** A response and, with the binary tensor extension, the output bytes that follow it. */
@@ -59,7 +73,11 @@ export async function inferWithBinary(
   request: V2InferRequest,
   binary?: Uint8Array,
   binaryOutputs = true,
+  limits?: DecodeLimits,
+  /** Filled with the time spent converting inputs, running the model and converting outputs. */
+  timings?: InferTimings,
 ): Promise<InferResult> {
+  const started = performance.now();
   if (!request || !Array.isArray(request.inputs) || request.inputs.length === 0) {
     throw new InvalidInputError('the request needs a non-empty "inputs" list');
   }
@@ -76,7 +94,7 @@ export async function inferWithBinary(
     if (feeds[input.name]) throw new InvalidInputError(`input "${input.name}" is given twice`);
     const size = input.parameters?.binary_data_size;
     if (size === undefined) {
-      feeds[input.name] = toOrtTensor(input, spec);
+      feeds[input.name] = toOrtTensor(input, spec, limits);
       continue;
     }
     if (!binary) {
@@ -94,7 +112,7 @@ export async function inferWithBinary(
         `input "${input.name}": binary_data_size ${String(size)} does not fit the ${binary.byteLength - offset} bytes left`,
       );
     }
-    feeds[input.name] = toOrtTensorFromBytes(input, spec, binary.subarray(offset, offset + size));
+    feeds[input.name] = toOrtTensorFromBytes(input, spec, binary.subarray(offset, offset + size), limits);
     offset += size;
   }
   if (binary && offset !== binary.byteLength) {
@@ -119,7 +137,19 @@ export async function inferWithBinary(
     }
   }
   const names = wanted.map((o) => o.name as string);
-  const results = await model.session.run(feeds, names);
+  const inputsReady = performance.now();
+  let results: ort.InferenceSession.OnnxValueMapType;
+  try {
+    results = await model.session.run(feeds, names);
+  } catch (error) {
+    // The model loaded and every input passed the checks above, so what the runtime
+    // refuses now is the combination the client sent (shapes that do not broadcast, an
+    // index out of range...): the client's error, said in the runtime's first line.
+    throw new InvalidInputError(
+      `model "${model.name}" cannot run on these inputs: ${errorMessage(error).split('\n')[0]!.slice(0, 300)}`,
+    );
+  }
+  const ran = performance.now();
   const bytes: Uint8Array[] = [];
   const outputs = wanted.map(({ name, binary: asBytes }) => {
     const tensor = results[name as string]!;
@@ -128,6 +158,11 @@ export async function inferWithBinary(
     bytes.push(data);
     return header;
   });
+  if (timings) {
+    timings.inputNs = elapsedNs(started, inputsReady);
+    timings.inferNs = elapsedNs(inputsReady, ran);
+    timings.outputNs = elapsedNs(ran, performance.now());
+  }
   return {
     response: {
       model_name: model.name,

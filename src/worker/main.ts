@@ -22,11 +22,16 @@ const logger = pino({
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const log = logger.child({ worker: config.name });
+  // The secret is the worker's only lock when others share its network (docs/worker.md).
+  if (!config.secret)
+    log.warn('no MODELDOCK_WORKER_SECRET: anyone who reaches this port can drive the worker');
   const { app } = await buildWorkerApp({
     modelsDir: config.modelsDir,
     datasetsDir: config.datasetsDir,
     threads: config.threads,
     bodyLimitBytes: config.bodyLimitBytes,
+    maxElements: config.maxElements,
+    ...(config.secret ? { secret: config.secret } : {}),
     logger: log,
     name: config.name,
   });

@@ -8,6 +8,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, NotFoundError, errorMessage } from '../errors.js';
 import { ID_PATTERN, validateId } from '../ids.js';
+import { isMissing, parseJsonQuietly, realPathInside } from './store-files.js';
 import { v2DatatypeOf, type TensorSpec } from './tensors.js';
 
 /** How every session of the worker is created: its models' and the boot warm-up's alike. */
@@ -78,11 +79,15 @@ export class ModelStore {
 
   /** Create the runtime session; every failure is a clear error and nothing is kept. */
   async open(name: string, modelId: string): Promise<LoadedModel> {
-    const file = this.modelPath(modelId);
+    validateId('model', modelId);
+    let file: string;
     let bytes: number;
     try {
+      // Its real path, inside the store: a link out of the store is refused, not followed.
+      file = await realPathInside(this.dir, path.join(modelId, 'model.onnx'), 'model');
       bytes = (await stat(file)).size;
-    } catch {
+    } catch (error) {
+      if (!isMissing(error)) throw error;
       throw new NotFoundError(`model "${modelId}" not found in the model store (no ${modelId}/model.onnx)`);
     }
     const manifest = await this.readManifest(modelId);
@@ -118,20 +123,15 @@ export class ModelStore {
   }
 
   private async readManifest(modelId: string): Promise<ModelManifest> {
-    const file = path.join(this.dir, modelId, 'model.json');
     let text: string;
     try {
+      const file = await realPathInside(this.dir, path.join(modelId, 'model.json'), 'model');
       text = await readFile(file, 'utf8');
-    } catch {
-      return {};
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
     } catch (error) {
-      throw new InvalidInputError(`model "${modelId}": model.json is not JSON (${errorMessage(error)})`);
+      if (isMissing(error)) return {};
+      throw error;
     }
-    return checkManifest(modelId, parsed);
+    return checkManifest(modelId, parseJsonQuietly(text, `model "${modelId}": model.json`));
   }
 }
 

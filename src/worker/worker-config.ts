@@ -1,5 +1,8 @@
 /** The worker's own configuration, read from its environment (it is a separate program). */
 import os from 'node:os';
+import { WORKER_SECRET_ENV } from '../worker-secret.js';
+import { DEFAULT_WORKER_BODY_LIMIT, WORKER_BODY_LIMIT_ENV } from '../worker-limits.js';
+import { DEFAULT_MAX_ELEMENTS } from './tensors.js';
 
 export interface WorkerConfig {
   port: number;
@@ -10,6 +13,9 @@ export interface WorkerConfig {
   /** ONNX Runtime intra-op threads per session. */
   threads: number;
   bodyLimitBytes: number;
+  maxElements: number;
+  /** Empty: the worker is open (started by hand); runtimes always set one. */
+  secret: string;
   name: string;
 }
 
@@ -28,7 +34,9 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     datasetsDir: env.MODELDOCK_DATASETS_DIR || '/datasets',
     logLevel: workerLogLevel(env),
     threads: int('MODELDOCK_WORKER_THREADS', Math.min(4, os.availableParallelism())),
-    bodyLimitBytes: int('MODELDOCK_WORKER_BODY_LIMIT', 256 * 1024 * 1024),
+    bodyLimitBytes: int(WORKER_BODY_LIMIT_ENV, DEFAULT_WORKER_BODY_LIMIT),
+    maxElements: int('MODELDOCK_WORKER_MAX_ELEMENTS', DEFAULT_MAX_ELEMENTS),
+    secret: env[WORKER_SECRET_ENV] ?? '',
     name: env.MODELDOCK_WORKER_NAME || os.hostname(),
   };
 }

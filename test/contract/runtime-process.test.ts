@@ -43,10 +43,12 @@ runRuntimeContract('process', {
 /** What only the process runtime has to guarantee: surviving the router, pids, limits. */
 describe('ProcessRuntime specifics', () => {
   const instance = `rp${Date.now().toString(36)}`;
-  const workers = new WorkerClient();
   const limits = { memoryBytes: 1024 * 1024 * 1024, nanoCpus: 1e9, pids: 256 };
   let dir: string;
   const opened: ProcessRuntime[] = [];
+  const workers = new WorkerClient({
+    secretOf: (endpoint) => opened.map((r) => r.workerSecret(endpoint)).find((s) => s !== undefined),
+  });
   const runtimeFor = (workerCommand?: WorkerCommand) => {
     const runtime = new ProcessRuntime({
       instance,

@@ -67,8 +67,9 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
     const stamp = Date.now().toString(36);
     const instanceA = `rc${stamp}a`;
     const instanceB = `rc${stamp}b`;
-    const workers = new WorkerClient();
     let runtime: Runtime;
+    // The router's client: it sends each worker the secret its runtime reports.
+    const workers = new WorkerClient({ secretOf: (endpoint) => runtime.workerSecret?.(endpoint) });
     let other: Runtime;
     let events: ReturnType<typeof recordEvents>;
 
@@ -120,6 +121,20 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
     it('the worker it runs loads and serves a real model', async () => {
       const info = (await runtime.inspect(spec(instanceA, 1).name))!;
       await workers.load(info.endpoint!, 'job-1', 'm-131');
+      assert.equal(await workers.isLoaded(info.endpoint!, 'job-1'), true);
+    });
+
+    it('the worker obeys only the secret its runtime reports (health checks stay open)', async () => {
+      const info = (await runtime.inspect(spec(instanceA, 1).name))!;
+      const secret = runtime.workerSecret?.(info.endpoint!);
+      assert.ok(secret && secret.length >= 32, 'the runtime reports a secret for the endpoint');
+      const open = new WorkerClient();
+      try {
+        await assert.rejects(open.index(info.endpoint!), /refused the router's secret/);
+        await open.waitUntilReady(info.endpoint!, { timeoutMs: 5_000 });
+      } finally {
+        await open.close();
+      }
       assert.equal(await workers.isLoaded(info.endpoint!, 'job-1'), true);
     });
 

@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
 import { after, before, describe, it } from 'node:test';
 import { ensureImage } from '../../src/runtime/docker/image-builder.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
@@ -20,6 +23,7 @@ describe('compose.yaml', () => {
   const instance = uniqueInstance('cmp');
   let env: NodeJS.ProcessEnv;
   let url: string;
+  let grpcAddress: string;
   const compose = (...args: string[]) =>
     run('docker-compose', ['-f', 'compose.yaml', ...args], { cwd: REPO_ROOT, env, timeout: 120_000 });
 
@@ -28,10 +32,13 @@ describe('compose.yaml', () => {
     await ensureImage(docker, 'router', ROUTER_IMAGE);
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
+    const grpcPort = await freePort();
+    grpcAddress = `127.0.0.1:${grpcPort}`;
     env = {
       ...process.env,
       COMPOSE_PROJECT_NAME: instance,
       MODELDOCK_HOST_PORT: String(port),
+      MODELDOCK_GRPC_HOST_PORT: String(grpcPort),
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_ROUTER_IMAGE: ROUTER_IMAGE,
       MODELDOCK_WORKER_IMAGE: WORKER_IMAGE,
@@ -70,5 +77,24 @@ describe('compose.yaml', () => {
       states.push(response.body.state);
     }
     assert.deepEqual(states, ['ready', 'ready', 'unloaded', 'terminated', 'terminated']);
+  });
+
+  it('publishes the gRPC inference service', async () => {
+    const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true, defaults: true });
+    const Service = (grpc.loadPackageDefinition(definition) as any).inference.GRPCInferenceService;
+    const client = new Service(grpcAddress, grpc.credentials.createInsecure());
+    try {
+      const metadata = await new Promise<any>((resolve, reject) =>
+        client.ServerMetadata(
+          {},
+          { deadline: Date.now() + 10_000 },
+          (error: Error | null, answer: unknown) => (error ? reject(error) : resolve(answer)),
+        ),
+      );
+      assert.equal(metadata.name, 'modeldock');
+      assert.ok(metadata.extensions.includes('model_repository'));
+    } finally {
+      client.close();
+    }
   });
 });

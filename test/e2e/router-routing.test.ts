@@ -83,7 +83,7 @@ describe('routing inference through the router', () => {
     assert.match(bad.body.error, /expects \[-1,64\]/);
     const unknown = await postJson(`${t.url}/v2/models/nobody/infer`, { inputs: [] });
     assert.equal(unknown.status, 404);
-    assert.equal(unknown.body.error.code, 'not_found');
+    assert.match(unknown.body.error, /job nobody not found/, 'the protocol’s error form on /v2');
   });
 
   it('loads an unloaded server on demand and records it', async () => {

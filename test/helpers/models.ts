@@ -80,3 +80,37 @@ export async function ensureBigModel(mib: number): Promise<string> {
 export async function ensureDatatypesModel(): Promise<string> {
   return ensureGenerated('datatypes', DATATYPES);
 }
+
+const HOSTILE = `
+import sys, onnx
+from onnx import helper, TensorProto as T
+out = sys.argv[1]
+nodes = [
+    helper.make_node("Add", ["a", "b"], ["sum"]),
+    helper.make_node("Identity", ["u8"], ["u8_out"]),
+    helper.make_node("Identity", ["i8"], ["i8_out"]),
+    helper.make_node("Identity", ["i16"], ["i16_out"]),
+]
+graph = helper.make_graph(nodes, "hostile",
+    [helper.make_tensor_value_info("a", T.FLOAT, ["rows", "cols"]),
+     helper.make_tensor_value_info("b", T.FLOAT, ["rows2", "cols2"]),
+     helper.make_tensor_value_info("u8", T.UINT8, ["n"]),
+     helper.make_tensor_value_info("i8", T.INT8, ["n"]),
+     helper.make_tensor_value_info("i16", T.INT16, ["n"])],
+    [helper.make_tensor_value_info("sum", T.FLOAT, None),
+     helper.make_tensor_value_info("u8_out", T.UINT8, ["n"]),
+     helper.make_tensor_value_info("i8_out", T.INT8, ["n"]),
+     helper.make_tensor_value_info("i16_out", T.INT16, ["n"])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 7
+onnx.save(model, out)
+`;
+
+/**
+ * The `hostile` model, for attacks on tensor decoding: `a` + `b` (FP32, both dimensions
+ * dynamic, so ONNX Runtime itself refuses shapes that do not broadcast) and identities on
+ * `u8`, `i8`, `i16` (UINT8, INT8, INT16, shape [n]). Returns its id.
+ */
+export async function ensureHostileModel(): Promise<string> {
+  return ensureGenerated('hostile', HOSTILE);
+}

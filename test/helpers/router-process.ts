@@ -29,7 +29,14 @@ export async function spawnRouter(
         ['--max-semi-space-size=8', path.join(REPO_ROOT, 'dist/cli/main.js'), 'start'];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env, MODELDOCK_PORT: String(port), MODELDOCK_HOST: '127.0.0.1' },
+    // gRPC only when asked for (MODELDOCK_GRPC_PORT in env): a fixed default port would collide.
+    env: {
+      ...process.env,
+      MODELDOCK_GRPC_PORT: '0',
+      ...env,
+      MODELDOCK_PORT: String(port),
+      MODELDOCK_HOST: '127.0.0.1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.pipe(log, { end: false });

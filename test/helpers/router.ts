@@ -54,6 +54,8 @@ export async function startTestRouter(
   const config = loadConfig(
     {
       MODELDOCK_PORT: '0',
+      // No gRPC service unless a test asks for one (a fixed default port would collide).
+      MODELDOCK_GRPC_PORT: '0',
       MODELDOCK_HOST: '127.0.0.1',
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_MODELS_DIR: MODELS_DIR,

@@ -7,6 +7,7 @@ describe('configuration', () => {
   it('has the documented defaults', () => {
     const config = loadConfig({}, '/srv/md');
     assert.equal(config.port, 8080);
+    assert.equal(config.grpcPort, 8081);
     assert.equal(config.store, 'sqlite:./data/modeldock.db');
     assert.equal(config.runtime, 'auto');
     assert.equal(config.modelsDir, path.resolve('/srv/md/models'));

@@ -15,7 +15,7 @@ import {
   ownerSelector,
   toLabelKey,
 } from '../../src/runtime/kubernetes/pod-labels.js';
-import { START_GATE, podForRestart, workerPod } from '../../src/runtime/kubernetes/pod-spec.js';
+import { START_GATE, podForRestart, secretOfPod, workerPod } from '../../src/runtime/kubernetes/pod-spec.js';
 import { toWorkerInfo } from '../../src/runtime/kubernetes/pod-status.js';
 import { LABELS } from '../../src/runtime/runtime.js';
 
@@ -47,6 +47,16 @@ describe('worker Pod', () => {
     assert.equal(container.securityContext!.allowPrivilegeEscalation, false);
     assert.deepEqual(container.securityContext!.capabilities!.drop, ['ALL']);
     assert.ok(container.volumeMounts!.filter((m) => m.mountPath !== '/tmp').every((m) => m.readOnly));
+  });
+
+  it("carries a worker secret of its own (or the spec's) and a body limit from its memory", () => {
+    const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value]));
+    assert.ok((env.MODELDOCK_WORKER_SECRET ?? '').length >= 32);
+    assert.equal(secretOfPod(pod), env.MODELDOCK_WORKER_SECRET);
+    assert.notEqual(secretOfPod(workerPod(spec, template)), secretOfPod(pod), 'one secret per worker');
+    const given = workerPod({ ...spec, env: { MODELDOCK_WORKER_SECRET: 's'.repeat(40) } }, template);
+    assert.equal(secretOfPod(given), 's'.repeat(40));
+    assert.equal(env.MODELDOCK_WORKER_BODY_LIMIT, String(Math.floor(1024 ** 3 / 2 / 24)));
   });
 
   it('never restarts by itself, starts gated, and probes readiness on the health endpoint', () => {

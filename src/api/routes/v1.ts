@@ -7,6 +7,7 @@ import type { EventBus } from '../../lifecycle/event-bus.js';
 import type { Lifecycle, OperationOutcome } from '../../lifecycle/lifecycle.js';
 import { SERVER_STATES, OPERATION_TYPES, type ServerState, type OperationType } from '../../store/records.js';
 import type { Store } from '../../store/store.js';
+import { EventStreams } from '../event-stream.js';
 import { presentJob, presentOperation, presentPool, presentServer } from '../presenters.js';
 import { InferBody, JobBody, JobParams, OperationQuery, ServerQuery, TempBody } from '../schemas.js';
 
@@ -16,7 +17,12 @@ export interface V1Deps {
   store: Store;
   catalog: Catalog;
   events: EventBus;
+  /** Most /v1/events streams open at once (MODELDOCK_EVENT_STREAMS). */
+  maxEventStreams?: number;
 }
+
+/** Default of MODELDOCK_EVENT_STREAMS. */
+export const DEFAULT_EVENT_STREAMS = 64;
 
 function presentOutcome(outcome: OperationOutcome) {
   return {
@@ -32,7 +38,9 @@ export function v1Routes({
   catalog,
   events,
   reconcile,
+  maxEventStreams,
 }: V1Deps): FastifyPluginAsyncTypebox {
+  const streams = new EventStreams(events, maxEventStreams ?? DEFAULT_EVENT_STREAMS);
   return async (app) => {
     const tags = ['v1'];
 
@@ -198,25 +206,7 @@ export function v1Routes({
     app.get(
       '/events',
       { schema: { tags, summary: 'Server-sent events: server state changes and finished operations' } },
-      async (request, reply) => {
-        const abort = new AbortController();
-        request.raw.on('close', () => abort.abort());
-        reply.hijack();
-        reply.raw.writeHead(200, {
-          'content-type': 'text/event-stream',
-          'cache-control': 'no-cache',
-          connection: 'keep-alive',
-        });
-        reply.raw.write(': modeldock events\n\n');
-        for await (const event of events.stream(abort.signal)) {
-          const data =
-            event.type === 'server'
-              ? { type: 'server', server: presentServer(event.server) }
-              : { type: 'operation', operation: presentOperation(event.operation) };
-          reply.raw.write(`event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
-        }
-        reply.raw.end();
-      },
+      async (request, reply) => streams.serve(request, reply),
     );
   };
 }

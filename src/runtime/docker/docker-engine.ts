@@ -3,6 +3,7 @@
  * signals through, and turns the engine's 304/404/409 answers into outcomes, so that
  * callers can make stop/remove idempotent without inspecting status codes.
  */
+import { WORKER_SECRET_ENV } from '../../worker-secret.js';
 import type Dockerode from 'dockerode';
 import { ConflictError, ModeldockError, RuntimeUnavailableError, errorMessage } from '../../errors.js';
 
@@ -30,6 +31,8 @@ export interface ContainerDetails {
   /** Networks the container is attached to, by name. */
   networks: string[];
   mounts: { type: string; source: string; destination: string; name: string | null }[];
+  /** MODELDOCK_WORKER_SECRET from the container's environment, when it has one. */
+  workerSecret?: string;
 }
 
 export interface EngineEvent {
@@ -199,6 +202,7 @@ export class DockerEngine {
         destination: m.Destination,
         name: m.Name ?? null,
       })),
+      ...secretOf(info.Config?.Env),
     };
   }
 
@@ -316,4 +320,10 @@ export function demultiplex(buffer: Buffer): string {
     offset += 8 + size;
   }
   return Buffer.concat(parts).toString('utf8');
+}
+
+function secretOf(env: string[] | undefined): { workerSecret?: string } {
+  const prefix = `${WORKER_SECRET_ENV}=`;
+  const entry = env?.find((e) => e.startsWith(prefix));
+  return entry ? { workerSecret: entry.slice(prefix.length) } : {};
 }

@@ -20,6 +20,8 @@ import {
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
 import { subscribeEngineEvents } from './docker-events.js';
 import { ensureImage } from './image-builder.js';
+import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
+import { withWorkerSecret } from '../../worker-secret.js';
 
 /** Docker's own rule for container names; anything else never reaches a URL path. */
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
@@ -42,6 +44,8 @@ export interface StoreMountSource {
   /** `bind`: `source` is a path on the engine's host; `volume`: a named volume. */
   type: 'bind' | 'volume';
   source: string;
+  /** A folder inside the volume to mount instead of its root (Engine 26 and later). */
+  subpath?: string;
 }
 
 export interface DockerRuntimeOptions {
@@ -71,6 +75,8 @@ export class DockerRuntime implements Runtime {
   readonly engine: DockerEngine;
   private readonly ownerLabels: string[];
   private readonly placement: WorkerPlacement;
+  /** Endpoint → secret of the running workers seen last (see Runtime.workerSecret). */
+  private readonly secrets = new Map<string, string>();
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.engine = new DockerEngine(options.docker ?? new Dockerode());
@@ -167,6 +173,10 @@ export class DockerRuntime implements Runtime {
     return this.requireOwned(newName, signal);
   }
 
+  workerSecret(endpoint: string): string | undefined {
+    return this.secrets.get(endpoint);
+  }
+
   async close(): Promise<void> {
     // Nothing to release: workers outlive the router by design.
   }
@@ -197,6 +207,8 @@ export class DockerRuntime implements Runtime {
   }
 
   private toWorkerInfo(details: ContainerDetails): WorkerInfo {
+    const endpoint = details.running ? this.endpointOf(details) : null;
+    if (endpoint && details.workerSecret) this.secrets.set(endpoint, details.workerSecret);
     return {
       id: details.id,
       name: details.name,
@@ -206,7 +218,7 @@ export class DockerRuntime implements Runtime {
       exitCode: details.exitCode,
       oomKilled: details.oomKilled,
       error: details.error,
-      endpoint: details.running ? this.endpointOf(details) : null,
+      endpoint,
       startedAt: details.startedAt,
       finishedAt: details.finishedAt,
     };
@@ -224,13 +236,17 @@ export class DockerRuntime implements Runtime {
       [LABELS.managed]: 'true',
       [LABELS.instance]: this.options.instance,
     };
-    const env = Object.entries({
-      MODELDOCK_WORKER_PORT: String(WORKER_PORT),
-      MODELDOCK_MODELS_DIR: '/models',
-      MODELDOCK_DATASETS_DIR: '/datasets',
-      MODELDOCK_WORKER_NAME: spec.name,
-      ...spec.env,
-    }).map(([key, value]) => `${key}=${value}`);
+    // Never a worker open by accident: a spec without a secret gets one here.
+    const env = Object.entries(
+      withWorkerSecret({
+        MODELDOCK_WORKER_PORT: String(WORKER_PORT),
+        MODELDOCK_MODELS_DIR: '/models',
+        MODELDOCK_DATASETS_DIR: '/datasets',
+        MODELDOCK_WORKER_NAME: spec.name,
+        [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(spec.limits.memoryBytes)),
+        ...spec.env,
+      }),
+    ).map(([key, value]) => `${key}=${value}`);
     const hostConfig: Dockerode.HostConfig = {
       Mounts: [
         storeMount(this.options.modelsDir, '/models'),
@@ -267,6 +283,15 @@ export class DockerRuntime implements Runtime {
 }
 
 function storeMount(source: string | StoreMountSource, target: string): Dockerode.MountSettings {
-  const mount = typeof source === 'string' ? { type: 'bind' as const, source } : source;
-  return { Type: mount.type, Source: mount.source, Target: target, ReadOnly: true };
+  const mount: StoreMountSource = typeof source === 'string' ? { type: 'bind', source } : source;
+  return {
+    Type: mount.type,
+    Source: mount.source,
+    Target: target,
+    ReadOnly: true,
+    // VolumeOptions.Subpath (API 1.45); the typings predate it.
+    ...(mount.subpath
+      ? { VolumeOptions: { Subpath: mount.subpath } as Dockerode.MountSettings['VolumeOptions'] }
+      : {}),
+  };
 }

@@ -218,6 +218,8 @@ async function stageRouter(app: string): Promise<void> {
     (file) => !/^(deps|src)(\/|$)/.test(file) && !file.includes('obj.target'),
   );
   for (const dependency of ['bindings', 'file-uri-to-path']) await copyPackage(dependency, app);
+  // The gRPC service definition, read at start-up beside the bundle (src/api/grpc/grpc-server.ts).
+  await cp(path.join(REPO_ROOT, 'src/api/grpc/inference.proto'), path.join(app, 'inference.proto'));
   // The example store, for a router started without a mounted store (see self-container.ts).
   await cp(path.join(REPO_ROOT, 'models'), path.join(app, 'example', 'models'), { recursive: true });
   await cp(path.join(REPO_ROOT, 'datasets'), path.join(app, 'example', 'datasets'), { recursive: true });

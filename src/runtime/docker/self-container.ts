@@ -5,8 +5,11 @@
  *   published on the host's loopback is not the router's loopback), and
  * - a store path inside the router's container means nothing to the engine: it is
  *   translated through the router's own mounts into a host path or a named volume. A
- *   store that is on no mount (the example store baked into the router image) is
- *   copied once into a named volume, which workers then mount.
+ *   store in a subfolder of a named volume is mounted as that subfolder (the volume's
+ *   subpath, Engine 26 / API 1.45 and later); an older engine cannot, and the router then
+ *   refuses to start with the fix in the message (a copy would go stale). A store that is
+ *   on no mount (the example store baked into the router image) is copied once into a
+ *   named volume, which workers then mount.
  */
 import type Dockerode from 'dockerode';
 import { existsSync } from 'node:fs';
@@ -14,7 +17,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from '../../config.js';
+import { ConfigError, type Config } from '../../config.js';
 import { RuntimeUnavailableError } from '../../errors.js';
 import { LABELS } from '../runtime.js';
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
@@ -55,8 +58,32 @@ export async function findSelfContainer(engine: DockerEngine): Promise<Container
   return undefined;
 }
 
-/** Translate a path inside our container into what the engine can mount. */
-export function translatePath(self: ContainerDetails, inside: string): string | StoreMountSource | undefined {
+/** What the engine can mount besides whole volumes and bind mounts. */
+export interface EngineMounts {
+  /** The engine mounts a volume's subfolder (VolumeOptions.Subpath, API 1.45 / Engine 26). */
+  volumeSubpath: boolean;
+}
+
+/** First API version with VolumeOptions.Subpath. */
+const SUBPATH_API = [1, 45];
+
+/** Whether the engine speaks an API version that mounts volume subfolders. */
+export async function engineMounts(engine: DockerEngine): Promise<EngineMounts> {
+  const version = await engine.docker.version().catch(() => undefined);
+  const [major = 0, minor = 0] = (version?.ApiVersion ?? '0.0').split('.').map(Number);
+  return { volumeSubpath: major > SUBPATH_API[0]! || (major === SUBPATH_API[0] && minor >= SUBPATH_API[1]!) };
+}
+
+/**
+ * Translate a path inside our container into what the engine can mount. A subfolder of a
+ * named volume is that volume with a subpath where the engine can mount one; otherwise it
+ * is refused (throws), never copied.
+ */
+export function translatePath(
+  self: ContainerDetails,
+  inside: string,
+  mounts: EngineMounts,
+): string | StoreMountSource | undefined {
   const target = path.resolve(inside);
   const mount = [...self.mounts]
     .sort((a, b) => b.destination.length - a.destination.length)
@@ -65,12 +92,21 @@ export function translatePath(self: ContainerDetails, inside: string): string | 
   const rest = path.relative(mount.destination, target);
   if (mount.type === 'bind') return rest ? path.join(mount.source, rest) : mount.source;
   if (mount.type === 'volume' && mount.name && rest === '') return { type: 'volume', source: mount.name };
+  if (mount.type === 'volume' && mount.name) {
+    if (mounts.volumeSubpath) return { type: 'volume', source: mount.name, subpath: rest };
+    throw new ConfigError(
+      `the store ${target} is the subfolder ${rest} of volume ${mount.name}, and this Docker engine is older than Engine 26 (API 1.45) so it cannot mount a volume's subfolder into workers: mount the folder itself into the router (a volume of its own, or a bind mount of a host directory, e.g. -v modeldock-${path.basename(target)}:${target}), or upgrade the engine to 26 or later`,
+    );
+  }
   return undefined;
 }
 
 /**
  * Copy a directory of our own image into a named volume, with a one-shot container of
- * our own image (the directory is in the image, so that container has it too).
+ * our own image (the directory is in the image, so that container has it too). At every
+ * start, not only when the volume is new: a copy an earlier start did not finish, or one
+ * from an older image, is completed and refreshed instead of served stale. Both the
+ * volume and the copy container carry our labels.
  */
 async function seedVolume(
   engine: DockerEngine,
@@ -80,36 +116,34 @@ async function seedVolume(
   instance: string,
   logger: Logger,
 ): Promise<StoreMountSource> {
-  const { created } = await engine.ensureVolume(volume, {
+  await engine.ensureVolume(volume, {
     [LABELS.managed]: 'true',
     [LABELS.instance]: instance,
   });
-  if (created) {
-    logger.debug({ directory, volume }, 'copying the store into a named volume for the workers');
-    const script =
-      "const fs=require('node:fs');fs.cpSync(process.argv[1],'/target',{recursive:true,force:true});";
-    const exitCode = await engine.runToCompletion({
-      Image: self.image,
-      Entrypoint: ['node', '-e', script],
-      Cmd: [directory],
-      Labels: { [LABELS.instance]: instance, 'modeldock.role': 'seed' },
-      HostConfig: { Mounts: [{ Type: 'volume', Source: volume, Target: '/target' }], NetworkMode: 'none' },
-    });
-    if (exitCode !== 0)
-      throw new RuntimeUnavailableError(`copying ${directory} into volume ${volume} failed`);
-  }
+  logger.debug({ directory, volume }, 'copying the store into a named volume for the workers');
+  const script =
+    "const fs=require('node:fs');fs.cpSync(process.argv[1],'/target',{recursive:true,force:true});";
+  const exitCode = await engine.runToCompletion({
+    Image: self.image,
+    Entrypoint: ['node', '-e', script],
+    Cmd: [directory],
+    Labels: { [LABELS.managed]: 'true', [LABELS.instance]: instance, 'modeldock.role': 'seed' },
+    HostConfig: { Mounts: [{ Type: 'volume', Source: volume, Target: '/target' }], NetworkMode: 'none' },
+  });
+  if (exitCode !== 0) throw new RuntimeUnavailableError(`copying ${directory} into volume ${volume} failed`);
   return { type: 'volume', source: volume };
 }
 
 async function resolveStore(
   engine: DockerEngine,
   self: ContainerDetails,
+  mounts: EngineMounts,
   config: Config,
   what: 'models' | 'datasets',
   logger: Logger,
 ): Promise<{ dir: string; source: string | StoreMountSource }> {
   const configured = what === 'models' ? config.modelsDir : config.datasetsDir;
-  const translated = translatePath(self, configured);
+  const translated = translatePath(self, configured, mounts);
   if (translated) return { dir: configured, source: translated };
   // Not on a mount: a directory baked into the image (the example store by default).
   const baked =
@@ -153,8 +187,9 @@ export async function detectPlacement(
       'the router runs on the default bridge network, where containers cannot reach each other by name; start it on a user network (docker network create …) or set MODELDOCK_NETWORK',
     );
   }
-  const models = await resolveStore(engine, self, config, 'models', logger);
-  const datasets = await resolveStore(engine, self, config, 'datasets', logger);
+  const mounts = await engineMounts(engine);
+  const models = await resolveStore(engine, self, mounts, config, 'models', logger);
+  const datasets = await resolveStore(engine, self, mounts, config, 'datasets', logger);
   logger.debug(
     { container: self.name, network, models: models.source, datasets: datasets.source },
     'router runs in a container: workers join its network and are reached by name',

@@ -21,8 +21,14 @@ import { type Runtime, type RuntimeEvent, type WorkerInfo, type WorkerSpec } fro
 import { KubeApi } from './kube-api.js';
 import { watchPodEvents } from './pod-events.js';
 import { NAME_LABEL, WORKER_NAME, ownerSelector } from './pod-labels.js';
-import { podForRestart, workerPod, type PodTemplateOptions, type WorkerStore } from './pod-spec.js';
-import { isGated, podState, toWorkerInfo } from './pod-status.js';
+import {
+  podForRestart,
+  secretOfPod,
+  workerPod,
+  type PodTemplateOptions,
+  type WorkerStore,
+} from './pod-spec.js';
+import { isGated, podState, toWorkerInfo as describePod } from './pod-status.js';
 
 export interface KubernetesRuntimeOptions {
   config: KubeConfig;
@@ -48,6 +54,8 @@ export class KubernetesRuntime implements Runtime {
   readonly api: KubeApi;
   readonly instance: string;
   private readonly template: PodTemplateOptions;
+  /** Endpoint → secret of the running workers seen last (see Runtime.workerSecret). */
+  private readonly secrets = new Map<string, string>();
 
   constructor(private readonly options: KubernetesRuntimeOptions) {
     this.api = new KubeApi(options.config, options.namespace);
@@ -92,22 +100,22 @@ export class KubernetesRuntime implements Runtime {
     if (!WORKER_NAME.test(spec.name))
       throw new InvalidInputError(`invalid worker name ${JSON.stringify(spec.name)}`);
     const existing = await this.findPod(spec.name, signal);
-    if (existing) return toWorkerInfo(existing);
+    if (existing) return this.toWorkerInfo(existing);
     const created = await this.api.createPod(workerPod(spec, this.template), { signal });
     if (created === 'exists') {
       // Lost a race with another creator, or the name is taken by a Pod that is not ours.
       const winner = await this.findPod(spec.name, signal);
-      if (winner) return toWorkerInfo(winner);
+      if (winner) return this.toWorkerInfo(winner);
       throw new ConflictError(
         `a pod named ${spec.name} exists in ${this.options.namespace} and is not this modeldock's`,
       );
     }
-    return toWorkerInfo(created);
+    return this.toWorkerInfo(created);
   }
 
   async start(name: string, signal?: AbortSignal): Promise<WorkerInfo> {
     let pod = await this.requirePod(name, signal);
-    const info = toWorkerInfo(pod);
+    const info = this.toWorkerInfo(pod);
     if (info.running) return info;
     if (info.status === 'removing') throw new ConflictError(`worker ${name} is being removed`);
     if (info.status === 'exited') {
@@ -153,12 +161,12 @@ export class KubernetesRuntime implements Runtime {
 
   async inspect(name: string, signal?: AbortSignal): Promise<WorkerInfo | undefined> {
     const pod = await this.findPod(name, signal);
-    return pod ? toWorkerInfo(pod) : undefined;
+    return pod ? this.toWorkerInfo(pod) : undefined;
   }
 
   async list(signal?: AbortSignal): Promise<WorkerInfo[]> {
     const pods = await this.api.listPods(ownerSelector(this.options.instance), signal);
-    return pods.items.map(toWorkerInfo);
+    return pods.items.map((pod) => this.toWorkerInfo(pod));
   }
 
   events(signal: AbortSignal): AsyncIterable<RuntimeEvent> {
@@ -190,11 +198,23 @@ export class KubernetesRuntime implements Runtime {
       signal,
     );
     if (!patched) throw new ConflictError(`worker ${name} was removed while being renamed`);
-    return toWorkerInfo(patched);
+    return this.toWorkerInfo(patched);
+  }
+
+  workerSecret(endpoint: string): string | undefined {
+    return this.secrets.get(endpoint);
   }
 
   async close(): Promise<void> {
     // Nothing to release: workers outlive the router by design.
+  }
+
+  /** A Pod as a WorkerInfo, noting the secret of a running one for its endpoint. */
+  private toWorkerInfo(pod: V1Pod): WorkerInfo {
+    const info = describePod(pod);
+    const secret = secretOfPod(pod);
+    if (info.endpoint && secret) this.secrets.set(info.endpoint, secret);
+    return info;
   }
 
   /** This instance's Pod for a worker name: the live one if several (one being deleted). */
@@ -237,7 +257,7 @@ export class KubernetesRuntime implements Runtime {
   ): Promise<WorkerInfo> {
     return this.waitFor(pod, uid, this.options.startTimeoutMs ?? 120_000, signal, (current) => {
       if (!current) throw new ConflictError(`worker ${name} was removed while starting`);
-      const info = toWorkerInfo(current);
+      const info = this.toWorkerInfo(current);
       if (info.running || info.status === 'exited') return info;
       const state = podState(current);
       if (state.stuck) throw new RuntimeUnavailableError(state.error!);

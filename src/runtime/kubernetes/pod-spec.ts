@@ -17,6 +17,8 @@
  *   WorkerLimits.pids is not applied here.
  */
 import type { V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
+import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 import { LABELS, type WorkerSpec } from '../runtime.js';
 import { LABELS_ANNOTATION, podLabels } from './pod-labels.js';
 
@@ -50,13 +52,17 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
   const labels = { ...spec.labels, [LABELS.managed]: 'true', [LABELS.instance]: options.instance };
   const { limits } = spec;
   const cpuMilli = Math.max(1, Math.round(limits.nanoCpus / 1e6));
-  const env = {
+  // Never a worker open by accident: a spec without a secret gets one here. It is in
+  // the Pod's environment, readable by whoever may read Pods in the namespace (the
+  // router's Role; an operator's), as it is in a container's on Docker.
+  const env = withWorkerSecret({
     MODELDOCK_WORKER_PORT: String(WORKER_PORT),
     MODELDOCK_MODELS_DIR: '/models',
     MODELDOCK_DATASETS_DIR: '/datasets',
     MODELDOCK_WORKER_NAME: spec.name,
+    [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(limits.memoryBytes)),
     ...spec.env,
-  };
+  });
   const { volumes, mounts } = storeVolumes(options.store);
   return {
     apiVersion: 'v1',
@@ -159,4 +165,10 @@ export function podForRestart(pod: V1Pod): V1Pod {
     },
     spec,
   };
+}
+
+/** The secret a worker Pod's container obeys (its MODELDOCK_WORKER_SECRET). */
+export function secretOfPod(pod: V1Pod): string | undefined {
+  const container = pod.spec?.containers.find((c) => c.name === WORKER_CONTAINER);
+  return container?.env?.find((e) => e.name === WORKER_SECRET_ENV)?.value;
 }

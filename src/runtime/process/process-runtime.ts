@@ -31,9 +31,20 @@ import {
   type WorkerLimits,
   type WorkerSpec,
 } from '../runtime.js';
-import { confine, release, wasOomKilled, type EnforcedLimit } from './cgroup.js';
+import {
+  commandInCgroups,
+  discard,
+  prepareCgroups,
+  release,
+  verifyPlacement,
+  wasOomKilled,
+  type EnforcedLimit,
+  type PreparedCgroups,
+} from './cgroup.js';
 import { freeLoopbackPort } from '../loopback-port.js';
 import { isSameProcess, processStartTime } from './proc.js';
+import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
+import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 
 export interface WorkerCommand {
   command: string;
@@ -155,6 +166,8 @@ export class ProcessRuntime implements Runtime {
   private readonly announced = new Set<string>();
   /** Workers this runtime saw alive through /proc (adopted ones), by name: their pid. */
   private readonly seenAlive = new Map<string, number>();
+  /** Endpoint → secret of the running workers seen last (see Runtime.workerSecret). */
+  private readonly secrets = new Map<string, string>();
   /** Ends every events() iteration when the runtime is closed. */
   private readonly closed = new AbortController();
 
@@ -203,7 +216,12 @@ export class ProcessRuntime implements Runtime {
         name: spec.name,
         labels: { ...spec.labels, [LABELS.managed]: 'true', [LABELS.instance]: this.options.instance },
         limits: spec.limits,
-        env: spec.env ?? {},
+        // Never a worker open by accident: a spec without a secret gets one here. The state
+        // file that keeps it is private to the router's user (ensureDir).
+        env: withWorkerSecret({
+          [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(spec.limits.memoryBytes)),
+          ...spec.env,
+        }),
         status: 'created',
         port: null,
         pid: null,
@@ -230,10 +248,18 @@ export class ProcessRuntime implements Runtime {
       // A worker that died unseen keeps its cgroups until it is started again or removed.
       await release(state.cgroups ?? []);
       const port = await freeLoopbackPort();
-      const own = await this.spawnWorker(state, port);
+      // The groups exist, limits set, before the worker does; it joins them first thing.
+      const prepared = await prepareCgroups(`${this.options.instance}-${name}`, state.limits);
+      let own: OwnChild;
+      try {
+        own = await this.spawnWorker(state, port, prepared);
+      } catch (error) {
+        await discard(prepared);
+        throw error;
+      }
       // Read before anything else: the start time is what makes this pid ours.
       const startTime = (await processStartTime(own.pid)) ?? null;
-      const placement = await confine(`${this.options.instance}-${name}`, own.pid, state.limits);
+      const placement = await verifyPlacement(own.pid, prepared);
       const notEnforced = (['memory', 'pids', 'cpu'] as EnforcedLimit[]).filter(
         (l) => !placement.enforced.includes(l),
       );
@@ -323,6 +349,10 @@ export class ProcessRuntime implements Runtime {
     return kept.length > 0 ? kept.join('\n') + '\n' : '';
   }
 
+  workerSecret(endpoint: string): string | undefined {
+    return this.secrets.get(endpoint);
+  }
+
   /** Stops watching. Workers keep running: they outlive the router by design. */
   async close(): Promise<void> {
     clearInterval(this.watcher);
@@ -391,12 +421,13 @@ export class ProcessRuntime implements Runtime {
     await rename(temp, file);
   }
 
-  private async spawnWorker(state: WorkerState, port: number): Promise<OwnChild> {
+  private async spawnWorker(state: WorkerState, port: number, cgroups: PreparedCgroups): Promise<OwnChild> {
     await rotateLog(this.logFile(state.name));
     const log = await open(this.logFile(state.name), 'a');
+    const { command, args } = commandInCgroups(cgroups, this.command.command, this.command.args);
     let child: ChildProcess;
     try {
-      child = spawn(this.command.command, this.command.args, {
+      child = spawn(command, args, {
         cwd: this.command.cwd ?? REPO_ROOT,
         // A process group of its own: it survives the router, and stop() signals the group.
         detached: true,
@@ -583,6 +614,9 @@ export class ProcessRuntime implements Runtime {
   private async toInfo(state: WorkerState): Promise<WorkerInfo> {
     const alive = await this.isAlive(state);
     const diedUnseen = state.status === 'running' && !alive;
+    const endpoint = alive && state.port !== null ? `http://127.0.0.1:${state.port}` : null;
+    const secret = state.env?.[WORKER_SECRET_ENV];
+    if (endpoint && secret) this.secrets.set(endpoint, secret);
     return {
       id: alive ? `pid:${state.pid}:${state.startTime}` : `process:${state.name}`,
       name: state.name,
@@ -592,7 +626,7 @@ export class ProcessRuntime implements Runtime {
       exitCode: alive ? null : state.exitCode,
       oomKilled: !alive && state.oomKilled === true,
       error: alive ? null : diedUnseen ? DIED_UNSEEN : state.error,
-      endpoint: alive && state.port !== null ? `http://127.0.0.1:${state.port}` : null,
+      endpoint,
       startedAt: state.startedAt,
       finishedAt: alive ? null : state.finishedAt,
     };

@@ -1,0 +1,306 @@
+/**
+ * The KServe v2 / Triton gRPC inference service (`inference.GRPCInferenceService`, the
+ * definition in inference.proto) on the router, with the job id as the model name, as
+ * HTTP `/v2` does: ModelInfer is routed to the job's worker (loaded on demand) and
+ * translated to the worker's HTTP binary tensor extension (infer-translation.ts), so
+ * workers speak one protocol and the router parses no tensor; the rest answers from the
+ * store and the workers like the HTTP routes.
+ *
+ * gRPC behaviour users expect: a client's deadline or cancellation cancels the worker
+ * request; messages over the size limit are refused with RESOURCE_EXHAUSTED; every
+ * failure is a status (grpc-status.ts), never a crash.
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { Logger } from 'pino';
+import {
+  ConflictError,
+  InvalidInputError,
+  ModeldockError,
+  NotFoundError,
+  WorkerError,
+  errorMessage,
+} from '../../errors.js';
+import type { Lifecycle } from '../../lifecycle/lifecycle.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { WorkerClient } from '../../runtime/worker-client.js';
+import type { Store } from '../../store/store.js';
+import {
+  ROUTER_EXTENSIONS,
+  allModelStatistics,
+  isJobReady,
+  repositoryIndex,
+  type ProtocolDeps,
+} from '../inference-protocol.js';
+import { fromWorkerInferAnswer, toWorkerInferBody, type GrpcInferRequest } from './infer-translation.js';
+import { toGrpcStatus } from './grpc-status.js';
+import { CallEndedError, forwardToWorker, type WorkerAnswer } from './worker-forward.js';
+
+/**
+ * Where API keys plug in: called with the call's `authorization` metadata (undefined
+ * when absent) and whether the RPC is inference or administration; throws a typed error
+ * to refuse (see grpc-status.ts for its status).
+ */
+export type GrpcAuthorizer = (authorization: string | undefined, scope: 'infer' | 'admin') => void;
+
+export interface GrpcDeps {
+  lifecycle: Pick<Lifecycle, 'route' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'>;
+  workers: Pick<WorkerClient, 'pool' | 'modelJson'>;
+  store: Pick<Store, 'listJobs' | 'currentServer'>;
+  metrics: Pick<Metrics, 'observeInference'>;
+  logger: Logger;
+  version: string;
+  authorize?: GrpcAuthorizer;
+}
+
+export interface GrpcOptions {
+  host: string;
+  port: number;
+  /** Largest message received or sent, in bytes (the HTTP body limit). */
+  maxMessageBytes: number;
+}
+
+/** The service definition, shipped beside this module (the build and the router image copy it). */
+export const PROTO_FILE = fileURLToPath(new URL('./inference.proto', import.meta.url));
+
+const MODEL_VERSION = '1';
+
+function loadService(): grpc.ServiceDefinition {
+  const definition = protoLoader.loadSync(PROTO_FILE, {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+    inference: { GRPCInferenceService: { service: grpc.ServiceDefinition } };
+  };
+  return pkg.inference.GRPCInferenceService.service;
+}
+
+/** The model name and version of a request: the job id, and no version or version 1. */
+function modelOf(name: unknown, version: unknown): string {
+  if (typeof name !== 'string' || name === '') throw new InvalidInputError('the request names no model');
+  if (version !== '' && version !== undefined && version !== MODEL_VERSION) {
+    throw new NotFoundError(
+      `model "${name}" has no version ${String(version).slice(0, 40)} (only ${MODEL_VERSION})`,
+    );
+  }
+  return name;
+}
+
+type Handler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+
+export class GrpcInferenceServer {
+  private readonly server: grpc.Server;
+
+  private constructor(
+    private readonly deps: GrpcDeps,
+    options: GrpcOptions,
+  ) {
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': options.maxMessageBytes,
+      'grpc.max_send_message_length': options.maxMessageBytes,
+      // Channelz (gRPC's introspection service, not served here) traces every call.
+      'grpc.enable_channelz': 0,
+    });
+  }
+
+  /** Bind and serve; resolves with the bound port (useful with port 0 in tests). */
+  static async start(
+    deps: GrpcDeps,
+    options: GrpcOptions,
+  ): Promise<{ server: GrpcInferenceServer; port: number }> {
+    const instance = new GrpcInferenceServer(deps, options);
+    instance.server.addService(loadService(), instance.handlers());
+    const address = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
+    const port = await new Promise<number>((resolve, reject) =>
+      instance.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      ),
+    );
+    return { server: instance, port };
+  }
+
+  /** Stop accepting calls; calls in progress get a moment to finish, then are cut. */
+  async close(graceMs = 5_000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private handlers(): grpc.UntypedServiceImplementation {
+    const { deps } = this;
+    const protocol: ProtocolDeps = deps;
+    const modelJson = async <T>(name: string, suffix: string, signal: AbortSignal): Promise<T> => {
+      const route = await deps.lifecycle.route(name);
+      return deps.workers.modelJson<T>(route.endpoint, `${route.modelPath}${suffix}`, signal);
+    };
+    const admin = 'admin' as const;
+    const infer = 'infer' as const;
+    return {
+      ServerLive: this.unary(infer, async () => ({ live: true })),
+      ServerReady: this.unary(infer, async () => ({ ready: true })),
+      ServerMetadata: this.unary(infer, async () => ({
+        name: 'modeldock',
+        version: deps.version,
+        extensions: ROUTER_EXTENSIONS,
+      })),
+      ModelReady: this.unary<{ name: string; version: string }, object>(infer, async (request) => ({
+        ready: await isJobReady(deps.store, modelOf(request.name, request.version)),
+      })),
+      ModelMetadata: this.unary<{ name: string; version: string }, object>(infer, async (request, call) =>
+        modelJson(modelOf(request.name, request.version), '', signalOf(call)),
+      ),
+      ModelConfig: this.unary<{ name: string; version: string }, object>(infer, async (request, call) => ({
+        config: await modelJson(modelOf(request.name, request.version), '/config', signalOf(call)),
+      })),
+      ModelStatistics: this.unary<{ name: string; version: string }, object>(infer, async (request, call) =>
+        request.name === ''
+          ? allModelStatistics(protocol)
+          : modelJson(modelOf(request.name, request.version), '/stats', signalOf(call)),
+      ),
+      RepositoryIndex: this.unary<{ repository_name: string; ready: boolean }, object>(
+        admin,
+        async (request) => {
+          oneRepository(request.repository_name);
+          return { models: await repositoryIndex(deps.store, { readyOnly: request.ready }) };
+        },
+      ),
+      // Loading takes the job's own model; Triton's config/file overrides do not apply.
+      RepositoryModelLoad: this.unary<{ repository_name: string; model_name: string }, object>(
+        admin,
+        async (request) => {
+          oneRepository(request.repository_name);
+          await deps.lifecycle.deployLoad({ jobId: modelOf(request.model_name, '') });
+          return {};
+        },
+      ),
+      RepositoryModelUnload: this.unary<{ repository_name: string; model_name: string }, object>(
+        admin,
+        async (request) => {
+          oneRepository(request.repository_name);
+          await deps.lifecycle.deployUnload({ jobId: modelOf(request.model_name, '') });
+          return {};
+        },
+      ),
+      ModelInfer: this.unary<GrpcInferRequest, object>(infer, (request, call) => this.infer(request, call)),
+    };
+  }
+
+  /** One unary RPC: authorization, then the handler; every failure becomes a status. */
+  private unary<Req, Res>(
+    scope: 'infer' | 'admin',
+    handler: Handler<Req, Res>,
+  ): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      const run = async () => {
+        if (this.deps.authorize) {
+          const authorization = call.metadata.get('authorization')[0];
+          this.deps.authorize(authorization === undefined ? undefined : String(authorization), scope);
+        }
+        return handler(call.request, call);
+      };
+      run().then(
+        (response) => callback(null, response),
+        (error: unknown) => {
+          const status = toGrpcStatus(error);
+          // A call that was cancelled or timed out has its status already; nothing to log.
+          if (status.code === grpc.status.INTERNAL && !call.cancelled) {
+            this.deps.logger.error({ err: error, rpc: call.getPath() }, 'gRPC call failed');
+          }
+          callback(status);
+        },
+      );
+    };
+  }
+
+  /** ModelInfer: to the job's worker as a binary-extension request, the answer back as raw outputs. */
+  private async infer(
+    request: GrpcInferRequest,
+    call: grpc.ServerUnaryCall<GrpcInferRequest, object>,
+  ): Promise<object> {
+    const started = performance.now();
+    const jobId = modelOf(request.model_name, request.model_version);
+    const { body, headerLength } = toWorkerInferBody(request);
+    const route = await this.deps.lifecycle.route(jobId);
+    let answer: WorkerAnswer;
+    try {
+      answer = await forwardToWorker(
+        this.deps.workers.pool(route.endpoint),
+        {
+          path: `${route.modelPath}/infer`,
+          headers: {
+            'content-type': 'application/octet-stream',
+            'inference-header-content-length': String(headerLength),
+          },
+          body,
+        },
+        call,
+      );
+    } catch (error) {
+      // A caller that left (cancelled, or its deadline passed) says nothing about the worker.
+      if (error instanceof CallEndedError) throw error;
+      this.deps.lifecycle.invalidateRoute(jobId);
+      this.deps.metrics.observeInference(jobId, 502, (performance.now() - started) / 1000);
+      throw new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+    this.deps.metrics.observeInference(jobId, answer.statusCode, (performance.now() - started) / 1000);
+    if (answer.statusCode !== 200) throw workerAnswerError(answer.statusCode, answer.bytes);
+    const length = Number(answer.headers['inference-header-content-length']);
+    return fromWorkerInferAnswer(answer.bytes, Number.isInteger(length) ? length : undefined);
+  }
+}
+
+/** modeldock has one model repository; a name other than the default is no repository here. */
+function oneRepository(name: string): void {
+  if (name)
+    throw new NotFoundError(`no model repository "${name.slice(0, 60)}": leave repository_name empty`);
+}
+
+/**
+ * Aborted when the client cancels the call or its deadline passes, so a worker request
+ * made for it (metadata, config, statistics) ends with it. The deadline's timer does not
+ * keep the process up and does nothing once the call is answered.
+ */
+function signalOf(call: grpc.ServerUnaryCall<unknown, unknown>): AbortSignal {
+  const controller = new AbortController();
+  call.once('cancelled', () => controller.abort(new CallEndedError('the call was cancelled')));
+  const deadline = Number(call.getDeadline());
+  if (Number.isFinite(deadline)) {
+    const timer = setTimeout(
+      () => controller.abort(new CallEndedError('the call’s deadline passed')),
+      Math.max(0, deadline - Date.now()),
+    );
+    timer.unref();
+    controller.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+  }
+  return controller.signal;
+}
+
+/** The worker's `{"error": "<message>"}` answer as the error its status means. */
+function workerAnswerError(statusCode: number, bytes: Buffer): Error {
+  let message = `worker answered ${statusCode}`;
+  try {
+    const parsed = JSON.parse(bytes.toString('utf8')) as { error?: unknown };
+    if (parsed?.error !== undefined) message = String(parsed.error);
+  } catch {
+    // not JSON: keep the status
+  }
+  if (statusCode === 400 || statusCode === 422) return new InvalidInputError(message);
+  if (statusCode === 404) return new NotFoundError(message);
+  if (statusCode === 409) return new ConflictError(message);
+  if (statusCode === 413) return new ModeldockError('payload_too_large', message);
+  return new WorkerError(message, { status: statusCode });
+}

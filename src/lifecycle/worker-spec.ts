@@ -1,0 +1,20 @@
+/**
+ * What the router gives every worker it creates besides its name and labels, through
+ * WorkerSpec.env so that every runtime passes it on: a secret of its own (the worker obeys
+ * only whoever holds it) and the request body limit its memory allows.
+ */
+import type { WorkerLimits, WorkerSpec } from '../runtime/runtime.js';
+import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../worker-limits.js';
+import { WORKER_SECRET_ENV, generateWorkerSecret } from '../worker-secret.js';
+
+export function workerSpec(name: string, labels: Record<string, string>, limits: WorkerLimits): WorkerSpec {
+  return {
+    name,
+    labels,
+    limits,
+    env: {
+      [WORKER_SECRET_ENV]: generateWorkerSecret(),
+      [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(limits.memoryBytes)),
+    },
+  };
+}

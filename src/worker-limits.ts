@@ -1,0 +1,27 @@
+/**
+ * How big a request a worker takes, derived from its memory limit. Shared by the router
+ * (which passes the limit to every worker it starts, through WorkerSpec.env) and the
+ * worker program (its default when started by hand).
+ *
+ * Why a fraction of memory: a JSON request of n bytes costs the worker up to
+ * REQUEST_COST_MULTIPLE × n at its peak (the body, its text, the tree JSON.parse builds
+ * and the typed array fed to ONNX Runtime; docs/worker.md has the measurements: about 9×
+ * for a flat list of numbers, 21.5× for the worst nesting, a list of one-element lists),
+ * on top of the worker's idle memory and its loaded models. Half the memory is what the
+ * requests in flight may take at once (the worker refuses more with a 503); the rest is
+ * the runtime's and the models'.
+ */
+
+/** Peak bytes of worker memory per byte of the worst JSON request, measured (docs/worker.md). */
+export const REQUEST_COST_MULTIPLE = 24;
+
+/** The environment variable a worker reads its body limit from. */
+export const WORKER_BODY_LIMIT_ENV = 'MODELDOCK_WORKER_BODY_LIMIT';
+
+/** A worker started without MODELDOCK_WORKER_BODY_LIMIT: what a 1 GiB worker would get. */
+export const DEFAULT_WORKER_BODY_LIMIT = workerBodyLimit(1024 ** 3);
+
+/** The largest request body a worker with `memoryBytes` of memory accepts (at least 1 MiB). */
+export function workerBodyLimit(memoryBytes: number): number {
+  return Math.max(1024 ** 2, Math.floor(memoryBytes / 2 / REQUEST_COST_MULTIPLE));
+}
