@@ -17,7 +17,7 @@ for (const [name, build] of Object.entries(CHARTS_BY_RESULT)) {
     continue;
   }
   try {
-    const written = writeCharts(build(JSON.parse(readFileSync(file, 'utf8'))));
+    const written = await writeCharts(build(JSON.parse(readFileSync(file, 'utf8'))));
     console.log(`${name}: ${written.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
   } catch (error) {
     // One result in an unexpected shape should not keep the others from being drawn.

@@ -213,7 +213,7 @@ async function main() {
     ),
   );
   console.log(`\nraw results: ${file}`);
-  console.log(`charts: ${writeLifecycleCharts(result).join(', ')}`);
+  console.log(`charts: ${(await writeLifecycleCharts(result)).join(', ')}`);
 }
 
 await main();

@@ -135,7 +135,7 @@ async function main() {
     ),
   );
   console.log(`\nraw results: ${file}`);
-  console.log(`charts: ${writePlacementCharts(result).join(', ')}`);
+  console.log(`charts: ${(await writePlacementCharts(result)).join(', ')}`);
 }
 
 await main();

@@ -427,7 +427,7 @@ async function main() {
         .join(', ')}`,
     );
     console.log(`raw results: ${file}`);
-    console.log(`charts: ${writeRoutingCharts(result).join(', ')}`);
+    console.log(`charts: ${(await writeRoutingCharts(result)).join(', ')}`);
   } finally {
     nginx?.child.kill('SIGTERM');
     lean?.child.kill('SIGTERM');

@@ -149,7 +149,7 @@ async function main() {
     ),
   );
   console.log(`\nraw results: ${file}`);
-  console.log(`charts: ${writeScaleCharts(result).join(', ')}`);
+  console.log(`charts: ${(await writeScaleCharts(result)).join(', ')}`);
 }
 
 await main();

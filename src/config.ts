@@ -179,3 +179,24 @@ export function parseBytes(raw: string): number | undefined {
   const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
   return Math.round(Number(match[1]) * factor);
 }
+
+/**
+ * What the `modeldock` command reads for itself (not the router's settings): where the
+ * router is, the key to send, and the terminal's colour preference.
+ */
+export interface ClientConfig {
+  url: string;
+  apiKey: string | undefined;
+  /** NO_COLOR (https://no-color.org) or TERM=dumb → false, FORCE_COLOR → true; else ask the terminal. */
+  colour: boolean | undefined;
+}
+
+export function loadClientConfig(env: Env = process.env): ClientConfig {
+  const noColour = (env.NO_COLOR !== undefined && env.NO_COLOR !== '') || env.TERM === 'dumb';
+  const forceColour = env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0';
+  return {
+    url: env.MODELDOCK_URL || 'http://127.0.0.1:8080',
+    apiKey: env.MODELDOCK_API_KEY || undefined,
+    colour: noColour ? false : forceColour ? true : undefined,
+  };
+}

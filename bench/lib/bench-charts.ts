@@ -3,12 +3,13 @@
  * bench/results/<name>.json. A benchmark calls its write…Charts(result) once at the end;
  * bench/charts.ts calls the same builders on the JSON files to redraw without a run.
  *
- * Every builder is pure (result in, { chart name: SVG text } out) so it can be tested
- * without touching the disk. Benchmarks not drawn here (worker, store) read better as
+ * Every builder is pure (result in, { chart name: Vega-Lite spec } out) so it can be
+ * tested without touching the disk. Benchmarks not drawn here (worker, store) read better as
  * tables: their figures span four orders of magnitude within one comparison.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import type { TopLevelSpec } from 'vega-lite';
 import { barChart, formatValue, lineChart, stackedBarChart, writeChart, type BarSeries } from './chart.js';
 
 // The fields of each result that the charts read, checked at run time: the results come
@@ -86,7 +87,8 @@ export function checkResult<S extends TSchema>(name: string, schema: S, result: 
   throw new TypeError(`${name} result has another shape than its charts read: ${problems.join('; ')}`);
 }
 
-export type Charts = Record<string, string>;
+/** Chart name → its Vega-Lite spec (rendered to SVG by writeCharts). */
+export type Charts = Record<string, TopLevelSpec>;
 
 /**
  * Operations that only talk to a running worker take milliseconds, those that start or
@@ -368,16 +370,19 @@ export const CHARTS_BY_RESULT: Record<string, (result: unknown) => Charts> = {
   placement: (result) => placementCharts(checkResult('placement', PlacementResultSchema, result)),
 };
 
-/** Writes each chart to bench/results/<name>.svg; returns the files written. */
-export function writeCharts(charts: Charts): string[] {
-  return Object.entries(charts).map(([name, svg]) => writeChart(name, svg));
+/** Renders each chart to bench/results/<name>.svg; returns the files written. */
+export async function writeCharts(charts: Charts): Promise<string[]> {
+  const written: string[] = [];
+  for (const [name, spec] of Object.entries(charts)) written.push(await writeChart(name, spec));
+  return written;
 }
 
 // What the benchmarks call at the end of a run, with the object they wrote as JSON.
-export const writeLifecycleCharts = (result: unknown): string[] =>
+export const writeLifecycleCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.lifecycle!(result));
-export const writeRoutingCharts = (result: unknown): string[] =>
+export const writeRoutingCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.routing!(result));
-export const writeScaleCharts = (result: unknown): string[] => writeCharts(CHARTS_BY_RESULT.scale!(result));
-export const writePlacementCharts = (result: unknown): string[] =>
+export const writeScaleCharts = (result: unknown): Promise<string[]> =>
+  writeCharts(CHARTS_BY_RESULT.scale!(result));
+export const writePlacementCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.placement!(result));

@@ -80,3 +80,11 @@ export const OperationQuery = Type.Object({
   limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
 });
 export type OperationQuery = Static<typeof OperationQuery>;
+
+export const LogQuery = Type.Object({
+  tail: Type.Optional(
+    Type.String({ pattern: '^[0-9]{1,5}$', description: 'Lines from the end (default 100)' }),
+  ),
+  follow: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
+});
+export type LogQuery = Static<typeof LogQuery>;

@@ -63,6 +63,29 @@ export interface RuntimeEvent {
   time: number;
 }
 
+export interface LogOptions {
+  /** Lines from the end of what the worker printed so far (default 200). */
+  tail?: number;
+  /** Keep the stream open and pass new output on until the worker stops or the signal aborts. */
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+/** One measurement of a running worker (`modeldock top`, the console). */
+export interface WorkerStats {
+  /**
+   * CPU time the worker has used since it started, user and system, in seconds: a
+   * counter, so that callers take the CPU share between two measurements.
+   */
+  cpuSeconds: number;
+  /** Memory in use (resident, without reclaimable page cache). */
+  memoryBytes: number;
+  /** The limit the worker runs under, when the runtime enforces one. */
+  memoryLimitBytes: number | null;
+  /** When it was measured, ms since the epoch. */
+  time: number;
+}
+
 export interface Runtime {
   readonly kind: 'docker' | 'process' | 'kubernetes';
   /** Throws RuntimeUnavailableError when the backend does not answer. */
@@ -86,6 +109,15 @@ export interface Runtime {
    */
   events(signal: AbortSignal): AsyncIterable<RuntimeEvent>;
   logs(name: string, options?: { tail?: number; signal?: AbortSignal }): Promise<string>;
+  /**
+   * The worker's output as a stream of text chunks (not necessarily whole lines): the
+   * last `tail` lines, then with `follow` what it prints next, ending when the worker
+   * stops or the signal aborts. Rejects (before any output) when no owned worker has
+   * that name, like logs().
+   */
+  openLogs(name: string, options?: LogOptions): Promise<AsyncIterable<string>>;
+  /** CPU and memory of a running worker; undefined when it is not running or not ours. */
+  stats(name: string, signal?: AbortSignal): Promise<WorkerStats | undefined>;
   /**
    * Give a running worker another name (the warm pool hands a started worker to a new
    * server under the server's deterministic name): afterwards every call finds it by the

@@ -2,7 +2,8 @@
  * The Runtime contract: Docker and process runtimes run this suite unchanged. It pins
  * what the lifecycle relies on: idempotent create/start/stop/remove by name, readiness
  * through the worker's health endpoint, ownership (an instance never sees or touches
- * another's workers), events for a worker killed from outside, logs, and adoption of
+ * another's workers), events for a worker killed from outside, logs (a tail, and a
+ * followed stream that ends with the worker), CPU and memory stats, and adoption of
  * running workers by a new runtime instance (a router restart).
  */
 import assert from 'node:assert/strict';
@@ -143,6 +144,33 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
       assert.match(logs, /worker listening/);
     });
 
+    it('openLogs without follow gives the last lines and ends', async () => {
+      let text = '';
+      for await (const chunk of await runtime.openLogs(spec(instanceA, 1).name, { tail: 50 })) text += chunk;
+      assert.match(text, /worker listening/);
+      let none = '';
+      for await (const chunk of await runtime.openLogs(spec(instanceA, 1).name, { tail: 0 })) none += chunk;
+      assert.equal(none, '', 'tail 0: no history');
+    });
+
+    it('stats measure a running worker: CPU time as a counter, resident memory, its limit', async () => {
+      const name = spec(instanceA, 1).name;
+      const first = await runtime.stats(name);
+      assert.ok(first, 'a running worker has stats');
+      // A Node.js worker with ONNX Runtime loaded and a model in memory.
+      assert.ok(first.memoryBytes > 20 * 1024 * 1024, `memory ${first.memoryBytes}`);
+      assert.ok(first.memoryBytes < limits.memoryBytes, `memory ${first.memoryBytes} under the limit`);
+      assert.ok(first.cpuSeconds > 0, `cpu ${first.cpuSeconds}`);
+      assert.ok(first.memoryLimitBytes === null || first.memoryLimitBytes === limits.memoryBytes);
+      const info = (await runtime.inspect(name))!;
+      await workers.load(info.endpoint!, 'job-1b', 'm-131');
+      const second = await runtime.stats(name);
+      assert.ok(second!.cpuSeconds >= first.cpuSeconds, 'the CPU counter never goes back');
+      assert.ok(second!.time >= first.time);
+      assert.equal(await other.stats(name), undefined, "another instance's worker");
+      assert.equal(await runtime.stats('never-existed-inf-0001'), undefined);
+    });
+
     it('lists only its own instance; another instance cannot touch its workers', async () => {
       await other.create(spec(instanceB, 7));
       const mine = (await runtime.list()).map((w) => w.name);
@@ -157,6 +185,7 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
       await other.remove(spec(instanceA, 1).name);
       await assert.rejects(other.start(spec(instanceA, 1).name));
       await assert.rejects(other.logs(spec(instanceA, 1).name));
+      await assert.rejects(other.openLogs(spec(instanceA, 1).name, { follow: true }));
       const untouched = await runtime.inspect(spec(instanceA, 1).name);
       assert.equal(untouched?.running, true, 'untouched');
       assert.equal(untouched?.labels[LABELS.instance], instanceA);
@@ -205,6 +234,47 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
       const again = await runtime.start(name);
       assert.equal(again.running, true);
       await workers.waitUntilReady(again.endpoint!, { timeoutMs: 30_000 });
+    });
+
+    it('openLogs with follow passes on what the worker prints next and ends when it stops', async () => {
+      const name = spec(instanceA, 4).name;
+      await runtime.create(spec(instanceA, 4));
+      const started = await runtime.start(name);
+      await workers.waitUntilReady(started.endpoint!, { timeoutMs: 30_000 });
+      const abort = new AbortController();
+      const stream = await runtime.openLogs(name, { tail: 20, follow: true, signal: abort.signal });
+      let text = '';
+      let stopping: Promise<void> | undefined;
+      try {
+        for await (const chunk of stream) {
+          text += chunk;
+          // Stop the worker once the history is in: its shutdown line must follow, then the end.
+          if (!stopping && /worker listening/.test(text)) {
+            stopping = runtime.stop(name, { timeoutSeconds: 10 });
+          }
+        }
+      } finally {
+        abort.abort();
+      }
+      await stopping;
+      assert.match(text, /worker listening[\s\S]*worker stopping/);
+      assert.equal((await runtime.inspect(name))?.running, false);
+      assert.equal(await runtime.stats(name), undefined, 'a stopped worker has no stats');
+      await runtime.remove(name);
+    });
+
+    it('openLogs with follow ends when the signal aborts', async () => {
+      const name = spec(instanceA, 1).name;
+      const abort = new AbortController();
+      const stream = await runtime.openLogs(name, { tail: 1, follow: true, signal: abort.signal });
+      let chunks = 0;
+      for await (const chunk of stream) {
+        assert.ok(chunk.length > 0);
+        chunks++;
+        abort.abort();
+      }
+      // Reaching this line is the test: a stream that ignored the abort would never end.
+      assert.ok(chunks >= 1, 'the history came first');
     });
 
     it('stop and remove are idempotent; a removed worker is gone', async () => {

@@ -141,5 +141,13 @@ describe('router in a container with the Docker socket (the original deployment)
     assert.equal(temp.body.result.correct, 527);
     const models = await getJson(`${url}/v1/models`);
     assert.deepEqual(models.body.models, ['m-131']);
+    // The image carries the web console and renders its charts (Vega in the bundle).
+    const page = await fetch(`${url}/ui/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<script type="module" src="app.js">/);
+    assert.equal((await fetch(`${url}/ui/app.js`)).status, 200);
+    const chart = await fetch(`${url}/v1/charts/operations.svg`);
+    assert.equal(chart.status, 200);
+    assert.match(await chart.text(), /<svg[\s\S]*TEMP/);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, parseBytes } from '../../src/config.js';
+import { ConfigError, loadClientConfig, loadConfig, parseBytes } from '../../src/config.js';
 
 describe('configuration', () => {
   it('has the documented defaults', () => {
@@ -92,5 +92,30 @@ describe('configuration', () => {
     assert.equal(parseBytes('2g'), 2 * 1024 ** 3);
     assert.equal(parseBytes('1.5GiB'), 1.5 * 1024 ** 3);
     assert.equal(parseBytes('-1'), undefined);
+  });
+});
+
+describe('loadClientConfig (the modeldock command)', () => {
+  it('defaults to the local router, no key, colour decided by the terminal', () => {
+    assert.deepEqual(loadClientConfig({}), {
+      url: 'http://127.0.0.1:8080',
+      apiKey: undefined,
+      colour: undefined,
+    });
+  });
+
+  it('reads MODELDOCK_URL and MODELDOCK_API_KEY', () => {
+    const config = loadClientConfig({ MODELDOCK_URL: 'http://router:81', MODELDOCK_API_KEY: 'k' });
+    assert.equal(config.url, 'http://router:81');
+    assert.equal(config.apiKey, 'k');
+  });
+
+  it('NO_COLOR and TERM=dumb turn colour off, FORCE_COLOR on, NO_COLOR winning', () => {
+    assert.equal(loadClientConfig({ NO_COLOR: '1' }).colour, false);
+    assert.equal(loadClientConfig({ NO_COLOR: '' }).colour, undefined, 'an empty NO_COLOR is unset');
+    assert.equal(loadClientConfig({ TERM: 'dumb' }).colour, false);
+    assert.equal(loadClientConfig({ FORCE_COLOR: '1' }).colour, true);
+    assert.equal(loadClientConfig({ FORCE_COLOR: '0' }).colour, undefined);
+    assert.equal(loadClientConfig({ FORCE_COLOR: '1', NO_COLOR: '1' }).colour, false);
   });
 });

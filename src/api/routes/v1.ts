@@ -9,6 +9,8 @@ import { SERVER_STATES, OPERATION_TYPES, type ServerState, type OperationType } 
 import type { Store } from '../../store/store.js';
 import { EventStreams } from '../event-stream.js';
 import { presentJob, presentOperation, presentPool, presentServer } from '../presenters.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import { workerRoutes } from './v1-workers.js';
 import { InferBody, JobBody, JobParams, OperationQuery, ServerQuery, TempBody } from '../schemas.js';
 
 export interface V1Deps {
@@ -17,6 +19,7 @@ export interface V1Deps {
   store: Store;
   catalog: Catalog;
   events: EventBus;
+  runtime: Runtime;
   /** Most /v1/events streams open at once (MODELDOCK_EVENT_STREAMS). */
   maxEventStreams?: number;
 }
@@ -38,11 +41,13 @@ export function v1Routes({
   catalog,
   events,
   reconcile,
+  runtime,
   maxEventStreams,
 }: V1Deps): FastifyPluginAsyncTypebox {
   const streams = new EventStreams(events, maxEventStreams ?? DEFAULT_EVENT_STREAMS);
   return async (app) => {
     const tags = ['v1'];
+    await app.register(workerRoutes({ lifecycle, store, runtime }));
 
     app.get('/jobs', { schema: { tags, summary: 'List jobs with their current server' } }, async () => {
       const jobs = await store.listJobs();

@@ -5,6 +5,7 @@
  */
 import { WORKER_SECRET_ENV } from '../../worker-secret.js';
 import type Dockerode from 'dockerode';
+import { PassThrough, type Readable } from 'node:stream';
 import { ConflictError, ModeldockError, RuntimeUnavailableError, errorMessage } from '../../errors.js';
 
 export interface ContainerSummary {
@@ -239,6 +240,80 @@ export class DockerEngine {
       if (statusOf(error) === 404) return undefined;
       throw engineError(error, `logs ${idOrName}`);
     }
+  }
+
+  /**
+   * The container's output as one stream (stdout and stderr demultiplexed into it, in the
+   * order the engine sends them); with `follow` it ends when the container stops.
+   * Undefined when there is no such container.
+   */
+  async logStream(
+    idOrName: string,
+    options: { tail: number; follow: boolean; signal?: AbortSignal },
+  ): Promise<Readable | undefined> {
+    let source: NodeJS.ReadableStream;
+    try {
+      // The typings only know the follow:false overload's Buffer for a literal false.
+      source = (await this.docker.getContainer(idOrName).logs({
+        stdout: true,
+        stderr: true,
+        tail: options.tail,
+        follow: true,
+        abortSignal: options.signal,
+      } as Dockerode.ContainerLogsOptions & { follow: true })) as NodeJS.ReadableStream;
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw engineError(error, `logs ${idOrName}`);
+    }
+    if (!options.follow) {
+      // Only the history was asked for: the engine's non-follow answer is one buffer.
+      (source as Readable).destroy();
+      const text = await this.logs(idOrName, options.tail, options.signal);
+      if (text === undefined) return undefined;
+      const once = new PassThrough();
+      once.end(text);
+      return once;
+    }
+    const output = new PassThrough();
+    this.docker.modem.demuxStream(source, output, output);
+    source.on('end', () => output.end());
+    source.on('error', (error) => output.destroy(error));
+    output.on('close', () => (source as Readable).destroy());
+    return output;
+  }
+
+  /**
+   * One sample of the container's resource use (the engine's one-shot stats: no second
+   * sample, so no CPU percentage here; callers take it between two samples' counters).
+   */
+  async stats(
+    idOrName: string,
+    signal?: AbortSignal,
+  ): Promise<{ cpuNanos: number; memoryBytes: number; memoryLimitBytes: number | null } | undefined> {
+    let stats: Dockerode.ContainerStats;
+    try {
+      // The typings lack `one-shot` (a query parameter dockerode passes through as it is).
+      const container = this.docker.getContainer(idOrName) as unknown as {
+        stats(options: Record<string, unknown>): Promise<Dockerode.ContainerStats>;
+      };
+      stats = await container.stats({ stream: false, 'one-shot': true, abortSignal: signal });
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw engineError(error, `stats ${idOrName}`);
+    }
+    const memory = stats.memory_stats ?? {};
+    const usage = memory.usage;
+    if (usage === undefined) return undefined; // not running: the engine sends empty stats
+    // What `docker stats` shows: usage without the page cache the kernel can take back
+    // (inactive_file on cgroup v2, total_inactive_file on v1).
+    const cache = memory.stats?.inactive_file ?? memory.stats?.total_inactive_file ?? 0;
+    const limit = memory.limit;
+    return {
+      cpuNanos: stats.cpu_stats?.cpu_usage?.total_usage ?? 0,
+      memoryBytes: Math.max(0, usage - cache),
+      // An unlimited container reports the host's memory as its limit.
+      memoryLimitBytes: limit && limit < Number.MAX_SAFE_INTEGER ? limit : null,
+    };
   }
 
   /**

@@ -16,10 +16,13 @@ import {
   type WorkerInfo,
   type WorkerSpec,
   type WorkerStatus,
+  type LogOptions,
+  type WorkerStats,
 } from '../runtime.js';
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
 import { subscribeEngineEvents } from './docker-events.js';
 import { ensureImage } from './image-builder.js';
+import { textChunks } from '../text-chunks.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { withWorkerSecret } from '../../worker-secret.js';
 
@@ -163,6 +166,30 @@ export class DockerRuntime implements Runtime {
   async logs(name: string, options?: { tail?: number; signal?: AbortSignal }): Promise<string> {
     const owned = await this.requireOwned(name, options?.signal);
     return (await this.engine.logs(owned.id, options?.tail ?? 200, options?.signal)) ?? '';
+  }
+
+  async openLogs(name: string, options?: LogOptions): Promise<AsyncIterable<string>> {
+    const owned = await this.requireOwned(name, options?.signal);
+    const stream = await this.engine.logStream(owned.id, {
+      tail: options?.tail ?? 200,
+      follow: options?.follow ?? false,
+      ...(options?.signal ? { signal: options.signal } : {}),
+    });
+    if (!stream) throw new ConflictError(`no modeldock worker named ${name} exists`);
+    return textChunks(stream, options?.signal);
+  }
+
+  async stats(name: string, signal?: AbortSignal): Promise<WorkerStats | undefined> {
+    const owned = await this.inspectOwned(name, signal);
+    if (!owned?.running) return undefined;
+    const sample = await this.engine.stats(owned.id, signal);
+    if (!sample) return undefined;
+    return {
+      cpuSeconds: sample.cpuNanos / 1e9,
+      memoryBytes: sample.memoryBytes,
+      memoryLimitBytes: sample.memoryLimitBytes,
+      time: Date.now(),
+    };
   }
 
   async rename(name: string, newName: string, signal?: AbortSignal): Promise<WorkerInfo> {

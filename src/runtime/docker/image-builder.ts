@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import tar from 'tar-fs';
@@ -210,8 +210,14 @@ async function stageRouter(app: string): Promise<void> {
     'esbuild',
     'onnxruntime-node',
     'cpu-features',
+    // Vega's optional node-canvas (not installed): it renders SVG without it.
+    'canvas',
     '*.node',
   ]);
+  // The web console the router serves at /ui, built beside the bundle (routes/console.ts).
+  const consoleBuild = pathToFileURL(path.join(REPO_ROOT, 'scripts', 'build-console.mjs')).href;
+  const { buildConsole } = (await import(consoleBuild)) as { buildConsole(outdir: string): Promise<string> };
+  await buildConsole(path.join(app, 'console'));
   await copyPackage(
     'better-sqlite3',
     app,

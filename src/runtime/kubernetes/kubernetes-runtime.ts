@@ -14,14 +14,25 @@
  * - remove: delete, then wait until the Pod has left the API.
  * The router reaches a worker at its Pod IP (pod-status.ts says why not a Service).
  */
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import { Log, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { PassThrough } from 'node:stream';
 import type { Logger } from 'pino';
 import { ConflictError, InvalidInputError, RuntimeUnavailableError } from '../../errors.js';
-import { type Runtime, type RuntimeEvent, type WorkerInfo, type WorkerSpec } from '../runtime.js';
+import {
+  type LogOptions,
+  type Runtime,
+  type RuntimeEvent,
+  type WorkerInfo,
+  type WorkerSpec,
+  type WorkerStats,
+} from '../runtime.js';
+import { textChunks } from '../text-chunks.js';
+import { WorkerClient } from '../worker-client.js';
 import { KubeApi } from './kube-api.js';
 import { watchPodEvents } from './pod-events.js';
 import { NAME_LABEL, WORKER_NAME, ownerSelector } from './pod-labels.js';
 import {
+  WORKER_CONTAINER,
   podForRestart,
   secretOfPod,
   workerPod,
@@ -56,6 +67,8 @@ export class KubernetesRuntime implements Runtime {
   private readonly template: PodTemplateOptions;
   /** Endpoint → secret of the running workers seen last (see Runtime.workerSecret). */
   private readonly secrets = new Map<string, string>();
+  /** For stats: the worker's own measurement (see stats()). */
+  private readonly workers = new WorkerClient({ secretOf: (endpoint) => this.secrets.get(endpoint) });
 
   constructor(private readonly options: KubernetesRuntimeOptions) {
     this.api = new KubeApi(options.config, options.namespace);
@@ -182,6 +195,62 @@ export class KubernetesRuntime implements Runtime {
     return this.api.podLog(podName(pod), options?.tail ?? 200, options?.signal);
   }
 
+  async openLogs(name: string, options?: LogOptions): Promise<AsyncIterable<string>> {
+    const signal = options?.signal;
+    const pod = await this.requirePod(name, signal);
+    const container = pod.status?.containerStatuses?.find((c) => c.name === WORKER_CONTAINER);
+    // A container that never started has printed nothing (and has no log to open yet).
+    const tail = options?.tail ?? 200;
+    const follow = options?.follow ?? false;
+    if (!container?.state?.running && !container?.state?.terminated)
+      return textChunks(new PassThrough().end());
+    // The client drops tailLines=0 (it reads as "unset": the whole log). No history asked
+    // for, so none read; with follow, only what comes from now on.
+    if (tail === 0 && !follow) return textChunks(new PassThrough().end());
+    const stream = new PassThrough();
+    let controller: AbortController;
+    try {
+      controller = await new Log(this.options.config).log(
+        this.options.namespace,
+        podName(pod),
+        WORKER_CONTAINER,
+        stream,
+        {
+          follow,
+          ...(tail === 0 ? { sinceTime: new Date().toISOString() } : { tailLines: tail }),
+        },
+      );
+    } catch (error) {
+      throw this.api.translate('get logs of', error);
+    }
+    // The kubelet ends a followed log when the container stops; an abort ends it here.
+    signal?.addEventListener('abort', () => setImmediate(() => (controller.abort(), stream.end())), {
+      once: true,
+    });
+    return textChunks(stream, signal);
+  }
+
+  /**
+   * CPU and memory as the worker measures itself (/v2/worker/stats: process CPU time and
+   * resident memory): the namespaced Role reads no node or metrics API, so this works on
+   * any cluster without metrics-server. The limit is the Pod's.
+   */
+  async stats(name: string, signal?: AbortSignal): Promise<WorkerStats | undefined> {
+    const pod = await this.findPod(name, signal);
+    if (!pod) return undefined;
+    const info = this.toWorkerInfo(pod);
+    if (!info.running || !info.endpoint) return undefined;
+    const own = await this.workers.stats(info.endpoint, signal).catch(() => undefined);
+    if (!own || own.cpu_seconds === undefined) return undefined;
+    const limit = pod.spec?.containers.find((c) => c.name === WORKER_CONTAINER)?.resources?.limits?.memory;
+    return {
+      cpuSeconds: own.cpu_seconds,
+      memoryBytes: own.rss_bytes,
+      memoryLimitBytes: limit !== undefined && /^\d+$/.test(limit) ? Number(limit) : null,
+      time: Date.now(),
+    };
+  }
+
   /** A Pod cannot be renamed: the worker's name is a label, so it is relabelled. */
   async rename(name: string, newName: string, signal?: AbortSignal): Promise<WorkerInfo> {
     if (!WORKER_NAME.test(newName))
@@ -206,7 +275,8 @@ export class KubernetesRuntime implements Runtime {
   }
 
   async close(): Promise<void> {
-    // Nothing to release: workers outlive the router by design.
+    // Workers outlive the router by design; only the stats client's connections close.
+    await this.workers.close();
   }
 
   /** A Pod as a WorkerInfo, noting the secret of a running one for its endpoint. */

@@ -21,3 +21,28 @@ export async function processStartTime(pid: number): Promise<string | undefined>
 export async function isSameProcess(pid: number, startTime: string): Promise<boolean> {
   return (await processStartTime(pid)) === startTime;
 }
+
+/**
+ * Linux reports CPU times in /proc in clock ticks of USER_HZ, which is 100 on every
+ * architecture Node.js runs on (the kernel's ABI, unlike the internal HZ).
+ */
+const USER_HZ = 100;
+
+/** CPU time (user + system, seconds) and resident memory (bytes) of a process. */
+export async function processUsage(
+  pid: number,
+): Promise<{ cpuSeconds: number; rssBytes: number } | undefined> {
+  try {
+    const [stat, status] = await Promise.all([
+      readFile(`/proc/${pid}/stat`, 'utf8'),
+      readFile(`/proc/${pid}/status`, 'utf8'),
+    ]);
+    // Fields 14 and 15 (utime, stime) counted from field 3, the first after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    const rssKiB = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? 0);
+    return { cpuSeconds: ticks / USER_HZ, rssBytes: rssKiB * 1024 };
+  } catch {
+    return undefined;
+  }
+}

@@ -13,7 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter, on } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -30,6 +30,8 @@ import {
   type WorkerInfo,
   type WorkerLimits,
   type WorkerSpec,
+  type LogOptions,
+  type WorkerStats,
 } from '../runtime.js';
 import {
   commandInCgroups,
@@ -42,7 +44,7 @@ import {
   type PreparedCgroups,
 } from './cgroup.js';
 import { freeLoopbackPort } from '../loopback-port.js';
-import { isSameProcess, processStartTime } from './proc.js';
+import { isSameProcess, processStartTime, processUsage } from './proc.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 
@@ -147,6 +149,25 @@ async function readTail(file: string, maxBytes: number): Promise<string> {
     const text = buffer.toString('utf8');
     // Cut a partial first line when the read started in the middle of the file.
     return length < size ? text.slice(text.indexOf('\n') + 1) : text;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The bytes of a file from `position` to its end as it is now (none when it is missing),
+ * and where the next read starts. A file shorter than `position` is a new one (the log
+ * was rotated when the worker restarted): it is read from its start.
+ */
+async function readFrom(file: string, position: number): Promise<{ bytes: Buffer; next: number }> {
+  const handle = await open(file, 'r').catch(() => undefined);
+  if (!handle) return { bytes: Buffer.alloc(0), next: position };
+  try {
+    const { size } = await handle.stat();
+    const from = size < position ? 0 : position;
+    const buffer = Buffer.alloc(size - from);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
+    return { bytes: buffer.subarray(0, bytesRead), next: from + bytesRead };
   } finally {
     await handle.close();
   }
@@ -347,6 +368,75 @@ export class ProcessRuntime implements Runtime {
     const tail = options?.tail ?? 200;
     const kept = tail > 0 ? lines.slice(-tail) : [];
     return kept.length > 0 ? kept.join('\n') + '\n' : '';
+  }
+
+  async openLogs(name: string, options?: LogOptions): Promise<AsyncIterable<string>> {
+    const history = await this.logs(name, { tail: options?.tail ?? 200 });
+    if (!options?.follow)
+      return (async function* () {
+        if (history) yield history;
+      })();
+    // Follow from the end as it is now: what the worker prints after the history was read.
+    const from = await stat(this.logFile(name)).then(
+      (s) => s.size,
+      () => 0,
+    );
+    return this.followLog(name, history, from, options.signal);
+  }
+
+  /**
+   * The history, then what the worker appends to its log file, woken by the file changing
+   * (fs.watch) or the worker's own events; ends once it is no longer running and the
+   * file is read to its end, when the signal aborts, or when the runtime closes.
+   */
+  private async *followLog(name: string, history: string, from: number, signal?: AbortSignal) {
+    if (history) yield history;
+    const until = AbortSignal.any([this.closed.signal, ...(signal ? [signal] : [])]);
+    let wake: () => void = () => undefined;
+    const onEvent = (event: RuntimeEvent) => {
+      if (event.name === name) wake();
+    };
+    const onAbort = () => wake();
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(this.logFile(name), () => wake());
+    } catch {
+      // No log file yet (never started): the worker's events still wake us.
+    }
+    this.emitter.on('event', onEvent);
+    until.addEventListener('abort', onAbort);
+    const decoder = new TextDecoder();
+    let position = from;
+    try {
+      for (;;) {
+        const changed = new Promise<void>((resolve) => (wake = resolve));
+        const state = await this.readState(name);
+        const running = state !== undefined && (await this.isAlive(state));
+        const read = await readFrom(this.logFile(name), position);
+        position = read.next;
+        const text = decoder.decode(read.bytes, { stream: true });
+        if (text) yield text;
+        if (until.aborted || !running) return;
+        await changed;
+      }
+    } finally {
+      watcher?.close();
+      this.emitter.off('event', onEvent);
+      until.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async stats(name: string): Promise<WorkerStats | undefined> {
+    const state = await this.readState(name);
+    if (!state || state.pid === null || !(await this.isAlive(state))) return undefined;
+    const usage = await processUsage(state.pid);
+    if (!usage) return undefined;
+    return {
+      cpuSeconds: usage.cpuSeconds,
+      memoryBytes: usage.rssBytes,
+      memoryLimitBytes: state.enforcedLimits.includes('memory') ? state.limits.memoryBytes : null,
+      time: Date.now(),
+    };
   }
 
   workerSecret(endpoint: string): string | undefined {
