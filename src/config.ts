@@ -60,6 +60,13 @@ export interface Config {
   /** Started, model-less workers kept ready so DEPLOY_CREATE/TEMP skip container start; 0: off. */
   warmPoolSize: number;
   kubernetes: KubernetesConfig;
+  /**
+   * How long requests under way may take to finish before a model is unloaded, a worker
+   * stopped, or the router exits on SIGTERM.
+   */
+  drainTimeoutMs: number;
+  /** How long an inference request waits for its job's server to be loaded before a 503. */
+  loadWaitMs: number;
   /** Most /v1/events streams open at once; past it a new one gets 429. */
   eventStreams: number;
   logLevel: string;
@@ -137,6 +144,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
     warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
     kubernetes: kubernetesConfig(read),
+    drainTimeoutMs: int('MODELDOCK_DRAIN_TIMEOUT_MS', 30_000),
+    loadWaitMs: int('MODELDOCK_LOAD_WAIT_MS', 60_000, 1),
     eventStreams: int('MODELDOCK_EVENT_STREAMS', 64, 1),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
   };

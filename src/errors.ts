@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'store_unavailable'
   | 'worker_error'
   | 'timeout'
+  | 'not_ready'
   | 'internal';
 
 export class ModeldockError extends Error {
@@ -89,6 +90,19 @@ export class WorkerError extends ModeldockError {
 export class TimeoutError extends ModeldockError {
   constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
     super('timeout', message, options);
+  }
+}
+
+/**
+ * The job's server did not become ready within the time a request may wait for it
+ * (MODELDOCK_LOAD_WAIT_MS); the load goes on. Safe to retry after `retryAfterSeconds`.
+ */
+export class NotReadyError extends ModeldockError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('not_ready', message);
   }
 }
 

@@ -78,6 +78,8 @@ export class Router {
         maxLoadedModels: config.maxLoadedModels,
         memoryBudgetBytes: config.memoryBudgetBytes,
         warmPoolSize: config.warmPoolSize,
+        drainTimeoutMs: config.drainTimeoutMs,
+        loadWaitMs: config.loadWaitMs,
         readyTimeoutMs: config.readyTimeoutMs,
         workerLimits: {
           memoryBytes: config.workerMemoryBytes,
@@ -159,9 +161,26 @@ export class Router {
     return url;
   }
 
-  /** Stops serving and watching. Workers keep running: they belong to the engine, not to us. */
+  /**
+   * Stops serving and watching. Workers keep running: they belong to the engine, not to us.
+   * No new connections are accepted; requests under way (and any that arrive on a
+   * kept-alive connection meanwhile, answered with `Connection: close`) are finished, for
+   * at most MODELDOCK_DRAIN_TIMEOUT_MS; then the connections left are cut.
+   */
   async close(): Promise<void> {
-    await Promise.all([this.app.close(), this.grpc?.close()]);
+    const closed = Promise.all([this.app.close(), this.grpc?.close()]);
+    const timer = setTimeout(() => {
+      this.logger.warn(
+        { drainTimeoutMs: this.config.drainTimeoutMs },
+        'requests still under way after the drain timeout; closing their connections',
+      );
+      this.app.server.closeAllConnections();
+    }, this.config.drainTimeoutMs);
+    try {
+      await closed;
+    } finally {
+      clearTimeout(timer);
+    }
     this.lifecycle.memoryPolicy.stop();
     this.lifecycle.pool.stop();
     await this.reconciler.stop();

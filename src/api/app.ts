@@ -40,6 +40,9 @@ export interface AppDeps {
   reconcile: () => Promise<unknown>;
 }
 
+/** How long idle kept-alive connections stay open once the router is shutting down. */
+const IDLE_CONNECTION_GRACE_MS = 1_000;
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   let closing = false;
   const fastPath = inferFastPath({
@@ -47,13 +50,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     workers: deps.workers,
     metrics: deps.metrics,
     bodyLimitBytes: deps.bodyLimitBytes,
-    isClosing: () => closing,
   });
   const app = Fastify({
     // Routed inference for ready jobs is answered before Fastify (see infer-fast-path.ts);
     // `inject` in tests bypasses the server and so always exercises the Fastify routes.
     serverFactory: (handler) => {
       const dispatch = (request: http.IncomingMessage, response: http.ServerResponse) => {
+        // Shutting down: requests already on a kept-alive connection are still served
+        // (the router finishes what it has), and their answer closes the connection.
+        if (closing) response.shouldKeepAlive = false;
         if (!fastPath(request, response)) handler(request, response);
       };
       const server = http.createServer(dispatch);
@@ -68,13 +73,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     // Wrong types are errors, not something to coerce: `"job_id": 7` is a 400.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    return503OnClosing: true,
+    // Closing drains instead (see serverFactory): what reaches us is served, politely.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // The API speaks JSON only; other bodies get a clear 415 instead of a confusing 400.
   app.removeContentTypeParser('text/plain');
   app.addHook('preClose', async () => {
     closing = true;
+    const server = app.server;
+    // A connection that goes idle from now on is closed soon rather than kept for the
+    // keep-alive timeout: the router is leaving, and close() waits for every connection.
+    server.keepAliveTimeout = 500;
+    // server.close() would also close idle kept-alive connections at once, cutting a
+    // request a client is sending on one right then. They get a moment first: what
+    // arrives is served (with Connection: close), then whatever is still idle is closed.
+    const closeIdleConnections = server.closeIdleConnections.bind(server);
+    server.closeIdleConnections = () => undefined;
+    setTimeout(closeIdleConnections, IDLE_CONNECTION_GRACE_MS).unref();
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);

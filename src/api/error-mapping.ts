@@ -4,7 +4,7 @@
  * Inference Protocol's form, `{"error": "<message>"}`, which its clients parse.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { type ErrorCode, isModeldockError } from '../errors.js';
+import { type ErrorCode, NotReadyError, isModeldockError } from '../errors.js';
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
@@ -16,6 +16,7 @@ const STATUS: Record<ErrorCode, number> = {
   store_unavailable: 503,
   worker_error: 502,
   timeout: 504,
+  not_ready: 503,
   internal: 500,
 };
 
@@ -23,11 +24,19 @@ export interface ErrorBody {
   error: { code: string; message: string; [key: string]: unknown };
 }
 
-export function toErrorResponse(error: unknown): { status: number; body: ErrorBody } {
+export function toErrorResponse(error: unknown): {
+  status: number;
+  body: ErrorBody;
+  headers?: Record<string, string>;
+} {
   if (isModeldockError(error)) {
     return {
       status: STATUS[error.code],
       body: { error: { code: error.code, message: error.message, ...(error.details ?? {}) } },
+      // A server still loading: the client is told when to come back (RFC 9110 §10.2.3).
+      ...(error instanceof NotReadyError
+        ? { headers: { 'retry-after': String(error.retryAfterSeconds) } }
+        : {}),
     };
   }
   const fastifyError = error as FastifyError;
@@ -59,9 +68,13 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
 }
 
 /** An error as the Open Inference Protocol answers it: the same status, `{"error": "<message>"}`. */
-export function toProtocolErrorResponse(error: unknown): { status: number; body: { error: string } } {
-  const { status, body } = toErrorResponse(error);
-  return { status, body: { error: body.error.message } };
+export function toProtocolErrorResponse(error: unknown): {
+  status: number;
+  body: { error: string };
+  headers?: Record<string, string>;
+} {
+  const { status, body, headers } = toErrorResponse(error);
+  return { status, body: { error: body.error.message }, ...(headers ? { headers } : {}) };
 }
 
 function logError(request: FastifyRequest, error: unknown, status: number, body: ErrorBody): void {
@@ -73,8 +86,9 @@ function logError(request: FastifyRequest, error: unknown, status: number, body:
 }
 
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const { status, body } = toErrorResponse(error);
+  const { status, body, headers } = toErrorResponse(error);
   logError(request, error, status, body);
+  if (headers) void reply.headers(headers);
   void reply.code(status).send(body);
 }
 
@@ -84,8 +98,9 @@ export function protocolErrorHandler(
   request: FastifyRequest,
   reply: FastifyReply,
 ): void {
-  const { status, body } = toErrorResponse(error);
+  const { status, body, headers } = toErrorResponse(error);
   logError(request, error, status, body);
+  if (headers) void reply.headers(headers);
   void reply.code(status).send({ error: body.error.message });
 }
 

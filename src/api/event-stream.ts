@@ -6,6 +6,7 @@
  * router buffer every later event for it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { TooManyRequestsError } from '../errors.js';
 import type { EventBus, LifecycleEvent } from '../lifecycle/event-bus.js';
 import { presentOperation, presentServer } from './presenters.js';
@@ -25,6 +26,8 @@ function format(event: LifecycleEvent): string {
 
 export class EventStreams {
   private open = 0;
+  /** The open streams' responses, ended when the router shuts down. */
+  private readonly responses = new Set<ServerResponse>();
 
   constructor(
     private readonly events: EventBus,
@@ -41,11 +44,13 @@ export class EventStreams {
     }
     this.open++;
     const raw = reply.raw;
+    this.responses.add(raw);
     let closed = false;
     const close = () => {
       if (closed) return;
       closed = true;
       unsubscribe();
+      this.responses.delete(raw);
       this.open--;
     };
     const unsubscribe = this.events.subscribe((event) => {
@@ -72,5 +77,13 @@ export class EventStreams {
       connection: 'keep-alive',
     });
     raw.write(': modeldock events\n\n');
+  }
+
+  /** End every open stream, and its connection (the router is shutting down; clients reconnect). */
+  endAll(): void {
+    for (const raw of [...this.responses]) {
+      const socket = raw.socket;
+      raw.end(() => socket?.end());
+    }
   }
 }

@@ -12,12 +12,16 @@
  * Everything else is declined (returns false) and handled by the Fastify route with the
  * same outcome: an uncached job (lookup, on-demand load, 404/409), a body without a
  * Content-Length, larger than SMALL_BODY_BYTES (streamed there instead of buffered) or
- * over the body limit (413), `Expect: 100-continue`, a query string, and requests after
- * close() began (503). Errors become HTTP answers through the same mapping as elsewhere.
+ * over the body limit (413), `Expect: 100-continue`, and a query string. Errors become
+ * HTTP answers through the same mapping as elsewhere.
+ *
+ * Each request counts on its route from the moment it takes it until its response is
+ * closed (route-table.ts): an unload or a termination withdraws the route and waits for
+ * that count to drain.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { Lifecycle, Route } from '../lifecycle/lifecycle.js';
+import type { Lifecycle, RouteEntry } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../runtime/worker-client.js';
 import { answerError, answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
@@ -29,12 +33,11 @@ const PREFIX = '/v2/models/';
 const SUFFIX = '/infer';
 
 export interface InferFastPathDeps {
-  lifecycle: Pick<Lifecycle, 'cachedRoute' | 'invalidateRoute'> & Partial<Pick<Lifecycle, 'healLostModel'>>;
+  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'invalidateRoute'> &
+    Partial<Pick<Lifecycle, 'healLostModel'>>;
   workers: Pick<WorkerClient, 'pool'>;
   metrics: Pick<Metrics, 'observeInference'>;
   bodyLimitBytes: number;
-  /** True once the app is closing: new requests then get Fastify's 503. */
-  isClosing: () => boolean;
 }
 
 /** The job named by `/v2/models/<job>/infer`, or undefined for any other URL. */
@@ -57,8 +60,8 @@ export function inferFastPath(
     if (jobId === undefined) return false;
     const length = Number(request.headers['content-length']);
     if (!(length >= 0 && length <= smallBody) || request.headers.expect !== undefined) return false;
-    if (request.headers['transfer-encoding'] !== undefined || deps.isClosing()) return false;
-    const route = deps.lifecycle.cachedRoute(jobId);
+    if (request.headers['transfer-encoding'] !== undefined) return false;
+    const route = deps.lifecycle.tryAcquireRoute(jobId);
     if (!route) return false;
     forward(deps, route, request, response, length);
     return true;
@@ -67,29 +70,40 @@ export function inferFastPath(
 
 function forward(
   deps: InferFastPathDeps,
-  route: Route,
+  route: RouteEntry,
   request: IncomingMessage,
   response: ServerResponse,
   length: number,
 ): void {
   const started = performance.now();
   const chunks: Buffer[] = [];
+  let handler: ProxyHandler | undefined;
+  /** The route the request counts on: the one it took, or the healed one it was sent again on. */
+  let held = route;
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('error', () => response.destroy());
+  // Closed once the answer is out or the connection is gone: either way the request no
+  // longer counts on its route, and a client that left takes its upstream request along.
+  response.once('close', () => {
+    held.release();
+    if (!response.writableFinished) handler?.abort();
+  });
   request.on('end', () => {
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
     const headers = endToEndHeaders(request.headers);
-    let handler: ProxyHandler;
     // A worker without the model (404) gets it loaded again, then the body once more.
     const heal = deps.lifecycle.healLostModel?.bind(deps.lifecycle);
-    const resend = (stale: Route) =>
+    const resend = (stale: RouteEntry) =>
       heal!(stale).then(
         (fresh) => {
+          // healLostModel hands the fresh route over taken: the request counts on it now.
+          held.release();
+          held = fresh;
           if (!response.destroyed) send(fresh, false);
         },
         (error: unknown) => answerError(deps, stale.jobId, response, error, started),
       );
-    const send = (target: Route, mayHeal: boolean) => {
+    const send = (target: RouteEntry, mayHeal: boolean) => {
       handler = new ProxyHandler(deps, target, response, started, mayHeal && heal ? resend : undefined);
       deps.workers.pool(target.endpoint).dispatch(
         {
@@ -104,10 +118,6 @@ function forward(
       );
     };
     send(route, true);
-    // A client that goes away mid-request takes its upstream request with it.
-    response.once('close', () => {
-      if (!response.writableFinished) handler.abort();
-    });
   });
 }
 
@@ -122,10 +132,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   constructor(
     private readonly deps: InferFastPathDeps,
-    private readonly route: Route,
+    private readonly route: RouteEntry,
     private readonly response: ServerResponse,
     private readonly started: number,
-    private readonly onNotLoaded?: (stale: Route) => void,
+    private readonly onNotLoaded?: (stale: RouteEntry) => void,
   ) {}
 
   abort(): void {

@@ -27,7 +27,7 @@ export interface RepositoryEntryJson {
 }
 
 export interface ProtocolDeps {
-  lifecycle: Pick<Lifecycle, 'route'>;
+  lifecycle: Pick<Lifecycle, 'acquireRoute'>;
   workers: Pick<WorkerClient, 'modelJson'>;
   store: Pick<Store, 'listJobs' | 'currentServer'>;
   logger?: Pick<Logger, 'warn'>;
@@ -69,12 +69,16 @@ export async function allModelStatistics(deps: ProtocolDeps): Promise<{ model_st
   const stats = await Promise.all(
     ready.map(async ({ name }) => {
       try {
-        const route = await deps.lifecycle.route(name);
-        const answer = await deps.workers.modelJson<{ model_stats?: unknown[] }>(
-          route.endpoint,
-          `${route.modelPath}/stats`,
-        );
-        return answer?.model_stats ?? [];
+        const route = await deps.lifecycle.acquireRoute(name);
+        try {
+          const answer = await deps.workers.modelJson<{ model_stats?: unknown[] }>(
+            route.endpoint,
+            `${route.modelPath}/stats`,
+          );
+          return answer?.model_stats ?? [];
+        } finally {
+          route.release();
+        }
       } catch (error) {
         deps.logger?.warn({ job: name, err: errorMessage(error) }, 'no statistics from the job’s worker');
         return [];

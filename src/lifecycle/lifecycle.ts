@@ -12,6 +12,7 @@ import {
   ConflictError,
   ModeldockError,
   NotFoundError,
+  NotReadyError,
   RuntimeUnavailableError,
   StoreUnavailableError,
   WorkerError,
@@ -34,6 +35,7 @@ import type { Catalog } from './catalog.js';
 import type { EventBus } from './event-bus.js';
 import { validateId } from '../ids.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { RouteEntry, RouteTable } from './route-table.js';
 import { MemoryPolicy } from './memory-policy.js';
 import { WarmPool } from './warm-pool.js';
 import { workerSpec } from './worker-spec.js';
@@ -60,15 +62,7 @@ export interface OperationOutcome {
   result?: BatchResult | unknown;
 }
 
-/** Where inference for a job goes: the worker endpoint and the model name it serves. */
-export interface Route {
-  jobId: string;
-  serverId: string;
-  endpoint: string;
-  modelName: string;
-  /** `/v2/models/<model name>` on the worker, computed once per route. */
-  modelPath: string;
-}
+export type { Route, RouteEntry } from './route-table.js';
 
 export interface LifecycleOptions {
   instance: string;
@@ -80,6 +74,10 @@ export interface LifecycleOptions {
   readyTimeoutMs: number;
   workerLimits: WorkerLimits;
   stopTimeoutSeconds?: number;
+  /** How long an unload or a termination waits for requests under way on the job's route. */
+  drainTimeoutMs?: number;
+  /** How long an inference request waits for its job's server to be ready before a 503. */
+  loadWaitMs?: number;
 }
 
 export interface LifecycleDeps {
@@ -108,7 +106,12 @@ export class OperationFailedError extends ModeldockError {
 
 export class Lifecycle {
   private readonly locks = new KeyedMutex();
-  private readonly routes = new Map<string, Route>();
+  private readonly routes = new RouteTable();
+  /** Route look-ups under way, one per job: concurrent requests for a cold job share one load. */
+  private readonly lookups = new Map<string, Promise<RouteEntry>>();
+  /** Jobs whose worker died and which the reconciler is restarting: look-ups wait for it. */
+  private readonly restarts = new Map<string, Promise<void>>();
+  /** Last use of jobs whose route is gone (the route itself keeps it while it exists). */
   private readonly lastUsed = new Map<string, number>();
   /** Operations this process is running; a `running` record not in here was interrupted. */
   readonly activeOperations = new Set<string>();
@@ -240,58 +243,57 @@ export class Lifecycle {
   // ---------------------------------------------------------------- routing
 
   /**
-   * Where to send inference for a job. The fast path is an in-memory lookup; a miss
-   * reads the store, and an unloaded server is loaded on demand (recorded as a
-   * DEPLOY_LOAD with reason `on_demand`).
+   * The route of a job whose server is ready, taken by one request (counted until it
+   * calls `release()`), without touching the store or waiting: the hot path of
+   * inference. Undefined means "ask acquireRoute()", which may wait for a load.
    */
-  async route(jobId: string): Promise<Route> {
-    const cached = this.cachedRoute(jobId);
-    if (cached) return cached;
-    validateId('job_id', jobId);
-    return this.locks.run(jobId, async () => {
-      const again = this.routes.get(jobId);
-      if (again) return again;
-      let server = await this.requireLiveServer(jobId);
-      if (server.state === 'failed') {
-        throw new ConflictError(
-          `server ${server.serverId} of job ${jobId} has failed (${server.reason ?? 'unknown reason'}); send DEPLOY_LOAD to recover it`,
-        );
-      }
-      if (server.state !== 'ready' || !server.endpoint) {
-        const job = await this.requireJob(jobId);
-        const outcome = await this.deployLoadLocked(
-          { jobId, model: job.model, dataset: job.dataset },
-          'on_demand',
-        );
-        server = outcome.server!;
-      }
-      const route = this.cacheRoute(server);
-      this.lastUsed.set(jobId, Date.now());
-      return route;
-    });
+  tryAcquireRoute(jobId: string): RouteEntry | undefined {
+    return this.routes.acquire(jobId);
   }
 
   /**
-   * The route of a job whose server is known to be ready, without touching the store or
-   * waiting: the hot path of inference. Undefined means "ask route()", which may load.
+   * The route for one inference request (HTTP or gRPC), counted until the caller calls
+   * `release()` on it. A job being loaded, unloaded or restarted is waited for, and an
+   * unloaded server is loaded on demand (a DEPLOY_LOAD with reason `on_demand`; one for
+   * all the requests that wait). Past MODELDOCK_LOAD_WAIT_MS: NotReadyError (503 with
+   * Retry-After). A terminated or unknown job: NotFoundError; a failed one: ConflictError.
    */
-  cachedRoute(jobId: string): Route | undefined {
-    const cached = this.routes.get(jobId);
-    if (cached) this.lastUsed.set(jobId, Date.now());
-    return cached;
+  async acquireRoute(jobId: string): Promise<RouteEntry> {
+    const cached = this.routes.acquire(jobId);
+    if (cached) return cached;
+    validateId('job_id', jobId);
+    const waitMs = this.deps.options.loadWaitMs ?? 60_000;
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const entry = await withDeadline(this.lookup(jobId), deadline, () => {
+        const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+        return new NotReadyError(
+          `job ${jobId} is not ready yet (its server is still being loaded after ${waitMs} ms); retry later`,
+          seconds,
+        );
+      });
+      // Withdrawn between the look-up and now (an unload came first): look again.
+      if (!entry.withdrawn) return entry.acquire();
+    }
   }
 
   /** Inference through the router with a parsed body (the /v2 proxy streams instead). */
   async infer(jobId: string, body: unknown): Promise<unknown> {
-    const route = await this.route(jobId);
+    let route = await this.acquireRoute(jobId);
     try {
-      return await this.deps.workers.infer(route.endpoint, route.modelName, body);
-    } catch (error) {
-      if (error instanceof WorkerError) this.invalidateRoute(jobId);
-      if (!(error instanceof NotFoundError)) throw error;
-      // The worker does not have the model the router holds as ready: heal, then once more.
-      const healed = await this.healLostModel(route);
-      return await this.deps.workers.infer(healed.endpoint, healed.modelName, body);
+      try {
+        return await this.deps.workers.infer(route.endpoint, route.modelName, body);
+      } catch (error) {
+        if (error instanceof WorkerError) this.invalidateRoute(jobId);
+        if (!(error instanceof NotFoundError)) throw error;
+        // The worker does not have the model the router holds as ready: heal, then once more.
+        const healed = await this.healLostModel(route);
+        route.release();
+        route = healed;
+        return await this.deps.workers.infer(healed.endpoint, healed.modelName, body);
+      }
+    } finally {
+      route.release();
     }
   }
 
@@ -300,28 +302,44 @@ export class Lifecycle {
    * unloaded it behind the router's back, or the worker lost it): the route is dropped and
    * the server healed at once under the job's lock (a DEPLOY_LOAD with reason
    * `worker_lost_model`, which finds the model missing and loads it). Resolves with the
-   * fresh route so the caller can send its request again; concurrent callers share one heal.
+   * fresh route, taken (the caller sends its request again on it and releases it);
+   * concurrent callers share one heal.
    */
-  async healLostModel(stale: Route): Promise<Route> {
+  async healLostModel(stale: RouteEntry): Promise<RouteEntry> {
     const { jobId } = stale;
-    if (this.routes.get(jobId) === stale) this.routes.delete(jobId);
-    return this.locks.run(jobId, async () => {
-      const fresh = this.routes.get(jobId);
-      if (fresh) return fresh;
+    if (this.routes.get(jobId) === stale) this.forgetRoute(jobId);
+    const fresh = await this.locks.run(jobId, async () => {
+      const current = this.routes.get(jobId);
+      if (current) return current;
       const job = await this.requireJob(jobId);
       const request = { jobId, model: job.model, dataset: job.dataset };
       const outcome = await this.deployLoadLocked(request, 'worker_lost_model');
       return this.cacheRoute(outcome.server!);
     });
+    return fresh.acquire();
   }
 
-  /** Drop the cached route after the worker did not answer: the next request re-checks. */
+  /** Drop the route after the worker did not answer: the next request looks it up again. */
   invalidateRoute(jobId: string): void {
-    this.routes.delete(jobId);
+    this.forgetRoute(jobId);
+  }
+
+  /**
+   * The reconciler is about to restart the job's dead worker: look-ups wait for the
+   * restart instead of answering "failed". Call the returned function once it is over.
+   */
+  restartPending(jobId: string): () => void {
+    let done!: () => void;
+    const restart = new Promise<void>((resolve) => (done = resolve));
+    this.restarts.set(jobId, restart);
+    return () => {
+      if (this.restarts.get(jobId) === restart) this.restarts.delete(jobId);
+      done();
+    };
   }
 
   lastUsedAt(jobId: string): number | undefined {
-    return this.lastUsed.get(jobId);
+    return this.routes.get(jobId)?.lastUsedMs ?? this.lastUsed.get(jobId);
   }
 
   /** Run work under the job's lock (the reconciler uses this so it never races an operation). */
@@ -338,6 +356,126 @@ export class Lifecycle {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** One look-up per job at a time, shared by every request that waits for it. */
+  private lookup(jobId: string): Promise<RouteEntry> {
+    let pending = this.lookups.get(jobId);
+    if (!pending) {
+      const started = this.resolveRoute(jobId).finally(() => {
+        if (this.lookups.get(jobId) === started) this.lookups.delete(jobId);
+      });
+      pending = started;
+      this.lookups.set(jobId, pending);
+    }
+    return pending;
+  }
+
+  private async resolveRoute(jobId: string): Promise<RouteEntry> {
+    for (;;) {
+      const found = await this.locks.run(jobId, () => this.routeLocked(jobId));
+      if (found instanceof RouteEntry) return found;
+      await found.wait;
+    }
+  }
+
+  /**
+   * Under the job's lock: the route, after loading the model on demand if needed; or
+   * something to wait for before looking again (a restart, a worker that stopped
+   * answering and that the reconciler is about to notice).
+   */
+  private async routeLocked(jobId: string): Promise<RouteEntry | { wait: Promise<unknown> }> {
+    const again = this.routes.get(jobId);
+    if (again) return again;
+    await this.requireJob(jobId);
+    let server = await this.deps.store.currentServer(jobId);
+    if (!server || server.state === 'terminated') {
+      throw new NotFoundError(
+        server
+          ? `job ${jobId} is terminated (server ${server.serverId}${server.terminatedAt ? ` since ${server.terminatedAt}` : ''}); it serves no inference until a DEPLOY_CREATE`
+          : `job ${jobId} has no server; send DEPLOY_CREATE`,
+      );
+    }
+    if (server.state === 'failed') {
+      const restart = this.restarts.get(jobId);
+      if (restart) return { wait: restart };
+      throw new ConflictError(
+        `server ${server.serverId} of job ${jobId} has failed (${server.reason ?? 'unknown reason'}); send DEPLOY_LOAD to recover it`,
+      );
+    }
+    if (server.state === 'ready' && server.endpoint && !(await this.answers(server))) {
+      // A ready server without a route whose worker does not answer: it has just died
+      // (a request saw it fail), and the reconciler is about to mark it and restart it.
+      // Wait for its word rather than send more requests to a dead worker.
+      return { wait: this.nextServerChange(server.serverId) };
+    }
+    if (server.state !== 'ready' || !server.endpoint) {
+      const job = await this.requireJob(jobId);
+      const outcome = await this.deployLoadLocked(
+        { jobId, model: job.model, dataset: job.dataset },
+        'on_demand',
+      );
+      server = outcome.server!;
+    }
+    return this.routes.get(jobId) ?? this.cacheRoute(server);
+  }
+
+  /**
+   * Whether a ready server's worker runs and answers its API (briefly asked: this runs
+   * under the job's lock). Without an engine to ask, the record is all there is: it
+   * counts as answering, as it did before.
+   */
+  private async answers(server: ServerRecord): Promise<boolean> {
+    try {
+      const info = await this.deps.runtime.inspect(server.workerName);
+      if (!info?.running || info.endpoint !== server.endpoint) return false;
+    } catch (error) {
+      if (error instanceof RuntimeUnavailableError) return true;
+      throw error;
+    }
+    try {
+      await this.deps.workers.index(server.endpoint!, AbortSignal.timeout(2_000));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Resolves at the next state change of a server (or after a second, to look again anyway). */
+  private nextServerChange(serverId: string): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve();
+      };
+      const timer = setTimeout(finish, 1_000);
+      const unsubscribe = this.deps.events.subscribe((event) => {
+        if (event.type === 'server' && event.server.serverId === serverId) finish();
+      });
+    });
+  }
+
+  /**
+   * Let the requests under way on a withdrawn route finish (bounded by the drain
+   * timeout), recorded as the operation's `drain` step.
+   */
+  private async drainWithdrawn(rec: OperationRecorder, entry: RouteEntry | undefined): Promise<void> {
+    const timeoutMs = this.deps.options.drainTimeoutMs ?? 30_000;
+    await rec.step('drain', async () => {
+      const left = (await entry?.drain(timeoutMs)) ?? 0;
+      if (left > 0) {
+        rec.warn(
+          `${left} inference request${left === 1 ? ' was' : 's were'} still in flight after the ${timeoutMs} ms drain timeout`,
+        );
+      }
+    });
+  }
+
+  private forgetRoute(jobId: string): RouteEntry | undefined {
+    const entry = this.routes.withdraw(jobId);
+    if (entry) this.lastUsed.set(jobId, entry.lastUsedMs);
+    return entry;
+  }
 
   private async deployLoadLocked(request: JobRequest, reason: string): Promise<OperationOutcome> {
     const server = await this.requireLiveServer(request.jobId);
@@ -494,9 +632,12 @@ export class Lifecycle {
     reason: string,
   ): Promise<ServerRecord> {
     let server = start;
-    this.routes.delete(server.jobId);
+    // Withdrawn first: requests from now on wait for the job's next state (and load it
+    // again on demand) instead of reaching a worker that is about to refuse them.
+    const route = this.forgetRoute(server.jobId);
     try {
       server = await this.transition(server, 'unloading');
+      await this.drainWithdrawn(rec, route);
       const endpoint = server.endpoint;
       if (endpoint) await rec.step('unload', () => this.deps.workers.unload(endpoint, server.jobId));
       return await this.transition(server, 'unloaded', {
@@ -515,9 +656,11 @@ export class Lifecycle {
     reason: string,
   ): Promise<ServerRecord> {
     let server = start;
-    if (server.kind === 'job') this.routes.delete(server.jobId);
     if (server.state === 'terminated') return server;
+    // Withdrawn before the state changes, so no new request is routed to a stopping worker.
+    const route = server.kind === 'job' ? this.forgetRoute(server.jobId) : undefined;
     server = await this.transition(server, 'terminating');
+    if (server.kind === 'job') await this.drainWithdrawn(rec, route);
     const name = server.workerName;
     // A job's worker gets a graceful stop; a TEMP worker has nothing left to finish, so it
     // is removed at once (remove kills it), which saves the stop's round of signals.
@@ -540,7 +683,7 @@ export class Lifecycle {
   private async markFailed(server: ServerRecord, error: unknown): Promise<void> {
     if (error instanceof StoreUnavailableError) return;
     if (error instanceof RuntimeUnavailableError) return;
-    if (server.kind === 'job') this.routes.delete(server.jobId);
+    if (server.kind === 'job') this.forgetRoute(server.jobId);
     try {
       const latest = (await this.deps.store.getServer(server.serverId)) ?? server;
       if (latest.state === 'failed' || latest.state === 'terminated') return;
@@ -593,16 +736,9 @@ export class Lifecycle {
     }
   }
 
-  private cacheRoute(server: ServerRecord): Route {
-    const route: Route = {
-      jobId: server.jobId,
-      serverId: server.serverId,
-      endpoint: server.endpoint!,
-      modelName: server.jobId,
-      modelPath: `/v2/models/${encodeURIComponent(server.jobId)}`,
-    };
-    this.routes.set(server.jobId, route);
-    return route;
+  private cacheRoute(server: ServerRecord): RouteEntry {
+    // A new route counts as used now, as the server's loadedAt does.
+    return this.routes.set(new RouteEntry(server.jobId, server.serverId, server.endpoint!, server.jobId));
   }
 
   private async validateRequest(request: JobRequest): Promise<void> {
@@ -677,4 +813,17 @@ export class Lifecycle {
 function requireEndpoint(info: WorkerInfo): string {
   if (!info.endpoint) throw new WorkerError(`worker ${info.name} is running but has no reachable endpoint`);
   return info.endpoint;
+}
+
+/** `work`, or `timeout()` thrown once `deadline` (ms since the epoch) has passed; `work` goes on. */
+async function withDeadline<T>(work: Promise<T>, deadline: number, timeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeout()), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

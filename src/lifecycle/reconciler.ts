@@ -40,6 +40,8 @@ export class Reconciler {
   private readonly nextRestartAt = new Map<string, number>();
   /** Restarts that could not run because the engine or the store was away: retried each pass. */
   private readonly pendingRestarts = new Set<string>();
+  /** Per server being restarted: tells the lifecycle the restart is over (its requests wait for it). */
+  private readonly restartsUnderWay = new Map<string, () => void>();
   private timer: NodeJS.Timeout | undefined;
   private eventsLoop: Promise<void> | undefined;
   private fullPass: Promise<ReconcileReport> | undefined;
@@ -210,8 +212,13 @@ export class Reconciler {
           : await this.deps.runtime.inspect(server.workerName);
       return this.converge(server, worker);
     });
-    if (decision === 'restart') return this.restart(first.serverId);
-    return decision;
+    if (decision !== 'restart') return decision;
+    try {
+      return await this.restart(first.serverId);
+    } finally {
+      this.restartsUnderWay.get(first.serverId)?.();
+      this.restartsUnderWay.delete(first.serverId);
+    }
   }
 
   private async converge(server: ServerRecord, worker: WorkerInfo | undefined): Promise<string> {
@@ -272,6 +279,10 @@ export class Reconciler {
         restarts: server.restarts + 1,
         endpoint: null,
       });
+      // Decided under the job's lock, so no request looks the job up in between and
+      // answers "failed": requests wait for the new worker instead.
+      this.restartsUnderWay.get(server.serverId)?.();
+      this.restartsUnderWay.set(server.serverId, lifecycle.restartPending(server.jobId));
       return 'restart';
     }
     await lifecycle.transition(server, 'failed', {

@@ -70,7 +70,17 @@ export interface ServerRecord {
 }
 
 export type StepName =
-  'validate' | 'record' | 'create' | 'start' | 'wait_ready' | 'load' | 'infer' | 'unload' | 'stop' | 'remove';
+  | 'validate'
+  | 'record'
+  | 'create'
+  | 'start'
+  | 'wait_ready'
+  | 'load'
+  | 'infer'
+  | 'drain'
+  | 'unload'
+  | 'stop'
+  | 'remove';
 
 export interface OperationStep {
   name: StepName;

@@ -13,6 +13,8 @@ describe('configuration', () => {
     assert.equal(config.modelsDir, path.resolve('/srv/md/models'));
     assert.equal(config.datasetsDir, path.resolve('/srv/md/datasets'));
     assert.equal(config.instance, 'modeldock');
+    assert.equal(config.drainTimeoutMs, 30_000);
+    assert.equal(config.loadWaitMs, 60_000);
   });
 
   it('reads the variables of DESIGN.md', () => {

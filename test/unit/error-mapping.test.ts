@@ -5,6 +5,7 @@ import {
   ConflictError,
   InvalidInputError,
   NotFoundError,
+  NotReadyError,
   RuntimeUnavailableError,
   StaleVersionError,
   StoreUnavailableError,
@@ -26,5 +27,13 @@ describe('error mapping at the HTTP edge', () => {
     const unknown = toErrorResponse(new TypeError('secret stack detail'));
     assert.equal(unknown.status, 500);
     assert.deepEqual(unknown.body, { error: { code: 'internal', message: 'internal error' } });
+  });
+
+  it('a server still loading is a 503 that says when to come back', () => {
+    const answer = toErrorResponse(new NotReadyError('job j1 is not ready yet', 30));
+    assert.equal(answer.status, 503);
+    assert.equal(answer.body.error.code, 'not_ready');
+    assert.deepEqual(answer.headers, { 'retry-after': '30' });
+    assert.equal(toErrorResponse(new NotFoundError('x')).headers, undefined);
   });
 });

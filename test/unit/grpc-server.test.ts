@@ -14,7 +14,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { pino } from 'pino';
 import { GrpcInferenceServer, PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
 import { NotFoundError } from '../../src/errors.js';
-import type { Route } from '../../src/lifecycle/lifecycle.js';
+import { RouteEntry } from '../../src/lifecycle/route-table.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -93,17 +93,12 @@ describe('gRPC inference service', () => {
       ),
     );
     const gone = `http://127.0.0.1:${await freePort()}`;
-    const route = (jobId: string): Route => ({
-      jobId,
-      serverId: 'inf-0001',
-      endpoint: jobId === 'gone' ? gone : workerUrl,
-      modelName: jobId,
-      modelPath: `/v2/models/${jobId}`,
-    });
+    const route = (jobId: string) =>
+      new RouteEntry(jobId, 'inf-0001', jobId === 'gone' ? gone : workerUrl, jobId).acquire();
     const started = await GrpcInferenceServer.start(
       {
         lifecycle: {
-          route: async (jobId: string) => {
+          acquireRoute: async (jobId: string) => {
             if (jobId === 'nobody') throw new NotFoundError(`job ${jobId} not found`);
             return route(jobId);
           },

@@ -9,7 +9,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SMALL_BODY_BYTES, inferFastPath, inferJobOf } from '../../src/api/infer-fast-path.js';
-import type { Route } from '../../src/lifecycle/lifecycle.js';
+import { RouteEntry } from '../../src/lifecycle/route-table.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -61,20 +61,13 @@ describe('inference hot path', () => {
     });
   });
   const workers = new WorkerClient();
-  const routes = new Map<string, Route>();
+  const routes = new Map<string, RouteEntry>();
   const invalidated: string[] = [];
   const observed: [string, number][] = [];
-  let closing = false;
   let router: http.Server;
   let url: string;
 
-  const route = (jobId: string, endpoint: string): Route => ({
-    jobId,
-    serverId: 'inf-0001',
-    endpoint,
-    modelName: jobId,
-    modelPath: `/v2/models/${jobId}`,
-  });
+  const route = (jobId: string, endpoint: string) => new RouteEntry(jobId, 'inf-0001', endpoint, jobId);
 
   before(async () => {
     const workerUrl = await listen(worker);
@@ -83,13 +76,12 @@ describe('inference hot path', () => {
     routes.set('hold', route('hold', workerUrl));
     const fastPath = inferFastPath({
       lifecycle: {
-        cachedRoute: (jobId) => routes.get(jobId),
+        tryAcquireRoute: (jobId) => routes.get(jobId)?.acquire(),
         invalidateRoute: (jobId) => void invalidated.push(jobId),
       },
       workers,
       metrics: { observeInference: (jobId, status) => void observed.push([jobId, status]) },
       bodyLimitBytes: 1024 * 1024,
-      isClosing: () => closing,
     });
     // What the hot path declines, the "Fastify route" answers with 299 here.
     router = http.createServer((request, response) => {
@@ -134,9 +126,10 @@ describe('inference hot path', () => {
     assert.equal(received[0]!.headers['x-trace'], 't1');
     assert.equal(received[0]!.headers['content-length'], '13');
     assert.deepEqual(observed, [['a1', 201]]);
+    assert.equal(routes.get('a1')!.inFlight, 0, 'the request is no longer counted on its route');
   });
 
-  it('leaves uncached jobs, large or chunked bodies, other methods and a closing router to the route', async () => {
+  it('leaves uncached jobs, large or chunked bodies and other methods to the route', async () => {
     received.length = 0;
     const big = 'x'.repeat(SMALL_BODY_BYTES + 1);
     const declined = [
@@ -145,9 +138,6 @@ describe('inference hot path', () => {
       await post('/v2/models/a1/infer', new Blob(['{}']).stream()),
       await fetch(`${url}/v2/models/a1/infer`),
     ];
-    closing = true;
-    declined.push(await post('/v2/models/a1/infer', '{}'));
-    closing = false;
     for (const response of declined) assert.equal(response.status, 299);
     assert.equal(received.length, 0, 'nothing reached the worker');
   });
@@ -159,6 +149,7 @@ describe('inference hot path', () => {
     const body = (await response.json()) as { error: string };
     assert.match(body.error, /worker of job gone did not answer/);
     assert.deepEqual(invalidated, ['gone']);
+    assert.equal(routes.get('gone')!.inFlight, 0);
   });
 
   it('cancels the worker’s request when the client leaves, and keeps the route: the worker did nothing wrong', async () => {
@@ -168,11 +159,13 @@ describe('inference hot path', () => {
     const client = new AbortController();
     const answer = post('/v2/models/hold/infer', '{}', {}, client.signal).catch((error: Error) => error);
     const upstream = await atWorker;
+    assert.equal(routes.get('hold')!.inFlight, 1, 'counted while the worker has it');
     const upstreamClosed = new Promise<void>((resolve) => upstream.once('close', () => resolve()));
     client.abort();
     assert.equal(((await answer) as Error).name, 'AbortError');
     await upstreamClosed;
     assert.deepEqual(invalidated, [], 'the route stays');
     assert.deepEqual(observed, [], 'no 502 is counted for a request nobody waits for');
+    assert.equal(routes.get('hold')!.inFlight, 0, 'and no longer counted once the client left');
   });
 });

@@ -45,7 +45,7 @@ import { CallEndedError, forwardToWorker, type WorkerAnswer } from './worker-for
 export type GrpcAuthorizer = (authorization: string | undefined, scope: 'infer' | 'admin') => void;
 
 export interface GrpcDeps {
-  lifecycle: Pick<Lifecycle, 'route' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'>;
+  lifecycle: Pick<Lifecycle, 'acquireRoute' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'>;
   workers: Pick<WorkerClient, 'pool' | 'modelJson'>;
   store: Pick<Store, 'listJobs' | 'currentServer'>;
   metrics: Pick<Metrics, 'observeInference'>;
@@ -142,8 +142,12 @@ export class GrpcInferenceServer {
     const { deps } = this;
     const protocol: ProtocolDeps = deps;
     const modelJson = async <T>(name: string, suffix: string, signal: AbortSignal): Promise<T> => {
-      const route = await deps.lifecycle.route(name);
-      return deps.workers.modelJson<T>(route.endpoint, `${route.modelPath}${suffix}`, signal);
+      const route = await deps.lifecycle.acquireRoute(name);
+      try {
+        return await deps.workers.modelJson<T>(route.endpoint, `${route.modelPath}${suffix}`, signal);
+      } finally {
+        route.release();
+      }
     };
     const admin = 'admin' as const;
     const infer = 'infer' as const;
@@ -232,7 +236,8 @@ export class GrpcInferenceServer {
     const started = performance.now();
     const jobId = modelOf(request.model_name, request.model_version);
     const { body, headerLength } = toWorkerInferBody(request);
-    const route = await this.deps.lifecycle.route(jobId);
+    // Waits for a job being loaded (as HTTP does); counted on the route until answered.
+    const route = await this.deps.lifecycle.acquireRoute(jobId);
     let answer: WorkerAnswer;
     try {
       answer = await forwardToWorker(
@@ -255,6 +260,8 @@ export class GrpcInferenceServer {
       throw new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
         cause: error,
       });
+    } finally {
+      route.release();
     }
     this.deps.metrics.observeInference(jobId, answer.statusCode, (performance.now() - started) / 1000);
     if (answer.statusCode !== 200) throw workerAnswerError(answer.statusCode, answer.bytes);

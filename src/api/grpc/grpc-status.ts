@@ -16,6 +16,8 @@ const CODES: Record<ErrorCode, Status> = {
   store_unavailable: Status.UNAVAILABLE,
   worker_error: Status.UNAVAILABLE,
   timeout: Status.DEADLINE_EXCEEDED,
+  // The job's server is still being loaded: the caller may try again (as HTTP's 503).
+  not_ready: Status.UNAVAILABLE,
   internal: Status.INTERNAL,
 };
 

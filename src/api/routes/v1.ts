@@ -47,6 +47,9 @@ export function v1Routes({
   const streams = new EventStreams(events, maxEventStreams ?? DEFAULT_EVENT_STREAMS);
   return async (app) => {
     const tags = ['v1'];
+    // Open event streams end when the router shuts down (an SSE client reconnects), so
+    // they do not hold the shutdown's drain until its timeout.
+    app.addHook('preClose', async () => streams.endAll());
     await app.register(workerRoutes({ lifecycle, store, runtime }));
 
     app.get('/jobs', { schema: { tags, summary: 'List jobs with their current server' } }, async () => {

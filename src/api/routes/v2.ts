@@ -8,7 +8,7 @@ import { Writable, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { InvalidInputError, errorMessage, type PayloadTooLargeError } from '../../errors.js';
 import { validateId } from '../../ids.js';
-import type { Lifecycle, Route } from '../../lifecycle/lifecycle.js';
+import type { Lifecycle, RouteEntry } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../../runtime/worker-client.js';
 import type { Store } from '../../store/store.js';
@@ -72,8 +72,9 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
   ): Promise<void> {
     const started = performance.now();
     const jobId = request.params.job;
-    // route() validates the id on a cache miss; a hit is a job id we already know.
-    const route = await lifecycle.route(jobId);
+    // acquireRoute() validates the id on a miss (a hit is a job id we already know) and
+    // waits for a server being loaded; the route counts this request until release().
+    const route = await lifecycle.acquireRoute(jobId);
     let statusCode = 502;
     let notLoaded = false;
     try {
@@ -107,6 +108,8 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
       if (overLimit) return answerBodyTooLarge(reply, overLimit);
       answerWorkerFailure(deps, jobId, reply.raw, error, started);
       return;
+    } finally {
+      route.release();
     }
     if (notLoaded) return answerLostModel(route, reply, started);
     metrics.observeInference(jobId, statusCode, (performance.now() - started) / 1000);
@@ -117,13 +120,13 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
    * it again) before answering. The streamed body is gone, so the client is told to send
    * again (503, Retry-After); the hot path, which holds the body, resends by itself.
    */
-  async function answerLostModel(route: Route, reply: FastifyReply, started: number): Promise<void> {
+  async function answerLostModel(route: RouteEntry, reply: FastifyReply, started: number): Promise<void> {
     let status = 503;
     let body: unknown = {
       error: `the worker of job ${route.jobId} had lost its model; it is loaded again: send the request again`,
     };
     try {
-      await lifecycle.healLostModel(route);
+      (await lifecycle.healLostModel(route)).release();
     } catch (error) {
       ({ status, body } = toProtocolErrorResponse(error));
     }
