@@ -5,7 +5,21 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'swarm';
+export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'kubernetes';
+
+/** MODELDOCK_RUNTIME=kubernetes (docs/runtime-kubernetes.md). */
+export interface KubernetesConfig {
+  namespace: string;
+  /** `hostpath` (the models/datasets directories on the node) or `pvc:<claim>`. */
+  store: string;
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  /** Worker requests as a fraction of its limits. */
+  requestsRatio: number;
+  /** KUBECONFIG; empty: the client's default (~/.kube/config). */
+  kubeconfig: string;
+  /** KUBERNETES_SERVICE_HOST is set: this process runs in a Pod. */
+  inCluster: boolean;
+}
 
 export interface Config {
   port: number;
@@ -46,6 +60,7 @@ export interface Config {
   memoryBudgetBytes: number;
   /** Started, model-less workers kept ready so DEPLOY_CREATE/TEMP skip container start; 0: off. */
   warmPoolSize: number;
+  kubernetes: KubernetesConfig;
   /**
    * How long requests under way may take to finish before a model is unloaded, a worker
    * stopped, or the router exits on SIGTERM.
@@ -130,8 +145,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   };
 
   const runtime = (read('MODELDOCK_RUNTIME') ?? 'auto') as RuntimeChoice;
-  if (!['auto', 'docker', 'process', 'swarm'].includes(runtime)) {
-    throw new ConfigError(`MODELDOCK_RUNTIME must be auto, docker, process or swarm, got "${runtime}"`);
+  if (!['auto', 'docker', 'process', 'kubernetes'].includes(runtime)) {
+    throw new ConfigError(`MODELDOCK_RUNTIME must be auto, docker, process or kubernetes, got "${runtime}"`);
   }
   const store = read('MODELDOCK_STORE') ?? 'sqlite:./data/modeldock.db';
   if (!/^(sqlite:|mongodb(\+srv)?:\/\/)/.test(store)) {
@@ -178,6 +193,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
     warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
+    kubernetes: kubernetesConfig(read),
     drainTimeoutMs: int('MODELDOCK_DRAIN_TIMEOUT_MS', 30_000),
     loadWaitMs: int('MODELDOCK_LOAD_WAIT_MS', 60_000, 1),
     eventStreams: int('MODELDOCK_EVENT_STREAMS', 64, 1),
@@ -276,6 +292,35 @@ export function isLoopback(host: string): boolean {
     /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) ||
     bare === '::ffff:127.0.0.1'
   );
+}
+
+function kubernetesConfig(read: (name: string) => string | undefined): KubernetesConfig {
+  const namespace = read('MODELDOCK_K8S_NAMESPACE') ?? 'modeldock';
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
+    throw new ConfigError(`MODELDOCK_K8S_NAMESPACE must be a Kubernetes namespace name, got "${namespace}"`);
+  }
+  const store = read('MODELDOCK_K8S_STORE') ?? 'hostpath';
+  if (!/^(hostpath|pvc:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/.test(store)) {
+    throw new ConfigError(`MODELDOCK_K8S_STORE must be hostpath or pvc:<claim name>, got "${store}"`);
+  }
+  const imagePullPolicy = read('MODELDOCK_K8S_IMAGE_PULL_POLICY') ?? 'IfNotPresent';
+  if (imagePullPolicy !== 'Always' && imagePullPolicy !== 'IfNotPresent' && imagePullPolicy !== 'Never') {
+    throw new ConfigError(
+      `MODELDOCK_K8S_IMAGE_PULL_POLICY must be Always, IfNotPresent or Never, got "${imagePullPolicy}"`,
+    );
+  }
+  const ratio = Number(read('MODELDOCK_K8S_REQUESTS_RATIO') ?? '0.1');
+  if (!Number.isFinite(ratio) || ratio <= 0 || ratio > 1) {
+    throw new ConfigError('MODELDOCK_K8S_REQUESTS_RATIO must be a number in (0, 1]');
+  }
+  return {
+    namespace,
+    store,
+    imagePullPolicy,
+    requestsRatio: ratio,
+    kubeconfig: read('KUBECONFIG') ?? '',
+    inCluster: read('KUBERNETES_SERVICE_HOST') !== undefined,
+  };
 }
 
 /** `512m`, `2g`, `1048576`, `64k` → bytes (binary units); undefined if unparseable. */

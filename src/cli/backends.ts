@@ -1,6 +1,7 @@
 /**
  * The only place that chooses concrete backends: the store from MODELDOCK_STORE and the
- * runtime from MODELDOCK_RUNTIME (`auto`: Docker when an engine answers, else processes).
+ * runtime from MODELDOCK_RUNTIME (`auto`: Kubernetes inside a Pod with a service
+ * account, else Docker when an engine answers, else processes).
  */
 import Dockerode from 'dockerode';
 import path from 'node:path';
@@ -31,8 +32,17 @@ export interface ChosenRuntime {
 }
 
 export async function chooseRuntime(config: Config, logger: Logger): Promise<ChosenRuntime> {
-  if (config.runtime === 'swarm') {
-    throw new Error('MODELDOCK_RUNTIME=swarm is not available yet; use docker or process');
+  if (config.runtime === 'kubernetes' || (config.runtime === 'auto' && config.kubernetes.inCluster)) {
+    // Loaded only when configured: the client costs memory other deployments never use.
+    const { hasServiceAccount } = await import('../runtime/kubernetes/kube-api.js');
+    if (config.runtime === 'kubernetes' || hasServiceAccount()) {
+      const runtime = await kubernetesRuntime(config, logger);
+      const why =
+        config.runtime === 'kubernetes'
+          ? 'MODELDOCK_RUNTIME=kubernetes'
+          : 'auto: running in a Kubernetes Pod with a service account';
+      return { runtime, why, config };
+    }
   }
   if (config.runtime === 'docker' || config.runtime === 'auto') {
     const docker = new Dockerode();
@@ -70,4 +80,22 @@ export async function chooseRuntime(config: Config, logger: Logger): Promise<Cho
     why: config.runtime === 'process' ? 'MODELDOCK_RUNTIME=process' : 'auto: no Docker engine answered',
     config,
   };
+}
+
+async function kubernetesRuntime(config: Config, logger: Logger): Promise<Runtime> {
+  const { loadKubeConfig } = await import('../runtime/kubernetes/kube-api.js');
+  const { KubernetesRuntime } = await import('../runtime/kubernetes/kubernetes-runtime.js');
+  const k8s = config.kubernetes;
+  return new KubernetesRuntime({
+    config: loadKubeConfig(k8s.kubeconfig || undefined),
+    namespace: k8s.namespace,
+    instance: config.instance,
+    image: config.workerImage,
+    imagePullPolicy: k8s.imagePullPolicy,
+    store: k8s.store.startsWith('pvc:')
+      ? { type: 'pvc', claim: k8s.store.slice('pvc:'.length) }
+      : { type: 'hostPath', modelsDir: config.modelsDir, datasetsDir: config.datasetsDir },
+    requestsRatio: k8s.requestsRatio,
+    logger,
+  });
 }

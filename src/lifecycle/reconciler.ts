@@ -125,7 +125,11 @@ export class Reconciler {
         });
       }
       for (const server of servers) {
-        const outcome = await this.reconcileServer(server.serverId, byName.get(server.workerName));
+        const outcome = await this.reconcileServer(
+          server.serverId,
+          byName.get(server.workerName),
+          server.version,
+        );
         if (outcome === 'failed') report.markedFailed++;
         if (outcome === 'finished') report.finished++;
       }
@@ -194,14 +198,16 @@ export class Reconciler {
    * Converge one server. Returns what it did: 'ok' (nothing to do), 'failed' (marked
    * failed), 'finished' (a crashed operation finished or rolled back), 'restarted'.
    */
-  async reconcileServer(serverId: string, knownWorker?: WorkerInfo): Promise<string> {
+  async reconcileServer(serverId: string, knownWorker?: WorkerInfo, knownVersion?: number): Promise<string> {
     const first = await this.deps.store.getServer(serverId);
     if (!first) return 'ok';
     const decision = await this.deps.lifecycle.withJobLock(first.jobId, async () => {
       const server = await this.deps.store.getServer(serverId);
       if (!server) return 'ok';
+      // What the pass listed is stale once an operation changed the record meanwhile (a
+      // restart waited on by this lock replaced the worker): look again then.
       const worker =
-        knownWorker?.name === server.workerName
+        knownWorker?.name === server.workerName && server.version === knownVersion
           ? knownWorker
           : await this.deps.runtime.inspect(server.workerName);
       return this.converge(server, worker);

@@ -1,6 +1,6 @@
 /**
  * Where inference workers run. One interface, several backends (docker/, process/,
- * swarm/), one conformance suite: test/contract/runtime.contract.ts.
+ * kubernetes/), one conformance suite: test/contract/runtime.contract.ts.
  *
  * A runtime only ever sees and touches workers it owns: those carrying
  * `modeldock.managed=true` and this router's `modeldock.instance` label. Everything
@@ -87,7 +87,7 @@ export interface WorkerStats {
 }
 
 export interface Runtime {
-  readonly kind: 'docker' | 'process' | 'swarm';
+  readonly kind: 'docker' | 'process' | 'kubernetes';
   /** Throws RuntimeUnavailableError when the backend does not answer. */
   ping(signal?: AbortSignal): Promise<void>;
   /** Make sure workers can be created (e.g. build the worker image); reports progress lines. */
@@ -120,8 +120,10 @@ export interface Runtime {
   stats(name: string, signal?: AbortSignal): Promise<WorkerStats | undefined>;
   /**
    * Give a running worker another name (the warm pool hands a started worker to a new
-   * server under the server's deterministic name). Optional: runtimes without it get no
-   * warm pool.
+   * server under the server's deterministic name): afterwards every call finds it by the
+   * new name only. Each runtime does it its own way: Docker renames the container,
+   * Kubernetes relabels the Pod (a Pod cannot be renamed; its worker name is a label).
+   * Optional: runtimes without it get no warm pool.
    */
   rename?(name: string, newName: string, signal?: AbortSignal): Promise<WorkerInfo>;
   /**

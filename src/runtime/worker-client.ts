@@ -39,6 +39,8 @@ export interface RepositoryEntry {
 export interface WorkerStats {
   rss_bytes: number;
   heap_used_bytes?: number;
+  /** CPU time since the worker started, user + system. */
+  cpu_seconds?: number;
   loaded: string[];
 }
 

@@ -51,7 +51,7 @@ export interface ServerRecord {
   state: ServerState;
   /** Why the server is in its state (failure reason, unload reason); null when unremarkable. */
   reason: string | null;
-  /** Which runtime runs it: `docker`, `process`, `swarm`. */
+  /** Which runtime runs it: `docker`, `process`, `kubernetes`. */
   runtime: string;
   /** Deterministic worker name (container name), known before the worker exists. */
   workerName: string;

@@ -294,9 +294,12 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
 
   app.get('/v2/worker/stats', async () => {
     const memory = process.memoryUsage();
+    const cpu = process.cpuUsage();
     return {
       name: options.name ?? 'worker',
       rss_bytes: memory.rss,
+      // CPU time since the worker started (user + system): runtimes without a metrics API use it.
+      cpu_seconds: (cpu.user + cpu.system) / 1e6,
       heap_used_bytes: memory.heapUsed,
       external_bytes: memory.external,
       body_limit_bytes: bodyLimit,

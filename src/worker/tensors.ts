@@ -93,9 +93,19 @@ const INTEGER_RANGES: Partial<Record<ort.Tensor.Type, [number, number]>> = {
 /** The largest finite FP32 value. */
 const FLOAT32_MAX = 3.4028234663852886e38;
 
-/** A value for a message: never the whole of what a client sent. */
+/**
+ * A value for a message: never the whole of what a client sent. Objects and arrays are
+ * named, not converted: String() of a parsed `{"toString": false}` throws.
+ */
 function preview(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  const text =
+    typeof value === 'string'
+      ? JSON.stringify(value)
+      : value !== null && typeof value === 'object'
+        ? Array.isArray(value)
+          ? 'a list'
+          : 'an object'
+        : String(value);
   return text.length > 24 ? `${text.slice(0, 24)}…` : text;
 }
 

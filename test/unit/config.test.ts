@@ -55,9 +55,46 @@ describe('configuration', () => {
       },
     );
     assert.throws(() => loadConfig({ MODELDOCK_RUNTIME: 'k8s' }), /MODELDOCK_RUNTIME/);
+    assert.throws(() => loadConfig({ MODELDOCK_RUNTIME: 'swarm' }), /MODELDOCK_RUNTIME/);
+    assert.throws(
+      () => loadConfig({ MODELDOCK_K8S_NAMESPACE: 'Not_A_Namespace' }),
+      /MODELDOCK_K8S_NAMESPACE/,
+    );
+    assert.throws(() => loadConfig({ MODELDOCK_K8S_STORE: 'nfs:/x' }), /MODELDOCK_K8S_STORE/);
+    assert.throws(() => loadConfig({ MODELDOCK_K8S_IMAGE_PULL_POLICY: 'never' }), /PULL_POLICY/);
+    assert.throws(() => loadConfig({ MODELDOCK_K8S_REQUESTS_RATIO: '2' }), /REQUESTS_RATIO/);
     assert.throws(() => loadConfig({ MODELDOCK_STORE: 'postgres://x' }), /MODELDOCK_STORE/);
     assert.throws(() => loadConfig({ MODELDOCK_INSTANCE: 'Bad Name' }), /MODELDOCK_INSTANCE/);
     assert.throws(() => loadConfig({ MODELDOCK_WORKER_MEMORY: 'lots' }), /MODELDOCK_WORKER_MEMORY/);
+  });
+
+  it('reads the Kubernetes runtime settings, with defaults', () => {
+    assert.deepEqual(loadConfig({}).kubernetes, {
+      namespace: 'modeldock',
+      store: 'hostpath',
+      imagePullPolicy: 'IfNotPresent',
+      requestsRatio: 0.1,
+      kubeconfig: '',
+      inCluster: false,
+    });
+    const k8s = loadConfig({
+      MODELDOCK_RUNTIME: 'kubernetes',
+      MODELDOCK_K8S_NAMESPACE: 'ml',
+      MODELDOCK_K8S_STORE: 'pvc:model-store',
+      MODELDOCK_K8S_IMAGE_PULL_POLICY: 'Never',
+      MODELDOCK_K8S_REQUESTS_RATIO: '0.5',
+      KUBECONFIG: '/etc/kube.conf',
+      KUBERNETES_SERVICE_HOST: '10.96.0.1',
+    });
+    assert.equal(k8s.runtime, 'kubernetes');
+    assert.deepEqual(k8s.kubernetes, {
+      namespace: 'ml',
+      store: 'pvc:model-store',
+      imagePullPolicy: 'Never',
+      requestsRatio: 0.5,
+      kubeconfig: '/etc/kube.conf',
+      inCluster: true,
+    });
   });
 
   it('parses sizes', () => {

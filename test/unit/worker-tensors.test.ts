@@ -96,6 +96,13 @@ describe('worker tensors: JSON to ONNX Runtime', () => {
       /true or false/,
     ],
     [
+      // Found by the fuzz target: String() of this parsed object throws (was a 500).
+      'an object whose toString is not a function',
+      { name: 'x', datatype: 'BOOL', shape: [1, 1, 4], data: JSON.parse('{"toString": false}') },
+      spec('BOOL', [1, 1, 4]),
+      /an object/,
+    ],
+    [
       'an unsupported datatype',
       { name: 'x', datatype: 'BYTES', shape: [1, 2], data: ['a', 'b'] },
       spec('BYTES'),

@@ -22,6 +22,7 @@ import {
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
 import { subscribeEngineEvents } from './docker-events.js';
 import { ensureImage } from './image-builder.js';
+import { textChunks } from '../text-chunks.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { withWorkerSecret } from '../../worker-secret.js';
 
@@ -320,19 +321,4 @@ function storeMount(source: string | StoreMountSource, target: string): Dockerod
       ? { VolumeOptions: { Subpath: mount.subpath } as Dockerode.MountSettings['VolumeOptions'] }
       : {}),
   };
-}
-
-/** A byte stream as UTF-8 text chunks (a character split across chunks stays whole); ends quietly on abort. */
-async function* textChunks(stream: NodeJS.ReadableStream, signal?: AbortSignal): AsyncIterable<string> {
-  const decoder = new TextDecoder();
-  try {
-    for await (const chunk of stream) {
-      const text = decoder.decode(chunk as Buffer, { stream: true });
-      if (text) yield text;
-    }
-  } catch (error) {
-    if (!signal?.aborted) throw error;
-  } finally {
-    (stream as unknown as { destroy?: () => void }).destroy?.();
-  }
 }

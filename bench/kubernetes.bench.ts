@@ -1,0 +1,204 @@
+/**
+ * Lifecycle operations through modeldock on Kubernetes against the cluster doing the same
+ * work with the same Pod spec, in one run (the floor), on the test cluster
+ * scripts/kubernetes.sh runs here:
+ *   DEPLOY_CREATE ~ create the Pod (no gate) → running with an IP → first healthy HTTP answer → load
+ *   TERMINATE     ~ delete the Pod (1 s grace, as modeldock) → gone from the API
+ *   TEMP          ~ create → healthy → load → batch over ds-550 → delete → gone
+ * and the same through a router with a warm pool of one. Trials alternate floor and
+ * router so drift hits both alike. Medians, IQR, ratios.
+ *
+ *   node --import tsx bench/kubernetes.bench.ts      (BENCH_TRIALS, default 7)
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import { workerPod } from '../src/runtime/kubernetes/pod-spec.js';
+import { WorkerClient } from '../src/runtime/worker-client.js';
+import {
+  TEST_NAMESPACE,
+  cluster,
+  kubernetesRuntime,
+  removeInstancePods,
+} from '../test/helpers/kubernetes.js';
+import { DATASETS_DIR, MODELS_DIR, WORKER_IMAGE } from '../test/helpers/paths.js';
+import { postJson, startTestRouter, uniqueInstance } from '../test/helpers/router.js';
+import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
+
+const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
+const workers = new WorkerClient();
+const c = await cluster();
+const floorInstance = uniqueInstance('kfloor');
+
+type Op = 'DEPLOY_CREATE' | 'TERMINATE' | 'TEMP';
+const OPS: Op[] = ['DEPLOY_CREATE', 'TERMINATE', 'TEMP'];
+
+/**
+ * Resolves with the first state of the Pod `until` accepts, reading it every 20 ms
+ * (finer than the runtime's own 50 ms, so the floor is never the slower for it).
+ */
+async function waitForPod<T>(name: string, until: (pod: V1Pod | undefined) => T | undefined): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const pod = await c.core
+      .readNamespacedPod({ name, namespace: TEST_NAMESPACE })
+      .catch((error: { code?: number }) => {
+        if (error.code === 404) return undefined;
+        throw error;
+      });
+    const value = until(pod);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`pod ${name}: no such state within 60 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function floorPod(name: string): V1Pod {
+  const pod = workerPod(
+    { name, labels: {}, limits: { memoryBytes: 1024 ** 3, nanoCpus: 1e9, pids: 256 } },
+    {
+      namespace: TEST_NAMESPACE,
+      instance: floorInstance,
+      image: WORKER_IMAGE,
+      imagePullPolicy: 'Never',
+      store: { type: 'hostPath', modelsDir: MODELS_DIR, datasetsDir: DATASETS_DIR },
+      requestsRatio: 0.1,
+      terminationGraceSeconds: 10,
+    },
+  );
+  delete pod.spec!.schedulingGates;
+  return pod;
+}
+
+async function rawRunToHealthy(name: string): Promise<string> {
+  await c.core.createNamespacedPod({ namespace: TEST_NAMESPACE, body: floorPod(name) });
+  const ip = await waitForPod(name, (pod) => {
+    const running = pod?.status?.containerStatuses?.[0]?.state?.running;
+    return running && pod?.status?.podIP ? pod.status.podIP : undefined;
+  });
+  const endpoint = `http://${ip}:8000`;
+  await workers.waitUntilReady(endpoint, { timeoutMs: 60_000 });
+  return endpoint;
+}
+
+async function rawDelete(name: string): Promise<void> {
+  await c.core.deleteNamespacedPod({ name, namespace: TEST_NAMESPACE, gracePeriodSeconds: 1 });
+  await waitForPod(name, (pod) => (pod ? undefined : true));
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
+  const started = performance.now();
+  const value = await work();
+  return [performance.now() - started, value];
+}
+
+async function floorTrial(i: number): Promise<Record<Op, number>> {
+  const name = `${floorInstance}-${i + 1}`;
+  const [runMs, endpoint] = await timed(() => rawRunToHealthy(name));
+  const [loadMs] = await timed(() => workers.load(endpoint, 'job', 'm-131'));
+  const [terminateMs] = await timed(() => rawDelete(name));
+  await workers.forget(endpoint);
+  const [tempMs] = await timed(async () => {
+    const temp = await rawRunToHealthy(`${name}-temp`);
+    await workers.load(temp, 'job', 'm-131');
+    await workers.batch(temp, 'job', 'ds-550');
+    await rawDelete(`${name}-temp`);
+    await workers.forget(temp);
+  });
+  return { DEPLOY_CREATE: runMs + loadMs, TERMINATE: terminateMs, TEMP: tempMs };
+}
+
+async function main() {
+  const runtime = (instance: string) => kubernetesRuntime(c, instance);
+  const t = await startTestRouter({
+    env: { MODELDOCK_LOG_LEVEL: 'error' },
+    runtime: (config) => runtime(config.instance),
+  });
+  const pooled = await startTestRouter({
+    env: { MODELDOCK_LOG_LEVEL: 'error', MODELDOCK_WARM_POOL: '1' },
+    runtime: (config) => runtime(config.instance),
+  });
+  const floor: Record<Op, number[]> = { DEPLOY_CREATE: [], TERMINATE: [], TEMP: [] };
+  const router: Record<Op, number[]> = { DEPLOY_CREATE: [], TERMINATE: [], TEMP: [] };
+  const pool: Record<'DEPLOY_CREATE' | 'TEMP', number[]> = { DEPLOY_CREATE: [], TEMP: [] };
+  try {
+    for (let i = -1; i < TRIALS; i++) {
+      // Trial -1 warms up each path (not counted). Nothing else starts a Pod meanwhile:
+      // the pooled router's refill would share the node with what is measured.
+      await pooled.router.lifecycle.pool.whenFull();
+      const f = await floorTrial(i);
+      if (i >= 0) for (const op of OPS) floor[op].push(f[op]);
+      const job = { job_id: `kbench${i + 1}`, model: 'm-131', dataset: 'ds-550' };
+      for (const op of OPS) {
+        await pooled.router.lifecycle.pool.whenFull();
+        const [elapsed, response] = await timed(() =>
+          postJson(`${t.url}/inference_router/`, { ...job, operation_type: op }),
+        );
+        if (response.status !== 200) throw new Error(`${op}: ${JSON.stringify(response.body)}`);
+        if (i >= 0) router[op].push(elapsed);
+      }
+      for (const op of ['DEPLOY_CREATE', 'TEMP'] as const) {
+        await pooled.router.lifecycle.pool.whenFull();
+        const [elapsed, response] = await timed(() =>
+          postJson(`${pooled.url}/inference_router/`, { ...job, operation_type: op }),
+        );
+        if (response.status !== 200) throw new Error(`pooled ${op}: ${JSON.stringify(response.body)}`);
+        if (i >= 0) pool[op].push(elapsed);
+      }
+      await postJson(`${pooled.url}/inference_router/`, { ...job, operation_type: 'TERMINATE' });
+    }
+  } finally {
+    await t.stop();
+    await pooled.stop();
+    await removeInstancePods(c, [t.instance, pooled.instance, floorInstance]);
+    await t.cleanup();
+    await pooled.cleanup();
+    await workers.close();
+  }
+
+  const result = {
+    machine: machine(),
+    cluster: 'scripts/kubernetes.sh: single node, Kubernetes v1.34.4, containerd 1.6',
+    trials: TRIALS,
+    operations: OPS.map((op) => ({
+      operation: op,
+      floor: summarize(floor[op]),
+      modeldock: summarize(router[op]),
+      ratio: summarize(router[op]).median / summarize(floor[op]).median,
+    })),
+    warm_pool: Object.fromEntries(
+      (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
+        op,
+        {
+          modeldock: summarize(pool[op]),
+          ratio_to_floor: summarize(pool[op]).median / summarize(floor[op]).median,
+        },
+      ]),
+    ),
+  };
+  const file = writeResult('kubernetes', result);
+  console.log(
+    table(
+      ['operation', 'cluster floor (median, IQR)', 'modeldock (median, IQR)', 'ratio'],
+      result.operations.map((o) => [
+        o.operation,
+        `${ms(o.floor.median)} ± ${ms(o.floor.iqr)}`,
+        `${ms(o.modeldock.median)} ± ${ms(o.modeldock.iqr)}`,
+        ratio(o.modeldock.median, o.floor.median),
+      ]),
+    ),
+  );
+  console.log();
+  console.log(
+    table(
+      ['with a warm pool', 'cluster floor', 'modeldock + pool', 'ratio'],
+      (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
+        op,
+        ms(summarize(floor[op]).median),
+        `${ms(result.warm_pool[op]!.modeldock.median)} ± ${ms(result.warm_pool[op]!.modeldock.iqr)}`,
+        ratio(result.warm_pool[op]!.modeldock.median, summarize(floor[op]).median),
+      ]),
+    ),
+  );
+  console.log(`\nraw results: ${file}`);
+}
+
+await main();

@@ -1,0 +1,174 @@
+/**
+ * The Pod a worker runs in, from a WorkerSpec: the same hardening as the Docker runtime's
+ * container (non-root, read-only root filesystem, no capabilities, no privilege
+ * escalation, seccomp RuntimeDefault) plus what only a cluster offers to take away (no
+ * service-account token, no Service environment variables).
+ *
+ * - restartPolicy Never: whether a dead worker comes back is modeldock's decision (the
+ *   reconciler restarts with back-off and a limit and records why); a kubelet restarting
+ *   it too would fight that and hide crashes from it.
+ * - Created with a scheduling gate: the Runtime interface creates a worker first and
+ *   starts it later. A gated Pod exists (it is listed, labelled, idempotent by name) but
+ *   is not scheduled; start() removes the gate.
+ * - Requests are a fraction of the limits (MODELDOCK_K8S_REQUESTS_RATIO): limits are the
+ *   ceiling a worker may use, requests what the scheduler reserves. Requests equal to
+ *   limits would fit one 1-CPU worker per core, far fewer than an idle-heavy fleet needs.
+ * - Kubernetes has no per-Pod process limit (the kubelet's podPidsLimit is per node), so
+ *   WorkerLimits.pids is not applied here.
+ */
+import type { V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
+import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
+import { LABELS, type WorkerSpec } from '../runtime.js';
+import { LABELS_ANNOTATION, podLabels } from './pod-labels.js';
+
+/** Port the worker listens on inside its Pod. */
+export const WORKER_PORT = 8000;
+export const WORKER_CONTAINER = 'worker';
+/** start() removes this gate; until then the Pod is created, not scheduled. */
+export const START_GATE = 'modeldock.io/start';
+const WORKER_UID = 10001;
+
+/**
+ * Where the worker's models and datasets come from (MODELDOCK_K8S_STORE):
+ * - hostPath: directories on the node (the router on a node, or a store every node has);
+ * - pvc: one PersistentVolumeClaim with `models/` and `datasets/` in it, mounted read-only.
+ */
+export type WorkerStore =
+  { type: 'hostPath'; modelsDir: string; datasetsDir: string } | { type: 'pvc'; claim: string };
+
+export interface PodTemplateOptions {
+  namespace: string;
+  instance: string;
+  image: string;
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  store: WorkerStore;
+  /** requests = limits × this (0 < ratio ≤ 1). */
+  requestsRatio: number;
+  terminationGraceSeconds: number;
+}
+
+export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod {
+  const labels = { ...spec.labels, [LABELS.managed]: 'true', [LABELS.instance]: options.instance };
+  const { limits } = spec;
+  const cpuMilli = Math.max(1, Math.round(limits.nanoCpus / 1e6));
+  // Never a worker open by accident: a spec without a secret gets one here. It is in
+  // the Pod's environment, readable by whoever may read Pods in the namespace (the
+  // router's Role; an operator's), as it is in a container's on Docker.
+  const env = withWorkerSecret({
+    MODELDOCK_WORKER_PORT: String(WORKER_PORT),
+    MODELDOCK_MODELS_DIR: '/models',
+    MODELDOCK_DATASETS_DIR: '/datasets',
+    MODELDOCK_WORKER_NAME: spec.name,
+    [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(limits.memoryBytes)),
+    ...spec.env,
+  });
+  const { volumes, mounts } = storeVolumes(options.store);
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: spec.name,
+      namespace: options.namespace,
+      labels: podLabels(labels, spec.name),
+      annotations: { [LABELS_ANNOTATION]: JSON.stringify(labels) },
+    },
+    spec: {
+      restartPolicy: 'Never',
+      schedulingGates: [{ name: START_GATE }],
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: options.terminationGraceSeconds,
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: WORKER_UID,
+        runAsGroup: WORKER_UID,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      containers: [
+        {
+          name: WORKER_CONTAINER,
+          image: options.image,
+          imagePullPolicy: options.imagePullPolicy,
+          env: Object.entries(env).map(([name, value]) => ({ name, value })),
+          ports: [{ name: 'http', containerPort: WORKER_PORT, protocol: 'TCP' }],
+          resources: {
+            limits: { cpu: `${cpuMilli}m`, memory: String(limits.memoryBytes) },
+            requests: {
+              cpu: `${Math.max(1, Math.round(cpuMilli * options.requestsRatio))}m`,
+              memory: String(Math.max(1, Math.round(limits.memoryBytes * options.requestsRatio))),
+            },
+          },
+          // For the cluster's view (kubectl, a Service someone adds); the router itself
+          // waits on the same endpoint directly, which answers sooner than a probe period.
+          readinessProbe: {
+            httpGet: { path: '/v2/health/ready', port: WORKER_PORT },
+            periodSeconds: 2,
+            timeoutSeconds: 2,
+            failureThreshold: 2,
+          },
+          securityContext: {
+            runAsNonRoot: true,
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            privileged: false,
+            capabilities: { drop: ['ALL'] },
+          },
+          volumeMounts: [...mounts, { name: 'tmp', mountPath: '/tmp' }],
+        },
+      ],
+      volumes: [...volumes, { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } }],
+    },
+  };
+}
+
+function storeVolumes(store: WorkerStore): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  if (store.type === 'pvc') {
+    return {
+      volumes: [{ name: 'store', persistentVolumeClaim: { claimName: store.claim, readOnly: true } }],
+      mounts: [
+        { name: 'store', mountPath: '/models', subPath: 'models', readOnly: true },
+        { name: 'store', mountPath: '/datasets', subPath: 'datasets', readOnly: true },
+      ],
+    };
+  }
+  return {
+    volumes: [
+      { name: 'models', hostPath: { path: store.modelsDir, type: 'Directory' } },
+      { name: 'datasets', hostPath: { path: store.datasetsDir, type: 'Directory' } },
+    ],
+    mounts: [
+      { name: 'models', mountPath: '/models', readOnly: true },
+      { name: 'datasets', mountPath: '/datasets', readOnly: true },
+    ],
+  };
+}
+
+/**
+ * The Pod to create again for a worker that has ended (a Pod's containers never start
+ * twice under restartPolicy Never): its own spec, with the name label it has now, no
+ * gate (it is being started), and nothing the cluster filled in.
+ */
+export function podForRestart(pod: V1Pod): V1Pod {
+  const spec = { ...pod.spec! };
+  delete spec.schedulingGates;
+  delete spec.nodeName;
+  delete spec.activeDeadlineSeconds;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: pod.metadata!.name!,
+      namespace: pod.metadata!.namespace!,
+      labels: { ...pod.metadata!.labels },
+      annotations: { ...pod.metadata!.annotations },
+    },
+    spec,
+  };
+}
+
+/** The secret a worker Pod's container obeys (its MODELDOCK_WORKER_SECRET). */
+export function secretOfPod(pod: V1Pod): string | undefined {
+  const container = pod.spec?.containers.find((c) => c.name === WORKER_CONTAINER);
+  return container?.env?.find((e) => e.name === WORKER_SECRET_ENV)?.value;
+}

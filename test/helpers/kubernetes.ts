@@ -1,0 +1,111 @@
+/**
+ * The test cluster: a real single-node Kubernetes built and started by
+ * scripts/kubernetes.sh (`ensure` reuses a healthy running one). A test that needs it
+ * and cannot have it fails with the script's own error; nothing skips. The cluster is
+ * left running for the next test file; `.ci/run` (or `scripts/kubernetes.sh down`)
+ * tears it down.
+ */
+import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { KubernetesRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime.js';
+import { ownerSelector } from '../../src/runtime/kubernetes/pod-labels.js';
+import { DATASETS_DIR, MODELS_DIR, REPO_ROOT, WORKER_IMAGE } from './paths.js';
+
+const run = promisify(execFile);
+const SCRIPT = path.join(REPO_ROOT, 'scripts/kubernetes.sh');
+
+/** Where tests run workers: a namespace of their own, created by `cluster()`. */
+export const TEST_NAMESPACE = 'modeldock-test';
+
+async function script(args: string[], timeoutMs: number): Promise<string> {
+  try {
+    const { stdout } = await run('bash', [SCRIPT, ...args], {
+      timeout: timeoutMs,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return stdout.trim();
+  } catch (error) {
+    const e = error as { stderr?: string; message: string };
+    throw new Error(
+      `scripts/kubernetes.sh ${args.join(' ')} failed: ${(e.stderr ?? '').trim().split('\n').slice(-8).join('\n') || e.message}`,
+    );
+  }
+}
+
+export interface TestCluster {
+  kubeconfigPath: string;
+  config: KubeConfig;
+  core: CoreV1Api;
+  kubectl(args: string[], timeoutMs?: number): Promise<string>;
+}
+
+let cached: Promise<TestCluster> | undefined;
+
+/**
+ * The cluster, up (built on first use: ~6 min cold, then seconds), the worker image
+ * imported into its containerd, and the test namespace present.
+ */
+export function cluster(): Promise<TestCluster> {
+  cached ??= (async () => {
+    // A cold build of the binaries is the long part; later calls return in seconds.
+    const kubeconfigPath = (await script(['ensure'], 20 * 60_000)).split('\n').pop()!;
+    await script(['import-image', WORKER_IMAGE], 5 * 60_000);
+    const config = new KubeConfig();
+    config.loadFromFile(kubeconfigPath);
+    const core = config.makeApiClient(CoreV1Api);
+    const kubectl = (args: string[], timeoutMs = 120_000) => script(['kubectl', ...args], timeoutMs);
+    await kubectl(['create', 'namespace', TEST_NAMESPACE]).catch((error: Error) => {
+      if (!/AlreadyExists/.test(error.message)) throw error;
+    });
+    // The namespace's default ServiceAccount (made by the controller-manager) must exist
+    // before a Pod can be admitted.
+    await kubectl([
+      '-n',
+      TEST_NAMESPACE,
+      'wait',
+      '--for=jsonpath={.metadata.name}=default',
+      'serviceaccount/default',
+      '--timeout=60s',
+    ]);
+    return { kubeconfigPath, config, core, kubectl };
+  })();
+  return cached;
+}
+
+export function kubernetesRuntime(
+  c: TestCluster,
+  instance: string,
+  overrides: Partial<ConstructorParameters<typeof KubernetesRuntime>[0]> = {},
+): KubernetesRuntime {
+  return new KubernetesRuntime({
+    config: c.config,
+    namespace: TEST_NAMESPACE,
+    instance,
+    image: WORKER_IMAGE,
+    imagePullPolicy: 'Never',
+    store: { type: 'hostPath', modelsDir: MODELS_DIR, datasetsDir: DATASETS_DIR },
+    requestsRatio: 0.1,
+    startTimeoutMs: 60_000,
+    ...overrides,
+  });
+}
+
+/** SIGKILL a worker's container through the node's containerd, as a crash would. */
+export async function killWorkerContainer(pod: V1Pod): Promise<void> {
+  const id = pod.status?.containerStatuses?.[0]?.containerID?.replace(/^containerd:\/\//, '');
+  if (!id) throw new Error(`pod ${pod.metadata?.name} has no running container`);
+  await script(['ctr', 'tasks', 'kill', '--signal', 'SIGKILL', id], 30_000);
+}
+
+/** Every Pod of these instances, deleted at once (test clean-up). */
+export async function removeInstancePods(c: TestCluster, instances: string[], namespace = TEST_NAMESPACE) {
+  for (const instance of instances) {
+    await c.core.deleteCollectionNamespacedPod({
+      namespace,
+      labelSelector: ownerSelector(instance),
+      gracePeriodSeconds: 0,
+    });
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * The pure parts of the Kubernetes runtime: the worker Pod it asks for, what a Pod's
+ * status means, and which RuntimeEvents a Pod's change yields. The runtime itself is
+ * tested against the real cluster (test/contract/runtime-kubernetes.test.ts).
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { snapshotOf, transitions, type PodSnapshot } from '../../src/runtime/kubernetes/pod-events.js';
+import {
+  LABELS_ANNOTATION,
+  NAME_LABEL,
+  isLabelValue,
+  modeldockLabels,
+  ownerSelector,
+  toLabelKey,
+} from '../../src/runtime/kubernetes/pod-labels.js';
+import { START_GATE, podForRestart, secretOfPod, workerPod } from '../../src/runtime/kubernetes/pod-spec.js';
+import { toWorkerInfo } from '../../src/runtime/kubernetes/pod-status.js';
+import { LABELS } from '../../src/runtime/runtime.js';
+
+const template = {
+  namespace: 'md',
+  instance: 'prod',
+  image: 'modeldock/worker:test',
+  imagePullPolicy: 'Never' as const,
+  store: { type: 'hostPath' as const, modelsDir: '/srv/models', datasetsDir: '/srv/datasets' },
+  requestsRatio: 0.25,
+  terminationGraceSeconds: 10,
+};
+const spec = {
+  name: 'prod-inf-0001',
+  labels: { [LABELS.server]: 'inf-0001', [LABELS.job]: 'job with spaces/and:colons', [LABELS.kind]: 'job' },
+  limits: { memoryBytes: 1024 ** 3, nanoCpus: 1.5e9, pids: 256 },
+};
+
+describe('worker Pod', () => {
+  const pod = workerPod(spec, template);
+  const container = pod.spec!.containers[0]!;
+
+  it('is hardened: non-root, read-only root, no capabilities, no escalation, no token, seccomp', () => {
+    assert.equal(pod.spec!.automountServiceAccountToken, false);
+    assert.equal(pod.spec!.securityContext!.runAsNonRoot, true);
+    assert.equal(pod.spec!.securityContext!.runAsUser, 10001);
+    assert.equal(pod.spec!.securityContext!.seccompProfile!.type, 'RuntimeDefault');
+    assert.equal(container.securityContext!.readOnlyRootFilesystem, true);
+    assert.equal(container.securityContext!.allowPrivilegeEscalation, false);
+    assert.deepEqual(container.securityContext!.capabilities!.drop, ['ALL']);
+    assert.ok(container.volumeMounts!.filter((m) => m.mountPath !== '/tmp').every((m) => m.readOnly));
+  });
+
+  it("carries a worker secret of its own (or the spec's) and a body limit from its memory", () => {
+    const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value]));
+    assert.ok((env.MODELDOCK_WORKER_SECRET ?? '').length >= 32);
+    assert.equal(secretOfPod(pod), env.MODELDOCK_WORKER_SECRET);
+    assert.notEqual(secretOfPod(workerPod(spec, template)), secretOfPod(pod), 'one secret per worker');
+    const given = workerPod({ ...spec, env: { MODELDOCK_WORKER_SECRET: 's'.repeat(40) } }, template);
+    assert.equal(secretOfPod(given), 's'.repeat(40));
+    assert.equal(env.MODELDOCK_WORKER_BODY_LIMIT, String(Math.floor(1024 ** 3 / 2 / 24)));
+  });
+
+  it('never restarts by itself, starts gated, and probes readiness on the health endpoint', () => {
+    assert.equal(pod.spec!.restartPolicy, 'Never');
+    assert.deepEqual(pod.spec!.schedulingGates, [{ name: START_GATE }]);
+    assert.equal(container.readinessProbe!.httpGet!.path, '/v2/health/ready');
+    assert.equal(container.imagePullPolicy, 'Never');
+  });
+
+  it('limits are the worker limits, requests the configured fraction', () => {
+    assert.deepEqual(container.resources!.limits, { cpu: '1500m', memory: String(1024 ** 3) });
+    assert.deepEqual(container.resources!.requests, { cpu: '375m', memory: String(1024 ** 3 / 4) });
+  });
+
+  it('carries valid label keys, only valid values as labels, and every label verbatim', () => {
+    const labels = pod.metadata!.labels!;
+    assert.equal(labels['modeldock.io/managed'], 'true');
+    assert.equal(labels['modeldock.io/instance'], 'prod');
+    assert.equal(labels['modeldock.io/server'], 'inf-0001');
+    assert.equal(labels[NAME_LABEL], 'prod-inf-0001');
+    assert.equal(labels['modeldock.io/job'], undefined, 'not a valid label value');
+    const verbatim = JSON.parse(pod.metadata!.annotations![LABELS_ANNOTATION]!);
+    assert.equal(verbatim[LABELS.job], 'job with spaces/and:colons');
+    assert.deepEqual(modeldockLabels(labels, pod.metadata!.annotations), verbatim);
+    assert.equal(toLabelKey(LABELS.instance), 'modeldock.io/instance');
+    assert.equal(isLabelValue('a'.repeat(64)), false);
+    assert.equal(
+      ownerSelector('prod', 'x'),
+      'modeldock.io/managed=true,modeldock.io/instance=prod,modeldock.io/name=x',
+    );
+  });
+
+  it('a PVC store is mounted read-only with models/ and datasets/ below it', () => {
+    const withPvc = workerPod(spec, { ...template, store: { type: 'pvc', claim: 'models' } });
+    assert.deepEqual(withPvc.spec!.volumes![0], {
+      name: 'store',
+      persistentVolumeClaim: { claimName: 'models', readOnly: true },
+    });
+    const mounts = withPvc.spec!.containers[0]!.volumeMounts!;
+    assert.deepEqual(
+      mounts.filter((m) => m.name === 'store').map((m) => [m.mountPath, m.subPath, m.readOnly]),
+      [
+        ['/models', 'models', true],
+        ['/datasets', 'datasets', true],
+      ],
+    );
+  });
+
+  it('is created again without its gate, node or deadline, under the name it has now', () => {
+    const ended: V1Pod = {
+      ...pod,
+      metadata: {
+        ...pod.metadata,
+        uid: 'u1',
+        resourceVersion: '7',
+        labels: { ...pod.metadata!.labels, [NAME_LABEL]: 'prod-inf-0002' },
+      },
+      spec: { ...pod.spec!, nodeName: 'n1', activeDeadlineSeconds: 1 },
+    };
+    const again = podForRestart(ended);
+    assert.equal(again.spec!.schedulingGates, undefined);
+    assert.equal(again.spec!.nodeName, undefined);
+    assert.equal(again.spec!.activeDeadlineSeconds, undefined);
+    assert.equal(again.metadata!.uid, undefined);
+    assert.equal(again.metadata!.resourceVersion, undefined);
+    assert.equal(again.metadata!.labels![NAME_LABEL], 'prod-inf-0002');
+  });
+});
+
+function withStatus(status: V1Pod['status'], extra: Partial<V1Pod['metadata']> = {}): V1Pod {
+  const pod = workerPod(spec, template);
+  return { ...pod, metadata: { ...pod.metadata, uid: 'uid-1', ...extra }, status };
+}
+
+describe('Pod status as a worker', () => {
+  it('a gated Pod is created, not running, without an endpoint', () => {
+    const info = toWorkerInfo(withStatus({ phase: 'Pending' }));
+    assert.deepEqual(
+      [info.status, info.running, info.endpoint, info.name],
+      ['created', false, null, 'prod-inf-0001'],
+    );
+  });
+
+  it('a running container with an IP is running at the Pod IP', () => {
+    const info = toWorkerInfo(
+      withStatus({
+        phase: 'Running',
+        podIP: '10.244.0.7',
+        containerStatuses: [
+          {
+            name: 'worker',
+            image: 'x',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: { running: { startedAt: new Date(0) } },
+          },
+        ],
+      }),
+    );
+    assert.deepEqual([info.status, info.running, info.endpoint], ['running', true, 'http://10.244.0.7:8000']);
+  });
+
+  it('an image missing on the node is a one-line error naming the fix', () => {
+    const info = toWorkerInfo(
+      withStatus({
+        phase: 'Pending',
+        containerStatuses: [
+          {
+            name: 'worker',
+            image: 'x',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: { waiting: { reason: 'ErrImageNeverPull' } },
+          },
+        ],
+      }),
+    );
+    assert.equal(info.running, false);
+    assert.match(info.error!, /modeldock\/worker:test is not on node .*ErrImageNeverPull.*import-image/);
+    assert.ok(!info.error!.includes('\n'));
+  });
+
+  it('an OOM kill is an exited worker with oomKilled', () => {
+    const info = toWorkerInfo(
+      withStatus({
+        phase: 'Failed',
+        podIP: '10.244.0.7',
+        containerStatuses: [
+          {
+            name: 'worker',
+            image: 'x',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: { terminated: { exitCode: 137, reason: 'OOMKilled' } },
+          },
+        ],
+      }),
+    );
+    assert.deepEqual(
+      [info.status, info.running, info.exitCode, info.oomKilled, info.endpoint],
+      ['exited', false, 137, true, null],
+    );
+  });
+
+  it('a Pod being deleted is removing', () => {
+    const info = toWorkerInfo(withStatus({ phase: 'Running' }, { deletionTimestamp: new Date() }));
+    assert.equal(info.status, 'removing');
+  });
+});
+
+describe('Pod changes as RuntimeEvents', () => {
+  const snap = (phase: PodSnapshot['phase'], extra: Partial<PodSnapshot> = {}): PodSnapshot => ({
+    uid: 'u',
+    name: 'w',
+    labels: { [LABELS.job]: 'j' },
+    phase,
+    exitCode: null,
+    oomKilled: false,
+    ...extra,
+  });
+  const types = (before: PodSnapshot | undefined, after: PodSnapshot | undefined) =>
+    transitions(before, after, 0).map((e) => e.type);
+
+  it('maps each change once', () => {
+    assert.deepEqual(types(undefined, snap('created')), ['create']);
+    assert.deepEqual(types(snap('created'), snap('running')), ['start']);
+    assert.deepEqual(types(snap('running'), snap('running')), []);
+    assert.deepEqual(types(snap('running'), snap('exited', { exitCode: 137, oomKilled: true })), [
+      'oom',
+      'die',
+    ]);
+    assert.deepEqual(types(snap('exited'), undefined), ['destroy']);
+    assert.deepEqual(types(snap('running'), undefined), ['die', 'destroy']);
+    assert.deepEqual(types(undefined, snap('exited')), ['create', 'start', 'die']);
+  });
+
+  it('a die carries the exit code and the labels', () => {
+    const [die] = transitions(snap('running'), snap('exited', { exitCode: 143 }), 5);
+    assert.deepEqual(die, { type: 'die', name: 'w', labels: { [LABELS.job]: 'j' }, exitCode: 143, time: 5 });
+  });
+
+  it('a snapshot reads the worker name from its label', () => {
+    assert.equal(snapshotOf(withStatus({ phase: 'Pending' })).name, 'prod-inf-0001');
+  });
+});
