@@ -18,6 +18,7 @@ import Dockerode from 'dockerode';
 import { freePort } from '../test/helpers/ports.js';
 import { postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
 import { spawnRouter } from '../test/helpers/router-process.js';
+import { WORKER_SECRET_ENV, WORKER_SECRET_HEADER } from '../src/worker-secret.js';
 import { machine, ms, summarize, table, writeResult } from './lib/stats.js';
 
 const run = promisify(execFile);
@@ -34,7 +35,7 @@ interface PaRow {
 
 async function perfAnalyzer(
   binary: string,
-  target: { url: string; protocol: 'http' | 'grpc' },
+  target: { url: string; protocol: 'http' | 'grpc'; headers?: string[] },
   concurrency: number,
   csv: string,
 ): Promise<PaRow | undefined> {
@@ -62,6 +63,7 @@ async function perfAnalyzer(
         '10',
         '-f',
         csv,
+        ...(target.headers ?? []).flatMap((header) => ['-H', header]),
       ],
       { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
     );
@@ -109,8 +111,16 @@ async function main() {
       dataset: 'ds-550',
     });
     if (created.status !== 201) throw new Error(JSON.stringify(created.body));
+    // The worker obeys only holders of its secret: sent to it directly, the request carries it.
+    const container = await new Dockerode().getContainer(created.body.server.container_name).inspect();
+    const secret =
+      container.Config.Env.find((e) => e.startsWith(`${WORKER_SECRET_ENV}=`))?.split('=')[1] ?? '';
     const targets = {
-      'worker HTTP': { url: new URL(created.body.server.endpoint as string).host, protocol: 'http' as const },
+      'worker HTTP': {
+        url: new URL(created.body.server.endpoint as string).host,
+        protocol: 'http' as const,
+        headers: [`${WORKER_SECRET_HEADER}:${secret}`],
+      },
       'modeldock HTTP': { url: new URL(router.url).host, protocol: 'http' as const },
       'modeldock gRPC': { url: `127.0.0.1:${grpcPort}`, protocol: 'grpc' as const },
     };

@@ -279,7 +279,7 @@ async function main() {
     // makes of each gRPC call) take part in the same rounds.
     const pixels = record.inputs.pixels;
     const grpcTargets: Record<string, () => Sender> = {
-      direct_binary: () => binaryHttpSender(worker, path_, pixels),
+      direct_binary: () => binaryHttpSender(worker, path_, pixels, 1, extraHeaders('direct')),
       modeldock_grpc: () => grpcSender(`127.0.0.1:${grpcPort}`, 'r1', pixels),
     };
     const rounds: Record<string, ReturnType<typeof summarize>[]> = {};

@@ -50,7 +50,13 @@ export function grpcSender(address: string, model: string, pixels: number[]): Se
 }
 
 /** HTTP with the binary tensor extension, as the router sends a gRPC request on to the worker. */
-export function binaryHttpSender(origin: string, path: string, pixels: number[], connections = 1): Sender {
+export function binaryHttpSender(
+  origin: string,
+  path: string,
+  pixels: number[],
+  connections = 1,
+  extraHeaders: Record<string, string> = {},
+): Sender {
   const header = Buffer.from(
     JSON.stringify({
       inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', parameters: { binary_data_size: 256 } }],
@@ -67,6 +73,7 @@ export function binaryHttpSender(origin: string, path: string, pixels: number[],
         headers: {
           'content-type': 'application/octet-stream',
           'inference-header-content-length': String(header.length),
+          ...extraHeaders,
         },
         body,
       });
