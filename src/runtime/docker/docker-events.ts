@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../../errors.js';
 import { parseNdjson } from '../ndjson.js';
 import type { DockerEngine, EngineEvent } from './docker-engine.js';
+import { abortableDelay } from '../abortable-delay.js';
 
 interface RawEvent {
   Type?: string;
@@ -91,17 +92,4 @@ function toEngineEvent(raw: RawEvent): EngineEvent | undefined {
     ...(exitCode !== undefined ? { exitCode: Number(exitCode) } : {}),
     timeNano,
   };
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

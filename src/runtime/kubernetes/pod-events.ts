@@ -17,6 +17,7 @@ import type { RuntimeEvent, RuntimeEventType } from '../runtime.js';
 import type { KubeApi } from './kube-api.js';
 import { podState } from './pod-status.js';
 import { NAME_LABEL, modeldockLabels } from './pod-labels.js';
+import { abortableDelay } from '../abortable-delay.js';
 
 export interface PodSnapshot {
   uid: string;
@@ -212,17 +213,4 @@ async function* watchOnce(
     signal.removeEventListener('abort', onAbort);
     controller.abort();
   }
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
