@@ -21,7 +21,7 @@ import {
 } from '../test/helpers/kubernetes.js';
 import { DATASETS_DIR, MODELS_DIR, WORKER_IMAGE } from '../test/helpers/paths.js';
 import { postJson, startTestRouter, uniqueInstance } from '../test/helpers/router.js';
-import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
+import { floorTables, machine, summarize, writeResult } from './lib/stats.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
 const workers = new WorkerClient();
@@ -175,29 +175,7 @@ async function main() {
     ),
   };
   const file = writeResult('kubernetes', result);
-  console.log(
-    table(
-      ['operation', 'cluster floor (median, IQR)', 'modeldock (median, IQR)', 'ratio'],
-      result.operations.map((o) => [
-        o.operation,
-        `${ms(o.floor.median)} ± ${ms(o.floor.iqr)}`,
-        `${ms(o.modeldock.median)} ± ${ms(o.modeldock.iqr)}`,
-        ratio(o.modeldock.median, o.floor.median),
-      ]),
-    ),
-  );
-  console.log();
-  console.log(
-    table(
-      ['with a warm pool', 'cluster floor', 'modeldock + pool', 'ratio'],
-      (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
-        op,
-        ms(summarize(floor[op]).median),
-        `${ms(result.warm_pool[op]!.modeldock.median)} ± ${ms(result.warm_pool[op]!.modeldock.iqr)}`,
-        ratio(result.warm_pool[op]!.modeldock.median, summarize(floor[op]).median),
-      ]),
-    ),
-  );
+  console.log(floorTables('cluster', result.operations, result.warm_pool, floor));
   console.log(`\nraw results: ${file}`);
 }
 

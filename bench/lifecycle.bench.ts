@@ -14,7 +14,7 @@ import Dockerode from 'dockerode';
 import { WorkerClient } from '../src/runtime/worker-client.js';
 import { DATASETS_DIR, MODELS_DIR } from '../test/helpers/paths.js';
 import { postJson, startTestRouter } from '../test/helpers/router.js';
-import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
+import { floorTables, machine, ms, summarize, table, writeResult } from './lib/stats.js';
 import { writeLifecycleCharts } from './lib/bench-charts.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 9);
@@ -175,29 +175,7 @@ async function main() {
     engine_forced_removal_to_temp_floor: forcedRemoval.median / summarize(floor.TEMP).median,
   };
   const file = writeResult('lifecycle', result);
-  console.log(
-    table(
-      ['operation', 'engine floor (median, IQR)', 'modeldock (median, IQR)', 'ratio'],
-      result.operations.map((o) => [
-        o.operation,
-        `${ms(o.floor.median)} ± ${ms(o.floor.iqr)}`,
-        `${ms(o.modeldock.median)} ± ${ms(o.modeldock.iqr)}`,
-        ratio(o.modeldock.median, o.floor.median),
-      ]),
-    ),
-  );
-  console.log();
-  console.log(
-    table(
-      ['with a warm pool', 'engine floor', 'modeldock + pool', 'ratio'],
-      (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
-        op,
-        ms(summarize(floor[op]).median),
-        `${ms(result.warm_pool[op]!.modeldock.median)} ± ${ms(result.warm_pool[op]!.modeldock.iqr)}`,
-        ratio(result.warm_pool[op]!.modeldock.median, summarize(floor[op]).median),
-      ]),
-    ),
-  );
+  console.log(floorTables('engine', result.operations, result.warm_pool, floor));
   console.log(
     `\nthe engine's forced removal of a running worker alone: ${ms(result.engine_forced_removal.median)} ± ${ms(result.engine_forced_removal.iqr)} = ${result.engine_forced_removal_to_temp_floor.toFixed(2)}× the TEMP floor`,
   );

@@ -70,3 +70,42 @@ export function table(headers: string[], rows: (string | number)[][]): string {
 
 export const ms = (v: number) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
 export const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+
+/** One operation measured against its floor (lifecycle and Kubernetes benches). */
+export interface FloorComparison {
+  operation: string;
+  floor: Summary;
+  modeldock: Summary;
+}
+
+/**
+ * The two tables the floor benches print: each operation against its floor, then the
+ * warm pool's DEPLOY_CREATE and TEMP against the same floor. `floorName` says whose
+ * floor it is (the engine's, the cluster's).
+ */
+export function floorTables(
+  floorName: string,
+  operations: FloorComparison[],
+  warmPool: Partial<Record<'DEPLOY_CREATE' | 'TEMP', { modeldock: Summary }>>,
+  floor: Record<'DEPLOY_CREATE' | 'TEMP', number[]>,
+): string {
+  const byOperation = table(
+    ['operation', `${floorName} floor (median, IQR)`, 'modeldock (median, IQR)', 'ratio'],
+    operations.map((o) => [
+      o.operation,
+      `${ms(o.floor.median)} ± ${ms(o.floor.iqr)}`,
+      `${ms(o.modeldock.median)} ± ${ms(o.modeldock.iqr)}`,
+      ratio(o.modeldock.median, o.floor.median),
+    ]),
+  );
+  const pooled = table(
+    ['with a warm pool', `${floorName} floor`, 'modeldock + pool', 'ratio'],
+    (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
+      op,
+      ms(summarize(floor[op]).median),
+      `${ms(warmPool[op]!.modeldock.median)} ± ${ms(warmPool[op]!.modeldock.iqr)}`,
+      ratio(warmPool[op]!.modeldock.median, summarize(floor[op]).median),
+    ]),
+  );
+  return `${byOperation}\n\n${pooled}`;
+}
