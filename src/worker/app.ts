@@ -22,6 +22,7 @@ import {
   elapsedNs,
   inferDataset,
   inferWithBinary,
+  type InferResult,
   type InferTimings,
   type V2InferRequest,
 } from './inference.js';
@@ -60,6 +61,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 export interface WorkerApp {
   app: FastifyInstance;
   registry: ModelRegistry;
+  /** One inference of a loaded name, counted in the statistics as the HTTP route's (gRPC's ModelInfer). */
+  infer: (name: string, request: V2InferRequest, binary?: Uint8Array) => Promise<InferResult>;
 }
 
 export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerApp> {
@@ -257,25 +260,30 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     );
   }
 
+  // One inference, counted in the statistics: HTTP's infer route and gRPC's ModelInfer.
+  const inferCounted = async (name: string, body: V2InferRequest, binaryPart?: Uint8Array) => {
+    const received = performance.now();
+    const timings: InferTimings = { queueNs: 0, inputNs: 0, inferNs: 0, outputNs: 0 };
+    let result;
+    try {
+      result = await registry.use(name, (model) => {
+        timings.queueNs = elapsedNs(received, performance.now());
+        return inferWithBinary(model, body, binaryPart, true, limits, timings);
+      });
+    } catch (error) {
+      // A request for a name that is not served is no model's failure.
+      if (registry.isLoaded(name)) stats.failed(name, elapsedNs(received, performance.now()));
+      throw error;
+    }
+    // Each request is one execution of batch size 1, as max_batch_size 0 (model-config.ts) says.
+    stats.succeeded(name, 1, elapsedNs(received, performance.now()), timings);
+    return result;
+  };
+
   for (const url of modelRoutes('/infer')) {
     app.post<VersionParams & { Body: V2InferRequest }>(url, async (request, reply) => {
       const name = servedName(request.params);
-      const received = performance.now();
-      const timings: InferTimings = { queueNs: 0, inputNs: 0, inferNs: 0, outputNs: 0 };
-      let result;
-      try {
-        result = await registry.use(name, (model) => {
-          timings.queueNs = elapsedNs(received, performance.now());
-          return inferWithBinary(model, request.body, binaryParts.get(request), true, limits, timings);
-        });
-      } catch (error) {
-        // A request for a name that is not served is no model's failure.
-        if (registry.isLoaded(name)) stats.failed(name, elapsedNs(received, performance.now()));
-        throw error;
-      }
-      const { response, binary } = result;
-      // Each request is one execution of batch size 1, as max_batch_size 0 (model-config.ts) says.
-      stats.succeeded(name, 1, elapsedNs(received, performance.now()), timings);
+      const { response, binary } = await inferCounted(name, request.body, binaryParts.get(request));
       if (binary.length === 0) return response;
       const json = Buffer.from(JSON.stringify(response));
       return reply
@@ -309,5 +317,5 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   });
 
   await app.ready();
-  return { app, registry };
+  return { app, registry, infer: inferCounted };
 }

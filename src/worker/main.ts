@@ -5,6 +5,8 @@
  */
 import { pino } from 'pino';
 import { buildWorkerApp } from './app.js';
+import { workerGrpcServer } from './grpc-service.js';
+import { serveHttp2Alongside } from './protocol-listener.js';
 import { warmUpOnnxRuntime } from './warm-up.js';
 import { loadWorkerConfig, workerLogLevel } from './worker-config.js';
 
@@ -25,7 +27,7 @@ async function main(): Promise<void> {
   // The secret is the worker's only lock when others share its network (docs/worker.md).
   if (!config.secret)
     log.warn('no MODELDOCK_WORKER_SECRET: anyone who reaches this port can drive the worker');
-  const { app } = await buildWorkerApp({
+  const { app, infer } = await buildWorkerApp({
     modelsDir: config.modelsDir,
     datasetsDir: config.datasetsDir,
     threads: config.threads,
@@ -35,6 +37,15 @@ async function main(): Promise<void> {
     logger: log,
     name: config.name,
   });
+  // gRPC on the same port as HTTP (protocol-listener.ts).
+  const grpc = workerGrpcServer({
+    app,
+    infer,
+    ...(config.secret ? { secret: config.secret } : {}),
+    maxMessageBytes: config.bodyLimitBytes,
+    logger: log,
+  });
+  serveHttp2Alongside(app.server, (socket) => grpc.injector.injectConnection(socket));
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
@@ -46,6 +57,7 @@ async function main(): Promise<void> {
         process.exit(1);
       }, STOP_GRACE_MS).unref();
       // Closing waits for requests in progress, then releases every loaded session.
+      grpc.injector.drain(STOP_GRACE_MS);
       app.close().then(
         () => process.exit(0),
         (error: unknown) => {

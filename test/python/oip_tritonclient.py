@@ -7,6 +7,7 @@ tensors, an unknown model and malformed tensors. Prints one JSON report on stdou
 
 OIP_HEADERS (a JSON object) adds headers to every call, through the client's own plugin
 hook, as a user passes an API key (or, straight to a worker, the router's worker secret).
+OIP_MESSAGE_LIMIT is the server's message size limit in bytes (default the router's).
 """
 import json
 import os
@@ -94,10 +95,14 @@ report["malformed_binary"] = failure(lambda: infer(binary=True, data=np.zeros((1
 report["wrong_datatype"] = failure(lambda: infer(binary=True, data=np.zeros((1, 64), dtype=np.int32), datatype="INT32"))
 report["stats_after_failures"] = as_dict(client.get_inference_statistics(model))
 if protocol == "grpc":
-    # A deadline far too short for a round trip: the client reports DEADLINE_EXCEEDED.
-    report["deadline"] = failure(lambda: infer(binary=True, client_timeout=0.000001))
-    # A message over the router's limit (16 MiB): refused, not crashed on.
-    big = np.zeros((70000, 64), dtype=np.float32)
+    # A deadline far too short for a round trip (with 20000 rows, so that even a worker
+    # answering in-process cannot beat the clock): the client reports DEADLINE_EXCEEDED.
+    many = np.zeros((20000, 64), dtype=np.float32)
+    report["deadline"] = failure(lambda: infer(binary=True, data=many, client_timeout=0.000001))
+    # A message over the server's limit (the router's 16 MiB, or OIP_MESSAGE_LIMIT
+    # bytes): refused, not crashed on.
+    limit = int(os.environ.get("OIP_MESSAGE_LIMIT", 16 * 1024 * 1024))
+    big = np.zeros((limit // 256 + 1000, 64), dtype=np.float32)
     report["too_large"] = failure(lambda: infer(binary=True, data=big))
 # After every failure above, the model still serves.
 report["still_serving"] = infer(binary=True)

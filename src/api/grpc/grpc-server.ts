@@ -10,18 +10,9 @@
  * request; messages over the size limit are refused with RESOURCE_EXHAUSTED; every
  * failure is a status (grpc-status.ts), never a crash.
  */
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
-import {
-  ConflictError,
-  InvalidInputError,
-  ModeldockError,
-  NotFoundError,
-  WorkerError,
-  errorMessage,
-} from '../../errors.js';
+import { InvalidInputError, NotFoundError, WorkerError, errorMessage } from '../../errors.js';
 import type { Lifecycle } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { WorkerClient } from '../../runtime/worker-client.js';
@@ -35,6 +26,8 @@ import {
 } from '../inference-protocol.js';
 import { fromWorkerInferAnswer, toWorkerInferBody, type GrpcInferRequest } from './infer-translation.js';
 import { toGrpcStatus } from './grpc-status.js';
+import { loadInferenceService } from './service-definition.js';
+import { httpAnswerError } from './http-answer.js';
 import { CallEndedError, forwardToWorker, type WorkerAnswer } from './worker-forward.js';
 import { asCaller } from '../../lifecycle/caller.js';
 
@@ -63,24 +56,9 @@ export interface GrpcOptions {
   maxMessageBytes: number;
 }
 
-/** The service definition, shipped beside this module (the build and the router image copy it). */
-export const PROTO_FILE = fileURLToPath(new URL('./inference.proto', import.meta.url));
+export { PROTO_FILE } from './service-definition.js';
 
 const MODEL_VERSION = '1';
-
-function loadService(): grpc.ServiceDefinition {
-  const definition = protoLoader.loadSync(PROTO_FILE, {
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-    inference: { GRPCInferenceService: { service: grpc.ServiceDefinition } };
-  };
-  return pkg.inference.GRPCInferenceService.service;
-}
 
 /** The model name and version of a request: the job id, and no version or version 1. */
 function modelOf(name: unknown, version: unknown): string {
@@ -116,7 +94,7 @@ export class GrpcInferenceServer {
     options: GrpcOptions,
   ): Promise<{ server: GrpcInferenceServer; port: number }> {
     const instance = new GrpcInferenceServer(deps, options);
-    instance.server.addService(loadService(), instance.handlers());
+    instance.server.addService(loadInferenceService(), instance.handlers());
     const address = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
     const port = await new Promise<number>((resolve, reject) =>
       instance.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) =>
@@ -272,7 +250,7 @@ export class GrpcInferenceServer {
       route.release();
     }
     this.deps.metrics.observeInference(jobId, answer.statusCode, (performance.now() - started) / 1000);
-    if (answer.statusCode !== 200) throw workerAnswerError(answer.statusCode, answer.bytes);
+    if (answer.statusCode !== 200) throw httpAnswerError(answer.statusCode, answer.bytes);
     const length = Number(answer.headers['inference-header-content-length']);
     return fromWorkerInferAnswer(answer.bytes, Number.isInteger(length) ? length : undefined);
   }
@@ -302,20 +280,4 @@ function signalOf(call: grpc.ServerUnaryCall<unknown, unknown>): AbortSignal {
     controller.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
   }
   return controller.signal;
-}
-
-/** The worker's `{"error": "<message>"}` answer as the error its status means. */
-function workerAnswerError(statusCode: number, bytes: Buffer): Error {
-  let message = `worker answered ${statusCode}`;
-  try {
-    const parsed = JSON.parse(bytes.toString('utf8')) as { error?: unknown };
-    if (parsed?.error !== undefined) message = String(parsed.error);
-  } catch {
-    // not JSON: keep the status
-  }
-  if (statusCode === 400 || statusCode === 422) return new InvalidInputError(message);
-  if (statusCode === 404) return new NotFoundError(message);
-  if (statusCode === 409) return new ConflictError(message);
-  if (statusCode === 413) return new ModeldockError('payload_too_large', message);
-  return new WorkerError(message, { status: statusCode });
 }

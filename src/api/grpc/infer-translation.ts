@@ -92,11 +92,22 @@ function contentsBytes(input: GrpcInferRequest['inputs'][number]): Buffer {
   return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 }
 
+/** A gRPC request as the binary tensor extension has it: the JSON header, and the inputs' bytes in order. */
+export interface BinaryInferRequest {
+  header: {
+    id?: string;
+    inputs: { name: string; datatype: string; shape: number[]; parameters: { binary_data_size: number } }[];
+    outputs?: { name: string; parameters: { binary_data: true } }[];
+    parameters: { binary_data_output: true };
+  };
+  bytes: Uint8Array[];
+}
+
 /**
- * The worker's binary-extension body for a gRPC request: a JSON header whose inputs
- * carry `binary_data_size`, followed by their bytes, every output asked as bytes.
+ * A gRPC request as the binary extension's parts: inputs carry `binary_data_size` and
+ * their bytes follow in order; every output is asked as bytes.
  */
-export function toWorkerInferBody(request: GrpcInferRequest): { body: Buffer; headerLength: number } {
+export function toBinaryInferRequest(request: GrpcInferRequest): BinaryInferRequest {
   const inputs = request.inputs ?? [];
   if (inputs.length === 0) throw new InvalidInputError('the request needs at least one input');
   const raw = request.raw_input_contents ?? [];
@@ -114,19 +125,35 @@ export function toWorkerInferBody(request: GrpcInferRequest): { body: Buffer; he
     }
   }
   const bytes = inputs.map((input, i) => (raw.length > 0 ? raw[i]! : contentsBytes(input)));
-  const header = {
-    ...(request.id ? { id: request.id } : {}),
-    inputs: inputs.map((input, i) => ({
-      name: input.name,
-      datatype: input.datatype,
-      shape: (input.shape ?? []).map(Number),
-      parameters: { binary_data_size: bytes[i]!.byteLength },
-    })),
-    ...(request.outputs?.length
-      ? { outputs: request.outputs.map((o) => ({ name: o.name, parameters: { binary_data: true } })) }
-      : {}),
-    parameters: { binary_data_output: true },
+  return {
+    header: {
+      ...(request.id ? { id: request.id } : {}),
+      inputs: inputs.map((input, i) => ({
+        name: input.name,
+        datatype: input.datatype,
+        shape: (input.shape ?? []).map(Number),
+        parameters: { binary_data_size: bytes[i]!.byteLength },
+      })),
+      ...(request.outputs?.length
+        ? {
+            outputs: request.outputs.map((o) => ({
+              name: o.name,
+              parameters: { binary_data: true as const },
+            })),
+          }
+        : {}),
+      parameters: { binary_data_output: true },
+    },
+    bytes,
   };
+}
+
+/**
+ * The worker's binary-extension body for a gRPC request: the JSON header followed by
+ * the inputs' bytes.
+ */
+export function toWorkerInferBody(request: GrpcInferRequest): { body: Buffer; headerLength: number } {
+  const { header, bytes } = toBinaryInferRequest(request);
   const json = Buffer.from(JSON.stringify(header));
   return { body: Buffer.concat([json, ...bytes]), headerLength: json.length };
 }
@@ -138,22 +165,17 @@ interface WorkerOutput {
   parameters?: { binary_data_size?: number };
 }
 
-/** The worker's binary-extension answer as a ModelInferResponse. */
-export function fromWorkerInferAnswer(answer: Buffer, headerLength: number | undefined): GrpcInferResponse {
-  const jsonEnd = headerLength ?? answer.length;
-  const header = JSON.parse(answer.subarray(0, jsonEnd).toString('utf8')) as {
-    model_name: string;
-    model_version?: string;
-    id?: string;
-    outputs: WorkerOutput[];
-  };
-  let offset = jsonEnd;
+/** A binary-extension answer's header with its outputs' bytes (in output order) as a ModelInferResponse. */
+export function fromBinaryInferAnswer(
+  header: { model_name: string; model_version?: string; id?: string; outputs: WorkerOutput[] },
+  outputBytes: (output: WorkerOutput) => Uint8Array,
+): GrpcInferResponse {
   const raw: Uint8Array[] = [];
   const outputs = header.outputs.map((output) => {
-    const size = output.parameters?.binary_data_size;
-    if (size === undefined) throw new Error(`the worker answered output "${output.name}" without bytes`);
-    raw.push(answer.subarray(offset, offset + size));
-    offset += size;
+    if (output.parameters?.binary_data_size === undefined) {
+      throw new Error(`the worker answered output "${output.name}" without bytes`);
+    }
+    raw.push(outputBytes(output));
     return { name: output.name, datatype: output.datatype, shape: output.shape };
   });
   return {
@@ -163,4 +185,19 @@ export function fromWorkerInferAnswer(answer: Buffer, headerLength: number | und
     outputs,
     raw_output_contents: raw,
   };
+}
+
+/** The worker's binary-extension answer as a ModelInferResponse. */
+export function fromWorkerInferAnswer(answer: Buffer, headerLength: number | undefined): GrpcInferResponse {
+  const jsonEnd = headerLength ?? answer.length;
+  const header = JSON.parse(answer.subarray(0, jsonEnd).toString('utf8')) as Parameters<
+    typeof fromBinaryInferAnswer
+  >[0];
+  let offset = jsonEnd;
+  return fromBinaryInferAnswer(header, (output) => {
+    const size = output.parameters!.binary_data_size!;
+    const bytes = answer.subarray(offset, offset + size);
+    offset += size;
+    return bytes;
+  });
 }

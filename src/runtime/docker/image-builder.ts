@@ -195,6 +195,8 @@ async function copyPackage(name: string, destination: string, filter?: (file: st
 
 async function stageWorker(app: string): Promise<void> {
   await bundle('src/worker/main.ts', path.join(app, 'worker.mjs'), ['onnxruntime-node']);
+  // The gRPC service definition the worker serves too (src/worker/grpc-service.ts).
+  await cp(path.join(REPO_ROOT, 'src/api/grpc/inference.proto'), path.join(app, 'inference.proto'));
   // Only the linux-x64 runtime binaries: the package also carries darwin and win32 (~220 MB).
   await copyPackage('onnxruntime-node', app, (file) => {
     if (!file.startsWith('bin')) return !file.startsWith('script');

@@ -1,0 +1,194 @@
+/**
+ * The worker's own KServe v2 / Triton gRPC service (`inference.GRPCInferenceService`), on
+ * the same port as its HTTP API (protocol-listener.ts): a Triton gRPC client can call a
+ * worker directly, as it can over HTTP, under the names the worker has loaded.
+ *
+ * ModelInfer runs the model in-process, as the HTTP infer route does (the same counted
+ * inference, so the statistics cover both protocols): typed contents and
+ * `raw_input_contents` in, `raw_output_contents` out. The other calls are answered by the
+ * HTTP routes themselves (Fastify's in-process `inject`): one implementation of each,
+ * whose JSON the gRPC messages take field by field.
+ *
+ * The worker's secret guards gRPC as it guards HTTP, as `x-modeldock-worker-secret`
+ * metadata; health stays open for probes. Deadlines and cancellation end the call at
+ * the client (grpc-js answers DEADLINE_EXCEEDED / CANCELLED); a model run in progress
+ * finishes and is counted, as over HTTP.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { InvalidInputError, NotFoundError, UnauthorizedError } from '../errors.js';
+import { toGrpcStatus } from '../api/grpc/grpc-status.js';
+import { httpAnswerError } from '../api/grpc/http-answer.js';
+import {
+  fromBinaryInferAnswer,
+  toBinaryInferRequest,
+  type GrpcInferRequest,
+} from '../api/grpc/infer-translation.js';
+import { loadInferenceService } from '../api/grpc/service-definition.js';
+import { WORKER_SECRET_HEADER, secretMatches } from '../worker-secret.js';
+import type { WorkerApp } from './app.js';
+import { MODEL_VERSION, type V2InferRequest } from './inference.js';
+
+export interface WorkerGrpcOptions {
+  /** The worker's HTTP API: its routes answer every call but ModelInfer. */
+  app: FastifyInstance;
+  infer: WorkerApp['infer'];
+  /** As the HTTP API's: every call but health must carry it. */
+  secret?: string;
+  /** Largest message received or sent (the worker's body limit). */
+  maxMessageBytes: number;
+  logger?: Logger;
+}
+
+interface ModelRequest {
+  name: string;
+  version: string;
+}
+
+type Json = Record<string, unknown>;
+
+/** The gRPC server, not bound to a port: connections reach it through `injector`. */
+export function workerGrpcServer(options: WorkerGrpcOptions): {
+  server: grpc.Server;
+  injector: grpc.ConnectionInjector;
+} {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxMessageBytes,
+    // Channelz (gRPC's introspection service, not served here) traces every call.
+    'grpc.enable_channelz': 0,
+  });
+  server.addService(loadInferenceService(), handlers(options));
+  return { server, injector: server.createConnectionInjector(grpc.ServerCredentials.createInsecure()) };
+}
+
+function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation {
+  const { app, secret } = options;
+  /** One of the worker's HTTP routes, answered in-process; an error answer throws its typed error. */
+  const route = async (method: 'GET' | 'POST', url: string, payload?: Json): Promise<object> => {
+    const response = await app.inject({
+      method,
+      url,
+      headers: secret ? { [WORKER_SECRET_HEADER]: secret } : {},
+      ...(payload ? { payload } : {}),
+    });
+    if (response.statusCode !== 200) throw httpAnswerError(response.statusCode, response.body);
+    return response.json() as object;
+  };
+  const modelUrl = (request: ModelRequest, suffix = '') =>
+    `/v2/models/${encodeURIComponent(request.name)}${request.version ? `/versions/${encodeURIComponent(request.version)}` : ''}${suffix}`;
+
+  const unary = <Req>(
+    open: boolean,
+    handler: (request: Req) => Promise<object>,
+  ): grpc.handleUnaryCall<Req, object> => {
+    return (call, callback) => {
+      const run = async () => {
+        if (!open && secret && !secretMatches(secret, metadataText(call.metadata, WORKER_SECRET_HEADER))) {
+          throw new UnauthorizedError(
+            `this worker answers only its router: missing or wrong ${WORKER_SECRET_HEADER} metadata`,
+          );
+        }
+        return handler(call.request);
+      };
+      run().then(
+        (response) => callback(null, response),
+        (error: unknown) => {
+          const status = toGrpcStatus(error);
+          if (status.code === grpc.status.INTERNAL && !call.cancelled) {
+            options.logger?.error({ err: error, rpc: call.getPath() }, 'gRPC call failed');
+          }
+          callback(status);
+        },
+      );
+    };
+  };
+
+  return {
+    ServerLive: unary(true, async () => ({ live: true })),
+    ServerReady: unary(true, async () => ({ ready: true })),
+    ServerMetadata: unary(false, () => route('GET', '/v2')),
+    ModelReady: unary<ModelRequest>(false, async (request) => {
+      // HTTP answers a name not loaded with 400 {"ready": false}; gRPC with ready false.
+      const response = await app.inject({
+        method: 'GET',
+        url: modelUrl(named(request), '/ready'),
+        headers: secret ? { [WORKER_SECRET_HEADER]: secret } : {},
+      });
+      if (response.statusCode !== 200 && response.statusCode !== 400) {
+        throw httpAnswerError(response.statusCode, response.body);
+      }
+      return { ready: (response.json() as { ready?: boolean }).ready === true };
+    }),
+    ModelMetadata: unary<ModelRequest>(false, (request) => route('GET', modelUrl(named(request)))),
+    ModelConfig: unary<ModelRequest>(false, async (request) => ({
+      config: await route('GET', modelUrl(named(request), '/config')),
+    })),
+    ModelStatistics: unary<ModelRequest>(false, (request) =>
+      route('GET', request.name ? modelUrl(request, '/stats') : '/v2/models/stats'),
+    ),
+    RepositoryIndex: unary<{ repository_name: string; ready: boolean }>(false, async (request) => {
+      oneRepository(request.repository_name);
+      return { models: await route('POST', '/v2/repository/index', { ready: request.ready }) };
+    }),
+    // Triton's `config` and file overrides do not apply; `model_id` loads another model under the name.
+    RepositoryModelLoad: unary<{
+      repository_name: string;
+      model_name: string;
+      parameters?: Record<string, { string_param?: string }>;
+    }>(false, async (request) => {
+      oneRepository(request.repository_name);
+      const modelId = request.parameters?.model_id?.string_param;
+      await route(
+        'POST',
+        `/v2/repository/models/${encodeURIComponent(request.model_name)}/load`,
+        modelId ? { parameters: { model_id: modelId } } : {},
+      );
+      return {};
+    }),
+    RepositoryModelUnload: unary<{ repository_name: string; model_name: string }>(false, async (request) => {
+      oneRepository(request.repository_name);
+      await route('POST', `/v2/repository/models/${encodeURIComponent(request.model_name)}/unload`, {});
+      return {};
+    }),
+    ModelInfer: unary<GrpcInferRequest>(false, async (request) => {
+      const name = named({ name: request.model_name, version: request.model_version });
+      if (request.model_version && request.model_version !== MODEL_VERSION) {
+        throw new NotFoundError(
+          `model "${name.name}" has no version ${request.model_version.slice(0, 40)} (only ${MODEL_VERSION})`,
+        );
+      }
+      const { header, bytes } = toBinaryInferRequest(request);
+      const { response, binary } = await options.infer(
+        name.name,
+        // Inputs with binary_data_size carry no "data": inferWithBinary reads their bytes.
+        header as unknown as V2InferRequest,
+        bytes.length === 1 ? bytes[0] : Buffer.concat(bytes),
+      );
+      let next = 0;
+      return fromBinaryInferAnswer(
+        response as Parameters<typeof fromBinaryInferAnswer>[0],
+        () => binary[next++]!,
+      );
+    }),
+  };
+}
+
+function named(request: ModelRequest): ModelRequest {
+  if (typeof request.name !== 'string' || request.name === '') {
+    throw new InvalidInputError('the request names no model');
+  }
+  return request;
+}
+
+/** The worker has one model repository; a name other than the default is no repository here. */
+function oneRepository(name: string): void {
+  if (name)
+    throw new NotFoundError(`no model repository "${name.slice(0, 60)}": leave repository_name empty`);
+}
+
+function metadataText(metadata: grpc.Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  return value === undefined ? undefined : String(value);
+}
