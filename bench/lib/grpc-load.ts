@@ -11,7 +11,11 @@ import { Pool } from 'undici';
 import { PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
 
 type InferClient = grpc.Client & {
-  ModelInfer: (request: object, callback: (error: grpc.ServiceError | null, response: any) => void) => void;
+  ModelInfer: (
+    request: object,
+    metadata: grpc.Metadata,
+    callback: (error: grpc.ServiceError | null, response: any) => void,
+  ) => void;
 };
 
 export interface Sender {
@@ -19,7 +23,13 @@ export interface Sender {
   close(): Promise<void>;
 }
 
-export function grpcSender(address: string, model: string, pixels: number[]): Sender {
+/** `metadata`: sent with every call (a worker's secret, straight to the worker). */
+export function grpcSender(
+  address: string,
+  model: string,
+  pixels: number[],
+  metadata: Record<string, string> = {},
+): Sender {
   const definition = protoLoader.loadSync(PROTO_FILE, {
     keepCase: true,
     longs: Number,
@@ -30,6 +40,8 @@ export function grpcSender(address: string, model: string, pixels: number[]): Se
   const client = new Service(address, grpc.credentials.createInsecure(), {
     'grpc.enable_channelz': 0,
   }) as InferClient;
+  const sent = new grpc.Metadata();
+  for (const [key, value] of Object.entries(metadata)) sent.set(key, value);
   const request = {
     model_name: model,
     inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 64] }],
@@ -39,7 +51,7 @@ export function grpcSender(address: string, model: string, pixels: number[]): Se
   return {
     send: () =>
       new Promise<void>((resolve, reject) =>
-        client.ModelInfer(request, (error, response) => {
+        client.ModelInfer(request, sent, (error, response) => {
           if (error) reject(error);
           else if (response.outputs[0]?.name !== 'label') reject(new Error('no label in the answer'));
           else resolve();

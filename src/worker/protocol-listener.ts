@@ -48,6 +48,7 @@ export function serveHttp2Alongside(httpServer: HttpServer, http2: (socket: net.
 function route(socket: net.Socket, handOver: (protocol: Protocol) => void): void {
   let received: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), FIRST_BYTES_TIMEOUT_MS);
+  // An error, or an end before the protocol is known (a TCP probe): nothing to hand on.
   const onError = () => socket.destroy();
   const onClose = () => clearTimeout(timer);
   const onData = (chunk: Buffer) => {
@@ -57,6 +58,7 @@ function route(socket: net.Socket, handOver: (protocol: Protocol) => void): void
     clearTimeout(timer);
     socket.removeListener('data', onData);
     socket.removeListener('error', onError);
+    socket.removeListener('end', onError);
     socket.removeListener('close', onClose);
     // Back into the socket's buffer, where the chosen server reads it first.
     socket.pause();
@@ -68,5 +70,6 @@ function route(socket: net.Socket, handOver: (protocol: Protocol) => void): void
   };
   socket.on('data', onData);
   socket.on('error', onError);
+  socket.on('end', onError);
   socket.on('close', onClose);
 }

@@ -1,8 +1,8 @@
 /**
  * NVIDIA's own Triton client (tritonclient from PyPI, HTTP and gRPC) against modeldock,
  * as a Triton user would call it: the router over HTTP and gRPC with the job id as the
- * model name, and a worker directly over HTTP (workers speak HTTP only; the router
- * translates gRPC). Every call of the protocol the client makes, JSON and binary tensors,
+ * model name, and a worker directly over HTTP and gRPC (both on the worker's one port;
+ * the router translates its gRPC calls to the worker's HTTP). Every call of the protocol the client makes, JSON and binary tensors,
  * an unknown model and malformed tensors (the client reports the error, it does not
  * crash). Real router, real Docker worker, m-131 and ds-550.
  */
@@ -40,10 +40,15 @@ async function tritonclient(
   address: string,
   model: string,
   headers: Record<string, string> = {},
+  messageLimit?: number,
 ): Promise<any> {
   const python = venvPython('tritonclient');
   const { stdout } = await run(python, [SCRIPT, protocol, address, model, RECORDS, '--load-unload'], {
-    env: { ...process.env, OIP_HEADERS: JSON.stringify(headers) },
+    env: {
+      ...process.env,
+      OIP_HEADERS: JSON.stringify(headers),
+      ...(messageLimit ? { OIP_MESSAGE_LIMIT: String(messageLimit) } : {}),
+    },
     timeout: 120_000,
     maxBuffer: 16 * 1024 * 1024,
   });
@@ -200,6 +205,63 @@ describe('tritonclient (NVIDIA’s Triton client) against modeldock', () => {
     // No router in between: nothing loads an unloaded name on demand.
     assert.equal(report.infer_after_unload.status, '404');
     assert.match(report.infer_after_unload.message, /model "m-131" is not loaded/);
+  });
+
+  it('gRPC, straight to the job’s worker on its one port: the same calls, the secret as metadata', async () => {
+    const endpoint: string = (await getJson(`${t.url}/v1/jobs/o1`)).body.server.endpoint;
+    const secret = t.runtime.workerSecret?.(endpoint);
+    assert.ok(secret, 'the runtime knows its worker secret');
+    // The worker's message limit is its body limit, which its memory sets.
+    const stats = await getJson(`${endpoint}/v2/worker/stats`, { [WORKER_SECRET_HEADER]: secret });
+    const limit: number = stats.body.body_limit_bytes;
+    assert.ok(limit > 0, JSON.stringify(stats.body));
+    const report = await tritonclient(
+      'grpc',
+      new URL(endpoint).host,
+      'm-131',
+      { [WORKER_SECRET_HEADER]: secret },
+      limit,
+    );
+    checkCommon(report, 'm-131', grpcStatus);
+    assert.deepEqual(report.server_metadata.extensions.sort(), [
+      'batch',
+      'binary_tensor_data',
+      'model_configuration',
+      'model_repository',
+      'statistics',
+    ]);
+    assert.ok(report.index.models.some((e: any) => e.name === 'o1' && e.state === 'READY'));
+    assert.equal(report.infer_after_unload.status, 'StatusCode.NOT_FOUND');
+    assert.match(report.infer_after_unload.message, /model "m-131" is not loaded/);
+    assert.equal(report.deadline.status, 'StatusCode.DEADLINE_EXCEEDED');
+    assert.equal(report.too_large.status, 'StatusCode.RESOURCE_EXHAUSTED');
+    assert.match(report.too_large.message, new RegExp(`larger than max \\(\\d+ vs\\.? ${limit}\\)`));
+  });
+
+  it('the worker refuses gRPC without its secret, and its health answers anyone', async () => {
+    const endpoint: string = (await getJson(`${t.url}/v1/jobs/o1`)).body.server.endpoint;
+    const { stdout } = await run(
+      venvPython('tritonclient'),
+      [
+        '-c',
+        `import json, sys, tritonclient.grpc as g
+from tritonclient.utils import InferenceServerException
+c = g.InferenceServerClient(sys.argv[1])
+out = {"live": c.is_server_live(), "ready": c.is_server_ready()}
+try:
+    c.get_model_metadata("o1")
+except InferenceServerException as e:
+    out["metadata"] = [str(e.status()), e.message()]
+print(json.dumps(out))`,
+        new URL(endpoint).host,
+      ],
+      { timeout: 60_000 },
+    );
+    const answer = JSON.parse(stdout);
+    assert.equal(answer.live, true);
+    assert.equal(answer.ready, true);
+    assert.equal(answer.metadata[0], 'StatusCode.UNAUTHENTICATED');
+    assert.match(answer.metadata[1], /x-modeldock-worker-secret/);
   });
 
   it('runs the Python examples of docs/api.md as written (only the ports changed)', async () => {
