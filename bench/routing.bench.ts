@@ -10,9 +10,13 @@
  *   trials interleaved, with each proxy's and the worker's CPU time per request read
  *   from /proc and how busy the whole machine was.
  *
- * - gRPC (the router's inference.GRPCInferenceService, ModelInfer with raw FP32 bytes):
- *   p50/p99 in the same interleaved rounds, against the worker answering the HTTP binary
- *   request the router makes of each gRPC call; throughput at concurrency 32 from a
+ * - gRPC (inference.GRPCInferenceService, ModelInfer with raw FP32 bytes, from grpc-js):
+ *   p50/p99 in the same interleaved rounds through the router and straight to the
+ *   worker's own gRPC service (the baseline: the same client, protocol and call), with
+ *   the router's CPU time per call; beside them the worker answering the HTTP binary
+ *   request the router makes of each call, and the two ways a router can route gRPC to
+ *   such a worker at their leanest (lib/lean-grpc-forwarders.ts: translate to HTTP, as
+ *   the router does, or forward the gRPC bytes); throughput at concurrency 32 from a
  *   Node.js generator (wrk speaks no gRPC) beside HTTP from the same kind of generator.
  *
  *   node --import tsx bench/routing.bench.ts   (needs nginx and wrk: apt-get install nginx-light wrk)
@@ -167,6 +171,25 @@ async function startLeanProxy(
   return { origin: `http://127.0.0.1:${port}`, child };
 }
 
+async function startLeanGrpc(
+  mode: 'translate' | 'forward',
+  worker: string,
+  model: string,
+  secret: string,
+): Promise<{ address: string; child: ChildProcess }> {
+  const port = await freePort();
+  const child = fork(
+    path.join(import.meta.dirname, 'lib/lean-grpc-forwarders.ts'),
+    [mode, String(port), worker, model, secret],
+    { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`lean gRPC ${mode} exited with ${code}`)));
+  });
+  return { address: `127.0.0.1:${port}`, child };
+}
+
 async function startNginx(
   upstream: string,
   secret: string,
@@ -232,6 +255,7 @@ async function main() {
   );
   let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
   let lean: Awaited<ReturnType<typeof startLeanProxy>> | undefined;
+  const leanGrpc: Awaited<ReturnType<typeof startLeanGrpc>>[] = [];
   try {
     const created = await postJson(`${router.url}/v1/jobs`, {
       job_id: 'r1',
@@ -275,22 +299,48 @@ async function main() {
     // Latency: a warm-up round, then TRIALS rounds with the targets interleaved, so
     // machine drift hits them alike. Each round's p50 and p99 per target; what a proxy
     // adds is taken round by round against the worker measured in the same round.
-    // gRPC and its baseline (the worker answering the binary HTTP request the router
-    // makes of each gRPC call) take part in the same rounds.
+    // gRPC takes part in the same rounds: through the router, straight to the worker's
+    // own gRPC service (the baseline), the worker answering the binary HTTP request the
+    // router makes of each gRPC call, and the two lean ways of routing gRPC.
     const pixels = record.inputs.pixels;
+    const secretMetadata = { 'x-modeldock-worker-secret': secret };
+    const workerAddress = new URL(worker).host;
+    leanGrpc.push(await startLeanGrpc('translate', worker, 'r1', secret));
+    leanGrpc.push(await startLeanGrpc('forward', worker, 'r1', secret));
     const grpcTargets: Record<string, () => Sender> = {
+      direct_grpc: () => grpcSender(workerAddress, 'r1', pixels, secretMetadata),
       direct_binary: () => binaryHttpSender(worker, path_, pixels, 1, extraHeaders('direct')),
       modeldock_grpc: () => grpcSender(`127.0.0.1:${grpcPort}`, 'r1', pixels),
+      lean_grpc_translate: () => grpcSender(leanGrpc[0]!.address, 'r1', pixels),
+      lean_grpc_forward: () => grpcSender(leanGrpc[1]!.address, 'r1', pixels),
+    };
+    // CPU time per call of the process in the middle, over a latency round (sequential calls).
+    const middle: Record<string, number> = {
+      modeldock: router.child.pid!,
+      modeldock_grpc: router.child.pid!,
+      lean: lean.child.pid!,
+      lean_grpc_translate: leanGrpc[0]!.child.pid!,
+      lean_grpc_forward: leanGrpc[1]!.child.pid!,
+    };
+    const sequentialCpu: Record<string, number[]> = {};
+    const measured = async (name: string, run: () => Promise<number[]>) => {
+      const pid = middle[name];
+      const before = pid ? await cpuMicros(pid) : 0;
+      const samples = await run();
+      if (pid) (sequentialCpu[name] ??= []).push(((await cpuMicros(pid)) - before) / (samples.length + 300));
+      return samples;
     };
     const rounds: Record<string, ReturnType<typeof summarize>[]> = {};
     for (let round = -1; round < TRIALS; round++) {
       for (const [name, origin] of Object.entries(targets)) {
-        const samples = await latency(origin, path_, extraHeaders(name));
+        const samples = await measured(name, () => latency(origin, path_, extraHeaders(name)));
         if (round >= 0) (rounds[name] ??= []).push(summarize(samples));
       }
       for (const [name, make] of Object.entries(grpcTargets)) {
         const sender = make();
-        const samples = await sequentialLatency(sender, LATENCY_REQUESTS).finally(() => sender.close());
+        const samples = await measured(name, () =>
+          sequentialLatency(sender, LATENCY_REQUESTS).finally(() => sender.close()),
+        );
         if (round >= 0) (rounds[name] ??= []).push(summarize(samples));
       }
     }
@@ -318,6 +368,7 @@ async function main() {
     const nodeTargets: Record<string, () => Sender> = {
       direct: () => jsonHttpSender(worker, path_, extraHeaders('direct')),
       modeldock: () => jsonHttpSender(router.url, path_),
+      direct_grpc: () => grpcSender(workerAddress, 'r1', pixels, secretMetadata),
       modeldock_grpc: () => grpcSender(`127.0.0.1:${grpcPort}`, 'r1', pixels),
     };
     const nodeTrials: Record<string, number[]> = {};
@@ -347,8 +398,16 @@ async function main() {
       nginx: added('nginx'),
       lean: added('lean'),
       modeldock: added('modeldock'),
-      modeldock_grpc: added('modeldock_grpc', 'direct_binary'),
+      modeldock_grpc: added('modeldock_grpc', 'direct_grpc'),
+      modeldock_grpc_over_binary_http: added('modeldock_grpc', 'direct_binary'),
+      lean_grpc_translate: added('lean_grpc_translate', 'direct_grpc'),
+      lean_grpc_forward: added('lean_grpc_forward', 'direct_grpc'),
+      direct_grpc_over_binary_http: added('direct_grpc', 'direct_binary'),
     };
+    // The sequential rounds' CPU per call (each round includes its 300 warm-up calls).
+    const cpuSequential = Object.fromEntries(
+      Object.entries(sequentialCpu).map(([name, list]) => [name, Math.round(median(list.slice(1)))]),
+    );
     const result = {
       machine: machine(),
       request: 'POST /v2/models/{job}/infer, one 64-pixel FP32 digit, output label',
@@ -365,6 +424,7 @@ async function main() {
         Object.entries(nodeTrials).map(([name, runs]) => [name, summarize(runs)]),
       ),
       cpu_us_per_request: cpu,
+      cpu_us_per_call_sequential: cpuSequential,
       throughput_ratio_modeldock_to_nginx: tput.modeldock! / tput.nginx!,
       throughput_ratio_lean_to_nginx: tput.lean! / tput.nginx!,
       throughput_ratio_modeldock_to_lean: tput.modeldock! / tput.lean!,
@@ -397,14 +457,21 @@ async function main() {
     console.log(
       '\n' +
         table(
-          ['gRPC', 'p50 (c=1)', 'p99 (c=1)', 'added at p50'],
-          ['direct_binary', 'modeldock_grpc'].map((name) => [
-            name === 'direct_binary' ? 'worker directly (HTTP, binary tensors)' : 'modeldock gRPC',
+          ['gRPC', 'p50 (c=1)', 'p99 (c=1)', 'added at p50 over worker gRPC', 'CPU per call (c=1)'],
+          Object.entries({
+            direct_grpc: 'worker directly, gRPC',
+            direct_binary: 'worker directly, HTTP binary tensors',
+            modeldock_grpc: 'modeldock gRPC',
+            lean_grpc_translate: 'lean: gRPC → worker HTTP',
+            lean_grpc_forward: 'lean: gRPC → worker gRPC',
+          }).map(([name, label]) => [
+            label,
             ms(lat[name]!.median),
             ms(lat[name]!.p99),
-            name === 'direct_binary'
+            name.startsWith('direct')
               ? '—'
               : `${ms(overhead[name]!.median)} (${ms(overhead[name]!.min)}-${ms(overhead[name]!.max)})`,
+            cpuSequential[name] === undefined ? '—' : `${cpuSequential[name]} µs`,
           ]),
         ),
     );
@@ -419,6 +486,9 @@ async function main() {
         ),
     );
     console.log(
+      `\ngRPC through modeldock adds ${ms(overhead.modeldock_grpc!.median)} at p50 over the worker's own gRPC (target ≤ 0.3 ms), ${ms(overhead.modeldock_grpc_over_binary_http!.median)} over the worker's HTTP binary (the worker's gRPC itself costs ${ms(overhead.direct_grpc_over_binary_http!.median)} more than its HTTP binary); router CPU per sequential call: gRPC ${cpuSequential.modeldock_grpc} µs, HTTP ${cpuSequential.modeldock} µs`,
+    );
+    console.log(
       `\nthroughput: modeldock / nginx ${ratio(tput.modeldock!, tput.nginx!)}, lean Node.js proxy / nginx ${ratio(tput.lean!, tput.nginx!)}, modeldock / lean ${ratio(tput.modeldock!, tput.lean!)}`,
     );
     console.log(
@@ -431,6 +501,7 @@ async function main() {
   } finally {
     nginx?.child.kill('SIGTERM');
     lean?.child.kill('SIGTERM');
+    for (const { child } of leanGrpc) child.kill('SIGTERM');
     await router.kill('SIGTERM');
     await removeInstanceContainers(new Dockerode(), instance);
     if (nginx) await rm(nginx.dir, { recursive: true, force: true });

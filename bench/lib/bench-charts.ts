@@ -219,6 +219,9 @@ const ROUTING_PATHS: Record<string, string> = {
   modeldock: 'through modeldock',
   direct_binary: 'worker directly, binary tensors',
   modeldock_grpc: 'through modeldock, gRPC',
+  direct_grpc: 'worker directly, gRPC',
+  lean_grpc_translate: 'lean gRPC to worker HTTP',
+  lean_grpc_forward: 'lean gRPC to worker gRPC',
 };
 
 export function routingCharts(result: RoutingResult): Charts {
