@@ -1,7 +1,8 @@
 /**
  * NVIDIA's perf_analyzer (Triton's own load generator, C++) against modeldock: the same
- * m-131 job over HTTP straight to its worker, over HTTP through the router and over gRPC
- * through the router, at concurrency 1 and 32, interleaved. perf_analyzer reads the model
+ * m-131 job over HTTP and gRPC straight to its worker (which serves both on its one
+ * port), over HTTP through the router and over gRPC through the router, at concurrency 1
+ * and 32, interleaved. perf_analyzer reads the model
  * configuration and statistics extensions to plan its requests and to split the server
  * side of its latency (queue, compute input/infer/output), so a run is also a check that
  * a Triton tool takes them. Installed by scripts/perf-analyzer.sh (see there for why
@@ -119,6 +120,11 @@ async function main() {
       'worker HTTP': {
         url: new URL(created.body.server.endpoint as string).host,
         protocol: 'http' as const,
+        headers: [`${WORKER_SECRET_HEADER}:${secret}`],
+      },
+      'worker gRPC': {
+        url: new URL(created.body.server.endpoint as string).host,
+        protocol: 'grpc' as const,
         headers: [`${WORKER_SECRET_HEADER}:${secret}`],
       },
       'modeldock HTTP': { url: new URL(router.url).host, protocol: 'http' as const },
