@@ -11,46 +11,12 @@
 import { render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, apiKey, get, getText, post, streamEvents, streamText } from './api.js';
-
-interface Server {
-  server_id: string;
-  job_id: string;
-  model: string;
-  dataset: string;
-  kind: string;
-  state: string;
-  reason: string | null;
-  container_name: string;
-  updated_at: string;
-}
-
-interface Operation {
-  operation_id: string;
-  type: string;
-  job_id: string;
-  status: string;
-  duration_ms: number | null;
-  started_at: string;
-  steps: { name: string; duration_ms: number | null }[];
-  error: { message?: string } | string | null;
-}
-
-interface Pool {
-  size: number;
-  limit: number;
-  bounded_by: string | null;
-  ready: number;
-  filling: number;
-  worker_bytes: number;
-  budget_free_bytes: number | null;
-}
-
-interface WorkerSample {
-  container_name: string;
-  memory_bytes: number;
-  memory_limit_bytes: number | null;
-  cpu_percent: number | null;
-}
+import type {
+  OperationView as Operation,
+  PoolView as Pool,
+  ServerView as Server,
+  WorkerSampleView as WorkerSample,
+} from '../src/api/wire-types.js';
 
 const LIVE = 'creating,loading,ready,unloading,unloaded,terminating,failed';
 const MEMORY_REFRESH_MS = 10_000;
@@ -333,9 +299,7 @@ function App() {
               <li key={o.operation_id} data-operation={o.type} data-job={o.job_id}>
                 <span class={`state ${o.status}`}>{o.status}</span> <strong>{o.type}</strong> {o.job_id} ·{' '}
                 {ms(o.duration_ms)}
-                {o.error ? (
-                  <span class="error"> · {typeof o.error === 'string' ? o.error : o.error.message}</span>
-                ) : null}
+                {o.error ? <span class="error"> · {o.error.message}</span> : null}
               </li>
             ))}
           </ol>
