@@ -14,8 +14,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Pool } from 'undici';
-import { fromWorkerInferAnswer, toWorkerInferBody } from '../../src/api/grpc/infer-translation.js';
-import { loadInferenceService } from '../../src/api/grpc/service-definition.js';
+import { fromWorkerInferAnswer, toWorkerInferBody } from '../../src/inference-grpc/infer-translation.js';
+import { loadInferenceService } from '../../src/inference-grpc/service-definition.js';
 
 const [mode, port, upstream, model, secret] = process.argv.slice(2) as [
   string,

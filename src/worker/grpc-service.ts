@@ -18,14 +18,14 @@ import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { InvalidInputError, NotFoundError, UnauthorizedError } from '../errors.js';
-import { toGrpcStatus } from '../api/grpc/grpc-status.js';
-import { httpAnswerError } from '../api/grpc/http-answer.js';
+import { toGrpcStatus } from '../inference-grpc/grpc-status.js';
+import { httpAnswerError } from '../inference-grpc/http-answer.js';
 import {
   fromBinaryInferAnswer,
   toBinaryInferRequest,
   type GrpcInferRequest,
-} from '../api/grpc/infer-translation.js';
-import { loadInferenceService } from '../api/grpc/service-definition.js';
+} from '../inference-grpc/infer-translation.js';
+import { loadInferenceService } from '../inference-grpc/service-definition.js';
 import { WORKER_SECRET_HEADER, secretMatches } from '../worker-secret.js';
 import type { WorkerApp } from './app.js';
 import { MODEL_VERSION, type V2InferRequest } from './inference.js';

@@ -10,7 +10,7 @@ import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { Pool } from 'undici';
-import { loadInferenceService } from '../../src/api/grpc/service-definition.js';
+import { loadInferenceService } from '../../src/inference-grpc/service-definition.js';
 import { protocolOf, serveHttp2Alongside } from '../../src/worker/protocol-listener.js';
 
 const PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';

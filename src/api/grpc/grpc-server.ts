@@ -24,10 +24,14 @@ import {
   repositoryIndex,
   type ProtocolDeps,
 } from '../inference-protocol.js';
-import { fromWorkerInferAnswer, toWorkerInferBody, type GrpcInferRequest } from './infer-translation.js';
-import { toGrpcStatus } from './grpc-status.js';
-import { loadInferenceService } from './service-definition.js';
-import { httpAnswerError } from './http-answer.js';
+import {
+  fromWorkerInferAnswer,
+  toWorkerInferBody,
+  type GrpcInferRequest,
+} from '../../inference-grpc/infer-translation.js';
+import { toGrpcStatus } from '../../inference-grpc/grpc-status.js';
+import { loadInferenceService } from '../../inference-grpc/service-definition.js';
+import { httpAnswerError } from '../../inference-grpc/http-answer.js';
 import { CallEndedError, forwardToWorker, type WorkerAnswer } from './worker-forward.js';
 import { asCaller } from '../../lifecycle/caller.js';
 
@@ -56,7 +60,7 @@ export interface GrpcOptions {
   maxMessageBytes: number;
 }
 
-export { PROTO_FILE } from './service-definition.js';
+export { PROTO_FILE } from '../../inference-grpc/service-definition.js';
 
 const MODEL_VERSION = '1';
 

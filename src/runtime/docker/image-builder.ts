@@ -196,7 +196,7 @@ async function copyPackage(name: string, destination: string, filter?: (file: st
 async function stageWorker(app: string): Promise<void> {
   await bundle('src/worker/main.ts', path.join(app, 'worker.mjs'), ['onnxruntime-node']);
   // The gRPC service definition the worker serves too (src/worker/grpc-service.ts).
-  await cp(path.join(REPO_ROOT, 'src/api/grpc/inference.proto'), path.join(app, 'inference.proto'));
+  await cp(path.join(REPO_ROOT, 'src/inference-grpc/inference.proto'), path.join(app, 'inference.proto'));
   // Only the linux-x64 runtime binaries: the package also carries darwin and win32 (~220 MB).
   await copyPackage('onnxruntime-node', app, (file) => {
     if (!file.startsWith('bin')) return !file.startsWith('script');
@@ -226,8 +226,8 @@ async function stageRouter(app: string): Promise<void> {
     (file) => !/^(deps|src)(\/|$)/.test(file) && !file.includes('obj.target'),
   );
   for (const dependency of ['bindings', 'file-uri-to-path']) await copyPackage(dependency, app);
-  // The gRPC service definition, read at start-up beside the bundle (src/api/grpc/grpc-server.ts).
-  await cp(path.join(REPO_ROOT, 'src/api/grpc/inference.proto'), path.join(app, 'inference.proto'));
+  // The gRPC service definition, read at start-up beside the bundle (src/inference-grpc/service-definition.ts).
+  await cp(path.join(REPO_ROOT, 'src/inference-grpc/inference.proto'), path.join(app, 'inference.proto'));
   // The example store, for a router started without a mounted store (see self-container.ts).
   await cp(path.join(REPO_ROOT, 'models'), path.join(app, 'example', 'models'), { recursive: true });
   await cp(path.join(REPO_ROOT, 'datasets'), path.join(app, 'example', 'datasets'), { recursive: true });

@@ -3,7 +3,7 @@
  * typed errors, with the message as the status details and never a stack.
  */
 import { status as Status, type StatusObject } from '@grpc/grpc-js';
-import { type ErrorCode, isModeldockError } from '../../errors.js';
+import { type ErrorCode, isModeldockError } from '../errors.js';
 
 const CODES: Record<ErrorCode, Status> = {
   invalid_input: Status.INVALID_ARGUMENT,

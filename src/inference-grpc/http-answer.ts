@@ -3,13 +3,7 @@
  * typed error its status means, so the gRPC edge gives it the matching gRPC status:
  * the router for the worker's answers, the worker for its own routes.
  */
-import {
-  ConflictError,
-  InvalidInputError,
-  ModeldockError,
-  NotFoundError,
-  WorkerError,
-} from '../../errors.js';
+import { ConflictError, InvalidInputError, ModeldockError, NotFoundError, WorkerError } from '../errors.js';
 
 export function httpAnswerError(statusCode: number, bytes: Buffer | string): Error {
   let message = `worker answered ${statusCode}`;

@@ -6,7 +6,7 @@
  * The worker checks every tensor against the model (tensors.ts); a malformed one is its
  * 400, which becomes INVALID_ARGUMENT.
  */
-import { InvalidInputError } from '../../errors.js';
+import { InvalidInputError } from '../errors.js';
 
 type Contents = Partial<Record<ContentsField, unknown[]>>;
 
