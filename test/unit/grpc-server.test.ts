@@ -98,6 +98,8 @@ describe('gRPC inference service', () => {
     const started = await GrpcInferenceServer.start(
       {
         lifecycle: {
+          // No route is ready at once: every call takes the waiting path, which this stub answers.
+          tryAcquireRoute: () => undefined,
           acquireRoute: async (jobId: string) => {
             if (jobId === 'nobody') throw new NotFoundError(`job ${jobId} not found`);
             return route(jobId);

@@ -44,7 +44,10 @@ import { asCaller } from '../../lifecycle/caller.js';
 export type GrpcAuthorizer = (authorization: string | undefined, scope: 'infer' | 'admin') => string;
 
 export interface GrpcDeps {
-  lifecycle: Pick<Lifecycle, 'acquireRoute' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'>;
+  lifecycle: Pick<
+    Lifecycle,
+    'tryAcquireRoute' | 'acquireRoute' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'
+  >;
   workers: Pick<WorkerClient, 'pool' | 'modelJson'>;
   store: Pick<Store, 'listJobs' | 'currentServer'>;
   metrics: Pick<Metrics, 'observeInference'>;
@@ -193,16 +196,21 @@ export class GrpcInferenceServer {
     handler: Handler<Req, Res>,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
-      const run = async () => {
-        let caller = 'anonymous';
-        if (this.deps.authorize && scope !== 'open') {
-          const authorization = call.metadata.get('authorization')[0];
-          caller = this.deps.authorize(
-            authorization === undefined ? undefined : String(authorization),
-            scope,
-          );
+      // Not an async function: its promise would adopt the handler's, two turns later.
+      const run = (): Promise<Res> => {
+        try {
+          let caller = 'anonymous';
+          if (this.deps.authorize && scope !== 'open') {
+            const authorization = call.metadata.get('authorization')[0];
+            caller = this.deps.authorize(
+              authorization === undefined ? undefined : String(authorization),
+              scope,
+            );
+          }
+          return asCaller(caller, () => handler(call.request, call));
+        } catch (error) {
+          return Promise.reject(error);
         }
-        return asCaller(caller, () => handler(call.request, call));
       };
       run().then(
         (response) => callback(null, response),
@@ -226,8 +234,10 @@ export class GrpcInferenceServer {
     const started = performance.now();
     const jobId = modelOf(request.model_name, request.model_version);
     const { body, headerLength } = toWorkerInferBody(request);
-    // Waits for a job being loaded (as HTTP does); counted on the route until answered.
-    const route = await this.deps.lifecycle.acquireRoute(jobId);
+    // A ready job's route at once, as the HTTP hot path takes it; else wait for a job
+    // being loaded (as HTTP does). Counted on the route until answered.
+    const route =
+      this.deps.lifecycle.tryAcquireRoute(jobId) ?? (await this.deps.lifecycle.acquireRoute(jobId));
     let answer: WorkerAnswer;
     try {
       answer = await forwardToWorker(
