@@ -2,9 +2,10 @@
  * deploy/kubernetes on the real test cluster: `kubectl apply -k` of an overlay that adds
  * only what a real installation brings itself (the images under test, loaded on the
  * node; the API key Secret; two PersistentVolumes, since this cluster has no storage
- * provisioner), then the five original requests verbatim through the router's Service,
- * with the key. Everything else (RBAC, Deployment, PVCs, Service, hardening) is the
- * base as shipped.
+ * provisioner; the router's URL as its Pod IP, since this cluster has no DNS), then the
+ * five original requests verbatim through the router's Service, with the key. Everything
+ * else (RBAC, Deployment, PVCs, Service, hardening, workers fetching their store from the
+ * router) is the base as shipped.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -95,6 +96,12 @@ spec:
             - { name: MODELDOCK_WORKER_IMAGE, value: "${WORKER_IMAGE}" }
             - { name: MODELDOCK_K8S_IMAGE_PULL_POLICY, value: Never }
             - { name: MODELDOCK_LOG_LEVEL, value: info }
+            # No cluster DNS here: the workers reach the router at its Pod IP (a patch's
+            # entries come first in the merged list, so POD_IP is defined before its use).
+            - name: POD_IP
+              valueFrom:
+                fieldRef: { fieldPath: status.podIP }
+            - { name: MODELDOCK_K8S_ROUTER_URL, value: "http://$(POD_IP):8080" }
 `,
     );
     await writeFile(
@@ -182,11 +189,27 @@ secretGenerator:
     ) as {
       items: {
         metadata: { name: string };
-        spec: { serviceAccountName?: string; automountServiceAccountToken?: boolean };
+        spec: {
+          serviceAccountName?: string;
+          automountServiceAccountToken?: boolean;
+          volumes?: {
+            name: string;
+            emptyDir?: unknown;
+            persistentVolumeClaim?: unknown;
+            hostPath?: unknown;
+          }[];
+        };
       }[];
     };
     assert.equal(pods.items.length, 1, 'one worker Pod beside the router');
     assert.equal(pods.items[0]!.spec.automountServiceAccountToken, false);
+    // The worker mounts no store (it fetched its model from the router), only its caches.
+    const volumes = pods.items[0]!.spec.volumes ?? [];
+    assert.deepEqual(
+      volumes.filter((v) => v.persistentVolumeClaim || v.hostPath).map((v) => v.name),
+      [],
+    );
+    assert.ok(volumes.some((v) => v.name === 'cache' && v.emptyDir));
 
     const loaded = await send(load);
     assert.equal(loaded.status, 200, JSON.stringify(loaded.body));
