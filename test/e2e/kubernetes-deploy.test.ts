@@ -7,12 +7,15 @@
  * else (RBAC, Deployment, PVCs, Service, hardening, workers fetching their store from the
  * router) is the base as shipped.
  */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { cluster, type TestCluster } from '../helpers/kubernetes.js';
 import { REPO_ROOT, ROUTER_IMAGE, WORKER_IMAGE } from '../helpers/paths.js';
@@ -31,6 +34,7 @@ describe('deploy/kubernetes: the router in the cluster, the original requests th
   let c: TestCluster;
   let dir: string;
   let url: string;
+  let serviceIp: string;
   const apiKey = randomBytes(24).toString('hex');
 
   const send = async (body: string) => {
@@ -145,6 +149,7 @@ secretGenerator:
       '-o',
       'jsonpath={.spec.clusterIP}',
     ]);
+    serviceIp = ip;
     url = `http://${ip}`;
     // kube-proxy programs a new Service within seconds: wait until it answers.
     const deadline = Date.now() + 60_000;
@@ -235,5 +240,33 @@ secretGenerator:
       'name',
     ]);
     assert.equal(left, '', 'no worker Pod left');
+  });
+
+  it('answers gRPC through the Service (port 8081), with the same key', async () => {
+    const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true, defaults: true });
+    const Service = (grpc.loadPackageDefinition(definition) as any).inference.GRPCInferenceService;
+    const client = new Service(`${serviceIp}:8081`, grpc.credentials.createInsecure());
+    const rpc = (method: string, key?: string) => {
+      const metadata = new grpc.Metadata();
+      if (key) metadata.set('authorization', `Bearer ${key}`);
+      return new Promise<unknown>((resolve, reject) =>
+        client[method](
+          {},
+          metadata,
+          { deadline: Date.now() + 20_000 },
+          (error: Error | null, answer: unknown) => (error ? reject(error) : resolve(answer)),
+        ),
+      );
+    };
+    try {
+      assert.deepEqual(await rpc('ServerLive'), { live: true });
+      await assert.rejects(rpc('ServerMetadata'), (error: grpc.ServiceError) => {
+        assert.equal(error.code, grpc.status.UNAUTHENTICATED);
+        return true;
+      });
+      assert.equal(((await rpc('ServerMetadata', apiKey)) as { name: string }).name.length > 0, true);
+    } finally {
+      client.close();
+    }
   });
 });
