@@ -26,8 +26,10 @@ const MAX_AGE_MS = 30_000;
 export class WorkerCallers {
   /** Digest of a running worker's secret → its name. */
   private known = new Map<string, string>();
-  /** When the refresh that produced `known` started (0: never). */
-  private knownSince = 0;
+  /** Looks at the runtime started so far; `known` comes from look number `knownFrom`, taken at `knownAt`. */
+  private started = 0;
+  private knownFrom = 0;
+  private knownAt = 0;
   private lastStart = 0;
   private refreshing: Promise<void> | undefined;
 
@@ -37,18 +39,19 @@ export class WorkerCallers {
   async identify(secret: string | string[] | undefined): Promise<string | undefined> {
     if (typeof secret !== 'string' || secret === '') return undefined;
     const digest = hash('sha256', secret, 'hex');
-    const arrived = Date.now();
-    if (arrived - this.knownSince > MAX_AGE_MS) await this.refreshSince(arrived);
+    // Looks begun before this request may have missed a worker that started since.
+    const arrival = this.started;
+    if (Date.now() - this.knownAt > MAX_AGE_MS) await this.refreshAfter(arrival);
     const name = this.known.get(digest);
     if (name !== undefined) return name;
     // Not among the workers known so far: ask the runtime (once) for the ones there now.
-    await this.refreshSince(arrived);
+    await this.refreshAfter(arrival);
     return this.known.get(digest);
   }
 
-  /** Resolves once `known` comes from a list that started at `time` or later. */
-  private async refreshSince(time: number): Promise<void> {
-    while (this.knownSince < time) {
+  /** Resolves once `known` comes from a look begun after look number `arrival`. */
+  private async refreshAfter(arrival: number): Promise<void> {
+    while (this.knownFrom <= arrival) {
       this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
       await this.refreshing;
     }
@@ -57,8 +60,8 @@ export class WorkerCallers {
   private async refresh(): Promise<void> {
     const wait = this.lastStart + MIN_REFRESH_MS - Date.now();
     if (wait > 0) await delay(wait);
-    const started = Date.now();
-    this.lastStart = started;
+    this.lastStart = Date.now();
+    const number = ++this.started;
     const next = new Map<string, string>();
     for (const worker of await this.runtime.list()) {
       if (!worker.running || !worker.endpoint) continue;
@@ -66,6 +69,7 @@ export class WorkerCallers {
       if (secret) next.set(hash('sha256', secret, 'hex'), worker.name);
     }
     this.known = next;
-    this.knownSince = started;
+    this.knownFrom = number;
+    this.knownAt = this.lastStart;
   }
 }

@@ -110,6 +110,10 @@ describe('the router store endpoint and the worker remote store source', () => {
     });
     assert.equal(again.status, 304);
     assert.equal((await again.arrayBuffer()).byteLength, 0);
+    const head = await fetch(`${url}/worker-store/models/m-131/model.onnx`, { method: 'HEAD', headers });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('etag'), response.headers.get('etag'));
+    assert.equal((await head.arrayBuffer()).byteLength, 0);
   });
 
   it('serves only the store files of an id, from inside the store', async () => {
