@@ -15,6 +15,14 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  // The layers: cli → router → api → lifecycle → runtime/store, nothing pointing back.
+  // The worker is a program of its own and shares only the leaf modules (errors, ids…).
+  layer('src/router.ts', ['cli']),
+  layer('src/api/**/*.ts', ['cli', 'router']),
+  layer('src/lifecycle/**/*.ts', ['cli', 'router', 'api']),
+  layer('src/runtime/**/*.ts', ['cli', 'router', 'api', 'lifecycle', 'store']),
+  layer('src/store/**/*.ts', ['cli', 'router', 'api', 'lifecycle', 'runtime']),
+  layer('src/worker/**/*.ts', ['cli', 'router', 'api', 'lifecycle', 'runtime', 'store']),
   {
     // Tests read loosely typed JSON answers.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
@@ -25,3 +33,21 @@ export default tseslint.config(
     languageOptions: { globals: globals.node },
   },
 );
+
+/** Files matching `files` may not import from the named layers above them. */
+function layer(files, forbidden) {
+  return {
+    files: [files],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: forbidden.map((name) => ({
+            group: name === 'router' ? ['**/router.js'] : [`**/${name}/**`],
+            message: `${files} is below ${name} in the layers (cli → router → api → lifecycle → runtime/store)`,
+          })),
+        },
+      ],
+    },
+  };
+}

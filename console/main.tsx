@@ -11,46 +11,12 @@
 import { render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, apiKey, get, getText, post, streamEvents, streamText } from './api.js';
-
-interface Server {
-  server_id: string;
-  job_id: string;
-  model: string;
-  dataset: string;
-  kind: string;
-  state: string;
-  reason: string | null;
-  container_name: string;
-  updated_at: string;
-}
-
-interface Operation {
-  operation_id: string;
-  type: string;
-  job_id: string;
-  status: string;
-  duration_ms: number | null;
-  started_at: string;
-  steps: { name: string; duration_ms: number | null }[];
-  error: { message?: string } | string | null;
-}
-
-interface Pool {
-  size: number;
-  limit: number;
-  bounded_by: string | null;
-  ready: number;
-  filling: number;
-  worker_bytes: number;
-  budget_free_bytes: number | null;
-}
-
-interface WorkerSample {
-  container_name: string;
-  memory_bytes: number;
-  memory_limit_bytes: number | null;
-  cpu_percent: number | null;
-}
+import type {
+  OperationView as Operation,
+  PoolView as Pool,
+  ServerView as Server,
+  WorkerSampleView as WorkerSample,
+} from '../src/api/wire-types.js';
 
 const LIVE = 'creating,loading,ready,unloading,unloaded,terminating,failed';
 const MEMORY_REFRESH_MS = 10_000;
@@ -61,7 +27,8 @@ const ms = (value: number | null) =>
   value == null ? '–' : value < 1000 ? `${value} ms` : `${(value / 1000).toFixed(2)} s`;
 
 function App() {
-  const [needKey, setNeedKey] = useState(false);
+  /** Why the key prompt shows (null: it does not). */
+  const [keyPrompt, setKeyPrompt] = useState<string | null>(null);
   const [connected, setConnected] = useState(false);
   const [servers, setServers] = useState<Map<string, Server>>(new Map());
   const [operations, setOperations] = useState<Operation[]>([]);
@@ -80,8 +47,18 @@ function App() {
   const [epoch, setEpoch] = useState(0); // bumped to reconnect (after a key is entered)
 
   const fail = useCallback((error: unknown) => {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) setNeedKey(true);
-    else setMessage({ text: error instanceof Error ? error.message : String(error), error: true });
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+      // A refused key is forgotten, so the prompt starts empty and says what was wrong.
+      const had = apiKey.get() !== null;
+      apiKey.clear();
+      setKeyPrompt(
+        error.status === 403
+          ? 'That key may only run inference; the console needs an admin key (MODELDOCK_API_KEY).'
+          : had
+            ? 'The router refused that key.'
+            : 'This router asks for an API key.',
+      );
+    } else setMessage({ text: error instanceof Error ? error.message : String(error), error: true });
   }, []);
 
   const refreshOperationsChart = useCallback(
@@ -184,12 +161,13 @@ function App() {
     }
   };
 
-  if (needKey) {
+  if (keyPrompt !== null) {
     return (
       <KeyPrompt
+        reason={keyPrompt}
         onKey={(key) => {
           apiKey.set(key);
-          setNeedKey(false);
+          setKeyPrompt(null);
           setMessage(null);
           setEpoch((e) => e + 1);
         }}
@@ -206,7 +184,11 @@ function App() {
           {connected ? 'live' : 'disconnected'}
         </span>
         {apiKey.get() ? (
-          <button type="button" class="link" onClick={() => (apiKey.clear(), setNeedKey(true))}>
+          <button
+            type="button"
+            class="link"
+            onClick={() => (apiKey.clear(), setKeyPrompt('This router asks for an API key.'))}
+          >
             Forget API key
           </button>
         ) : null}
@@ -333,9 +315,7 @@ function App() {
               <li key={o.operation_id} data-operation={o.type} data-job={o.job_id}>
                 <span class={`state ${o.status}`}>{o.status}</span> <strong>{o.type}</strong> {o.job_id} ·{' '}
                 {ms(o.duration_ms)}
-                {o.error ? (
-                  <span class="error"> · {typeof o.error === 'string' ? o.error : o.error.message}</span>
-                ) : null}
+                {o.error ? <span class="error"> · {o.error.message}</span> : null}
               </li>
             ))}
           </ol>
@@ -373,7 +353,7 @@ function catalogId(entry: unknown): string {
   return e.id ?? e.model ?? e.dataset ?? e.name ?? JSON.stringify(entry);
 }
 
-function KeyPrompt({ onKey }: { onKey: (key: string) => void }) {
+function KeyPrompt({ reason, onKey }: { reason: string; onKey: (key: string) => void }) {
   const [key, setKey] = useState('');
   return (
     <main>
@@ -385,7 +365,8 @@ function KeyPrompt({ onKey }: { onKey: (key: string) => void }) {
         }}
       >
         <h1>modeldock</h1>
-        <p>This router asks for an API key. It is kept for this browser tab only (sessionStorage).</p>
+        <p role="alert">{reason}</p>
+        <p>The key is kept for this browser tab only (sessionStorage).</p>
         <label for="api-key">API key</label>
         <input
           id="api-key"

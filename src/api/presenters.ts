@@ -1,10 +1,11 @@
-/** How records look on the wire: snake_case, stable field names. */
+/** How records look on the wire (the shapes are declared in wire-types.ts). */
 import type { OperationRecord, ServerRecord, JobRecord } from '../store/records.js';
 import type { OperationOutcome } from '../lifecycle/lifecycle.js';
 import type { CreationStatus } from '../lifecycle/creation-gate.js';
 import type { PoolStatus } from '../lifecycle/warm-pool.js';
+import type { JobView, OperationView, PoolView, ServerView } from './wire-types.js';
 
-export function presentServer(server: ServerRecord) {
+export function presentServer(server: ServerRecord): ServerView {
   return {
     server_id: server.serverId,
     number: server.number,
@@ -28,7 +29,7 @@ export function presentServer(server: ServerRecord) {
   };
 }
 
-export function presentOperation(operation: OperationRecord) {
+export function presentOperation(operation: OperationRecord): OperationView {
   return {
     operation_id: operation.operationId,
     type: operation.type,
@@ -46,7 +47,7 @@ export function presentOperation(operation: OperationRecord) {
   };
 }
 
-export function presentJob(job: JobRecord, server: ServerRecord | null | undefined) {
+export function presentJob(job: JobRecord, server: ServerRecord | null | undefined): JobView {
   const live = server && server.state !== 'terminated' ? server : null;
   return {
     job_id: job.jobId,
@@ -93,7 +94,7 @@ export function presentLimits(status: CreationStatus) {
 }
 
 /** `GET /v1/pool`: the configured size, the bound the pool keeps now and why. */
-export function presentPool(pool: PoolStatus) {
+export function presentPool(pool: PoolStatus): PoolView {
   return {
     size: pool.size,
     limit: pool.limit,

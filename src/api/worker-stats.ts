@@ -7,24 +7,12 @@
 import { LABELS, type Runtime, type WorkerStats } from '../runtime/runtime.js';
 import { SERVER_STATES } from '../store/records.js';
 import type { Store } from '../store/store.js';
+import type { WorkerSampleView } from './wire-types.js';
 
 const LIVE_STATES = SERVER_STATES.filter((s) => s !== 'terminated');
 
-export interface WorkerSample {
-  container_name: string;
-  /** `job`, `temp` or `pool` (a warm spare not yet handed to a server). */
-  kind: string;
-  job_id: string | null;
-  server_id: string | null;
-  state: string | null;
-  model: string | null;
-  /** Percent of one CPU since the previous sample of this worker; null on the first. */
-  cpu_percent: number | null;
-  cpu_seconds: number;
-  memory_bytes: number;
-  memory_limit_bytes: number | null;
-  sampled_at: string;
-}
+/** One running worker's sample, as `GET /v1/stats` answers it. */
+export type WorkerSample = WorkerSampleView;
 
 export class WorkerStatsSampler {
   private readonly previous = new Map<string, { id: string; stats: WorkerStats }>();

@@ -9,7 +9,7 @@
  *   creations cannot overshoot it.
  */
 import { QuotaExceededError } from '../errors.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import { KeyedMutex } from '../keyed-mutex.js';
 
 export interface CreationLimits {
   maxServers: number;

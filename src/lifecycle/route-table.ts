@@ -72,6 +72,8 @@ export class RouteEntry implements Route {
 
 export class RouteTable {
   private readonly routes = new Map<string, RouteEntry>();
+  /** Last use of jobs whose route is gone (a route itself keeps it while it exists). */
+  private readonly lastUsedOfWithdrawn = new Map<string, number>();
 
   get(jobId: string): RouteEntry | undefined {
     return this.routes.get(jobId);
@@ -95,6 +97,12 @@ export class RouteTable {
     if (!entry) return undefined;
     this.routes.delete(jobId);
     entry.withdrawn = true;
+    this.lastUsedOfWithdrawn.set(jobId, entry.lastUsedMs);
     return entry;
+  }
+
+  /** When a request last took the job's route (ms since the epoch), withdrawn or not. */
+  lastUsedAt(jobId: string): number | undefined {
+    return this.routes.get(jobId)?.lastUsedMs ?? this.lastUsedOfWithdrawn.get(jobId);
   }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { KeyedMutex } from '../../src/lifecycle/keyed-mutex.js';
+import { KeyedMutex } from '../../src/keyed-mutex.js';
 
 describe('KeyedMutex (per-job serialization)', () => {
   it('never interleaves two tasks of one key and keeps their order', async () => {

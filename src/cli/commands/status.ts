@@ -118,9 +118,7 @@ export function describeEvent(out: Output, event: EventView): string {
     return `${out.c.dim(time)}  server     ${s.job_id}  ${s.server_id}  ${out.state(s.state)}${s.reason ? `  ${out.c.dim(s.reason)}` : ''}`;
   }
   const o = event.operation;
-  const error = o.error
-    ? `  ${out.c.red(typeof o.error === 'string' ? o.error : (o.error.message ?? ''))}`
-    : '';
+  const error = o.error ? `  ${out.c.red(o.error.message)}` : '';
   return `${out.c.dim(time)}  operation  ${o.job_id}  ${o.type}  ${out.state(o.status)}  ${duration(o.duration_ms)}${error}`;
 }
 

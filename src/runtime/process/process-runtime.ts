@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ConflictError, InvalidInputError, RuntimeUnavailableError, errorMessage } from '../../errors.js';
-import { KeyedMutex } from '../../lifecycle/keyed-mutex.js';
+import { KeyedMutex } from '../../keyed-mutex.js';
 import {
   LABELS,
   type Runtime,

@@ -1,0 +1,233 @@
+/**
+ * Inference routing: which worker a request for a job goes to, and what it waits for
+ * when the job is not ready. A job being loaded, unloaded or restarted is waited for; an
+ * unloaded job is loaded on demand (one DEPLOY_LOAD with reason `on_demand` for all the
+ * requests that wait); a worker that lost its model is healed. HTTP and gRPC share it.
+ */
+import {
+  ConflictError,
+  NotFoundError,
+  NotReadyError,
+  RuntimeUnavailableError,
+  WorkerError,
+} from '../errors.js';
+import { validateId } from '../ids.js';
+import type { ServerRecord } from '../store/records.js';
+import { requireJob } from './job-requests.js';
+import type { LifecycleContext } from './lifecycle-context.js';
+import { deployLoadLocked } from './operations/deploy-load.js';
+import { RouteEntry } from './route-table.js';
+
+export class JobRouting {
+  /** Route look-ups under way, one per job: concurrent requests for a cold job share one load. */
+  private readonly lookups = new Map<string, Promise<RouteEntry>>();
+  /** Jobs whose worker died and which the reconciler is restarting: look-ups wait for it. */
+  private readonly restarts = new Map<string, Promise<void>>();
+
+  constructor(private readonly ctx: LifecycleContext) {}
+
+  /**
+   * The route of a job whose server is ready, taken by one request (counted until it
+   * calls `release()`), without touching the store or waiting: the hot path of
+   * inference. Undefined means "ask acquire()", which may wait for a load.
+   */
+  tryAcquire(jobId: string): RouteEntry | undefined {
+    return this.ctx.routes.acquire(jobId);
+  }
+
+  /**
+   * The route for one inference request, counted until the caller calls `release()` on
+   * it. Past MODELDOCK_LOAD_WAIT_MS: NotReadyError (503 with Retry-After). A terminated
+   * or unknown job: NotFoundError; a failed one: ConflictError.
+   */
+  async acquire(jobId: string): Promise<RouteEntry> {
+    const cached = this.ctx.routes.acquire(jobId);
+    if (cached) return cached;
+    validateId('job_id', jobId);
+    const waitMs = this.ctx.deps.options.loadWaitMs ?? 60_000;
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const entry = await withDeadline(this.lookup(jobId), deadline, () => {
+        const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+        return new NotReadyError(
+          `job ${jobId} is not ready yet (its server is still being loaded after ${waitMs} ms); retry later`,
+          seconds,
+        );
+      });
+      // Withdrawn between the look-up and now (an unload came first): look again.
+      if (!entry.withdrawn) return entry.acquire();
+    }
+  }
+
+  /** Inference through the router with a parsed body (the /v2 proxy streams instead). */
+  async infer(jobId: string, body: unknown): Promise<unknown> {
+    const { workers } = this.ctx.deps;
+    let route = await this.acquire(jobId);
+    try {
+      try {
+        return await workers.infer(route.endpoint, route.modelName, body);
+      } catch (error) {
+        if (error instanceof WorkerError) this.invalidate(jobId);
+        if (!(error instanceof NotFoundError)) throw error;
+        // The worker does not have the model the router holds as ready: heal, then once more.
+        const healed = await this.healLostModel(route);
+        route.release();
+        route = healed;
+        return await workers.infer(healed.endpoint, healed.modelName, body);
+      }
+    } finally {
+      route.release();
+    }
+  }
+
+  /**
+   * A worker answered "not loaded" on a route the router holds as ready (something
+   * unloaded it behind the router's back, or the worker lost it): the route is dropped and
+   * the server healed at once under the job's lock (a DEPLOY_LOAD with reason
+   * `worker_lost_model`, which finds the model missing and loads it). Resolves with the
+   * fresh route, taken (the caller sends its request again on it and releases it);
+   * concurrent callers share one heal.
+   */
+  async healLostModel(stale: RouteEntry): Promise<RouteEntry> {
+    const { ctx } = this;
+    const { jobId } = stale;
+    if (ctx.routes.get(jobId) === stale) ctx.routes.withdraw(jobId);
+    const fresh = await ctx.locks.run(jobId, async () => {
+      const current = ctx.routes.get(jobId);
+      if (current) return current;
+      const job = await requireJob(ctx.deps, jobId);
+      const request = { jobId, model: job.model, dataset: job.dataset };
+      const outcome = await deployLoadLocked(ctx, request, 'worker_lost_model');
+      return ctx.servers.openRoute(outcome.server!);
+    });
+    return fresh.acquire();
+  }
+
+  /** Drop the route after the worker did not answer: the next request looks it up again. */
+  invalidate(jobId: string): void {
+    this.ctx.routes.withdraw(jobId);
+  }
+
+  /**
+   * The reconciler is about to restart the job's dead worker: look-ups wait for the
+   * restart instead of answering "failed". Call the returned function once it is over.
+   */
+  restartPending(jobId: string): () => void {
+    let done!: () => void;
+    const restart = new Promise<void>((resolve) => (done = resolve));
+    this.restarts.set(jobId, restart);
+    return () => {
+      if (this.restarts.get(jobId) === restart) this.restarts.delete(jobId);
+      done();
+    };
+  }
+
+  /** One look-up per job at a time, shared by every request that waits for it. */
+  private lookup(jobId: string): Promise<RouteEntry> {
+    let pending = this.lookups.get(jobId);
+    if (!pending) {
+      const started = this.resolveRoute(jobId).finally(() => {
+        if (this.lookups.get(jobId) === started) this.lookups.delete(jobId);
+      });
+      pending = started;
+      this.lookups.set(jobId, pending);
+    }
+    return pending;
+  }
+
+  private async resolveRoute(jobId: string): Promise<RouteEntry> {
+    for (;;) {
+      const found = await this.ctx.locks.run(jobId, () => this.routeLocked(jobId));
+      if (found instanceof RouteEntry) return found;
+      await found.wait;
+    }
+  }
+
+  /**
+   * Under the job's lock: the route, after loading the model on demand if needed; or
+   * something to wait for before looking again (a restart, a worker that stopped
+   * answering and that the reconciler is about to notice).
+   */
+  private async routeLocked(jobId: string): Promise<RouteEntry | { wait: Promise<unknown> }> {
+    const { ctx } = this;
+    const again = ctx.routes.get(jobId);
+    if (again) return again;
+    const job = await requireJob(ctx.deps, jobId);
+    let server = await ctx.deps.store.currentServer(jobId);
+    if (!server || server.state === 'terminated') {
+      throw new NotFoundError(
+        server
+          ? `job ${jobId} is terminated (server ${server.serverId}${server.terminatedAt ? ` since ${server.terminatedAt}` : ''}); it serves no inference until a DEPLOY_CREATE`
+          : `job ${jobId} has no server; send DEPLOY_CREATE`,
+      );
+    }
+    if (server.state === 'failed') {
+      const restart = this.restarts.get(jobId);
+      if (restart) return { wait: restart };
+      throw new ConflictError(
+        `server ${server.serverId} of job ${jobId} has failed (${server.reason ?? 'unknown reason'}); send DEPLOY_LOAD to recover it`,
+      );
+    }
+    if (server.state === 'ready' && server.endpoint && !(await this.answers(server))) {
+      // A ready server without a route whose worker does not answer: it has just died
+      // (a request saw it fail), and the reconciler is about to mark it and restart it.
+      // Wait for its word rather than send more requests to a dead worker.
+      return { wait: this.nextServerChange(server.serverId) };
+    }
+    if (server.state !== 'ready' || !server.endpoint) {
+      const request = { jobId, model: job.model, dataset: job.dataset };
+      server = (await deployLoadLocked(ctx, request, 'on_demand')).server!;
+    }
+    return ctx.routes.get(jobId) ?? ctx.servers.openRoute(server);
+  }
+
+  /**
+   * Whether a ready server's worker runs and answers its API (briefly asked: this runs
+   * under the job's lock). Without an engine to ask, the record is all there is: it
+   * counts as answering, as it did before.
+   */
+  private async answers(server: ServerRecord): Promise<boolean> {
+    const { runtime, workers } = this.ctx.deps;
+    try {
+      const info = await runtime.inspect(server.workerName);
+      if (!info?.running || info.endpoint !== server.endpoint) return false;
+    } catch (error) {
+      if (error instanceof RuntimeUnavailableError) return true;
+      throw error;
+    }
+    try {
+      await workers.index(server.endpoint!, AbortSignal.timeout(2_000));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Resolves at the next state change of a server (or after a second, to look again anyway). */
+  private nextServerChange(serverId: string): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve();
+      };
+      const timer = setTimeout(finish, 1_000);
+      const unsubscribe = this.ctx.deps.events.subscribe((event) => {
+        if (event.type === 'server' && event.server.serverId === serverId) finish();
+      });
+    });
+  }
+}
+
+/** `work`, or `timeout()` thrown once `deadline` (ms since the epoch) has passed; `work` goes on. */
+async function withDeadline<T>(work: Promise<T>, deadline: number, timeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeout()), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * TEMP: one-shot inference. A server of its own is created and loaded, runs over the
+ * dataset (or the given inputs), and is removed whatever happened: a TEMP server never
+ * outlives its operation. It counts against the creation limits like any creation.
+ */
+import { liveServer, validateRequest } from '../job-requests.js';
+import type { LifecycleContext } from '../lifecycle-context.js';
+import type { OperationOutcome, TempRequest } from '../lifecycle-types.js';
+import { runOperation } from '../operation-runner.js';
+
+export async function temp(
+  ctx: LifecycleContext,
+  request: TempRequest,
+  reason: string,
+): Promise<OperationOutcome> {
+  await validateRequest(ctx.deps, request);
+  return ctx.creations.admit(() => ctx.locks.run(request.jobId, () => tempLocked(ctx, request, reason)));
+}
+
+async function tempLocked(
+  ctx: LifecycleContext,
+  request: TempRequest,
+  reason: string,
+): Promise<OperationOutcome> {
+  const { deps, servers } = ctx;
+  const server = await liveServer(deps, request.jobId);
+  await ctx.creations.assertRoom();
+  return runOperation(ctx, 'TEMP', request, server, reason, async (rec) => {
+    let temp = await servers.newServer(rec, request, 'temp');
+    let result: unknown;
+    try {
+      temp = await servers.bringUp(rec, temp);
+      const endpoint = temp.endpoint!;
+      result = await rec.step('infer', () =>
+        request.inputs === undefined
+          ? deps.workers.batch(endpoint, request.jobId, request.dataset)
+          : deps.workers.infer(endpoint, request.jobId, request.inputs),
+      );
+    } finally {
+      // Deleted even on failure: a TEMP server never outlives its operation.
+      const latest = (await deps.store.getServer(temp.serverId).catch(() => undefined)) ?? temp;
+      temp = await servers.terminate(rec, latest, 'temp_done');
+    }
+    return { server: temp, result };
+  });
+}

@@ -1,0 +1,251 @@
+/**
+ * The steps that move one server through its states, shared by the five operations and
+ * by on-demand loads: record a new server, bring it up (container, worker ready, model
+ * loaded), unload it, terminate it, and mark it failed. Each state change is a
+ * conditional write of the server record, published to subscribers; each step that
+ * touches a worker is recorded on the operation that runs it.
+ */
+import {
+  ConflictError,
+  RuntimeUnavailableError,
+  StoreUnavailableError,
+  WorkerError,
+  errorMessage,
+  type ModeldockError,
+} from '../errors.js';
+import { LABELS, type WorkerInfo } from '../runtime/runtime.js';
+import type { ServerKind, ServerRecord, ServerState } from '../store/records.js';
+import { formatServerId } from '../store/server-id.js';
+import type { ServerPatch } from '../store/store.js';
+import type { CreationGate } from './creation-gate.js';
+import type { JobRequest, LifecycleDeps } from './lifecycle-types.js';
+import type { MemoryPolicy } from './memory-policy.js';
+import type { OperationRecorder } from './operation-recorder.js';
+import { RouteEntry, type RouteTable } from './route-table.js';
+import { canTransition } from './state-machine.js';
+import type { WarmPool } from './warm-pool.js';
+import { workerSpec } from './worker-spec.js';
+
+export class ServerSteps {
+  constructor(
+    private readonly deps: LifecycleDeps,
+    private readonly routes: RouteTable,
+    private readonly creations: CreationGate,
+    private readonly pool: WarmPool,
+    private readonly memoryPolicy: () => MemoryPolicy,
+  ) {}
+
+  /** A new server record (`creating`) for the request, counted against MODELDOCK_MAX_SERVERS. */
+  async newServer(rec: OperationRecorder, request: JobRequest, kind: ServerKind): Promise<ServerRecord> {
+    const { store, runtime, options } = this.deps;
+    return rec.step('record', async () => {
+      // Counted and recorded one at a time, so concurrent creations never overshoot MODELDOCK_MAX_SERVERS.
+      const server = await this.creations.record(async () => {
+        const number = await store.allocateServerNumber();
+        const serverId = formatServerId(number);
+        return store.insertServer({
+          serverId,
+          number,
+          jobId: request.jobId,
+          model: request.model,
+          dataset: request.dataset,
+          kind,
+          state: 'creating',
+          reason: null,
+          runtime: runtime.kind,
+          workerName: `${options.instance}-${serverId}`,
+          workerId: null,
+          endpoint: null,
+          restarts: 0,
+          loadedAt: null,
+          lastUsedAt: null,
+          terminatedAt: null,
+        });
+      });
+      await rec.attachServer(server.serverId);
+      this.publish(server);
+      return server;
+    });
+  }
+
+  /** Converge a server to `ready`: container present and running, worker ready, model loaded. */
+  async bringUp(rec: OperationRecorder, start: ServerRecord): Promise<ServerRecord> {
+    const { runtime, workers, options } = this.deps;
+    let server = start;
+    try {
+      let info = await runtime.inspect(server.workerName);
+      if (info && (info.status === 'removing' || info.status === 'dead')) {
+        // A container on its way out cannot be started again: finish removing it, recreate.
+        await runtime.remove(server.workerName);
+        info = undefined;
+      }
+      if (!info) {
+        server = await this.transition(server, 'creating', { endpoint: null, workerId: null });
+        const name = server.workerName;
+        const labels = {
+          [LABELS.server]: server.serverId,
+          [LABELS.job]: server.jobId,
+          [LABELS.model]: server.model,
+          [LABELS.kind]: server.kind,
+        };
+        // A started worker from the warm pool (when on) skips container start entirely.
+        info = await rec.step(
+          'create',
+          async () =>
+            (await this.pool.take(name)) ?? runtime.create(workerSpec(name, labels, options.workerLimits)),
+        );
+      }
+      if (!info.running) {
+        const name = server.workerName;
+        info = await rec.step('start', () => runtime.start(name));
+      }
+      const endpoint = requireEndpoint(info);
+      if (server.endpoint && server.endpoint !== endpoint) await workers.forget(server.endpoint);
+      server = await this.transition(server, 'loading', { workerId: info.id, endpoint, reason: null });
+      await rec.step('wait_ready', () =>
+        workers.waitUntilReady(endpoint, {
+          timeoutMs: options.readyTimeoutMs,
+          isAlive: async () => (await runtime.inspect(server.workerName))?.running === true,
+        }),
+      );
+      const modelName = server.jobId;
+      const model = server.model;
+      if (server.kind === 'job') await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
+      await rec.step('load', () => workers.load(endpoint, modelName, model));
+      const now = new Date().toISOString();
+      server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });
+      if (server.kind === 'job') this.openRoute(server);
+      return server;
+    } catch (error) {
+      await this.markFailed(server, error);
+      throw error;
+    }
+  }
+
+  async unload(rec: OperationRecorder, start: ServerRecord, reason: string): Promise<ServerRecord> {
+    let server = start;
+    // Withdrawn first: requests from now on wait for the job's next state (and load it
+    // again on demand) instead of reaching a worker that is about to refuse them.
+    const route = this.routes.withdraw(server.jobId);
+    try {
+      server = await this.transition(server, 'unloading');
+      await this.drainWithdrawn(rec, route);
+      const endpoint = server.endpoint;
+      if (endpoint) await rec.step('unload', () => this.deps.workers.unload(endpoint, server.jobId));
+      return await this.transition(server, 'unloaded', {
+        loadedAt: null,
+        reason: reason === 'request' ? null : reason,
+      });
+    } catch (error) {
+      await this.markFailed(server, error);
+      throw error;
+    }
+  }
+
+  async terminate(rec: OperationRecorder, start: ServerRecord, reason: string): Promise<ServerRecord> {
+    const { runtime, workers, options } = this.deps;
+    let server = start;
+    if (server.state === 'terminated') return server;
+    // Withdrawn before the state changes, so no new request is routed to a stopping worker.
+    const route = server.kind === 'job' ? this.routes.withdraw(server.jobId) : undefined;
+    server = await this.transition(server, 'terminating');
+    if (server.kind === 'job') await this.drainWithdrawn(rec, route);
+    const name = server.workerName;
+    // A job's worker gets a graceful stop; a TEMP worker has nothing left to finish, so it
+    // is removed at once (remove kills it), which saves the stop's round of signals.
+    if (server.kind === 'job') {
+      await rec.step('stop', () => runtime.stop(name, { timeoutSeconds: options.stopTimeoutSeconds ?? 5 }));
+    }
+    await rec.step('remove', () => runtime.remove(name));
+    await workers.forget(server.endpoint);
+    return this.transition(server, 'terminated', {
+      endpoint: null,
+      loadedAt: null,
+      terminatedAt: new Date().toISOString(),
+      reason: reason === 'request' ? null : reason,
+    });
+  }
+
+  /** Record a failure on the server, unless the failure says nothing about the server. */
+  async markFailed(server: ServerRecord, error: unknown): Promise<void> {
+    if (error instanceof StoreUnavailableError) return;
+    if (error instanceof RuntimeUnavailableError) return;
+    if (server.kind === 'job') this.routes.withdraw(server.jobId);
+    try {
+      const latest = (await this.deps.store.getServer(server.serverId)) ?? server;
+      if (latest.state === 'failed' || latest.state === 'terminated') return;
+      let reason = errorMessage(error);
+      if (error instanceof WorkerError || (error as ModeldockError).code === 'timeout') {
+        const logs = await this.deps.runtime.logs(latest.workerName, { tail: 5 }).catch(() => '');
+        if (logs.trim()) reason += ` | worker log: ${logs.trim().split('\n').slice(-5).join(' / ')}`;
+      }
+      await this.transition(latest, 'failed', { reason: reason.slice(0, 2000) });
+    } catch (markError) {
+      this.deps.logger.warn(
+        { err: errorMessage(markError), serverId: server.serverId },
+        'could not mark failed',
+      );
+    }
+  }
+
+  /** Conditional state change; every write names the version it read. */
+  async transition(server: ServerRecord, to: ServerState, patch: ServerPatch = {}): Promise<ServerRecord> {
+    if (server.state !== to && !canTransition(server.state, to)) {
+      throw new ConflictError(`server ${server.serverId} cannot go from ${server.state} to ${to}`);
+    }
+    const updated = await this.deps.store.updateServer(server.serverId, server.version, {
+      ...patch,
+      state: to,
+    });
+    this.publish(updated);
+    return updated;
+  }
+
+  /** Whether a `ready` server really serves: container running and model loaded. */
+  async isServing(server: ServerRecord): Promise<boolean> {
+    if (!server.endpoint) return false;
+    const info = await this.deps.runtime.inspect(server.workerName);
+    if (!info?.running || info.endpoint !== server.endpoint) return false;
+    try {
+      return await this.deps.workers.isLoaded(server.endpoint, server.jobId);
+    } catch {
+      return false;
+    }
+  }
+
+  /** The route of a ready job server; a new route counts as used now, as its loadedAt does. */
+  openRoute(server: ServerRecord): RouteEntry {
+    return this.routes.set(new RouteEntry(server.jobId, server.serverId, server.endpoint!, server.jobId));
+  }
+
+  private publish(server: ServerRecord): void {
+    this.deps.metrics.trackServer(server.serverId, server.state);
+    this.deps.events.publish({ type: 'server', server });
+    // What the memory budget leaves for the warm pool may have changed (memory released
+    // by an unload, a termination or a failure; or taken): the pool looks again. Not on
+    // `creating`: that job is about to take a pool worker, and dropping one first would
+    // waste a started worker.
+    if (server.kind === 'job' && server.state !== 'creating') this.pool.refill();
+  }
+
+  /**
+   * Let the requests under way on a withdrawn route finish (bounded by the drain
+   * timeout), recorded as the operation's `drain` step.
+   */
+  private async drainWithdrawn(rec: OperationRecorder, entry: RouteEntry | undefined): Promise<void> {
+    const timeoutMs = this.deps.options.drainTimeoutMs ?? 30_000;
+    await rec.step('drain', async () => {
+      const left = (await entry?.drain(timeoutMs)) ?? 0;
+      if (left > 0) {
+        rec.warn(
+          `${left} inference request${left === 1 ? ' was' : 's were'} still in flight after the ${timeoutMs} ms drain timeout`,
+        );
+      }
+    });
+  }
+}
+
+function requireEndpoint(info: WorkerInfo): string {
+  if (!info.endpoint) throw new WorkerError(`worker ${info.name} is running but has no reachable endpoint`);
+  return info.endpoint;
+}
