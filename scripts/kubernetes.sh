@@ -18,6 +18,10 @@
 #   scripts/kubernetes.sh kubeconfig        prints the kubeconfig path
 #   scripts/kubernetes.sh kubectl ARGS…     kubectl against the cluster
 #   scripts/kubernetes.sh ctr ARGS…         the cluster's containerd (tests kill workers with it)
+#   scripts/kubernetes.sh stop-apiserver    stops the apiserver alone (everything else runs on:
+#                                           the kubelet keeps its Pods, watches break)
+#   scripts/kubernetes.sh start-apiserver   starts it again on the same state; returns once
+#                                           it is ready
 #
 # Facts behind the flags (each one a failure seen on this kind of machine):
 # - root here lacks CAP_SYS_RESOURCE, so runc cannot set the oom_score_adj kubelet asks
@@ -215,7 +219,7 @@ EOF
 start() { # name command… — in the background, logged, its PID recorded for `down`
   local name="$1"; shift
   # 9>&-: the daemon must not inherit (and so hold forever) the lock's file descriptor.
-  nohup "$@" >"$state/logs/$name.log" 2>&1 9>&- &
+  nohup "$@" >>"$state/logs/$name.log" 2>&1 9>&- &
   echo $! >"$state/pids/$name.pid"
 }
 
@@ -235,6 +239,20 @@ healthy() {
   for c in containerd $components; do alive "$c" || return 1; done
   "$bin/kubectl" get --raw /readyz >/dev/null 2>&1 || return 1
   [ "$("$bin/kubectl" get node "$node_name" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+
+start_apiserver() { # on the running cluster's state; returns once it is ready
+  local p="$state/pki" b="$bin"
+  start apiserver "$b/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
+    --bind-address="$node_ip" --advertise-address="$node_ip" --secure-port=6443 \
+    --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" --client-ca-file="$p/ca.crt" \
+    --kubelet-client-certificate="$p/kubelet-client.crt" --kubelet-client-key="$p/kubelet-client.key" \
+    --kubelet-preferred-address-types=InternalIP \
+    --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
+    --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range="$service_cidr" \
+    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+    --cert-dir="$state/apiserver-certs" --profiling=false
+  wait_for "the apiserver to be ready" 90 "$b/kubectl" get --raw /readyz
 }
 
 up() {
@@ -261,16 +279,7 @@ up() {
     --listen-client-urls=http://127.0.0.1:2379 --advertise-client-urls=http://127.0.0.1:2379 \
     --listen-peer-urls=http://127.0.0.1:2380 --initial-advertise-peer-urls=http://127.0.0.1:2380 \
     --initial-cluster=node=http://127.0.0.1:2380 --listen-metrics-urls=http://127.0.0.1:2381
-  start apiserver "$b/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
-    --bind-address="$node_ip" --advertise-address="$node_ip" --secure-port=6443 \
-    --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" --client-ca-file="$p/ca.crt" \
-    --kubelet-client-certificate="$p/kubelet-client.crt" --kubelet-client-key="$p/kubelet-client.key" \
-    --kubelet-preferred-address-types=InternalIP \
-    --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
-    --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range="$service_cidr" \
-    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-    --cert-dir="$state/apiserver-certs" --profiling=false
-  wait_for "the apiserver to be ready" 90 "$b/kubectl" get --raw /readyz
+  start_apiserver
   start controller-manager "$b/kube-controller-manager" --kubeconfig="$state/admin.kubeconfig" \
     --authentication-kubeconfig="$state/admin.kubeconfig" --authorization-kubeconfig="$state/admin.kubeconfig" \
     --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" --leader-elect=false \
@@ -378,8 +387,24 @@ import_image() {
   log "imported $tag"
 }
 
+# The apiserver alone, for tests of what survives its restart (watches resume, events
+# missed meanwhile are delivered). The rest of the cluster runs on.
+stop_apiserver() {
+  alive containerd || die "the cluster is not up (scripts/kubernetes.sh up)"
+  stop_pid apiserver
+  log "apiserver stopped"
+}
+
+start_apiserver_again() {
+  alive containerd || die "the cluster is not up (scripts/kubernetes.sh up)"
+  alive apiserver || start_apiserver
+  log "apiserver ready"
+}
+
 case "${1:-}" in
   build) build ;;
+  stop-apiserver) with_lock stop_apiserver ;;
+  start-apiserver) with_lock start_apiserver_again ;;
   up) with_lock up ;;
   ensure) with_lock ensure ;;
   down) with_lock down_locked ;;
@@ -387,5 +412,5 @@ case "${1:-}" in
   kubeconfig) echo "$KUBECONFIG" ;;
   kubectl) shift; exec "$bin/kubectl" "$@" ;;
   ctr) shift; ctr_ "$@" ;;
-  *) echo "usage: $0 build | up | ensure | down | import-image TAG | kubeconfig | kubectl ARGS… | ctr ARGS…" >&2; exit 2 ;;
+  *) echo "usage: $0 build | up | ensure | down | import-image TAG | kubeconfig | kubectl ARGS… | ctr ARGS… | stop-apiserver | start-apiserver" >&2; exit 2 ;;
 esac

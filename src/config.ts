@@ -10,8 +10,13 @@ export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'kubernetes';
 /** MODELDOCK_RUNTIME=kubernetes (docs/runtime-kubernetes.md). */
 export interface KubernetesConfig {
   namespace: string;
-  /** `hostpath` (the models/datasets directories on the node) or `pvc:<claim>`. */
+  /**
+   * `hostpath` (the models/datasets directories on the node), `pvc:<claim>`, or `router`
+   * (workers fetch their files from the router into a cache of their own).
+   */
   store: string;
+  /** With the `router` store: the router's URL as worker Pods reach it (MODELDOCK_K8S_ROUTER_URL). */
+  routerUrl: string;
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   /** Worker requests as a fraction of its limits. */
   requestsRatio: number;
@@ -193,7 +198,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
     warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
-    kubernetes: kubernetesConfig(read),
+    kubernetes: kubernetesConfig(read, runtime, host),
     drainTimeoutMs: int('MODELDOCK_DRAIN_TIMEOUT_MS', 30_000),
     loadWaitMs: int('MODELDOCK_LOAD_WAIT_MS', 60_000, 1),
     eventStreams: int('MODELDOCK_EVENT_STREAMS', 64, 1),
@@ -294,14 +299,32 @@ export function isLoopback(host: string): boolean {
   );
 }
 
-function kubernetesConfig(read: (name: string) => string | undefined): KubernetesConfig {
+function kubernetesConfig(
+  read: (name: string) => string | undefined,
+  runtime: RuntimeChoice,
+  host: string,
+): KubernetesConfig {
   const namespace = read('MODELDOCK_K8S_NAMESPACE') ?? 'modeldock';
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
     throw new ConfigError(`MODELDOCK_K8S_NAMESPACE must be a Kubernetes namespace name, got "${namespace}"`);
   }
   const store = read('MODELDOCK_K8S_STORE') ?? 'hostpath';
-  if (!/^(hostpath|pvc:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/.test(store)) {
-    throw new ConfigError(`MODELDOCK_K8S_STORE must be hostpath or pvc:<claim name>, got "${store}"`);
+  if (!/^(hostpath|router|pvc:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/.test(store)) {
+    throw new ConfigError(`MODELDOCK_K8S_STORE must be hostpath, router or pvc:<claim name>, got "${store}"`);
+  }
+  const routerUrl = read('MODELDOCK_K8S_ROUTER_URL') ?? '';
+  if (store === 'router') {
+    if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(routerUrl)) {
+      throw new ConfigError(
+        `MODELDOCK_K8S_STORE=router needs MODELDOCK_K8S_ROUTER_URL, the router's URL as worker Pods reach it (e.g. http://10.244.0.1:8080), got "${routerUrl}"`,
+      );
+    }
+    // Pods never reach a router on loopback; beyond it, a key is required (see MODELDOCK_HOST).
+    if (runtime === 'kubernetes' && isLoopback(host)) {
+      throw new ConfigError(
+        `MODELDOCK_K8S_STORE=router: worker Pods cannot reach a router listening on ${host}; set MODELDOCK_HOST to an address on the pod network (with MODELDOCK_API_KEY)`,
+      );
+    }
   }
   const imagePullPolicy = read('MODELDOCK_K8S_IMAGE_PULL_POLICY') ?? 'IfNotPresent';
   if (imagePullPolicy !== 'Always' && imagePullPolicy !== 'IfNotPresent' && imagePullPolicy !== 'Never') {
@@ -316,6 +339,7 @@ function kubernetesConfig(read: (name: string) => string | undefined): Kubernete
   return {
     namespace,
     store,
+    routerUrl,
     imagePullPolicy,
     requestsRatio: ratio,
     kubeconfig: read('KUBECONFIG') ?? '',

@@ -26,6 +26,7 @@ import { originalRoutes } from './routes/original.js';
 import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
 import { consoleRoutes } from './routes/console.js';
+import { workerStoreRoutes } from './routes/worker-store.js';
 
 export interface AppDeps {
   lifecycle: Lifecycle;
@@ -119,6 +120,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(v1Routes(deps), { prefix: '/v1' });
   await app.register(v2Routes(deps), { prefix: '/v2' });
   await app.register(consoleRoutes());
+  await app.register(workerStoreRoutes(deps));
 
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

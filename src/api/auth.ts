@@ -123,6 +123,8 @@ export function accessOf(routeUrl: string | undefined, options: { metricsPublic:
   if (OPEN.has(routeUrl) || routeUrl.startsWith('/v2/health/')) return 'open';
   // The console's static files hold no data: the page loads, then asks for a key when the API answers 401.
   if (routeUrl === '/ui' || routeUrl.startsWith('/ui/')) return 'open';
+  // No API key: the store is served to the router's own workers, who prove it with their secret.
+  if (routeUrl.startsWith('/worker-store/')) return 'open';
   if (routeUrl === '/metrics') return options.metricsPublic ? 'open' : 'authenticated';
   if (routeUrl === '/v1/jobs/:job_id/infer') return 'infer';
   // Loading and unloading through the repository extension are lifecycle operations.

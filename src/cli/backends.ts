@@ -94,7 +94,9 @@ async function kubernetesRuntime(config: Config, logger: Logger): Promise<Runtim
     imagePullPolicy: k8s.imagePullPolicy,
     store: k8s.store.startsWith('pvc:')
       ? { type: 'pvc', claim: k8s.store.slice('pvc:'.length) }
-      : { type: 'hostPath', modelsDir: config.modelsDir, datasetsDir: config.datasetsDir },
+      : k8s.store === 'router'
+        ? { type: 'router', url: k8s.routerUrl }
+        : { type: 'hostPath', modelsDir: config.modelsDir, datasetsDir: config.datasetsDir },
     requestsRatio: k8s.requestsRatio,
     logger,
   });

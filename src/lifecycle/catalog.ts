@@ -10,8 +10,8 @@ import { ID_PATTERN, validateId } from '../ids.js';
 
 export class Catalog {
   constructor(
-    private readonly modelsDir: string,
-    private readonly datasetsDir: string,
+    readonly modelsDir: string,
+    readonly datasetsDir: string,
   ) {}
 
   async requireModel(model: string): Promise<void> {

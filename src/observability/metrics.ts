@@ -38,6 +38,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly workerStoreFiles = new Counter({
+    name: 'modeldock_worker_store_files_total',
+    help: 'Store files asked of the router by its workers (MODELDOCK_K8S_STORE=router), by kind, file and answer (200 sent, 304 unchanged, 401, 404)',
+    labelNames: ['kind', 'file', 'status'] as const,
+    registers: [this.registry],
+  });
+
   readonly inferenceRequests = new Counter({
     name: 'modeldock_inference_requests_total',
     help: 'Inference requests routed, by job and HTTP status class',

@@ -31,6 +31,8 @@ import { modelConfig } from './model-config.js';
 import { DEFAULT_MAX_ELEMENTS } from './tensors.js';
 import { ModelRegistry } from './model-registry.js';
 import { ModelStore } from './model-store.js';
+import { LocalStoreSource } from './local-store-source.js';
+import type { StoreSource } from './store-source.js';
 
 export interface WorkerAppOptions {
   modelsDir: string;
@@ -46,6 +48,8 @@ export interface WorkerAppOptions {
   secret?: string;
   logger?: Logger;
   name?: string;
+  /** Where model and dataset files come from; default: modelsDir and datasetsDir. */
+  source?: StoreSource;
 }
 
 /** Health checks answer anyone: engines and probes hold no secret. */
@@ -56,6 +60,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  // The router's store (remote-store-source.ts) refused, broke off, or sent a damaged file.
+  store_unavailable: 503,
 };
 
 export interface WorkerApp {
@@ -66,8 +72,9 @@ export interface WorkerApp {
 }
 
 export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerApp> {
-  const models = new ModelStore(options.modelsDir, options.threads ?? 1);
-  const datasets = new DatasetStore(options.datasetsDir);
+  const source = options.source ?? new LocalStoreSource(options.modelsDir, options.datasetsDir);
+  const models = new ModelStore(source, options.threads ?? 1);
+  const datasets = new DatasetStore(source);
   const registry = new ModelRegistry(models);
   const stats = new InferenceStats();
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_WORKER_BODY_LIMIT;

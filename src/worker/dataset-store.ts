@@ -8,10 +8,11 @@
  * present it must be a JSON object.
  */
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { InvalidInputError, NotFoundError } from '../errors.js';
 import { validateId } from '../ids.js';
-import { isMissing, parseJsonQuietly, realPathInside } from './store-files.js';
+import { LocalStoreSource } from './local-store-source.js';
+import type { StoreSource } from './store-source.js';
+import { parseJsonQuietly } from './store-files.js';
 
 export interface DatasetRecord {
   /** By model input name, or positional in the model's input order. */
@@ -26,18 +27,19 @@ export interface Dataset {
 }
 
 export class DatasetStore {
-  constructor(private readonly dir: string) {}
+  private readonly source: StoreSource;
+
+  /** `source`: a StoreSource, or the datasets directory. */
+  constructor(source: StoreSource | string) {
+    this.source = typeof source === 'string' ? new LocalStoreSource(source, source) : source;
+  }
 
   async read(datasetId: string): Promise<Dataset> {
     validateId('dataset', datasetId);
-    // Real paths inside the store only: a link out of it is refused, not followed.
+    // Real paths inside the store only (the source refuses a link out of it).
     const read = async (file: string): Promise<string | undefined> => {
-      try {
-        return await readFile(await realPathInside(this.dir, path.join(datasetId, file), 'dataset'), 'utf8');
-      } catch (error) {
-        if (isMissing(error)) return undefined;
-        throw error;
-      }
+      const real = await this.source.file('dataset', datasetId, file);
+      return real === undefined ? undefined : readFile(real, 'utf8');
     };
     const text = await read('records.jsonl');
     if (text === undefined) {

@@ -6,7 +6,9 @@
 import { pino } from 'pino';
 import { buildWorkerApp } from './app.js';
 import { workerGrpcServer } from './grpc-service.js';
+import { LocalStoreSource } from './local-store-source.js';
 import { serveHttp2Alongside } from './protocol-listener.js';
+import { RemoteStoreSource } from './remote-store-source.js';
 import { warmUpOnnxRuntime } from './warm-up.js';
 import { loadWorkerConfig, workerLogLevel } from './worker-config.js';
 
@@ -27,7 +29,17 @@ async function main(): Promise<void> {
   // The secret is the worker's only lock when others share its network (docs/worker.md).
   if (!config.secret)
     log.warn('no MODELDOCK_WORKER_SECRET: anyone who reaches this port can drive the worker');
+  // The router's store when it names one (no shared file system), else the directories.
+  const source = config.storeUrl
+    ? new RemoteStoreSource({
+        url: config.storeUrl,
+        secret: config.secret,
+        cacheDir: config.storeCacheDir,
+        logger: log,
+      })
+    : new LocalStoreSource(config.modelsDir, config.datasetsDir);
   const { app, infer } = await buildWorkerApp({
+    source,
     modelsDir: config.modelsDir,
     datasetsDir: config.datasetsDir,
     threads: config.threads,
@@ -70,7 +82,7 @@ async function main(): Promise<void> {
   // Before listening, so "ready" means the runtime is warm (see warm-up.ts).
   const warmUpMs = await warmUpOnnxRuntime(config.threads);
   await app.listen({ port: config.port, host: config.host });
-  log.info({ port: config.port, host: config.host, models: config.modelsDir, warmUpMs }, 'worker listening');
+  log.info({ port: config.port, host: config.host, store: source.description, warmUpMs }, 'worker listening');
 }
 
 main().catch((error: unknown) => {

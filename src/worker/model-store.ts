@@ -1,14 +1,16 @@
 /**
  * The model store as the worker reads it: `<models>/<id>/model.onnx` and an optional
  * `model.json`. Without model.json, inputs and outputs come from the ONNX graph, so
- * dropping an .onnx file into a directory is enough.
+ * dropping an .onnx file into a directory is enough. The files come through a
+ * StoreSource (a local directory, or the router: store-source.ts).
  */
 import ort from 'onnxruntime-node';
-import { readFile, readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
 import { InvalidInputError, NotFoundError, errorMessage } from '../errors.js';
-import { ID_PATTERN, validateId } from '../ids.js';
-import { isMissing, parseJsonQuietly, realPathInside } from './store-files.js';
+import { validateId } from '../ids.js';
+import { LocalStoreSource } from './local-store-source.js';
+import type { StoreSource } from './store-source.js';
+import { parseJsonQuietly } from './store-files.js';
 import { v2DatatypeOf, type TensorSpec } from './tensors.js';
 
 /** How every session of the worker is created: its models' and the boot warm-up's alike. */
@@ -51,45 +53,29 @@ function toSpec(meta: OrtValueMetadata): TensorSpec {
 }
 
 export class ModelStore {
-  constructor(
-    private readonly dir: string,
-    private readonly threads: number,
-  ) {}
+  private readonly source: StoreSource;
 
-  modelPath(modelId: string): string {
-    validateId('model', modelId);
-    return path.join(this.dir, modelId, 'model.onnx');
+  /** `source`: a StoreSource, or the models directory (a LocalStoreSource without datasets). */
+  constructor(
+    source: StoreSource | string,
+    private readonly threads: number,
+  ) {
+    this.source = typeof source === 'string' ? new LocalStoreSource(source, source) : source;
   }
 
   async list(): Promise<string[]> {
-    try {
-      const entries = await readdir(this.dir);
-      const ids = await Promise.all(
-        entries
-          .filter((id) => ID_PATTERN.test(id))
-          .map(async (id) =>
-            (await stat(path.join(this.dir, id, 'model.onnx')).catch(() => null)) ? id : null,
-          ),
-      );
-      return ids.filter((id): id is string => id !== null).sort();
-    } catch {
-      return [];
-    }
+    return this.source.listModels();
   }
 
   /** Create the runtime session; every failure is a clear error and nothing is kept. */
   async open(name: string, modelId: string): Promise<LoadedModel> {
     validateId('model', modelId);
-    let file: string;
-    let bytes: number;
-    try {
-      // Its real path, inside the store: a link out of the store is refused, not followed.
-      file = await realPathInside(this.dir, path.join(modelId, 'model.onnx'), 'model');
-      bytes = (await stat(file)).size;
-    } catch (error) {
-      if (!isMissing(error)) throw error;
+    // Its real path, inside the store: a link out of the store is refused, not followed.
+    const file = await this.source.file('model', modelId, 'model.onnx');
+    if (file === undefined) {
       throw new NotFoundError(`model "${modelId}" not found in the model store (no ${modelId}/model.onnx)`);
     }
+    const bytes = (await stat(file)).size;
     const manifest = await this.readManifest(modelId);
     const started = performance.now();
     let session: ort.InferenceSession;
@@ -123,14 +109,9 @@ export class ModelStore {
   }
 
   private async readManifest(modelId: string): Promise<ModelManifest> {
-    let text: string;
-    try {
-      const file = await realPathInside(this.dir, path.join(modelId, 'model.json'), 'model');
-      text = await readFile(file, 'utf8');
-    } catch (error) {
-      if (isMissing(error)) return {};
-      throw error;
-    }
+    const file = await this.source.file('model', modelId, 'model.json');
+    if (file === undefined) return {};
+    const text = await readFile(file, 'utf8');
     return checkManifest(modelId, parseJsonQuietly(text, `model "${modelId}": model.json`));
   }
 }

@@ -253,6 +253,34 @@ describe('ProcessRuntime specifics', () => {
     await runtime.close();
   });
 
+  it('a worker stays inspectable while two runtime objects record its exit at once', async () => {
+    // Two routers of one instance in one process (a restarted router, as in tests) both
+    // stop the worker: each records the exit. A reader in between must always find the
+    // worker's state file whole (it once shared one temporary file and saw it half-written).
+    const first = runtimeFor();
+    const second = runtimeFor();
+    const name = spec(9).name;
+    await first.create(spec(9));
+    const missing: number[] = [];
+    for (let round = 0; round < 8; round++) {
+      const started = await first.start(name);
+      await workers.waitUntilReady(started.endpoint!, { timeoutMs: 30_000 });
+      let stopping = true;
+      const reader = (async () => {
+        while (stopping) if ((await second.inspect(name)) === undefined) missing.push(round);
+      })();
+      await Promise.all([first.stop(name, { timeoutSeconds: 5 }), second.stop(name, { timeoutSeconds: 5 })]);
+      stopping = false;
+      await reader;
+      assert.equal((await first.inspect(name))?.running, false);
+      assert.equal((await second.inspect(name))?.running, false);
+    }
+    assert.deepEqual(missing, [], 'rounds in which the state file could not be read');
+    await first.remove(name);
+    await first.close();
+    await second.close();
+  });
+
   it('stop escalates to SIGKILL when a worker ignores SIGTERM', async () => {
     const runtime = runtimeFor(fixture('stubborn-worker.mjs'));
     await runtime.create(spec(6));

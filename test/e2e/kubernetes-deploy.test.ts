@@ -2,16 +2,20 @@
  * deploy/kubernetes on the real test cluster: `kubectl apply -k` of an overlay that adds
  * only what a real installation brings itself (the images under test, loaded on the
  * node; the API key Secret; two PersistentVolumes, since this cluster has no storage
- * provisioner), then the five original requests verbatim through the router's Service,
- * with the key. Everything else (RBAC, Deployment, PVCs, Service, hardening) is the
- * base as shipped.
+ * provisioner; the router's URL as its Pod IP, since this cluster has no DNS), then the
+ * five original requests verbatim through the router's Service, with the key. Everything
+ * else (RBAC, Deployment, PVCs, Service, hardening, workers fetching their store from the
+ * router) is the base as shipped.
  */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { cluster, type TestCluster } from '../helpers/kubernetes.js';
 import { REPO_ROOT, ROUTER_IMAGE, WORKER_IMAGE } from '../helpers/paths.js';
@@ -30,6 +34,7 @@ describe('deploy/kubernetes: the router in the cluster, the original requests th
   let c: TestCluster;
   let dir: string;
   let url: string;
+  let serviceIp: string;
   const apiKey = randomBytes(24).toString('hex');
 
   const send = async (body: string) => {
@@ -95,6 +100,12 @@ spec:
             - { name: MODELDOCK_WORKER_IMAGE, value: "${WORKER_IMAGE}" }
             - { name: MODELDOCK_K8S_IMAGE_PULL_POLICY, value: Never }
             - { name: MODELDOCK_LOG_LEVEL, value: info }
+            # No cluster DNS here: the workers reach the router at its Pod IP (a patch's
+            # entries come first in the merged list, so POD_IP is defined before its use).
+            - name: POD_IP
+              valueFrom:
+                fieldRef: { fieldPath: status.podIP }
+            - { name: MODELDOCK_K8S_ROUTER_URL, value: "http://$(POD_IP):8080" }
 `,
     );
     await writeFile(
@@ -138,6 +149,7 @@ secretGenerator:
       '-o',
       'jsonpath={.spec.clusterIP}',
     ]);
+    serviceIp = ip;
     url = `http://${ip}`;
     // kube-proxy programs a new Service within seconds: wait until it answers.
     const deadline = Date.now() + 60_000;
@@ -182,11 +194,27 @@ secretGenerator:
     ) as {
       items: {
         metadata: { name: string };
-        spec: { serviceAccountName?: string; automountServiceAccountToken?: boolean };
+        spec: {
+          serviceAccountName?: string;
+          automountServiceAccountToken?: boolean;
+          volumes?: {
+            name: string;
+            emptyDir?: unknown;
+            persistentVolumeClaim?: unknown;
+            hostPath?: unknown;
+          }[];
+        };
       }[];
     };
     assert.equal(pods.items.length, 1, 'one worker Pod beside the router');
     assert.equal(pods.items[0]!.spec.automountServiceAccountToken, false);
+    // The worker mounts no store (it fetched its model from the router), only its caches.
+    const volumes = pods.items[0]!.spec.volumes ?? [];
+    assert.deepEqual(
+      volumes.filter((v) => v.persistentVolumeClaim || v.hostPath).map((v) => v.name),
+      [],
+    );
+    assert.ok(volumes.some((v) => v.name === 'cache' && v.emptyDir));
 
     const loaded = await send(load);
     assert.equal(loaded.status, 200, JSON.stringify(loaded.body));
@@ -212,5 +240,33 @@ secretGenerator:
       'name',
     ]);
     assert.equal(left, '', 'no worker Pod left');
+  });
+
+  it('answers gRPC through the Service (port 8081), with the same key', async () => {
+    const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true, defaults: true });
+    const Service = (grpc.loadPackageDefinition(definition) as any).inference.GRPCInferenceService;
+    const client = new Service(`${serviceIp}:8081`, grpc.credentials.createInsecure());
+    const rpc = (method: string, key?: string) => {
+      const metadata = new grpc.Metadata();
+      if (key) metadata.set('authorization', `Bearer ${key}`);
+      return new Promise<unknown>((resolve, reject) =>
+        client[method](
+          {},
+          metadata,
+          { deadline: Date.now() + 20_000 },
+          (error: Error | null, answer: unknown) => (error ? reject(error) : resolve(answer)),
+        ),
+      );
+    };
+    try {
+      assert.deepEqual(await rpc('ServerLive'), { live: true });
+      await assert.rejects(rpc('ServerMetadata'), (error: grpc.ServiceError) => {
+        assert.equal(error.code, grpc.status.UNAUTHENTICATED);
+        return true;
+      });
+      assert.equal(((await rpc('ServerMetadata', apiKey)) as { name: string }).name.length > 0, true);
+    } finally {
+      client.close();
+    }
   });
 });

@@ -15,7 +15,14 @@ import {
   kubernetesRuntime,
   removeInstancePods,
 } from '../helpers/kubernetes.js';
-import { getJson, postJson, startTestRouter, uniqueInstance, type TestRouter } from '../helpers/router.js';
+import {
+  getJson,
+  postJson,
+  startTestRouter,
+  uniqueInstance,
+  waitForServer,
+  type TestRouter,
+} from '../helpers/router.js';
 
 const c = await cluster();
 
@@ -60,19 +67,12 @@ describe('warm pool on Kubernetes', () => {
 
   it('a handed-over worker that dies is noticed by its name and restarted', async () => {
     const server = (await getJson(`${t.url}/v1/jobs/a1`)).body.server;
-    const restarted = new Promise<void>((resolve) => {
-      const off = t.router.events.subscribe((event) => {
-        if (
-          event.type === 'server' &&
-          event.server.serverId === server.server_id &&
-          event.server.state === 'ready' &&
-          event.server.restarts === 1
-        ) {
-          off();
-          resolve();
-        }
-      });
-    });
+    const restarted = waitForServer(
+      t.router,
+      server.server_id,
+      (s) => s.state === 'ready' && s.restarts === 1,
+      60_000,
+    );
     const pod = (await pods()).find((p) => p.metadata!.uid === server.container_id)!;
     await killWorkerContainer(pod);
     await restarted;

@@ -14,6 +14,7 @@ import {
   postJson,
   startTestRouter,
   uniqueInstance,
+  waitForServer,
   type TestRouter,
 } from '../helpers/router.js';
 
@@ -77,19 +78,12 @@ describe('warm pool', () => {
 
   it('a handed-over worker that dies is noticed by its name and restarted', async () => {
     const server = (await getJson(`${t.url}/v1/jobs/a1`)).body.server;
-    const died = new Promise<void>((resolve) => {
-      const off = t.router.events.subscribe((event) => {
-        if (
-          event.type === 'server' &&
-          event.server.serverId === server.server_id &&
-          event.server.state === 'ready' &&
-          event.server.restarts === 1
-        ) {
-          off();
-          resolve();
-        }
-      });
-    });
+    const died = waitForServer(
+      t.router,
+      server.server_id,
+      (s) => s.state === 'ready' && s.restarts === 1,
+      60_000,
+    );
     await t.docker.getContainer(server.container_id).kill({ signal: 'SIGKILL' });
     await died;
   });

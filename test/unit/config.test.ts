@@ -72,6 +72,7 @@ describe('configuration', () => {
     assert.deepEqual(loadConfig({}).kubernetes, {
       namespace: 'modeldock',
       store: 'hostpath',
+      routerUrl: '',
       imagePullPolicy: 'IfNotPresent',
       requestsRatio: 0.1,
       kubeconfig: '',
@@ -90,11 +91,42 @@ describe('configuration', () => {
     assert.deepEqual(k8s.kubernetes, {
       namespace: 'ml',
       store: 'pvc:model-store',
+      routerUrl: '',
       imagePullPolicy: 'Never',
       requestsRatio: 0.5,
       kubeconfig: '/etc/kube.conf',
       inCluster: true,
     });
+  });
+
+  it('the router store: workers fetch from MODELDOCK_K8S_ROUTER_URL, which must be reachable from Pods', () => {
+    const config = loadConfig({
+      MODELDOCK_RUNTIME: 'kubernetes',
+      MODELDOCK_K8S_STORE: 'router',
+      MODELDOCK_K8S_ROUTER_URL: 'http://10.244.0.1:8080',
+      MODELDOCK_HOST: '10.244.0.1',
+      MODELDOCK_API_KEY: 'k'.repeat(32),
+    });
+    assert.equal(config.kubernetes.store, 'router');
+    assert.equal(config.kubernetes.routerUrl, 'http://10.244.0.1:8080');
+    assert.throws(
+      () => loadConfig({ MODELDOCK_K8S_STORE: 'router' }),
+      /MODELDOCK_K8S_STORE=router needs MODELDOCK_K8S_ROUTER_URL/,
+    );
+    assert.throws(
+      () => loadConfig({ MODELDOCK_K8S_STORE: 'router', MODELDOCK_K8S_ROUTER_URL: 'ftp://x' }),
+      /MODELDOCK_K8S_ROUTER_URL/,
+    );
+    // No key, so loopback only: Pods could never reach it.
+    assert.throws(
+      () =>
+        loadConfig({
+          MODELDOCK_RUNTIME: 'kubernetes',
+          MODELDOCK_K8S_STORE: 'router',
+          MODELDOCK_K8S_ROUTER_URL: 'http://10.244.0.1:8080',
+        }),
+      /cannot reach a router listening on 127\.0\.0\.1/,
+    );
   });
 
   it('parses sizes', () => {

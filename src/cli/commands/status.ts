@@ -1,7 +1,14 @@
 /** Looking at the router: ps, jobs, ops, events, pool, reconcile. */
 import { readEvents } from '../client/sse.js';
 import { age, bytes, duration, type Output } from '../client/output.js';
-import type { EventView, JobView, OperationView, ServerView, WorkerSampleView } from '../client/wire.js';
+import type {
+  EventView,
+  JobView,
+  OperationView,
+  PoolView,
+  ServerView,
+  WorkerSampleView,
+} from '../client/wire.js';
 import type { CommandContext } from './context.js';
 
 const LIVE_STATES = 'creating,loading,ready,unloading,unloaded,terminating,failed';
@@ -141,17 +148,6 @@ export async function events({ api, out, signal }: CommandContext): Promise<void
     if (out.json) out.record(event);
     else out.line(describeEvent(out, event));
   }
-}
-
-interface PoolView {
-  size: number;
-  limit: number;
-  bounded_by: string | null;
-  ready: number;
-  filling: number;
-  worker_bytes: number;
-  worker_bytes_measured: boolean;
-  budget_free_bytes: number | null;
 }
 
 export async function pool({ api, out }: CommandContext): Promise<void> {

@@ -19,6 +19,7 @@
 import type { V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
+import { STORE_CACHE_DIR_ENV, STORE_URL_ENV } from '../../worker-store-protocol.js';
 import { LABELS, type WorkerSpec } from '../runtime.js';
 import { LABELS_ANNOTATION, podLabels } from './pod-labels.js';
 
@@ -32,10 +33,14 @@ const WORKER_UID = 10001;
 /**
  * Where the worker's models and datasets come from (MODELDOCK_K8S_STORE):
  * - hostPath: directories on the node (the router on a node, or a store every node has);
- * - pvc: one PersistentVolumeClaim with `models/` and `datasets/` in it, mounted read-only.
+ * - pvc: one PersistentVolumeClaim with `models/` and `datasets/` in it, mounted read-only;
+ * - router: nothing mounted; the worker fetches its files from the router at `url`
+ *   (worker-store-protocol.ts) into an emptyDir cache of its own.
  */
 export type WorkerStore =
-  { type: 'hostPath'; modelsDir: string; datasetsDir: string } | { type: 'pvc'; claim: string };
+  | { type: 'hostPath'; modelsDir: string; datasetsDir: string }
+  | { type: 'pvc'; claim: string }
+  | { type: 'router'; url: string };
 
 export interface PodTemplateOptions {
   namespace: string;
@@ -57,13 +62,12 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
   // router's Role; an operator's), as it is in a container's on Docker.
   const env = withWorkerSecret({
     MODELDOCK_WORKER_PORT: String(WORKER_PORT),
-    MODELDOCK_MODELS_DIR: '/models',
-    MODELDOCK_DATASETS_DIR: '/datasets',
+    ...storeEnv(options.store),
     MODELDOCK_WORKER_NAME: spec.name,
     [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(limits.memoryBytes)),
     ...spec.env,
   });
-  const { volumes, mounts } = storeVolumes(options.store);
+  const { volumes, mounts } = storeVolumes(options.store, limits.memoryBytes);
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -122,7 +126,26 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
   };
 }
 
-function storeVolumes(store: WorkerStore): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+/** Where the worker finds its store: the mounted directories, or the router and its cache. */
+function storeEnv(store: WorkerStore): Record<string, string> {
+  if (store.type === 'router') return { [STORE_URL_ENV]: store.url, [STORE_CACHE_DIR_ENV]: CACHE_DIR };
+  return { MODELDOCK_MODELS_DIR: '/models', MODELDOCK_DATASETS_DIR: '/datasets' };
+}
+
+const CACHE_DIR = '/cache';
+
+function storeVolumes(
+  store: WorkerStore,
+  memoryBytes: number,
+): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  if (store.type === 'router') {
+    // On the node's disk, not in memory (a model may be large), and bounded: a worker loads
+    // at most what fits in its memory, plus a dataset, plus the version being replaced.
+    return {
+      volumes: [{ name: 'cache', emptyDir: { sizeLimit: String(2 * memoryBytes) } }],
+      mounts: [{ name: 'cache', mountPath: CACHE_DIR }],
+    };
+  }
   if (store.type === 'pvc') {
     return {
       volumes: [{ name: 'store', persistentVolumeClaim: { claimName: store.claim, readOnly: true } }],

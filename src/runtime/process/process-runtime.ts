@@ -12,6 +12,7 @@
  * runtime object, not across processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -503,10 +504,15 @@ export class ProcessRuntime implements Runtime {
     return state;
   }
 
-  /** Atomic replace (write a temporary file, then rename), so readers never see half a file. */
+  /**
+   * Atomic replace (write a temporary file, then rename), so readers never see half a
+   * file. The temporary name is unique per write: two writers sharing one (two runtime
+   * objects of a process recording the same exit) could rename the other's half-written
+   * file into place.
+   */
   private async writeState(state: WorkerState): Promise<void> {
     const file = this.stateFile(state.name);
-    const temp = `${file}.${process.pid}.tmp`;
+    const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
     await writeFile(temp, JSON.stringify(state, null, 2));
     await rename(temp, file);
   }
