@@ -83,6 +83,25 @@ function statusOf(error: unknown): number | undefined {
   return (error as DockerError)?.statusCode;
 }
 
+/** The engine's answer to a start while containerd still holds a task of the container. */
+export function isStaleTaskError(error: unknown): boolean {
+  return statusOf(error) === 500 && /\btask [0-9a-f]{64}: already exists/.test(messageOf(error));
+}
+
+function messageOf(error: unknown): string {
+  const err = error as DockerError;
+  return err?.json?.message ?? err?.reason ?? errorMessage(error);
+}
+
+/** The networks a container is attached to, as a create body names them (aliases kept, addresses not). */
+function endpointsOf(info: Dockerode.ContainerInspectInfo): Record<string, Dockerode.EndpointSettings> {
+  const endpoints: Record<string, Dockerode.EndpointSettings> = {};
+  for (const [network, settings] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
+    endpoints[network] = settings.Aliases ? { Aliases: settings.Aliases } : {};
+  }
+  return endpoints;
+}
+
 export class DockerEngine {
   constructor(readonly docker: Dockerode) {}
 
@@ -112,15 +131,58 @@ export class DockerEngine {
     }
   }
 
-  async start(idOrName: string, signal?: AbortSignal): Promise<'started' | 'already_running' | 'not_found'> {
+  /**
+   * `stale_task`: the engine can never start this container again, because containerd
+   * still holds a task under its id. That happens when a start raced the engine's own
+   * shutdown (the task outlived the engine, and the restarted engine did not clean it
+   * up: "Container not cleaned up from containerd from previous run"). Recreating the
+   * container (a new id) is the way out.
+   */
+  async start(
+    idOrName: string,
+    signal?: AbortSignal,
+  ): Promise<'started' | 'already_running' | 'not_found' | 'stale_task'> {
     try {
       await this.docker.getContainer(idOrName).start({ abortSignal: signal });
       return 'started';
     } catch (error) {
       if (statusOf(error) === 304) return 'already_running';
       if (statusOf(error) === 404) return 'not_found';
+      if (isStaleTaskError(error)) return 'stale_task';
       throw engineError(error, `start ${idOrName}`);
     }
+  }
+
+  /**
+   * Replace a stopped container by a new one with the same name and configuration
+   * (the engine's own record of it: image, environment, labels, host configuration and
+   * networks), and return the new id. Only for containers that cannot be started again.
+   */
+  async recreate(idOrName: string, signal?: AbortSignal): Promise<string> {
+    let info: Dockerode.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(idOrName).inspect({ abortSignal: signal });
+    } catch (error) {
+      throw engineError(error, `inspect ${idOrName}`);
+    }
+    // The hostname defaults to the id: the new container gets its own.
+    const { Hostname: _hostname, ...config } = info.Config;
+    await this.remove(info.Id, signal);
+    const created = await this.create(
+      {
+        ...config,
+        name: info.Name.replace(/^\//, ''),
+        HostConfig: info.HostConfig,
+        NetworkingConfig: { EndpointsConfig: endpointsOf(info) },
+      },
+      signal,
+    );
+    if (created.outcome === 'exists') {
+      throw new ConflictError(
+        `container ${info.Name} was created again by someone else while being recreated`,
+      );
+    }
+    return created.id;
   }
 
   async stop(

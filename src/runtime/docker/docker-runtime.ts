@@ -117,7 +117,19 @@ export class DockerRuntime implements Runtime {
   async start(name: string, signal?: AbortSignal): Promise<WorkerInfo> {
     const owned = await this.requireOwned(name, signal);
     if (!owned.running) {
-      const outcome = await this.engine.start(owned.id, signal);
+      let outcome = await this.engine.start(owned.id, signal);
+      if (outcome === 'stale_task') {
+        // Workers hold nothing of their own: a container the engine cannot start again
+        // (docker-engine.ts) is replaced by an identical one under the same name.
+        this.options.logger?.warn(
+          { worker: name, container: owned.id },
+          'the engine cannot start this container again (a task of it outlived an engine restart); recreating it',
+        );
+        outcome = await this.engine.start(await this.engine.recreate(owned.id, signal), signal);
+        if (outcome === 'stale_task') {
+          throw new RuntimeUnavailableError(`container ${name} cannot be started even after being recreated`);
+        }
+      }
       if (outcome === 'not_found') throw new ConflictError(`container ${name} was removed while starting`);
     }
     return this.requireOwned(name, signal);
