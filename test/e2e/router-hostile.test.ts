@@ -12,8 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { loadInferenceService } from '../../src/inference-grpc/service-definition.js';
 import { DIGITS } from '../helpers/fixtures.js';
 import { WORKER_IMAGE } from '../helpers/paths.js';
+import { freePort } from '../helpers/ports.js';
 import { postJson, startTestRouter, type TestRouter } from '../helpers/router.js';
 import type { ServerRecord } from '../../src/store/records.js';
 
@@ -71,7 +74,12 @@ describe('router: hostile and unusual requests', () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-hostile-'));
     t = await startTestRouter({
-      env: { MODELDOCK_BODY_LIMIT: '4m', MODELDOCK_EVENT_STREAMS: '2', MODELDOCK_WORKER_MEMORY: '512m' },
+      env: {
+        MODELDOCK_BODY_LIMIT: '4m',
+        MODELDOCK_EVENT_STREAMS: '2',
+        MODELDOCK_WORKER_MEMORY: '512m',
+        MODELDOCK_GRPC_PORT: String(await freePort()),
+      },
     });
     for (const job of ['h1', 'h2']) {
       const created = await postJson(`${t.url}/v1/jobs`, { job_id: job, model: 'm-131', dataset: 'ds-550' });
@@ -180,6 +188,29 @@ describe('router: hostile and unusual requests', () => {
     for (const url of [`${t.url}/v2/models/h2/infer`, `${t.url}/v1/jobs/h2/infer`]) {
       const response = await postJson(url, inferBody);
       assert.equal(response.status, 200, `${url}: ${JSON.stringify(response.body)}`);
+    }
+    assert.equal(await t.router.workers.isLoaded(server.endpoint!, 'h2'), true);
+
+    // gRPC's ModelInfer heals the same way.
+    await t.router.workers.unload(server.endpoint!, 'h2');
+    const Client = grpc.makeGenericClientConstructor(loadInferenceService(), 'GRPCInferenceService');
+    const client = new Client(`127.0.0.1:${t.router.grpcPort}`, grpc.credentials.createInsecure()) as any;
+    try {
+      const answer = await new Promise<any>((resolve, reject) =>
+        client.ModelInfer(
+          {
+            model_name: 'h2',
+            inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 64] }],
+            outputs: [{ name: 'label' }],
+            raw_input_contents: [Buffer.from(Float32Array.from(digit.inputs.pixels).buffer)],
+          },
+          (error: grpc.ServiceError | null, response: unknown) => (error ? reject(error) : resolve(response)),
+        ),
+      );
+      assert.equal(answer.outputs[0].name, 'label');
+      assert.equal(answer.raw_output_contents.length, 1);
+    } finally {
+      client.close();
     }
     assert.equal(await t.router.workers.isLoaded(server.endpoint!, 'h2'), true);
   });

@@ -105,6 +105,8 @@ describe('gRPC inference service', () => {
             return route(jobId);
           },
           invalidateRoute: (jobId: string) => void invalidated.push(jobId),
+          // The stub worker never answers 404 (model not loaded), so no heal is asked for.
+          healLostModel: async () => assert.fail('no heal expected'),
           deployLoad: async () => ({}) as never,
           deployUnload: async () => ({}) as never,
         },

@@ -12,8 +12,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { InvalidInputError, NotFoundError, WorkerError, errorMessage } from '../../errors.js';
-import type { Lifecycle } from '../../lifecycle/lifecycle.js';
+import {
+  InvalidInputError,
+  NotFoundError,
+  WorkerError,
+  errorMessage,
+  isModeldockError,
+} from '../../errors.js';
+import type { Lifecycle, RouteEntry } from '../../lifecycle/lifecycle.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { WorkerClient } from '../../runtime/worker-client.js';
 import type { Store } from '../../store/store.js';
@@ -46,7 +52,7 @@ export type GrpcAuthorizer = (authorization: string | undefined, scope: 'infer' 
 export interface GrpcDeps {
   lifecycle: Pick<
     Lifecycle,
-    'tryAcquireRoute' | 'acquireRoute' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'
+    'tryAcquireRoute' | 'acquireRoute' | 'healLostModel' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'
   >;
   workers: Pick<WorkerClient, 'pool' | 'modelJson'>;
   store: Pick<Store, 'listJobs' | 'currentServer'>;
@@ -236,14 +242,12 @@ export class GrpcInferenceServer {
     const { body, headerLength } = toWorkerInferBody(request);
     // A ready job's route at once, as the HTTP hot path takes it; else wait for a job
     // being loaded (as HTTP does). Counted on the route until answered.
-    const route =
-      this.deps.lifecycle.tryAcquireRoute(jobId) ?? (await this.deps.lifecycle.acquireRoute(jobId));
-    let answer: WorkerAnswer;
-    try {
-      answer = await forwardToWorker(
-        this.deps.workers.pool(route.endpoint),
+    let route = this.deps.lifecycle.tryAcquireRoute(jobId) ?? (await this.deps.lifecycle.acquireRoute(jobId));
+    const send = (target: RouteEntry) =>
+      forwardToWorker(
+        this.deps.workers.pool(target.endpoint),
         {
-          path: `${route.modelPath}/infer`,
+          path: `${target.modelPath}/infer`,
           headers: {
             'content-type': 'application/octet-stream',
             'inference-header-content-length': String(headerLength),
@@ -252,9 +256,22 @@ export class GrpcInferenceServer {
         },
         call,
       );
+    let answer: WorkerAnswer;
+    try {
+      answer = await send(route);
+      if (answer.statusCode === 404) {
+        // The worker does not have the model the router holds as ready (it lost it, or
+        // something unloaded it behind the router's back): healed, then sent once more,
+        // as the HTTP path does. The fresh route comes taken; the stale one is let go.
+        const fresh = await this.deps.lifecycle.healLostModel(route);
+        route.release();
+        route = fresh;
+        answer = await send(route);
+      }
     } catch (error) {
-      // A caller that left (cancelled, or its deadline passed) says nothing about the worker.
-      if (error instanceof CallEndedError) throw error;
+      // A caller that left (CallEndedError: cancelled, or its deadline passed) says nothing
+      // about the worker, nor does a heal's refusal: only a worker that did not answer does.
+      if (!(error instanceof Error) || isModeldockError(error)) throw error;
       this.deps.lifecycle.invalidateRoute(jobId);
       this.deps.metrics.observeInference(jobId, 502, (performance.now() - started) / 1000);
       throw new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
