@@ -141,7 +141,9 @@ export class WorkerClient {
         );
       }
       await new Promise((resolve) => setTimeout(resolve, interval));
-      interval = Math.min(interval * 2, 200);
+      // Capped low: a worker boots in ~0.2-0.3 s, and with a longer step the last wait
+      // overshoots its readiness by up to the step (a refused connection costs ~nothing).
+      interval = Math.min(interval * 2, 50);
     }
   }
 

@@ -4,11 +4,10 @@
  * only by its MODELDOCK_* environment (see worker-config.ts).
  */
 import { pino } from 'pino';
+import type { workerGrpcServer } from './grpc-service.js';
 import { buildWorkerApp } from './app.js';
-import { workerGrpcServer } from './grpc-service.js';
 import { LocalStoreSource } from './local-store-source.js';
 import { serveHttp2Alongside } from './protocol-listener.js';
-import { RemoteStoreSource } from './remote-store-source.js';
 import { warmUpOnnxRuntime } from './warm-up.js';
 import { loadWorkerConfig, workerLogLevel } from './worker-config.js';
 
@@ -30,8 +29,9 @@ async function main(): Promise<void> {
   if (!config.secret)
     log.warn('no MODELDOCK_WORKER_SECRET: anyone who reaches this port can drive the worker');
   // The router's store when it names one (no shared file system), else the directories.
+  // (Loaded only when used: its HTTP client costs every other worker's boot ~50 ms.)
   const source = config.storeUrl
-    ? new RemoteStoreSource({
+    ? new (await import('./remote-store-source.js')).RemoteStoreSource({
         url: config.storeUrl,
         secret: config.secret,
         cacheDir: config.storeCacheDir,
@@ -49,15 +49,36 @@ async function main(): Promise<void> {
     logger: log,
     name: config.name,
   });
-  // gRPC on the same port as HTTP (protocol-listener.ts).
-  const grpc = workerGrpcServer({
-    app,
-    infer,
-    ...(config.secret ? { secret: config.secret } : {}),
-    maxMessageBytes: config.bodyLimitBytes,
-    logger: log,
+  // gRPC on the same port as HTTP (protocol-listener.ts), set up at its first connection:
+  // grpc-js and the service definition take ~0.1 s to load (more under a CPU limit),
+  // which every worker would otherwise add to its boot, and so to every DEPLOY_CREATE,
+  // whether anyone speaks gRPC to it or not. The connection waits, paused, meanwhile.
+  let grpc: Promise<ReturnType<typeof workerGrpcServer>> | undefined;
+  const grpcServer = () =>
+    (grpc ??= import('./grpc-service.js').then(({ workerGrpcServer }) =>
+      workerGrpcServer({
+        app,
+        infer,
+        ...(config.secret ? { secret: config.secret } : {}),
+        maxMessageBytes: config.bodyLimitBytes,
+        logger: log,
+      }),
+    ));
+  serveHttp2Alongside(app.server, (socket) => {
+    // Until grpc-js owns the socket, an error on it is ours to end (not an uncaught one).
+    const onError = () => socket.destroy();
+    socket.on('error', onError);
+    grpcServer().then(
+      (server) => {
+        socket.removeListener('error', onError);
+        if (!socket.destroyed) server.injector.injectConnection(socket);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, 'gRPC cannot start');
+        socket.destroy();
+      },
+    );
   });
-  serveHttp2Alongside(app.server, (socket) => grpc.injector.injectConnection(socket));
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
@@ -69,7 +90,7 @@ async function main(): Promise<void> {
         process.exit(1);
       }, STOP_GRACE_MS).unref();
       // Closing waits for requests in progress, then releases every loaded session.
-      grpc.injector.drain(STOP_GRACE_MS);
+      void grpc?.then((server) => server.injector.drain(STOP_GRACE_MS));
       app.close().then(
         () => process.exit(0),
         (error: unknown) => {
