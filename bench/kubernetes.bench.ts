@@ -23,7 +23,7 @@ import {
 } from '../test/helpers/kubernetes.js';
 import { DATASETS_DIR, MODELS_DIR, WORKER_IMAGE } from '../test/helpers/paths.js';
 import { postJson, startTestRouter, uniqueInstance } from '../test/helpers/router.js';
-import { floorTables, machine, summarize, writeResult } from './lib/stats.js';
+import { floorComparisons, floorTables, machine, writeResult } from './lib/stats.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
 // The floor's workers obey a secret as modeldock's do (the same Pod spec): this one.
@@ -181,21 +181,7 @@ async function main() {
     machine: machine(),
     cluster: 'scripts/kubernetes.sh: single node, Kubernetes v1.34.4, containerd 1.6',
     trials: TRIALS,
-    operations: OPS.map((op) => ({
-      operation: op,
-      floor: summarize(floor[op]),
-      modeldock: summarize(router[op]),
-      ratio: summarize(router[op]).median / summarize(floor[op]).median,
-    })),
-    warm_pool: Object.fromEntries(
-      (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
-        op,
-        {
-          modeldock: summarize(pool[op]),
-          ratio_to_floor: summarize(pool[op]).median / summarize(floor[op]).median,
-        },
-      ]),
-    ),
+    ...floorComparisons(OPS, floor, router, pool),
   };
   const file = writeResult('kubernetes', result);
   console.log(floorTables('cluster', result.operations, result.warm_pool, floor));

@@ -14,7 +14,7 @@ import Dockerode from 'dockerode';
 import { WorkerClient } from '../src/runtime/worker-client.js';
 import { DATASETS_DIR, MODELS_DIR } from '../test/helpers/paths.js';
 import { postJson, startTestRouter } from '../test/helpers/router.js';
-import { floorTables, machine, ms, summarize, table, writeResult } from './lib/stats.js';
+import { floorComparisons, floorTables, machine, ms, summarize, table, writeResult } from './lib/stats.js';
 import { writeLifecycleCharts } from './lib/bench-charts.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 9);
@@ -152,21 +152,7 @@ async function main() {
   const result = {
     machine: machine(),
     trials: TRIALS,
-    operations: OPS.map((op) => ({
-      operation: op,
-      floor: summarize(floor[op]),
-      modeldock: summarize(router[op]),
-      ratio: summarize(router[op]).median / summarize(floor[op]).median,
-    })),
-    warm_pool: Object.fromEntries(
-      (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
-        op,
-        {
-          modeldock: summarize(pool[op]),
-          ratio_to_floor: summarize(pool[op]).median / summarize(floor[op]).median,
-        },
-      ]),
-    ),
+    ...floorComparisons(OPS, floor, router, pool),
     steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, summarize(v)])),
     warm_pool_steps: Object.fromEntries(Object.entries(poolSteps).map(([k, v]) => [k, summarize(v)])),
     // A TEMP answers after its worker is gone; the engine's forced removal of a running

@@ -79,6 +79,35 @@ export interface FloorComparison {
 }
 
 /**
+ * What the floor benches record of their samples: each operation against its floor,
+ * and the warm pool's DEPLOY_CREATE and TEMP against the same floor.
+ */
+export function floorComparisons<Op extends string>(
+  ops: readonly Op[],
+  floor: Record<Op | 'DEPLOY_CREATE' | 'TEMP', number[]>,
+  modeldock: Record<Op, number[]>,
+  pool: Record<'DEPLOY_CREATE' | 'TEMP', number[]>,
+) {
+  return {
+    operations: ops.map((op) => ({
+      operation: op,
+      floor: summarize(floor[op]),
+      modeldock: summarize(modeldock[op]),
+      ratio: summarize(modeldock[op]).median / summarize(floor[op]).median,
+    })),
+    warm_pool: Object.fromEntries(
+      (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
+        op,
+        {
+          modeldock: summarize(pool[op]),
+          ratio_to_floor: summarize(pool[op]).median / summarize(floor[op]).median,
+        },
+      ]),
+    ) as Record<'DEPLOY_CREATE' | 'TEMP', { modeldock: Summary; ratio_to_floor: number }>,
+  };
+}
+
+/**
  * The two tables the floor benches print: each operation against its floor, then the
  * warm pool's DEPLOY_CREATE and TEMP against the same floor. `floorName` says whose
  * floor it is (the engine's, the cluster's).
