@@ -6,13 +6,12 @@
  * appears), it survives a reload of the tab, and "Forget API key" asks again.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { launchBrowser, TEST_OUTPUT_DIR } from '../helpers/browser.js';
-import { REPO_ROOT, startTestRouter, type TestRouter } from '../helpers/router.js';
+import { buildConsole, launchBrowser, TEST_OUTPUT_DIR } from '../helpers/browser.js';
+import { startTestRouter, type TestRouter } from '../helpers/router.js';
 
 const SHOTS = path.join(TEST_OUTPUT_DIR, 'console');
 const ADMIN_KEY = 'console-admin-key-0123456789abcdef';
@@ -27,11 +26,8 @@ describe('web console with API keys in a real browser', () => {
   const answers: { status: number; path: string; authorization: string | undefined }[] = [];
 
   before(async () => {
-    const built = spawnSync(process.execPath, ['scripts/build-console.mjs'], {
-      cwd: REPO_ROOT,
-      encoding: 'utf8',
-    });
-    assert.equal(built.status, 0, built.stderr);
+    // The console the router serves is the built one.
+    buildConsole();
     await mkdir(SHOTS, { recursive: true });
     t = await startTestRouter({ keys: { admin: ADMIN_KEY, infer: INFER_KEY } });
     browser = await launchBrowser();

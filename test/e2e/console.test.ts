@@ -5,13 +5,12 @@
  * the buttons show up live. Screenshots go to test-output/console/ for people to look at.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { launchBrowser, TEST_OUTPUT_DIR } from '../helpers/browser.js';
-import { REPO_ROOT, startTestRouter, type TestRouter } from '../helpers/router.js';
+import { buildConsole, launchBrowser, TEST_OUTPUT_DIR } from '../helpers/browser.js';
+import { startTestRouter, type TestRouter } from '../helpers/router.js';
 
 const SHOTS = path.join(TEST_OUTPUT_DIR, 'console');
 
@@ -22,12 +21,8 @@ describe('web console in a real browser', () => {
   const problems: string[] = [];
 
   before(async () => {
-    // The console the router serves is the built one: build it as `npm run build` does.
-    const built = spawnSync(process.execPath, ['scripts/build-console.mjs'], {
-      cwd: REPO_ROOT,
-      encoding: 'utf8',
-    });
-    assert.equal(built.status, 0, built.stderr);
+    // The console the router serves is the built one.
+    buildConsole();
     await mkdir(SHOTS, { recursive: true });
     t = await startTestRouter();
     browser = await launchBrowser();
