@@ -3,7 +3,7 @@
  * status means, and which RuntimeEvents a Pod's change yields. The runtime itself is
  * tested against the real cluster (test/contract/runtime-kubernetes.test.ts).
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1ContainerState, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { snapshotOf, transitions, type PodSnapshot } from '../../src/runtime/kubernetes/pod-events.js';
@@ -131,6 +131,11 @@ function withStatus(status: V1Pod['status'], extra: Partial<V1Pod['metadata']> =
   return { ...pod, metadata: { ...pod.metadata, uid: 'uid-1', ...extra }, status };
 }
 
+/** The worker container's status in the given state (the rest as the kubelet reports it). */
+function workerContainer(state: V1ContainerState): V1ContainerStatus[] {
+  return [{ name: 'worker', image: 'x', imageID: '', ready: false, restartCount: 0, state }];
+}
+
 describe('Pod status as a worker', () => {
   it('a gated Pod is created, not running, without an endpoint', () => {
     const info = toWorkerInfo(withStatus({ phase: 'Pending' }));
@@ -145,16 +150,7 @@ describe('Pod status as a worker', () => {
       withStatus({
         phase: 'Running',
         podIP: '10.244.0.7',
-        containerStatuses: [
-          {
-            name: 'worker',
-            image: 'x',
-            imageID: '',
-            ready: false,
-            restartCount: 0,
-            state: { running: { startedAt: new Date(0) } },
-          },
-        ],
+        containerStatuses: workerContainer({ running: { startedAt: new Date(0) } }),
       }),
     );
     assert.deepEqual([info.status, info.running, info.endpoint], ['running', true, 'http://10.244.0.7:8000']);
@@ -164,16 +160,7 @@ describe('Pod status as a worker', () => {
     const info = toWorkerInfo(
       withStatus({
         phase: 'Pending',
-        containerStatuses: [
-          {
-            name: 'worker',
-            image: 'x',
-            imageID: '',
-            ready: false,
-            restartCount: 0,
-            state: { waiting: { reason: 'ErrImageNeverPull' } },
-          },
-        ],
+        containerStatuses: workerContainer({ waiting: { reason: 'ErrImageNeverPull' } }),
       }),
     );
     assert.equal(info.running, false);
@@ -186,16 +173,7 @@ describe('Pod status as a worker', () => {
       withStatus({
         phase: 'Failed',
         podIP: '10.244.0.7',
-        containerStatuses: [
-          {
-            name: 'worker',
-            image: 'x',
-            imageID: '',
-            ready: false,
-            restartCount: 0,
-            state: { terminated: { exitCode: 137, reason: 'OOMKilled' } },
-          },
-        ],
+        containerStatuses: workerContainer({ terminated: { exitCode: 137, reason: 'OOMKilled' } }),
       }),
     );
     assert.deepEqual(
