@@ -138,6 +138,11 @@ const httpStatus = (kind: 'invalid' | 'not_found') => (kind === 'invalid' ? '400
 const grpcStatus = (kind: 'invalid' | 'not_found') =>
   kind === 'invalid' ? 'StatusCode.INVALID_ARGUMENT' : 'StatusCode.NOT_FOUND';
 
+/** The protocol extensions the router serves, sorted (GET /v2, ServerMetadata). */
+const ROUTER_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'model_repository', 'statistics'];
+/** A worker serves batch inference over a dataset besides. */
+const WORKER_EXTENSIONS = ['batch', ...ROUTER_EXTENSIONS];
+
 describe('tritonclient (NVIDIA’s Triton client) against modeldock', () => {
   let t: TestRouter;
   let grpcAddress: string;
@@ -157,12 +162,7 @@ describe('tritonclient (NVIDIA’s Triton client) against modeldock', () => {
   it('HTTP, through the router: every call, JSON and binary tensors, errors reported', async () => {
     const report = await tritonclient('http', new URL(t.url).host, 'o1');
     checkCommon(report, 'o1', httpStatus);
-    assert.deepEqual(report.server_metadata.extensions.sort(), [
-      'binary_tensor_data',
-      'model_configuration',
-      'model_repository',
-      'statistics',
-    ]);
+    assert.deepEqual(report.server_metadata.extensions.sort(), ROUTER_EXTENSIONS);
     assert.deepEqual(report.index, [{ name: 'o1', version: '1', state: 'READY', reason: '' }]);
     // Unloaded, the next inference loads it on demand.
     assert.deepEqual(report.infer_after_unload.labels, report.labels);
@@ -171,12 +171,7 @@ describe('tritonclient (NVIDIA’s Triton client) against modeldock', () => {
   it('gRPC, through the router: every call, typed and raw tensors, statuses, deadline and size limit', async () => {
     const report = await tritonclient('grpc', grpcAddress, 'o1');
     checkCommon(report, 'o1', grpcStatus);
-    assert.deepEqual(report.server_metadata.extensions.sort(), [
-      'binary_tensor_data',
-      'model_configuration',
-      'model_repository',
-      'statistics',
-    ]);
+    assert.deepEqual(report.server_metadata.extensions.sort(), ROUTER_EXTENSIONS);
     assert.deepEqual(report.index.models, [{ name: 'o1', version: '1', state: 'READY' }]);
     assert.deepEqual(report.infer_after_unload.labels, report.labels);
     assert.equal(report.deadline.status, 'StatusCode.DEADLINE_EXCEEDED');
@@ -194,13 +189,7 @@ describe('tritonclient (NVIDIA’s Triton client) against modeldock', () => {
       [WORKER_SECRET_HEADER]: secret,
     });
     checkCommon(report, 'm-131', httpStatus);
-    assert.deepEqual(report.server_metadata.extensions.sort(), [
-      'batch',
-      'binary_tensor_data',
-      'model_configuration',
-      'model_repository',
-      'statistics',
-    ]);
+    assert.deepEqual(report.server_metadata.extensions.sort(), WORKER_EXTENSIONS);
     assert.ok(report.index.some((e: any) => e.name === 'o1' && e.state === 'READY'));
     // No router in between: nothing loads an unloaded name on demand.
     assert.equal(report.infer_after_unload.status, '404');
@@ -223,13 +212,7 @@ describe('tritonclient (NVIDIA’s Triton client) against modeldock', () => {
       limit,
     );
     checkCommon(report, 'm-131', grpcStatus);
-    assert.deepEqual(report.server_metadata.extensions.sort(), [
-      'batch',
-      'binary_tensor_data',
-      'model_configuration',
-      'model_repository',
-      'statistics',
-    ]);
+    assert.deepEqual(report.server_metadata.extensions.sort(), WORKER_EXTENSIONS);
     assert.ok(report.index.models.some((e: any) => e.name === 'o1' && e.state === 'READY'));
     assert.equal(report.infer_after_unload.status, 'StatusCode.NOT_FOUND');
     assert.match(report.infer_after_unload.message, /model "m-131" is not loaded/);
