@@ -81,7 +81,7 @@ describe('gRPC without a key: the router holds nothing', { timeout: 180_000 }, (
     router = await spawnRouter(
       {
         MODELDOCK_INSTANCE: uniqueInstance('pa'),
-        MODELDOCK_STORE: `sqlite:${path.join(dir, 'modeldock.db')}`,
+        MODELDOCK_DATABASE: `sqlite:${path.join(dir, 'modeldock.db')}`,
         MODELDOCK_RUNTIME: 'process',
         MODELDOCK_API_KEY: ADMIN,
         MODELDOCK_GRPC_PORT: String(grpcPort),
