@@ -34,7 +34,7 @@ const PREFIX = '/v2/models/';
 const SUFFIX = '/infer';
 
 export interface InferFastPathDeps {
-  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'invalidateRoute'> &
+  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'workerDidNotAnswer'> &
     Partial<Pick<Lifecycle, 'healLostModel'>>;
   workers: Pick<WorkerClient, 'pool'>;
   metrics: Pick<Metrics, 'observeInference'>;
@@ -183,6 +183,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.clientGone) return;
-    answerWorkerFailure(this.deps, this.route.jobId, this.response, error, this.started);
+    answerWorkerFailure(this.deps, this.route, this.response, error, this.started);
   }
 }
