@@ -10,8 +10,15 @@ const benches = readdirSync('bench')
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)))
   .sort();
-// The benchmarks run the router as `npm start` does: compiled.
-spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+// The benchmarks run the router as `npm start` does: compiled. A failed build would leave
+// a stale dist/ for the benches that spawn it while others run the source, so stop here.
+const build = spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+if (build.status !== 0) {
+  console.error(
+    `npm run build failed (${build.error?.message ?? `exit ${build.status ?? build.signal}`}): no benchmark run`,
+  );
+  process.exit(1);
+}
 let failed = 0;
 for (const bench of benches) {
   console.log(`\n## ${bench}\n`);
