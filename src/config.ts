@@ -31,7 +31,7 @@ export interface Config {
   host: string;
   /** The gRPC inference service's port (on `host`); 0: no gRPC service. */
   grpcPort: number;
-  /** `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
+  /** The state database (MODELDOCK_DATABASE): `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
   store: string;
   runtime: RuntimeChoice;
   modelsDir: string;
@@ -153,9 +153,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   if (!['auto', 'docker', 'process', 'kubernetes'].includes(runtime)) {
     throw new ConfigError(`MODELDOCK_RUNTIME must be auto, docker, process or kubernetes, got "${runtime}"`);
   }
-  const store = read('MODELDOCK_STORE') ?? 'sqlite:./data/modeldock.db';
+  // MODELDOCK_DATABASE was called MODELDOCK_STORE, a name too close to the model store's; the
+  // old name still works, the new one wins when both are set.
+  const databaseVariable =
+    read('MODELDOCK_DATABASE') !== undefined ? 'MODELDOCK_DATABASE' : 'MODELDOCK_STORE';
+  const store = read(databaseVariable) ?? 'sqlite:./data/modeldock.db';
   if (!/^(sqlite:|mongodb(\+srv)?:\/\/)/.test(store)) {
-    throw new ConfigError(`MODELDOCK_STORE must be sqlite:<path> or a mongodb:// URL, got "${store}"`);
+    throw new ConfigError(`${databaseVariable} must be sqlite:<path> or a mongodb:// URL, got "${store}"`);
   }
   const instance = read('MODELDOCK_INSTANCE') ?? 'modeldock';
   if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(instance)) {
