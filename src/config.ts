@@ -31,6 +31,12 @@ export interface Config {
   host: string;
   /** The gRPC inference service's port (on `host`); 0: no gRPC service. */
   grpcPort: number;
+  /** Most gRPC calls at once on one connection (HTTP/2 streams). */
+  grpcStreamsPerConnection: number;
+  /** Most gRPC calls at once from one remote address. */
+  grpcCallsPerPeer: number;
+  /** How long a request's body (a gRPC call's message) may take to arrive. */
+  bodyTimeoutMs: number;
   /** The state database (MODELDOCK_DATABASE): `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
   store: string;
   runtime: RuntimeChoice;
@@ -186,6 +192,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     port: int('MODELDOCK_PORT', 8080),
     host,
     grpcPort: int('MODELDOCK_GRPC_PORT', 8081),
+    grpcStreamsPerConnection: int('MODELDOCK_GRPC_STREAMS_PER_CONNECTION', 100, 1),
+    grpcCallsPerPeer: int('MODELDOCK_GRPC_CALLS_PER_PEER', 256, 1),
+    bodyTimeoutMs: int('MODELDOCK_BODY_TIMEOUT_MS', 60_000, 100),
     store,
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
