@@ -63,6 +63,11 @@ export interface Config {
   reconcileIntervalMs: number;
   restartLimit: number;
   restartBackoffMs: number;
+  /**
+   * A worker that ran this long before it died was healthy, not crash-looping: its
+   * server's restart budget and back-off start over (as Kubernetes' back-off does).
+   */
+  restartResetMs: number;
   /** Unload a model after this long without inference; 0 disables. */
   idleUnloadMs: number;
   /** Most models loaded at once across all servers; 0: no limit. */
@@ -207,6 +212,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     reconcileIntervalMs: int('MODELDOCK_RECONCILE_INTERVAL_MS', 10_000, 100),
     restartLimit: int('MODELDOCK_RESTART_LIMIT', 3),
     restartBackoffMs: int('MODELDOCK_RESTART_BACKOFF_MS', 1_000),
+    restartResetMs: int('MODELDOCK_RESTART_RESET_MS', 600_000, 1),
     idleUnloadMs: int('MODELDOCK_IDLE_UNLOAD_SECONDS', 0) * 1000,
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),

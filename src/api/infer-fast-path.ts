@@ -34,7 +34,7 @@ const PREFIX = '/v2/models/';
 const SUFFIX = '/infer';
 
 export interface InferFastPathDeps {
-  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'invalidateRoute'> &
+  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'workerDidNotAnswer'> &
     Partial<Pick<Lifecycle, 'healLostModel'>>;
   workers: Pick<WorkerClient, 'pool'>;
   metrics: Pick<Metrics, 'observeInference'>;
@@ -85,7 +85,7 @@ function forward(
   /**
    * The route the request counts on: the one it took, then the healed one it is sent
    * again on; undefined once the response closed and let it go. Each route taken is
-   * released exactly once, whichever comes first: the close, or a heal that resolves.
+   * released exactly once: by the close, or by the heal when it resolves after the close.
    */
   let held: RouteEntry | undefined = route;
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -191,6 +191,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.clientGone) return;
-    answerWorkerFailure(this.deps, this.route.jobId, this.response, error, this.started);
+    answerWorkerFailure(this.deps, this.route, this.response, error, this.started);
   }
 }

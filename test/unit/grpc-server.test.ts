@@ -105,7 +105,7 @@ describe('gRPC inference service', () => {
             if (jobId === 'nobody') throw new NotFoundError(`job ${jobId} not found`);
             return route(jobId);
           },
-          invalidateRoute: (jobId: string) => void invalidated.push(jobId),
+          workerDidNotAnswer: (route: { jobId: string }) => void invalidated.push(route.jobId),
           // The stub worker never answers 404 (model not loaded), so no heal is asked for.
           healLostModel: async () => assert.fail('no heal expected'),
           deployLoad: async () => ({}) as never,

@@ -92,7 +92,7 @@ describe('inference hot path', () => {
     const fastPath = inferFastPath({
       lifecycle: {
         tryAcquireRoute: (jobId) => routes.get(jobId)?.acquire(),
-        invalidateRoute: (jobId) => void invalidated.push(jobId),
+        workerDidNotAnswer: (route) => void invalidated.push(route.jobId),
         healLostModel: (stale) => heal(stale),
       },
       workers,
