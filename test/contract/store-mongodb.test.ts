@@ -42,7 +42,7 @@ describe('mongodb write concern (FerretDB 1.24.2)', { timeout: 120_000 }, () => 
         assert.ok(error instanceof StoreUnavailableError);
         assert.match(error.message, /the server is FerretDB, which ignores write concerns/);
         assert.match(error.message, /w: "majority", j: true/);
-        assert.match(error.message, /adding w=1 to MODELDOCK_STORE/);
+        assert.match(error.message, /adding w=1 to MODELDOCK_DATABASE/);
         return true;
       });
     } finally {

@@ -35,7 +35,7 @@ const run = promisify(execFile);
 function modeldock(dataDir: string, ...args: string[]) {
   return run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
     cwd: REPO_ROOT,
-    env: { ...process.env, MODELDOCK_STORE: `sqlite:${path.join(dataDir, 'modeldock.db')}` },
+    env: { ...process.env, MODELDOCK_DATABASE: `sqlite:${path.join(dataDir, 'modeldock.db')}` },
   });
 }
 
@@ -214,7 +214,7 @@ describe('adoption of workers whose records were lost (Docker)', { timeout: 900_
         ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), 'backup', notADatabase],
         {
           cwd: REPO_ROOT,
-          env: { ...process.env, MODELDOCK_STORE: 'mongodb://127.0.0.1:1/modeldock' },
+          env: { ...process.env, MODELDOCK_DATABASE: 'mongodb://127.0.0.1:1/modeldock' },
         },
       ),
       /use mongodump/,

@@ -23,7 +23,7 @@ const BINARY = path.join(
 export interface FerretDb {
   /**
    * The store URL for a database on this server, with `w=1`: FerretDB ignores write
-   * concerns, so the store refuses it under its default `w: "majority"` (docs/store.md).
+   * concerns, so the store refuses it under its default `w: "majority"` (docs/database.md).
    */
   url: (database: string) => string;
   /** The URL without options: what the store refuses to start on. */

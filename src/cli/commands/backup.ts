@@ -1,6 +1,6 @@
 /**
  * `modeldock backup FILE` and `modeldock restore FILE`: a copy of the state store and
- * its return. They work on the configured store directly (MODELDOCK_STORE), not through
+ * its return. They work on the configured store directly (MODELDOCK_DATABASE), not through
  * a router: SQLite's online backup API copies a consistent snapshot while a router runs;
  * a restore is done with the router stopped, and the next start adopts every live worker
  * the backup does not know (docs/operations.md#backups-and-restore). MongoDB has its own
@@ -15,10 +15,10 @@ function sqliteFile(command: 'backup' | 'restore'): string {
   if (!store.startsWith('sqlite:')) {
     const tool =
       command === 'backup'
-        ? 'mongodump --uri "$MODELDOCK_STORE" --out DIR'
-        : 'mongorestore --uri "$MODELDOCK_STORE" --drop DIR';
+        ? 'mongodump --uri "$MODELDOCK_DATABASE" --out DIR'
+        : 'mongorestore --uri "$MODELDOCK_DATABASE" --drop DIR';
     throw new ConfigError(
-      `modeldock ${command} copies a SQLite store; MODELDOCK_STORE is a MongoDB URL: use ${tool} (docs/operations.md#backups-and-restore)`,
+      `modeldock ${command} copies a SQLite database; MODELDOCK_DATABASE is a MongoDB URL: use ${tool} (docs/operations.md#backups-and-restore)`,
     );
   }
   return path.resolve(store.slice('sqlite:'.length));

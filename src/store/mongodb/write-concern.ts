@@ -4,7 +4,7 @@
  * MongoStore feeds it the URL and the server's own `hello` / `buildInfo` answers.
  *
  * An acknowledged answer of the router must mean the record is on stable storage (see
- * docs/store.md). On MongoDB that is `w: "majority"` (a majority of the replica set has
+ * docs/database.md). On MongoDB that is `w: "majority"` (a majority of the replica set has
  * it, so no failover rolls it back) with `j: true` (in their on-disk journals).
  */
 
@@ -65,7 +65,7 @@ export function writeConcernRefusal(concern: EffectiveWriteConcern, server: Serv
   if (w === 0) {
     return (
       `the write concern ${describe(concern)} asks for no acknowledgement: the store would answer before the ` +
-      'database has anything and would never see a duplicate key; remove w=0 from MODELDOCK_STORE'
+      'database has anything and would never see a duplicate key; remove w=0 from MODELDOCK_DATABASE'
     );
   }
   if (server.ferretdbVersion !== undefined) {
@@ -74,7 +74,7 @@ export function writeConcernRefusal(concern: EffectiveWriteConcern, server: Serv
       `the server is FerretDB${/^v?\d/.test(server.ferretdbVersion) ? ` ${server.ferretdbVersion}` : ''}, which ignores write concerns (it answers once its own ` +
       'backend committed the write) and replicates nothing, so ' +
       `${describe(concern)} cannot be honoured. Use MongoDB, or accept what FerretDB does ` +
-      "(one server; its SQLite backend syncs every commit on its default settings) by adding w=1 to MODELDOCK_STORE's URL"
+      "(one server; its SQLite backend syncs every commit on its default settings) by adding w=1 to MODELDOCK_DATABASE's URL"
     );
   }
   if (typeof w === 'number' && w > 1) {

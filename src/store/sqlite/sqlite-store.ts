@@ -55,7 +55,7 @@ export class SqliteStore implements Store {
    * StoreUnavailableError. `synchronous` is `full` unless told: every commit's WAL frames
    * are fsynced before the call returns, so what a call acknowledged survives power loss;
    * `normal` syncs only at checkpoints (survives a crash of the process, not of the
-   * machine) and exists to show the difference (docs/store.md, the power-loss test).
+   * machine) and exists to show the difference (docs/database.md, the power-loss test).
    */
   constructor(
     private readonly file: string,
