@@ -17,6 +17,8 @@ export async function validateRequest(deps: Sources, request: JobRequest): Promi
   validateId('job_id', request.jobId);
   await deps.catalog.requireModel(request.model);
   await deps.catalog.requireDataset(request.dataset);
+  // A model no serving runtime serves is refused before anything is created.
+  await deps.catalog.servingRuntime(request.model);
 }
 
 /** Fill model/dataset from the job record when the caller gave only the job id. */
