@@ -11,8 +11,9 @@
  *
  * The worker's secret guards gRPC as it guards HTTP, as `x-modeldock-worker-secret`
  * metadata; health stays open for probes. Deadlines and cancellation end the call at
- * the client (grpc-js answers DEADLINE_EXCEEDED / CANCELLED); a model run in progress
- * finishes and is counted, as over HTTP.
+ * the client (grpc-js answers DEADLINE_EXCEEDED / CANCELLED) and take a ModelInfer still
+ * waiting in its model's batching queue out of it; a model run in progress finishes and
+ * is counted, as over HTTP.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
@@ -81,16 +82,19 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
 
   const unary = <Req>(
     open: boolean,
-    handler: (request: Req) => Promise<object>,
+    /** `signal` aborts when the client cancels or its deadline passes. */
+    handler: (request: Req, signal: AbortSignal) => Promise<object>,
   ): grpc.handleUnaryCall<Req, object> => {
     return (call, callback) => {
+      const gone = new AbortController();
+      call.once('cancelled', () => gone.abort());
       const run = async () => {
         if (!open && secret && !secretMatches(secret, metadataText(call.metadata, WORKER_SECRET_HEADER))) {
           throw new UnauthorizedError(
             `this worker answers only its router: missing or wrong ${WORKER_SECRET_HEADER} metadata`,
           );
         }
-        return handler(call.request);
+        return handler(call.request, gone.signal);
       };
       run().then(
         (response) => callback(null, response),
@@ -152,7 +156,7 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
       await route('POST', `/v2/repository/models/${encodeURIComponent(request.model_name)}/unload`, {});
       return {};
     }),
-    ModelInfer: unary<GrpcInferRequest>(false, async (request) => {
+    ModelInfer: unary<GrpcInferRequest>(false, async (request, signal) => {
       const name = named({ name: request.model_name, version: request.model_version });
       if (request.model_version && request.model_version !== MODEL_VERSION) {
         throw new NotFoundError(
@@ -162,9 +166,10 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
       const { header, bytes } = toBinaryInferRequest(request);
       const { response, binary } = await options.infer(
         name.name,
-        // Inputs with binary_data_size carry no "data": inferWithBinary reads their bytes.
+        // Inputs with binary_data_size carry no "data": prepareRequest reads their bytes.
         header as unknown as V2InferRequest,
         bytes.length === 1 ? bytes[0] : Buffer.concat(bytes),
+        signal,
       );
       let next = 0;
       return fromBinaryInferAnswer(
