@@ -147,6 +147,11 @@ export class Lifecycle {
     this.routing.invalidate(jobId);
   }
 
+  /** A request's worker did not answer (502): logged with job, server and reason; the route is dropped. */
+  workerDidNotAnswer(route: Pick<RouteEntry, 'jobId' | 'serverId'>, error: unknown): void {
+    this.routing.workerDidNotAnswer(route, error);
+  }
+
   restartPending(jobId: string): () => void {
     return this.routing.restartPending(jobId);
   }
