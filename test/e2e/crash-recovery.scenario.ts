@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DATASETS_DIR, MODELS_DIR, getJson, postJson, uniqueInstance } from '../helpers/router.js';
 import { spawnRouter, type RouterProcess } from '../helpers/router-process.js';
+import { SeededRandom } from '../helpers/seeded-random.js';
 
 export const OPERATIONS = ['DEPLOY_CREATE', 'DEPLOY_LOAD', 'DEPLOY_UNLOAD', 'TERMINATE', 'TEMP'] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -37,15 +38,6 @@ export interface CrashBackend {
   /** Every worker of the instance, straight from the engine or cluster. */
   workers(instance: string): Promise<ObservedWorker[]>;
   cleanup(instance: string): Promise<void>;
-}
-
-/** Deterministic pseudo-random kill points, so a failing trial can be replayed. */
-function* randomSequence(seed: number) {
-  let state = seed >>> 0;
-  for (;;) {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    yield state / 2 ** 32;
-  }
 }
 
 export function runCrashRecovery(runtimeName: string, backend: CrashBackend): void {
@@ -126,7 +118,8 @@ export function runCrashRecovery(runtimeName: string, backend: CrashBackend): vo
     }
 
     it('leaves nothing the next start cannot finish or roll back', async () => {
-      const random = randomSequence(Number(process.env.MODELDOCK_CRASH_SEED ?? 131));
+      // Deterministic kill points, so a failing trial can be replayed.
+      const random = new SeededRandom(Number(process.env.MODELDOCK_CRASH_SEED ?? 131));
       let url = await start();
       for (let i = 0; i < TRIALS; i++) {
         const operation = OPERATIONS[i % OPERATIONS.length]!;
@@ -137,7 +130,7 @@ export function runCrashRecovery(runtimeName: string, backend: CrashBackend): vo
           if (operation === 'DEPLOY_LOAD')
             assert.equal((await send(url, jobId, 'DEPLOY_UNLOAD')).status, 200);
         }
-        const delayMs = Math.floor(random.next().value! * KILL_WINDOW_MS[operation]);
+        const delayMs = Math.floor(random.next() * KILL_WINDOW_MS[operation]);
         const pending = send(url, jobId, operation).then(
           (r) => r.status,
           () => 'cut',
