@@ -28,15 +28,13 @@ import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/runtime/runtime.js';
 import { DIGITS } from '../helpers/fixtures.js';
 import {
-  DATASETS_DIR,
-  MODELS_DIR,
   getJson,
   instanceContainers,
   postJson,
   removeInstanceContainers,
   uniqueInstance,
 } from '../helpers/router.js';
-import { spawnRouter, type RouterProcess } from '../helpers/router-process.js';
+import { ownRouterEnv, spawnRouter, type RouterProcess } from '../helpers/router-process.js';
 import { SeededRandom } from '../helpers/seeded-random.js';
 
 const SEED = Number(process.env.MODELDOCK_CHAOS_SEED ?? 28);
@@ -86,11 +84,7 @@ describe(`chaos run (seed ${SEED}, ${CHAOS_MS / 1000} s of faults)`, { timeout: 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-chaos-'));
     env = {
-      MODELDOCK_INSTANCE: instance,
-      MODELDOCK_DATABASE: `sqlite:${path.join(dataDir, 'modeldock.db')}`,
-      MODELDOCK_MODELS_DIR: MODELS_DIR,
-      MODELDOCK_DATASETS_DIR: DATASETS_DIR,
-      MODELDOCK_WORKER_MEMORY: '512m',
+      ...ownRouterEnv(instance, dataDir),
       MODELDOCK_RECONCILE_INTERVAL_MS: '2000',
       MODELDOCK_RESTART_BACKOFF_MS: '200',
       MODELDOCK_LOAD_WAIT_MS: '30000',

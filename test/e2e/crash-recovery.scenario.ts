@@ -11,8 +11,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DATASETS_DIR, MODELS_DIR, getJson, postJson, uniqueInstance } from '../helpers/router.js';
-import { spawnRouter, type RouterProcess } from '../helpers/router-process.js';
+import { getJson, postJson, uniqueInstance } from '../helpers/router.js';
+import { ownRouterEnv, spawnRouter, type RouterProcess } from '../helpers/router-process.js';
 import { SeededRandom } from '../helpers/seeded-random.js';
 
 export const OPERATIONS = ['DEPLOY_CREATE', 'DEPLOY_LOAD', 'DEPLOY_UNLOAD', 'TERMINATE', 'TEMP'] as const;
@@ -54,11 +54,7 @@ export function runCrashRecovery(runtimeName: string, backend: CrashBackend): vo
     before(async () => {
       dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-crash-'));
       env = {
-        MODELDOCK_INSTANCE: instance,
-        MODELDOCK_DATABASE: `sqlite:${path.join(dataDir, 'modeldock.db')}`,
-        MODELDOCK_MODELS_DIR: MODELS_DIR,
-        MODELDOCK_DATASETS_DIR: DATASETS_DIR,
-        MODELDOCK_WORKER_MEMORY: '512m',
+        ...ownRouterEnv(instance, dataDir),
         MODELDOCK_LOG_LEVEL: 'info',
         ...backend.env,
       };
