@@ -183,6 +183,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.clientGone) return;
-    answerWorkerFailure(this.deps, this.route.jobId, this.response, error, this.started);
+    answerWorkerFailure(this.deps, this.route, this.response, error, this.started);
   }
 }

@@ -258,7 +258,7 @@ export class Reconciler {
     }
     // ready or unloaded
     if (!worker) {
-      lifecycle.invalidateRoute(server.jobId);
+      lifecycle.invalidateRoute(server);
       await lifecycle.transition(server, 'failed', {
         reason: 'container vanished (removed outside modeldock); DEPLOY_LOAD recreates it',
         endpoint: null,
@@ -267,7 +267,7 @@ export class Reconciler {
       return 'failed';
     }
     if (worker.running) return 'ok';
-    lifecycle.invalidateRoute(server.jobId);
+    lifecycle.invalidateRoute(server);
     const why = worker.oomKilled
       ? 'worker was killed for running out of memory (OOM)'
       : `worker exited with code ${worker.exitCode ?? 'unknown'}${worker.error ? `: ${worker.error}` : ''}`;
@@ -337,7 +337,8 @@ export class Reconciler {
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     this.nextRestartAt.set(serverId, Date.now() + backoff);
     try {
-      await this.deps.lifecycle.deployLoad({ jobId: server.jobId }, 'restart');
+      // That replica only: the job's other replicas keep serving meanwhile.
+      await this.deps.lifecycle.restartServer(serverId, 'restart');
       return 'restarted';
     } catch (error) {
       const code = (error as { code?: string }).code;

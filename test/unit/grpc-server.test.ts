@@ -104,14 +104,14 @@ describe('gRPC inference service', () => {
             if (jobId === 'nobody') throw new NotFoundError(`job ${jobId} not found`);
             return route(jobId);
           },
-          invalidateRoute: (jobId: string) => void invalidated.push(jobId),
+          invalidateRoute: ({ jobId }: { jobId: string }) => void invalidated.push(jobId),
           // The stub worker never answers 404 (model not loaded), so no heal is asked for.
           healLostModel: async () => assert.fail('no heal expected'),
           deployLoad: async () => ({}) as never,
           deployUnload: async () => ({}) as never,
         },
         workers,
-        store: { listJobs: async () => [], currentServer: async () => undefined },
+        store: { listJobs: async () => [], listServers: async () => [] },
         metrics: { observeInference: (jobId: string, status: number) => void observed.push([jobId, status]) },
         logger: pino({ level: 'silent' }),
         version: '0.0.0-test',

@@ -80,7 +80,7 @@ describe('inference hot path', () => {
     const fastPath = inferFastPath({
       lifecycle: {
         tryAcquireRoute: (jobId) => routes.get(jobId)?.acquire(),
-        invalidateRoute: (jobId) => void invalidated.push(jobId),
+        invalidateRoute: ({ jobId }) => void invalidated.push(jobId),
       },
       workers,
       metrics: { observeInference: (jobId, status) => void observed.push([jobId, status]) },

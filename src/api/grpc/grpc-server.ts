@@ -55,7 +55,7 @@ export interface GrpcDeps {
     'tryAcquireRoute' | 'acquireRoute' | 'healLostModel' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'
   >;
   workers: Pick<WorkerClient, 'pool' | 'modelJson'>;
-  store: Pick<Store, 'listJobs' | 'currentServer'>;
+  store: Pick<Store, 'listJobs' | 'listServers'>;
   metrics: Pick<Metrics, 'observeInference'>;
   logger: Logger;
   version: string;
@@ -272,7 +272,7 @@ export class GrpcInferenceServer {
       // A caller that left (CallEndedError: cancelled, or its deadline passed) says nothing
       // about the worker, nor does a heal's refusal: only a worker that did not answer does.
       if (!(error instanceof Error) || isModeldockError(error)) throw error;
-      this.deps.lifecycle.invalidateRoute(jobId);
+      this.deps.lifecycle.invalidateRoute(route);
       this.deps.metrics.observeInference(jobId, 502, (performance.now() - started) / 1000);
       throw new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
         cause: error,

@@ -1,12 +1,18 @@
 /**
- * DEPLOY_LOAD: the job's existing server is brought to ready (started if stopped, model
- * loaded if unloaded, recreated if its container vanished). The locked form is also how
- * a request loads a cold job on demand and how a worker that lost its model is healed.
+ * DEPLOY_LOAD: the job's existing servers (all its replicas) are brought to ready
+ * (started if stopped, model loaded if unloaded, recreated if their container vanished).
+ * A job scaled to zero gets its first replica back (a cold start). The locked form is
+ * also how a request loads a cold job on demand and how the reconciler restarts a
+ * replica whose worker died.
  */
-import { requireLiveServer, resolveRequest } from '../job-requests.js';
+import { ConflictError } from '../../errors.js';
+import type { ServerRecord } from '../../store/records.js';
+import { isScaledToZero, liveServers, requireJob, resolveRequest } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { JobRequest, OperationOutcome } from '../lifecycle-types.js';
 import { runOperation } from '../operation-runner.js';
+import { onEveryReplica } from '../replicas.js';
+import { scaleFromZeroLocked } from './scale.js';
 
 export async function deployLoad(
   ctx: LifecycleContext,
@@ -24,12 +30,53 @@ export async function deployLoadLocked(
   reason: string,
 ): Promise<OperationOutcome> {
   const { servers } = ctx;
-  const server = await requireLiveServer(ctx.deps, request.jobId);
-  return runOperation(ctx, 'DEPLOY_LOAD', request, server, reason, async (rec) => {
-    if (server.state === 'ready' && (await servers.isServing(server))) {
-      rec.warn(`server ${server.serverId} is already loaded; nothing to do`);
-      return { server };
+  const job = await requireJob(ctx.deps, request.jobId);
+  const live = await liveServers(ctx.deps, request.jobId);
+  if (isScaledToZero(job, live)) return scaleFromZeroLocked(ctx, job, request, reason);
+  if (live.length === 0) {
+    throw new ConflictError(
+      `job ${request.jobId} has no live server (terminated or never created); send DEPLOY_CREATE`,
+    );
+  }
+  return runOperation(ctx, 'DEPLOY_LOAD', request, live[0], reason, async (rec) => {
+    const serving = new Set<string>();
+    await Promise.all(
+      live.map(async (server) => {
+        if (server.state === 'ready' && (await servers.isServing(server))) serving.add(server.serverId);
+      }),
+    );
+    if (serving.size === live.length) {
+      rec.warn(
+        live.length === 1
+          ? `server ${live[0]!.serverId} is already loaded; nothing to do`
+          : `servers ${live.map((server) => server.serverId).join(', ')} are already loaded; nothing to do`,
+      );
+      return { server: live[0]!, servers: live };
     }
-    return { server: await servers.bringUp(rec, server) };
+    const up = await onEveryReplica(live, async (server) =>
+      serving.has(server.serverId) ? server : servers.bringUp(rec, server),
+    );
+    return { server: up[0]!, servers: up };
+  });
+}
+
+/**
+ * DEPLOY_LOAD of one replica (the reconciler's restart of a dead worker, the heal of a
+ * worker that lost its model), for a caller that holds the job's lock: the job's other
+ * replicas keep serving meanwhile.
+ */
+export async function loadReplicaLocked(
+  ctx: LifecycleContext,
+  request: JobRequest,
+  server: ServerRecord,
+  reason: string,
+): Promise<OperationOutcome> {
+  return runOperation(ctx, 'DEPLOY_LOAD', request, server, reason, async (rec) => {
+    if (server.state === 'ready' && (await ctx.servers.isServing(server))) {
+      rec.warn(`server ${server.serverId} is already loaded; nothing to do`);
+      return { server, servers: [server] };
+    }
+    const up = await ctx.servers.bringUp(rec, server);
+    return { server: up, servers: [up] };
   });
 }
