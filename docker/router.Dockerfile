@@ -13,6 +13,8 @@ ENV NODE_ENV=production \
     MODELDOCK_EXAMPLE_STORE=/app/example \
     MODELDOCK_HOST=0.0.0.0 \
     MODELDOCK_GENERATED_KEY_FILE=/data/api-key
+# The state database's default is set under its old name, MODELDOCK_STORE, so that
+# `-e MODELDOCK_DATABASE=…` (which wins) and `-e MODELDOCK_STORE=…` both replace it.
 # In a container the router listens on all interfaces, so it never runs without a key:
 # given none (MODELDOCK_API_KEY / _FILE) and no MODELDOCK_AUTH=off, it generates an admin
 # key into /data/api-key (mode 0600, kept on the volume) and logs how to read it.

@@ -31,7 +31,13 @@ export interface Config {
   host: string;
   /** The gRPC inference service's port (on `host`); 0: no gRPC service. */
   grpcPort: number;
-  /** `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
+  /** Most gRPC calls at once on one connection (HTTP/2 streams). */
+  grpcStreamsPerConnection: number;
+  /** Most gRPC calls at once from one remote address. */
+  grpcCallsPerPeer: number;
+  /** How long a request's body (a gRPC call's message) may take to arrive. */
+  bodyTimeoutMs: number;
+  /** The state database (MODELDOCK_DATABASE): `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
   store: string;
   runtime: RuntimeChoice;
   modelsDir: string;
@@ -57,6 +63,11 @@ export interface Config {
   reconcileIntervalMs: number;
   restartLimit: number;
   restartBackoffMs: number;
+  /**
+   * A worker that ran this long before it died was healthy, not crash-looping: its
+   * server's restart budget and back-off start over (as Kubernetes' back-off does).
+   */
+  restartResetMs: number;
   /** Unload a model after this long without inference; 0 disables. */
   idleUnloadMs: number;
   /** Most models loaded at once across all servers; 0: no limit. */
@@ -159,9 +170,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   if (!['auto', 'docker', 'process', 'kubernetes'].includes(runtime)) {
     throw new ConfigError(`MODELDOCK_RUNTIME must be auto, docker, process or kubernetes, got "${runtime}"`);
   }
-  const store = read('MODELDOCK_STORE') ?? 'sqlite:./data/modeldock.db';
+  // MODELDOCK_DATABASE was called MODELDOCK_STORE, a name too close to the model store's; the
+  // old name still works, the new one wins when both are set.
+  const databaseVariable =
+    read('MODELDOCK_DATABASE') !== undefined ? 'MODELDOCK_DATABASE' : 'MODELDOCK_STORE';
+  const store = read(databaseVariable) ?? 'sqlite:./data/modeldock.db';
   if (!/^(sqlite:|mongodb(\+srv)?:\/\/)/.test(store)) {
-    throw new ConfigError(`MODELDOCK_STORE must be sqlite:<path> or a mongodb:// URL, got "${store}"`);
+    throw new ConfigError(`${databaseVariable} must be sqlite:<path> or a mongodb:// URL, got "${store}"`);
   }
   const instance = read('MODELDOCK_INSTANCE') ?? 'modeldock';
   if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(instance)) {
@@ -183,6 +198,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     port: int('MODELDOCK_PORT', 8080),
     host,
     grpcPort: int('MODELDOCK_GRPC_PORT', 8081),
+    grpcStreamsPerConnection: int('MODELDOCK_GRPC_STREAMS_PER_CONNECTION', 100, 1),
+    grpcCallsPerPeer: int('MODELDOCK_GRPC_CALLS_PER_PEER', 256, 1),
+    bodyTimeoutMs: int('MODELDOCK_BODY_TIMEOUT_MS', 60_000, 100),
     store,
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
@@ -200,6 +218,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     reconcileIntervalMs: int('MODELDOCK_RECONCILE_INTERVAL_MS', 10_000, 100),
     restartLimit: int('MODELDOCK_RESTART_LIMIT', 3),
     restartBackoffMs: int('MODELDOCK_RESTART_BACKOFF_MS', 1_000),
+    restartResetMs: int('MODELDOCK_RESTART_RESET_MS', 600_000, 1),
     idleUnloadMs: int('MODELDOCK_IDLE_UNLOAD_SECONDS', 0) * 1000,
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),

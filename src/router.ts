@@ -115,6 +115,7 @@ export class Router {
         intervalMs: config.reconcileIntervalMs,
         restartLimit: config.restartLimit,
         restartBackoffMs: config.restartBackoffMs,
+        restartResetMs: config.restartResetMs,
       },
     });
     const app = await buildApp({
@@ -191,7 +192,14 @@ export class Router {
               : new ForbiddenError(decision.message);
           },
         },
-        { host: this.config.host, port: this.config.grpcPort, maxMessageBytes: this.config.bodyLimitBytes },
+        {
+          host: this.config.host,
+          port: this.config.grpcPort,
+          maxMessageBytes: this.config.bodyLimitBytes,
+          maxStreamsPerConnection: this.config.grpcStreamsPerConnection,
+          maxCallsPerPeer: this.config.grpcCallsPerPeer,
+          messageTimeoutMs: this.config.bodyTimeoutMs,
+        },
       );
       this.grpc = server;
       this.grpcPort = port;

@@ -1,5 +1,5 @@
 /**
- * The only place that chooses concrete backends: the store from MODELDOCK_STORE and the
+ * The only place that chooses concrete backends: the store from MODELDOCK_DATABASE and the
  * runtime from MODELDOCK_RUNTIME (`auto`: Kubernetes inside a Pod with a service
  * account, else Docker when an engine answers, else processes).
  */

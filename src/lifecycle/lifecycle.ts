@@ -26,7 +26,7 @@ import type { JobRequest, LifecycleDeps, OperationOutcome, TempRequest } from '.
 import { MemoryPolicy } from './memory-policy.js';
 import { deployCreate } from './operations/deploy-create.js';
 import { deployLoad, loadReplicaLocked } from './operations/deploy-load.js';
-import { deployUnload } from './operations/deploy-unload.js';
+import { deployUnload, restartUnloadedLocked } from './operations/deploy-unload.js';
 import { temp } from './operations/temp.js';
 import { addReplica, removeReplica } from './operations/scale.js';
 import { terminate } from './operations/terminate.js';
@@ -163,8 +163,12 @@ export class Lifecycle {
     this.routing.invalidate(route);
   }
 
-  /** The reconciler's restart of one replica whose worker died; the job's other replicas keep serving. */
-  async restartServer(serverId: string, reason = 'restart'): Promise<OperationOutcome | undefined> {
+  /**
+   * The reconciler's restart of one replica whose worker died, back to the state it had
+   * (`ready`: loaded again; `unloaded`: started without the model); the job's other
+   * replicas keep serving meanwhile.
+   */
+  async restartServer(serverId: string, target: 'ready' | 'unloaded'): Promise<OperationOutcome | undefined> {
     const first = await this.deps.store.getServer(serverId);
     if (!first) return undefined;
     return this.ctx.locks.run(first.jobId, async () => {
@@ -172,8 +176,15 @@ export class Lifecycle {
       if (!server || server.state === 'terminated') return undefined;
       const job = await requireJob(this.deps, server.jobId);
       const request = { jobId: job.jobId, model: job.model, dataset: job.dataset };
-      return loadReplicaLocked(this.ctx, request, server, reason);
+      return target === 'ready'
+        ? loadReplicaLocked(this.ctx, request, server, 'restart')
+        : restartUnloadedLocked(this.ctx, request, server);
     });
+  }
+
+  /** A request's worker did not answer (502): logged with job, server and reason; the route is dropped. */
+  workerDidNotAnswer(route: Pick<RouteEntry, 'jobId' | 'serverId'>, error: unknown): void {
+    this.routing.workerDidNotAnswer(route, error);
   }
 
   restartPending(jobId: string): () => void {

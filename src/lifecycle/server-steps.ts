@@ -68,8 +68,16 @@ export class ServerSteps {
     });
   }
 
-  /** Converge a server to `ready`: container present and running, worker ready, model loaded. */
-  async bringUp(rec: OperationRecorder, start: ServerRecord): Promise<ServerRecord> {
+  /**
+   * Converge a server to `ready`: container present and running, worker ready, model
+   * loaded. With `load: false` (an unloaded job's dead worker restarted) it stops short
+   * of the model and ends `unloaded`.
+   */
+  async bringUp(
+    rec: OperationRecorder,
+    start: ServerRecord,
+    { load = true }: { load?: boolean } = {},
+  ): Promise<ServerRecord> {
     const { runtime, workers, options } = this.deps;
     let server = start;
     try {
@@ -108,6 +116,7 @@ export class ServerSteps {
           isAlive: async () => (await runtime.inspect(server.workerName))?.running === true,
         }),
       );
+      if (!load) return await this.transition(server, 'unloaded', { loadedAt: null });
       const modelName = server.jobId;
       const model = server.model;
       if (server.kind === 'job') await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
@@ -190,6 +199,15 @@ export class ServerSteps {
     }
   }
 
+  /**
+   * An operator's explicit DEPLOY_LOAD (or DEPLOY_CREATE) renews the server's restart
+   * budget: the reconciler counts worker deaths in a row from here.
+   */
+  async renewRestartBudget(server: ServerRecord): Promise<ServerRecord> {
+    if (server.restarts === 0) return server;
+    return this.transition(server, server.state, { restarts: 0 });
+  }
+
   /** Conditional state change; every write names the version it read. */
   async transition(server: ServerRecord, to: ServerState, patch: ServerPatch = {}): Promise<ServerRecord> {
     if (server.state !== to && !canTransition(server.state, to)) {
@@ -199,6 +217,12 @@ export class ServerSteps {
       ...patch,
       state: to,
     });
+    if (to === 'failed' && server.state !== 'failed') {
+      this.deps.logger.warn(
+        { jobId: updated.jobId, serverId: updated.serverId, was: server.state, reason: updated.reason },
+        'server marked failed',
+      );
+    }
     this.publish(updated);
     return updated;
   }

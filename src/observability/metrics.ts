@@ -82,6 +82,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * Requests and calls refused before their body was read: no or a wrong key
+   * (unauthenticated), the wrong scope (forbidden), past a bound on what is in flight
+   * (busy), a message too slow to arrive (slow). Refusals are logged at debug only, so
+   * this counter is where a flood of them shows.
+   */
+  readonly refusedRequests = new Counter({
+    name: 'modeldock_refused_requests_total',
+    help: 'Requests refused before their body was read, by protocol (http, grpc) and reason (unauthenticated, forbidden, busy, slow)',
+    labelNames: ['protocol', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly reconcilePasses = new Counter({
     name: 'modeldock_reconcile_passes_total',
     help: 'Reconcile passes by trigger and outcome',

@@ -10,7 +10,8 @@
  * whose JSON the gRPC messages take field by field.
  *
  * The worker's secret guards gRPC as it guards HTTP, as `x-modeldock-worker-secret`
- * metadata; health stays open for probes. Deadlines and cancellation end the call at
+ * metadata, checked when the metadata arrives, before a byte of the message is read
+ * (call-guard.ts); health stays open for probes. Deadlines and cancellation end the call at
  * the client (grpc-js answers DEADLINE_EXCEEDED / CANCELLED); a model run in progress
  * finishes and is counted, as over HTTP.
  */
@@ -26,6 +27,7 @@ import {
   type GrpcInferRequest,
 } from '../inference-grpc/infer-translation.js';
 import { loadInferenceService } from '../inference-grpc/service-definition.js';
+import { boundedServerOptions, callGuard, metadataText } from '../inference-grpc/call-guard.js';
 import { WORKER_SECRET_HEADER, secretMatches } from '../worker-secret.js';
 import type { WorkerApp } from './app.js';
 import { MODEL_VERSION, type V2InferRequest } from './inference.js';
@@ -41,6 +43,19 @@ export interface WorkerGrpcOptions {
   logger?: Logger;
 }
 
+/**
+ * The worker's gRPC bounds. Its one legitimate caller is its router (which speaks HTTP to
+ * it); these only keep a direct client from holding more than a few messages at once.
+ */
+export const WORKER_GRPC_LIMITS = {
+  streamsPerConnection: 64,
+  callsPerPeer: 64,
+  messageTimeoutMs: 60_000,
+};
+
+/** Health answers anyone: engines and probes hold no secret. */
+const OPEN_RPCS = new Set(['ServerLive', 'ServerReady']);
+
 interface ModelRequest {
   name: string;
   version: string;
@@ -53,11 +68,27 @@ export function workerGrpcServer(options: WorkerGrpcOptions): {
   server: grpc.Server;
   injector: grpc.ConnectionInjector;
 } {
+  const { secret } = options;
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': options.maxMessageBytes,
-    'grpc.max_send_message_length': options.maxMessageBytes,
-    // Channelz (gRPC's introspection service, not served here) traces every call.
-    'grpc.enable_channelz': 0,
+    ...boundedServerOptions({
+      maxMessageBytes: options.maxMessageBytes,
+      maxStreamsPerConnection: WORKER_GRPC_LIMITS.streamsPerConnection,
+    }),
+    interceptors: [
+      callGuard({
+        admit: (metadata, path) => {
+          if (!secret || OPEN_RPCS.has(path.slice(path.lastIndexOf('/') + 1))) return;
+          if (secretMatches(secret, metadataText(metadata, WORKER_SECRET_HEADER))) return;
+          throw new UnauthorizedError(
+            `this worker answers only its router: missing or wrong ${WORKER_SECRET_HEADER} metadata`,
+          );
+        },
+        maxCallsPerPeer: WORKER_GRPC_LIMITS.callsPerPeer,
+        messageTimeoutMs: WORKER_GRPC_LIMITS.messageTimeoutMs,
+        // Strangers knocking are not worth a log line each (log amplification).
+        onRefused: (reason, peer) => options.logger?.debug({ reason, peer }, 'gRPC call refused'),
+      }),
+    ],
   });
   server.addService(loadInferenceService(), handlers(options));
   return { server, injector: server.createConnectionInjector(grpc.ServerCredentials.createInsecure()) };
@@ -79,19 +110,10 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
   const modelUrl = (request: ModelRequest, suffix = '') =>
     `/v2/models/${encodeURIComponent(request.name)}${request.version ? `/versions/${encodeURIComponent(request.version)}` : ''}${suffix}`;
 
-  const unary = <Req>(
-    open: boolean,
-    handler: (request: Req) => Promise<object>,
-  ): grpc.handleUnaryCall<Req, object> => {
+  /** One unary RPC (the call guard admitted it): every failure becomes a status. */
+  const unary = <Req>(handler: (request: Req) => Promise<object>): grpc.handleUnaryCall<Req, object> => {
     return (call, callback) => {
-      const run = async () => {
-        if (!open && secret && !secretMatches(secret, metadataText(call.metadata, WORKER_SECRET_HEADER))) {
-          throw new UnauthorizedError(
-            `this worker answers only its router: missing or wrong ${WORKER_SECRET_HEADER} metadata`,
-          );
-        }
-        return handler(call.request);
-      };
+      const run = async () => handler(call.request);
       run().then(
         (response) => callback(null, response),
         (error: unknown) => {
@@ -106,10 +128,10 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
   };
 
   return {
-    ServerLive: unary(true, async () => ({ live: true })),
-    ServerReady: unary(true, async () => ({ ready: true })),
-    ServerMetadata: unary(false, () => route('GET', '/v2')),
-    ModelReady: unary<ModelRequest>(false, async (request) => {
+    ServerLive: unary(async () => ({ live: true })),
+    ServerReady: unary(async () => ({ ready: true })),
+    ServerMetadata: unary(() => route('GET', '/v2')),
+    ModelReady: unary<ModelRequest>(async (request) => {
       // HTTP answers a name not loaded with 400 {"ready": false}; gRPC with ready false.
       const response = await app.inject({
         method: 'GET',
@@ -121,14 +143,14 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
       }
       return { ready: (response.json() as { ready?: boolean }).ready === true };
     }),
-    ModelMetadata: unary<ModelRequest>(false, (request) => route('GET', modelUrl(named(request)))),
-    ModelConfig: unary<ModelRequest>(false, async (request) => ({
+    ModelMetadata: unary<ModelRequest>((request) => route('GET', modelUrl(named(request)))),
+    ModelConfig: unary<ModelRequest>(async (request) => ({
       config: await route('GET', modelUrl(named(request), '/config')),
     })),
-    ModelStatistics: unary<ModelRequest>(false, (request) =>
+    ModelStatistics: unary<ModelRequest>((request) =>
       route('GET', request.name ? modelUrl(request, '/stats') : '/v2/models/stats'),
     ),
-    RepositoryIndex: unary<{ repository_name: string; ready: boolean }>(false, async (request) => {
+    RepositoryIndex: unary<{ repository_name: string; ready: boolean }>(async (request) => {
       oneRepository(request.repository_name);
       return { models: await route('POST', '/v2/repository/index', { ready: request.ready }) };
     }),
@@ -137,7 +159,7 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
       repository_name: string;
       model_name: string;
       parameters?: Record<string, { string_param?: string }>;
-    }>(false, async (request) => {
+    }>(async (request) => {
       oneRepository(request.repository_name);
       const modelId = request.parameters?.model_id?.string_param;
       await route(
@@ -147,12 +169,12 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
       );
       return {};
     }),
-    RepositoryModelUnload: unary<{ repository_name: string; model_name: string }>(false, async (request) => {
+    RepositoryModelUnload: unary<{ repository_name: string; model_name: string }>(async (request) => {
       oneRepository(request.repository_name);
       await route('POST', `/v2/repository/models/${encodeURIComponent(request.model_name)}/unload`, {});
       return {};
     }),
-    ModelInfer: unary<GrpcInferRequest>(false, async (request) => {
+    ModelInfer: unary<GrpcInferRequest>(async (request) => {
       const name = named({ name: request.model_name, version: request.model_version });
       if (request.model_version && request.model_version !== MODEL_VERSION) {
         throw new NotFoundError(
@@ -186,9 +208,4 @@ function named(request: ModelRequest): ModelRequest {
 function oneRepository(name: string): void {
   if (name)
     throw new NotFoundError(`no model repository "${name.slice(0, 60)}": leave repository_name empty`);
-}
-
-function metadataText(metadata: grpc.Metadata, key: string): string | undefined {
-  const value = metadata.get(key)[0];
-  return value === undefined ? undefined : String(value);
 }

@@ -64,7 +64,7 @@ for (const mode of ['keys', 'auth off'] as const) {
       router = await spawnRouter(
         {
           MODELDOCK_RUNTIME: 'process',
-          MODELDOCK_STORE: `sqlite:${path.join(dir, 'modeldock.db')}`,
+          MODELDOCK_DATABASE: `sqlite:${path.join(dir, 'modeldock.db')}`,
           MODELDOCK_INSTANCE: uniqueInstance('fz'),
           MODELDOCK_LOG_LEVEL: 'warn',
           ...(mode === 'keys' ? { MODELDOCK_API_KEY: KEY } : { MODELDOCK_AUTH: 'off' }),

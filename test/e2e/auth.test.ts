@@ -254,7 +254,7 @@ describe('modeldock start: the safe default bind, the refusal, key rotation', ()
   const started: RouterProcess[] = [];
   const processEnv = () => ({
     MODELDOCK_RUNTIME: 'process',
-    MODELDOCK_STORE: `sqlite:${path.join(dir, `m${started.length}.db`)}`,
+    MODELDOCK_DATABASE: `sqlite:${path.join(dir, `m${started.length}.db`)}`,
     MODELDOCK_INSTANCE: `auth${process.pid}`,
     MODELDOCK_API_KEY: '',
     MODELDOCK_INFER_KEY: '',

@@ -63,7 +63,7 @@ export function runCrashRecovery(runtimeName: string, backend: CrashBackend): vo
       dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-crash-'));
       env = {
         MODELDOCK_INSTANCE: instance,
-        MODELDOCK_STORE: `sqlite:${path.join(dataDir, 'modeldock.db')}`,
+        MODELDOCK_DATABASE: `sqlite:${path.join(dataDir, 'modeldock.db')}`,
         MODELDOCK_MODELS_DIR: MODELS_DIR,
         MODELDOCK_DATASETS_DIR: DATASETS_DIR,
         MODELDOCK_WORKER_MEMORY: '512m',

@@ -69,7 +69,7 @@ describe('engine calls through a recording proxy', () => {
     DOCKER_HOST: proxy.dockerHost,
     MODELDOCK_RUNTIME: 'docker',
     MODELDOCK_INSTANCE: instance,
-    MODELDOCK_STORE: `sqlite:${path.join(dir, 'modeldock.db')}`,
+    MODELDOCK_DATABASE: `sqlite:${path.join(dir, 'modeldock.db')}`,
     MODELDOCK_MODELS_DIR: MODELS_DIR,
     MODELDOCK_DATASETS_DIR: DATASETS_DIR,
     MODELDOCK_WORKER_IMAGE: WORKER_IMAGE,

@@ -87,7 +87,7 @@ class RouterUnderTest implements Started {
       {
         MODELDOCK_INSTANCE: this.instance,
         MODELDOCK_RUNTIME: this.runtime,
-        MODELDOCK_STORE: `sqlite:${this.dataDir}/modeldock.db`,
+        MODELDOCK_DATABASE: `sqlite:${this.dataDir}/modeldock.db`,
         MODELDOCK_MODELS_DIR: MODELS_DIR,
         MODELDOCK_DATASETS_DIR: DATASETS_DIR,
         MODELDOCK_WORKER_MEMORY: '1g',

@@ -12,7 +12,7 @@ import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 
 const requests = ORIGIN_REQUESTS;
 
-describe('the original requests with MODELDOCK_STORE=mongodb://…', () => {
+describe('the original requests with MODELDOCK_DATABASE=mongodb://…', () => {
   let database: FerretDb;
   let t: TestRouter;
   let url: string;

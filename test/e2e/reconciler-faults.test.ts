@@ -1,7 +1,7 @@
 /**
  * The store and the engine never drift: a worker killed by hand is noticed at once and
- * restarted, a container removed by hand is marked and heals on DEPLOY_LOAD, an orphan
- * with our labels is removed, and a restart budget ends in `failed` with the reason.
+ * restarted, a container removed by hand is recreated, an orphan with our labels is
+ * removed, and a restart budget ends in `failed` with the reason.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -77,18 +77,15 @@ describe('reconciler against real faults', () => {
     assert.equal(healed.body.server.state, 'ready');
   });
 
-  it('a container removed by hand is marked, and DEPLOY_LOAD recreates it', async () => {
+  it('a container removed by hand is marked vanished and recreated by the restart policy', async () => {
     const server = await createJob(t, 'r1');
     const marked = waitForServer(t.router, server.server_id, (s) => s.state === 'failed', 5_000);
     await t.docker.getContainer(server.container_id).remove({ force: true });
     const failed = await marked;
-    assert.match(failed.reason ?? '', /exited|vanished/);
-    await t.router.reconciler.reconcileAll('test');
-    const healed = await postJson(`${t.url}/v1/jobs/r1/load`, {});
-    assert.equal(healed.status, 200, JSON.stringify(healed.body));
-    assert.equal(healed.body.server.state, 'ready');
-    assert.equal(healed.body.server.server_id, server.server_id, 'the same server heals, no duplicate');
-    assert.notEqual(healed.body.server.container_id, server.container_id, 'in a new container');
+    assert.match(failed.reason ?? '', /container vanished/);
+    const healed = await waitForServer(t.router, server.server_id, (s) => s.state === 'ready', 30_000);
+    assert.equal(healed.restarts, 1);
+    assert.notEqual(healed.workerId, server.container_id, 'in a new container');
     const containers = await instanceContainers(t.docker, t.instance);
     assert.equal(containers.filter((c) => c.Labels[LABELS.job] === 'r1').length, 1);
   });

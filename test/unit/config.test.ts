@@ -26,11 +26,11 @@ describe('configuration', () => {
     assert.equal(config.loadWaitMs, 60_000);
   });
 
-  it('reads the variables of DESIGN.md', () => {
+  it('reads the variables of docs/configuration.md', () => {
     const config = loadConfig(
       {
         MODELDOCK_PORT: '81',
-        MODELDOCK_STORE: 'mongodb://127.0.0.1:27017/modeldock',
+        MODELDOCK_DATABASE: 'mongodb://127.0.0.1:27017/modeldock',
         MODELDOCK_RUNTIME: 'process',
         MODELDOCK_MODELS_DIR: '/models',
         MODELDOCK_DATASETS_DIR: '/datasets',
@@ -43,6 +43,12 @@ describe('configuration', () => {
     assert.equal(config.runtime, 'process');
     assert.equal(config.modelsDir, '/models');
     assert.equal(config.workerMemoryBytes, 512 * 1024 * 1024);
+  });
+
+  it('reads the state database under its old name MODELDOCK_STORE too; the new name wins', () => {
+    const mongo = 'mongodb://127.0.0.1:27017/modeldock';
+    assert.equal(loadConfig({ MODELDOCK_STORE: mongo }).store, mongo);
+    assert.equal(loadConfig({ MODELDOCK_STORE: 'sqlite:/old.db', MODELDOCK_DATABASE: mongo }).store, mongo);
   });
 
   it('refuses bad values with a message naming the variable', () => {
@@ -63,6 +69,7 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ MODELDOCK_K8S_STORE: 'nfs:/x' }), /MODELDOCK_K8S_STORE/);
     assert.throws(() => loadConfig({ MODELDOCK_K8S_IMAGE_PULL_POLICY: 'never' }), /PULL_POLICY/);
     assert.throws(() => loadConfig({ MODELDOCK_K8S_REQUESTS_RATIO: '2' }), /REQUESTS_RATIO/);
+    assert.throws(() => loadConfig({ MODELDOCK_DATABASE: 'postgres://x' }), /MODELDOCK_DATABASE/);
     assert.throws(() => loadConfig({ MODELDOCK_STORE: 'postgres://x' }), /MODELDOCK_STORE/);
     assert.throws(() => loadConfig({ MODELDOCK_INSTANCE: 'Bad Name' }), /MODELDOCK_INSTANCE/);
     assert.throws(() => loadConfig({ MODELDOCK_WORKER_MEMORY: 'lots' }), /MODELDOCK_WORKER_MEMORY/);

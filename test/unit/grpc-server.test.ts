@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import { GrpcInferenceServer, PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
 import { NotFoundError } from '../../src/errors.js';
 import { RouteEntry } from '../../src/lifecycle/route-table.js';
+import { Metrics } from '../../src/observability/metrics.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -104,7 +105,7 @@ describe('gRPC inference service', () => {
             if (jobId === 'nobody') throw new NotFoundError(`job ${jobId} not found`);
             return route(jobId);
           },
-          invalidateRoute: ({ jobId }: { jobId: string }) => void invalidated.push(jobId),
+          workerDidNotAnswer: (route: { jobId: string }) => void invalidated.push(route.jobId),
           // The stub worker never answers 404 (model not loaded), so no heal is asked for.
           healLostModel: async () => assert.fail('no heal expected'),
           deployLoad: async () => ({}) as never,
@@ -112,11 +113,21 @@ describe('gRPC inference service', () => {
         },
         workers,
         store: { listJobs: async () => [], listServers: async () => [] },
-        metrics: { observeInference: (jobId: string, status: number) => void observed.push([jobId, status]) },
+        metrics: {
+          observeInference: (jobId: string, status: number) => void observed.push([jobId, status]),
+          refusedRequests: new Metrics({ defaultMetrics: false }).refusedRequests,
+        },
         logger: pino({ level: 'silent' }),
         version: '0.0.0-test',
       },
-      { host: '127.0.0.1', port: 0, maxMessageBytes: 64 * 1024 },
+      {
+        host: '127.0.0.1',
+        port: 0,
+        maxMessageBytes: 64 * 1024,
+        maxStreamsPerConnection: 100,
+        maxCallsPerPeer: 100,
+        messageTimeoutMs: 60_000,
+      },
     );
     server = started.server;
     const definition = protoLoader.loadSync(PROTO_FILE, {

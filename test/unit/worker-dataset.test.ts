@@ -1,5 +1,5 @@
 /**
- * The dataset store: records.jsonl read as documented in docs/stores.md, every malformed
+ * The dataset store: records.jsonl read as documented in docs/model-and-dataset-files.md, every malformed
  * line refused with its line number, unknown datasets and path tricks refused before a
  * file is opened.
  */

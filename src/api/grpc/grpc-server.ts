@@ -38,6 +38,7 @@ import {
 import { toGrpcStatus } from '../../inference-grpc/grpc-status.js';
 import { loadInferenceService } from '../../inference-grpc/service-definition.js';
 import { httpAnswerError } from '../../inference-grpc/http-answer.js';
+import { boundedServerOptions, callGuard, metadataText } from '../../inference-grpc/call-guard.js';
 import { CallEndedError, forwardToWorker, type WorkerAnswer } from './worker-forward.js';
 import { asCaller } from '../../lifecycle/caller.js';
 
@@ -52,11 +53,16 @@ export type GrpcAuthorizer = (authorization: string | undefined, scope: 'infer' 
 export interface GrpcDeps {
   lifecycle: Pick<
     Lifecycle,
-    'tryAcquireRoute' | 'acquireRoute' | 'healLostModel' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'
+    | 'tryAcquireRoute'
+    | 'acquireRoute'
+    | 'healLostModel'
+    | 'workerDidNotAnswer'
+    | 'deployLoad'
+    | 'deployUnload'
   >;
   workers: Pick<WorkerClient, 'pool' | 'modelJson'>;
   store: Pick<Store, 'listJobs' | 'listServers'>;
-  metrics: Pick<Metrics, 'observeInference'>;
+  metrics: Pick<Metrics, 'observeInference' | 'refusedRequests'>;
   logger: Logger;
   version: string;
   authorize?: GrpcAuthorizer;
@@ -67,6 +73,30 @@ export interface GrpcOptions {
   port: number;
   /** Largest message received or sent, in bytes (the HTTP body limit). */
   maxMessageBytes: number;
+  /** Most calls at once on one connection (HTTP/2 streams). */
+  maxStreamsPerConnection: number;
+  /** Most calls at once from one remote address. */
+  maxCallsPerPeer: number;
+  /** How long a call's request message may take to arrive. */
+  messageTimeoutMs: number;
+}
+
+type Scope = 'open' | 'infer' | 'admin';
+
+/**
+ * Who may call each RPC; every RPC not named here needs the infer scope. Health stays
+ * open, as /v2/health/* does on HTTP (probes carry no key); loading and unloading are
+ * administration, as on HTTP.
+ */
+const RPC_SCOPES: Partial<Record<string, Scope>> = {
+  ServerLive: 'open',
+  ServerReady: 'open',
+  RepositoryModelLoad: 'admin',
+  RepositoryModelUnload: 'admin',
+};
+
+function scopeOf(rpc: string): Scope {
+  return RPC_SCOPES[rpc] ?? 'infer';
 }
 
 export { PROTO_FILE } from '../../inference-grpc/service-definition.js';
@@ -94,10 +124,26 @@ export class GrpcInferenceServer {
     options: GrpcOptions,
   ) {
     this.server = new grpc.Server({
-      'grpc.max_receive_message_length': options.maxMessageBytes,
-      'grpc.max_send_message_length': options.maxMessageBytes,
-      // Channelz (gRPC's introspection service, not served here) traces every call.
-      'grpc.enable_channelz': 0,
+      ...boundedServerOptions({
+        maxMessageBytes: options.maxMessageBytes,
+        maxStreamsPerConnection: options.maxStreamsPerConnection,
+      }),
+      // The key is checked when the metadata arrives, before a byte of the message is read.
+      interceptors: [
+        callGuard({
+          admit: (metadata, path) => {
+            const scope = scopeOf(path.slice(path.lastIndexOf('/') + 1));
+            if (scope === 'open' || !deps.authorize) return;
+            deps.authorize(metadataText(metadata, 'authorization'), scope);
+          },
+          maxCallsPerPeer: options.maxCallsPerPeer,
+          messageTimeoutMs: options.messageTimeoutMs,
+          onRefused: (reason, peer) => {
+            deps.metrics.refusedRequests.inc({ protocol: 'grpc', reason });
+            deps.logger.debug({ reason, peer }, 'gRPC call refused');
+          },
+        }),
+      ],
     });
   }
 
@@ -142,34 +188,37 @@ export class GrpcInferenceServer {
         route.release();
       }
     };
-    const admin = 'admin' as const;
-    const infer = 'infer' as const;
     return {
-      // Health stays open, as /v2/health/* does on HTTP (probes carry no key).
-      ServerLive: this.unary('open', async () => ({ live: true })),
-      ServerReady: this.unary('open', async () => ({ ready: true })),
-      ServerMetadata: this.unary(infer, async () => ({
+      ServerLive: this.unary('ServerLive', async () => ({ live: true })),
+      ServerReady: this.unary('ServerReady', async () => ({ ready: true })),
+      ServerMetadata: this.unary('ServerMetadata', async () => ({
         name: 'modeldock',
         version: deps.version,
         extensions: ROUTER_EXTENSIONS,
       })),
-      ModelReady: this.unary<{ name: string; version: string }, object>(infer, async (request) => ({
+      ModelReady: this.unary<{ name: string; version: string }, object>('ModelReady', async (request) => ({
         ready: await isJobReady(deps.store, modelOf(request.name, request.version)),
       })),
-      ModelMetadata: this.unary<{ name: string; version: string }, object>(infer, async (request, call) =>
-        modelJson(modelOf(request.name, request.version), '', signalOf(call)),
+      ModelMetadata: this.unary<{ name: string; version: string }, object>(
+        'ModelMetadata',
+        async (request, call) => modelJson(modelOf(request.name, request.version), '', signalOf(call)),
       ),
-      ModelConfig: this.unary<{ name: string; version: string }, object>(infer, async (request, call) => ({
-        config: await modelJson(modelOf(request.name, request.version), '/config', signalOf(call)),
-      })),
-      ModelStatistics: this.unary<{ name: string; version: string }, object>(infer, async (request, call) =>
-        request.name === ''
-          ? allModelStatistics(protocol)
-          : modelJson(modelOf(request.name, request.version), '/stats', signalOf(call)),
+      ModelConfig: this.unary<{ name: string; version: string }, object>(
+        'ModelConfig',
+        async (request, call) => ({
+          config: await modelJson(modelOf(request.name, request.version), '/config', signalOf(call)),
+        }),
+      ),
+      ModelStatistics: this.unary<{ name: string; version: string }, object>(
+        'ModelStatistics',
+        async (request, call) =>
+          request.name === ''
+            ? allModelStatistics(protocol)
+            : modelJson(modelOf(request.name, request.version), '/stats', signalOf(call)),
       ),
       // The index is the infer scope's, as POST /v2/repository/index is on HTTP.
       RepositoryIndex: this.unary<{ repository_name: string; ready: boolean }, object>(
-        infer,
+        'RepositoryIndex',
         async (request) => {
           oneRepository(request.repository_name);
           return { models: await repositoryIndex(deps.store, { readyOnly: request.ready }) };
@@ -177,7 +226,7 @@ export class GrpcInferenceServer {
       ),
       // Loading takes the job's own model; Triton's config/file overrides do not apply.
       RepositoryModelLoad: this.unary<{ repository_name: string; model_name: string }, object>(
-        admin,
+        'RepositoryModelLoad',
         async (request) => {
           oneRepository(request.repository_name);
           await deps.lifecycle.deployLoad({ jobId: modelOf(request.model_name, '') });
@@ -185,33 +234,32 @@ export class GrpcInferenceServer {
         },
       ),
       RepositoryModelUnload: this.unary<{ repository_name: string; model_name: string }, object>(
-        admin,
+        'RepositoryModelUnload',
         async (request) => {
           oneRepository(request.repository_name);
           await deps.lifecycle.deployUnload({ jobId: modelOf(request.model_name, '') });
           return {};
         },
       ),
-      ModelInfer: this.unary<GrpcInferRequest, object>(infer, (request, call) => this.infer(request, call)),
+      ModelInfer: this.unary<GrpcInferRequest, object>('ModelInfer', (request, call) =>
+        this.infer(request, call),
+      ),
     };
   }
 
-  /** One unary RPC: authorization, then the handler; every failure becomes a status. */
-  private unary<Req, Res>(
-    scope: 'open' | 'infer' | 'admin',
-    handler: Handler<Req, Res>,
-  ): grpc.handleUnaryCall<Req, Res> {
+  /**
+   * One unary RPC: the handler, as its caller; every failure becomes a status. The call
+   * guard admitted the key already; asked again here for the caller's id.
+   */
+  private unary<Req, Res>(rpc: string, handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
+    const scope = scopeOf(rpc);
     return (call, callback) => {
       // Not an async function: its promise would adopt the handler's, two turns later.
       const run = (): Promise<Res> => {
         try {
           let caller = 'anonymous';
           if (this.deps.authorize && scope !== 'open') {
-            const authorization = call.metadata.get('authorization')[0];
-            caller = this.deps.authorize(
-              authorization === undefined ? undefined : String(authorization),
-              scope,
-            );
+            caller = this.deps.authorize(metadataText(call.metadata, 'authorization'), scope);
           }
           return asCaller(caller, () => handler(call.request, call));
         } catch (error) {
@@ -272,7 +320,7 @@ export class GrpcInferenceServer {
       // A caller that left (CallEndedError: cancelled, or its deadline passed) says nothing
       // about the worker, nor does a heal's refusal: only a worker that did not answer does.
       if (!(error instanceof Error) || isModeldockError(error)) throw error;
-      this.deps.lifecycle.invalidateRoute(route);
+      this.deps.lifecycle.workerDidNotAnswer(route, error);
       this.deps.metrics.observeInference(jobId, 502, (performance.now() - started) / 1000);
       throw new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
         cause: error,

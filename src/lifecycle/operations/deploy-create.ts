@@ -30,7 +30,7 @@ async function deployCreateLocked(
 ): Promise<OperationOutcome> {
   const { deps, servers } = ctx;
   const job = await deps.store.getJob(request.jobId);
-  const live = await liveServers(deps, request.jobId);
+  let live = await liveServers(deps, request.jobId);
   if (job && live.length > 0) assertSameJob(job, request);
   // The request's bounds, else the job's own, else one server (the original behaviour).
   const replicas = request.replicas ?? job?.replicas ?? { min: 1, max: 1 };
@@ -55,6 +55,10 @@ async function deployCreateLocked(
         desiredReplicas: desired,
         ...scaleTarget,
       });
+    }
+    // An operator's request is a fresh start for existing servers' restart budgets.
+    if (reason === 'request') {
+      live = await Promise.all(live.map((server) => servers.renewRestartBudget(server)));
     }
     const serving = new Set<string>();
     await Promise.all(

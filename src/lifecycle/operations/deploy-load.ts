@@ -31,7 +31,7 @@ export async function deployLoadLocked(
 ): Promise<OperationOutcome> {
   const { servers } = ctx;
   const job = await requireJob(ctx.deps, request.jobId);
-  const live = await liveServers(ctx.deps, request.jobId);
+  let live = await liveServers(ctx.deps, request.jobId);
   if (isScaledToZero(job, live)) return scaleFromZeroLocked(ctx, job, request, reason);
   if (live.length === 0) {
     throw new ConflictError(
@@ -39,6 +39,10 @@ export async function deployLoadLocked(
     );
   }
   return runOperation(ctx, 'DEPLOY_LOAD', request, live[0], reason, async (rec) => {
+    // An operator's load is a fresh start: worker deaths are counted in a row from here.
+    if (reason === 'request') {
+      live = await Promise.all(live.map((server) => servers.renewRestartBudget(server)));
+    }
     const serving = new Set<string>();
     await Promise.all(
       live.map(async (server) => {

@@ -5,6 +5,7 @@
  * nothing loaded: nothing to do.
  */
 import { ConflictError } from '../../errors.js';
+import type { ServerRecord } from '../../store/records.js';
 import { isScaledToZero, liveServers, requireJob, resolveRequest } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { JobRequest, OperationOutcome } from '../lifecycle-types.js';
@@ -56,5 +57,27 @@ export async function deployUnload(
       );
       return { server: after[0]!, servers: [...after, ...failed] };
     });
+  });
+}
+
+/**
+ * The reconciler's restart of an unloaded replica's dead worker (reason `restart`), for
+ * a caller holding the job's lock: the worker is started (or recreated) and waited for,
+ * without the model, so the server is `unloaded` again and the next inference loads it
+ * on demand. Only a server still `failed` is restarted: an operator's DEPLOY_LOAD may
+ * have healed it meanwhile.
+ */
+export function restartUnloadedLocked(
+  ctx: LifecycleContext,
+  request: JobRequest,
+  server: ServerRecord,
+): Promise<OperationOutcome> {
+  return runOperation(ctx, 'DEPLOY_UNLOAD', request, server, 'restart', async (rec) => {
+    if (server.state !== 'failed') {
+      rec.warn(`server ${server.serverId} is ${server.state}; nothing to restart`);
+      return { server, servers: [server] };
+    }
+    const up = await ctx.servers.bringUp(rec, server, { load: false });
+    return { server: up, servers: [up] };
   });
 }

@@ -6,7 +6,7 @@
  * document whose `_id` already exists fails. Server numbers are claimed by inserting
  * `{_id: n}` into `server_numbers`; a server's next version is claimed by inserting
  * `{_id: "<server_id>#<version>"}` into `server_versions` before the update is applied,
- * so of two writers that read the same version exactly one wins. See docs/store.md.
+ * so of two writers that read the same version exactly one wins. See docs/database.md.
  */
 import {
   MongoClient,
