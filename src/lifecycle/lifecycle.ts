@@ -118,7 +118,8 @@ export class Lifecycle {
   // ---------------------------------------------------------------- operations
 
   deployCreate(request: JobRequest, reason = 'request'): Promise<OperationOutcome> {
-    return deployCreate(this.ctx, request, reason);
+    // The job's bounds or desired count may change: the autoscaler reads them again.
+    return deployCreate(this.ctx, request, reason).finally(() => this.autoscaler.forget(request.jobId));
   }
 
   deployLoad(request: JobRequest | { jobId: string }, reason = 'request'): Promise<OperationOutcome> {
@@ -130,7 +131,7 @@ export class Lifecycle {
   }
 
   terminate(request: JobRequest | { jobId: string }, reason = 'request'): Promise<OperationOutcome> {
-    return terminate(this.ctx, request, reason);
+    return terminate(this.ctx, request, reason).finally(() => this.autoscaler.forget(request.jobId));
   }
 
   /** One-shot: create, load, infer over the dataset (or the given inputs), always remove. */

@@ -10,7 +10,7 @@ import { assertSameJob, liveServers, validateRequest } from '../job-requests.js'
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { JobRequest, OperationOutcome } from '../lifecycle-types.js';
 import { runOperation } from '../operation-runner.js';
-import { onEveryReplica } from '../replicas.js';
+import { bringUpReplicas, servingReplicas } from '../replicas.js';
 
 export async function deployCreate(
   ctx: LifecycleContext,
@@ -60,12 +60,7 @@ async function deployCreateLocked(
     if (reason === 'request') {
       live = await Promise.all(live.map((server) => servers.renewRestartBudget(server)));
     }
-    const serving = new Set<string>();
-    await Promise.all(
-      live.map(async (server) => {
-        if (server.state === 'ready' && (await servers.isServing(server))) serving.add(server.serverId);
-      }),
-    );
+    const serving = await servingReplicas(ctx, live);
     if (missing === 0 && serving.size === live.length) {
       const ids = live.map((server) => server.serverId).join(', ');
       rec.warn(
@@ -76,9 +71,7 @@ async function deployCreateLocked(
     const created = [];
     for (let i = 0; i < missing; i++) created.push(await servers.newServer(rec, request, 'job'));
     const all = [...live, ...created];
-    const up = await onEveryReplica(all, async (server) =>
-      serving.has(server.serverId) ? server : servers.bringUp(rec, server),
-    );
+    const up = await bringUpReplicas(ctx, rec, all, serving);
     return { server: up[0]!, servers: up };
   });
 }

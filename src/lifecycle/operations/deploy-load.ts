@@ -11,7 +11,7 @@ import { isScaledToZero, liveServers, requireJob, resolveRequest } from '../job-
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { JobRequest, OperationOutcome } from '../lifecycle-types.js';
 import { runOperation } from '../operation-runner.js';
-import { onEveryReplica } from '../replicas.js';
+import { bringUpReplicas, servingReplicas } from '../replicas.js';
 import { scaleFromZeroLocked } from './scale.js';
 
 export async function deployLoad(
@@ -43,12 +43,7 @@ export async function deployLoadLocked(
     if (reason === 'request') {
       live = await Promise.all(live.map((server) => servers.renewRestartBudget(server)));
     }
-    const serving = new Set<string>();
-    await Promise.all(
-      live.map(async (server) => {
-        if (server.state === 'ready' && (await servers.isServing(server))) serving.add(server.serverId);
-      }),
-    );
+    const serving = await servingReplicas(ctx, live);
     if (serving.size === live.length) {
       rec.warn(
         live.length === 1
@@ -57,9 +52,7 @@ export async function deployLoadLocked(
       );
       return { server: live[0]!, servers: live };
     }
-    const up = await onEveryReplica(live, async (server) =>
-      serving.has(server.serverId) ? server : servers.bringUp(rec, server),
-    );
+    const up = await bringUpReplicas(ctx, rec, live, serving);
     return { server: up[0]!, servers: up };
   });
 }

@@ -40,7 +40,11 @@ export async function scaleFromZeroLocked(
       await deps.store.updateJob(job.jobId, { desiredReplicas: count });
       const created = [];
       for (let i = 0; i < count; i++) created.push(await servers.newServer(rec, request, 'job'));
-      const up = await onEveryReplica(created, (server) => servers.bringUp(rec, server));
+      const up = await onEveryReplica(
+        created,
+        (server) => servers.bringUp(rec, server),
+        ctx.creations.limits.concurrency,
+      );
       return { server: up[0]!, servers: up };
     },
   );
