@@ -167,6 +167,44 @@ describe('autoscaling', { timeout: 300_000 }, () => {
     assert.equal((await postJson(`${t.url}/v2/models/cold/infer`, DIGIT_INFER_BODY)).status, 404);
   });
 
+  it('a scale-up past MODELDOCK_MAX_SERVERS is refused without failing a request', async () => {
+    const limited = await startTestRouter({
+      env: { MODELDOCK_SCALE_UP_DELAY_MS: '500', MODELDOCK_MAX_SERVERS: '2' },
+    });
+    try {
+      const created = await postJson(`${limited.url}/v1/jobs`, {
+        job_id: 'capped',
+        model: 'm-131',
+        dataset: 'ds-550',
+        replicas: { min: 1, max: 3 },
+        scale_target: 1,
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const load = new InferenceLoad(limited.url, allInferPaths('capped'), {
+        connections: 8,
+        maxRequests: 1e9,
+      }).start();
+      // The second replica fits; the third does not: the refusal is counted and the
+      // job keeps the two it has.
+      const refused = async () =>
+        /modeldock_scale_events_total\{direction="up",outcome="refused"\} [1-9]/.test(
+          await (await fetch(`${limited.url}/metrics`)).text(),
+        );
+      while (!(await refused())) await load.answered(100);
+      await load.answered(200);
+      const samples = await load.stop();
+      const failed = samples.filter((s) => s.status !== 200);
+      assert.equal(failed.length, 0, failureDigest(failed));
+      const job = (await getJson(`${limited.url}/v1/jobs/capped`)).body;
+      assert.equal(job.replicas.ready, 2);
+      assert.equal(job.replicas.desired, 2, 'the desired count falls back to what the quota allowed');
+      const live = await limited.store.listServers({ jobId: 'capped', states: LIVE_STATES });
+      assert.equal(live.length, 2);
+    } finally {
+      await limited.cleanup();
+    }
+  });
+
   it('restarts a killed replica while the other keeps serving', async () => {
     const created = await postJson(`${t.url}/v1/jobs`, {
       job_id: 'pair',
