@@ -3,6 +3,7 @@
  * dataset (or the given inputs), and is removed whatever happened: a TEMP server never
  * outlives its operation. It counts against the creation limits like any creation.
  */
+import { datasetThroughInfer } from '../dataset-through-infer.js';
 import { liveServer, validateRequest } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { OperationOutcome, TempRequest } from '../lifecycle-types.js';
@@ -31,10 +32,14 @@ async function tempLocked(
     try {
       temp = await servers.bringUp(rec, temp);
       const endpoint = temp.endpoint!;
+      const serving = await deps.catalog.servingRuntime(request.model);
       result = await rec.step('infer', () =>
-        request.inputs === undefined
-          ? deps.workers.batch(endpoint, request.jobId, request.dataset)
-          : deps.workers.infer(endpoint, request.jobId, request.inputs),
+        request.inputs !== undefined
+          ? deps.workers.infer(endpoint, request.jobId, request.inputs)
+          : serving?.modeldockWorker === false
+            ? // A foreign server has no batch endpoint: the dataset goes through its infer calls.
+              datasetThroughInfer(deps, endpoint, request)
+            : deps.workers.batch(endpoint, request.jobId, request.dataset),
       );
     } finally {
       // Deleted even on failure: a TEMP server never outlives its operation.
