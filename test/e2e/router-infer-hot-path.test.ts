@@ -5,10 +5,13 @@
  * is counted, and a killed worker never leaves a request hanging and heals.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Pool, type Dispatcher } from 'undici';
 import { SMALL_BODY_BYTES } from '../../src/api/infer-fast-path.js';
+import type { RouteEntry } from '../../src/lifecycle/route-table.js';
 import { DIGITS } from '../helpers/fixtures.js';
+import { ensureBigModel, TEST_MODELS_DIR } from '../helpers/models.js';
 import { getJson, postJson, startTestRouter, waitForServer, type TestRouter } from '../helpers/router.js';
 
 function inferBody(records: typeof DIGITS): string {
@@ -132,3 +135,86 @@ describe('inference hot path', () => {
     assert.equal(healed.body.model_name, 'h1');
   });
 });
+
+describe('inference hot path: a client that leaves while a lost model is loaded again', () => {
+  let t: TestRouter;
+  let model: string;
+  before(async () => {
+    // A large model, so loading it again takes long enough for a client to hang up during it.
+    model = await ensureBigModel(128);
+    t = await startTestRouter({
+      env: { MODELDOCK_MODELS_DIR: TEST_MODELS_DIR, MODELDOCK_DRAIN_TIMEOUT_MS: '10000' },
+    });
+    const created = await postJson(`${t.url}/v1/jobs`, { job_id: 'lost', model, dataset: 'ds-550' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+  });
+  after(async () => {
+    await t?.cleanup();
+  });
+
+  it(
+    'lets go of both routes it held, so the next unload does not wait out the drain timeout',
+    { timeout: 120_000 },
+    async () => {
+      const stale = takeRoute(t, 'lost');
+      const input = (await getJson(`${t.url}/v2/models/lost`)).body.inputs[0];
+      const width: number = input.shape[1];
+      const body = JSON.stringify({
+        inputs: [{ name: input.name, shape: [1, width], datatype: 'FP32', data: new Array(width).fill(0) }],
+      });
+      assert.ok(Buffer.byteLength(body) <= SMALL_BODY_BYTES, 'the request must take the hot path');
+      // What a neighbour, or a worker restart the engine did not report, leaves behind.
+      await t.router.workers.unload(stale.endpoint, stale.modelName);
+
+      // The request reaches the worker, which answers 404: the router loads the model again.
+      // The client hangs up the moment that load starts.
+      const reloading = new Promise<void>((resolve) => {
+        const unsubscribe = t.router.events.subscribe((event) => {
+          if (
+            event.type === 'server' &&
+            event.server.serverId === stale.serverId &&
+            event.server.state === 'loading'
+          ) {
+            unsubscribe();
+            resolve();
+          }
+        });
+      });
+      const { hostname, port } = new URL(t.url);
+      const request = http.request({
+        hostname,
+        port,
+        method: 'POST',
+        path: '/v2/models/lost/infer',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      });
+      const hungUp = new Promise<void>((resolve) => request.once('close', resolve));
+      request.on('error', () => undefined); // the socket is destroyed on purpose
+      request.end(body);
+      await reloading;
+      request.destroy();
+      await hungUp;
+      await waitForServer(t.router, stale.serverId, (s) => s.state === 'ready', 60_000);
+      const served = await postJson(`${t.url}/v2/models/lost/infer`, JSON.parse(body));
+      assert.equal(served.status, 200, JSON.stringify(served.body));
+
+      const fresh = takeRoute(t, 'lost');
+      assert.notEqual(fresh, stale, 'the heal opened a new route');
+      assert.equal(stale.inFlight, 0, 'the stale route was let go exactly once');
+      assert.equal(await fresh.drain(10_000), 0, 'the healed route was let go');
+      assert.equal(fresh.inFlight, 0);
+      const unloaded = await postJson(`${t.url}/v1/jobs/lost/unload`, {});
+      assert.equal(unloaded.status, 200, JSON.stringify(unloaded.body));
+      assert.deepEqual(unloaded.body.warnings ?? [], [], 'nothing was left in flight');
+    },
+  );
+});
+
+/** The job's current route, for reading its in-flight count (taken and given back at once). */
+function takeRoute(t: TestRouter, jobId: string): RouteEntry {
+  const route = t.router.lifecycle.tryAcquireRoute(jobId);
+  assert.ok(route, `job ${jobId} has a route`);
+  route.release();
+  return route;
+}
+
