@@ -21,6 +21,7 @@ import { answerExpectations } from './expect-continue.js';
 import { inferFastPath } from './infer-fast-path.js';
 import { installMethodNotAllowed } from './method-not-allowed.js';
 import { openapiOptions } from './openapi.js';
+import { setSecurityHeaders } from './security-headers.js';
 import { healthRoutes } from './routes/health.js';
 import { originalRoutes } from './routes/original.js';
 import { v1Routes } from './routes/v1.js';
@@ -69,6 +70,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         // Shutting down: requests already on a kept-alive connection are still served
         // (the router finishes what it has), and their answer closes the connection.
         if (closing) response.shouldKeepAlive = false;
+        setSecurityHeaders(response);
         if (!fastPath(request, response)) handler(request, response);
       };
       const server = http.createServer(dispatch);

@@ -118,6 +118,44 @@ describe('inference hot path', () => {
     assert.equal(encoded.body.model_name, 'h1');
   });
 
+  it('forbids framing and sniffing on every answer, whichever path answered it', async () => {
+    const body = inferBody([DIGITS[0]!]);
+    const json = { 'content-type': 'application/json' };
+    const answers: [string, Response | { status: number; headers: Headers }][] = [
+      ['hot path', await fetch(`${t.url}/v2/models/h1/infer`, { method: 'POST', body, headers: json })],
+      [
+        'Fastify route (chunked)',
+        await fetch(`${t.url}/v2/models/h1/infer`, {
+          method: 'POST',
+          body: new Blob([body]).stream(),
+          headers: json,
+          duplex: 'half',
+        } as RequestInit),
+      ],
+      [
+        'original endpoint, bad input',
+        await fetch(`${t.url}/inference_router/`, {
+          method: 'POST',
+          body: '{}',
+          headers: { 'content-type': 'application/json' },
+        }),
+      ],
+      ['unknown URL', await fetch(`${t.url}/nowhere`)],
+      ['console', await fetch(`${t.url}/ui/index.html`)],
+      ['health', await fetch(`${t.url}/healthz`)],
+      ['expectation refused', await expectTooLarge(t.url, t.config.bodyLimitBytes + 1)],
+    ];
+    for (const [path, response] of answers) {
+      assert.ok(response.status > 0, path);
+      assert.equal(response.headers.get('x-frame-options'), 'DENY', path);
+      assert.equal(response.headers.get('x-content-type-options'), 'nosniff', path);
+      assert.match(response.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/, path);
+    }
+    const statuses = answers.map(([, response]) => response.status);
+    assert.deepEqual(statuses.slice(0, 4), [200, 200, 400, 404]);
+    assert.equal(statuses[6], 413);
+  });
+
   it('never hangs on a killed worker, and routes again once the reconciler restarted it', async () => {
     const job = (await getJson(`${t.url}/v1/jobs/h1`)).body;
     const serverId: string = job.server.server_id;
@@ -218,3 +256,26 @@ function takeRoute(t: TestRouter, jobId: string): RouteEntry {
   return route;
 }
 
+/** The router's answer to `Expect: 100-continue` with a body over its limit (the body is never sent). */
+function expectTooLarge(url: string, length: number): Promise<{ status: number; headers: Headers }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const request = http.request({
+      hostname,
+      port,
+      method: 'POST',
+      path: '/v2/models/h1/infer',
+      headers: { 'content-type': 'application/json', 'content-length': length, expect: '100-continue' },
+    });
+    request.on('response', (response) => {
+      response.resume();
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (typeof value === 'string') headers.set(name, value);
+      }
+      resolve({ status: response.statusCode!, headers });
+    });
+    request.on('error', reject);
+    request.flushHeaders();
+  });
+}
