@@ -119,7 +119,10 @@ export class ServerSteps {
       if (!load) return await this.transition(server, 'unloaded', { loadedAt: null });
       const modelName = server.jobId;
       const model = server.model;
-      if (server.kind === 'job') await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
+      if (server.kind === 'job') {
+        const room = await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
+        if (room.overLimit) rec.warn(room.overLimit);
+      }
       await rec.step('load', () => workers.load(endpoint, modelName, model));
       const now = new Date().toISOString();
       server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });
