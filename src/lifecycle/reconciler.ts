@@ -14,6 +14,7 @@ import type { WorkerClient } from '../runtime/worker-client.js';
 import type { ServerRecord, ServerState } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Lifecycle } from './lifecycle.js';
+import { orphanJobId } from './operations/adopt.js';
 import { LIVE_STATES, TRANSIENT_STATES } from './state-machine.js';
 
 export interface ReconcilerOptions {
@@ -32,6 +33,10 @@ type RestartTarget = 'ready' | 'unloaded';
 export interface ReconcileReport {
   servers: number;
   workers: number;
+  /** Workers running without a record, taken back (operations/adopt.ts). */
+  adopted: number;
+  /** Records corrected to what their worker has loaded (start-up only). */
+  realigned: number;
   orphansRemoved: number;
   markedFailed: number;
   finished: number;
@@ -98,6 +103,8 @@ export class Reconciler {
     const report: ReconcileReport = {
       servers: 0,
       workers: 0,
+      adopted: 0,
+      realigned: 0,
       orphansRemoved: 0,
       markedFailed: 0,
       finished: 0,
@@ -115,21 +122,15 @@ export class Reconciler {
       const liveNames = new Set(servers.map((s) => s.workerName));
       const byName = new Map(workers.map((w) => [w.name, w]));
 
-      for (const worker of workers) {
+      // In number order, so that adoption reserves the numbers as they were handed out.
+      for (const worker of [...workers].sort((a, b) => a.name.localeCompare(b.name))) {
         // Matched by name: a worker handed over by the warm pool keeps the pool's labels.
         if (liveNames.has(worker.name) || this.deps.lifecycle.pool.owns(worker)) continue;
-        const serverId = this.serverIdOf(worker.name, worker.labels);
-        // A labelled worker whose record is gone or terminated: nothing should run it.
-        const record = serverId ? await this.deps.store.getServer(serverId) : undefined;
-        const jobId = record?.jobId ?? worker.labels[LABELS.job] ?? worker.name;
-        await this.deps.lifecycle.withJobLock(jobId, async () => {
-          const again = serverId ? await this.deps.store.getServer(serverId) : undefined;
-          if (again && again.state !== 'terminated') return;
-          this.deps.logger.info({ worker: worker.name, serverId }, 'removing orphan worker');
-          await this.deps.runtime.remove(worker.name);
-          report.orphansRemoved++;
-        });
+        const outcome = await this.handleOrphan(worker);
+        if (outcome === 'adopted') report.adopted++;
+        if (outcome === 'removed') report.orphansRemoved++;
       }
+      if (trigger === 'startup') report.realigned = await this.realignAll(servers, byName);
       for (const server of servers) {
         const outcome = await this.reconcileServer(
           server.serverId,
@@ -152,6 +153,47 @@ export class Reconciler {
       report.durationMs = Math.round(performance.now() - started);
     }
     return report;
+  }
+
+  /**
+   * A worker of ours that no live record names. Its record terminated: nothing should run
+   * it, so it goes. No record at all (lost, or the database was restored from an older
+   * backup): adopted, or removed with a record saying why (operations/adopt.ts).
+   */
+  private async handleOrphan(worker: WorkerInfo): Promise<'adopted' | 'removed' | 'kept'> {
+    const serverId = this.serverIdOf(worker.name, worker.labels);
+    const record = serverId ? await this.deps.store.getServer(serverId) : undefined;
+    const jobId = record?.jobId ?? orphanJobId(worker);
+    return this.deps.lifecycle.withJobLock(jobId, async () => {
+      const again = serverId ? await this.deps.store.getServer(serverId) : undefined;
+      if (again && again.state !== 'terminated') return 'kept';
+      const number = serverId ? Number(/^inf-(\d+)$/.exec(serverId)?.[1]) : NaN;
+      if (again || !Number.isSafeInteger(number)) {
+        this.deps.logger.info({ worker: worker.name, serverId }, 'removing orphan worker');
+        await this.deps.runtime.remove(worker.name);
+        return 'removed';
+      }
+      const outcome = await this.deps.lifecycle.adoptOrRemove(worker, serverId!, number);
+      return 'adopted' in outcome ? 'adopted' : 'removed';
+    });
+  }
+
+  /**
+   * At start-up the records may be older than the workers (a restored backup): a `ready`
+   * or `unloaded` record is checked against what its running worker has loaded.
+   */
+  private async realignAll(servers: ServerRecord[], byName: Map<string, WorkerInfo>): Promise<number> {
+    let realigned = 0;
+    for (const server of servers) {
+      const worker = byName.get(server.workerName);
+      if (!worker?.running) continue;
+      await this.deps.lifecycle.withJobLock(server.jobId, async () => {
+        const current = await this.deps.store.getServer(server.serverId);
+        if (current?.version !== server.version) return;
+        if ((await this.deps.lifecycle.realign(current, worker)) !== current) realigned++;
+      });
+    }
+    return realigned;
   }
 
   /** The server a worker belongs to: its label, or its deterministic name `<instance>-inf-NNNN`. */

@@ -94,6 +94,7 @@ export class ServerSteps {
           [LABELS.server]: server.serverId,
           [LABELS.job]: server.jobId,
           [LABELS.model]: server.model,
+          [LABELS.dataset]: server.dataset,
           [LABELS.kind]: server.kind,
         };
         // A started worker from the warm pool (when on) skips container start entirely.
@@ -198,6 +199,17 @@ export class ServerSteps {
         'could not mark failed',
       );
     }
+  }
+
+  /** The record of a worker found running without one (operations/adopt.ts), announced like a new server. */
+  async adopt(
+    rec: OperationRecorder,
+    server: Omit<ServerRecord, 'version' | 'createdAt' | 'updatedAt'>,
+  ): Promise<ServerRecord> {
+    const adopted = await rec.step('record', () => this.deps.store.insertServer(server));
+    await rec.attachServer(adopted.serverId);
+    this.publish(adopted);
+    return adopted;
   }
 
   /**

@@ -90,7 +90,7 @@ describe('reconciler against real faults', () => {
     assert.equal(containers.filter((c) => c.Labels[LABELS.job] === 'r1').length, 1);
   });
 
-  it('an orphan container with our labels and no record is removed', async () => {
+  it('an orphan container with our labels and no record that never started is removed, saying why', async () => {
     const orphan = await t.docker.createContainer({
       name: `${t.instance}-inf-9999`,
       Image: t.config.workerImage,
@@ -107,5 +107,9 @@ describe('reconciler against real faults', () => {
     assert.equal(report.status, 200);
     assert.ok(report.body.orphansRemoved >= 1, JSON.stringify(report.body));
     await assert.rejects(orphan.inspect(), (e: { statusCode?: number }) => e.statusCode === 404);
+    // A container that never started cannot be adopted; the record of its removal says so.
+    const [removal] = await t.store.listOperations({ jobId: 'ghost', type: 'RECONCILE' });
+    assert.equal(removal?.reason, 'orphan_removed');
+    assert.match(removal?.warnings.join('\n') ?? '', /inf-9999.*not running \(created\)/);
   });
 });
