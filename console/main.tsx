@@ -304,7 +304,9 @@ function App() {
               <dt>Per worker</dt>
               <dd>{mib(pool.view.worker_bytes)}</dd>
               <dt>Budget free</dt>
-              <dd>{pool.view.budget_free_bytes == null ? 'no memory budget' : mib(pool.view.budget_free_bytes)}</dd>
+              <dd>
+                {pool.view.budget_free_bytes == null ? 'no memory budget' : mib(pool.view.budget_free_bytes)}
+              </dd>
             </dl>
           ) : (
             <p>…</p>

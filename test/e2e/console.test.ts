@@ -70,7 +70,10 @@ describe('web console in a real browser', () => {
       chart: Number(figure.querySelector('svg')!.getAttribute('width')),
       text: figure.querySelector('svg text')!.getBoundingClientRect().height,
     }));
-    assert.ok(memoryChart.chart <= memoryChart.card, `chart ${memoryChart.chart} px in a ${memoryChart.card} px card`);
+    assert.ok(
+      memoryChart.chart <= memoryChart.card,
+      `chart ${memoryChart.chart} px in a ${memoryChart.card} px card`,
+    );
     assert.ok(memoryChart.text >= 10, `its text is ${memoryChart.text} px high`);
     await page.screenshot({ path: path.join(SHOTS, 'ready.png'), fullPage: true });
     assert.deepEqual(problems, []);

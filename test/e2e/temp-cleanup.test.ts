@@ -58,7 +58,11 @@ describe('TEMP: a failed removal never hides the failure', { timeout: 180_000 },
 
     // And when the inference succeeds, a removal that fails is the TEMP's failure: it is not hidden either.
     runtime.refuse = true;
-    const succeeded = await postJson(`${t.url}/v1/temp`, { job_id: 'tc2', model: 'm-131', dataset: 'ds-550' });
+    const succeeded = await postJson(`${t.url}/v1/temp`, {
+      job_id: 'tc2',
+      model: 'm-131',
+      dataset: 'ds-550',
+    });
     runtime.refuse = false;
     assert.ok(succeeded.status >= 500, JSON.stringify(succeeded.body));
     assert.match(JSON.stringify(succeeded.body), /refused to remove/);

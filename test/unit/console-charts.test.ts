@@ -11,7 +11,18 @@ import type { WorkerSample } from '../../src/api/worker-stats.js';
 import { renderSvg } from '../../src/charts/vega-svg.js';
 
 /** The steps the lifecycle records (rec.step in src/lifecycle), `create` being the pool's hand-over too. */
-const STEPS = ['record', 'create', 'start', 'wait_ready', 'drain', 'load', 'unload', 'infer', 'stop', 'remove'];
+const STEPS = [
+  'record',
+  'create',
+  'start',
+  'wait_ready',
+  'drain',
+  'load',
+  'unload',
+  'infer',
+  'stop',
+  'remove',
+];
 
 function sample(job: string | null, kind = 'job'): WorkerSample {
   return {
