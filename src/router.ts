@@ -85,6 +85,11 @@ export class Router {
         warmPoolSize: config.warmPoolSize,
         drainTimeoutMs: config.drainTimeoutMs,
         loadWaitMs: config.loadWaitMs,
+        scaling: {
+          target: config.scaleTarget,
+          upDelayMs: config.scaleUpDelayMs,
+          downDelayMs: config.scaleDownDelayMs,
+        },
         readyTimeoutMs: config.readyTimeoutMs,
         creationLimits: {
           maxServers: config.maxServers,
@@ -144,6 +149,7 @@ export class Router {
     );
     await reconciler.start();
     lifecycle.memoryPolicy.start();
+    lifecycle.autoscaler.start();
     await lifecycle.pool
       .start()
       .catch((error: unknown) =>
@@ -223,6 +229,7 @@ export class Router {
       clearTimeout(timer);
     }
     this.lifecycle.memoryPolicy.stop();
+    this.lifecycle.autoscaler.stop();
     this.lifecycle.pool.stop();
     await this.reconciler.stop();
     await this.workers.close();

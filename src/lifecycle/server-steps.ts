@@ -134,9 +134,10 @@ export class ServerSteps {
 
   async unload(rec: OperationRecorder, start: ServerRecord, reason: string): Promise<ServerRecord> {
     let server = start;
-    // Withdrawn first: requests from now on wait for the job's next state (and load it
-    // again on demand) instead of reaching a worker that is about to refuse them.
-    const route = this.routes.withdraw(server.jobId);
+    // Withdrawn first: requests from now on go to the job's other replicas, or wait for
+    // the job's next state (and load it again on demand) instead of reaching a worker
+    // that is about to refuse them.
+    const route = this.routes.withdrawServer(server.jobId, server.serverId);
     try {
       server = await this.transition(server, 'unloading');
       await this.drainWithdrawn(rec, route);
@@ -157,7 +158,8 @@ export class ServerSteps {
     let server = start;
     if (server.state === 'terminated') return server;
     // Withdrawn before the state changes, so no new request is routed to a stopping worker.
-    const route = server.kind === 'job' ? this.routes.withdraw(server.jobId) : undefined;
+    const route =
+      server.kind === 'job' ? this.routes.withdrawServer(server.jobId, server.serverId) : undefined;
     server = await this.transition(server, 'terminating');
     if (server.kind === 'job') await this.drainWithdrawn(rec, route);
     const name = server.workerName;
@@ -180,7 +182,7 @@ export class ServerSteps {
   async markFailed(server: ServerRecord, error: unknown): Promise<void> {
     if (error instanceof StoreUnavailableError) return;
     if (error instanceof RuntimeUnavailableError) return;
-    if (server.kind === 'job') this.routes.withdraw(server.jobId);
+    if (server.kind === 'job') this.routes.withdrawServer(server.jobId, server.serverId);
     try {
       const latest = (await this.deps.store.getServer(server.serverId)) ?? server;
       if (latest.state === 'failed' || latest.state === 'terminated') return;
@@ -249,7 +251,7 @@ export class ServerSteps {
     }
   }
 
-  /** The route of a ready job server; a new route counts as used now, as its loadedAt does. */
+  /** The route of a ready job server (one replica); a new route counts as used now, as its loadedAt does. */
   openRoute(server: ServerRecord): RouteEntry {
     return this.routes.set(new RouteEntry(server.jobId, server.serverId, server.endpoint!, server.jobId));
   }
