@@ -48,6 +48,8 @@ export interface Config {
   runtime: RuntimeChoice;
   modelsDir: string;
   datasetsDir: string;
+  /** Operator entries of the serving-runtime catalog, one JSON file each (docs/runtimes.md). */
+  runtimesDir: string;
   /**
    * The example store baked into the router image (models/ and datasets/ below it): used
    * when the router runs in a container without a mounted store.
@@ -216,6 +218,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
     datasetsDir: path.resolve(cwd, read('MODELDOCK_DATASETS_DIR') ?? './datasets'),
+    runtimesDir: path.resolve(cwd, read('MODELDOCK_RUNTIMES_DIR') ?? './runtimes'),
     exampleStoreDir: read('MODELDOCK_EXAMPLE_STORE') ?? '',
     instance,
     workerImage: read('MODELDOCK_WORKER_IMAGE') ?? 'modeldock/worker:latest',

@@ -25,6 +25,8 @@ export async function validateRequest(deps: Sources, request: JobRequest): Promi
     validateScaleTarget(request.scaleTarget);
   await deps.catalog.requireModel(request.model);
   await deps.catalog.requireDataset(request.dataset);
+  // A model no serving runtime serves is refused before anything is created.
+  await deps.catalog.servingRuntime(request.model);
 }
 
 /** Fill model/dataset from the job record when the caller gave only the job id. */

@@ -81,6 +81,7 @@ export class ServerSteps {
     const { runtime, workers, options } = this.deps;
     let server = start;
     try {
+      const serving = await this.deps.catalog.servingRuntime(server.model);
       let info = await runtime.inspect(server.workerName);
       if (info && (info.status === 'removing' || info.status === 'dead')) {
         // A container on its way out cannot be started again: finish removing it, recreate.
@@ -90,18 +91,20 @@ export class ServerSteps {
       if (!info) {
         server = await this.transition(server, 'creating', { endpoint: null, workerId: null });
         const name = server.workerName;
-        const labels = {
+        const labels: Record<string, string> = {
           [LABELS.server]: server.serverId,
           [LABELS.job]: server.jobId,
           [LABELS.model]: server.model,
           [LABELS.dataset]: server.dataset,
           [LABELS.kind]: server.kind,
         };
-        // A started worker from the warm pool (when on) skips container start entirely.
+        if (serving) labels[LABELS.servingRuntime] = serving.name;
+        const spec = workerSpec(name, labels, options.workerLimits, serving);
+        // A started worker from the warm pool (when on) skips container start entirely;
+        // the pool holds modeldock's workers only.
         info = await rec.step(
           'create',
-          async () =>
-            (await this.pool.take(name)) ?? runtime.create(workerSpec(name, labels, options.workerLimits)),
+          async () => (!spec.server && (await this.pool.take(name))) || runtime.create(spec),
         );
       }
       if (!info.running) {
@@ -119,8 +122,12 @@ export class ServerSteps {
       );
       if (!load) return await this.transition(server, 'unloaded', { loadedAt: null });
       const modelName = server.jobId;
-      const model = server.model;
-      if (server.kind === 'job') await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
+      // A foreign server finds the model in its own repository, under the job's name.
+      const model = serving?.modeldockWorker === false ? undefined : server.model;
+      if (server.kind === 'job') {
+        const room = await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
+        if (room.overLimit) rec.warn(room.overLimit);
+      }
       await rec.step('load', () => workers.load(endpoint, modelName, model));
       const now = new Date().toISOString();
       server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });
