@@ -49,7 +49,18 @@ function currentCommit(): { sha: string; dirty: boolean } | null {
       });
     return {
       sha: git('rev-parse', 'HEAD').trim(),
-      dirty: git('status', '--porcelain', '--untracked-files=no').trim() !== '',
+      // Results and the report are what benchmarks write, not code they run: a bench after
+      // another in one `npm run bench` would otherwise always read "changed".
+      dirty:
+        git(
+          'status',
+          '--porcelain',
+          '--untracked-files=no',
+          '--',
+          ':(top)',
+          ':(top,exclude)bench/results',
+          ':(top,exclude)BENCHMARKS.md',
+        ).trim() !== '',
     };
   } catch {
     return null; // not a git checkout: the report says "commit not recorded"
