@@ -12,6 +12,7 @@ import { render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, apiKey, get, getText, post, streamEvents, streamText } from './api.js';
 import type {
+  JobView as Job,
   OperationView as Operation,
   PoolView as Pool,
   ServerView as Server,
@@ -32,8 +33,11 @@ function App() {
   const [connected, setConnected] = useState(false);
   const [servers, setServers] = useState<Map<string, Server>>(new Map());
   const [operations, setOperations] = useState<Operation[]>([]);
-  const [pool, setPool] = useState<Pool | null>(null);
+  /** The warm pool as last read, or why it could not be read. */
+  const [pool, setPool] = useState<{ view: Pool } | { error: string } | null>(null);
   const [stats, setStats] = useState<Map<string, WorkerSample>>(new Map());
+  /** Each job's replica bounds and desired count (ready ones are counted from the live servers). */
+  const [replicas, setReplicas] = useState<Map<string, Job['replicas']>>(new Map());
   const [catalog, setCatalog] = useState<{ models: string[]; datasets: string[] }>({
     models: [],
     datasets: [],
@@ -80,9 +84,28 @@ function App() {
     }),
     [],
   );
-  const refreshPool = useCallback(() => {
-    get<Pool>('/v1/pool').then(setPool, () => undefined);
-  }, []);
+  // Once per burst of server events (latestOnly), not once per event; a refusal of the key
+  // goes to the prompt, any other error is shown in the pool's card instead of its figures.
+  const refreshPool = useCallback(
+    latestOnly(async (isLatest) => {
+      const read = await get<Pool>('/v1/pool').then(
+        (view) => ({ view }),
+        (error: unknown) => {
+          if (error instanceof ApiError && (error.status === 401 || error.status === 403)) fail(error);
+          return { error: error instanceof Error ? error.message : String(error) };
+        },
+      );
+      if (isLatest()) setPool(read);
+    }),
+    [fail],
+  );
+  const refreshReplicas = useCallback(
+    latestOnly(async (isLatest) => {
+      const answer = await get<{ jobs: Job[] }>('/v1/jobs').catch(() => undefined);
+      if (answer && isLatest()) setReplicas(new Map(answer.jobs.map((j) => [j.job_id, j.replicas])));
+    }),
+    [],
+  );
 
   // The live picture: subscribe first, then read the current state, so nothing is missed.
   useEffect(() => {
@@ -106,6 +129,8 @@ function App() {
           [operation, ...previous.filter((o) => o.operation_id !== operation.operation_id)].slice(0, 30),
         );
         refreshOperationsChart();
+        // An operation may have changed a job's replicas (created, scaled, terminated).
+        refreshReplicas();
       }
     };
     const onOpen = () => {
@@ -124,6 +149,7 @@ function App() {
         refreshPool();
         refreshMemory();
         refreshOperationsChart();
+        refreshReplicas();
       }, fail);
     };
     streamEvents(abort.signal, onOpen, (type, data) =>
@@ -134,7 +160,7 @@ function App() {
       })
       .finally(() => setConnected(false));
     return () => abort.abort();
-  }, [epoch, fail, refreshMemory, refreshOperationsChart, refreshPool]);
+  }, [epoch, fail, refreshMemory, refreshOperationsChart, refreshPool, refreshReplicas]);
 
   useEffect(() => {
     const timer = setInterval(() => {
@@ -175,7 +201,15 @@ function App() {
     );
   }
 
-  const list = [...servers.values()].sort((a, b) => a.job_id.localeCompare(b.job_id));
+  const list = [...servers.values()].sort(
+    (a, b) => a.job_id.localeCompare(b.job_id) || a.server_id.localeCompare(b.server_id),
+  );
+  /** `ready/desired (min..max)` of a job, as `modeldock ps` shows it. */
+  const replicaCount = (jobId: string) => {
+    const bounds = replicas.get(jobId);
+    const ready = list.filter((s) => s.job_id === jobId && s.state === 'ready').length;
+    return bounds ? `${ready}/${bounds.desired} (${bounds.min}..${bounds.max})` : `${ready}`;
+  };
   return (
     <>
       <header>
@@ -205,6 +239,9 @@ function App() {
             <thead>
               <tr>
                 <th scope="col">Job</th>
+                <th scope="col" title="ready / desired replicas of the job (min..max)">
+                  Replicas
+                </th>
                 <th scope="col">Server</th>
                 <th scope="col">State</th>
                 <th scope="col">Model</th>
@@ -216,12 +253,13 @@ function App() {
             <tbody>
               {list.length === 0 ? (
                 <tr>
-                  <td colSpan={7}>No live servers. Create one below.</td>
+                  <td colSpan={8}>No live servers. Create one below.</td>
                 </tr>
               ) : null}
               {list.map((s) => (
                 <tr key={s.server_id} data-job={s.job_id}>
                   <th scope="row">{s.job_id}</th>
+                  <td data-testid={`replicas-${s.job_id}`}>{replicaCount(s.job_id)}</td>
                   <td>{s.server_id}</td>
                   <td>
                     <span
@@ -271,23 +309,29 @@ function App() {
 
         <section aria-labelledby="pool-title">
           <h2 id="pool-title">Warm pool and memory budget</h2>
-          {pool ? (
+          {pool && 'error' in pool ? (
+            <p class="error" role="alert">
+              Could not read the pool: {pool.error}
+            </p>
+          ) : pool ? (
             <dl class="pool">
               <dt>Configured size</dt>
-              <dd>{pool.size}</dd>
+              <dd>{pool.view.size}</dd>
               <dt>Kept now</dt>
               <dd>
-                {pool.limit}
-                {pool.bounded_by ? ` (bounded by ${pool.bounded_by})` : ''}
+                {pool.view.limit}
+                {pool.view.bounded_by ? ` (bounded by ${pool.view.bounded_by})` : ''}
               </dd>
               <dt>Ready / starting</dt>
               <dd>
-                {pool.ready} / {pool.filling}
+                {pool.view.ready} / {pool.view.filling}
               </dd>
               <dt>Per worker</dt>
-              <dd>{mib(pool.worker_bytes)}</dd>
+              <dd>{mib(pool.view.worker_bytes)}</dd>
               <dt>Budget free</dt>
-              <dd>{pool.budget_free_bytes == null ? 'no memory budget' : mib(pool.budget_free_bytes)}</dd>
+              <dd>
+                {pool.view.budget_free_bytes == null ? 'no memory budget' : mib(pool.view.budget_free_bytes)}
+              </dd>
             </dl>
           ) : (
             <p>…</p>

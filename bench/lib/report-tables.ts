@@ -396,6 +396,36 @@ function transitionsTable(r: any): string {
   );
 }
 
+function autoscaleReplicasTable(r: any): string {
+  return table(
+    ['replicas', 'requests', 'throughput', '× one replica', 'p50', 'p99', 'failed'],
+    need(r, 'replicas').map((run: any) => [
+      run.replicas,
+      run.requests,
+      `${int(run.throughput_rps)} req/s`,
+      times(run.throughput_ratio_to_one),
+      ms(run.latency_ms.median),
+      ms(run.latency_ms.p99),
+      run.failed,
+    ]),
+  );
+}
+
+function autoscaleScalingTable(r: any): string {
+  const row = (what: string, s: any) => [what, ms(s.median), `${ms(s.min)} – ${ms(s.max)}`];
+  return table(
+    ['measure (median of the trials)', 'median', 'range'],
+    [
+      row('overload → new ready replica, no warm pool', need(r, 'overload_to_ready_ms.cold')),
+      row('overload → new ready replica, warm pool', need(r, 'overload_to_ready_ms.warm_pool')),
+      row('… of which the scale-up operation, no warm pool', need(r, 'scale_up_operation_ms.cold')),
+      row('… of which the scale-up operation, warm pool', need(r, 'scale_up_operation_ms.warm_pool')),
+      row('cold start from zero: first request, no warm pool', need(r, 'cold_start_first_request_ms.cold')),
+      row('cold start from zero: first request, warm pool', need(r, 'cold_start_first_request_ms.warm_pool')),
+    ],
+  );
+}
+
 function bookkeepingTable(r: any): string {
   return table(
     ['CPU per request', 'median', 'range over rounds'],
@@ -601,6 +631,8 @@ export const TABLES: Record<string, Renderer> = {
   'worker.paths': workerTable,
   'auth.cpu': authTable,
   'transitions.phases': transitionsTable,
+  'autoscale.replicas': autoscaleReplicasTable,
+  'autoscale.scaling': autoscaleScalingTable,
   'route-bookkeeping.cpu': bookkeepingTable,
 };
 

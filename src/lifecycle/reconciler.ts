@@ -320,7 +320,7 @@ export class Reconciler {
     // ready or unloaded. A container being removed (`docker rm -f`) is as good as gone.
     const vanished = !worker || worker.status === 'removing' || worker.status === 'dead';
     if (!vanished && worker.running) return 'ok';
-    lifecycle.invalidateRoute(server.jobId);
+    lifecycle.invalidateRoute(server);
     const why = vanished
       ? 'container vanished (removed outside modeldock)'
       : worker.oomKilled
@@ -453,14 +453,12 @@ export class Reconciler {
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const target = this.restartTargets.get(serverId) ?? 'ready';
     try {
-      // An unloaded job's worker comes back without its model: the next inference loads it.
-      const outcome =
-        target === 'ready'
-          ? await this.deps.lifecycle.deployLoad({ jobId: server.jobId }, 'restart')
-          : await this.deps.lifecycle.deployUnload({ jobId: server.jobId }, 'restart');
+      // That replica only (the job's other replicas keep serving meanwhile); an unloaded
+      // one's worker comes back without its model: the next inference loads it.
+      const outcome = await this.deps.lifecycle.restartServer(serverId, target);
       this.restartTargets.delete(serverId);
       this.deps.logger.warn(
-        { jobId: server.jobId, serverId, state: outcome.server?.state, restarts: server.restarts },
+        { jobId: server.jobId, serverId, state: outcome?.server?.state, restarts: server.restarts },
         'worker restarted',
       );
       return 'restarted';

@@ -67,6 +67,8 @@ for (const mode of ['keys', 'auth off'] as const) {
           MODELDOCK_DATABASE: `sqlite:${path.join(dir, 'modeldock.db')}`,
           MODELDOCK_INSTANCE: uniqueInstance('fz'),
           MODELDOCK_LOG_LEVEL: 'warn',
+          // Replicas go up to 64 per job in the schema: a handful of worker processes is enough here.
+          MODELDOCK_MAX_SERVERS: '4',
           ...(mode === 'keys' ? { MODELDOCK_API_KEY: KEY } : { MODELDOCK_AUTH: 'off' }),
         },
         path.join(dir, 'router.log'),
@@ -99,7 +101,7 @@ for (const mode of ['keys', 'auth off'] as const) {
         '--checks',
         'all',
         // Every check but one: DELETE /v1/jobs/{job_id} is TERMINATE, and the design keeps a
-        // terminated job as history (DESIGN.md), so GET answers it afterwards with state
+        // terminated job as history (docs/operations.md), so GET answers it afterwards with state
         // "terminated" on purpose, where use_after_free expects 404. The only DELETE in the API.
         '--exclude-checks',
         'use_after_free',
