@@ -15,7 +15,7 @@ import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { venvPython } from '../helpers/python.js';
 import { getJson, postJson, type TestRouter } from '../helpers/router.js';
-import { startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
+import { assertRoutedAsDirect, startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
 
 const SERVER = path.join(REPO_ROOT, 'test/fixtures/oip-server/nearest_mean_server.py');
 
@@ -39,9 +39,6 @@ function classMeans(): number[][] {
 describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 }, () => {
   let scratch: ScratchRouter;
   let t: TestRouter;
-  const pixels = (i: number) => ({
-    inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: DIGITS[i]!.inputs.pixels }],
-  });
 
   before(async () => {
     scratch = await startScratchRouter('byo', async ({ modelsDir, runtimesDir }) => {
@@ -92,13 +89,7 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
 
   it('routes inference to it: the router answers as the server does when called directly', async () => {
     const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    for (const i of [0, 1, 2]) {
-      const routed = await postJson(`${t.url}/v2/models/a1/infer`, pixels(i));
-      assert.equal(routed.status, 200, JSON.stringify(routed.body));
-      const direct = await postJson(`${worker.endpoint}/v2/models/a1/infer`, pixels(i));
-      assert.deepEqual(routed.body.outputs[0].data, direct.body.outputs[0].data);
-      assert.equal(routed.body.outputs[0].data[0], DIGITS[i]!.label);
-    }
+    for (const i of [0, 1, 2]) await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', i);
     const metadata = await getJson(`${t.url}/v2/models/a1`);
     assert.equal(metadata.status, 200);
     assert.equal(metadata.body.inputs[0].name, 'pixels');

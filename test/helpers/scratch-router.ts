@@ -2,12 +2,14 @@
  * A router on the process runtime over a model store and serving-runtime directory of
  * the test's own (in a scratch directory), for tests of the serving-runtime catalog.
  */
+import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
 import { DATASETS_DIR } from './paths.js';
-import { startTestRouter, uniqueInstance, type TestRouter } from './router.js';
+import { DIGITS } from './fixtures.js';
+import { postJson, startTestRouter, uniqueInstance, type TestRouter } from './router.js';
 
 export interface ScratchRouter {
   t: TestRouter;
@@ -52,4 +54,19 @@ export async function startScratchRouter(
       await rm(scratch, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Digit `i` of ds-550 inferred through the router (job `job`) and straight from the
+ * worker's server: both answer alike, and right.
+ */
+export async function assertRoutedAsDirect(routerUrl: string, endpoint: string, job: string, i: number) {
+  const body = {
+    inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: DIGITS[i]!.inputs.pixels }],
+  };
+  const routed = await postJson(`${routerUrl}/v2/models/${job}/infer`, body);
+  assert.equal(routed.status, 200, JSON.stringify(routed.body));
+  const direct = await postJson(`${endpoint}/v2/models/${job}/infer`, body);
+  assert.deepEqual(routed.body.outputs[0].data, direct.body.outputs[0].data);
+  assert.equal(routed.body.outputs[0].data[0], DIGITS[i]!.label);
 }
