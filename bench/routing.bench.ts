@@ -151,6 +151,32 @@ async function throughput(
   };
 }
 
+/**
+ * Every HTTP path must hand the client the same answer, framed alike: the worker's
+ * Content-Length, not chunked (a chunked answer is more bytes and another parse).
+ */
+async function assertSameFraming(
+  targets: Record<string, string>,
+  path_: string,
+  extraHeaders: (name: string) => Record<string, string>,
+): Promise<void> {
+  const framing: Record<string, string> = {};
+  for (const [name, origin] of Object.entries(targets)) {
+    const response = await fetch(`${origin}${path_}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...extraHeaders(name) },
+      body,
+    });
+    const text = await response.text();
+    if (response.status !== 200) throw new Error(`${name} answered ${response.status}: ${text}`);
+    framing[name] =
+      `content-length ${response.headers.get('content-length')}, ` +
+      `transfer-encoding ${response.headers.get('transfer-encoding')}, body ${text.length} bytes`;
+  }
+  if (new Set(Object.values(framing)).size !== 1)
+    throw new Error(`the paths frame their answers differently: ${JSON.stringify(framing)}`);
+}
+
 async function startLeanProxy(
   upstream: string,
   secret: string,
@@ -280,6 +306,7 @@ async function main() {
       lean: lean.origin,
       modeldock: router.url,
     };
+    await assertSameFraming(targets, path_, extraHeaders);
     const workerPid = await childOf(container.State.Pid);
     const proxyPids: Record<string, number | null> = {
       direct: null,

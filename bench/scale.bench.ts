@@ -1,5 +1,6 @@
 /**
- * Scale and concurrency, in one run:
+ * Scale and concurrency, in one run, of a router run as `npm start` runs it (compiled, its
+ * V8 flag, the gRPC service on):
  * - with 50, 100 and 200 servers (a small worker profile: 128 MiB, 0.25 CPU), the
  *   router's memory (RSS of its process), a full reconcile pass, listing all servers,
  *   and one DEPLOY_UNLOAD + DEPLOY_LOAD while all of them exist;
@@ -12,9 +13,11 @@ import Dockerode from 'dockerode';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../test/helpers/ports.js';
 import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
 import { spawnRouter } from '../test/helpers/router-process.js';
-import { machine, ms, summarize, table, writeResult } from './lib/stats.js';
+import { TABLES } from './lib/report-tables.js';
+import { machine, summarize, writeResult } from './lib/stats.js';
 import { writeScaleCharts } from './lib/bench-charts.js';
 
 const SIZES = (process.env.BENCH_SCALE ?? '50,100,200').split(',').map(Number);
@@ -56,8 +59,11 @@ async function create(url: string, jobId: string): Promise<number> {
 async function main() {
   const instance = uniqueInstance('scale');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-scale-'));
+  // As `npm start` runs it: compiled, with its V8 flag and the gRPC service listening (the
+  // default; the test helper turns gRPC off unless given a port).
   const router = await spawnRouter(
     {
+      MODELDOCK_GRPC_PORT: String(await freePort()),
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
       MODELDOCK_RUNTIME: 'docker',
@@ -122,32 +128,16 @@ async function main() {
     await removeInstanceContainers(docker, instance);
     await rm(dataDir, { recursive: true, force: true });
   }
-  const result = { machine: machine(), at_start: atStart, scale, concurrency };
+  const result = {
+    machine: machine(),
+    router: 'compiled, --max-semi-space-size=8, gRPC on (as npm start runs it)',
+    at_start: atStart,
+    scale,
+    concurrency,
+  };
   const file = writeResult('scale', result);
-  console.log(
-    table(
-      ['servers', 'router RSS', 'full reconcile pass', 'list all servers', 'DEPLOY_UNLOAD + DEPLOY_LOAD'],
-      scale.map((s: any) => [
-        s.servers,
-        `${s.router_rss_mib} MiB`,
-        ms(s.reconcile_pass.median),
-        ms(s.list_servers.median),
-        ms(s.unload_plus_load.median),
-      ]),
-    ),
-  );
-  console.log();
-  console.log(
-    table(
-      ['DEPLOY_CREATE at once', 'wall time', 'per operation (median)', 'throughput'],
-      concurrency.map((c) => [
-        c.at_once,
-        ms(c.wall_ms),
-        ms(c.per_operation.median),
-        `${((c.at_once / c.wall_ms) * 1000).toFixed(2)} op/s`,
-      ]),
-    ),
-  );
+  for (const key of ['scale.memory', 'scale.concurrency', 'scale.targets'])
+    console.log(`${TABLES[key]!(result)}\n`);
   console.log(`\nraw results: ${file}`);
   console.log(`charts: ${(await writeScaleCharts(result)).join(', ')}`);
 }

@@ -25,7 +25,8 @@ import {
 } from '../test/helpers/inference-load.js';
 import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
 import { spawnRouter } from '../test/helpers/router-process.js';
-import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
+import { TABLES } from './lib/report-tables.js';
+import { machine, summarize, writeResult } from './lib/stats.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
 const STEADY_REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
@@ -206,8 +207,6 @@ async function main() {
       error_digest: errors.length > 0 ? failureDigest(errors) : '',
     };
   });
-  const steadyOf = (router: string) =>
-    results.find((r) => r.router === router && r.phase === 'steady state')!.served;
   const result = {
     machine: machine(),
     request: 'POST /v2/models/{job}/infer (hot path), one 64-pixel FP32 digit',
@@ -215,36 +214,7 @@ async function main() {
     phases: results,
   };
   const file = writeResult('transitions', result);
-  console.log(
-    table(
-      [
-        'router',
-        'phase',
-        'transitions',
-        'requests',
-        'p50',
-        'p99',
-        'max',
-        'p50 / p99 / max sent during an operation',
-        'p99 vs steady',
-        'errors',
-      ],
-      results.map((r) => [
-        r.router,
-        r.phase,
-        r.transitions,
-        r.requests,
-        ms(r.served.median),
-        ms(r.served.p99),
-        ms(r.served.max),
-        r.served_during_operations
-          ? `${ms(r.served_during_operations.median)} / ${ms(r.served_during_operations.p99)} / ${ms(r.served_during_operations.max)}`
-          : '—',
-        ratio(r.served.p99, steadyOf(r.router).p99),
-        `${r.errors}${r.terminated_404 ? ` (+${r.terminated_404} 404 after TERMINATE)` : ''}`,
-      ]),
-    ),
-  );
+  console.log(TABLES['transitions.phases']!(result));
   for (const r of results) if (r.error_digest) console.log(`\n${r.phase}: errors\n${r.error_digest}`);
   console.log(`\nraw results: ${file}`);
 }

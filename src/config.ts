@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'kubernetes';
+export type SqliteSynchronous = 'full' | 'normal';
 
 /** MODELDOCK_RUNTIME=kubernetes (docs/runtime-kubernetes.md). */
 export interface KubernetesConfig {
@@ -39,6 +40,11 @@ export interface Config {
   bodyTimeoutMs: number;
   /** The state database (MODELDOCK_DATABASE): `sqlite:<path>` or a `mongodb://` / `mongodb+srv://` URL. */
   store: string;
+  /**
+   * SQLite's `synchronous` setting: `full` (default) fsyncs the WAL at every commit, so an
+   * acknowledged answer survives power loss; `normal` does not (MODELDOCK_SQLITE_SYNCHRONOUS).
+   */
+  sqliteSynchronous: SqliteSynchronous;
   runtime: RuntimeChoice;
   modelsDir: string;
   datasetsDir: string;
@@ -65,6 +71,11 @@ export interface Config {
   reconcileIntervalMs: number;
   restartLimit: number;
   restartBackoffMs: number;
+  /**
+   * A worker that ran this long before it died was healthy, not crash-looping: its
+   * server's restart budget and back-off start over (as Kubernetes' back-off does).
+   */
+  restartResetMs: number;
   /** Unload a model after this long without inference; 0 disables. */
   idleUnloadMs: number;
   /** Most models loaded at once across all servers; 0: no limit. */
@@ -169,6 +180,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   if (!/^(sqlite:|mongodb(\+srv)?:\/\/)/.test(store)) {
     throw new ConfigError(`${databaseVariable} must be sqlite:<path> or a mongodb:// URL, got "${store}"`);
   }
+  const sqliteSynchronous = (read('MODELDOCK_SQLITE_SYNCHRONOUS') ?? 'full').toLowerCase();
+  if (sqliteSynchronous !== 'full' && sqliteSynchronous !== 'normal') {
+    throw new ConfigError(`MODELDOCK_SQLITE_SYNCHRONOUS must be full or normal, got "${sqliteSynchronous}"`);
+  }
   const instance = read('MODELDOCK_INSTANCE') ?? 'modeldock';
   if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(instance)) {
     throw new ConfigError('MODELDOCK_INSTANCE must be lowercase letters, digits and dashes (at most 31)');
@@ -193,6 +208,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     grpcCallsPerPeer: int('MODELDOCK_GRPC_CALLS_PER_PEER', 256, 1),
     bodyTimeoutMs: int('MODELDOCK_BODY_TIMEOUT_MS', 60_000, 100),
     store,
+    sqliteSynchronous,
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
     datasetsDir: path.resolve(cwd, read('MODELDOCK_DATASETS_DIR') ?? './datasets'),
@@ -210,6 +226,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     reconcileIntervalMs: int('MODELDOCK_RECONCILE_INTERVAL_MS', 10_000, 100),
     restartLimit: int('MODELDOCK_RESTART_LIMIT', 3),
     restartBackoffMs: int('MODELDOCK_RESTART_BACKOFF_MS', 1_000),
+    restartResetMs: int('MODELDOCK_RESTART_RESET_MS', 600_000, 1),
     idleUnloadMs: int('MODELDOCK_IDLE_UNLOAD_SECONDS', 0) * 1000,
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),

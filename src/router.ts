@@ -110,6 +110,7 @@ export class Router {
         intervalMs: config.reconcileIntervalMs,
         restartLimit: config.restartLimit,
         restartBackoffMs: config.restartBackoffMs,
+        restartResetMs: config.restartResetMs,
       },
     });
     const app = await buildApp({

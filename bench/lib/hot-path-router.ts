@@ -17,7 +17,7 @@ const [workerUrl, key] = process.argv.slice(2);
 const keys = new KeyRing(key ? { admin: [], infer: [key] } : undefined);
 const route = new RouteEntry('b1', 'inf-0001', workerUrl!, 'b1');
 const fastPath = inferFastPath({
-  lifecycle: { tryAcquireRoute: () => route.acquire(), invalidateRoute: () => undefined },
+  lifecycle: { tryAcquireRoute: () => route.acquire(), workerDidNotAnswer: () => undefined },
   workers: new WorkerClient(),
   metrics: new Metrics(),
   bodyLimitBytes: 16 * 1024 * 1024,

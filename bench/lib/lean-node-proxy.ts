@@ -6,7 +6,8 @@
  *
  *   node --import tsx bench/lib/lean-node-proxy.ts <port> <worker origin> [<worker secret>]
  *
- * With a secret it sends it as a router does (x-modeldock-worker-secret).
+ * With a secret it sends it as a router does (x-modeldock-worker-secret). It answers
+ * with the worker's Content-Length, as the router does (not chunked).
  */
 import http from 'node:http';
 import { Pool } from 'undici';
@@ -34,7 +35,13 @@ const server = http.createServer((request, response) => {
         // Its presence is what marks a handler as undici's current (controller) kind.
         onRequestStart() {},
         onResponseStart(_controller, statusCode, headers) {
-          response.writeHead(statusCode, { 'content-type': String(headers['content-type']) });
+          // The worker's Content-Length passed on, as the router does: without it Node.js
+          // would answer chunked, a different (and larger) answer than the router's.
+          const length = headers['content-length'];
+          response.writeHead(statusCode, {
+            'content-type': String(headers['content-type']),
+            ...(length === undefined ? {} : { 'content-length': String(length) }),
+          });
         },
         onResponseData(_controller, chunk) {
           response.write(chunk);

@@ -1,4 +1,5 @@
 /** Small statistics and reporting helpers shared by the benchmarks. */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +38,33 @@ export function summarize(values: number[]): Summary {
   };
 }
 
+/** The load average (1, 5, 15 min) when the benchmark started: every bench imports this module first thing. */
+const LOAD_AT_START = os.loadavg().map((v) => Math.round(v * 100) / 100);
+
+/** The commit the benchmark ran, and whether the checkout had changes on top of it. */
+function commit(): { sha: string; dirty: boolean } | null {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', args, {
+        cwd: import.meta.dirname,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+    return {
+      sha: git('rev-parse', 'HEAD').trim(),
+      dirty: git('status', '--porcelain', '--untracked-files=no').trim() !== '',
+    };
+  } catch {
+    return null; // not a git checkout: the report says "commit not recorded"
+  }
+}
+
+/**
+ * Where and when a result was measured, kept in every result file (`machine`) and quoted
+ * above every table BENCHMARKS.md generates from it (bench/report.ts): the machine, the
+ * date, the commit, and how busy the machine was (load average at the start and the end
+ * of the benchmark; the machine is often shared).
+ */
 export function machine() {
   return {
     cpus: os.cpus().length,
@@ -45,6 +73,8 @@ export function machine() {
     kernel: os.release(),
     node: process.version,
     date: new Date().toISOString(),
+    commit: commit(),
+    load_average: { at_start: LOAD_AT_START, at_end: os.loadavg().map((v) => Math.round(v * 100) / 100) },
   };
 }
 
@@ -70,13 +100,6 @@ export function table(headers: string[], rows: (string | number)[][]): string {
 
 export const ms = (v: number) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
 export const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
-
-/** One operation measured against its floor (lifecycle and Kubernetes benches). */
-export interface FloorComparison {
-  operation: string;
-  floor: Summary;
-  modeldock: Summary;
-}
 
 /**
  * What the floor benches record of their samples: each operation against its floor,
@@ -105,36 +128,4 @@ export function floorComparisons<Op extends string>(
       ]),
     ) as Record<'DEPLOY_CREATE' | 'TEMP', { modeldock: Summary; ratio_to_floor: number }>,
   };
-}
-
-/**
- * The two tables the floor benches print: each operation against its floor, then the
- * warm pool's DEPLOY_CREATE and TEMP against the same floor. `floorName` says whose
- * floor it is (the engine's, the cluster's).
- */
-export function floorTables(
-  floorName: string,
-  operations: FloorComparison[],
-  warmPool: Partial<Record<'DEPLOY_CREATE' | 'TEMP', { modeldock: Summary }>>,
-  floor: Record<'DEPLOY_CREATE' | 'TEMP', number[]>,
-): string {
-  const byOperation = table(
-    ['operation', `${floorName} floor (median, IQR)`, 'modeldock (median, IQR)', 'ratio'],
-    operations.map((o) => [
-      o.operation,
-      `${ms(o.floor.median)} ± ${ms(o.floor.iqr)}`,
-      `${ms(o.modeldock.median)} ± ${ms(o.modeldock.iqr)}`,
-      ratio(o.modeldock.median, o.floor.median),
-    ]),
-  );
-  const pooled = table(
-    ['with a warm pool', `${floorName} floor`, 'modeldock + pool', 'ratio'],
-    (['DEPLOY_CREATE', 'TEMP'] as const).map((op) => [
-      op,
-      ms(summarize(floor[op]).median),
-      `${ms(warmPool[op]!.modeldock.median)} ± ${ms(warmPool[op]!.modeldock.iqr)}`,
-      ratio(warmPool[op]!.modeldock.median, summarize(floor[op]).median),
-    ]),
-  );
-  return `${byOperation}\n\n${pooled}`;
 }

@@ -35,7 +35,7 @@ const PREFIX = '/v2/models/';
 const SUFFIX = '/infer';
 
 export interface InferFastPathDeps {
-  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'invalidateRoute'> &
+  lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'workerDidNotAnswer'> &
     Partial<Pick<Lifecycle, 'healLostModel'>>;
   workers: Pick<WorkerClient, 'pool'>;
   metrics: Pick<Metrics, 'observeInference'>;
@@ -90,17 +90,23 @@ function forward(
   const started = performance.now();
   const chunks: Buffer[] = [];
   let handler: ProxyHandler | undefined;
-  /** The route the request counts on: the one it took, or the healed one it was sent again on. */
-  let held = route;
+  /**
+   * The route the request counts on: the one it took, then the healed one it is sent
+   * again on; undefined once the response closed and let it go. Each route taken is
+   * released exactly once: by the close, or by the heal when it resolves after the close.
+   */
+  let held: RouteEntry | undefined = route;
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('error', () => response.destroy());
   // Closed once the answer is out or the connection is gone: either way the request no
   // longer counts on its route, and a client that left takes its upstream request along.
   response.once('close', () => {
-    held.release();
+    held?.release();
+    held = undefined;
     if (!response.writableFinished) handler?.abort();
   });
   request.on('end', () => {
+    if (held === undefined) return; // the client left before its body was complete
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
     const headers = endToEndHeaders(request.headers);
     // A worker without the model (404) gets it loaded again, then the body once more.
@@ -108,7 +114,9 @@ function forward(
     const resend = (stale: RouteEntry) =>
       heal!(stale).then(
         (fresh) => {
-          // healLostModel hands the fresh route over taken: the request counts on it now.
+          // healLostModel hands the fresh route over taken. A client that left during the
+          // heal already let the stale route go with its close: the fresh one goes too.
+          if (held === undefined) return fresh.release();
           held.release();
           held = fresh;
           if (!response.destroyed) send(fresh, false);
@@ -191,6 +199,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.clientGone) return;
-    answerWorkerFailure(this.deps, this.route.jobId, this.response, error, this.started);
+    answerWorkerFailure(this.deps, this.route, this.response, error, this.started);
   }
 }

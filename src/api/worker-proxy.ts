@@ -11,7 +11,7 @@
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { WorkerError, errorMessage } from '../errors.js';
-import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import type { Lifecycle, RouteEntry } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
 import { WORKER_SECRET_HEADER } from '../worker-secret.js';
 import { toProtocolErrorResponse } from './error-mapping.js';
@@ -53,23 +53,24 @@ export function endToEndHeaders(headers: IncomingHttpHeaders): Record<string, st
 }
 
 export interface WorkerFailureDeps {
-  lifecycle: Pick<Lifecycle, 'invalidateRoute'>;
+  lifecycle: Pick<Lifecycle, 'workerDidNotAnswer'>;
   metrics: Pick<Metrics, 'observeInference'>;
 }
 
 /**
- * The job's worker did not answer, or broke off: the next request looks the route up
- * again, the request counts as a 502, and the client gets the protocol's JSON error, or a
+ * The job's worker did not answer, or broke off: it is logged, the next request looks the
+ * route up again, the request counts as a 502, and the client gets the protocol's JSON error, or a
  * cut connection when part of the answer has already gone out.
  */
 export function answerWorkerFailure(
   deps: WorkerFailureDeps,
-  jobId: string,
+  route: Pick<RouteEntry, 'jobId' | 'serverId'>,
   response: ServerResponse,
   error: unknown,
   startedMs: number,
 ): void {
-  deps.lifecycle.invalidateRoute(jobId);
+  const { jobId } = route;
+  deps.lifecycle.workerDidNotAnswer(route, error);
   deps.metrics.observeInference(jobId, 502, (performance.now() - startedMs) / 1000);
   if (response.headersSent) {
     response.destroy();

@@ -17,7 +17,9 @@ import { detectPlacement } from '../runtime/docker/self-container.js';
 
 export async function openStore(config: Config): Promise<Store> {
   if (config.store.startsWith('sqlite:')) {
-    return new SqliteStore(path.resolve(config.store.slice('sqlite:'.length)));
+    return new SqliteStore(path.resolve(config.store.slice('sqlite:'.length)), {
+      synchronous: config.sqliteSynchronous,
+    });
   }
   // Loaded only when configured: the driver costs memory a SQLite deployment never uses.
   const { MongoStore } = await import('../store/mongodb/mongodb-store.js');

@@ -105,6 +105,18 @@ function cli(argv: string[]) {
         async (a) => (await import('./commands/serve.js')).images((a.kinds as string[] | undefined) ?? []),
       )
       .command(
+        'backup <file>',
+        'copy the SQLite state store to FILE (online: the router may keep running)',
+        (y) => y.positional('file', { type: 'string', demandOption: true }),
+        async (a) => (await import('./commands/backup.js')).backup(String(a.file)),
+      )
+      .command(
+        'restore <file>',
+        'replace the SQLite state store by the backup FILE (stop the router first; it adopts live workers at its next start)',
+        (y) => y.positional('file', { type: 'string', demandOption: true }),
+        async (a) => (await import('./commands/backup.js')).restore(String(a.file)),
+      )
+      .command(
         'api-key',
         'print the admin key the router generated (MODELDOCK_GENERATED_KEY_FILE; the router image: /data/api-key)',
         () => undefined,

@@ -10,6 +10,7 @@ import {
   NotReadyError,
   RuntimeUnavailableError,
   WorkerError,
+  errorMessage,
 } from '../errors.js';
 import { validateId } from '../ids.js';
 import type { ServerRecord } from '../store/records.js';
@@ -67,7 +68,7 @@ export class JobRouting {
       try {
         return await workers.infer(route.endpoint, route.modelName, body);
       } catch (error) {
-        if (error instanceof WorkerError) this.invalidate(jobId);
+        if (error instanceof WorkerError) this.workerDidNotAnswer(route, error);
         if (!(error instanceof NotFoundError)) throw error;
         // The worker does not have the model the router holds as ready: heal, then once more.
         const healed = await this.healLostModel(route);
@@ -103,9 +104,21 @@ export class JobRouting {
     return fresh.acquire();
   }
 
-  /** Drop the route after the worker did not answer: the next request looks it up again. */
+  /** Drop the job's route: the next request looks it up again. */
   invalidate(jobId: string): void {
     this.ctx.routes.withdraw(jobId);
+  }
+
+  /**
+   * A request's worker did not answer (the request gets 502): said in the log with the
+   * job, server and reason, and the route dropped, so the next request looks it up again.
+   */
+  workerDidNotAnswer(route: Pick<RouteEntry, 'jobId' | 'serverId'>, error: unknown): void {
+    this.ctx.deps.logger.warn(
+      { jobId: route.jobId, serverId: route.serverId, err: errorMessage(error) },
+      'worker did not answer; the request got 502',
+    );
+    this.invalidate(route.jobId);
   }
 
   /**

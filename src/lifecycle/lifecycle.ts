@@ -15,6 +15,7 @@
  */
 import { validateId } from '../ids.js';
 import { KeyedMutex } from '../keyed-mutex.js';
+import type { WorkerInfo } from '../runtime/runtime.js';
 import type { JobRecord, ServerRecord, ServerState } from '../store/records.js';
 import type { ServerPatch } from '../store/store.js';
 import { CreationGate } from './creation-gate.js';
@@ -23,6 +24,7 @@ import { JobRouting } from './job-routing.js';
 import type { LifecycleContext } from './lifecycle-context.js';
 import type { JobRequest, LifecycleDeps, OperationOutcome, TempRequest } from './lifecycle-types.js';
 import { MemoryPolicy } from './memory-policy.js';
+import { adoptOrRemove, realign, type AdoptionOutcome } from './operations/adopt.js';
 import { deployCreate } from './operations/deploy-create.js';
 import { deployLoad } from './operations/deploy-load.js';
 import { deployUnload } from './operations/deploy-unload.js';
@@ -147,6 +149,11 @@ export class Lifecycle {
     this.routing.invalidate(jobId);
   }
 
+  /** A request's worker did not answer (502): logged with job, server and reason; the route is dropped. */
+  workerDidNotAnswer(route: Pick<RouteEntry, 'jobId' | 'serverId'>, error: unknown): void {
+    this.routing.workerDidNotAnswer(route, error);
+  }
+
   restartPending(jobId: string): () => void {
     return this.routing.restartPending(jobId);
   }
@@ -160,6 +167,19 @@ export class Lifecycle {
   /** Run work under the job's lock (the reconciler uses this so it never races an operation). */
   withJobLock<T>(jobId: string, work: () => Promise<T>): Promise<T> {
     return this.ctx.locks.run(jobId, work);
+  }
+
+  /**
+   * A running worker of ours without a record: adopt it as `serverId`, or remove it with a
+   * record saying why (operations/adopt.ts). Call under the job's lock.
+   */
+  adoptOrRemove(worker: WorkerInfo, serverId: string, number: number): Promise<AdoptionOutcome> {
+    return adoptOrRemove(this.ctx, worker, serverId, number);
+  }
+
+  /** A `ready`/`unloaded` record corrected to what its running worker has loaded. Call under the job's lock. */
+  realign(server: ServerRecord, worker: WorkerInfo): Promise<ServerRecord> {
+    return realign(this.ctx, server, worker);
   }
 
   /** Conditional state change; every write names the version it read. */

@@ -14,6 +14,7 @@ import type { WorkerClient } from '../runtime/worker-client.js';
 import type { ServerRecord, ServerState } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Lifecycle } from './lifecycle.js';
+import { orphanJobId } from './operations/adopt.js';
 import { LIVE_STATES, TRANSIENT_STATES } from './state-machine.js';
 
 export interface ReconcilerOptions {
@@ -22,11 +23,20 @@ export interface ReconcilerOptions {
   intervalMs: number;
   restartLimit: number;
   restartBackoffMs: number;
+  /** A worker that ran this long before it died was healthy: its server's restart count starts over. */
+  restartResetMs: number;
 }
+
+/** What a restart brings a server back to: the state it had when its worker died. */
+type RestartTarget = 'ready' | 'unloaded';
 
 export interface ReconcileReport {
   servers: number;
   workers: number;
+  /** Workers running without a record, taken back (operations/adopt.ts). */
+  adopted: number;
+  /** Records corrected to what their worker has loaded (start-up only). */
+  realigned: number;
   orphansRemoved: number;
   markedFailed: number;
   finished: number;
@@ -37,7 +47,8 @@ export interface ReconcileReport {
 export class Reconciler {
   private readonly abort = new AbortController();
   private readonly pending = new Set<string>();
-  private readonly nextRestartAt = new Map<string, number>();
+  /** Per server whose worker died: the state its restart brings it back to. */
+  private readonly restartTargets = new Map<string, RestartTarget>();
   /** Restarts that could not run because the engine or the store was away: retried each pass. */
   private readonly pendingRestarts = new Set<string>();
   /** Per server being restarted: tells the lifecycle the restart is over (its requests wait for it). */
@@ -92,6 +103,8 @@ export class Reconciler {
     const report: ReconcileReport = {
       servers: 0,
       workers: 0,
+      adopted: 0,
+      realigned: 0,
       orphansRemoved: 0,
       markedFailed: 0,
       finished: 0,
@@ -109,21 +122,15 @@ export class Reconciler {
       const liveNames = new Set(servers.map((s) => s.workerName));
       const byName = new Map(workers.map((w) => [w.name, w]));
 
-      for (const worker of workers) {
+      // In number order, so that adoption reserves the numbers as they were handed out.
+      for (const worker of [...workers].sort((a, b) => a.name.localeCompare(b.name))) {
         // Matched by name: a worker handed over by the warm pool keeps the pool's labels.
         if (liveNames.has(worker.name) || this.deps.lifecycle.pool.owns(worker)) continue;
-        const serverId = this.serverIdOf(worker.name, worker.labels);
-        // A labelled worker whose record is gone or terminated: nothing should run it.
-        const record = serverId ? await this.deps.store.getServer(serverId) : undefined;
-        const jobId = record?.jobId ?? worker.labels[LABELS.job] ?? worker.name;
-        await this.deps.lifecycle.withJobLock(jobId, async () => {
-          const again = serverId ? await this.deps.store.getServer(serverId) : undefined;
-          if (again && again.state !== 'terminated') return;
-          this.deps.logger.info({ worker: worker.name, serverId }, 'removing orphan worker');
-          await this.deps.runtime.remove(worker.name);
-          report.orphansRemoved++;
-        });
+        const outcome = await this.handleOrphan(worker);
+        if (outcome === 'adopted') report.adopted++;
+        if (outcome === 'removed') report.orphansRemoved++;
       }
+      if (trigger === 'startup') report.realigned = await this.realignAll(servers, byName);
       for (const server of servers) {
         const outcome = await this.reconcileServer(
           server.serverId,
@@ -146,6 +153,47 @@ export class Reconciler {
       report.durationMs = Math.round(performance.now() - started);
     }
     return report;
+  }
+
+  /**
+   * A worker of ours that no live record names. Its record terminated: nothing should run
+   * it, so it goes. No record at all (lost, or the database was restored from an older
+   * backup): adopted, or removed with a record saying why (operations/adopt.ts).
+   */
+  private async handleOrphan(worker: WorkerInfo): Promise<'adopted' | 'removed' | 'kept'> {
+    const serverId = this.serverIdOf(worker.name, worker.labels);
+    const record = serverId ? await this.deps.store.getServer(serverId) : undefined;
+    const jobId = record?.jobId ?? orphanJobId(worker);
+    return this.deps.lifecycle.withJobLock(jobId, async () => {
+      const again = serverId ? await this.deps.store.getServer(serverId) : undefined;
+      if (again && again.state !== 'terminated') return 'kept';
+      const number = serverId ? Number(/^inf-(\d+)$/.exec(serverId)?.[1]) : NaN;
+      if (again || !Number.isSafeInteger(number)) {
+        this.deps.logger.info({ worker: worker.name, serverId }, 'removing orphan worker');
+        await this.deps.runtime.remove(worker.name);
+        return 'removed';
+      }
+      const outcome = await this.deps.lifecycle.adoptOrRemove(worker, serverId!, number);
+      return 'adopted' in outcome ? 'adopted' : 'removed';
+    });
+  }
+
+  /**
+   * At start-up the records may be older than the workers (a restored backup): a `ready`
+   * or `unloaded` record is checked against what its running worker has loaded.
+   */
+  private async realignAll(servers: ServerRecord[], byName: Map<string, WorkerInfo>): Promise<number> {
+    let realigned = 0;
+    for (const server of servers) {
+      const worker = byName.get(server.workerName);
+      if (!worker?.running) continue;
+      await this.deps.lifecycle.withJobLock(server.jobId, async () => {
+        const current = await this.deps.store.getServer(server.serverId);
+        if (current?.version !== server.version) return;
+        if ((await this.deps.lifecycle.realign(current, worker)) !== current) realigned++;
+      });
+    }
+    return realigned;
   }
 
   /** The server a worker belongs to: its label, or its deterministic name `<instance>-inf-NNNN`. */
@@ -247,6 +295,12 @@ export class Reconciler {
       return this.settleInterrupted(server, worker);
     }
     if (server.state === 'failed') {
+      // The record says the worker is dead (the reconciler marked it so: no endpoint), yet
+      // the engine runs it: a start whose router was killed before it recorded it, or a
+      // `docker start` by hand. Believe the engine once the worker answers.
+      if (server.endpoint === null && worker?.running && worker.endpoint) {
+        if (await this.adoptRunningWorker(server, worker)) return 'finished';
+      }
       // An operation saw the worker vanish mid-request; the engine knows why. Say so.
       if (worker && !worker.running && worker.oomKilled && !/OOM/.test(server.reason ?? '')) {
         await lifecycle.transition(server, 'failed', {
@@ -256,41 +310,79 @@ export class Reconciler {
       }
       return 'ok';
     }
-    // ready or unloaded
-    if (!worker) {
-      lifecycle.invalidateRoute(server.jobId);
-      await lifecycle.transition(server, 'failed', {
-        reason: 'container vanished (removed outside modeldock); DEPLOY_LOAD recreates it',
-        endpoint: null,
-        loadedAt: null,
-      });
-      return 'failed';
-    }
-    if (worker.running) return 'ok';
+    // ready or unloaded. A container being removed (`docker rm -f`) is as good as gone.
+    const vanished = !worker || worker.status === 'removing' || worker.status === 'dead';
+    if (!vanished && worker.running) return 'ok';
     lifecycle.invalidateRoute(server.jobId);
-    const why = worker.oomKilled
-      ? 'worker was killed for running out of memory (OOM)'
-      : `worker exited with code ${worker.exitCode ?? 'unknown'}${worker.error ? `: ${worker.error}` : ''}`;
+    const why = vanished
+      ? 'container vanished (removed outside modeldock)'
+      : worker.oomKilled
+        ? 'worker was killed for running out of memory (OOM)'
+        : `worker exited with code ${worker.exitCode ?? 'unknown'}${worker.error ? `: ${worker.error}` : ''}`;
     const limit = this.deps.options.restartLimit;
-    const wasReady = server.state === 'ready';
-    if (wasReady && server.restarts < limit) {
+    // A crash-loop detector, as Kubernetes' back-off is: deaths count only while they
+    // come in a row; a worker that ran healthily for the reset period starts over.
+    const ranMs = vanished ? sinceLoaded(server) : ranFor(worker);
+    const healthy = ranMs !== undefined && ranMs >= this.deps.options.restartResetMs;
+    const restartsSoFar = healthy ? 0 : server.restarts;
+    const log = { jobId: server.jobId, serverId: server.serverId, state: server.state, reason: why };
+    if (restartsSoFar < limit) {
+      const attempt = restartsSoFar + 1;
+      const target: RestartTarget = server.state === 'ready' ? 'ready' : 'unloaded';
+      this.deps.logger.warn(
+        { ...log, attempt, limit, ...(healthy && server.restarts > 0 ? { ranMs, budgetRenewed: true } : {}) },
+        `worker died; restarting it (attempt ${attempt} of ${limit})`,
+      );
       await lifecycle.transition(server, 'failed', {
-        reason: `${why}; restarting (attempt ${server.restarts + 1} of ${limit})`,
-        restarts: server.restarts + 1,
+        reason: `${why}; restarting (attempt ${attempt} of ${limit})`,
+        restarts: attempt,
         endpoint: null,
+        ...(target === 'unloaded' ? { loadedAt: null } : {}),
       });
+      this.restartTargets.set(server.serverId, target);
       // Decided under the job's lock, so no request looks the job up in between and
       // answers "failed": requests wait for the new worker instead.
       this.restartsUnderWay.get(server.serverId)?.();
       this.restartsUnderWay.set(server.serverId, lifecycle.restartPending(server.jobId));
       return 'restart';
     }
+    this.deps.logger.error(
+      { ...log, restarts: server.restarts, limit },
+      `worker died and its restart limit (${limit}) is reached; the server stays failed until DEPLOY_LOAD`,
+    );
     await lifecycle.transition(server, 'failed', {
-      reason: wasReady ? `${why}; restart limit (${limit}) reached` : why,
+      reason: `${why}; restart limit (${limit}) reached; DEPLOY_LOAD recovers it`,
       endpoint: null,
       loadedAt: null,
     });
     return 'failed';
+  }
+
+  /**
+   * A `failed` server whose worker runs: ready if the worker serves the job's model,
+   * else unloaded (the next inference loads it on demand). False if it does not answer.
+   */
+  private async adoptRunningWorker(server: ServerRecord, worker: WorkerInfo): Promise<boolean> {
+    const endpoint = worker.endpoint!;
+    let loaded: boolean;
+    try {
+      loaded = await this.deps.workers.isLoaded(endpoint, server.jobId);
+    } catch {
+      return false;
+    }
+    const lifecycle = this.deps.lifecycle;
+    const to = loaded ? 'ready' : 'unloaded';
+    const reason = `recovered: the worker runs and answers (was failed: ${server.reason ?? 'unknown reason'})`;
+    const loading = await lifecycle.transition(server, 'loading', { endpoint, workerId: worker.id });
+    await lifecycle.transition(loading, to, {
+      reason: reason.slice(0, 2000),
+      ...(loaded ? { loadedAt: new Date().toISOString() } : { loadedAt: null }),
+    });
+    this.deps.logger.warn(
+      { jobId: server.jobId, serverId: server.serverId, state: to },
+      "a failed server's worker runs and answers: the record follows the engine",
+    );
+    return true;
   }
 
   private async toTerminating(server: ServerRecord): Promise<ServerRecord> {
@@ -331,13 +423,21 @@ export class Reconciler {
   private async restart(serverId: string): Promise<string> {
     const server = await this.deps.store.getServer(serverId);
     if (!server) return 'ok';
-    const backoff = this.deps.options.restartBackoffMs * 2 ** Math.max(0, server.restarts - 1);
-    const notBefore = this.nextRestartAt.get(serverId) ?? 0;
-    const wait = Math.max(0, notBefore - Date.now(), server.restarts > 1 ? backoff : 0);
+    // The first restart in a row is at once; each further one waits twice as long.
+    const wait = server.restarts > 1 ? this.deps.options.restartBackoffMs * 2 ** (server.restarts - 2) : 0;
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    this.nextRestartAt.set(serverId, Date.now() + backoff);
+    const target = this.restartTargets.get(serverId) ?? 'ready';
     try {
-      await this.deps.lifecycle.deployLoad({ jobId: server.jobId }, 'restart');
+      // An unloaded job's worker comes back without its model: the next inference loads it.
+      const outcome =
+        target === 'ready'
+          ? await this.deps.lifecycle.deployLoad({ jobId: server.jobId }, 'restart')
+          : await this.deps.lifecycle.deployUnload({ jobId: server.jobId }, 'restart');
+      this.restartTargets.delete(serverId);
+      this.deps.logger.warn(
+        { jobId: server.jobId, serverId, state: outcome.server?.state, restarts: server.restarts },
+        'worker restarted',
+      );
       return 'restarted';
     } catch (error) {
       const code = (error as { code?: string }).code;
@@ -345,12 +445,13 @@ export class Reconciler {
         // Not the worker's fault: try again on the next pass, once the engine answers.
         this.pendingRestarts.add(serverId);
         this.deps.logger.warn(
-          { serverId, err: errorMessage(error) },
+          { jobId: server.jobId, serverId, err: errorMessage(error) },
           'restart postponed until the engine is back',
         );
         return 'postponed';
       }
-      this.deps.logger.warn({ serverId, err: errorMessage(error) }, 'restart failed');
+      this.restartTargets.delete(serverId);
+      this.deps.logger.error({ jobId: server.jobId, serverId, err: errorMessage(error) }, 'restart failed');
       return 'failed';
     }
   }
@@ -374,4 +475,16 @@ export class Reconciler {
   private async refreshGauges(): Promise<void> {
     this.deps.metrics.resetServers(await this.deps.store.listServers());
   }
+}
+
+/** How long a dead worker ran before it died, by the runtime's own clock; undefined if unknown. */
+function ranFor(worker: WorkerInfo): number | undefined {
+  const started = worker.startedAt ? Date.parse(worker.startedAt) : NaN;
+  const finished = worker.finishedAt ? Date.parse(worker.finishedAt) : NaN;
+  return finished > started ? finished - started : undefined;
+}
+
+/** How long a server has been loaded (its worker's engine record is gone); undefined if not loaded. */
+function sinceLoaded(server: ServerRecord): number | undefined {
+  return server.loadedAt ? Date.now() - Date.parse(server.loadedAt) : undefined;
 }

@@ -68,8 +68,16 @@ export class ServerSteps {
     });
   }
 
-  /** Converge a server to `ready`: container present and running, worker ready, model loaded. */
-  async bringUp(rec: OperationRecorder, start: ServerRecord): Promise<ServerRecord> {
+  /**
+   * Converge a server to `ready`: container present and running, worker ready, model
+   * loaded. With `load: false` (an unloaded job's dead worker restarted) it stops short
+   * of the model and ends `unloaded`.
+   */
+  async bringUp(
+    rec: OperationRecorder,
+    start: ServerRecord,
+    { load = true }: { load?: boolean } = {},
+  ): Promise<ServerRecord> {
     const { runtime, workers, options } = this.deps;
     let server = start;
     try {
@@ -86,6 +94,7 @@ export class ServerSteps {
           [LABELS.server]: server.serverId,
           [LABELS.job]: server.jobId,
           [LABELS.model]: server.model,
+          [LABELS.dataset]: server.dataset,
           [LABELS.kind]: server.kind,
         };
         // A started worker from the warm pool (when on) skips container start entirely.
@@ -108,6 +117,7 @@ export class ServerSteps {
           isAlive: async () => (await runtime.inspect(server.workerName))?.running === true,
         }),
       );
+      if (!load) return await this.transition(server, 'unloaded', { loadedAt: null });
       const modelName = server.jobId;
       const model = server.model;
       if (server.kind === 'job') await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
@@ -188,6 +198,26 @@ export class ServerSteps {
     }
   }
 
+  /** The record of a worker found running without one (operations/adopt.ts), announced like a new server. */
+  async adopt(
+    rec: OperationRecorder,
+    server: Omit<ServerRecord, 'version' | 'createdAt' | 'updatedAt'>,
+  ): Promise<ServerRecord> {
+    const adopted = await rec.step('record', () => this.deps.store.insertServer(server));
+    await rec.attachServer(adopted.serverId);
+    this.publish(adopted);
+    return adopted;
+  }
+
+  /**
+   * An operator's explicit DEPLOY_LOAD (or DEPLOY_CREATE) renews the server's restart
+   * budget: the reconciler counts worker deaths in a row from here.
+   */
+  async renewRestartBudget(server: ServerRecord): Promise<ServerRecord> {
+    if (server.restarts === 0) return server;
+    return this.transition(server, server.state, { restarts: 0 });
+  }
+
   /** Conditional state change; every write names the version it read. */
   async transition(server: ServerRecord, to: ServerState, patch: ServerPatch = {}): Promise<ServerRecord> {
     if (server.state !== to && !canTransition(server.state, to)) {
@@ -197,6 +227,12 @@ export class ServerSteps {
       ...patch,
       state: to,
     });
+    if (to === 'failed' && server.state !== 'failed') {
+      this.deps.logger.warn(
+        { jobId: updated.jobId, serverId: updated.serverId, was: server.state, reason: updated.reason },
+        'server marked failed',
+      );
+    }
     this.publish(updated);
     return updated;
   }

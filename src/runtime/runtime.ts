@@ -13,6 +13,8 @@ export const LABELS = {
   server: 'modeldock.server',
   job: 'modeldock.job',
   model: 'modeldock.model',
+  /** The job's dataset: with job and model, what adoption rebuilds a lost record from. */
+  dataset: 'modeldock.dataset',
   kind: 'modeldock.kind',
 } as const;
 

@@ -62,6 +62,11 @@ export interface Store {
    * routers sharing one database; numbers are not reused even after their record is gone.
    */
   allocateServerNumber(): Promise<number>;
+  /**
+   * Count `number` as handed out (a worker of that number was adopted after its record
+   * was lost): later allocations return higher numbers. Idempotent.
+   */
+  reserveServerNumber(number: number): Promise<void>;
   /** Insert a new server record (version 1). Throws ConflictError if the id exists. */
   insertServer(server: Omit<ServerRecord, 'version' | 'createdAt' | 'updatedAt'>): Promise<ServerRecord>;
   getServer(serverId: string): Promise<ServerRecord | undefined>;

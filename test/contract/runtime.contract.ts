@@ -4,7 +4,8 @@
  * through the worker's health endpoint, ownership (an instance never sees or touches
  * another's workers), events for a worker killed from outside, logs (a tail, and a
  * followed stream that ends with the worker), CPU and memory stats, and adoption of
- * running workers by a new runtime instance (a router restart).
+ * running workers by a new runtime instance (a router restart): every label comes back
+ * and the worker answers the new instance about what it has loaded.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -28,6 +29,7 @@ function spec(instance: string, n: number): WorkerSpec {
       [LABELS.server]: `inf-${n}`,
       [LABELS.job]: `job-${n}`,
       [LABELS.model]: 'm-131',
+      [LABELS.dataset]: 'ds-550',
       [LABELS.kind]: 'job',
     },
     limits,
@@ -198,13 +200,25 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
       await workers.waitUntilReady(started.endpoint!, { timeoutMs: 30_000 });
       // (The event stream is surely connected by now, unlike at the very first create.)
       await events.next((e) => e.type === 'create' && e.name === name);
+      await workers.load(started.endpoint!, 'job-3', 'm-131');
       const restarted = await fixture.make(instanceA);
+      // A router that lost its records rebuilds them from what this new runtime lists:
+      // every label it gave the worker, and the worker's own answer about what it loaded.
+      const restartedClient = new WorkerClient({
+        secretOf: (endpoint) => restarted.workerSecret?.(endpoint),
+      });
       try {
         const listed = (await restarted.list()).find((w) => w.name === name);
         assert.equal(listed?.running, true);
         assert.equal(listed?.id, started.id, 'the same worker, not a new one');
         assert.equal(listed?.endpoint, started.endpoint);
-        assert.equal(listed?.labels[LABELS.job], 'job-3');
+        for (const [key, value] of Object.entries(spec(instanceA, 3).labels)) {
+          assert.equal(listed?.labels[key], value, key);
+        }
+        assert.ok(
+          await restartedClient.isLoaded(listed!.endpoint!, 'job-3'),
+          'its loaded model, asked through the new runtime',
+        );
         const adopted = await restarted.inspect(spec(instanceA, 1).name);
         assert.equal(adopted?.running, true);
         // The adopting runtime can stop what an earlier one started.
@@ -215,6 +229,7 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
         await restarted.remove(name);
         assert.equal(await runtime.inspect(name), undefined);
       } finally {
+        await restartedClient.close();
         await restarted.close();
       }
     });

@@ -35,7 +35,7 @@ describe('MongoDB store: database outage and recovery', () => {
       assert.ok(error instanceof StoreUnavailableError, String(error));
       assert.match(
         error.message,
-        /MongoDB store unavailable \(mongodb:\/\/127\.0\.0\.1:\d+\/modeldock_outage\)/,
+        /MongoDB store unavailable \(mongodb:\/\/127\.0\.0\.1:\d+\/modeldock_outage\?w=1\)/,
       );
       return true;
     };

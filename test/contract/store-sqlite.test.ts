@@ -55,3 +55,21 @@ describe('sqlite schema migration', () => {
     }
   });
 });
+
+describe('sqlite durability settings', () => {
+  it('syncs every commit (synchronous=FULL) unless told normal, the setting that loses commits on power loss', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-sync-'));
+    const durable = new SqliteStore(path.join(dir, 'full.db'));
+    const old = new SqliteStore(path.join(dir, 'normal.db'), { synchronous: 'normal' });
+    try {
+      await durable.init();
+      await old.init();
+      assert.equal(durable.synchronousLevel(), 2);
+      assert.equal(old.synchronousLevel(), 1);
+    } finally {
+      await durable.close();
+      await old.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -123,6 +123,15 @@ export function runStoreContract(name: string, makeFixture: () => Promise<StoreF
           await other.close();
         }
       });
+
+      it('a reserved number (an adopted worker) is never handed out; reserving twice is fine', async () => {
+        const before = await store.allocateServerNumber();
+        const reserved = before + 40;
+        await store.reserveServerNumber(reserved);
+        await store.reserveServerNumber(reserved);
+        await store.reserveServerNumber(before); // already handed out: no effect
+        assert.ok((await store.allocateServerNumber()) > reserved);
+      });
     });
 
     describe('servers', () => {

@@ -1,7 +1,7 @@
 /**
  * The store and the engine never drift: a worker killed by hand is noticed at once and
- * restarted, a container removed by hand is marked and heals on DEPLOY_LOAD, an orphan
- * with our labels is removed, and a restart budget ends in `failed` with the reason.
+ * restarted, a container removed by hand is recreated, an orphan with our labels is
+ * removed, and a restart budget ends in `failed` with the reason.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -77,23 +77,20 @@ describe('reconciler against real faults', () => {
     assert.equal(healed.body.server.state, 'ready');
   });
 
-  it('a container removed by hand is marked, and DEPLOY_LOAD recreates it', async () => {
+  it('a container removed by hand is marked vanished and recreated by the restart policy', async () => {
     const server = await createJob(t, 'r1');
     const marked = waitForServer(t.router, server.server_id, (s) => s.state === 'failed', 5_000);
     await t.docker.getContainer(server.container_id).remove({ force: true });
     const failed = await marked;
-    assert.match(failed.reason ?? '', /exited|vanished/);
-    await t.router.reconciler.reconcileAll('test');
-    const healed = await postJson(`${t.url}/v1/jobs/r1/load`, {});
-    assert.equal(healed.status, 200, JSON.stringify(healed.body));
-    assert.equal(healed.body.server.state, 'ready');
-    assert.equal(healed.body.server.server_id, server.server_id, 'the same server heals, no duplicate');
-    assert.notEqual(healed.body.server.container_id, server.container_id, 'in a new container');
+    assert.match(failed.reason ?? '', /container vanished/);
+    const healed = await waitForServer(t.router, server.server_id, (s) => s.state === 'ready', 30_000);
+    assert.equal(healed.restarts, 1);
+    assert.notEqual(healed.workerId, server.container_id, 'in a new container');
     const containers = await instanceContainers(t.docker, t.instance);
     assert.equal(containers.filter((c) => c.Labels[LABELS.job] === 'r1').length, 1);
   });
 
-  it('an orphan container with our labels and no record is removed', async () => {
+  it('an orphan container with our labels and no record that never started is removed, saying why', async () => {
     const orphan = await t.docker.createContainer({
       name: `${t.instance}-inf-9999`,
       Image: t.config.workerImage,
@@ -110,5 +107,9 @@ describe('reconciler against real faults', () => {
     assert.equal(report.status, 200);
     assert.ok(report.body.orphansRemoved >= 1, JSON.stringify(report.body));
     await assert.rejects(orphan.inspect(), (e: { statusCode?: number }) => e.statusCode === 404);
+    // A container that never started cannot be adopted; the record of its removal says so.
+    const [removal] = await t.store.listOperations({ jobId: 'ghost', type: 'RECONCILE' });
+    assert.equal(removal?.reason, 'orphan_removed');
+    assert.match(removal?.warnings.join('\n') ?? '', /inf-9999.*not running \(created\)/);
   });
 });

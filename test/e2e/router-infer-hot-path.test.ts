@@ -5,7 +5,7 @@
  * is counted, and a killed worker never leaves a request hanging and heals.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { Pool, type Dispatcher } from 'undici';
 import { SMALL_BODY_BYTES } from '../../src/api/infer-fast-path.js';
 import { DIGITS } from '../helpers/fixtures.js';
@@ -40,6 +40,14 @@ describe('inference hot path', () => {
   });
   after(async () => {
     await t?.cleanup();
+  });
+  // Whatever the path a request took, it let its route go once it was answered.
+  afterEach(async () => {
+    const route = t.router.lifecycle.tryAcquireRoute('h1');
+    if (!route) return;
+    route.release();
+    assert.equal(await route.drain(10_000), 0, 'no request is left counted on the route');
+    assert.equal(route.inFlight, 0, 'no request let the route go twice');
   });
 
   it('answers many requests on one keep-alive connection as the worker does and counts each one', async () => {

@@ -21,7 +21,13 @@ const BINARY = path.join(
 );
 
 export interface FerretDb {
+  /**
+   * The store URL for a database on this server, with `w=1`: FerretDB ignores write
+   * concerns, so the store refuses it under its default `w: "majority"` (docs/database.md).
+   */
   url: (database: string) => string;
+  /** The URL without options: what the store refuses to start on. */
+  bareUrl: (database: string) => string;
   dataDir: string;
   stop(): Promise<void>;
   /** Start again on the same port and data directory. */
@@ -117,7 +123,8 @@ export async function startFerretDb(): Promise<FerretDb> {
 
   await launch();
   return {
-    url: (database) => `mongodb://127.0.0.1:${port}/${database}`,
+    url: (database) => `mongodb://127.0.0.1:${port}/${database}?w=1`,
+    bareUrl: (database) => `mongodb://127.0.0.1:${port}/${database}`,
     dataDir,
     stop,
     restart: launch,

@@ -36,6 +36,20 @@ export interface TestRouter {
   cleanup(): Promise<void>;
 }
 
+/** A router's log, kept as parsed JSON lines, for tests that check what it says. */
+export class LogCapture {
+  readonly lines: Array<Record<string, unknown> & { level: number; msg: string }> = [];
+
+  write(chunk: string): void {
+    for (const line of chunk.split('\n')) if (line.trim()) this.lines.push(JSON.parse(line));
+  }
+
+  /** Lines at warn (40) or above whose message matches. */
+  warnings(msg: RegExp): LogCapture['lines'] {
+    return this.lines.filter((line) => line.level >= 40 && msg.test(line.msg));
+  }
+}
+
 export function uniqueInstance(prefix = 't'): string {
   return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 30);
 }
@@ -49,6 +63,8 @@ export async function startTestRouter(
     dataDir?: string;
     /** API keys to require (MODELDOCK_API_KEY / MODELDOCK_INFER_KEY); without them no key is asked. */
     keys?: { admin?: string; infer?: string };
+    /** Where the router's log lines go (JSON lines, at MODELDOCK_LOG_LEVEL); stdout when absent. */
+    log?: LogCapture;
   } = {},
 ): Promise<TestRouter> {
   const instance = options.instance ?? uniqueInstance();
@@ -83,7 +99,9 @@ export async function startTestRouter(
       modelsDir: config.modelsDir,
       datasetsDir: config.datasetsDir,
     });
-  const logger = pino({ level: config.logLevel });
+  const logger = options.log
+    ? pino({ level: config.logLevel }, options.log)
+    : pino({ level: config.logLevel });
   const router = await Router.create({ config, store, runtime, logger });
   const url = await router.listen();
   let stopped = false;

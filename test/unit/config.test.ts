@@ -18,6 +18,7 @@ describe('configuration', () => {
     assert.equal(config.port, 8080);
     assert.equal(config.grpcPort, 8081);
     assert.equal(config.store, 'sqlite:./data/modeldock.db');
+    assert.equal(config.sqliteSynchronous, 'full');
     assert.equal(config.runtime, 'auto');
     assert.equal(config.modelsDir, path.resolve('/srv/md/models'));
     assert.equal(config.datasetsDir, path.resolve('/srv/md/datasets'));
@@ -71,6 +72,7 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ MODELDOCK_K8S_REQUESTS_RATIO: '2' }), /REQUESTS_RATIO/);
     assert.throws(() => loadConfig({ MODELDOCK_DATABASE: 'postgres://x' }), /MODELDOCK_DATABASE/);
     assert.throws(() => loadConfig({ MODELDOCK_STORE: 'postgres://x' }), /MODELDOCK_STORE/);
+    assert.throws(() => loadConfig({ MODELDOCK_SQLITE_SYNCHRONOUS: 'off' }), /MODELDOCK_SQLITE_SYNCHRONOUS/);
     assert.throws(() => loadConfig({ MODELDOCK_INSTANCE: 'Bad Name' }), /MODELDOCK_INSTANCE/);
     assert.throws(() => loadConfig({ MODELDOCK_WORKER_MEMORY: 'lots' }), /MODELDOCK_WORKER_MEMORY/);
   });

@@ -49,6 +49,12 @@ describe('inference hot path', () => {
       onHeld?.(request);
       return;
     }
+    if (request.url!.startsWith('/v2/models/lost/')) {
+      // A worker that lost the model: "not loaded".
+      request.resume();
+      response.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not loaded"}');
+      return;
+    }
     let body = '';
     request.on('data', (chunk: Buffer) => (body += chunk.toString()));
     request.on('end', () => {
@@ -69,7 +75,11 @@ describe('inference hot path', () => {
   const keys = new KeyRing({ admin: [], infer: [INFER_KEY] });
   let router: http.Server;
   let url: string;
+  /** What healLostModel does for this test: called with the stale route, resolves with the fresh one, taken. */
+  let heal: (stale: RouteEntry) => Promise<RouteEntry> = () => Promise.reject(new Error('no heal expected'));
 
+  /** The route a heal of job `lost` hands over: its worker has the model again (as `healed`). */
+  let healed: RouteEntry;
   const route = (jobId: string, endpoint: string) => new RouteEntry(jobId, 'inf-0001', endpoint, jobId);
 
   before(async () => {
@@ -77,10 +87,13 @@ describe('inference hot path', () => {
     routes.set('a1', route('a1', workerUrl));
     routes.set('gone', route('gone', `http://127.0.0.1:${await freePort()}`));
     routes.set('hold', route('hold', workerUrl));
+    routes.set('lost', route('lost', workerUrl));
+    healed = new RouteEntry('lost', 'inf-0001', workerUrl, 'healed');
     const fastPath = inferFastPath({
       lifecycle: {
         tryAcquireRoute: (jobId) => routes.get(jobId)?.acquire(),
-        invalidateRoute: (jobId) => void invalidated.push(jobId),
+        workerDidNotAnswer: (route) => void invalidated.push(route.jobId),
+        healLostModel: (stale) => heal(stale),
       },
       workers,
       metrics: { observeInference: (jobId, status) => void observed.push([jobId, status]) },
@@ -183,5 +196,39 @@ describe('inference hot path', () => {
     assert.deepEqual(invalidated, [], 'the route stays');
     assert.deepEqual(observed, [], 'no 502 is counted for a request nobody waits for');
     assert.equal(routes.get('hold')!.inFlight, 0, 'and no longer counted once the client left');
+  });
+
+  it('sends the body again on the healed route after a worker lost its model, and lets both routes go', async () => {
+    const stale = routes.get('lost')!;
+    heal = async () => healed.acquire();
+    const response = await post('/v2/models/lost/infer', '{"inputs":[1]}');
+    assert.equal(response.status, 201);
+    assert.deepEqual(await response.json(), { echoed: 14 });
+    assert.equal(stale.inFlight, 0, 'the stale route is let go once');
+    assert.equal(await healed.drain(5_000), 0, 'the healed route is let go');
+    assert.equal(healed.inFlight, 0);
+  });
+
+  it('lets both routes go exactly once when the client leaves while the model is loaded again', async () => {
+    const stale = routes.get('lost')!;
+    let finishHeal!: () => void;
+    const healStarted = new Promise<void>((started) => {
+      heal = () => {
+        started();
+        return new Promise((resolve) => (finishHeal = () => resolve(healed.acquire())));
+      };
+    });
+    const client = new AbortController();
+    const answer = post('/v2/models/lost/infer', '{}', {}, client.signal).catch((error: Error) => error);
+    await healStarted;
+    assert.equal(stale.inFlight, 1, 'counted on the stale route while the heal runs');
+    client.abort();
+    assert.equal(((await answer) as Error).name, 'AbortError');
+    // The router sees the close once the client's socket is gone: it lets the stale route go.
+    assert.equal(await stale.drain(5_000), 0);
+    finishHeal();
+    assert.equal(await healed.drain(5_000), 0, 'the healed route, handed over taken, is let go');
+    assert.equal(healed.inFlight, 0);
+    assert.equal(stale.inFlight, 0, 'and the stale one was not let go twice');
   });
 });

@@ -53,7 +53,12 @@ export type GrpcAuthorizer = (authorization: string | undefined, scope: 'infer' 
 export interface GrpcDeps {
   lifecycle: Pick<
     Lifecycle,
-    'tryAcquireRoute' | 'acquireRoute' | 'healLostModel' | 'invalidateRoute' | 'deployLoad' | 'deployUnload'
+    | 'tryAcquireRoute'
+    | 'acquireRoute'
+    | 'healLostModel'
+    | 'workerDidNotAnswer'
+    | 'deployLoad'
+    | 'deployUnload'
   >;
   workers: Pick<WorkerClient, 'pool' | 'modelJson'>;
   store: Pick<Store, 'listJobs' | 'currentServer'>;
@@ -315,7 +320,7 @@ export class GrpcInferenceServer {
       // A caller that left (CallEndedError: cancelled, or its deadline passed) says nothing
       // about the worker, nor does a heal's refusal: only a worker that did not answer does.
       if (!(error instanceof Error) || isModeldockError(error)) throw error;
-      this.deps.lifecycle.invalidateRoute(jobId);
+      this.deps.lifecycle.workerDidNotAnswer(route, error);
       this.deps.metrics.observeInference(jobId, 502, (performance.now() - started) / 1000);
       throw new WorkerError(`worker of job ${jobId} did not answer: ${errorMessage(error)}`, {
         cause: error,

@@ -106,7 +106,7 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
       if (request.raw.socket?.destroyed) return;
       const overLimit = bodyTooLarge(error);
       if (overLimit) return answerBodyTooLarge(reply, overLimit);
-      answerWorkerFailure(deps, jobId, reply.raw, error, started);
+      answerWorkerFailure(deps, route, reply.raw, error, started);
       return;
     } finally {
       route.release();

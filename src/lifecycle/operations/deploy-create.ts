@@ -36,7 +36,8 @@ async function deployCreateLocked(
       // The job's old server is gone; a new create may serve another model.
       await deps.store.updateJob(request.jobId, { model: request.model, dataset: request.dataset });
     }
-    let current = server;
+    // An operator's request is a fresh start for an existing server's restart budget.
+    let current = server && reason === 'request' ? await servers.renewRestartBudget(server) : server;
     if (current?.state === 'ready' && (await servers.isServing(current))) {
       rec.warn(`job ${request.jobId} already has a ready server (${current.serverId}); nothing to do`);
       return { server: current };

@@ -24,8 +24,10 @@ export async function deployLoadLocked(
   reason: string,
 ): Promise<OperationOutcome> {
   const { servers } = ctx;
-  const server = await requireLiveServer(ctx.deps, request.jobId);
-  return runOperation(ctx, 'DEPLOY_LOAD', request, server, reason, async (rec) => {
+  const found = await requireLiveServer(ctx.deps, request.jobId);
+  return runOperation(ctx, 'DEPLOY_LOAD', request, found, reason, async (rec) => {
+    // An operator's load is a fresh start: worker deaths are counted in a row from here.
+    const server = reason === 'request' ? await servers.renewRestartBudget(found) : found;
     if (server.state === 'ready' && (await servers.isServing(server))) {
       rec.warn(`server ${server.serverId} is already loaded; nothing to do`);
       return { server };

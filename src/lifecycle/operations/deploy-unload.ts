@@ -6,6 +6,7 @@
 import { ConflictError } from '../../errors.js';
 import { requireLiveServer, resolveRequest } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
+import type { ServerRecord } from '../../store/records.js';
 import type { JobRequest, OperationOutcome } from '../lifecycle-types.js';
 import { runOperation } from '../operation-runner.js';
 
@@ -17,6 +18,7 @@ export async function deployUnload(
   const full = await resolveRequest(ctx.deps, request);
   return ctx.locks.run(full.jobId, async () => {
     const server = await requireLiveServer(ctx.deps, full.jobId);
+    if (reason === 'restart') return restartUnloaded(ctx, full, server);
     if (server.state === 'failed') {
       throw new ConflictError(
         `server ${server.serverId} of job ${full.jobId} has failed (${server.reason ?? 'unknown reason'}); send DEPLOY_LOAD to recover it`,
@@ -29,5 +31,25 @@ export async function deployUnload(
       }
       return { server: await ctx.servers.unload(rec, server, reason) };
     });
+  });
+}
+
+/**
+ * The reconciler's restart of an unloaded job's dead worker (reason `restart`): the
+ * worker is started (or recreated) and waited for, without the model, so the job is
+ * `unloaded` again and the next inference loads it on demand. Only a server still
+ * `failed` is restarted: an operator's DEPLOY_LOAD may have healed it meanwhile.
+ */
+function restartUnloaded(
+  ctx: LifecycleContext,
+  request: JobRequest,
+  server: ServerRecord,
+): Promise<OperationOutcome> {
+  return runOperation(ctx, 'DEPLOY_UNLOAD', request, server, 'restart', async (rec) => {
+    if (server.state !== 'failed') {
+      rec.warn(`server ${server.serverId} is ${server.state}; nothing to restart`);
+      return { server };
+    }
+    return { server: await ctx.servers.bringUp(rec, server, { load: false }) };
   });
 }

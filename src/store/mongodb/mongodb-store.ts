@@ -18,6 +18,7 @@ import {
   MongoServerError,
   MongoServerSelectionError,
   MongoTopologyClosedError,
+  MongoWriteConcernError,
   type Collection,
   type Db,
   type Document,
@@ -32,6 +33,7 @@ import {
 } from '../../errors.js';
 import type { JobRecord, OperationRecord, ServerRecord } from '../records.js';
 import type { OperationFilter, OperationPatch, ServerFilter, ServerPatch, Store } from '../store.js';
+import { durabilityDefaults, writeConcernRefusal, type EffectiveWriteConcern } from './write-concern.js';
 
 export const MONGO_SCHEMA_VERSION = 1;
 /** A version claim older than this whose update never landed belongs to a writer that died. */
@@ -156,7 +158,9 @@ export class MongoStore implements Store {
       serverSelectionTimeoutMS: 2_000,
       connectTimeoutMS: 2_000,
       socketTimeoutMS: 30_000,
-      retryWrites: false,
+      // w: "majority", j: true and retryable writes unless the URL says otherwise
+      // (write-concern.ts); init() refuses a server that cannot honour what results.
+      ...durabilityDefaults(url),
       appName: 'modeldock',
     });
     // The database named in the URL; the driver connects on first use (init() does it explicitly).
@@ -182,6 +186,7 @@ export class MongoStore implements Store {
   async init(): Promise<void> {
     await this.guard(async () => {
       await this.client.connect();
+      await this.checkWriteConcern();
       const meta = this.db.collection<{ _id: string; version: number; updated_at: Date }>('meta');
       const current = await meta.findOne({ _id: 'schema' });
       if (current && current.version > MONGO_SCHEMA_VERSION) {
@@ -195,12 +200,48 @@ export class MongoStore implements Store {
       await this.operations.createIndex({ job_id: 1, seq: -1 }, { name: 'by_job' });
       await this.operations.createIndex({ status: 1 }, { name: 'by_status' });
       await this.operations.createIndex({ seq: -1 }, { name: 'by_seq' });
-      await meta.updateOne(
-        { _id: 'schema' },
-        { $set: { version: MONGO_SCHEMA_VERSION, updated_at: new Date() } },
-        { upsert: true },
-      );
+      // Written with the store's own write concern, bounded in time: a replica set whose
+      // majority is away refuses it here, at start, rather than hanging the first request.
+      await meta
+        .updateOne(
+          { _id: 'schema' },
+          { $set: { version: MONGO_SCHEMA_VERSION, updated_at: new Date() } },
+          {
+            upsert: true,
+            writeConcern: {
+              w: this.db.writeConcern?.w,
+              journal: this.db.writeConcern?.journal,
+              wtimeoutMS: 10_000,
+            },
+          },
+        )
+        .catch((error: unknown) => {
+          if (!(error instanceof MongoWriteConcernError)) throw error;
+          throw new StoreUnavailableError(
+            `refusing ${redact(this.url)}: the server did not honour the write concern ` +
+              `(${JSON.stringify(this.writeConcern())}): ${errorMessage(error)}`,
+            { cause: error },
+          );
+        });
     });
+  }
+
+  /** The write concern every write of this store carries (the defaults merged with the URL's). */
+  writeConcern(): EffectiveWriteConcern {
+    return { w: this.db.writeConcern?.w, journal: this.db.writeConcern?.journal };
+  }
+
+  /** Refuses (StoreUnavailableError, saying why) a server that cannot honour the write concern. */
+  private async checkWriteConcern(): Promise<void> {
+    const admin = this.client.db('admin');
+    const [hello, build] = await Promise.all([admin.command({ hello: 1 }), admin.command({ buildInfo: 1 })]);
+    const refusal = writeConcernRefusal(this.writeConcern(), {
+      mongos: hello['msg'] === 'isdbgrid',
+      ...(typeof hello['setName'] === 'string' ? { setName: hello['setName'] } : {}),
+      ...(Array.isArray(hello['hosts']) ? { hosts: hello['hosts'] as string[] } : {}),
+      ...(typeof build['ferretdbVersion'] === 'string' ? { ferretdbVersion: build['ferretdbVersion'] } : {}),
+    });
+    if (refusal) throw new StoreUnavailableError(`refusing ${redact(this.url)}: ${refusal}`);
   }
 
   async close(): Promise<void> {
@@ -257,6 +298,16 @@ export class MongoStore implements Store {
     return this.guard(async () =>
       (await this.jobs.find().sort({ created_at: 1, _id: 1 }).toArray()).map(toJob),
     );
+  }
+
+  async reserveServerNumber(number: number): Promise<void> {
+    await this.guard(async () => {
+      try {
+        await this.numbers.insertOne({ _id: number, claimed_at: new Date() });
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error; // Already claimed: nothing to do.
+      }
+    });
   }
 
   async allocateServerNumber(): Promise<number> {

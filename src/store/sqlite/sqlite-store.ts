@@ -47,17 +47,72 @@ export class SqliteStore implements Store {
   private db: Database.Database | undefined;
 
   private readonly busyTimeoutMs: number;
+  private readonly synchronous: 'full' | 'normal';
 
   /**
    * `file` is a path (parent directories are created) or `:memory:`. `busyTimeoutMs` is
    * how long a call waits for another process's write lock before it fails with
-   * StoreUnavailableError.
+   * StoreUnavailableError. `synchronous` is `full` unless told: every commit's WAL frames
+   * are fsynced before the call returns, so what a call acknowledged survives power loss;
+   * `normal` syncs only at checkpoints (survives a crash of the process, not of the
+   * machine) and exists to show the difference (docs/database.md, the power-loss test).
    */
   constructor(
     private readonly file: string,
-    options: { busyTimeoutMs?: number } = {},
+    options: { busyTimeoutMs?: number; synchronous?: 'full' | 'normal' } = {},
   ) {
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
+    this.synchronous = options.synchronous ?? 'full';
+  }
+
+  /**
+   * A consistent copy of the whole database in `destination` (SQLite's online backup: the
+   * router may keep writing meanwhile). The copy is one self-contained file.
+   */
+  async backup(destination: string): Promise<void> {
+    const db = this.handle();
+    try {
+      await db.backup(destination);
+    } catch (error) {
+      throw new StoreUnavailableError(
+        `backup of ${this.file} to ${destination} failed: ${errorMessage(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  /**
+   * Replace the database at `file` by the backup in `source`, through SQLite's backup API
+   * into `file` (so its WAL is handled by SQLite, never left to replay over the copy).
+   * The backup must be a modeldock database this version can read. The router should be
+   * stopped; at its next start it adopts the workers the backup does not know.
+   */
+  static async restore(source: string, file: string): Promise<void> {
+    let backup: Database.Database | undefined;
+    try {
+      backup = new Database(source, { readonly: true, fileMustExist: true });
+      const row = backup.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
+        { value: string } | undefined;
+      if (!row) throw new Error('not a modeldock database (no schema version)');
+      if (Number(row.value) > SCHEMA_VERSION) {
+        throw new Error(`schema version ${row.value} is newer than this modeldock (${SCHEMA_VERSION})`);
+      }
+      mkdirSync(path.dirname(file), { recursive: true });
+      await backup.backup(file);
+    } catch (error) {
+      throw new StoreUnavailableError(`cannot restore ${file} from ${source}: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    } finally {
+      backup?.close();
+    }
+  }
+
+  /** The connection's `synchronous` setting as SQLite reports it (1 = NORMAL, 2 = FULL). */
+  synchronousLevel(): number {
+    return this.guard(() => this.handle().pragma('synchronous', { simple: true }) as number);
   }
 
   async init(): Promise<void> {
@@ -114,6 +169,14 @@ export class SqliteStore implements Store {
   async listJobs(): Promise<JobRecord[]> {
     return this.guard(() =>
       (this.handle().prepare('SELECT * FROM jobs ORDER BY created_at, job_id').all() as Row[]).map(toJob),
+    );
+  }
+
+  async reserveServerNumber(number: number): Promise<void> {
+    this.guard(() =>
+      this.handle()
+        .prepare('INSERT OR IGNORE INTO server_numbers (number, claimed_at) VALUES (?, ?)')
+        .run(number, new Date().toISOString()),
     );
   }
 
@@ -321,7 +384,9 @@ export class SqliteStore implements Store {
     // First, so that even switching to WAL waits for another process instead of failing.
     db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
+    // FULL: in WAL mode the log is fsynced at every commit, so a call returns only once its
+    // change is on stable storage (NORMAL would leave the last commits to the next checkpoint).
+    db.pragma(`synchronous = ${this.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     const migrate = db.transaction(() => {
