@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDockerProxy, type DockerProxy } from '../helpers/docker-proxy.js';
-import { spawnRouter, type RouterProcess } from '../helpers/router-process.js';
+import { ownRouterEnv, spawnRouter, type RouterProcess } from '../helpers/router-process.js';
 import { uniqueInstance } from '../helpers/router.js';
 
 const ADMIN = 'admin-key-for-anonymous-refusal-tests';
@@ -49,8 +49,7 @@ describe('anonymous callers cost the router little', { timeout: 120_000 }, () =>
     proxy = await startDockerProxy();
     router = await spawnRouter(
       {
-        MODELDOCK_INSTANCE: uniqueInstance('an'),
-        MODELDOCK_DATABASE: `sqlite:${path.join(dir, 'modeldock.db')}`,
+        ...ownRouterEnv(uniqueInstance('an'), dir),
         MODELDOCK_RUNTIME: 'docker',
         DOCKER_HOST: proxy.dockerHost,
         MODELDOCK_API_KEY: ADMIN,

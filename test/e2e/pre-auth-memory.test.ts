@@ -19,7 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import Dockerode from 'dockerode';
 import { connect, unfinishedCall } from '../helpers/grpc-raw.js';
 import { freePort } from '../helpers/ports.js';
-import { spawnRouter, type RouterProcess } from '../helpers/router-process.js';
+import { ownRouterEnv, spawnRouter, type RouterProcess } from '../helpers/router-process.js';
 import {
   postJson,
   removeInstanceContainers,
@@ -90,8 +90,7 @@ describe('gRPC without a key: the router holds nothing', { timeout: 180_000 }, (
     grpcPort = await freePort();
     router = await spawnRouter(
       {
-        MODELDOCK_INSTANCE: uniqueInstance('pa'),
-        MODELDOCK_DATABASE: `sqlite:${path.join(dir, 'modeldock.db')}`,
+        ...ownRouterEnv(uniqueInstance('pa'), dir),
         MODELDOCK_RUNTIME: 'process',
         MODELDOCK_API_KEY: ADMIN,
         MODELDOCK_GRPC_PORT: String(grpcPort),
@@ -224,8 +223,7 @@ describe('HTTP bodies: bounded bytes in flight, counted as they arrive', { timeo
     dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-preauth-'));
     router = await spawnRouter(
       {
-        MODELDOCK_INSTANCE: instance,
-        MODELDOCK_DATABASE: `sqlite:${path.join(dir, 'modeldock.db')}`,
+        ...ownRouterEnv(instance, dir),
         MODELDOCK_API_KEY: ADMIN,
         MODELDOCK_INFER_KEY: INFER,
         MODELDOCK_WORKER_MEMORY: '1g',
