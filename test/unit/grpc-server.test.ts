@@ -103,7 +103,7 @@ describe('gRPC inference service', () => {
           deployUnload: async () => ({}) as never,
         },
         workers,
-        store: { listJobs: async () => [], currentServer: async () => undefined },
+        store: { listJobs: async () => [], listServers: async () => [] },
         metrics: {
           observeInference: (jobId: string, status: number) => void observed.push([jobId, status]),
           refusedRequests: new Metrics({ defaultMetrics: false }).refusedRequests,
