@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { WWW_AUTHENTICATE } from './auth-hook.js';
+import { setSecurityHeaders } from './security-headers.js';
 
 export function answerExpectations(
   server: Server,
@@ -24,6 +25,7 @@ export function answerExpectations(
     headers: Record<string, string> = {},
   ) => {
     // The body was never sent: the connection cannot carry another request reliably.
+    setSecurityHeaders(response);
     response.writeHead(status, {
       'content-type': 'application/json; charset=utf-8',
       connection: 'close',
