@@ -62,6 +62,8 @@ export interface BudgetChoice {
 interface Charge extends BudgetChoice {
   bytes: number;
   declared: boolean;
+  /** Refused: its body is read and dropped, and the refusal answered at its end. */
+  refused: boolean;
 }
 
 /**
@@ -87,11 +89,12 @@ export function installRequestBudget(
     if (!hasLength && request.headers['transfer-encoding'] === undefined) return done();
     const choice = choose(request);
     if (!choice || choice.costPerByte === 0) return done();
-    const charge: Charge = { ...choice, bytes: 0, declared: hasLength };
+    const charge: Charge = { ...choice, bytes: 0, declared: hasLength, refused: false };
     if (charge.declared && declared > 0) {
       const bytes = declared * charge.costPerByte;
-      if (!charge.budget.tryTake(bytes)) return done(busy(charge.budget));
-      charge.bytes = bytes;
+      // Not taken: refused, without holding a byte of it (see preParsing).
+      if (!charge.budget.tryTake(bytes)) charge.refused = true;
+      else charge.bytes = bytes;
     }
     charges.set(request, charge);
     // 'close' comes for a finished answer and an abandoned request alike.
@@ -103,13 +106,14 @@ export function installRequestBudget(
   });
   app.addHook('preParsing', (request, _reply, payload, done) => {
     const charge = charges.get(request);
-    if (!charge || charge.declared) return done(null, payload);
-    // No declared length (chunked): charged as the bytes arrive. A body refused midway is
-    // read on and dropped, and refused at its end: a client still sending (a proxy such
-    // as the router, on a kept-alive connection) then reads the refusal, where an answer
-    // in mid-upload would break its connection and look like a failure. What is dropped
-    // is bounded too: past the budget's size the refusal comes at once.
-    let refused = false;
+    if (!charge || (charge.declared && !charge.refused)) return done(null, payload);
+    // No declared length (chunked): charged as the bytes arrive. A refused body (its
+    // declared length did not fit, or it passed the bound midway) is read on and dropped,
+    // and refused at its end: a client still sending (a proxy such as the router, on a
+    // kept-alive connection) then reads the refusal, where an answer in mid-upload breaks
+    // its connection and looks like a failure. What is dropped is bounded too: past the
+    // budget's size the refusal comes at once.
+    let refused = charge.refused;
     let dropped = 0;
     const meter = new Transform({
       transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
