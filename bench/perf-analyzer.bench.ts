@@ -50,8 +50,6 @@ async function perfAnalyzer(
         target.url,
         '-i',
         target.protocol,
-        '--shape',
-        'pixels:1,64',
         '--concurrency-range',
         String(concurrency),
         '--measurement-interval',
@@ -161,7 +159,7 @@ async function main() {
     );
     const file = writeResult('perf-analyzer', {
       machine: machine(),
-      tool: 'perf_analyzer (tritonclient 2.41.1 wheel), -m p1 --shape pixels:1,64, random FP32 data',
+      tool: 'perf_analyzer (tritonclient 2.41.1 wheel), -m p1, batch 1 of m-131 (max_batch_size 64, dims [64]), random FP32 data',
       measurement: `--measurement-interval ${INTERVAL_MS} ms, perf_analyzer's stability rule at 100 % (its default 10 % is never met on this shared machine), at most 10 windows; runs without stable windows are counted in unstable_runs; ${TRIALS} runs per target and level, interleaved; medians`,
       summary,
       unstable_runs: unstable,

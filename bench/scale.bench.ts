@@ -64,6 +64,8 @@ async function main() {
   const router = await spawnRouter(
     {
       MODELDOCK_GRPC_PORT: String(await freePort()),
+      // The one setting apart from npm start's defaults: room for the largest size (64 by default).
+      MODELDOCK_MAX_SERVERS: String(Math.max(...SIZES)),
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
       MODELDOCK_RUNTIME: 'docker',

@@ -12,6 +12,7 @@ import { render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, apiKey, get, getText, post, streamEvents, streamText } from './api.js';
 import type {
+  JobView as Job,
   OperationView as Operation,
   PoolView as Pool,
   ServerView as Server,
@@ -34,6 +35,8 @@ function App() {
   const [operations, setOperations] = useState<Operation[]>([]);
   const [pool, setPool] = useState<Pool | null>(null);
   const [stats, setStats] = useState<Map<string, WorkerSample>>(new Map());
+  /** Each job's replica bounds and desired count (ready ones are counted from the live servers). */
+  const [replicas, setReplicas] = useState<Map<string, Job['replicas']>>(new Map());
   const [catalog, setCatalog] = useState<{ models: string[]; datasets: string[] }>({
     models: [],
     datasets: [],
@@ -83,6 +86,13 @@ function App() {
   const refreshPool = useCallback(() => {
     get<Pool>('/v1/pool').then(setPool, () => undefined);
   }, []);
+  const refreshReplicas = useCallback(
+    latestOnly(async (isLatest) => {
+      const answer = await get<{ jobs: Job[] }>('/v1/jobs').catch(() => undefined);
+      if (answer && isLatest()) setReplicas(new Map(answer.jobs.map((j) => [j.job_id, j.replicas])));
+    }),
+    [],
+  );
 
   // The live picture: subscribe first, then read the current state, so nothing is missed.
   useEffect(() => {
@@ -106,6 +116,8 @@ function App() {
           [operation, ...previous.filter((o) => o.operation_id !== operation.operation_id)].slice(0, 30),
         );
         refreshOperationsChart();
+        // An operation may have changed a job's replicas (created, scaled, terminated).
+        refreshReplicas();
       }
     };
     const onOpen = () => {
@@ -124,6 +136,7 @@ function App() {
         refreshPool();
         refreshMemory();
         refreshOperationsChart();
+        refreshReplicas();
       }, fail);
     };
     streamEvents(abort.signal, onOpen, (type, data) =>
@@ -134,7 +147,7 @@ function App() {
       })
       .finally(() => setConnected(false));
     return () => abort.abort();
-  }, [epoch, fail, refreshMemory, refreshOperationsChart, refreshPool]);
+  }, [epoch, fail, refreshMemory, refreshOperationsChart, refreshPool, refreshReplicas]);
 
   useEffect(() => {
     const timer = setInterval(() => {
@@ -175,7 +188,15 @@ function App() {
     );
   }
 
-  const list = [...servers.values()].sort((a, b) => a.job_id.localeCompare(b.job_id));
+  const list = [...servers.values()].sort(
+    (a, b) => a.job_id.localeCompare(b.job_id) || a.server_id.localeCompare(b.server_id),
+  );
+  /** `ready/desired (min..max)` of a job, as `modeldock ps` shows it. */
+  const replicaCount = (jobId: string) => {
+    const bounds = replicas.get(jobId);
+    const ready = list.filter((s) => s.job_id === jobId && s.state === 'ready').length;
+    return bounds ? `${ready}/${bounds.desired} (${bounds.min}..${bounds.max})` : `${ready}`;
+  };
   return (
     <>
       <header>
@@ -205,6 +226,9 @@ function App() {
             <thead>
               <tr>
                 <th scope="col">Job</th>
+                <th scope="col" title="ready / desired replicas of the job (min..max)">
+                  Replicas
+                </th>
                 <th scope="col">Server</th>
                 <th scope="col">State</th>
                 <th scope="col">Model</th>
@@ -216,12 +240,13 @@ function App() {
             <tbody>
               {list.length === 0 ? (
                 <tr>
-                  <td colSpan={7}>No live servers. Create one below.</td>
+                  <td colSpan={8}>No live servers. Create one below.</td>
                 </tr>
               ) : null}
               {list.map((s) => (
                 <tr key={s.server_id} data-job={s.job_id}>
                   <th scope="row">{s.job_id}</th>
+                  <td data-testid={`replicas-${s.job_id}`}>{replicaCount(s.job_id)}</td>
                   <td>{s.server_id}</td>
                   <td>
                     <span

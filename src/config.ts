@@ -48,6 +48,8 @@ export interface Config {
   runtime: RuntimeChoice;
   modelsDir: string;
   datasetsDir: string;
+  /** Operator entries of the serving-runtime catalog, one JSON file each (docs/runtimes.md). */
+  runtimesDir: string;
   /**
    * The example store baked into the router image (models/ and datasets/ below it): used
    * when the router runs in a container without a mounted store.
@@ -90,6 +92,12 @@ export interface Config {
   drainTimeoutMs: number;
   /** How long an inference request waits for its job's server to be loaded before a 503. */
   loadWaitMs: number;
+  /** In-flight requests per replica the autoscaler aims at (a job may set its own). */
+  scaleTarget: number;
+  /** How long demand must stay above a job's replicas before one is added. */
+  scaleUpDelayMs: number;
+  /** How long demand must stay below a job's replicas before one is removed (drained first). */
+  scaleDownDelayMs: number;
   /** Most /v1/events streams open at once; past it a new one gets 429. */
   eventStreams: number;
   logLevel: string;
@@ -210,6 +218,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     runtime,
     modelsDir: path.resolve(cwd, read('MODELDOCK_MODELS_DIR') ?? './models'),
     datasetsDir: path.resolve(cwd, read('MODELDOCK_DATASETS_DIR') ?? './datasets'),
+    runtimesDir: path.resolve(cwd, read('MODELDOCK_RUNTIMES_DIR') ?? './runtimes'),
     exampleStoreDir: read('MODELDOCK_EXAMPLE_STORE') ?? '',
     instance,
     workerImage: read('MODELDOCK_WORKER_IMAGE') ?? 'modeldock/worker:latest',
@@ -231,6 +240,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     kubernetes: kubernetesConfig(read, runtime, host),
     drainTimeoutMs: int('MODELDOCK_DRAIN_TIMEOUT_MS', 30_000),
     loadWaitMs: int('MODELDOCK_LOAD_WAIT_MS', 60_000, 1),
+    scaleTarget: num('MODELDOCK_SCALE_TARGET', 4),
+    scaleUpDelayMs: int('MODELDOCK_SCALE_UP_DELAY_MS', 1_000),
+    scaleDownDelayMs: int('MODELDOCK_SCALE_DOWN_DELAY_MS', 30_000),
     eventStreams: int('MODELDOCK_EVENT_STREAMS', 64, 1),
     logLevel: read('MODELDOCK_LOG_LEVEL') ?? 'info',
     auth,

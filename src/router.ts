@@ -11,6 +11,7 @@ import { GrpcInferenceServer } from './api/grpc/grpc-server.js';
 import { readKeys, type Config } from './config.js';
 import { ForbiddenError, RuntimeUnavailableError, UnauthorizedError, errorMessage } from './errors.js';
 import { Catalog } from './lifecycle/catalog.js';
+import { ServingRuntimes } from './lifecycle/serving-runtimes.js';
 import { EventBus } from './lifecycle/event-bus.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
 import { Reconciler } from './lifecycle/reconciler.js';
@@ -68,7 +69,12 @@ export class Router {
     const metrics = new Metrics();
     const events = new EventBus();
     const workers = new WorkerClient({ secretOf: (endpoint) => runtime.workerSecret?.(endpoint) });
-    const catalog = new Catalog(config.modelsDir, config.datasetsDir);
+    const catalog = new Catalog(
+      config.modelsDir,
+      config.datasetsDir,
+      // Starting foreign servers is not wired up yet: only modeldock's worker serves.
+      ServingRuntimes.load(config.runtimesDir, runtime.kind, { foreignServers: false }),
+    );
     const lifecycle = new Lifecycle({
       store,
       runtime,
@@ -85,6 +91,11 @@ export class Router {
         warmPoolSize: config.warmPoolSize,
         drainTimeoutMs: config.drainTimeoutMs,
         loadWaitMs: config.loadWaitMs,
+        scaling: {
+          target: config.scaleTarget,
+          upDelayMs: config.scaleUpDelayMs,
+          downDelayMs: config.scaleDownDelayMs,
+        },
         readyTimeoutMs: config.readyTimeoutMs,
         creationLimits: {
           maxServers: config.maxServers,
@@ -144,6 +155,7 @@ export class Router {
     );
     await reconciler.start();
     lifecycle.memoryPolicy.start();
+    lifecycle.autoscaler.start();
     await lifecycle.pool
       .start()
       .catch((error: unknown) =>
@@ -223,6 +235,7 @@ export class Router {
       clearTimeout(timer);
     }
     this.lifecycle.memoryPolicy.stop();
+    this.lifecycle.autoscaler.stop();
     this.lifecycle.pool.stop();
     await this.reconciler.stop();
     await this.workers.close();

@@ -362,6 +362,53 @@ export function placementCharts(result: PlacementResult): Charts {
   return charts;
 }
 
+const BatchingResultSchema = Type.Object({
+  machine: MachineSchema,
+  cells: Type.Array(
+    Type.Object({
+      model: Type.String(),
+      path: Type.String(),
+      concurrency: Type.Number(),
+      mode: Type.String(),
+      rps: Type.Number(),
+      p50_ms: Type.Number(),
+      p99_ms: Type.Number(),
+    }),
+  ),
+});
+export type BatchingResult = Static<typeof BatchingResultSchema>;
+
+const BATCHING_MODES: Record<string, string> = {
+  off: 'batching off',
+  no_delay: 'batching, no delay',
+  fixed: 'fixed delay',
+  adaptive: 'adaptive delay',
+};
+
+/** Throughput by concurrency and batching mode, one chart per model, straight to the worker. */
+export function batchingCharts(result: BatchingResult): Charts {
+  const charts: Charts = {};
+  for (const model of [...new Set(result.cells.map((c) => c.model))]) {
+    const cells = result.cells.filter((c) => c.model === model && c.path === 'worker');
+    const levels = [...new Set(cells.map((c) => c.concurrency))].sort((a, b) => a - b);
+    charts[`batching-${model}`] = barChart({
+      title: `Dynamic batching on ${model}: throughput by concurrency`,
+      subtitle: 'One-sample requests straight to the worker (1 CPU), closed-loop clients; median of trials.',
+      categories: levels.map((c) => `concurrency ${c}`),
+      series: Object.entries(BATCHING_MODES).map(([mode, name]) => ({
+        name,
+        values: levels.map(
+          (level) => cells.find((c) => c.concurrency === level && c.mode === mode)?.rps ?? null,
+        ),
+      })),
+      axisLabel: 'requests per second (higher is better)',
+      formatValue: (v) => formatValue(Math.round(v)),
+      footnote: footnote(result.machine),
+    });
+  }
+  return charts;
+}
+
 /**
  * The charts of each result by its name (bench/results/<name>.json), from a result of
  * any type: it is checked first.
@@ -371,6 +418,7 @@ export const CHARTS_BY_RESULT: Record<string, (result: unknown) => Charts> = {
   routing: (result) => routingCharts(checkResult('routing', RoutingResultSchema, result)),
   scale: (result) => scaleCharts(checkResult('scale', ScaleResultSchema, result)),
   placement: (result) => placementCharts(checkResult('placement', PlacementResultSchema, result)),
+  batching: (result) => batchingCharts(checkResult('batching', BatchingResultSchema, result)),
 };
 
 /** Renders each chart to bench/results/<name>.svg; returns the files written. */
@@ -389,3 +437,5 @@ export const writeScaleCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.scale!(result));
 export const writePlacementCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.placement!(result));
+export const writeBatchingCharts = (result: unknown): Promise<string[]> =>
+  writeCharts(CHARTS_BY_RESULT.batching!(result));

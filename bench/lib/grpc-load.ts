@@ -6,9 +6,8 @@
  * loaded by the same kind of generator.
  */
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { Pool } from 'undici';
-import { PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
+import { inferenceClient } from '../../test/helpers/grpc-client.js';
 
 type InferClient = grpc.Client & {
   ModelInfer: (
@@ -30,16 +29,7 @@ export function grpcSender(
   pixels: number[],
   metadata: Record<string, string> = {},
 ): Sender {
-  const definition = protoLoader.loadSync(PROTO_FILE, {
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-  });
-  const Service = (grpc.loadPackageDefinition(definition) as any).inference.GRPCInferenceService;
-  const client = new Service(address, grpc.credentials.createInsecure(), {
-    'grpc.enable_channelz': 0,
-  }) as InferClient;
+  const client = inferenceClient(address, { 'grpc.enable_channelz': 0 }) as unknown as InferClient;
   const sent = new grpc.Metadata();
   for (const [key, value] of Object.entries(metadata)) sent.set(key, value);
   const request = {

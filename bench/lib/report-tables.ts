@@ -402,6 +402,36 @@ function transitionsTable(r: any): string {
   );
 }
 
+function autoscaleReplicasTable(r: any): string {
+  return table(
+    ['replicas', 'requests', 'throughput', '× one replica', 'p50', 'p99', 'failed'],
+    need(r, 'replicas').map((run: any) => [
+      run.replicas,
+      run.requests,
+      `${int(run.throughput_rps)} req/s`,
+      times(run.throughput_ratio_to_one),
+      ms(run.latency_ms.median),
+      ms(run.latency_ms.p99),
+      run.failed,
+    ]),
+  );
+}
+
+function autoscaleScalingTable(r: any): string {
+  const row = (what: string, s: any) => [what, ms(s.median), `${ms(s.min)} – ${ms(s.max)}`];
+  return table(
+    ['measure (median of the trials)', 'median', 'range'],
+    [
+      row('overload → new ready replica, no warm pool', need(r, 'overload_to_ready_ms.cold')),
+      row('overload → new ready replica, warm pool', need(r, 'overload_to_ready_ms.warm_pool')),
+      row('… of which the scale-up operation, no warm pool', need(r, 'scale_up_operation_ms.cold')),
+      row('… of which the scale-up operation, warm pool', need(r, 'scale_up_operation_ms.warm_pool')),
+      row('cold start from zero: first request, no warm pool', need(r, 'cold_start_first_request_ms.cold')),
+      row('cold start from zero: first request, warm pool', need(r, 'cold_start_first_request_ms.warm_pool')),
+    ],
+  );
+}
+
 function bookkeepingTable(r: any): string {
   return table(
     ['CPU per request', 'median', 'range over rounds'],
@@ -431,6 +461,39 @@ function targetsTable(targets: Target[]): Renderer {
       }),
     );
 }
+
+const BATCHING_MODES: [string, string][] = [
+  ['off', 'batching off'],
+  ['no_delay', 'batching, no delay'],
+  ['fixed', 'fixed delay'],
+  ['adaptive', 'adaptive delay'],
+];
+
+/** One model on one path: requests/s (p50 / p99) by concurrency and batching mode. */
+function batchingTable(model: string, path: string): Renderer {
+  return (r) => {
+    const cells = need(r, 'cells').filter((c: any) => c.model === model && c.path === path);
+    if (cells.length === 0) throw new TypeError(`no cells for ${model} via ${path}`);
+    const levels = [...new Set<number>(cells.map((c: any) => c.concurrency))].sort((a, b) => a - b);
+    return table(
+      ['concurrency', ...BATCHING_MODES.map(([, name]) => `${name}: req/s (p50 / p99)`)],
+      levels.map((level) => [
+        level,
+        ...BATCHING_MODES.map(([mode]) => {
+          const cell = cells.find((c: any) => c.concurrency === level && c.mode === mode);
+          return cell ? `${int(cell.rps)} (${ms(cell.p50_ms)} / ${ms(cell.p99_ms)})` : '–';
+        }),
+      ]),
+    );
+  };
+}
+
+/** A figure of the batching targets, straight to the worker or through the router. */
+const batchingTarget = (r: any, path: string, field: string): number => {
+  const target = need(r, 'targets').find((t: any) => t.path === path);
+  if (!target) throw new TypeError(`no targets for ${path}`);
+  return need(target, field);
+};
 
 const added = (r: any, op: string) => operationOf(r, op).modeldock.median - operationOf(r, op).floor.median;
 const at200 = (r: any) => {
@@ -515,6 +578,41 @@ export const TABLES: Record<string, Renderer> = {
     },
   ]),
   'routing.grpc': routingGrpcTable,
+  'batching.matmul_worker': batchingTable('matmul-2048', 'worker'),
+  'batching.matmul_router': batchingTable('matmul-2048', 'router'),
+  'batching.m131_worker': batchingTable('m-131', 'worker'),
+  'batching.m131_router': batchingTable('m-131', 'router'),
+  'batching.targets': targetsTable(
+    (['worker', 'router'] as const).flatMap((path) => {
+      const where = path === 'worker' ? 'straight to the worker' : 'through the router';
+      return [
+        {
+          target: `weight-bound model, c=16, ${where}: adaptive throughput ≥ 3× batching off`,
+          value: (r: any) => batchingTarget(r, path, 'weight_bound_c16_throughput_ratio'),
+          format: times,
+          met: (v: number) => v >= 3,
+        },
+        {
+          target: `weight-bound model, c=16, ${where}: adaptive p99 no worse than batching off`,
+          value: (r: any) => batchingTarget(r, path, 'weight_bound_c16_p99_ratio'),
+          format: times,
+          met: (v: number) => v <= 1,
+        },
+        {
+          target: `weight-bound model, c=1, ${where}: adaptive p50 within 5 % of batching off`,
+          value: (r: any) => batchingTarget(r, path, 'weight_bound_c1_p50_ratio'),
+          format: times,
+          met: (v: number) => v <= 1.05,
+        },
+        {
+          target: `m-131, c=1, ${where}: adaptive p50 within 5 % of batching off`,
+          value: (r: any) => batchingTarget(r, path, 'm131_c1_p50_ratio'),
+          format: times,
+          met: (v: number) => v <= 1.05,
+        },
+      ];
+    }),
+  ),
   'routing.node_generator': routingNodeGeneratorTable,
   'perf-analyzer.c1': perfAnalyzerTable('c1'),
   'perf-analyzer.c32': perfAnalyzerTable('c32'),
@@ -539,6 +637,8 @@ export const TABLES: Record<string, Renderer> = {
   'worker.paths': workerTable,
   'auth.cpu': authTable,
   'transitions.phases': transitionsTable,
+  'autoscale.replicas': autoscaleReplicasTable,
+  'autoscale.scaling': autoscaleScalingTable,
   'route-bookkeeping.cpu': bookkeepingTable,
 };
 

@@ -7,6 +7,8 @@
 import { errorMessage } from '../errors.js';
 import { validateId } from '../ids.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import { LIVE_STATES } from '../lifecycle/state-machine.js';
+import type { ServerRecord } from '../store/records.js';
 import type { WorkerClient } from '../runtime/worker-client.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from 'pino';
@@ -29,7 +31,7 @@ export interface RepositoryEntryJson {
 export interface ProtocolDeps {
   lifecycle: Pick<Lifecycle, 'acquireRoute'>;
   workers: Pick<WorkerClient, 'modelJson'>;
-  store: Pick<Store, 'listJobs' | 'currentServer'>;
+  store: Pick<Store, 'listJobs' | 'listServers'>;
   logger?: Pick<Logger, 'warn'>;
 }
 
@@ -38,16 +40,27 @@ export async function repositoryIndex(
   store: ProtocolDeps['store'],
   options: { readyOnly?: boolean } = {},
 ): Promise<RepositoryEntryJson[]> {
-  const jobs = await store.listJobs();
-  const servers = await Promise.all(jobs.map((job) => store.currentServer(job.jobId)));
-  const entries = jobs.map((job, i): RepositoryEntryJson => {
-    const state = servers[i]?.state;
+  const [jobs, live] = await Promise.all([
+    store.listJobs(),
+    store.listServers({ kind: 'job', states: LIVE_STATES }),
+  ]);
+  // Per job, its most useful replica: a ready one, else one being started, else its first.
+  const rank = (state: string) =>
+    state === 'ready' ? 2 : state === 'loading' || state === 'creating' ? 1 : 0;
+  const best = new Map<string, ServerRecord>();
+  for (const server of live) {
+    const seen = best.get(server.jobId);
+    if (!seen || rank(server.state) > rank(seen.state)) best.set(server.jobId, server);
+  }
+  const entries = jobs.map((job): RepositoryEntryJson => {
+    const server = best.get(job.jobId);
+    const state = server?.state;
     return {
       name: job.jobId,
       version: '1',
       state:
         state === 'ready' ? 'READY' : state === 'loading' || state === 'creating' ? 'LOADING' : 'UNAVAILABLE',
-      reason: servers[i]?.reason ?? '',
+      reason: server?.reason ?? '',
     };
   });
   return options.readyOnly ? entries.filter((e) => e.state === 'READY') : entries;
@@ -56,7 +69,7 @@ export async function repositoryIndex(
 /** True when the job's server is ready for inference (no on-demand load: a probe loads nothing). */
 export async function isJobReady(store: ProtocolDeps['store'], jobId: string): Promise<boolean> {
   validateId('job_id', jobId);
-  return (await store.currentServer(jobId))?.state === 'ready';
+  return (await store.listServers({ jobId, kind: 'job', states: ['ready'] })).length > 0;
 }
 
 /**

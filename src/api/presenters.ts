@@ -47,17 +47,41 @@ export function presentOperation(operation: OperationRecord): OperationView {
   };
 }
 
-export function presentJob(job: JobRecord, server: ServerRecord | null | undefined): JobView {
-  const live = server && server.state !== 'terminated' ? server : null;
+/**
+ * A job with its replicas: `server` is the one answers name (its first live server, else
+ * its last one), `servers` all its live ones; `state` the best any replica is in.
+ */
+export function presentJob(
+  job: JobRecord,
+  server: ServerRecord | null | undefined,
+  servers: readonly ServerRecord[] = server && server.state !== 'terminated' ? [server] : [],
+): JobView {
+  const ready = servers.filter((s) => s.state === 'ready').length;
+  const scaledToZero = servers.length === 0 && job.desiredReplicas === 0;
   return {
     job_id: job.jobId,
     model: job.model,
     dataset: job.dataset,
-    state: live ? live.state : 'none',
+    state: jobState(servers, scaledToZero),
+    replicas: {
+      min: job.replicas.min,
+      max: job.replicas.max,
+      desired: scaledToZero || servers.length > 0 ? job.desiredReplicas : 0,
+      ready,
+      scale_target: job.scaleTarget,
+    },
     server: server ? presentServer(server) : null,
+    servers: servers.map(presentServer),
     created_at: job.createdAt,
     updated_at: job.updatedAt,
   };
+}
+
+/** Ready when any replica serves; else the first replica's state; `scaled_to_zero` or `none` without one. */
+function jobState(servers: readonly ServerRecord[], scaledToZero: boolean): string {
+  if (servers.some((s) => s.state === 'ready')) return 'ready';
+  if (servers[0]) return servers[0].state;
+  return scaledToZero ? 'scaled_to_zero' : 'none';
 }
 
 /** The answer of the original `POST /inference_router/`: flat, as the POC's callers expect. */
@@ -77,6 +101,17 @@ export function presentOriginalOutcome(outcome: OperationOutcome) {
     warnings: operation.warnings,
     duration_ms: operation.durationMs,
     steps: operation.steps.map((s) => ({ name: s.name, duration_ms: s.durationMs })),
+    // A job with more than one replica: each one's server and container as well.
+    ...(outcome.servers && outcome.servers.length > 1
+      ? {
+          servers: outcome.servers.map((s) => ({
+            server_id: s.serverId,
+            state: s.state,
+            container_id: s.workerId,
+            container_name: s.workerName,
+          })),
+        }
+      : {}),
     ...(outcome.result === undefined ? {} : { result: outcome.result }),
   };
 }

@@ -15,7 +15,32 @@ export const OriginalOperation = Type.Union(
   ['DEPLOY_CREATE', 'DEPLOY_LOAD', 'DEPLOY_UNLOAD', 'TERMINATE', 'TEMP'].map((v) => Type.Literal(v)),
 );
 
-/** The original POC payload, unchanged. `container_id` is optional and never trusted. */
+/** How many servers a job may have; the router scales between them (default 1/1). */
+export const Replicas = Type.Object(
+  {
+    min: Type.Integer({
+      minimum: 0,
+      maximum: 64,
+      description: 'Fewest replicas; 0 lets an idle job scale to zero',
+    }),
+    max: Type.Integer({ minimum: 1, maximum: 64, description: 'Most replicas the autoscaler may start' }),
+  },
+  { additionalProperties: false, description: 'Replicas of the job (default {"min": 1, "max": 1})' },
+);
+
+export const ScaleTarget = Type.Union([
+  Type.Number({
+    exclusiveMinimum: 0,
+    maximum: 10_000,
+    description: 'In-flight requests per replica the autoscaler aims at (default MODELDOCK_SCALE_TARGET)',
+  }),
+  Type.Null(),
+]);
+
+/**
+ * The original POC payload, unchanged. `container_id` is optional and never trusted;
+ * `replicas` and `scale_target` are optional extra fields (DEPLOY_CREATE).
+ */
 export const OriginalRequest = Type.Object(
   {
     job_id: JobId,
@@ -23,13 +48,21 @@ export const OriginalRequest = Type.Object(
     dataset: DatasetId,
     operation_type: OriginalOperation,
     container_id: Type.Optional(Type.Union([Type.String({ maxLength: 1024 }), Type.Null()])),
+    replicas: Type.Optional(Replicas),
+    scale_target: Type.Optional(ScaleTarget),
   },
   { additionalProperties: true },
 );
 export type OriginalRequest = Static<typeof OriginalRequest>;
 
 export const JobBody = Type.Object(
-  { job_id: JobId, model: ModelId, dataset: DatasetId },
+  {
+    job_id: JobId,
+    model: ModelId,
+    dataset: DatasetId,
+    replicas: Type.Optional(Replicas),
+    scale_target: Type.Optional(ScaleTarget),
+  },
   { additionalProperties: false },
 );
 export type JobBody = Static<typeof JobBody>;

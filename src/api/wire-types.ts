@@ -54,13 +54,29 @@ export interface OperationView {
   duration_ms: number | null;
 }
 
+/** A job's replicas: its bounds, how many the router keeps now and how many serve. */
+export interface ReplicasView {
+  min: number;
+  max: number;
+  /** How many servers the router keeps for the job now (the autoscaler moves it within min..max). */
+  desired: number;
+  /** How many of them are ready and take requests. */
+  ready: number;
+  /** In-flight requests per replica the autoscaler aims at; null: the router's default. */
+  scale_target: number | null;
+}
+
 export interface JobView {
   job_id: string;
   model: string;
   dataset: string;
-  /** The live server's state, or `none`. */
+  /** `ready` when any replica serves, else the first replica's state; `scaled_to_zero` or `none` without one. */
   state: string;
+  replicas: ReplicasView;
+  /** The server answers name: the first live one, else the last one. */
   server: ServerView | null;
+  /** Every live server (replica) of the job. */
+  servers: ServerView[];
   created_at: string;
   updated_at: string;
 }
@@ -69,6 +85,8 @@ export interface JobView {
 export interface OutcomeView {
   operation: OperationView;
   server: ServerView | null;
+  /** Every server (replica) the operation acted on; absent for TEMP. */
+  servers?: ServerView[];
   result?: unknown;
 }
 

@@ -185,8 +185,17 @@ function cli(argv: string[]) {
         (y) =>
           jobArgument(y)
             .option('model', { type: 'string', demandOption: true, describe: 'model id in the model store' })
-            .option('dataset', { type: 'string', demandOption: true, describe: 'dataset id' }),
-        (a) => jobAction(context(a), 'create', a.job, { model: a.model, dataset: a.dataset }),
+            .option('dataset', { type: 'string', demandOption: true, describe: 'dataset id' })
+            .option('replicas', {
+              type: 'string',
+              describe: 'replicas as MIN:MAX (e.g. 1:3, or 0:2 to scale to zero when idle); default 1:1',
+            }),
+        (a) =>
+          jobAction(context(a), 'create', a.job, {
+            model: a.model,
+            dataset: a.dataset,
+            replicas: a.replicas,
+          }),
       )
       .command(
         'temp <job>',

@@ -3,22 +3,58 @@
  * request against the stores before it creates anything, so an unknown model is a 404
  * and not a worker that fails to load.
  */
-import { access, readdir, stat } from 'node:fs/promises';
+import { access, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { NotFoundError } from '../errors.js';
+import { InvalidInputError, NotFoundError } from '../errors.js';
 import { ID_PATTERN, validateId } from '../ids.js';
+import type { ModelServing, ServingRuntime, ServingRuntimes } from './serving-runtimes.js';
 
 export class Catalog {
   constructor(
     readonly modelsDir: string,
     readonly datasetsDir: string,
+    /** The serving-runtime catalog; without it every model is served by modeldock's worker. */
+    readonly servingRuntimes?: ServingRuntimes,
   ) {}
 
+  /** A model is a directory with model.json (any format) or model.onnx (an ONNX model). */
   async requireModel(model: string): Promise<void> {
     validateId('model', model);
-    if (!(await exists(path.join(this.modelsDir, model, 'model.onnx')))) {
+    if (!(await isModel(path.join(this.modelsDir, model)))) {
       throw new NotFoundError(`model "${model}" not found in the model store (${this.modelsDir})`);
     }
+  }
+
+  /**
+   * The serving runtime the model runs on (serving-runtimes.ts); an InvalidInputError
+   * naming the formats served when none serves it.
+   */
+  async servingRuntime(model: string): Promise<ServingRuntime | undefined> {
+    if (!this.servingRuntimes) return undefined;
+    return this.servingRuntimes.select(model, await this.modelServing(model));
+  }
+
+  /** What model.json says about the model's format and runtime; model.onnx alone means ONNX. */
+  async modelServing(model: string): Promise<ModelServing> {
+    const dir = path.join(this.modelsDir, validateId('model', model));
+    let manifest: Record<string, unknown> = {};
+    try {
+      manifest = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8')) as Record<string, unknown>;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new InvalidInputError(`model ${model}: model.json is not valid JSON`, { cause: error });
+      }
+    }
+    const text = (key: string): string | undefined => {
+      const value = manifest[key];
+      if (value === undefined) return undefined;
+      if (typeof value !== 'string' || value === '') {
+        throw new InvalidInputError(`model ${model}: model.json's "${key}" must be a non-empty string`);
+      }
+      return value;
+    };
+    const format = text('format') ?? ((await exists(path.join(dir, 'model.onnx'))) ? 'onnx' : undefined);
+    return { format, runtime: text('runtime') };
   }
 
   async requireDataset(dataset: string): Promise<void> {
@@ -38,7 +74,7 @@ export class Catalog {
   }
 
   async listModels(): Promise<string[]> {
-    return listIds(this.modelsDir, (id) => exists(path.join(this.modelsDir, id, 'model.onnx')));
+    return listIds(this.modelsDir, (id) => isModel(path.join(this.modelsDir, id)));
   }
 
   async listDatasets(): Promise<string[]> {
@@ -53,6 +89,10 @@ async function exists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+async function isModel(dir: string): Promise<boolean> {
+  return (await exists(path.join(dir, 'model.onnx'))) || (await exists(path.join(dir, 'model.json')));
 }
 
 async function listIds(dir: string, keep: (id: string) => Promise<boolean>): Promise<string[]> {

@@ -70,16 +70,17 @@ export class CreationGate {
   }
 
   /**
-   * 429 when the live servers are at the limit. Asked before an operation that would
-   * create a server is even recorded, so a refused request leaves nothing behind; `record`
-   * asks again, atomically, for the race.
+   * 429 when `count` more servers (a job's replicas) would pass the limit. Asked before
+   * an operation that would create servers is even recorded, so a refused request leaves
+   * nothing behind; `record` asks again, atomically, for the race.
    */
-  async assertRoom(): Promise<void> {
+  async assertRoom(count = 1): Promise<void> {
     const live = await this.liveServers();
-    if (live >= this.limits.maxServers) {
+    if (live + count > this.limits.maxServers) {
       throw new QuotaExceededError(
-        `${live} live servers: MODELDOCK_MAX_SERVERS=${this.limits.maxServers} is reached; ` +
-          'terminate a job (or raise the limit) to create another',
+        `${live} live servers${count > 1 ? ` and ${count} more asked for` : ''}: MODELDOCK_MAX_SERVERS=${this.limits.maxServers} ` +
+          (count > 1 ? 'would be passed' : 'is reached') +
+          '; terminate a job (or raise the limit) to create another',
         { details: { limit: 'max_servers', max_servers: this.limits.maxServers } },
       );
     }

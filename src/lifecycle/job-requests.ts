@@ -4,19 +4,29 @@
  * server exist when the operation needs them. Every refusal is a typed error naming the
  * fix; nothing here changes state.
  */
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, InvalidInputError, NotFoundError } from '../errors.js';
 import { validateId } from '../ids.js';
-import type { JobRecord, ServerRecord } from '../store/records.js';
+import type { JobRecord, ReplicaBounds, ServerRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Catalog } from './catalog.js';
 import type { JobRequest } from './lifecycle-types.js';
+import { LIVE_STATES } from './state-machine.js';
+
+/** More replicas than this for one job is a typo, not a plan (MODELDOCK_MAX_SERVERS bounds all jobs). */
+export const MAX_REPLICAS = 64;
 
 type Sources = { store: Store; catalog: Catalog };
+type StoreOnly = { store: Store };
 
 export async function validateRequest(deps: Sources, request: JobRequest): Promise<void> {
   validateId('job_id', request.jobId);
+  if (request.replicas) validateReplicas(request.replicas);
+  if (request.scaleTarget !== undefined && request.scaleTarget !== null)
+    validateScaleTarget(request.scaleTarget);
   await deps.catalog.requireModel(request.model);
   await deps.catalog.requireDataset(request.dataset);
+  // A model no serving runtime serves is refused before anything is created.
+  await deps.catalog.servingRuntime(request.model);
 }
 
 /** Fill model/dataset from the job record when the caller gave only the job id. */
@@ -49,18 +59,54 @@ export async function requireJob(deps: Sources, jobId: string): Promise<JobRecor
   return job;
 }
 
-export async function liveServer(deps: Sources, jobId: string): Promise<ServerRecord | undefined> {
-  const server = await deps.store.currentServer(jobId);
-  return server && server.state !== 'terminated' ? server : undefined;
+/** `{min, max}` with 0 <= min <= max, 1 <= max <= MAX_REPLICAS; InvalidInputError (400) otherwise. */
+export function validateReplicas(replicas: ReplicaBounds): void {
+  const { min, max } = replicas;
+  if (
+    !Number.isInteger(min) ||
+    !Number.isInteger(max) ||
+    min < 0 ||
+    max < 1 ||
+    min > max ||
+    max > MAX_REPLICAS
+  ) {
+    throw new InvalidInputError(
+      `replicas must be {"min": m, "max": n} with whole numbers 0 <= m <= n and 1 <= n <= ${MAX_REPLICAS}; got ${JSON.stringify(replicas)}`,
+    );
+  }
 }
 
-export async function requireLiveServer(deps: Sources, jobId: string): Promise<ServerRecord> {
+export function validateScaleTarget(target: number): void {
+  if (!(Number.isFinite(target) && target > 0 && target <= 10_000)) {
+    throw new InvalidInputError(`scale_target must be a number of in-flight requests above 0; got ${target}`);
+  }
+}
+
+/** The job's live servers (its replicas, in any state but terminated), oldest first. */
+export function liveServers(deps: StoreOnly, jobId: string): Promise<ServerRecord[]> {
+  return deps.store.listServers({ jobId, kind: 'job', states: LIVE_STATES });
+}
+
+/** The job's first live server (the one answers name), or undefined. */
+export async function liveServer(deps: StoreOnly, jobId: string): Promise<ServerRecord | undefined> {
+  return (await liveServers(deps, jobId))[0];
+}
+
+/**
+ * A job scaled to zero (min 0, idle): it has no live server but is not terminated; its
+ * next request (or a DEPLOY_LOAD) starts a replica.
+ */
+export function isScaledToZero(job: JobRecord, live: readonly ServerRecord[]): boolean {
+  return live.length === 0 && job.desiredReplicas === 0;
+}
+
+export async function requireLiveServers(deps: Sources, jobId: string): Promise<ServerRecord[]> {
   await requireJob(deps, jobId);
-  const server = await liveServer(deps, jobId);
-  if (!server) {
+  const servers = await liveServers(deps, jobId);
+  if (servers.length === 0) {
     throw new ConflictError(
       `job ${jobId} has no live server (terminated or never created); send DEPLOY_CREATE`,
     );
   }
-  return server;
+  return servers;
 }

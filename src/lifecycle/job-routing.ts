@@ -1,8 +1,11 @@
 /**
  * Inference routing: which worker a request for a job goes to, and what it waits for
- * when the job is not ready. A job being loaded, unloaded or restarted is waited for; an
- * unloaded job is loaded on demand (one DEPLOY_LOAD with reason `on_demand` for all the
- * requests that wait); a worker that lost its model is healed. HTTP and gRPC share it.
+ * when the job is not ready. A request takes one of the job's ready replicas (power of
+ * two choices on in-flight requests, route-table.ts). A job being loaded, unloaded or
+ * restarted is waited for; an unloaded job is loaded on demand (one DEPLOY_LOAD with
+ * reason `on_demand` for all the requests that wait); a job scaled to zero starts a
+ * replica (`scale_from_zero`), which its requests wait for, never failing for being
+ * cold; a worker that lost its model is healed. HTTP and gRPC share it.
  */
 import {
   ConflictError,
@@ -14,18 +17,26 @@ import {
 } from '../errors.js';
 import { validateId } from '../ids.js';
 import type { ServerRecord } from '../store/records.js';
-import { requireJob } from './job-requests.js';
+import { isScaledToZero, liveServers, requireJob } from './job-requests.js';
 import type { LifecycleContext } from './lifecycle-context.js';
-import { deployLoadLocked } from './operations/deploy-load.js';
-import { RouteEntry } from './route-table.js';
+import { deployLoadLocked, loadReplicaLocked } from './operations/deploy-load.js';
+import { scaleFromZeroLocked } from './operations/scale.js';
+import { RouteEntry, type Route } from './route-table.js';
 
 export class JobRouting {
   /** Route look-ups under way, one per job: concurrent requests for a cold job share one load. */
   private readonly lookups = new Map<string, Promise<RouteEntry>>();
   /** Jobs whose worker died and which the reconciler is restarting: look-ups wait for it. */
   private readonly restarts = new Map<string, Promise<void>>();
+  /** Requests waiting for a route, per job: demand the autoscaler counts. */
+  private readonly waitingRequests = new Map<string, number>();
 
   constructor(private readonly ctx: LifecycleContext) {}
+
+  /** Requests of the job waiting for a route now. */
+  waiting(jobId: string): number {
+    return this.waitingRequests.get(jobId) ?? 0;
+  }
 
   /**
    * The route of a job whose server is ready, taken by one request (counted until it
@@ -47,16 +58,26 @@ export class JobRouting {
     validateId('job_id', jobId);
     const waitMs = this.ctx.deps.options.loadWaitMs ?? 60_000;
     const deadline = Date.now() + waitMs;
-    for (;;) {
-      const entry = await withDeadline(this.lookup(jobId), deadline, () => {
-        const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-        return new NotReadyError(
-          `job ${jobId} is not ready yet (its server is still being loaded after ${waitMs} ms); retry later`,
-          seconds,
-        );
-      });
-      // Withdrawn between the look-up and now (an unload came first): look again.
-      if (!entry.withdrawn) return entry.acquire();
+    this.waitingRequests.set(jobId, this.waiting(jobId) + 1);
+    try {
+      for (;;) {
+        const entry = await withDeadline(this.lookup(jobId), deadline, () => {
+          const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+          return new NotReadyError(
+            `job ${jobId} is not ready yet (its server is still being loaded after ${waitMs} ms); retry later`,
+            seconds,
+          );
+        });
+        // Every waiter balanced over the replicas there are now, not all sent to the one found.
+        const balanced = this.ctx.routes.acquire(jobId);
+        if (balanced) return balanced;
+        // Withdrawn between the look-up and now (an unload came first): look again.
+        if (!entry.withdrawn) return entry.acquire();
+      }
+    } finally {
+      const left = this.waiting(jobId) - 1;
+      if (left > 0) this.waitingRequests.set(jobId, left);
+      else this.waitingRequests.delete(jobId);
     }
   }
 
@@ -83,30 +104,44 @@ export class JobRouting {
 
   /**
    * A worker answered "not loaded" on a route the router holds as ready (something
-   * unloaded it behind the router's back, or the worker lost it): the route is dropped and
-   * the server healed at once under the job's lock (a DEPLOY_LOAD with reason
-   * `worker_lost_model`, which finds the model missing and loads it). Resolves with the
-   * fresh route, taken (the caller sends its request again on it and releases it);
-   * concurrent callers share one heal.
+   * unloaded it behind the router's back, or the worker lost it): that replica's route is
+   * dropped and the server healed at once under the job's lock (a DEPLOY_LOAD of that
+   * replica with reason `worker_lost_model`, which finds the model missing and loads it).
+   * Resolves with the fresh route, taken (the caller sends its request again on it and
+   * releases it); concurrent callers share one heal.
    */
   async healLostModel(stale: RouteEntry): Promise<RouteEntry> {
     const { ctx } = this;
-    const { jobId } = stale;
-    if (ctx.routes.get(jobId) === stale) ctx.routes.withdraw(jobId);
+    const { jobId, serverId } = stale;
+    if (ctx.routes.forServer(jobId, serverId) === stale) ctx.routes.withdrawServer(jobId, serverId);
     const fresh = await ctx.locks.run(jobId, async () => {
-      const current = ctx.routes.get(jobId);
+      const current = ctx.routes.forServer(jobId, serverId);
       if (current) return current;
       const job = await requireJob(ctx.deps, jobId);
+      const server = await ctx.deps.store.getServer(serverId);
       const request = { jobId, model: job.model, dataset: job.dataset };
-      const outcome = await deployLoadLocked(ctx, request, 'worker_lost_model');
-      return ctx.servers.openRoute(outcome.server!);
+      if (!server || server.state === 'terminated') {
+        // The replica is gone (scaled down meanwhile): any other of the job's routes does.
+        return (
+          ctx.routes.pick(jobId) ??
+          this.routeLocked(jobId).then((found) => {
+            if (found instanceof RouteEntry) return found;
+            throw new NotReadyError(`job ${jobId} is not ready yet; retry later`, 1);
+          })
+        );
+      }
+      const outcome = await loadReplicaLocked(ctx, request, server, 'worker_lost_model');
+      return ctx.routes.forServer(jobId, serverId) ?? ctx.servers.openRoute(outcome.server!);
     });
     return fresh.acquire();
   }
 
-  /** Drop the job's route: the next request looks it up again. */
-  invalidate(jobId: string): void {
-    this.ctx.routes.withdraw(jobId);
+  /**
+   * Drop a replica's route after its worker did not answer: requests go to the job's
+   * other replicas, or look the job up again when it had no other.
+   */
+  invalidate(route: Pick<Route, 'jobId' | 'serverId'>): void {
+    this.ctx.routes.withdrawServer(route.jobId, route.serverId);
   }
 
   /**
@@ -118,7 +153,7 @@ export class JobRouting {
       { jobId: route.jobId, serverId: route.serverId, err: errorMessage(error) },
       'worker did not answer; the request got 502',
     );
-    this.invalidate(route.jobId);
+    this.invalidate(route);
   }
 
   /**
@@ -157,41 +192,53 @@ export class JobRouting {
   }
 
   /**
-   * Under the job's lock: the route, after loading the model on demand if needed; or
-   * something to wait for before looking again (a restart, a worker that stopped
-   * answering and that the reconciler is about to notice).
+   * Under the job's lock: a route, after opening the routes of the job's ready replicas
+   * that answer (a router that restarted adopts them here), loading the model on demand,
+   * or starting a job scaled to zero; or something to wait for before looking again (a
+   * restart, a worker that stopped answering and that the reconciler is about to notice).
    */
   private async routeLocked(jobId: string): Promise<RouteEntry | { wait: Promise<unknown> }> {
     const { ctx } = this;
-    const again = ctx.routes.get(jobId);
+    const again = ctx.routes.pick(jobId);
     if (again) return again;
     const job = await requireJob(ctx.deps, jobId);
-    let server = await ctx.deps.store.currentServer(jobId);
-    if (!server || server.state === 'terminated') {
+    const live = await liveServers(ctx.deps, jobId);
+    const request = { jobId, model: job.model, dataset: job.dataset };
+    if (isScaledToZero(job, live)) {
+      await scaleFromZeroLocked(ctx, job, request, 'scale_from_zero');
+      return ctx.routes.pick(jobId) ?? { wait: Promise.resolve() };
+    }
+    if (live.length === 0) {
+      const server = await ctx.deps.store.currentServer(jobId);
       throw new NotFoundError(
         server
           ? `job ${jobId} is terminated (server ${server.serverId}${server.terminatedAt ? ` since ${server.terminatedAt}` : ''}); it serves no inference until a DEPLOY_CREATE`
           : `job ${jobId} has no server; send DEPLOY_CREATE`,
       );
     }
-    if (server.state === 'failed') {
+    const ready = live.filter((server) => server.state === 'ready' && server.endpoint);
+    if (ready.length > 0) {
+      const answering = await Promise.all(ready.map((server) => this.answers(server)));
+      ready.forEach((server, i) => {
+        if (answering[i] && !ctx.routes.forServer(jobId, server.serverId)) ctx.servers.openRoute(server);
+      });
+      const found = ctx.routes.pick(jobId);
+      if (found) return found;
+      // Ready servers without a route whose workers do not answer: they have just died
+      // (a request saw them fail), and the reconciler is about to mark and restart them.
+      // Wait for its word rather than send more requests to a dead worker.
+      return { wait: this.nextServerChange(ready[0]!.serverId) };
+    }
+    if (live.every((server) => server.state === 'failed')) {
       const restart = this.restarts.get(jobId);
       if (restart) return { wait: restart };
+      const server = live[0]!;
       throw new ConflictError(
         `server ${server.serverId} of job ${jobId} has failed (${server.reason ?? 'unknown reason'}); send DEPLOY_LOAD to recover it`,
       );
     }
-    if (server.state === 'ready' && server.endpoint && !(await this.answers(server))) {
-      // A ready server without a route whose worker does not answer: it has just died
-      // (a request saw it fail), and the reconciler is about to mark it and restart it.
-      // Wait for its word rather than send more requests to a dead worker.
-      return { wait: this.nextServerChange(server.serverId) };
-    }
-    if (server.state !== 'ready' || !server.endpoint) {
-      const request = { jobId, model: job.model, dataset: job.dataset };
-      server = (await deployLoadLocked(ctx, request, 'on_demand')).server!;
-    }
-    return ctx.routes.get(jobId) ?? ctx.servers.openRoute(server);
+    const outcome = await deployLoadLocked(ctx, request, 'on_demand');
+    return ctx.routes.pick(jobId) ?? ctx.servers.openRoute(outcome.server!);
   }
 
   /**

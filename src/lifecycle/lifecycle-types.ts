@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.js';
 import type { Runtime, WorkerLimits } from '../runtime/runtime.js';
 import type { BatchResult, WorkerClient } from '../runtime/worker-client.js';
-import type { OperationRecord, ServerRecord } from '../store/records.js';
+import type { OperationRecord, ReplicaBounds, ServerRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Catalog } from './catalog.js';
 import type { CreationLimits } from './creation-gate.js';
@@ -19,6 +19,10 @@ export interface JobRequest {
   dataset: string;
   /** From the original payload: never trusted, only compared and reported. */
   containerId?: string | null;
+  /** DEPLOY_CREATE: how many servers the job may have; absent: the job's own (1/1 for a new job). */
+  replicas?: ReplicaBounds;
+  /** DEPLOY_CREATE: in-flight requests per replica the autoscaler aims at; null: the router's default. */
+  scaleTarget?: number | null;
 }
 
 export interface TempRequest extends JobRequest {
@@ -28,7 +32,10 @@ export interface TempRequest extends JobRequest {
 
 export interface OperationOutcome {
   operation: OperationRecord;
+  /** The job's first server after the operation (the one the original answer names). */
   server: ServerRecord | null;
+  /** All the job's servers the operation acted on (its replicas); absent for TEMP. */
+  servers?: ServerRecord[];
   /** TEMP: the batch result or the inference response. */
   result?: BatchResult | unknown;
 }
@@ -49,6 +56,19 @@ export interface LifecycleOptions {
   drainTimeoutMs?: number;
   /** How long an inference request waits for its job's server to be ready before a 503. */
   loadWaitMs?: number;
+  /** The autoscaler's defaults (autoscaler.ts). */
+  scaling?: ScalingOptions;
+}
+
+export interface ScalingOptions {
+  /** In-flight requests per replica to aim at (MODELDOCK_SCALE_TARGET), unless the job sets its own. */
+  target: number;
+  /** How long demand must stay above the replicas before one is added (MODELDOCK_SCALE_UP_DELAY_MS). */
+  upDelayMs: number;
+  /** How long demand must stay below the replicas before one is removed (MODELDOCK_SCALE_DOWN_DELAY_MS). */
+  downDelayMs: number;
+  /** How often demand is sampled (default 250 ms). */
+  intervalMs?: number;
 }
 
 export interface LifecycleDeps {

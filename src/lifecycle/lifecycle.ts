@@ -18,19 +18,21 @@ import { KeyedMutex } from '../keyed-mutex.js';
 import type { WorkerInfo } from '../runtime/runtime.js';
 import type { JobRecord, ServerRecord, ServerState } from '../store/records.js';
 import type { ServerPatch } from '../store/store.js';
+import { Autoscaler } from './autoscaler.js';
 import { CreationGate } from './creation-gate.js';
-import { requireJob } from './job-requests.js';
+import { liveServers, requireJob } from './job-requests.js';
 import { JobRouting } from './job-routing.js';
 import type { LifecycleContext } from './lifecycle-context.js';
 import type { JobRequest, LifecycleDeps, OperationOutcome, TempRequest } from './lifecycle-types.js';
 import { MemoryPolicy } from './memory-policy.js';
 import { adoptOrRemove, realign, type AdoptionOutcome } from './operations/adopt.js';
 import { deployCreate } from './operations/deploy-create.js';
-import { deployLoad } from './operations/deploy-load.js';
-import { deployUnload } from './operations/deploy-unload.js';
+import { deployLoad, loadReplicaLocked } from './operations/deploy-load.js';
+import { deployUnload, restartUnloadedLocked } from './operations/deploy-unload.js';
 import { temp } from './operations/temp.js';
+import { addReplica, removeReplica } from './operations/scale.js';
 import { terminate } from './operations/terminate.js';
-import { RouteTable, type RouteEntry } from './route-table.js';
+import { RouteTable, type Route, type RouteEntry } from './route-table.js';
 import { ServerSteps } from './server-steps.js';
 import { LIVE_STATES } from './state-machine.js';
 import { WarmPool } from './warm-pool.js';
@@ -51,6 +53,7 @@ export class Lifecycle {
   readonly memoryPolicy: MemoryPolicy;
   readonly pool: WarmPool;
   readonly creations: CreationGate;
+  readonly autoscaler: Autoscaler;
   private readonly ctx: LifecycleContext;
   private readonly routing: JobRouting;
 
@@ -100,12 +103,25 @@ export class Lifecycle {
       activeOperations: this.activeOperations,
     };
     this.routing = new JobRouting(this.ctx);
+    this.autoscaler = new Autoscaler({
+      store: deps.store,
+      routes,
+      metrics: deps.metrics,
+      logger: deps.logger,
+      options: options.scaling ?? { target: 4, upDelayMs: 1_000, downDelayMs: 30_000 },
+      actions: {
+        addReplica: (jobId) => addReplica(this.ctx, jobId),
+        removeReplica: (jobId) => removeReplica(this.ctx, jobId),
+        waiting: (jobId) => this.routing.waiting(jobId),
+      },
+    });
   }
 
   // ---------------------------------------------------------------- operations
 
   deployCreate(request: JobRequest, reason = 'request'): Promise<OperationOutcome> {
-    return deployCreate(this.ctx, request, reason);
+    // The job's bounds or desired count may change: the autoscaler reads them again.
+    return deployCreate(this.ctx, request, reason).finally(() => this.autoscaler.forget(request.jobId));
   }
 
   deployLoad(request: JobRequest | { jobId: string }, reason = 'request'): Promise<OperationOutcome> {
@@ -117,7 +133,7 @@ export class Lifecycle {
   }
 
   terminate(request: JobRequest | { jobId: string }, reason = 'request'): Promise<OperationOutcome> {
-    return terminate(this.ctx, request, reason);
+    return terminate(this.ctx, request, reason).finally(() => this.autoscaler.forget(request.jobId));
   }
 
   /** One-shot: create, load, infer over the dataset (or the given inputs), always remove. */
@@ -145,8 +161,28 @@ export class Lifecycle {
     return this.routing.healLostModel(stale);
   }
 
-  invalidateRoute(jobId: string): void {
-    this.routing.invalidate(jobId);
+  /** A replica's worker did not answer: its route takes no more requests until it is looked up again. */
+  invalidateRoute(route: Pick<Route, 'jobId' | 'serverId'>): void {
+    this.routing.invalidate(route);
+  }
+
+  /**
+   * The reconciler's restart of one replica whose worker died, back to the state it had
+   * (`ready`: loaded again; `unloaded`: started without the model); the job's other
+   * replicas keep serving meanwhile.
+   */
+  async restartServer(serverId: string, target: 'ready' | 'unloaded'): Promise<OperationOutcome | undefined> {
+    const first = await this.deps.store.getServer(serverId);
+    if (!first) return undefined;
+    return this.ctx.locks.run(first.jobId, async () => {
+      const server = await this.deps.store.getServer(serverId);
+      if (!server || server.state === 'terminated') return undefined;
+      const job = await requireJob(this.deps, server.jobId);
+      const request = { jobId: job.jobId, model: job.model, dataset: job.dataset };
+      return target === 'ready'
+        ? loadReplicaLocked(this.ctx, request, server, 'restart')
+        : restartUnloadedLocked(this.ctx, request, server);
+    });
   }
 
   /** A request's worker did not answer (502): logged with job, server and reason; the route is dropped. */
@@ -189,9 +225,16 @@ export class Lifecycle {
 
   // ---------------------------------------------------------------- reads
 
-  async getJob(jobId: string): Promise<{ job: JobRecord; server: ServerRecord | null }> {
+  /**
+   * A job, its live servers (replicas) and the server answers name: its first live one,
+   * else its last (terminated) one.
+   */
+  async getJob(
+    jobId: string,
+  ): Promise<{ job: JobRecord; server: ServerRecord | null; servers: ServerRecord[] }> {
     validateId('job_id', jobId);
     const job = await requireJob(this.deps, jobId);
-    return { job, server: (await this.deps.store.currentServer(jobId)) ?? null };
+    const servers = await liveServers(this.deps, jobId);
+    return { job, server: servers[0] ?? (await this.deps.store.currentServer(jobId)) ?? null, servers };
   }
 }

@@ -61,7 +61,10 @@ export class OperationRecorder {
 
   async attachServer(serverId: string): Promise<void> {
     if (this.record.serverId === serverId) return;
-    this.record = await this.store.updateOperation(this.id, { serverId });
+    await this.store.updateOperation(this.id, { serverId });
+    // Only the server changes: the steps and warnings so far live here until the finish
+    // writes them (the stored record does not have them yet).
+    this.record = { ...this.record, serverId };
   }
 
   /** Run one step and time it; the step is recorded whether it succeeds or not. */

@@ -24,7 +24,7 @@ export class OperationFailedError extends ModeldockError {
 
 export type OperationWork = (
   rec: OperationRecorder,
-) => Promise<{ server: ServerRecord | null; result?: unknown }>;
+) => Promise<{ server: ServerRecord | null; servers?: ServerRecord[]; result?: unknown }>;
 
 /**
  * Records the operation around `work`. On failure the server (if any) has already been
@@ -54,10 +54,15 @@ export async function runOperation(
   }
   try {
     if (server) await rec.attachServer(server.serverId);
-    const { server: after, result } = await work(rec);
+    const { server: after, servers, result } = await work(rec);
     if (after) await rec.attachServer(after.serverId);
     const operation = await rec.succeed();
-    return { operation, server: after, ...(result === undefined ? {} : { result }) };
+    return {
+      operation,
+      server: after,
+      ...(servers === undefined ? {} : { servers }),
+      ...(result === undefined ? {} : { result }),
+    };
   } catch (error) {
     const domainError =
       error instanceof ModeldockError

@@ -313,7 +313,7 @@ export class Reconciler {
     // ready or unloaded. A container being removed (`docker rm -f`) is as good as gone.
     const vanished = !worker || worker.status === 'removing' || worker.status === 'dead';
     if (!vanished && worker.running) return 'ok';
-    lifecycle.invalidateRoute(server.jobId);
+    lifecycle.invalidateRoute(server);
     const why = vanished
       ? 'container vanished (removed outside modeldock)'
       : worker.oomKilled
@@ -428,14 +428,12 @@ export class Reconciler {
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const target = this.restartTargets.get(serverId) ?? 'ready';
     try {
-      // An unloaded job's worker comes back without its model: the next inference loads it.
-      const outcome =
-        target === 'ready'
-          ? await this.deps.lifecycle.deployLoad({ jobId: server.jobId }, 'restart')
-          : await this.deps.lifecycle.deployUnload({ jobId: server.jobId }, 'restart');
+      // That replica only (the job's other replicas keep serving meanwhile); an unloaded
+      // one's worker comes back without its model: the next inference loads it.
+      const outcome = await this.deps.lifecycle.restartServer(serverId, target);
       this.restartTargets.delete(serverId);
       this.deps.logger.warn(
-        { jobId: server.jobId, serverId, state: outcome.server?.state, restarts: server.restarts },
+        { jobId: server.jobId, serverId, state: outcome?.server?.state, restarts: server.restarts },
         'worker restarted',
       );
       return 'restarted';
@@ -450,10 +448,49 @@ export class Reconciler {
         );
         return 'postponed';
       }
+      if (await this.countFailedRestart(serverId, error)) return this.restart(serverId);
       this.restartTargets.delete(serverId);
-      this.deps.logger.error({ jobId: server.jobId, serverId, err: errorMessage(error) }, 'restart failed');
       return 'failed';
     }
+  }
+
+  /**
+   * The restart itself failed (its new worker died while it booted, or did not come up):
+   * one more failure in a row. Within the budget it is tried again, with the back-off
+   * (true); past it the server stays failed with the reason. Under the job's lock, and
+   * only while the server is still failed: an operator may have acted meanwhile.
+   */
+  private async countFailedRestart(serverId: string, error: unknown): Promise<boolean> {
+    const { store, lifecycle, logger, options } = this.deps;
+    const first = await store.getServer(serverId);
+    if (!first) return false;
+    const limit = options.restartLimit;
+    const why = `restart failed: ${errorMessage(error)}`.slice(0, 1500);
+    return lifecycle.withJobLock(first.jobId, async () => {
+      const server = await store.getServer(serverId);
+      if (server?.state !== 'failed') return false;
+      const log = { jobId: server.jobId, serverId, reason: why };
+      if (server.restarts < limit) {
+        const attempt = server.restarts + 1;
+        logger.warn(
+          { ...log, attempt, limit },
+          `restart failed; restarting it again (attempt ${attempt} of ${limit})`,
+        );
+        await lifecycle.transition(server, 'failed', {
+          reason: `${why}; restarting (attempt ${attempt} of ${limit})`,
+          restarts: attempt,
+        });
+        return true;
+      }
+      logger.error(
+        { ...log, restarts: server.restarts, limit },
+        `restart failed and the restart limit (${limit}) is reached; the server stays failed until DEPLOY_LOAD`,
+      );
+      await lifecycle.transition(server, 'failed', {
+        reason: `${why}; restart limit (${limit}) reached; DEPLOY_LOAD recovers it`,
+      });
+      return false;
+    });
   }
 
   /** `running` operation records that no live operation of this router owns were cut short. */

@@ -81,6 +81,7 @@ export class ServerSteps {
     const { runtime, workers, options } = this.deps;
     let server = start;
     try {
+      const serving = await this.deps.catalog.servingRuntime(server.model);
       let info = await runtime.inspect(server.workerName);
       if (info && (info.status === 'removing' || info.status === 'dead')) {
         // A container on its way out cannot be started again: finish removing it, recreate.
@@ -90,18 +91,20 @@ export class ServerSteps {
       if (!info) {
         server = await this.transition(server, 'creating', { endpoint: null, workerId: null });
         const name = server.workerName;
-        const labels = {
+        const labels: Record<string, string> = {
           [LABELS.server]: server.serverId,
           [LABELS.job]: server.jobId,
           [LABELS.model]: server.model,
           [LABELS.dataset]: server.dataset,
           [LABELS.kind]: server.kind,
         };
-        // A started worker from the warm pool (when on) skips container start entirely.
+        if (serving) labels[LABELS.servingRuntime] = serving.name;
+        const spec = workerSpec(name, labels, options.workerLimits, serving);
+        // A started worker from the warm pool (when on) skips container start entirely;
+        // the pool holds modeldock's workers only.
         info = await rec.step(
           'create',
-          async () =>
-            (await this.pool.take(name)) ?? runtime.create(workerSpec(name, labels, options.workerLimits)),
+          async () => (!spec.server && (await this.pool.take(name))) || runtime.create(spec),
         );
       }
       if (!info.running) {
@@ -119,7 +122,8 @@ export class ServerSteps {
       );
       if (!load) return await this.transition(server, 'unloaded', { loadedAt: null });
       const modelName = server.jobId;
-      const model = server.model;
+      // A foreign server finds the model in its own repository, under the job's name.
+      const model = serving?.modeldockWorker === false ? undefined : server.model;
       if (server.kind === 'job') await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
       await rec.step('load', () => workers.load(endpoint, modelName, model));
       const now = new Date().toISOString();
@@ -134,9 +138,10 @@ export class ServerSteps {
 
   async unload(rec: OperationRecorder, start: ServerRecord, reason: string): Promise<ServerRecord> {
     let server = start;
-    // Withdrawn first: requests from now on wait for the job's next state (and load it
-    // again on demand) instead of reaching a worker that is about to refuse them.
-    const route = this.routes.withdraw(server.jobId);
+    // Withdrawn first: requests from now on go to the job's other replicas, or wait for
+    // the job's next state (and load it again on demand) instead of reaching a worker
+    // that is about to refuse them.
+    const route = this.routes.withdrawServer(server.jobId, server.serverId);
     try {
       server = await this.transition(server, 'unloading');
       await this.drainWithdrawn(rec, route);
@@ -157,7 +162,8 @@ export class ServerSteps {
     let server = start;
     if (server.state === 'terminated') return server;
     // Withdrawn before the state changes, so no new request is routed to a stopping worker.
-    const route = server.kind === 'job' ? this.routes.withdraw(server.jobId) : undefined;
+    const route =
+      server.kind === 'job' ? this.routes.withdrawServer(server.jobId, server.serverId) : undefined;
     server = await this.transition(server, 'terminating');
     if (server.kind === 'job') await this.drainWithdrawn(rec, route);
     const name = server.workerName;
@@ -180,7 +186,7 @@ export class ServerSteps {
   async markFailed(server: ServerRecord, error: unknown): Promise<void> {
     if (error instanceof StoreUnavailableError) return;
     if (error instanceof RuntimeUnavailableError) return;
-    if (server.kind === 'job') this.routes.withdraw(server.jobId);
+    if (server.kind === 'job') this.routes.withdrawServer(server.jobId, server.serverId);
     try {
       const latest = (await this.deps.store.getServer(server.serverId)) ?? server;
       if (latest.state === 'failed' || latest.state === 'terminated') return;
@@ -249,7 +255,7 @@ export class ServerSteps {
     }
   }
 
-  /** The route of a ready job server; a new route counts as used now, as its loadedAt does. */
+  /** The route of a ready job server (one replica); a new route counts as used now, as its loadedAt does. */
   openRoute(server: ServerRecord): RouteEntry {
     return this.routes.set(new RouteEntry(server.jobId, server.serverId, server.endpoint!, server.jobId));
   }

@@ -1,13 +1,20 @@
 /**
  * What the router gives every worker it creates besides its name and labels, through
  * WorkerSpec.env so that every runtime passes it on: a secret of its own (the worker obeys
- * only whoever holds it) and the request body limit its memory allows.
+ * only whoever holds it) and the request body limit its memory allows; and, for a model a
+ * foreign serving runtime serves, the command that starts that server instead.
  */
 import type { WorkerLimits, WorkerSpec } from '../runtime/runtime.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../worker-limits.js';
 import { WORKER_SECRET_ENV, generateWorkerSecret } from '../worker-secret.js';
+import type { ServingRuntime } from './serving-runtimes.js';
 
-export function workerSpec(name: string, labels: Record<string, string>, limits: WorkerLimits): WorkerSpec {
+export function workerSpec(
+  name: string,
+  labels: Record<string, string>,
+  limits: WorkerLimits,
+  serving?: ServingRuntime,
+): WorkerSpec {
   return {
     name,
     labels,
@@ -16,5 +23,7 @@ export function workerSpec(name: string, labels: Record<string, string>, limits:
       [WORKER_SECRET_ENV]: generateWorkerSecret(),
       [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(limits.memoryBytes)),
     },
+    // A foreign server is started by its catalog entry's command instead of modeldock's worker.
+    ...(serving && !serving.modeldockWorker && serving.process ? { server: serving.process } : {}),
   };
 }

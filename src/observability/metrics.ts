@@ -60,6 +60,28 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly coldStartDuration = new Histogram({
+    name: 'modeldock_cold_start_duration_seconds',
+    help: 'Time a job scaled to zero took to serve again: from the first request to its first ready replica',
+    labelNames: ['job'] as const,
+    buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly replicas = new Gauge({
+    name: 'modeldock_job_replicas',
+    help: 'Replicas of each job the autoscaler keeps (desired) and that serve (ready)',
+    labelNames: ['job', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly scaleEvents = new Counter({
+    name: 'modeldock_scale_events_total',
+    help: 'Autoscaler decisions by direction (up, down) and outcome (done, refused by the quota, failed)',
+    labelNames: ['direction', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   /**
    * Requests and calls refused before their body was read: no or a wrong key
    * (unauthenticated), the wrong scope (forbidden), past a bound on what is in flight

@@ -16,6 +16,8 @@ export const LABELS = {
   /** The job's dataset: with job and model, what adoption rebuilds a lost record from. */
   dataset: 'modeldock.dataset',
   kind: 'modeldock.kind',
+  /** The serving runtime (catalog entry) the worker runs, e.g. `modeldock-onnx`, `mlserver`. */
+  servingRuntime: 'modeldock.serving-runtime',
 } as const;
 
 export interface WorkerLimits {
@@ -25,6 +27,18 @@ export interface WorkerLimits {
   pids: number;
 }
 
+/**
+ * A server other than modeldock's worker, as the process runtime runs it (a serving
+ * runtime's `process` entry, docs/runtimes.md). In `args` and `env` values the runtime
+ * fills in `{host}`, `{port}` (the HTTP port the router calls), `{grpcPort}`,
+ * `{metricsPort}` (free ports of their own), `{modelsDir}` and `{datasetsDir}`.
+ */
+export interface ServerCommand {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
 export interface WorkerSpec {
   /** Deterministic name derived from the server number, e.g. `modeldock-inf-0001`. */
   name: string;
@@ -32,6 +46,8 @@ export interface WorkerSpec {
   labels: Record<string, string>;
   limits: WorkerLimits;
   env?: Record<string, string>;
+  /** Run this server instead of modeldock's worker (process runtime only; others refuse it). */
+  server?: ServerCommand;
 }
 
 export type WorkerStatus = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';

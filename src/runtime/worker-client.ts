@@ -147,12 +147,22 @@ export class WorkerClient {
     }
   }
 
-  async load(endpoint: string, name: string, modelId: string, signal?: AbortSignal): Promise<LoadResult> {
+  /**
+   * Load `name` through the repository extension. Modeldock's worker is told which
+   * store model to load under that name (`model_id`); a foreign server finds the model
+   * under `name` in its own repository and gets a plain request.
+   */
+  async load(
+    endpoint: string,
+    name: string,
+    modelId: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<LoadResult> {
     const result = await this.call<{ load_ms?: number }>(
       endpoint,
       'POST',
       `/v2/repository/models/${encodeURIComponent(name)}/load`,
-      { parameters: { model_id: modelId } },
+      modelId === undefined ? {} : { parameters: { model_id: modelId } },
       signal,
     );
     return { loadMs: typeof result?.load_ms === 'number' ? result.load_ms : null };

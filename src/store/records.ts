@@ -32,10 +32,32 @@ export type OperationStatus = 'running' | 'succeeded' | 'failed';
 /** `job` servers belong to a job until terminated; `temp` servers live for one TEMP operation. */
 export type ServerKind = 'job' | 'temp';
 
+/** How many servers (replicas) a job may have; the router scales between the two. */
+export interface ReplicaBounds {
+  min: number;
+  max: number;
+}
+
+/** The original behaviour: one server per job, always. */
+export const DEFAULT_REPLICAS: ReplicaBounds = { min: 1, max: 1 };
+
+/** The replica count a job starts with: its minimum, but at least one so a create answers ready. */
+export function initialReplicas(replicas: ReplicaBounds): number {
+  return Math.min(replicas.max, Math.max(1, replicas.min));
+}
+
 export interface JobRecord {
   jobId: string;
   model: string;
   dataset: string;
+  replicas: ReplicaBounds;
+  /**
+   * How many servers the router keeps for the job now (between min and max; the
+   * autoscaler moves it). Kept in the store so a restarted router keeps the count.
+   */
+  desiredReplicas: number;
+  /** In-flight requests per replica the autoscaler aims at; null: the router's default. */
+  scaleTarget: number | null;
   createdAt: string;
   updatedAt: string;
 }

@@ -1,12 +1,41 @@
-import type {
-  JobRecord,
-  OperationRecord,
-  OperationStatus,
-  OperationType,
-  ServerKind,
-  ServerRecord,
-  ServerState,
+import {
+  DEFAULT_REPLICAS,
+  initialReplicas,
+  type JobRecord,
+  type ReplicaBounds,
+  type OperationRecord,
+  type OperationStatus,
+  type OperationType,
+  type ServerKind,
+  type ServerRecord,
+  type ServerState,
 } from './records.js';
+
+/** A new job: replicas default to 1/1 (one server, the original behaviour). */
+export interface NewJob {
+  jobId: string;
+  model: string;
+  dataset: string;
+  replicas?: ReplicaBounds;
+  /** Default: `replicas.min`, at least 1. */
+  desiredReplicas?: number;
+  scaleTarget?: number | null;
+}
+
+/** What may change on a job; `updatedAt` is maintained by the store. */
+export type JobPatch = Partial<
+  Pick<JobRecord, 'model' | 'dataset' | 'replicas' | 'desiredReplicas' | 'scaleTarget'>
+>;
+
+/** The replica fields of a new job, defaults filled in (every store stores the same). */
+export function newJobReplicas(job: NewJob): Pick<JobRecord, 'replicas' | 'desiredReplicas' | 'scaleTarget'> {
+  const replicas = job.replicas ?? DEFAULT_REPLICAS;
+  return {
+    replicas: { min: replicas.min, max: replicas.max },
+    desiredReplicas: job.desiredReplicas ?? initialReplicas(replicas),
+    scaleTarget: job.scaleTarget ?? null,
+  };
+}
 
 export interface ServerFilter {
   jobId?: string;
@@ -50,10 +79,13 @@ export interface Store {
   /** Throws StoreUnavailableError when the backend does not answer. */
   ping(): Promise<void>;
 
-  /** Insert the job, or return the existing one unchanged (model and dataset are not overwritten). */
-  ensureJob(job: { jobId: string; model: string; dataset: string }): Promise<JobRecord>;
-  /** Change the model/dataset of an existing job (only allowed by the router when it has no live server). */
-  updateJob(jobId: string, patch: { model: string; dataset: string }): Promise<JobRecord>;
+  /** Insert the job, or return the existing one unchanged (nothing is overwritten). */
+  ensureJob(job: NewJob): Promise<JobRecord>;
+  /**
+   * Change fields of an existing job: model/dataset (only allowed by the router when it
+   * has no live server), replica bounds, desired replicas, scale target.
+   */
+  updateJob(jobId: string, patch: JobPatch): Promise<JobRecord>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
   listJobs(): Promise<JobRecord[]>;
 

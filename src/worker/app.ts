@@ -16,21 +16,24 @@ import { validateId } from '../ids.js';
 import { VERSION as SERVER_VERSION } from '../version.js';
 import { DEFAULT_WORKER_BODY_LIMIT } from '../worker-limits.js';
 import { WORKER_SECRET_HEADER, secretMatches } from '../worker-secret.js';
+import { Batcher, CancelledError } from './batcher.js';
+import { runBatch, type Outcome } from './batched-run.js';
 import { DatasetStore } from './dataset-store.js';
 import {
   MODEL_VERSION,
+  answer,
   elapsedNs,
   inferDataset,
-  inferWithBinary,
+  prepareRequest,
   type InferResult,
-  type InferTimings,
+  type PreparedRequest,
   type V2InferRequest,
 } from './inference.js';
 import { InferenceStats } from './inference-stats.js';
 import { modelConfig } from './model-config.js';
 import { DEFAULT_MAX_ELEMENTS } from './tensors.js';
 import { ModelRegistry } from './model-registry.js';
-import { ModelStore } from './model-store.js';
+import { ModelStore, type LoadedModel } from './model-store.js';
 import { LocalStoreSource } from './local-store-source.js';
 import type { StoreSource } from './store-source.js';
 
@@ -60,6 +63,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  // A model's batching queue is full (its max_queue_size): try again shortly.
+  too_many_requests: 503,
   // The router's store (remote-store-source.ts) refused, broke off, or sent a damaged file.
   store_unavailable: 503,
 };
@@ -67,8 +72,16 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 export interface WorkerApp {
   app: FastifyInstance;
   registry: ModelRegistry;
-  /** One inference of a loaded name, counted in the statistics as the HTTP route's (gRPC's ModelInfer). */
-  infer: (name: string, request: V2InferRequest, binary?: Uint8Array) => Promise<InferResult>;
+  /**
+   * One inference of a loaded name, through its batcher and counted in the statistics as
+   * the HTTP route's (gRPC's ModelInfer). `signal`: the caller is gone (it leaves the queue).
+   */
+  infer: (
+    name: string,
+    request: V2InferRequest,
+    binary?: Uint8Array,
+    signal?: AbortSignal,
+  ) => Promise<InferResult>;
 }
 
 export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerApp> {
@@ -154,7 +167,12 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   });
 
   app.setErrorHandler((error, request, reply) => {
-    if (isModeldockError(error)) return reply.code(STATUS[error.code] ?? 500).send({ error: error.message });
+    if (isModeldockError(error)) {
+      if (error.code === 'too_many_requests') reply.header('retry-after', '1');
+      return reply.code(STATUS[error.code] ?? 500).send({ error: error.message });
+    }
+    // The client left before its batch ran: nobody reads this (nginx's "client closed request").
+    if (error instanceof CancelledError) return reply.code(499).send({ error: error.message });
     const status = (error as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) {
       return reply.code(status).send({ error: (error as Error).message });
@@ -267,30 +285,93 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     );
   }
 
+  // Each loaded model's dynamic batcher (batcher.ts), made at its first request.
+  const batchers = new WeakMap<LoadedModel, Batcher<PreparedRequest, Outcome>>();
+  /** How many inferences a request is (statistics): its rows, for a model that batches. */
+  const inferencesOf = (model: LoadedModel) => (item: PreparedRequest) =>
+    model.batching.maxBatchSize > 0 ? (item.rows ?? 1) : 1;
+  const run = async (model: LoadedModel, items: PreparedRequest[]): Promise<Outcome[]> => {
+    const { outcomes, executions } = await runBatch(model, items, inferencesOf(model));
+    for (const execution of executions) stats.executed(model.name, execution.rows, execution);
+    return outcomes;
+  };
+  const batcherOf = (model: LoadedModel, dynamic: NonNullable<LoadedModel['batching']['dynamic']>) => {
+    let batcher = batchers.get(model);
+    if (!batcher) {
+      const policy = {
+        maxBatchSize: model.batching.maxBatchSize,
+        preferredBatchSizes: dynamic.preferredBatchSizes,
+        maxQueueDelayMs: dynamic.maxQueueDelayUs / 1000,
+        adaptive: dynamic.adaptive,
+        maxQueueSize: dynamic.maxQueueSize,
+      };
+      batcher = new Batcher(policy, (items: PreparedRequest[]) => run(model, items));
+      batchers.set(model, batcher);
+    }
+    return batcher;
+  };
+
   // One inference, counted in the statistics: HTTP's infer route and gRPC's ModelInfer.
-  const inferCounted = async (name: string, body: V2InferRequest, binaryPart?: Uint8Array) => {
+  // Checked and decoded first, so a request that fails validation fails alone; then run
+  // alone, or queued in its model's batcher to run with others of the same key.
+  const inferCounted = async (
+    name: string,
+    body: V2InferRequest,
+    binaryPart?: Uint8Array,
+    signal?: AbortSignal,
+  ): Promise<InferResult> => {
     const received = performance.now();
-    const timings: InferTimings = { queueNs: 0, inputNs: 0, inferNs: 0, outputNs: 0 };
-    let result;
+    let result: InferResult;
     try {
-      result = await registry.use(name, (model) => {
-        timings.queueNs = elapsedNs(received, performance.now());
-        return inferWithBinary(model, body, binaryPart, true, limits, timings);
+      result = await registry.use(name, async (model) => {
+        const prepared = prepareRequest(model, body, binaryPart, true, limits);
+        const decoded = performance.now();
+        const dynamic = model.batching.dynamic;
+        let outcome: Outcome;
+        let dispatchedAt = decoded;
+        if (dynamic) {
+          // No key: inputs without one shared first dimension, or none at all, run alone.
+          const key = prepared.rows !== undefined && prepared.rows > 0 ? prepared.batchKey : null;
+          const batched = await batcherOf(model, dynamic).submit(prepared, key, prepared.rows ?? 0, signal);
+          outcome = batched.result;
+          dispatchedAt = batched.dispatchedAt;
+        } else {
+          [outcome] = (await run(model, [prepared])) as [Outcome];
+        }
+        if ('error' in outcome) throw outcome.error;
+        const cut = performance.now();
+        const answered = answer(model, prepared, outcome.tensors);
+        const { execution } = outcome;
+        stats.succeeded(name, elapsedNs(received, performance.now()), {
+          queueNs: elapsedNs(decoded, dispatchedAt),
+          inputNs: elapsedNs(received, decoded) + execution.inputNs,
+          inferNs: execution.inferNs,
+          outputNs: execution.outputNs + elapsedNs(cut, performance.now()),
+        });
+        return answered;
       });
     } catch (error) {
       // A request for a name that is not served is no model's failure.
       if (registry.isLoaded(name)) stats.failed(name, elapsedNs(received, performance.now()));
       throw error;
     }
-    // Each request is one execution of batch size 1, as max_batch_size 0 (model-config.ts) says.
-    stats.succeeded(name, 1, elapsedNs(received, performance.now()), timings);
     return result;
   };
 
   for (const url of modelRoutes('/infer')) {
     app.post<VersionParams & { Body: V2InferRequest }>(url, async (request, reply) => {
       const name = servedName(request.params);
-      const { response, binary } = await inferCounted(name, request.body, binaryParts.get(request));
+      // A client that hangs up takes its request out of the batcher's queue.
+      const gone = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) gone.abort();
+      });
+      const { response, binary } = await inferCounted(
+        name,
+        request.body,
+        binaryParts.get(request),
+        gone.signal,
+      );
       if (binary.length === 0) return response;
       const json = Buffer.from(JSON.stringify(response));
       return reply

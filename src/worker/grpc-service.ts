@@ -12,8 +12,9 @@
  * The worker's secret guards gRPC as it guards HTTP, as `x-modeldock-worker-secret`
  * metadata, checked when the metadata arrives, before a byte of the message is read
  * (call-guard.ts); health stays open for probes. Deadlines and cancellation end the call at
- * the client (grpc-js answers DEADLINE_EXCEEDED / CANCELLED); a model run in progress
- * finishes and is counted, as over HTTP.
+ * the client (grpc-js answers DEADLINE_EXCEEDED / CANCELLED) and take a ModelInfer still
+ * waiting in its model's batching queue out of it; a model run in progress finishes and
+ * is counted, as over HTTP.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
@@ -110,10 +111,17 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
   const modelUrl = (request: ModelRequest, suffix = '') =>
     `/v2/models/${encodeURIComponent(request.name)}${request.version ? `/versions/${encodeURIComponent(request.version)}` : ''}${suffix}`;
 
-  /** One unary RPC (the call guard admitted it): every failure becomes a status. */
-  const unary = <Req>(handler: (request: Req) => Promise<object>): grpc.handleUnaryCall<Req, object> => {
+  /**
+   * One unary RPC (the call guard admitted it): every failure becomes a status. `signal`
+   * aborts when the client cancels or its deadline passes.
+   */
+  const unary = <Req>(
+    handler: (request: Req, signal: AbortSignal) => Promise<object>,
+  ): grpc.handleUnaryCall<Req, object> => {
     return (call, callback) => {
-      const run = async () => handler(call.request);
+      const gone = new AbortController();
+      call.once('cancelled', () => gone.abort());
+      const run = async () => handler(call.request, gone.signal);
       run().then(
         (response) => callback(null, response),
         (error: unknown) => {
@@ -174,7 +182,7 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
       await route('POST', `/v2/repository/models/${encodeURIComponent(request.model_name)}/unload`, {});
       return {};
     }),
-    ModelInfer: unary<GrpcInferRequest>(async (request) => {
+    ModelInfer: unary<GrpcInferRequest>(async (request, signal) => {
       const name = named({ name: request.model_name, version: request.model_version });
       if (request.model_version && request.model_version !== MODEL_VERSION) {
         throw new NotFoundError(
@@ -184,9 +192,10 @@ function handlers(options: WorkerGrpcOptions): grpc.UntypedServiceImplementation
       const { header, bytes } = toBinaryInferRequest(request);
       const { response, binary } = await options.infer(
         name.name,
-        // Inputs with binary_data_size carry no "data": inferWithBinary reads their bytes.
+        // Inputs with binary_data_size carry no "data": prepareRequest reads their bytes.
         header as unknown as V2InferRequest,
         bytes.length === 1 ? bytes[0] : Buffer.concat(bytes),
+        signal,
       );
       let next = 0;
       return fromBinaryInferAnswer(

@@ -4,13 +4,15 @@
  * successful ones spent their time (queue, compute_input, compute_infer,
  * compute_output), all in nanoseconds since the worker started.
  *
- * The worker has no scheduler queue (each request runs as it arrives), so `queue` is the
- * time between the handler receiving a request and the model's session being taken;
- * `compute_input` is checking and converting the tensors, `compute_infer` ONNX Runtime's
- * run, `compute_output` turning its results into the answer; `success`/`fail` span the
- * whole handler. One request is one execution (no batching across requests), so
- * `execution_count` counts requests and `inference_count` the samples in their batch
- * dimension.
+ * `queue` is the time between the handler receiving a request and its batch starting
+ * (the dynamic batcher's queue, batcher.ts); `compute_input` is checking and converting
+ * the tensors (and stacking them with the batch's others), `compute_infer` ONNX
+ * Runtime's run of its batch, `compute_output` cutting its rows out and turning them
+ * into the answer; `success`/`fail` span the whole handler. As Triton counts them,
+ * `execution_count` is the model's runs and `inference_count` the inferences they
+ * covered (the rows of every request in the batch dimension, or one per request for a
+ * model with `max_batch_size` 0), so requests per execution is what batching bought;
+ * `batch_stats` has one entry per batch size run.
  */
 import { MODEL_VERSION, type InferTimings } from './inference.js';
 
@@ -55,7 +57,8 @@ const add = (d: Duration, ns: number): void => {
 export class InferenceStats {
   private readonly models = new Map<string, ModelStatisticsJson>();
 
-  succeeded(name: string, batchSize: number, totalNs: number, timings: InferTimings): void {
+  /** A request answered: its whole duration and where it went (the inference_stats). */
+  succeeded(name: string, totalNs: number, timings: InferTimings): void {
     const stats = this.of(name);
     const s = stats.inference_stats;
     add(s.success, totalNs);
@@ -63,9 +66,17 @@ export class InferenceStats {
     add(s.compute_input, timings.inputNs);
     add(s.compute_infer, timings.inferNs);
     add(s.compute_output, timings.outputNs);
+    stats.last_inference = Date.now();
+  }
+
+  /**
+   * One run of the model over `batchSize` inferences, for one request or a batch of
+   * them: execution_count, inference_count and batch_stats count runs, not requests.
+   */
+  executed(name: string, batchSize: number, timings: Omit<InferTimings, 'queueNs'>): void {
+    const stats = this.of(name);
     stats.inference_count += batchSize;
     stats.execution_count++;
-    stats.last_inference = Date.now();
     let batch = stats.batch_stats.find((b) => b.batch_size === batchSize);
     if (!batch) {
       batch = { batch_size: batchSize, compute_input: zero(), compute_infer: zero(), compute_output: zero() };

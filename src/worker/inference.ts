@@ -62,22 +62,40 @@ export async function infer(
 }
 
 /**
- * One inference request. `binary` is the part of the body after the JSON header when
- * the binary tensor extension is used: inputs with `parameters.binary_data_size` take
- * their bytes from it, in input order, and every byte must be used. Outputs are sent as
- * bytes when asked (`outputs[].parameters.binary_data` or the request's
- * `parameters.binary_data_output`).
+ * A request checked against its model and decoded into the runtime's tensors, ready to
+ * run alone or stacked with others (batched-run.ts).
  */
-export async function inferWithBinary(
+export interface PreparedRequest {
+  feeds: Record<string, ort.Tensor>;
+  /** The outputs to compute, in the answer's order, and whether each goes back as bytes. */
+  wanted: { name: string; binary: boolean }[];
+  id?: string;
+  /**
+   * Rows along the batch dimension (the first dimension, shared by every input), or
+   * undefined when the inputs do not share one.
+   */
+  rows: number | undefined;
+  /**
+   * Requests with equal keys can run as one call: the same datatypes and shapes beyond
+   * the batch dimension, the same requested outputs and the same parameters.
+   */
+  batchKey: string;
+}
+
+/**
+ * Check and decode one inference request. `binary` is the part of the body after the
+ * JSON header when the binary tensor extension is used: inputs with
+ * `parameters.binary_data_size` take their bytes from it, in input order, and every byte
+ * must be used. Outputs are sent as bytes when asked (`outputs[].parameters.binary_data`
+ * or the request's `parameters.binary_data_output`) and `binaryOutputs` allows it.
+ */
+export function prepareRequest(
   model: LoadedModel,
   request: V2InferRequest,
   binary?: Uint8Array,
   binaryOutputs = true,
   limits?: DecodeLimits,
-  /** Filled with the time spent converting inputs, running the model and converting outputs. */
-  timings?: InferTimings,
-): Promise<InferResult> {
-  const started = performance.now();
+): PreparedRequest {
   if (!request || !Array.isArray(request.inputs) || request.inputs.length === 0) {
     throw new InvalidInputError('the request needs a non-empty "inputs" list');
   }
@@ -127,51 +145,94 @@ export async function inferWithBinary(
     throw new InvalidInputError('"outputs" must be a list of {"name": ...}');
   }
   const allBinary = request.parameters?.binary_data_output === true;
-  const wanted = (request.outputs ?? model.outputs).map((o) => ({
-    name: o?.name,
-    binary: (o as { parameters?: { binary_data?: unknown } })?.parameters?.binary_data ?? allBinary,
-  }));
-  for (const { name } of wanted) {
+  const wanted = (request.outputs ?? model.outputs).map((o) => {
+    const name = o?.name;
     if (typeof name !== 'string' || !model.outputs.some((s) => s.name === name)) {
       throw new InvalidInputError(`model "${model.name}" has no output "${String(name)}"`);
     }
-  }
-  const names = wanted.map((o) => o.name as string);
-  const inputsReady = performance.now();
-  let results: ort.InferenceSession.OnnxValueMapType;
+    const asBytes = (o as { parameters?: { binary_data?: unknown } })?.parameters?.binary_data ?? allBinary;
+    return { name, binary: binaryOutputs && asBytes === true };
+  });
+  const tensors = model.inputs.map((s) => feeds[s.name]!);
+  const first = tensors[0]!.dims[0];
+  const rows = tensors.every((t) => t.dims.length > 0 && t.dims[0] === first) ? first : undefined;
+  const batchKey = JSON.stringify([
+    tensors.map((t) => [t.type, t.dims.slice(1)]),
+    wanted.map((o) => o.name),
+    request.parameters ?? null,
+  ]);
+  return { feeds, wanted, ...(request.id === undefined ? {} : { id: request.id }), rows, batchKey };
+}
+
+/** One ONNX Runtime call; what the runtime refuses is the client's input (a 400). */
+export async function runModel(
+  model: LoadedModel,
+  feeds: Record<string, ort.Tensor>,
+  outputNames: string[],
+): Promise<ort.InferenceSession.OnnxValueMapType> {
   try {
-    results = await model.session.run(feeds, names);
+    return await model.session.run(feeds, outputNames);
   } catch (error) {
-    // The model loaded and every input passed the checks above, so what the runtime
-    // refuses now is the combination the client sent (shapes that do not broadcast, an
-    // index out of range...): the client's error, said in the runtime's first line.
+    // The model loaded and every input passed the checks, so what the runtime refuses
+    // now is the combination the client sent (shapes that do not broadcast, an index
+    // out of range...): the client's error, said in the runtime's first line.
     throw new InvalidInputError(
       `model "${model.name}" cannot run on these inputs: ${errorMessage(error).split('\n')[0]!.slice(0, 300)}`,
     );
   }
-  const ran = performance.now();
+}
+
+/** The answer to a prepared request from the tensors its run produced. */
+export function answer(
+  model: LoadedModel,
+  prepared: PreparedRequest,
+  results: Record<string, ort.Tensor>,
+): InferResult {
   const bytes: Uint8Array[] = [];
-  const outputs = wanted.map(({ name, binary: asBytes }) => {
-    const tensor = results[name as string]!;
-    if (asBytes !== true || !binaryOutputs) return fromOrtTensor(name as string, tensor);
-    const { header, bytes: data } = binaryOutput(name as string, tensor);
+  const outputs = prepared.wanted.map(({ name, binary: asBytes }) => {
+    const tensor = results[name]!;
+    if (!asBytes) return fromOrtTensor(name, tensor);
+    const { header, bytes: data } = binaryOutput(name, tensor);
     bytes.push(data);
     return header;
   });
+  return {
+    response: {
+      model_name: model.name,
+      model_version: MODEL_VERSION,
+      ...(prepared.id === undefined ? {} : { id: prepared.id }),
+      outputs,
+    },
+    binary: bytes,
+  };
+}
+
+/** One inference request on its own, start to end (see prepareRequest). */
+export async function inferWithBinary(
+  model: LoadedModel,
+  request: V2InferRequest,
+  binary?: Uint8Array,
+  binaryOutputs = true,
+  limits?: DecodeLimits,
+  /** Filled with the time spent converting inputs, running the model and converting outputs. */
+  timings?: InferTimings,
+): Promise<InferResult> {
+  const started = performance.now();
+  const prepared = prepareRequest(model, request, binary, binaryOutputs, limits);
+  const inputsReady = performance.now();
+  const results = await runModel(
+    model,
+    prepared.feeds,
+    prepared.wanted.map((o) => o.name),
+  );
+  const ran = performance.now();
+  const result = answer(model, prepared, results as Record<string, ort.Tensor>);
   if (timings) {
     timings.inputNs = elapsedNs(started, inputsReady);
     timings.inferNs = elapsedNs(inputsReady, ran);
     timings.outputNs = elapsedNs(ran, performance.now());
   }
-  return {
-    response: {
-      model_name: model.name,
-      model_version: MODEL_VERSION,
-      ...(request.id === undefined ? {} : { id: request.id }),
-      outputs,
-    },
-    binary: bytes,
-  };
+  return result;
 }
 
 export interface BatchResult {

@@ -8,6 +8,7 @@ import ort from 'onnxruntime-node';
 import { readFile, stat } from 'node:fs/promises';
 import { InvalidInputError, NotFoundError, errorMessage } from '../errors.js';
 import { validateId } from '../ids.js';
+import { resolveBatching, type BatchingConfig } from './batching-config.js';
 import { LocalStoreSource } from './local-store-source.js';
 import type { StoreSource } from './store-source.js';
 import { parseJsonQuietly } from './store-files.js';
@@ -23,6 +24,9 @@ export interface ModelManifest {
   /** Output whose values are the predicted class (batch inference, accuracy). */
   prediction_output?: string;
   labels?: string[];
+  /** Triton's fields: batching-config.ts. */
+  max_batch_size?: unknown;
+  dynamic_batching?: unknown;
   [key: string]: unknown;
 }
 
@@ -33,6 +37,8 @@ export interface LoadedModel {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   manifest: ModelManifest;
+  /** How requests are batched (model.json's max_batch_size and dynamic_batching, or the graph's defaults). */
+  batching: BatchingConfig;
   loadMs: number;
   bytes: number;
 }
@@ -91,21 +97,31 @@ export class ModelStore {
       inputMetadata?: OrtValueMetadata[];
       outputMetadata?: OrtValueMetadata[];
     };
-    const inputs = (meta.inputMetadata ?? session.inputNames.map((n) => ({ name: n, isTensor: true }))).map(
-      toSpec,
-    );
-    const outputs = (
-      meta.outputMetadata ?? session.outputNames.map((n) => ({ name: n, isTensor: true }))
-    ).map(toSpec);
-    const declared = manifest.prediction_output;
-    if (declared !== undefined && !outputs.some((o) => o.name === declared)) {
+    const names = (list: readonly string[]): OrtValueMetadata[] =>
+      list.map((n) => ({ name: n, isTensor: true }));
+    const inputMeta = meta.inputMetadata ?? names(session.inputNames);
+    const outputMeta = meta.outputMetadata ?? names(session.outputNames);
+    const inputs = inputMeta.map(toSpec);
+    const outputs = outputMeta.map(toSpec);
+    let batching: BatchingConfig;
+    try {
+      const declared = manifest.prediction_output;
+      if (declared !== undefined && !outputs.some((o) => o.name === declared)) {
+        throw new InvalidInputError(
+          `model "${modelId}": model.json names prediction_output "${declared}", which is not an output (outputs: ${outputs.map((o) => o.name).join(', ')})`,
+        );
+      }
+      batching = resolveBatching(
+        modelId,
+        manifest,
+        [...inputMeta, ...outputMeta].map((m) => m.shape?.[0]),
+      );
+    } catch (error) {
       // Nothing half-loaded: the session is released before the load is refused.
       await session.release();
-      throw new InvalidInputError(
-        `model "${modelId}": model.json names prediction_output "${declared}", which is not an output (outputs: ${outputs.map((o) => o.name).join(', ')})`,
-      );
+      throw error;
     }
-    return { name, modelId, session, inputs, outputs, manifest, loadMs, bytes };
+    return { name, modelId, session, inputs, outputs, manifest, batching, loadMs, bytes };
   }
 
   private async readManifest(modelId: string): Promise<ModelManifest> {

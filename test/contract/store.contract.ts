@@ -97,6 +97,36 @@ export function runStoreContract(name: string, makeFixture: () => Promise<StoreF
         await assert.rejects(store.updateJob('nobody', { model: 'x', dataset: 'y' }), NotFoundError);
       });
 
+      it('a job keeps one replica by default: bounds 1/1, desired 1, no scale target', async () => {
+        const job = await store.ensureJob({ jobId: 'r0', model: 'm-131', dataset: 'ds-550' });
+        assert.deepEqual(job.replicas, { min: 1, max: 1 });
+        assert.equal(job.desiredReplicas, 1);
+        assert.equal(job.scaleTarget, null);
+      });
+
+      it('stores replica bounds, desired replicas and scale target, and updates each alone', async () => {
+        const job = await store.ensureJob({
+          jobId: 'r1',
+          model: 'm-131',
+          dataset: 'ds-550',
+          replicas: { min: 0, max: 3 },
+          scaleTarget: 2.5,
+        });
+        assert.deepEqual(job.replicas, { min: 0, max: 3 });
+        assert.equal(job.desiredReplicas, 1, 'a job with min 0 starts with one replica');
+        assert.equal(job.scaleTarget, 2.5);
+        const scaled = await store.updateJob('r1', { desiredReplicas: 3 });
+        assert.equal(scaled.desiredReplicas, 3);
+        assert.deepEqual(scaled.replicas, { min: 0, max: 3 }, 'other fields are untouched');
+        assert.equal(scaled.model, 'm-131');
+        const bounds = await store.updateJob('r1', { replicas: { min: 2, max: 4 }, scaleTarget: null });
+        assert.deepEqual(bounds.replicas, { min: 2, max: 4 });
+        assert.equal(bounds.scaleTarget, null);
+        assert.deepEqual(await store.getJob('r1'), bounds);
+        const again = await store.ensureJob({ jobId: 'r1', model: 'm-131', dataset: 'ds-550' });
+        assert.deepEqual(again.replicas, { min: 2, max: 4 }, 'ensureJob never overwrites the bounds');
+      });
+
       it('getJob of an unknown job is undefined; listJobs lists all', async () => {
         assert.equal(await store.getJob('nobody'), undefined);
         const ids = (await store.listJobs()).map((j) => j.jobId);

@@ -67,6 +67,8 @@ for (const mode of ['keys', 'auth off'] as const) {
           MODELDOCK_DATABASE: `sqlite:${path.join(dir, 'modeldock.db')}`,
           MODELDOCK_INSTANCE: uniqueInstance('fz'),
           MODELDOCK_LOG_LEVEL: 'warn',
+          // Replicas go up to 64 per job in the schema: a handful of worker processes is enough here.
+          MODELDOCK_MAX_SERVERS: '4',
           ...(mode === 'keys' ? { MODELDOCK_API_KEY: KEY } : { MODELDOCK_AUTH: 'off' }),
         },
         path.join(dir, 'router.log'),

@@ -108,13 +108,16 @@ describe('modeldock CLI against a real router', () => {
     const ps = await run(['ps'], { env: url });
     assert.equal(ps.code, 0, ps.stderr);
     const [head, ...rows] = ps.stdout.trim().split('\n');
-    assert.match(head!, /^JOB\s+SERVER\s+STATE\s+MODEL\s+CONTAINER\s+AGE\s+MEMORY\s+LAST INFERENCE$/);
+    assert.match(
+      head!,
+      /^JOB\s+REPLICAS\s+SERVER\s+STATE\s+MODEL\s+CONTAINER\s+AGE\s+MEMORY\s+LAST INFERENCE$/,
+    );
     const row = rows.find((r) => r.startsWith('c1 '));
     assert.ok(row, ps.stdout);
     assert.match(
       row,
       new RegExp(
-        `c1\\s+inf-\\d+\\s+ready\\s+m-131\\s+${t.instance}-inf-\\d+\\s+\\d+[smhd]\\s+\\d+(\\.\\d)? MiB`,
+        `c1\\s+1/1\\s+inf-\\d+\\s+ready\\s+m-131\\s+${t.instance}-inf-\\d+\\s+\\d+[smhd]\\s+\\d+(\\.\\d)? MiB`,
       ),
     );
 

@@ -11,8 +11,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DATASETS_DIR, MODELS_DIR, getJson, postJson, uniqueInstance } from '../helpers/router.js';
-import { spawnRouter, type RouterProcess } from '../helpers/router-process.js';
+import { getJson, postJson, uniqueInstance } from '../helpers/router.js';
+import { ownRouterEnv, spawnRouter, type RouterProcess } from '../helpers/router-process.js';
+import { SeededRandom } from '../helpers/seeded-random.js';
 
 export const OPERATIONS = ['DEPLOY_CREATE', 'DEPLOY_LOAD', 'DEPLOY_UNLOAD', 'TERMINATE', 'TEMP'] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -39,15 +40,6 @@ export interface CrashBackend {
   cleanup(instance: string): Promise<void>;
 }
 
-/** Deterministic pseudo-random kill points, so a failing trial can be replayed. */
-function* randomSequence(seed: number) {
-  let state = seed >>> 0;
-  for (;;) {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    yield state / 2 ** 32;
-  }
-}
-
 export function runCrashRecovery(runtimeName: string, backend: CrashBackend): void {
   const TRIALS = backend.trials;
   const KILL_WINDOW_MS = backend.killWindowMs;
@@ -62,11 +54,7 @@ export function runCrashRecovery(runtimeName: string, backend: CrashBackend): vo
     before(async () => {
       dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-crash-'));
       env = {
-        MODELDOCK_INSTANCE: instance,
-        MODELDOCK_DATABASE: `sqlite:${path.join(dataDir, 'modeldock.db')}`,
-        MODELDOCK_MODELS_DIR: MODELS_DIR,
-        MODELDOCK_DATASETS_DIR: DATASETS_DIR,
-        MODELDOCK_WORKER_MEMORY: '512m',
+        ...ownRouterEnv(instance, dataDir),
         MODELDOCK_LOG_LEVEL: 'info',
         ...backend.env,
       };
@@ -126,7 +114,8 @@ export function runCrashRecovery(runtimeName: string, backend: CrashBackend): vo
     }
 
     it('leaves nothing the next start cannot finish or roll back', async () => {
-      const random = randomSequence(Number(process.env.MODELDOCK_CRASH_SEED ?? 131));
+      // Deterministic kill points, so a failing trial can be replayed.
+      const random = new SeededRandom(Number(process.env.MODELDOCK_CRASH_SEED ?? 131));
       let url = await start();
       for (let i = 0; i < TRIALS; i++) {
         const operation = OPERATIONS[i % OPERATIONS.length]!;
@@ -137,7 +126,7 @@ export function runCrashRecovery(runtimeName: string, backend: CrashBackend): vo
           if (operation === 'DEPLOY_LOAD')
             assert.equal((await send(url, jobId, 'DEPLOY_UNLOAD')).status, 200);
         }
-        const delayMs = Math.floor(random.next().value! * KILL_WINDOW_MS[operation]);
+        const delayMs = Math.floor(random.next() * KILL_WINDOW_MS[operation]);
         const pending = send(url, jobId, operation).then(
           (r) => r.status,
           () => 'cut',

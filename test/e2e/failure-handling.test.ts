@@ -178,6 +178,28 @@ describe('failure handling (issue #28)', { timeout: 600_000 }, () => {
     assert.equal((await infer(t, 'h1')).status, 200);
   });
 
+  it('a restart whose new worker dies while it boots is tried again within the budget', async () => {
+    const server = await createJob(t, 'd1');
+    // The restart's worker is killed as soon as it is started (the server goes `loading`),
+    // long before it can boot and load: the restart itself fails.
+    const restarting = waitForServer(
+      t.router,
+      server.server_id,
+      (s) => s.state === 'loading' && s.restarts === 1,
+      RESTART_MS,
+    );
+    await t.docker.getContainer(server.container_id).kill({ signal: 'SIGKILL' });
+    const started = await restarting;
+    await t.docker.getContainer(started.workerId!).kill({ signal: 'SIGKILL' });
+    const ready = await waitForServer(t.router, server.server_id, (s) => s.state === 'ready', RESTART_MS);
+    assert.equal(ready.restarts, 2, 'the failed restart counts as a death in a row');
+    assert.ok(
+      log.warnings(/^restart failed; restarting it again/).some((line) => line.serverId === server.server_id),
+      'the failed restart is logged',
+    );
+    assert.equal((await infer(t, 'd1')).status, 200);
+  });
+
   it('docker rm -f of a ready worker: recreated, and the reason says the container vanished', async () => {
     const server = await createJob(t, 'r1');
     const failed = waitForServer(t.router, server.server_id, (s) => s.state === 'failed', 10_000);

@@ -80,18 +80,22 @@ function checkCommon(report: any, model: string, statusOf: (kind: 'invalid' | 'n
   assert.equal(config.name, model);
   assert.equal(config.platform, 'onnxruntime_onnx');
   assert.equal(config.backend, 'onnxruntime');
-  assert.equal(Number(config.max_batch_size ?? 0), 0);
+  // m-131's first dimension is a dynamic batch dimension: the dynamic batcher is on by
+  // default, and the dims leave the batch dimension out, as Triton's do.
+  assert.equal(Number(config.max_batch_size), 64);
   assert.deepEqual(
     config.input.map((i: any) => [i.name, i.data_type, i.dims.map(Number)]),
-    [['pixels', 'TYPE_FP32', [-1, 64]]],
+    [['pixels', 'TYPE_FP32', [64]]],
   );
   assert.deepEqual(
-    config.output.map((o: any) => [o.name, o.data_type, o.dims.map(Number)]),
+    config.output.map((o: any) => [o.name, o.data_type, (o.dims ?? []).map(Number)]),
     [
-      ['label', 'TYPE_INT64', [-1]],
-      ['probabilities', 'TYPE_FP32', [-1, 10]],
+      ['label', 'TYPE_INT64', []],
+      ['probabilities', 'TYPE_FP32', [10]],
     ],
   );
+  assert.equal(Number(config.dynamic_batching.max_queue_delay_microseconds ?? 0), 0);
+  assert.equal(config.parameters.dynamic_batching_delay.string_value, 'adaptive');
 
   // Statistics: two successful inferences at first, then three failures on top.
   const [stats] = report.stats.model_stats;
@@ -272,7 +276,7 @@ print(json.dumps(out))`,
       const { stdout } = await run(venvPython('tritonclient'), ['-c', code], { timeout: 60_000 });
       const lines = stdout.trim().split('\n');
       assert.ok(lines.includes('[0]'), `${protocol}: the digit is a zero\n${stdout}`);
-      if (protocol === 'http') assert.match(lines[0]!, /'data_type': 'TYPE_FP32', 'dims': \[-1, 64\]/);
+      if (protocol === 'http') assert.match(lines[0]!, /'data_type': 'TYPE_FP32', 'dims': \[64\]/);
       else if (protocol === 'grpc') assert.match(lines.at(-1)!, /^\d+$/, 'a success count');
     }
   });

@@ -110,6 +110,38 @@ describe('MODELDOCK_RUNTIME=process', () => {
     assert.notEqual(current.workerId, server.container_id, 'a new process');
   });
 
+  it('runs a job of two replicas as two processes, balances over them, and both survive a router restart', async () => {
+    const created = await postJson(`${t.url}/v1/jobs`, {
+      job_id: 'p2',
+      model: 'm-131',
+      dataset: 'ds-550',
+      replicas: { min: 2, max: 2 },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body).slice(0, 400));
+    const pids = created.body.servers.map((s: { container_id: string }) => s.container_id);
+    assert.equal(new Set(pids).size, 2, 'two worker processes');
+    const body = {
+      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: record.inputs.pixels }],
+    };
+    for (let i = 0; i < 20; i++)
+      assert.equal((await postJson(`${t.url}/v2/models/p2/infer`, body)).status, 200);
+    await t.stop();
+    t = await startTestRouter({ instance, dataDir, runtime: makeRuntime });
+    const job = (await getJson(`${t.url}/v1/jobs/p2`)).body;
+    assert.deepEqual(job.replicas, { min: 2, max: 2, desired: 2, ready: 2, scale_target: null });
+    assert.deepEqual(
+      job.servers.map((s: { container_id: string }) => s.container_id),
+      pids,
+      'the same two processes, adopted',
+    );
+    assert.equal((await postJson(`${t.url}/v2/models/p2/infer`, body)).status, 200);
+    const terminated = await postJson(`${t.url}/v1/jobs/p2/terminate`, {});
+    assert.deepEqual(
+      terminated.body.servers.map((s: { state: string }) => s.state),
+      ['terminated', 'terminated'],
+    );
+  });
+
   it('never signals a process that merely reuses a recorded pid', async () => {
     const bystander = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {

@@ -114,3 +114,50 @@ onnx.save(model, out)
 export async function ensureHostileModel(): Promise<string> {
   return ensureGenerated('hostile', HOSTILE);
 }
+
+const DOUBLER = `
+import sys, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto as T
+out = sys.argv[1]
+io = lambda name: helper.make_tensor_value_info(name, T.FLOAT, ["batch", "n"])
+graph = helper.make_graph(
+    [helper.make_node("Mul", ["x", "two"], ["twice"]), helper.make_node("Add", ["x", "one"], ["plus_one"])],
+    "doubler", [io("x")], [io("twice"), io("plus_one")],
+    [numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+     numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 7
+onnx.save(model, out)
+`;
+
+/**
+ * The `doubler` model, for batching: `twice` = 2x and `plus_one` = x + 1 of its FP32
+ * input `x` [batch, n] (n dynamic too, so requests of other widths exist). Exact for
+ * integers below 2^23, so every answer can be checked against its own request.
+ */
+export async function ensureDoublerModel(): Promise<string> {
+  return ensureGenerated('doubler', DOUBLER);
+}
+
+const GATHER = `
+import sys, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto as T
+out = sys.argv[1]
+graph = helper.make_graph(
+    [helper.make_node("Gather", ["table", "index"], ["value"], axis=0)], "gather",
+    [helper.make_tensor_value_info("index", T.INT64, ["batch"])],
+    [helper.make_tensor_value_info("value", T.FLOAT, ["batch"])],
+    [numpy_helper.from_array(np.arange(10, dtype=np.float32) * 1.5, "table")])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 7
+onnx.save(model, out)
+`;
+
+/**
+ * The `gather` model: `value` = 1.5 × `index` (INT64 [batch]) for indices 0…9; ONNX
+ * Runtime refuses an index out of that range while running, the model error batching
+ * must keep to the request that sent it.
+ */
+export async function ensureGatherModel(): Promise<string> {
+  return ensureGenerated('gather', GATHER);
+}

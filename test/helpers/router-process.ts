@@ -8,12 +8,26 @@ import { copyFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { freePort } from './ports.js';
 import path from 'node:path';
-import { REPO_ROOT } from './router.js';
+import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from './router.js';
 
 export interface RouterProcess {
   url: string;
   child: ChildProcess;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * The environment of a router process of its own: its instance, a SQLite database in
+ * `dataDir` (start another router on it to simulate a restart), the example store.
+ */
+export function ownRouterEnv(instance: string, dataDir: string): Record<string, string> {
+  return {
+    MODELDOCK_INSTANCE: instance,
+    MODELDOCK_DATABASE: `sqlite:${path.join(dataDir, 'modeldock.db')}`,
+    MODELDOCK_MODELS_DIR: MODELS_DIR,
+    MODELDOCK_DATASETS_DIR: DATASETS_DIR,
+    MODELDOCK_WORKER_MEMORY: '512m',
+  };
 }
 
 export async function spawnRouter(

@@ -10,27 +10,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { pino } from 'pino';
-import { GrpcInferenceServer, PROTO_FILE } from '../../src/api/grpc/grpc-server.js';
+import { GrpcInferenceServer } from '../../src/api/grpc/grpc-server.js';
 import { NotFoundError } from '../../src/errors.js';
 import { RouteEntry } from '../../src/lifecycle/route-table.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
+import { inferenceClient, unaryCall, type InferenceClient } from '../helpers/grpc-client.js';
 import { freePort } from '../helpers/ports.js';
 
-type Client = grpc.Client & Record<string, (...args: any[]) => grpc.ClientUnaryCall>;
-
-function call(client: Client, method: string, request: object, options: grpc.CallOptions = {}): Promise<any> {
-  return new Promise((resolve, reject) =>
-    client[method]!(
-      request,
-      new grpc.Metadata(),
-      options,
-      (error: grpc.ServiceError | null, response: any) => (error ? reject(error) : resolve(response)),
-    ),
-  );
-}
+type Client = InferenceClient;
+const call = (client: Client, method: string, request: object, options: grpc.CallOptions = {}) =>
+  unaryCall(client, method, request, options);
 
 async function rejectsWith(promise: Promise<unknown>, code: grpc.status, details?: RegExp): Promise<void> {
   await assert.rejects(promise, (error: grpc.ServiceError) => {
@@ -112,7 +103,7 @@ describe('gRPC inference service', () => {
           deployUnload: async () => ({}) as never,
         },
         workers,
-        store: { listJobs: async () => [], currentServer: async () => undefined },
+        store: { listJobs: async () => [], listServers: async () => [] },
         metrics: {
           observeInference: (jobId: string, status: number) => void observed.push([jobId, status]),
           refusedRequests: new Metrics({ defaultMetrics: false }).refusedRequests,
@@ -130,14 +121,7 @@ describe('gRPC inference service', () => {
       },
     );
     server = started.server;
-    const definition = protoLoader.loadSync(PROTO_FILE, {
-      keepCase: true,
-      longs: Number,
-      enums: String,
-      defaults: true,
-    });
-    const Service = (grpc.loadPackageDefinition(definition) as any).inference.GRPCInferenceService;
-    client = new Service(`127.0.0.1:${started.port}`, grpc.credentials.createInsecure());
+    client = inferenceClient(`127.0.0.1:${started.port}`);
   });
   after(async () => {
     client?.close();

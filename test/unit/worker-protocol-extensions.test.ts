@@ -70,15 +70,17 @@ describe('worker: protocol extensions', () => {
           backend: config.backend,
           max_batch_size: config.max_batch_size,
         },
-        { name: 'j1', platform: 'onnxruntime_onnx', backend: 'onnxruntime', max_batch_size: 0 },
+        // A dynamic first dimension: batchable, so Triton's dims leave it out.
+        { name: 'j1', platform: 'onnxruntime_onnx', backend: 'onnxruntime', max_batch_size: 64 },
       );
       assert.deepEqual(config.input, [
-        { name: 'pixels', data_type: 'TYPE_FP32', dims: [-1, 64], format: 'FORMAT_NONE' },
+        { name: 'pixels', data_type: 'TYPE_FP32', dims: [64], format: 'FORMAT_NONE' },
       ]);
       assert.deepEqual(config.output, [
-        { name: 'label', data_type: 'TYPE_INT64', dims: [-1] },
-        { name: 'probabilities', data_type: 'TYPE_FP32', dims: [-1, 10] },
+        { name: 'label', data_type: 'TYPE_INT64', dims: [] },
+        { name: 'probabilities', data_type: 'TYPE_FP32', dims: [10] },
       ]);
+      assert.equal(config.dynamic_batching.max_queue_delay_microseconds, 0);
     }
     const missing = await worker.app.inject({ method: 'GET', url: '/v2/models/nope/config' });
     assert.equal(missing.statusCode, 404);

@@ -61,7 +61,7 @@ export interface GrpcDeps {
     | 'deployUnload'
   >;
   workers: Pick<WorkerClient, 'pool' | 'modelJson'>;
-  store: Pick<Store, 'listJobs' | 'currentServer'>;
+  store: Pick<Store, 'listJobs' | 'listServers'>;
   metrics: Pick<Metrics, 'observeInference' | 'refusedRequests'>;
   logger: Logger;
   version: string;

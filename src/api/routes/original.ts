@@ -15,6 +15,8 @@ export function originalRoutes(lifecycle: Lifecycle): FastifyPluginAsyncTypebox 
         model: body.model,
         dataset: body.dataset,
         containerId: body.container_id ?? null,
+        ...(body.replicas ? { replicas: body.replicas } : {}),
+        ...(body.scale_target === undefined ? {} : { scaleTarget: body.scale_target }),
       };
       let outcome: OperationOutcome;
       switch (body.operation_type) {

@@ -5,7 +5,14 @@ import { InvalidInputError, NotFoundError } from '../../errors.js';
 import type { Catalog } from '../../lifecycle/catalog.js';
 import type { EventBus } from '../../lifecycle/event-bus.js';
 import type { Lifecycle, OperationOutcome } from '../../lifecycle/lifecycle.js';
-import { SERVER_STATES, OPERATION_TYPES, type ServerState, type OperationType } from '../../store/records.js';
+import { LIVE_STATES } from '../../lifecycle/state-machine.js';
+import {
+  SERVER_STATES,
+  OPERATION_TYPES,
+  type ServerRecord,
+  type ServerState,
+  type OperationType,
+} from '../../store/records.js';
 import type { Store } from '../../store/store.js';
 import { EventStreams } from '../event-stream.js';
 import { presentJob, presentLimits, presentOperation, presentPool, presentServer } from '../presenters.js';
@@ -31,6 +38,7 @@ function presentOutcome(outcome: OperationOutcome) {
   return {
     operation: presentOperation(outcome.operation),
     server: outcome.server ? presentServer(outcome.server) : null,
+    ...(outcome.servers === undefined ? {} : { servers: outcome.servers.map(presentServer) }),
     ...(outcome.result === undefined ? {} : { result: outcome.result }),
   };
 }
@@ -52,18 +60,34 @@ export function v1Routes({
     app.addHook('preClose', async () => streams.endAll());
     await app.register(workerRoutes({ lifecycle, store, runtime }));
 
-    app.get('/jobs', { schema: { tags, summary: 'List jobs with their current server' } }, async () => {
+    app.get('/jobs', { schema: { tags, summary: 'List jobs with their servers (replicas)' } }, async () => {
       const jobs = await store.listJobs();
-      const servers = await Promise.all(jobs.map((job) => store.currentServer(job.jobId)));
-      return { jobs: jobs.map((job, i) => presentJob(job, servers[i])) };
+      const live = await store.listServers({ kind: 'job', states: LIVE_STATES });
+      const byJob = new Map<string, ServerRecord[]>();
+      for (const server of live) byJob.set(server.jobId, [...(byJob.get(server.jobId) ?? []), server]);
+      const last = await Promise.all(
+        jobs.map((job) => (byJob.has(job.jobId) ? undefined : store.currentServer(job.jobId))),
+      );
+      return {
+        jobs: jobs.map((job, i) => {
+          const servers = byJob.get(job.jobId) ?? [];
+          return presentJob(job, servers[0] ?? last[i], servers);
+        }),
+      };
     });
 
     app.post(
       '/jobs',
       { schema: { tags, summary: 'DEPLOY_CREATE: create and load a server for the job', body: JobBody } },
       async (request, reply) => {
-        const { job_id, model, dataset } = request.body;
-        const outcome = await lifecycle.deployCreate({ jobId: job_id, model, dataset });
+        const { job_id, model, dataset, replicas, scale_target } = request.body;
+        const outcome = await lifecycle.deployCreate({
+          jobId: job_id,
+          model,
+          dataset,
+          ...(replicas ? { replicas } : {}),
+          ...(scale_target === undefined ? {} : { scaleTarget: scale_target }),
+        });
         const created = outcome.operation.steps.some((s) => s.name === 'create');
         return reply.code(created ? 201 : 200).send(presentOutcome(outcome));
       },
@@ -73,8 +97,8 @@ export function v1Routes({
       '/jobs/:job_id',
       { schema: { tags, params: JobParams, summary: 'A job and its server' } },
       async (request) => {
-        const { job, server } = await lifecycle.getJob(request.params.job_id);
-        return presentJob(job, server);
+        const { job, server, servers } = await lifecycle.getJob(request.params.job_id);
+        return presentJob(job, server, servers);
       },
     );
 

@@ -22,6 +22,12 @@ function printOutcome(out: Output, jobId: string, outcome: OutcomeView): void {
   out.line(
     `  ${duration(operation.duration_ms)}${operation.steps.length ? `  (${stepSummary(operation)})` : ''}`,
   );
+  // More than one replica: each one's server and container too.
+  for (const replica of outcome.servers && outcome.servers.length > 1 ? outcome.servers : []) {
+    out.line(
+      `  replica ${replica.server_id} ${out.state(replica.state)}  container ${replica.container_name}`,
+    );
+  }
   for (const warning of operation.warnings) out.line(`  ${out.c.yellow('warning:')} ${warning}`);
 }
 
@@ -29,18 +35,31 @@ export async function jobAction(
   { api, out }: CommandContext,
   action: JobAction,
   jobId: string,
-  options: { model?: string | undefined; dataset?: string | undefined },
+  options: { model?: string | undefined; dataset?: string | undefined; replicas?: string | undefined },
 ): Promise<void> {
   let outcome: OutcomeView;
   if (action === 'create') {
     if (!options.model || !options.dataset) {
       throw new CliError('create needs --model and --dataset', EXIT.usage);
     }
-    outcome = await api.post('/v1/jobs', { job_id: jobId, model: options.model, dataset: options.dataset });
+    outcome = await api.post('/v1/jobs', {
+      job_id: jobId,
+      model: options.model,
+      dataset: options.dataset,
+      ...(options.replicas === undefined ? {} : { replicas: parseReplicas(options.replicas) }),
+    });
   } else {
     outcome = await api.post(`/v1/jobs/${enc(jobId)}/${action}`);
   }
   printOutcome(out, jobId, outcome);
+}
+
+/** `MIN:MAX` (or one number N for N:N); the router checks the bounds themselves. */
+function parseReplicas(text: string): { min: number; max: number } {
+  const match = /^(\d+)(?::(\d+))?$/.exec(text.trim());
+  if (!match) throw new CliError(`--replicas must be MIN:MAX (e.g. 1:3), got "${text}"`, EXIT.usage);
+  const min = Number(match[1]);
+  return { min, max: match[2] === undefined ? min : Number(match[2]) };
 }
 
 interface BatchSummary {

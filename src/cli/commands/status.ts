@@ -15,20 +15,28 @@ const LIVE_STATES = 'creating,loading,ready,unloading,unloaded,terminating,faile
 
 export async function ps({ api, out }: CommandContext, all: boolean): Promise<void> {
   const query = all ? '' : `?state=${LIVE_STATES}`;
-  const [{ servers }, stats] = await Promise.all([
+  const [{ servers }, stats, { jobs }] = await Promise.all([
     api.get<{ servers: ServerView[] }>(`/v1/servers${query}`),
     // Memory is a nicety here: a router without stats still lists its servers.
     api.get<{ workers: WorkerSampleView[] }>('/v1/stats').catch(() => ({ workers: [] })),
+    api.get<{ jobs: JobView[] }>('/v1/jobs'),
   ]);
   const memory = new Map(stats.workers.map((w) => [w.container_name, w.memory_bytes]));
+  const replicas = new Map(jobs.map((j) => [j.job_id, j.replicas]));
   if (out.json)
     return out.data({
-      servers: servers.map((s) => ({ ...s, memory_bytes: memory.get(s.container_name) ?? null })),
+      servers: servers.map((s) => ({
+        ...s,
+        memory_bytes: memory.get(s.container_name) ?? null,
+        replicas: s.kind === 'job' ? (replicas.get(s.job_id) ?? null) : null,
+      })),
     });
   out.table(
-    ['JOB', 'SERVER', 'STATE', 'MODEL', 'CONTAINER', 'AGE', 'MEMORY', 'LAST INFERENCE'],
+    ['JOB', 'REPLICAS', 'SERVER', 'STATE', 'MODEL', 'CONTAINER', 'AGE', 'MEMORY', 'LAST INFERENCE'],
     servers.map((s) => [
       s.job_id,
+      // The job's ready / desired replicas, on each of its servers' rows.
+      s.kind === 'job' ? replicaCount(replicas.get(s.job_id)) : 'temp',
       s.server_id,
       out.state(s.state),
       s.model,
@@ -44,16 +52,23 @@ export async function jobs({ api, out }: CommandContext): Promise<void> {
   const { jobs } = await api.get<{ jobs: JobView[] }>('/v1/jobs');
   if (out.json) return out.data({ jobs });
   out.table(
-    ['JOB', 'STATE', 'MODEL', 'DATASET', 'SERVER', 'UPDATED'],
+    ['JOB', 'STATE', 'REPLICAS', 'MIN..MAX', 'MODEL', 'DATASET', 'SERVERS', 'UPDATED'],
     jobs.map((j) => [
       j.job_id,
       out.state(j.state),
+      replicaCount(j.replicas),
+      `${j.replicas.min}..${j.replicas.max}`,
       j.model,
       j.dataset,
-      j.server?.server_id ?? '-',
+      j.servers.length > 0 ? j.servers.map((s) => s.server_id).join(',') : (j.server?.server_id ?? '-'),
       `${age(j.updated_at)} ago`,
     ]),
   );
+}
+
+/** `ready/desired`, as kubectl shows a Deployment's replicas. */
+function replicaCount(replicas: JobView['replicas'] | undefined): string {
+  return replicas ? `${replicas.ready}/${replicas.desired}` : '-';
 }
 
 export function stepSummary(operation: OperationView): string {

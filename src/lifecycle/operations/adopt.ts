@@ -14,6 +14,7 @@
 import { errorMessage } from '../../errors.js';
 import { LABELS, type WorkerInfo } from '../../runtime/runtime.js';
 import type { ServerRecord } from '../../store/records.js';
+import { liveServers } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
 import { runOperation } from '../operation-runner.js';
 
@@ -93,6 +94,15 @@ export async function adoptOrRemove(
       rec.warn(
         `adopted worker ${worker.name} as ${serverId} of job ${jobId} (model ${model}, ${loaded ? 'loaded' : 'not loaded'})`,
       );
+      // Every adopted replica is kept: the job's desired count (and bound) cover them all,
+      // and the autoscaler takes it from there.
+      const live = (await liveServers(deps, jobId)).length;
+      if (live > job.desiredReplicas) {
+        await deps.store.updateJob(jobId, {
+          desiredReplicas: live,
+          replicas: { min: job.replicas.min, max: Math.max(job.replicas.max, live) },
+        });
+      }
       return { server };
     },
   );

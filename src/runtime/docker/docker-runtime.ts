@@ -100,6 +100,8 @@ export class DockerRuntime implements Runtime {
   async create(spec: WorkerSpec, signal?: AbortSignal): Promise<WorkerInfo> {
     if (!CONTAINER_NAME.test(spec.name))
       throw new InvalidInputError(`invalid worker name ${JSON.stringify(spec.name)}`);
+    // Foreign servers run here from images of their own, which this runtime does not run yet.
+    if (spec.server) throw new InvalidInputError(`the ${this.kind} runtime runs only modeldock's worker`);
     const existing = await this.inspectOwned(spec.name, signal);
     if (existing) return existing;
     const result = await this.engine.create(this.containerOptions(spec), signal);

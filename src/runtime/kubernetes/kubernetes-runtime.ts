@@ -112,6 +112,8 @@ export class KubernetesRuntime implements Runtime {
   async create(spec: WorkerSpec, signal?: AbortSignal): Promise<WorkerInfo> {
     if (!WORKER_NAME.test(spec.name))
       throw new InvalidInputError(`invalid worker name ${JSON.stringify(spec.name)}`);
+    // Foreign servers run here from images of their own, which this runtime does not run yet.
+    if (spec.server) throw new InvalidInputError(`the ${this.kind} runtime runs only modeldock's worker`);
     const existing = await this.findPod(spec.name, signal);
     if (existing) return this.toWorkerInfo(existing);
     const created = await this.api.createPod(workerPod(spec, this.template), { signal });

@@ -15,7 +15,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
 import { existsSync, watch, type FSWatcher } from 'node:fs';
-import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +43,7 @@ import {
   type WorkerLimits,
   type WorkerSpec,
   type LogOptions,
+  type ServerCommand,
   type WorkerStats,
 } from '../runtime.js';
 import {
@@ -73,6 +85,8 @@ export interface WorkerState {
   labels: Record<string, string>;
   limits: WorkerLimits;
   env: Record<string, string>;
+  /** A foreign server to run instead of modeldock's worker (WorkerSpec.server). */
+  server?: ServerCommand;
   status: 'created' | 'running' | 'exited';
   port: number | null;
   pid: number | null;
@@ -244,6 +258,7 @@ export class ProcessRuntime implements Runtime {
           [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(spec.limits.memoryBytes)),
           ...spec.env,
         }),
+        ...(spec.server ? { server: spec.server } : {}),
         status: 'created',
         port: null,
         pid: null,
@@ -331,6 +346,7 @@ export class ProcessRuntime implements Runtime {
       await rm(this.stateFile(name), { force: true });
       await rm(this.logFile(name), { force: true });
       await rm(`${this.logFile(name)}.1`, { force: true });
+      await rm(this.serverDir(name), { recursive: true, force: true });
       await release(state.cgroups ?? []);
       this.seenAlive.delete(name);
       for (const key of this.announced) if (key.startsWith(`${name}:`)) this.announced.delete(key);
@@ -520,28 +536,39 @@ export class ProcessRuntime implements Runtime {
   private async spawnWorker(state: WorkerState, port: number, cgroups: PreparedCgroups): Promise<OwnChild> {
     await rotateLog(this.logFile(state.name));
     const log = await open(this.logFile(state.name), 'a');
-    const { command, args } = commandInCgroups(cgroups, this.command.command, this.command.args);
+    const base = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? os.tmpdir(),
+      ...state.env,
+      MODELDOCK_WORKER_PORT: String(port),
+      MODELDOCK_WORKER_HOST: '127.0.0.1',
+      MODELDOCK_MODELS_DIR: this.options.modelsDir,
+      MODELDOCK_DATASETS_DIR: this.options.datasetsDir,
+      MODELDOCK_WORKER_NAME: state.name,
+    };
+    const program = state.server
+      ? await this.foreignServer(state, state.server, base)
+      : {
+          command: this.command.command,
+          args: this.command.args,
+          cwd: this.command.cwd ?? REPO_ROOT,
+          env: {
+            NODE_ENV: process.env.NODE_ENV ?? 'production',
+            ...base,
+            MODELDOCK_LOG_LEVEL: state.env.MODELDOCK_LOG_LEVEL ?? this.options.logger?.level ?? 'info',
+            MODELDOCK_WORKER_THREADS: String(Math.max(1, Math.round(state.limits.nanoCpus / 1e9))),
+          },
+        };
+    const { command, args } = commandInCgroups(cgroups, program.command, program.args);
     let child: ChildProcess;
     try {
       child = spawn(command, args, {
-        cwd: this.command.cwd ?? REPO_ROOT,
+        cwd: program.cwd,
         // A process group of its own: it survives the router, and stop() signals the group.
         detached: true,
         stdio: ['ignore', log.fd, log.fd],
         // Only what a worker needs: the router's own environment (store credentials...) stays out.
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HOME: process.env.HOME ?? os.tmpdir(),
-          NODE_ENV: process.env.NODE_ENV ?? 'production',
-          ...state.env,
-          MODELDOCK_WORKER_PORT: String(port),
-          MODELDOCK_WORKER_HOST: '127.0.0.1',
-          MODELDOCK_MODELS_DIR: this.options.modelsDir,
-          MODELDOCK_DATASETS_DIR: this.options.datasetsDir,
-          MODELDOCK_LOG_LEVEL: state.env.MODELDOCK_LOG_LEVEL ?? this.options.logger?.level ?? 'info',
-          MODELDOCK_WORKER_NAME: state.name,
-          MODELDOCK_WORKER_THREADS: String(Math.max(1, Math.round(state.limits.nanoCpus / 1e9))),
-        },
+        env: program.env,
       });
     } finally {
       await log.close();
@@ -561,6 +588,52 @@ export class ProcessRuntime implements Runtime {
     this.children.set(state.name, own);
     void exited.then((exit) => this.onChildExit(state.name, own, exit));
     return own;
+  }
+
+  /**
+   * A foreign server's command line with its placeholders filled in: loopback address,
+   * the HTTP port the router calls, free ports of its own for what else it listens on,
+   * and a model repository of its own. That repository holds one entry named after the
+   * worker's job, a link to the model's directory in the store, so the server loads and
+   * serves the model under the job's name, as modeldock's worker does. It runs in the
+   * worker's own directory under the state directory.
+   */
+  private async foreignServer(state: WorkerState, server: ServerCommand, base: Record<string, string>) {
+    const dir = this.serverDir(state.name);
+    const repository = path.join(dir, 'models');
+    await rm(repository, { recursive: true, force: true });
+    await mkdir(repository, { recursive: true, mode: 0o700 });
+    const job = state.labels[LABELS.job];
+    const model = state.labels[LABELS.model];
+    if (job && model) {
+      await symlink(path.join(this.options.modelsDir, model), path.join(repository, job), 'dir');
+    }
+    const values: Record<string, string> = {
+      host: base.MODELDOCK_WORKER_HOST!,
+      port: base.MODELDOCK_WORKER_PORT!,
+      modelsDir: repository,
+      datasetsDir: this.options.datasetsDir,
+    };
+    const all = [...server.args, ...Object.values(server.env)].join('\n');
+    for (const name of ['grpcPort', 'metricsPort']) {
+      if (all.includes(`{${name}}`)) values[name] = String(await freeLoopbackPort());
+    }
+    const fill = (text: string) => text.replace(/\{(\w+)\}/g, (match, name: string) => values[name] ?? match);
+    return {
+      command: server.command,
+      args: server.args.map(fill),
+      cwd: dir,
+      env: {
+        ...base,
+        MODELDOCK_MODELS_DIR: repository,
+        ...Object.fromEntries(Object.entries(server.env).map(([k, v]) => [k, fill(v)])),
+      },
+    };
+  }
+
+  /** A foreign server's working directory, private to the router's user. */
+  private serverDir(name: string): string {
+    return path.join(this.dir, `${name}.d`);
   }
 
   /** An own child exited: record it (after whatever start/stop holds the lock) and tell the watchers. */

@@ -32,7 +32,16 @@ import {
   errorMessage,
 } from '../../errors.js';
 import type { JobRecord, OperationRecord, ServerRecord } from '../records.js';
-import type { OperationFilter, OperationPatch, ServerFilter, ServerPatch, Store } from '../store.js';
+import {
+  newJobReplicas,
+  type JobPatch,
+  type NewJob,
+  type OperationFilter,
+  type OperationPatch,
+  type ServerFilter,
+  type ServerPatch,
+  type Store,
+} from '../store.js';
 import { durabilityDefaults, writeConcernRefusal, type EffectiveWriteConcern } from './write-concern.js';
 
 export const MONGO_SCHEMA_VERSION = 1;
@@ -44,6 +53,11 @@ interface JobDoc {
   job_id: string;
   model: string;
   dataset: string;
+  /** Absent on jobs from before replicas existed: they keep the original one server. */
+  replicas_min?: number;
+  replicas_max?: number;
+  desired_replicas?: number;
+  scale_target?: number | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -252,14 +266,19 @@ export class MongoStore implements Store {
     await this.guard(() => this.db.command({ ping: 1 }));
   }
 
-  async ensureJob(job: { jobId: string; model: string; dataset: string }): Promise<JobRecord> {
+  async ensureJob(job: NewJob): Promise<JobRecord> {
     return this.guard(async () => {
       const now = new Date();
+      const { replicas, desiredReplicas, scaleTarget } = newJobReplicas(job);
       const doc: JobDoc = {
         _id: job.jobId,
         job_id: job.jobId,
         model: job.model,
         dataset: job.dataset,
+        replicas_min: replicas.min,
+        replicas_max: replicas.max,
+        desired_replicas: desiredReplicas,
+        scale_target: scaleTarget,
         created_at: now,
         updated_at: now,
       };
@@ -276,12 +295,18 @@ export class MongoStore implements Store {
     });
   }
 
-  async updateJob(jobId: string, patch: { model: string; dataset: string }): Promise<JobRecord> {
+  async updateJob(jobId: string, patch: JobPatch): Promise<JobRecord> {
     return this.guard(async () => {
-      const result = await this.jobs.updateOne(
-        { _id: jobId },
-        { $set: { model: patch.model, dataset: patch.dataset, updated_at: new Date() } },
-      );
+      const set: Partial<JobDoc> = { updated_at: new Date() };
+      if (patch.model !== undefined) set.model = patch.model;
+      if (patch.dataset !== undefined) set.dataset = patch.dataset;
+      if (patch.replicas !== undefined) {
+        set.replicas_min = patch.replicas.min;
+        set.replicas_max = patch.replicas.max;
+      }
+      if (patch.desiredReplicas !== undefined) set.desired_replicas = patch.desiredReplicas;
+      if (patch.scaleTarget !== undefined) set.scale_target = patch.scaleTarget;
+      const result = await this.jobs.updateOne({ _id: jobId }, { $set: set });
       if (result.matchedCount === 0) throw new NotFoundError(`job ${jobId} not found`);
       return toJob((await this.jobs.findOne({ _id: jobId }))!);
     });
@@ -530,6 +555,9 @@ function toJob(doc: JobDoc): JobRecord {
     jobId: doc.job_id,
     model: doc.model,
     dataset: doc.dataset,
+    replicas: { min: doc.replicas_min ?? 1, max: doc.replicas_max ?? 1 },
+    desiredReplicas: doc.desired_replicas ?? 1,
+    scaleTarget: doc.scale_target ?? null,
     createdAt: iso(doc.created_at)!,
     updatedAt: iso(doc.updated_at)!,
   };

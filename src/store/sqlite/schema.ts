@@ -62,6 +62,14 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE operations ADD COLUMN caller TEXT NOT NULL DEFAULT 'unknown';
   `,
+  // Replicas per job: bounds, the count the router keeps now, the autoscaler's target.
+  // Jobs from before replicas existed keep the original one server.
+  `
+  ALTER TABLE jobs ADD COLUMN replicas_min INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE jobs ADD COLUMN replicas_max INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE jobs ADD COLUMN desired_replicas INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE jobs ADD COLUMN scale_target REAL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -15,7 +15,16 @@ import {
   errorMessage,
 } from '../../errors.js';
 import type { JobRecord, OperationRecord, ServerRecord } from '../../store/records.js';
-import type { OperationFilter, OperationPatch, ServerFilter, ServerPatch, Store } from '../store.js';
+import {
+  newJobReplicas,
+  type JobPatch,
+  type NewJob,
+  type OperationFilter,
+  type OperationPatch,
+  type ServerFilter,
+  type ServerPatch,
+  type Store,
+} from '../store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 
 type Row = Record<string, unknown>;
@@ -139,24 +148,51 @@ export class SqliteStore implements Store {
     this.guard(() => this.handle().prepare('SELECT 1').get());
   }
 
-  async ensureJob(job: { jobId: string; model: string; dataset: string }): Promise<JobRecord> {
+  async ensureJob(job: NewJob): Promise<JobRecord> {
     return this.guard(() => {
       const now = new Date().toISOString();
+      const { replicas, desiredReplicas, scaleTarget } = newJobReplicas(job);
       this.handle()
         .prepare(
-          `INSERT INTO jobs (job_id, model, dataset, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+          `INSERT INTO jobs (job_id, model, dataset, replicas_min, replicas_max, desired_replicas, scale_target,
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (job_id) DO NOTHING`,
         )
-        .run(job.jobId, job.model, job.dataset, now, now);
+        .run(
+          job.jobId,
+          job.model,
+          job.dataset,
+          replicas.min,
+          replicas.max,
+          desiredReplicas,
+          scaleTarget,
+          now,
+          now,
+        );
       return this.readJob(job.jobId)!;
     });
   }
 
-  async updateJob(jobId: string, patch: { model: string; dataset: string }): Promise<JobRecord> {
+  async updateJob(jobId: string, patch: JobPatch): Promise<JobRecord> {
     return this.guard(() => {
+      const sets: string[] = [];
+      const params: unknown[] = [];
+      const set = (column: string, value: unknown) => {
+        sets.push(`${column} = ?`);
+        params.push(value);
+      };
+      if (patch.model !== undefined) set('model', patch.model);
+      if (patch.dataset !== undefined) set('dataset', patch.dataset);
+      if (patch.replicas !== undefined) {
+        set('replicas_min', patch.replicas.min);
+        set('replicas_max', patch.replicas.max);
+      }
+      if (patch.desiredReplicas !== undefined) set('desired_replicas', patch.desiredReplicas);
+      if (patch.scaleTarget !== undefined) set('scale_target', patch.scaleTarget);
+      set('updated_at', new Date().toISOString());
       const result = this.handle()
-        .prepare('UPDATE jobs SET model = ?, dataset = ?, updated_at = ? WHERE job_id = ?')
-        .run(patch.model, patch.dataset, new Date().toISOString(), jobId);
+        .prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE job_id = ?`)
+        .run(...params, jobId);
       if (result.changes === 0) throw new NotFoundError(`job ${jobId} not found`);
       return this.readJob(jobId)!;
     });
@@ -453,6 +489,9 @@ function toJob(row: Row): JobRecord {
     jobId: row.job_id as string,
     model: row.model as string,
     dataset: row.dataset as string,
+    replicas: { min: row.replicas_min as number, max: row.replicas_max as number },
+    desiredReplicas: row.desired_replicas as number,
+    scaleTarget: (row.scale_target as number | null) ?? null,
     createdAt: row.created_at as string,
     updatedAt: row.updated_at as string,
   };

@@ -1,0 +1,135 @@
+/**
+ * The autoscaler's decisions (pure logic): the replicas a concurrency wants, and when
+ * the desired count may move — up only after the whole up delay wanted more, down only
+ * after the whole down delay wanted fewer, never back and forth on a noisy signal.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decideReplicas, wantedReplicas } from '../../src/lifecycle/autoscaler.js';
+
+const options = { upDelayMs: 1_000, downDelayMs: 5_000, intervalMs: 250 };
+
+/** Samples every 250 ms ending at `now`, wanting `wanted(i)` replicas. */
+function samples(count: number, now: number, wanted: (i: number) => number) {
+  return Array.from({ length: count }, (_, i) => ({ at: now - (count - 1 - i) * 250, wanted: wanted(i) }));
+}
+
+describe('autoscaler', () => {
+  it('wants ceil(concurrency / target) replicas within min..max', () => {
+    assert.equal(wantedReplicas(0, 4, { min: 1, max: 3 }), 1);
+    assert.equal(wantedReplicas(0, 4, { min: 0, max: 3 }), 0, 'idle with min 0: zero');
+    assert.equal(wantedReplicas(0.2, 4, { min: 0, max: 3 }), 1, 'any demand needs a replica');
+    assert.equal(wantedReplicas(4, 4, { min: 1, max: 3 }), 1);
+    assert.equal(wantedReplicas(4.5, 4, { min: 1, max: 3 }), 2);
+    assert.equal(wantedReplicas(100, 4, { min: 1, max: 3 }), 3, 'never past max');
+  });
+
+  it('scales up once every sample of the up delay wanted more, to the least of them', () => {
+    const now = 100_000;
+    assert.equal(
+      decideReplicas(
+        samples(5, now, () => 3),
+        1,
+        now,
+        options,
+      ),
+      3,
+    );
+    assert.equal(
+      decideReplicas(
+        samples(5, now, (i) => (i === 0 ? 2 : 3)),
+        1,
+        now,
+        options,
+      ),
+      2,
+      'the least the window wanted',
+    );
+    assert.equal(
+      decideReplicas(
+        samples(5, now, (i) => (i === 2 ? 1 : 3)),
+        1,
+        now,
+        options,
+      ),
+      undefined,
+      'one sample that did not want more: no change',
+    );
+    assert.equal(
+      decideReplicas(
+        samples(2, now, () => 3),
+        1,
+        now,
+        options,
+      ),
+      undefined,
+      'history shorter than the up delay: wait',
+    );
+  });
+
+  it('scales down only after the whole down delay wanted fewer, to the most of them', () => {
+    const now = 100_000;
+    assert.equal(
+      decideReplicas(
+        samples(21, now, () => 1),
+        3,
+        now,
+        options,
+      ),
+      1,
+    );
+    assert.equal(
+      decideReplicas(
+        samples(21, now, (i) => (i === 3 ? 2 : 1)),
+        3,
+        now,
+        options,
+      ),
+      2,
+    );
+    assert.equal(
+      decideReplicas(
+        samples(10, now, () => 1),
+        3,
+        now,
+        options,
+      ),
+      undefined,
+      'low for less than the down delay: keep',
+    );
+    assert.equal(
+      decideReplicas(
+        samples(21, now, (i) => (i === 20 ? 3 : 1)),
+        3,
+        now,
+        options,
+      ),
+      undefined,
+      'demand back at the current count: keep',
+    );
+    assert.equal(
+      decideReplicas(
+        samples(21, now, () => 0),
+        1,
+        now,
+        options,
+      ),
+      0,
+      'scale to zero',
+    );
+  });
+
+  it('never flaps on a signal that alternates around the current count', () => {
+    const now = 100_000;
+    const noisy = samples(21, now, (i) => (i % 2 === 0 ? 3 : 1));
+    assert.equal(decideReplicas(noisy, 2, now, options), undefined);
+  });
+
+  it('with no delay, follows the latest sample at once', () => {
+    const now = 100_000;
+    const none = { upDelayMs: 0, downDelayMs: 0, intervalMs: 250 };
+    assert.equal(decideReplicas([{ at: now, wanted: 3 }], 1, now, none), 3);
+    assert.equal(decideReplicas([{ at: now, wanted: 1 }], 3, now, none), 1);
+    assert.equal(decideReplicas([], 1, now, none), undefined);
+  });
+});
