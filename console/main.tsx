@@ -33,7 +33,8 @@ function App() {
   const [connected, setConnected] = useState(false);
   const [servers, setServers] = useState<Map<string, Server>>(new Map());
   const [operations, setOperations] = useState<Operation[]>([]);
-  const [pool, setPool] = useState<Pool | null>(null);
+  /** The warm pool as last read, or why it could not be read. */
+  const [pool, setPool] = useState<{ view: Pool } | { error: string } | null>(null);
   const [stats, setStats] = useState<Map<string, WorkerSample>>(new Map());
   /** Each job's replica bounds and desired count (ready ones are counted from the live servers). */
   const [replicas, setReplicas] = useState<Map<string, Job['replicas']>>(new Map());
@@ -83,9 +84,21 @@ function App() {
     }),
     [],
   );
-  const refreshPool = useCallback(() => {
-    get<Pool>('/v1/pool').then(setPool, () => undefined);
-  }, []);
+  // Once per burst of server events (latestOnly), not once per event; a refusal of the key
+  // goes to the prompt, any other error is shown in the pool's card instead of its figures.
+  const refreshPool = useCallback(
+    latestOnly(async (isLatest) => {
+      const read = await get<Pool>('/v1/pool').then(
+        (view) => ({ view }),
+        (error: unknown) => {
+          if (error instanceof ApiError && (error.status === 401 || error.status === 403)) fail(error);
+          return { error: error instanceof Error ? error.message : String(error) };
+        },
+      );
+      if (isLatest()) setPool(read);
+    }),
+    [fail],
+  );
   const refreshReplicas = useCallback(
     latestOnly(async (isLatest) => {
       const answer = await get<{ jobs: Job[] }>('/v1/jobs').catch(() => undefined);
@@ -296,23 +309,29 @@ function App() {
 
         <section aria-labelledby="pool-title">
           <h2 id="pool-title">Warm pool and memory budget</h2>
-          {pool ? (
+          {pool && 'error' in pool ? (
+            <p class="error" role="alert">
+              Could not read the pool: {pool.error}
+            </p>
+          ) : pool ? (
             <dl class="pool">
               <dt>Configured size</dt>
-              <dd>{pool.size}</dd>
+              <dd>{pool.view.size}</dd>
               <dt>Kept now</dt>
               <dd>
-                {pool.limit}
-                {pool.bounded_by ? ` (bounded by ${pool.bounded_by})` : ''}
+                {pool.view.limit}
+                {pool.view.bounded_by ? ` (bounded by ${pool.view.bounded_by})` : ''}
               </dd>
               <dt>Ready / starting</dt>
               <dd>
-                {pool.ready} / {pool.filling}
+                {pool.view.ready} / {pool.view.filling}
               </dd>
               <dt>Per worker</dt>
-              <dd>{mib(pool.worker_bytes)}</dd>
+              <dd>{mib(pool.view.worker_bytes)}</dd>
               <dt>Budget free</dt>
-              <dd>{pool.budget_free_bytes == null ? 'no memory budget' : mib(pool.budget_free_bytes)}</dd>
+              <dd>
+                {pool.view.budget_free_bytes == null ? 'no memory budget' : mib(pool.view.budget_free_bytes)}
+              </dd>
             </dl>
           ) : (
             <p>…</p>

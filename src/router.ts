@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
 import { KeyRing } from './api/auth.js';
 import { GrpcInferenceServer } from './api/grpc/grpc-server.js';
+import { readinessProbe } from './api/readiness.js';
 import { readKeys, type Config } from './config.js';
 import { ForbiddenError, RuntimeUnavailableError, UnauthorizedError, errorMessage } from './errors.js';
 import { Catalog } from './lifecycle/catalog.js';
@@ -189,6 +190,7 @@ export class Router {
           metrics: this.metrics,
           logger: this.logger,
           version: VERSION,
+          readiness: readinessProbe({ store: this.store, runtime: this.runtime }),
           // The same KeyRing as HTTP, with the `authorization` metadata value.
           authorize: (authorization, scope) => {
             const decision = this.keys.authorize(authorization, scope);

@@ -21,6 +21,8 @@ import { answerExpectations } from './expect-continue.js';
 import { inferFastPath } from './infer-fast-path.js';
 import { installMethodNotAllowed } from './method-not-allowed.js';
 import { openapiOptions } from './openapi.js';
+import { readinessProbe } from './readiness.js';
+import { setSecurityHeaders } from './security-headers.js';
 import { healthRoutes } from './routes/health.js';
 import { originalRoutes } from './routes/original.js';
 import { v1Routes } from './routes/v1.js';
@@ -69,6 +71,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         // Shutting down: requests already on a kept-alive connection are still served
         // (the router finishes what it has), and their answer closes the connection.
         if (closing) response.shouldKeepAlive = false;
+        setSecurityHeaders(response);
         if (!fastPath(request, response)) handler(request, response);
       };
       const server = http.createServer(dispatch);
@@ -115,10 +118,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     openapiOptions({ version: deps.version, auth: deps.keys.enabled, metricsPublic: deps.metricsPublic }),
   );
 
-  await app.register(healthRoutes(deps));
+  const readiness = readinessProbe(deps);
+  await app.register(healthRoutes({ readiness, metrics: deps.metrics }));
   await app.register(originalRoutes(deps.lifecycle));
   await app.register(v1Routes(deps), { prefix: '/v1' });
-  await app.register(v2Routes(deps), { prefix: '/v2' });
+  await app.register(v2Routes({ ...deps, readiness }), { prefix: '/v2' });
   await app.register(consoleRoutes());
   await app.register(workerStoreRoutes(deps));
 

@@ -14,8 +14,30 @@ interface OperationLike {
   steps: { name: string; duration_ms: number | null }[];
 }
 
-/** The order in which operations run their steps, for the stacked bars. */
-const STEP_ORDER = ['record', 'create', 'start', 'wait_ready', 'load', 'unload', 'infer', 'stop', 'remove'];
+/**
+ * Every step an operation records, in the order they run (for the stacked bars), each with
+ * a colour of its own: the chart palette has eight, the steps are ten, and a legend whose
+ * `record` and `drain` shared one colour could not be read. Okabe and Ito's eight plus a
+ * grey for the bookkeeping `record` and a wine for `drain`.
+ */
+const STEP_COLORS: [step: string, color: string][] = [
+  ['record', '#999999'],
+  ['create', '#E69F00'],
+  ['start', '#009E73'],
+  ['wait_ready', '#D55E00'],
+  ['drain', '#882255'],
+  ['load', '#56B4E9'],
+  ['unload', '#CC79A7'],
+  ['infer', '#F0E442'],
+  ['stop', '#0072B2'],
+  ['remove', '#000000'],
+];
+const STEP_ORDER = STEP_COLORS.map(([step]) => step);
+
+/** The memory chart's width: with its labels it fits the console's narrowest card (22rem). */
+const MEMORY_PLOT_WIDTH = 160;
+/** Worker labels longer than this (px) are cut with an ellipsis (the tooltip has them whole). */
+const MEMORY_LABEL_LIMIT = 110;
 
 /** One horizontal bar per operation, newest on top, its steps stacked in the order they ran. */
 export function operationsSpec(operations: OperationLike[]): TopLevelSpec {
@@ -40,34 +62,51 @@ export function operationsSpec(operations: OperationLike[]): TopLevelSpec {
     encoding: {
       y: { field: 'operation', type: 'nominal', sort: { field: 'index', order: 'ascending' }, title: null },
       x: { field: 'ms', type: 'quantitative', aggregate: 'sum', stack: 'zero', title: 'milliseconds' },
-      color: { field: 'step', type: 'nominal', sort: STEP_ORDER, title: 'step' },
+      color: {
+        field: 'step',
+        type: 'nominal',
+        title: 'step',
+        scale: { domain: STEP_ORDER, range: STEP_COLORS.map(([, color]) => color) },
+      },
       order: { field: 'rank', type: 'quantitative' },
     },
   };
 }
 
-/** Resident memory of each worker, with its limit as a tick when it has one. */
+/**
+ * Resident memory of each worker, with its limit as a tick when it has one. Sized to its
+ * card in the console, whose heading is its title: a worker is labelled by its job (or as
+ * a pool worker), the container's name is in the tooltip.
+ */
 export function memorySpec(workers: WorkerSample[]): TopLevelSpec {
   const values = workers.map((w) => ({
-    worker: w.job_id ? `${w.job_id} (${w.container_name})` : `${w.container_name} (${w.kind})`,
+    // A job has one worker at a time; pool workers are told apart by their name's end.
+    worker: w.job_id ?? `${w.kind} …${w.container_name.slice(-6)}`,
+    container: w.container_name,
     mib: Math.round((w.memory_bytes / 1048576) * 10) / 10,
     limit: w.memory_limit_bytes === null ? null : Math.round(w.memory_limit_bytes / 1048576),
   }));
+  const y = { field: 'worker', type: 'nominal', title: null } as const;
   return {
-    width: 300,
-    title: { text: 'Worker memory', subtitle: 'Resident, MiB; the tick is the worker’s limit' },
+    width: MEMORY_PLOT_WIDTH,
     data: { values },
     layer: [
       {
-        mark: { type: 'bar', tooltip: true, color: '#0072B2' },
+        mark: { type: 'bar', color: '#0072B2' },
         encoding: {
-          y: { field: 'worker', type: 'nominal', title: null },
-          x: { field: 'mib', type: 'quantitative', title: 'MiB' },
+          y: { ...y, axis: { labelLimit: MEMORY_LABEL_LIMIT } },
+          x: { field: 'mib', type: 'quantitative', title: 'resident MiB (tick: the limit)' },
+          tooltip: [
+            { field: 'worker', type: 'nominal' },
+            { field: 'container', type: 'nominal' },
+            { field: 'mib', type: 'quantitative', title: 'MiB' },
+            { field: 'limit', type: 'quantitative', title: 'limit, MiB' },
+          ],
         },
       },
       {
         mark: { type: 'tick', color: '#D55E00', thickness: 2 },
-        encoding: { y: { field: 'worker', type: 'nominal' }, x: { field: 'limit', type: 'quantitative' } },
+        encoding: { y, x: { field: 'limit', type: 'quantitative' } },
       },
     ],
   };

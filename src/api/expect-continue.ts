@@ -5,6 +5,7 @@
  * sends it; any other expectation is a 417.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { setSecurityHeaders } from './security-headers.js';
 
 export function answerExpectations(
   server: Server,
@@ -13,6 +14,7 @@ export function answerExpectations(
 ): void {
   const refuse = (response: ServerResponse, status: number, code: string, message: string) => {
     // The body was never sent: the connection cannot carry another request reliably.
+    setSecurityHeaders(response);
     response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
     response.end(JSON.stringify({ error: { code, message } }));
   };

@@ -74,7 +74,7 @@ export function statusesOf(
   const statuses = new Set<number>();
   if (options.auth && access !== 'open') statuses.add(401);
   if (options.auth && access === 'admin') statuses.add(403);
-  if (url === '/readyz') statuses.add(503);
+  if (url === '/readyz' || url === '/v2/health/ready') statuses.add(503);
   if (access === 'open') return [...statuses];
   statuses.add(503);
   if (hasParams || schema.querystring || schema.body || hasBody) statuses.add(400);

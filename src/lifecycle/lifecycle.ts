@@ -90,6 +90,7 @@ export class Lifecycle {
         memoryBudgetBytes: options.memoryBudgetBytes ?? 0,
         modelBytes: (model) => deps.catalog.modelBytes(model),
         releasable: this.pool,
+        onOverLimit: (limit) => deps.metrics.memoryOverLimit.inc({ limit }),
       },
       deps.logger,
     );

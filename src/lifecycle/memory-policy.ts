@@ -6,6 +6,15 @@
  * before any model is unloaded: they cost a container start, a model costs a reload.
  * Every unload is a recorded DEPLOY_UNLOAD whose reason (`idle_timeout`, `lru`) is in
  * the operation history.
+ *
+ * How it fails (docs/operations.md#memory-policy): narrowly. An unload that fails is that
+ * model's problem: the idle pass and the search for room go on with the next one, and
+ * the load that asked for room is not failed by another job's unload. When nothing more
+ * can be unloaded (every other model is busy, or its unload failed), the load goes ahead
+ * over the limit rather than being refused: refusing would leave a job unable to serve
+ * because of other jobs' operations, while a model over the limit is given back by the
+ * next load or idle pass. It is not silent: the load's operation carries a warning, the
+ * log says so, and modeldock_memory_over_limit_total counts it.
  */
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
@@ -21,6 +30,15 @@ export interface MemoryPolicyOptions {
   modelBytes: (model: string) => Promise<number>;
   /** Memory that can be given back without unloading a model (the warm pool's idle workers). */
   releasable?: ReleasableMemory;
+  /** A load goes ahead over a limit (counted as a metric). */
+  onOverLimit?: (limit: 'models' | 'budget') => void;
+}
+
+/** What making room did: the jobs unloaded, and why the load is over a limit if it is. */
+export interface Room {
+  unloaded: string[];
+  /** Set when the load goes ahead over a limit: a warning for its operation. */
+  overLimit?: string;
 }
 
 /** Memory held by something cheaper to drop than a loaded model. */
@@ -79,8 +97,8 @@ export class MemoryPolicy {
       for (const server of ready) {
         if (now - this.lastUse(server) < this.options.idleUnloadMs) continue;
         if (this.unloader.isJobBusy(server.jobId)) continue;
-        await this.unloader.deployUnload({ jobId: server.jobId }, 'idle_timeout');
-        unloaded.push(server.jobId);
+        // One model that cannot be unloaded keeps the others from nothing.
+        if (await this.tryUnload(server.jobId, 'idle_timeout')) unloaded.push(server.jobId);
       }
     } catch (error) {
       this.logger.warn({ err: errorMessage(error) }, 'idle unload pass failed');
@@ -104,11 +122,12 @@ export class MemoryPolicy {
    * Before `jobId` loads: give up idle pool workers, then unload least-recently-used
    * models, until there is room. Only
    * jobs with no operation in flight are chosen, so two loads making room for each other
-   * can never wait on each other's lock.
+   * can never wait on each other's lock. A victim whose unload fails is skipped for the
+   * next; when no room can be made the load goes ahead over the limit (see the top).
    */
-  async makeRoomFor(jobId: string, model: string): Promise<string[]> {
+  async makeRoomFor(jobId: string, model: string): Promise<Room> {
     const { maxLoadedModels: max, memoryBudgetBytes: budget } = this.options;
-    if (max <= 0 && budget <= 0) return [];
+    if (max <= 0 && budget <= 0) return { unloaded: [] };
     const loaded = (await this.store.listServers({ kind: 'job', states: ['ready', 'loading'] })).filter(
       (s) => s.jobId !== jobId,
     );
@@ -128,12 +147,34 @@ export class MemoryPolicy {
     for (const victim of candidates) {
       if (!overLimit()) break;
       this.logger.info({ jobId: victim.jobId, for: jobId }, 'unloading the least recently used model');
-      await this.unloader.deployUnload({ jobId: victim.jobId }, 'lru');
+      if (!(await this.tryUnload(victim.jobId, 'lru'))) continue;
       victims.push(victim.jobId);
       count--;
       bytes -= sizes.get(victim.serverId) ?? 0;
     }
-    return victims;
+    if (!overLimit()) return { unloaded: victims };
+    const limit = max > 0 && count + 1 > max ? 'models' : 'budget';
+    const overLimitWarning =
+      limit === 'models'
+        ? `loaded over MODELDOCK_MAX_LOADED_MODELS=${max}: ${count} other models are loaded and none more could be unloaded (busy with an operation, or their unload failed)`
+        : `loaded over MODELDOCK_MEMORY_BUDGET=${budget} bytes: the models take ${bytes + needed} bytes with this one and none more could be unloaded (busy with an operation, or their unload failed)`;
+    this.logger.warn({ jobId, limit }, overLimitWarning);
+    this.options.onOverLimit?.(limit);
+    return { unloaded: victims, overLimit: overLimitWarning };
+  }
+
+  /** Unload a job's model; a failure is logged and reported as false, not thrown. */
+  private async tryUnload(jobId: string, reason: 'idle_timeout' | 'lru'): Promise<boolean> {
+    try {
+      await this.unloader.deployUnload({ jobId }, reason);
+      return true;
+    } catch (error) {
+      this.logger.warn(
+        { jobId, reason, err: errorMessage(error) },
+        'could not unload the model; trying the next',
+      );
+      return false;
+    }
   }
 
   /** Give up idle pool workers until they fit in `allowance` (what the models leave). */

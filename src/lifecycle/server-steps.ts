@@ -124,7 +124,10 @@ export class ServerSteps {
       const modelName = server.jobId;
       // A foreign server finds the model in its own repository, under the job's name.
       const model = serving?.modeldockWorker === false ? undefined : server.model;
-      if (server.kind === 'job') await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
+      if (server.kind === 'job') {
+        const room = await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
+        if (room.overLimit) rec.warn(room.overLimit);
+      }
       await rec.step('load', () => workers.load(endpoint, modelName, model));
       const now = new Date().toISOString();
       server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });

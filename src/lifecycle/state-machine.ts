@@ -1,5 +1,5 @@
 /**
- * Server states and the transitions between them (see DESIGN.md):
+ * Server states and the transitions between them (docs/operations.md, "States"):
  * creating → loading → ready ⇄ unloading → unloaded, → terminating → terminated,
  * and failed (with a reason) from anywhere. Recovery paths (failed → creating/loading)
  * let DEPLOY_LOAD heal a server in place.

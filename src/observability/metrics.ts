@@ -102,6 +102,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly memoryOverLimit = new Counter({
+    name: 'modeldock_memory_over_limit_total',
+    help: 'Loads that went ahead over MODELDOCK_MAX_LOADED_MODELS (limit="models") or MODELDOCK_MEMORY_BUDGET (limit="budget") because nothing more could be unloaded',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true)
       collectDefaultMetrics({ register: this.registry, prefix: 'modeldock_' });

@@ -401,6 +401,10 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       body_limit_bytes: bodyLimit,
       max_elements: limits.maxElements,
       loaded: registry.names(),
+      // Requests waiting in each loaded model's batching queue (batcher.ts).
+      queued: Object.fromEntries(
+        registry.names().map((name) => [name, batchers.get(registry.get(name))?.waiting ?? 0]),
+      ),
     };
   });
 

@@ -77,7 +77,8 @@ export interface PreparedRequest {
   rows: number | undefined;
   /**
    * Requests with equal keys can run as one call: the same datatypes and shapes beyond
-   * the batch dimension, the same requested outputs and the same parameters.
+   * the batch dimension, the same requested outputs and the same parameters (but for
+   * binary_data_output, which only encodes the answer).
    */
   batchKey: string;
 }
@@ -156,10 +157,13 @@ export function prepareRequest(
   const tensors = model.inputs.map((s) => feeds[s.name]!);
   const first = tensors[0]!.dims[0];
   const rows = tensors.every((t) => t.dims.length > 0 && t.dims[0] === first) ? first : undefined;
+  // binary_data_output only says how this request's answer is encoded (done per request):
+  // JSON and binary clients share batches. Every other parameter keeps requests apart.
+  const { binary_data_output: _encoding, ...parameters } = request.parameters ?? {};
   const batchKey = JSON.stringify([
     tensors.map((t) => [t.type, t.dims.slice(1)]),
     wanted.map((o) => o.name),
-    request.parameters ?? null,
+    Object.keys(parameters).length > 0 ? parameters : null,
   ]);
   return { feeds, wanted, ...(request.id === undefined ? {} : { id: request.id }), rows, batchKey };
 }

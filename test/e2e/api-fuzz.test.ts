@@ -101,7 +101,7 @@ for (const mode of ['keys', 'auth off'] as const) {
         '--checks',
         'all',
         // Every check but one: DELETE /v1/jobs/{job_id} is TERMINATE, and the design keeps a
-        // terminated job as history (DESIGN.md), so GET answers it afterwards with state
+        // terminated job as history (docs/operations.md), so GET answers it afterwards with state
         // "terminated" on purpose, where use_after_free expects 404. The only DELETE in the API.
         '--exclude-checks',
         'use_after_free',

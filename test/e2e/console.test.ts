@@ -64,6 +64,17 @@ describe('web console in a real browser', () => {
     // Worker memory, in the table and the chart (rendered by the router with Vega-Lite).
     await page.locator('tr[data-job="w1"] td', { hasText: /^\d+ MiB$/ }).waitFor();
     await page.locator('figure[aria-label="memory of each worker"] svg', { hasText: 'w1' }).waitFor();
+    // Drawn at its own size in its card, not shrunk to unreadable text.
+    const memoryChart = await page.$eval('figure[aria-label="memory of each worker"]', (figure) => ({
+      card: figure.clientWidth,
+      chart: Number(figure.querySelector('svg')!.getAttribute('width')),
+      text: figure.querySelector('svg text')!.getBoundingClientRect().height,
+    }));
+    assert.ok(
+      memoryChart.chart <= memoryChart.card,
+      `chart ${memoryChart.chart} px in a ${memoryChart.card} px card`,
+    );
+    assert.ok(memoryChart.text >= 10, `its text is ${memoryChart.text} px high`);
     await page.screenshot({ path: path.join(SHOTS, 'ready.png'), fullPage: true });
     assert.deepEqual(problems, []);
   });

@@ -21,7 +21,7 @@ runOriginalRequests('Docker', {
     assert.equal(info.Config.Labels[LABELS.server], 'inf-0001');
     assert.equal(info.Config.Labels[LABELS.job], 'a1');
     assert.equal(info.Config.Labels[LABELS.model], 'm-131');
-    // Hardened as DESIGN.md says.
+    // Hardened as docs/security.md says.
     assert.equal(info.Config.User, '10001:10001');
     assert.deepEqual(info.HostConfig.CapDrop, ['ALL']);
     assert.equal(info.HostConfig.ReadonlyRootfs, true);

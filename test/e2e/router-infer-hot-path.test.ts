@@ -5,10 +5,13 @@
  * is counted, and a killed worker never leaves a request hanging and heals.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Pool, type Dispatcher } from 'undici';
 import { SMALL_BODY_BYTES } from '../../src/api/infer-fast-path.js';
+import type { RouteEntry } from '../../src/lifecycle/route-table.js';
 import { DIGITS } from '../helpers/fixtures.js';
+import { ensureBigModel, TEST_MODELS_DIR } from '../helpers/models.js';
 import { getJson, postJson, startTestRouter, waitForServer, type TestRouter } from '../helpers/router.js';
 
 function inferBody(records: typeof DIGITS): string {
@@ -115,6 +118,44 @@ describe('inference hot path', () => {
     assert.equal(encoded.body.model_name, 'h1');
   });
 
+  it('forbids framing and sniffing on every answer, whichever path answered it', async () => {
+    const body = inferBody([DIGITS[0]!]);
+    const json = { 'content-type': 'application/json' };
+    const answers: [string, Response | { status: number; headers: Headers }][] = [
+      ['hot path', await fetch(`${t.url}/v2/models/h1/infer`, { method: 'POST', body, headers: json })],
+      [
+        'Fastify route (chunked)',
+        await fetch(`${t.url}/v2/models/h1/infer`, {
+          method: 'POST',
+          body: new Blob([body]).stream(),
+          headers: json,
+          duplex: 'half',
+        } as RequestInit),
+      ],
+      [
+        'original endpoint, bad input',
+        await fetch(`${t.url}/inference_router/`, {
+          method: 'POST',
+          body: '{}',
+          headers: { 'content-type': 'application/json' },
+        }),
+      ],
+      ['unknown URL', await fetch(`${t.url}/nowhere`)],
+      ['console', await fetch(`${t.url}/ui/index.html`)],
+      ['health', await fetch(`${t.url}/healthz`)],
+      ['expectation refused', await expectTooLarge(t.url, t.config.bodyLimitBytes + 1)],
+    ];
+    for (const [path, response] of answers) {
+      assert.ok(response.status > 0, path);
+      assert.equal(response.headers.get('x-frame-options'), 'DENY', path);
+      assert.equal(response.headers.get('x-content-type-options'), 'nosniff', path);
+      assert.match(response.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/, path);
+    }
+    const statuses = answers.map(([, response]) => response.status);
+    assert.deepEqual(statuses.slice(0, 4), [200, 200, 400, 404]);
+    assert.equal(statuses[6], 413);
+  });
+
   it('never hangs on a killed worker, and routes again once the reconciler restarted it', async () => {
     const job = (await getJson(`${t.url}/v1/jobs/h1`)).body;
     const serverId: string = job.server.server_id;
@@ -132,3 +173,109 @@ describe('inference hot path', () => {
     assert.equal(healed.body.model_name, 'h1');
   });
 });
+
+describe('inference hot path: a client that leaves while a lost model is loaded again', () => {
+  let t: TestRouter;
+  let model: string;
+  before(async () => {
+    // A large model, so loading it again takes long enough for a client to hang up during it.
+    model = await ensureBigModel(128);
+    t = await startTestRouter({
+      env: { MODELDOCK_MODELS_DIR: TEST_MODELS_DIR, MODELDOCK_DRAIN_TIMEOUT_MS: '10000' },
+    });
+    const created = await postJson(`${t.url}/v1/jobs`, { job_id: 'lost', model, dataset: 'ds-550' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+  });
+  after(async () => {
+    await t?.cleanup();
+  });
+
+  it(
+    'lets go of both routes it held, so the next unload does not wait out the drain timeout',
+    { timeout: 120_000 },
+    async () => {
+      const stale = takeRoute(t, 'lost');
+      const input = (await getJson(`${t.url}/v2/models/lost`)).body.inputs[0];
+      const width: number = input.shape[1];
+      const body = JSON.stringify({
+        inputs: [{ name: input.name, shape: [1, width], datatype: 'FP32', data: new Array(width).fill(0) }],
+      });
+      assert.ok(Buffer.byteLength(body) <= SMALL_BODY_BYTES, 'the request must take the hot path');
+      // What a neighbour, or a worker restart the engine did not report, leaves behind.
+      await t.router.workers.unload(stale.endpoint, stale.modelName);
+
+      // The request reaches the worker, which answers 404: the router loads the model again.
+      // The client hangs up the moment that load starts.
+      const reloading = new Promise<void>((resolve) => {
+        const unsubscribe = t.router.events.subscribe((event) => {
+          if (
+            event.type === 'server' &&
+            event.server.serverId === stale.serverId &&
+            event.server.state === 'loading'
+          ) {
+            unsubscribe();
+            resolve();
+          }
+        });
+      });
+      const { hostname, port } = new URL(t.url);
+      const request = http.request({
+        hostname,
+        port,
+        method: 'POST',
+        path: '/v2/models/lost/infer',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      });
+      const hungUp = new Promise<void>((resolve) => request.once('close', resolve));
+      request.on('error', () => undefined); // the socket is destroyed on purpose
+      request.end(body);
+      await reloading;
+      request.destroy();
+      await hungUp;
+      await waitForServer(t.router, stale.serverId, (s) => s.state === 'ready', 60_000);
+      const served = await postJson(`${t.url}/v2/models/lost/infer`, JSON.parse(body));
+      assert.equal(served.status, 200, JSON.stringify(served.body));
+
+      const fresh = takeRoute(t, 'lost');
+      assert.notEqual(fresh, stale, 'the heal opened a new route');
+      assert.equal(stale.inFlight, 0, 'the stale route was let go exactly once');
+      assert.equal(await fresh.drain(10_000), 0, 'the healed route was let go');
+      assert.equal(fresh.inFlight, 0);
+      const unloaded = await postJson(`${t.url}/v1/jobs/lost/unload`, {});
+      assert.equal(unloaded.status, 200, JSON.stringify(unloaded.body));
+      assert.deepEqual(unloaded.body.warnings ?? [], [], 'nothing was left in flight');
+    },
+  );
+});
+
+/** The job's current route, for reading its in-flight count (taken and given back at once). */
+function takeRoute(t: TestRouter, jobId: string): RouteEntry {
+  const route = t.router.lifecycle.tryAcquireRoute(jobId);
+  assert.ok(route, `job ${jobId} has a route`);
+  route.release();
+  return route;
+}
+
+/** The router's answer to `Expect: 100-continue` with a body over its limit (the body is never sent). */
+function expectTooLarge(url: string, length: number): Promise<{ status: number; headers: Headers }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const request = http.request({
+      hostname,
+      port,
+      method: 'POST',
+      path: '/v2/models/h1/infer',
+      headers: { 'content-type': 'application/json', 'content-length': length, expect: '100-continue' },
+    });
+    request.on('response', (response) => {
+      response.resume();
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (typeof value === 'string') headers.set(name, value);
+      }
+      resolve({ status: response.statusCode!, headers });
+    });
+    request.on('error', reject);
+    request.flushHeaders();
+  });
+}

@@ -12,7 +12,7 @@ import {
 } from '../../src/errors.js';
 
 describe('error mapping at the HTTP edge', () => {
-  it('maps domain errors to the statuses of DESIGN.md', () => {
+  it('maps domain errors to the statuses of docs/api.md (Errors)', () => {
     assert.equal(toErrorResponse(new InvalidInputError('x')).status, 400);
     assert.equal(toErrorResponse(new NotFoundError('x')).status, 404);
     assert.equal(toErrorResponse(new ConflictError('x')).status, 409);

@@ -18,6 +18,7 @@ import { Metrics } from '../../src/observability/metrics.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { inferenceClient, unaryCall, type InferenceClient } from '../helpers/grpc-client.js';
 import { freePort } from '../helpers/ports.js';
+import type { Readiness } from '../../src/api/readiness.js';
 
 type Client = InferenceClient;
 const call = (client: Client, method: string, request: object, options: grpc.CallOptions = {}) =>
@@ -72,6 +73,8 @@ describe('gRPC inference service', () => {
     });
   });
   const workers = new WorkerClient();
+  /** What the router's readiness probe answers (store and runtime checks). */
+  let readiness: Readiness = { ready: true, checks: [] };
   const invalidated: string[] = [];
   const observed: [string, number][] = [];
   let workerUrl: string;
@@ -110,6 +113,7 @@ describe('gRPC inference service', () => {
         },
         logger: pino({ level: 'silent' }),
         version: '0.0.0-test',
+        readiness: async () => readiness,
       },
       {
         host: '127.0.0.1',
@@ -284,6 +288,14 @@ describe('gRPC inference service', () => {
 
   it('answers health, metadata and an unknown repository', async () => {
     assert.deepEqual(await call(client, 'ServerLive', {}), { live: true });
+    assert.deepEqual(await call(client, 'ServerReady', {}), { ready: true });
+    readiness = { ready: false, checks: [{ name: 'store', ok: false, message: 'database is away' }] };
+    assert.deepEqual(
+      await call(client, 'ServerReady', {}),
+      { ready: false },
+      'the router is not ready without its store',
+    );
+    readiness = { ready: true, checks: [] };
     const metadata = await call(client, 'ServerMetadata', {});
     assert.equal(metadata.name, 'modeldock');
     assert.ok(metadata.extensions.includes('statistics'));

@@ -70,7 +70,7 @@ describe('MemoryPolicy with the warm pool', () => {
     const pool = fakePool(3, 20, log);
     const servers = [server('j1', 'a', 'ready', '2024-01-01T00:00:00Z'), server('j2', 'big', 'loading', '')];
     // 30 (a) + 50 (big) leaves 20 of 100: one pool worker of 20 stays.
-    assert.deepEqual(await policy(servers, 100, pool, log).makeRoomFor('j2', 'big'), []);
+    assert.deepEqual(await policy(servers, 100, pool, log).makeRoomFor('j2', 'big'), { unloaded: [] });
     assert.equal(pool.count, 1);
     assert.deepEqual(log, ['release 2']);
   });
@@ -84,7 +84,7 @@ describe('MemoryPolicy with the warm pool', () => {
       server('j3', 'c', 'loading', ''),
     ];
     // 30 + 30 + 60 > 100 even with no pool: the pool goes first, then the oldest model.
-    assert.deepEqual(await policy(servers, 100, pool, log).makeRoomFor('j3', 'c'), ['old']);
+    assert.deepEqual(await policy(servers, 100, pool, log).makeRoomFor('j3', 'c'), { unloaded: ['old'] });
     assert.equal(pool.count, 0);
     assert.deepEqual(log, ['release 2', 'unload old (lru)']);
   });
@@ -93,7 +93,7 @@ describe('MemoryPolicy with the warm pool', () => {
     const log: string[] = [];
     const pool = fakePool(2, 10, log);
     const servers = [server('j1', 'a', 'ready', '2024-01-01T00:00:00Z')];
-    assert.deepEqual(await policy(servers, 100, pool, log).makeRoomFor('j2', 'b'), []);
+    assert.deepEqual(await policy(servers, 100, pool, log).makeRoomFor('j2', 'b'), { unloaded: [] });
     assert.deepEqual(log, []);
   });
 

@@ -4,7 +4,7 @@ import { canTransition } from '../../src/lifecycle/state-machine.js';
 import { SERVER_STATES } from '../../src/store/records.js';
 
 describe('server state machine', () => {
-  it('allows the lifecycle of DESIGN.md', () => {
+  it('allows the lifecycle of docs/operations.md', () => {
     const path = [
       'creating',
       'loading',

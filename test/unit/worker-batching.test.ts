@@ -206,6 +206,22 @@ describe('worker: dynamic batching', () => {
     assert.equal(after.inference_stats.fail.count - before.inference_stats.fail.count, 1);
   });
 
+  it('batches a request asking for binary outputs with JSON ones: that parameter only encodes the answer', async () => {
+    const before = await stats('doubler');
+    const busy = worker.infer('doubler', doubled([1, 2], 2));
+    const json = worker.infer('doubler', doubled([3, 4], 2));
+    const binary = worker.infer('doubler', {
+      ...doubled([5, 6], 2),
+      parameters: { binary_data_output: true },
+    });
+    const [, asJson, asBytes] = await Promise.all([busy, json, binary]);
+    assert.deepEqual((asJson.response.outputs[0] as any).data, [6, 8]);
+    assert.equal(asBytes.binary.length, 2, 'both outputs as bytes');
+    assert.deepEqual([...new Float32Array(new Uint8Array(asBytes.binary[0]!).buffer)], [10, 12]);
+    const after = await stats('doubler');
+    assert.equal(after.execution_count - before.execution_count, 2, 'the two queued requests ran as one');
+  });
+
   it('keeps a model error to the request that caused it, though it was batched with others', async () => {
     const indices = [1, 2, 99, 3, 4, 5, 6];
     const answers = await Promise.all(

@@ -40,6 +40,7 @@ import { loadInferenceService } from '../../inference-grpc/service-definition.js
 import { httpAnswerError } from '../../inference-grpc/http-answer.js';
 import { boundedServerOptions, callGuard, metadataText } from '../../inference-grpc/call-guard.js';
 import { CallEndedError, forwardToWorker, type WorkerAnswer } from './worker-forward.js';
+import type { ReadinessProbe } from '../readiness.js';
 import { asCaller } from '../../lifecycle/caller.js';
 
 /**
@@ -65,6 +66,8 @@ export interface GrpcDeps {
   metrics: Pick<Metrics, 'observeInference' | 'refusedRequests'>;
   logger: Logger;
   version: string;
+  /** The router's readiness (store and runtime answer), as /readyz answers it. */
+  readiness: ReadinessProbe;
   authorize?: GrpcAuthorizer;
 }
 
@@ -190,7 +193,7 @@ export class GrpcInferenceServer {
     };
     return {
       ServerLive: this.unary('ServerLive', async () => ({ live: true })),
-      ServerReady: this.unary('ServerReady', async () => ({ ready: true })),
+      ServerReady: this.unary('ServerReady', async () => ({ ready: (await deps.readiness()).ready })),
       ServerMetadata: this.unary('ServerMetadata', async () => ({
         name: 'modeldock',
         version: deps.version,

@@ -17,6 +17,7 @@ import type { Store } from '../../store/store.js';
 import { memorySpec, operationsSpec } from '../console-charts.js';
 import { presentOperation } from '../presenters.js';
 import type { WorkerStatsSampler } from '../worker-stats.js';
+import { FRAME_ANCESTORS_NONE } from '../security-headers.js';
 
 const FILES: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
@@ -56,7 +57,7 @@ export function consoleRoutes(): FastifyPluginAsyncTypebox {
         .header('cache-control', 'no-cache')
         .header(
           'content-security-policy',
-          "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+          `default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; ${FRAME_ANCESTORS_NONE}`,
         )
         .send(await readFile(path.join(dir, file)));
     }

@@ -16,6 +16,7 @@ import { bodyTooLarge, checkDeclaredLength, limitBody } from '../body-limit.js';
 import { protocolErrorHandler, protocolNotFoundHandler, toProtocolErrorResponse } from '../error-mapping.js';
 import { ROUTER_EXTENSIONS, allModelStatistics, isJobReady, repositoryIndex } from '../inference-protocol.js';
 import { answerWorkerFailure, endToEndHeaders } from '../worker-proxy.js';
+import type { ReadinessProbe } from '../readiness.js';
 
 export interface V2Deps {
   lifecycle: Lifecycle;
@@ -26,6 +27,7 @@ export interface V2Deps {
   logger?: Logger;
   /** Bodies streamed to a worker obey the same limit as the ones Fastify parses. */
   bodyLimitBytes: number;
+  readiness: ReadinessProbe;
 }
 
 /** Where a worker's answer goes when it is not the client's to see. */
@@ -151,7 +153,11 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
     app.setNotFoundHandler(protocolNotFoundHandler);
 
     app.get('/health/live', async () => ({ live: true }));
-    app.get('/health/ready', async () => ({ ready: true }));
+    // The router's real readiness, as /readyz: a probe or client sees 503 while the store or runtime is away.
+    app.get('/health/ready', async (_request, reply) => {
+      const { ready, checks } = await deps.readiness();
+      return reply.code(ready ? 200 : 503).send(ready ? { ready } : { ready, checks });
+    });
     app.get('/', async () => ({
       name: 'modeldock',
       version: deps.version,

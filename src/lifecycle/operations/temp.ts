@@ -3,6 +3,7 @@
  * dataset (or the given inputs), and is removed whatever happened: a TEMP server never
  * outlives its operation. It counts against the creation limits like any creation.
  */
+import { errorMessage } from '../../errors.js';
 import { liveServer, validateRequest } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { OperationOutcome, TempRequest } from '../lifecycle-types.js';
@@ -28,6 +29,7 @@ async function tempLocked(
   return runOperation(ctx, 'TEMP', request, server, reason, async (rec) => {
     let temp = await servers.newServer(rec, request, 'temp');
     let result: unknown;
+    let failure: { error: unknown } | undefined;
     try {
       temp = await servers.bringUp(rec, temp);
       const endpoint = temp.endpoint!;
@@ -36,11 +38,24 @@ async function tempLocked(
           ? deps.workers.batch(endpoint, request.jobId, request.dataset)
           : deps.workers.infer(endpoint, request.jobId, request.inputs),
       );
-    } finally {
-      // Deleted even on failure: a TEMP server never outlives its operation.
+    } catch (error) {
+      failure = { error };
+    }
+    // Deleted even on failure: a TEMP server never outlives its operation.
+    try {
       const latest = (await deps.store.getServer(temp.serverId).catch(() => undefined)) ?? temp;
       temp = await servers.terminate(rec, latest, 'temp_done');
+    } catch (cleanupError) {
+      if (!failure) throw cleanupError;
+      // The TEMP already failed: that is its answer, and the removal's failure, which
+      // would otherwise replace it, is kept beside it (the reconciler removes the server).
+      rec.warn(`the TEMP server ${temp.serverId} could not be removed: ${errorMessage(cleanupError)}`);
+      deps.logger.warn(
+        { serverId: temp.serverId, err: errorMessage(cleanupError) },
+        'a failed TEMP could not remove its server',
+      );
     }
+    if (failure) throw failure.error;
     return { server: temp, result };
   });
 }

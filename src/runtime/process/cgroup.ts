@@ -54,6 +54,11 @@ interface PreparedGroup {
 
 export interface PreparedCgroups {
   groups: PreparedGroup[];
+  /**
+   * Why a group or limit could not be made, one line per refusal (`mkdir …: EACCES`):
+   * logged with the limits left unenforced, so an operator sees the kernel's reason.
+   */
+  problems: string[];
 }
 
 /** The router's own cgroup path per v1 controller, and the v2 path under key ''. */
@@ -77,10 +82,14 @@ async function exists(file: string, mode = constants.F_OK): Promise<boolean> {
   );
 }
 
-async function attempt(step: () => Promise<unknown>): Promise<boolean> {
+/** Runs a step the kernel may refuse; a refusal is noted in `problems` (what, and why) and reported as false. */
+async function attempt(problems: string[], what: string, step: () => Promise<unknown>): Promise<boolean> {
   return step().then(
     () => true,
-    () => false,
+    (error: unknown) => {
+      problems.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    },
   );
 }
 
@@ -88,18 +97,28 @@ function cpuQuotaUs(limits: WorkerLimits): number {
   return Math.max(1000, Math.round((limits.nanoCpus / 1e9) * CPU_PERIOD_US));
 }
 
-async function prepareV2(group: string, limits: WorkerLimits, own: string): Promise<PreparedGroup[]> {
-  const ownDir = path.join(ROOT, own);
+async function prepareV2(
+  root: string,
+  group: string,
+  limits: WorkerLimits,
+  own: string,
+  problems: string[],
+): Promise<PreparedGroup[]> {
+  const ownDir = path.join(root, own);
   const parent = path.join(ownDir, PARENT_GROUP);
   const dir = path.join(parent, group);
-  if (!(await exists(ownDir, constants.W_OK))) return [];
-  if (!(await attempt(() => mkdir(parent, { recursive: true })))) return [];
+  if (!(await exists(ownDir, constants.W_OK))) {
+    problems.push(`${ownDir} (the router's own cgroup) is not writable`);
+    return [];
+  }
+  if (!(await attempt(problems, `mkdir ${parent}`, () => mkdir(parent, { recursive: true })))) return [];
   for (const level of [ownDir, parent]) {
     for (const controller of ['memory', 'pids', 'cpu']) {
-      await attempt(() => writeFile(path.join(level, 'cgroup.subtree_control'), `+${controller}`));
+      const control = path.join(level, 'cgroup.subtree_control');
+      await attempt(problems, `+${controller} in ${control}`, () => writeFile(control, `+${controller}`));
     }
   }
-  if (!(await attempt(() => mkdir(dir, { recursive: true })))) return [];
+  if (!(await attempt(problems, `mkdir ${dir}`, () => mkdir(dir, { recursive: true })))) return [];
   const settings: [EnforcedLimit, string, string][] = [
     ['memory', 'memory.max', String(limits.memoryBytes)],
     ['swap', 'memory.swap.max', '0'],
@@ -109,15 +128,19 @@ async function prepareV2(group: string, limits: WorkerLimits, own: string): Prom
   const set: EnforcedLimit[] = [];
   for (const [limit, file, value] of settings) {
     // Writing a controller's file only succeeds when the controller is enabled here.
-    if (await attempt(() => writeFile(path.join(dir, file), value))) set.push(limit);
+    if (await attempt(problems, `${file} = ${value}`, () => writeFile(path.join(dir, file), value))) {
+      set.push(limit);
+    }
   }
-  return [{ dir, limits: set, controller: '', relative: path.relative(ROOT, dir) }];
+  return [{ dir, limits: set, controller: '', relative: path.relative(root, dir) }];
 }
 
 async function prepareV1(
+  root: string,
   group: string,
   limits: WorkerLimits,
   own: Map<string, string>,
+  problems: string[],
 ): Promise<PreparedGroup[]> {
   const groups: PreparedGroup[] = [];
   const settings: [string, [EnforcedLimit, string, string][]][] = [
@@ -140,17 +163,21 @@ async function prepareV1(
   ];
   for (const [controller, files] of settings) {
     const ownPath = own.get(controller);
-    const mount = path.join(ROOT, controller);
-    if (ownPath === undefined || !(await exists(mount, constants.W_OK))) continue;
+    const mount = path.join(root, controller);
+    if (ownPath === undefined || !(await exists(mount, constants.W_OK))) {
+      problems.push(`no writable ${controller} hierarchy at ${mount}`);
+      continue;
+    }
     const dir = path.join(mount, ownPath, PARENT_GROUP, group);
-    if (!(await attempt(() => mkdir(dir, { recursive: true })))) continue;
+    if (!(await attempt(problems, `mkdir ${dir}`, () => mkdir(dir, { recursive: true })))) continue;
     const set = new Set<EnforcedLimit>();
     const failed = new Set<EnforcedLimit>();
     for (const [limit, file, value] of files) {
       // Swap accounting may be off in the kernel (no memsw files): then swap is not bounded.
       if (limit === 'swap' && !(await exists(path.join(dir, file)))) continue;
-      if (await attempt(() => writeFile(path.join(dir, file), value))) set.add(limit);
-      else failed.add(limit);
+      if (await attempt(problems, `${file} = ${value}`, () => writeFile(path.join(dir, file), value))) {
+        set.add(limit);
+      } else failed.add(limit);
     }
     for (const limit of failed) set.delete(limit);
     if (!set.has(controller as EnforcedLimit)) {
@@ -162,16 +189,25 @@ async function prepareV1(
   return groups;
 }
 
-/** Makes the worker's cgroups (named `group`) with their limits, before the worker exists. */
-export async function prepareCgroups(group: string, limits: WorkerLimits): Promise<PreparedCgroups> {
+/**
+ * Makes the worker's cgroups (named `group`) with their limits, before the worker exists.
+ * `root` is where the hierarchies are mounted (a test mounts a cgroup2 of its own).
+ */
+export async function prepareCgroups(
+  group: string,
+  limits: WorkerLimits,
+  root = ROOT,
+): Promise<PreparedCgroups> {
+  const problems: string[] = [];
   try {
     const own = await ownCgroups();
-    if (await exists(path.join(ROOT, 'cgroup.controllers'))) {
-      return { groups: await prepareV2(group, limits, own.get('') ?? '/') };
+    if (await exists(path.join(root, 'cgroup.controllers'))) {
+      return { groups: await prepareV2(root, group, limits, own.get('') ?? '/', problems), problems };
     }
-    return { groups: await prepareV1(group, limits, own) };
-  } catch {
-    return { groups: [] };
+    return { groups: await prepareV1(root, group, limits, own, problems), problems };
+  } catch (error) {
+    problems.push(`preparing cgroups failed: ${error instanceof Error ? error.message : String(error)}`);
+    return { groups: [], problems };
   }
 }
 

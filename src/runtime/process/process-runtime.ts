@@ -302,7 +302,7 @@ export class ProcessRuntime implements Runtime {
       );
       if (notEnforced.length > 0) {
         this.options.logger?.warn(
-          { worker: name, notEnforced },
+          { worker: name, notEnforced, why: prepared.problems },
           'process runtime: these worker limits are recorded but not enforced (no writable cgroup)',
         );
       }
