@@ -11,7 +11,8 @@
  *   node --import tsx bench/batching.bench.ts
  *   (BENCH_SECONDS per measurement, default 2.5; BENCH_TRIALS, default 2)
  *
- * Results in bench/results/batching.json and the chart bench/results/batching.svg.
+ * Then perf_analyzer through the router at concurrency 16, batching off against adaptive.
+ * Results in bench/results/batching.json, charts in bench/results/batching-<model>.svg.
  */
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -21,13 +22,16 @@ import { DIGITS } from '../test/helpers/fixtures.js';
 import { TEST_MODELS_DIR, ensureBigModel } from '../test/helpers/models.js';
 import { MODELS_DIR } from '../test/helpers/paths.js';
 import { getJson, postJson, startTestRouter } from '../test/helpers/router.js';
+import { execFileSync } from 'node:child_process';
 import { writeBatchingCharts } from './lib/bench-charts.js';
+import { perfAnalyzer, type PaRow } from './lib/perf-analyzer.js';
 import { machine, summarize, table, writeResult, type Summary } from './lib/stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2.5);
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 2);
 const CONCURRENCY = [1, 4, 16, 64];
 const DELAY_US = 2000;
+const PA_CONCURRENCY = 16;
 
 const MODES = {
   off: { dynamic_batching: false },
@@ -141,6 +145,7 @@ async function main(): Promise<void> {
     env: { MODELDOCK_MODELS_DIR: store, MODELDOCK_WORKER_CPUS: '1' },
   });
   const cells: Cell[] = [];
+  const paRuns: { model: string; mode: Mode; concurrency: number; result: PaRow | null }[] = [];
   const pools: Dispatcher[] = [];
   try {
     const endpoints: Record<string, string> = {};
@@ -187,6 +192,24 @@ async function main(): Promise<void> {
         }
       }
     }
+    // perf_analyzer (Triton's own load generator) through the router: it reads each job's
+    // configuration (max_batch_size 64, dims without the batch dimension) and sends batches of 1.
+    const binary = execFileSync('bash', [path.join(import.meta.dirname, '../scripts/perf-analyzer.sh')], {
+      encoding: 'utf8',
+    }).trim();
+    for (const model of models) {
+      for (const mode of ['off', 'adaptive'] as const) {
+        const csv = path.join(store, `pa-${model.key}-${mode}.csv`);
+        const target = {
+          url: new URL(t.url).host,
+          protocol: 'http' as const,
+          model: jobs[`${model.key}/${mode}`]!,
+        };
+        const result = (await perfAnalyzer(binary, target, PA_CONCURRENCY, csv, 3000)) ?? null;
+        paRuns.push({ model: model.key, mode, concurrency: PA_CONCURRENCY, result });
+        console.log(`perf_analyzer ${model.key} ${mode} c=${PA_CONCURRENCY}: ${JSON.stringify(result)}`);
+      }
+    }
   } finally {
     await Promise.all(pools.map((p) => p.close()));
     await t.cleanup();
@@ -219,6 +242,7 @@ async function main(): Promise<void> {
     modes: MODES,
     cells,
     targets,
+    perf_analyzer: paRuns,
   };
   const file = writeResult('batching', result);
   console.log(`\n${file}`);

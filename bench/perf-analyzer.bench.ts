@@ -11,7 +11,7 @@
  *   node --import tsx bench/perf-analyzer.bench.ts
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -20,70 +20,12 @@ import { freePort } from '../test/helpers/ports.js';
 import { postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
 import { spawnRouter } from '../test/helpers/router-process.js';
 import { WORKER_SECRET_ENV, WORKER_SECRET_HEADER } from '../src/worker-secret.js';
+import { perfAnalyzer, type PaRow } from './lib/perf-analyzer.js';
 import { machine, ms, summarize, table, writeResult } from './lib/stats.js';
 
 const run = promisify(execFile);
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 3);
 const INTERVAL_MS = Number(process.env.BENCH_PA_INTERVAL_MS ?? 3000);
-
-interface PaRow {
-  rps: number;
-  p50_ms: number;
-  p99_ms: number;
-  server_queue_us: number;
-  server_compute_infer_us: number;
-}
-
-async function perfAnalyzer(
-  binary: string,
-  target: { url: string; protocol: 'http' | 'grpc'; headers?: string[] },
-  concurrency: number,
-  csv: string,
-): Promise<PaRow | undefined> {
-  try {
-    await run(
-      binary,
-      [
-        '-m',
-        'p1',
-        '-u',
-        target.url,
-        '-i',
-        target.protocol,
-        '--concurrency-range',
-        String(concurrency),
-        '--measurement-interval',
-        String(INTERVAL_MS),
-        // This shared machine's noise needs a looser stability rule than the 10 % default
-        // (a run that still finds no stable windows is counted as unstable, not measured).
-        '--stability-percentage',
-        '100',
-        '--max-trials',
-        '10',
-        '-f',
-        csv,
-        ...(target.headers ?? []).flatMap((header) => ['-H', header]),
-      ],
-      { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
-    );
-  } catch (error) {
-    if (/Failed to obtain stable measurement/.test(String((error as { stderr?: string }).stderr)))
-      return undefined;
-    throw error;
-  }
-  const [header, row] = (await readFile(csv, 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => l.split(','));
-  const value = (name: string) => Number(row![header!.indexOf(name)]);
-  return {
-    rps: value('Inferences/Second'),
-    p50_ms: value('p50 latency') / 1000,
-    p99_ms: value('p99 latency') / 1000,
-    server_queue_us: value('Server Queue'),
-    server_compute_infer_us: value('Server Compute Infer'),
-  };
-}
 
 async function main() {
   const { stdout } = await run('bash', [path.join(import.meta.dirname, '../scripts/perf-analyzer.sh')]);
@@ -133,7 +75,13 @@ async function main() {
     for (const concurrency of [1, 32]) {
       for (let trial = 0; trial < TRIALS; trial++) {
         for (const [name, target] of Object.entries(targets)) {
-          const row = await perfAnalyzer(binary, target, concurrency, path.join(dataDir, `pa-${trial}.csv`));
+          const row = await perfAnalyzer(
+            binary,
+            { ...target, model: 'p1' },
+            concurrency,
+            path.join(dataDir, `pa-${trial}.csv`),
+            INTERVAL_MS,
+          );
           if (row) ((results[`c${concurrency}`] ??= {})[name] ??= []).push(row);
           else unstable.push(`${name} c=${concurrency}`);
         }

@@ -582,6 +582,17 @@ export const TABLES: Record<string, Renderer> = {
   'batching.matmul_router': batchingTable('matmul-2048', 'router'),
   'batching.m131_worker': batchingTable('m-131', 'worker'),
   'batching.m131_router': batchingTable('m-131', 'router'),
+  'batching.perf_analyzer': (r) =>
+    table(
+      ['model', 'batching', 'perf_analyzer inferences/s', 'p50', 'p99'],
+      need(r, 'perf_analyzer').map((run: any) => [
+        run.model,
+        run.mode,
+        run.result ? int(run.result.rps) : 'no stable measurement',
+        run.result ? ms(run.result.p50_ms) : '–',
+        run.result ? ms(run.result.p99_ms) : '–',
+      ]),
+    ),
   'batching.targets': targetsTable(
     (['worker', 'router'] as const).flatMap((path) => {
       const where = path === 'worker' ? 'straight to the worker' : 'through the router';

@@ -38,11 +38,8 @@ export function summarize(values: number[]): Summary {
   };
 }
 
-/** The load average (1, 5, 15 min) when the benchmark started: every bench imports this module first thing. */
-const LOAD_AT_START = os.loadavg().map((v) => Math.round(v * 100) / 100);
-
 /** The commit the benchmark ran, and whether the checkout had changes on top of it. */
-function commit(): { sha: string; dirty: boolean } | null {
+function currentCommit(): { sha: string; dirty: boolean } | null {
   try {
     const git = (...args: string[]) =>
       execFileSync('git', args, {
@@ -52,12 +49,29 @@ function commit(): { sha: string; dirty: boolean } | null {
       });
     return {
       sha: git('rev-parse', 'HEAD').trim(),
-      dirty: git('status', '--porcelain', '--untracked-files=no').trim() !== '',
+      // Results and the report are what benchmarks write, not code they run: a bench after
+      // another in one `npm run bench` would otherwise always read "changed".
+      dirty:
+        git(
+          'status',
+          '--porcelain',
+          '--untracked-files=no',
+          '--',
+          ':(top)',
+          ':(top,exclude)bench/results',
+          ':(top,exclude)BENCHMARKS.md',
+        ).trim() !== '',
     };
   } catch {
     return null; // not a git checkout: the report says "commit not recorded"
   }
 }
+
+// Both taken when the benchmark starts (every bench imports this module first thing): the
+// load it starts under, and the code it runs (edits made while it runs are not in it).
+/** The load average (1, 5, 15 min) when the benchmark started. */
+const LOAD_AT_START = os.loadavg().map((v) => Math.round(v * 100) / 100);
+const COMMIT_AT_START = currentCommit();
 
 /**
  * Where and when a result was measured, kept in every result file (`machine`) and quoted
@@ -73,7 +87,7 @@ export function machine() {
     kernel: os.release(),
     node: process.version,
     date: new Date().toISOString(),
-    commit: commit(),
+    commit: COMMIT_AT_START,
     load_average: { at_start: LOAD_AT_START, at_end: os.loadavg().map((v) => Math.round(v * 100) / 100) },
   };
 }

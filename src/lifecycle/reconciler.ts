@@ -51,6 +51,8 @@ export class Reconciler {
   private readonly restartTargets = new Map<string, RestartTarget>();
   /** Restarts that could not run because the engine or the store was away: retried each pass. */
   private readonly pendingRestarts = new Set<string>();
+  /** Servers whose restart is decided or running here (postponed ones included). */
+  private readonly restarting = new Set<string>();
   /** Per server being restarted: tells the lifecycle the restart is over (its requests wait for it). */
   private readonly restartsUnderWay = new Map<string, () => void>();
   private timer: NodeJS.Timeout | undefined;
@@ -301,6 +303,11 @@ export class Reconciler {
       if (server.endpoint === null && worker?.running && worker.endpoint) {
         if (await this.adoptRunningWorker(server, worker)) return 'finished';
       }
+      // A restart this server's record announces, that no one runs: the router that
+      // decided it died before it ran (or the engine was away). Run it now.
+      if (RESTART_DECIDED.test(server.reason ?? '') && !this.restarting.has(server.serverId)) {
+        if (!worker?.running) return this.decideRestart(server, server.loadedAt ? 'ready' : 'unloaded');
+      }
       // An operation saw the worker vanish mid-request; the engine knows why. Say so.
       if (worker && !worker.running && worker.oomKilled && !/OOM/.test(server.reason ?? '')) {
         await lifecycle.transition(server, 'failed', {
@@ -339,12 +346,7 @@ export class Reconciler {
         endpoint: null,
         ...(target === 'unloaded' ? { loadedAt: null } : {}),
       });
-      this.restartTargets.set(server.serverId, target);
-      // Decided under the job's lock, so no request looks the job up in between and
-      // answers "failed": requests wait for the new worker instead.
-      this.restartsUnderWay.get(server.serverId)?.();
-      this.restartsUnderWay.set(server.serverId, lifecycle.restartPending(server.jobId));
-      return 'restart';
+      return this.decideRestart(server, target);
     }
     this.deps.logger.error(
       { ...log, restarts: server.restarts, limit },
@@ -356,6 +358,19 @@ export class Reconciler {
       loadedAt: null,
     });
     return 'failed';
+  }
+
+  /**
+   * Under the job's lock: the server will be restarted (to `target`) once the lock is
+   * released. Decided under the lock, so no request looks the job up in between and
+   * answers "failed": requests wait for the new worker instead.
+   */
+  private decideRestart(server: ServerRecord, target: RestartTarget): 'restart' {
+    this.restartTargets.set(server.serverId, target);
+    this.restarting.add(server.serverId);
+    this.restartsUnderWay.get(server.serverId)?.();
+    this.restartsUnderWay.set(server.serverId, this.deps.lifecycle.restartPending(server.jobId));
+    return 'restart';
   }
 
   /**
@@ -421,6 +436,16 @@ export class Reconciler {
   }
 
   private async restart(serverId: string): Promise<string> {
+    this.restarting.add(serverId);
+    try {
+      return await this.attemptRestart(serverId);
+    } finally {
+      // A postponed restart is still this router's to run (on the next pass).
+      if (!this.pendingRestarts.has(serverId)) this.restarting.delete(serverId);
+    }
+  }
+
+  private async attemptRestart(serverId: string): Promise<string> {
     const server = await this.deps.store.getServer(serverId);
     if (!server) return 'ok';
     // The first restart in a row is at once; each further one waits twice as long.
@@ -448,7 +473,7 @@ export class Reconciler {
         );
         return 'postponed';
       }
-      if (await this.countFailedRestart(serverId, error)) return this.restart(serverId);
+      if (await this.countFailedRestart(serverId, error)) return this.attemptRestart(serverId);
       this.restartTargets.delete(serverId);
       return 'failed';
     }
@@ -525,3 +550,6 @@ function ranFor(worker: WorkerInfo): number | undefined {
 function sinceLoaded(server: ServerRecord): number | undefined {
   return server.loadedAt ? Date.now() - Date.parse(server.loadedAt) : undefined;
 }
+
+/** A failed server's reason when the reconciler decided to restart it ("…; restarting (attempt 1 of 3)"). */
+const RESTART_DECIDED = /; restarting \(attempt \d+ of \d+\)$/;

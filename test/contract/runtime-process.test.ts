@@ -17,6 +17,9 @@ import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 import { runRuntimeContract } from './runtime.contract.js';
 
+/** The stop's grace period before SIGKILL in the adoption test. */
+const STOP_GRACE_SECONDS = 120;
+
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-process-runtime-'));
 const make = (instance: string) =>
   new ProcessRuntime({ instance, stateDir, modelsDir: MODELS_DIR, datasetsDir: DATASETS_DIR });
@@ -123,9 +126,15 @@ describe('ProcessRuntime specifics', () => {
     const died = (async () => {
       for await (const event of next.events(abort.signal)) if (event.type === 'die') return event;
     })();
+    // SIGKILL would come only after the grace period: returning well before it means the
+    // worker exited on SIGTERM (a generous period, so a busy machine cannot fake a failure).
     const began = Date.now();
-    await next.stop(name, { timeoutSeconds: 10 });
-    assert.ok(Date.now() - began < 9_000, 'the worker exits on SIGTERM, no SIGKILL needed');
+    await next.stop(name, { timeoutSeconds: STOP_GRACE_SECONDS });
+    const took = Date.now() - began;
+    assert.ok(
+      took < (STOP_GRACE_SECONDS - 10) * 1000,
+      `the worker exits on SIGTERM, no SIGKILL needed (${took} ms)`,
+    );
     assert.equal((await died)?.name, name);
     abort.abort();
     assert.equal(await processStartTime(pid), undefined, 'the process is gone');
@@ -218,8 +227,9 @@ describe('ProcessRuntime specifics', () => {
       const [a, b] = await Promise.all([processStartTime(reference.pid!), processStartTime(oddly.pid!)]);
       assert.match(a ?? '', /^\d+$/);
       assert.match(b ?? '', /^\d+$/);
-      // Started within moments of each other: at most a second of clock ticks apart.
-      assert.ok(Math.abs(Number(a) - Number(b)) <= 100, `${a} vs ${b}`);
+      // Started moments apart: close in clock ticks (10 s here, for a busy machine), where a
+      // field read one place off would be another quantity altogether.
+      assert.ok(Math.abs(Number(a) - Number(b)) <= 1_000, `${a} vs ${b}`);
     } finally {
       reference.kill();
       oddly.kill();
@@ -289,7 +299,8 @@ describe('ProcessRuntime specifics', () => {
     const began = Date.now();
     await runtime.stop(spec(6).name, { timeoutSeconds: 1 });
     const took = Date.now() - began;
-    assert.ok(took >= 1_000 && took < 5_000, `stopped after the 1 s grace period (${took} ms)`);
+    // Not before the grace period; and it ends (a stop that never escalated would not).
+    assert.ok(took >= 1_000, `stopped after the 1 s grace period (${took} ms)`);
     const info = await runtime.inspect(spec(6).name);
     assert.equal(info?.running, false);
     assert.equal(info?.exitCode, 137);

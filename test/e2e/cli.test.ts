@@ -4,13 +4,16 @@
  * output and exit code.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DIGITS } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/ports.js';
 import { REPO_ROOT, startTestRouter, type TestRouter } from '../helpers/router.js';
 
+const execFileAsync = promisify(execFile);
 const CLI = ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts')];
 
 interface Run {
@@ -295,4 +298,36 @@ describe('modeldock CLI against a real router', () => {
     assert.match(completions.stdout, /^temp/m);
     assert.match(completions.stdout, /^terminate/m);
   });
+
+  it(
+    "runs as the README shows it: npx modeldock, the package's compiled command",
+    { timeout: 600_000 },
+    async () => {
+      // What `npm start` does first; npx then finds the package's own bin (dist/cli/main.js).
+      // Asynchronous: the router under test answers from this very process.
+      await execFileAsync('npm', ['run', 'build'], { cwd: REPO_ROOT, timeout: 300_000 });
+      const npx = async (args: string) => {
+        const child = spawn('npx', args.split(' '), {
+          cwd: REPO_ROOT,
+          env: { ...process.env, ...url },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        const [code] = (await once(child, 'close')) as [number | null];
+        return { status: code, stdout, stderr };
+      };
+      // README, "Watch and drive it": the same commands, against this test's router (MODELDOCK_URL).
+      const created = await npx('modeldock create a1 --model m-131 --dataset ds-550');
+      assert.equal(created.status, 0, created.stderr);
+      assert.match(created.stdout, /a1: DEPLOY_CREATE succeeded → ready/);
+      const ps = await npx('modeldock ps');
+      assert.equal(ps.status, 0, ps.stderr);
+      assert.match(ps.stdout, /^a1\s.*\binf-\d+\s+ready\s+m-131\b/m);
+      const terminated = await npx('modeldock terminate a1');
+      assert.equal(terminated.status, 0, terminated.stderr);
+    },
+  );
 });

@@ -8,9 +8,11 @@
  * reason.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/runtime/runtime.js';
 import type { ServerRecord } from '../../src/store/records.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { DIGITS } from '../helpers/fixtures.js';
 import {
   LogCapture,
@@ -336,3 +338,43 @@ describe(
     });
   },
 );
+
+describe('a restart that a killed router decided but never ran', { timeout: 300_000 }, () => {
+  const instance = uniqueInstance('f28r');
+  let first: TestRouter | undefined;
+  let second: TestRouter | undefined;
+  after(async () => {
+    await first?.cleanup();
+    await second?.cleanup();
+  });
+
+  it('is run by the next router: the job serves again', async () => {
+    first = await startTestRouter({ instance });
+    const server = await createJob(first, 'g1');
+    await first.stop();
+    // What a router killed right after it marked the dead worker for a restart leaves.
+    await first.docker.getContainer(server.container_id).kill({ signal: 'SIGKILL' });
+    const store = new SqliteStore(path.join(first.dataDir, 'modeldock.db'));
+    await store.init();
+    try {
+      const record = (await store.getServer(server.server_id))!;
+      await store.updateServer(record.serverId, record.version, {
+        state: 'failed',
+        reason: 'worker exited with code 137; restarting (attempt 1 of 3)',
+        restarts: 1,
+        endpoint: null,
+      });
+    } finally {
+      await store.close();
+    }
+    second = await startTestRouter({ instance, dataDir: first.dataDir });
+    const ready = await waitForServer(
+      second.router,
+      server.server_id,
+      (s) => s.state === 'ready',
+      RESTART_MS,
+    );
+    assert.equal(ready.restarts, 1, 'the restart it announced, not another');
+    assert.equal((await infer(second, 'g1')).status, 200);
+  });
+});

@@ -6,11 +6,19 @@
  * on the Kubernetes test cluster.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
+import { MODELS_DIR } from '../helpers/paths.js';
 import { getJson, postJson, type TestRouter } from '../helpers/router.js';
 
 const [create, load, unload, terminate, temp] = ORIGIN_REQUESTS;
+/** ds-550 is the 550 images held out of m-131's training; its accuracy on them, as training measured it. */
+const DS_550_RECORDS = 550;
+const M131_DS550_ACCURACY: number = JSON.parse(
+  readFileSync(path.join(MODELS_DIR, 'm-131', 'model.json'), 'utf8'),
+).accuracy['ds-550'];
 
 /** An answer of POST /inference_router/ (read loosely, as a caller would). */
 type OriginalAnswer = Record<string, any>;
@@ -99,9 +107,15 @@ export function runOriginalRequests(runtimeName: string, backend: OriginalReques
       assert.equal(status, 200, JSON.stringify(body).slice(0, 500));
       assert.equal(body.operation_type, 'TEMP');
       assert.equal(body.state, 'terminated');
-      assert.ok(body.result.count > 0);
-      assert.equal(body.result.predictions.length, body.result.count);
-      assert.ok(body.result.accuracy > 0.9, `accuracy ${body.result.accuracy}`);
+      // Every record of ds-550, each predicted, and exactly the accuracy training measured
+      // on them (models/m-131/model.json keeps it to four places).
+      assert.equal(body.result.count, DS_550_RECORDS);
+      assert.equal(body.result.predictions.length, DS_550_RECORDS);
+      assert.equal(
+        Number(body.result.accuracy.toFixed(4)),
+        M131_DS550_ACCURACY,
+        `accuracy ${body.result.accuracy}`,
+      );
       assert.match(body.warnings.join('\n'), /container_id "ASDF"/);
       assert.deepEqual(
         body.steps.map((s: { name: string }) => s.name),

@@ -21,24 +21,36 @@ async function createJob(t: TestRouter, jobId: string) {
   return response.body.server as { server_id: string; container_id: string; container_name: string };
 }
 
+/** Far beyond any test here: the periodic pass never runs during one. */
+const PERIODIC_PASS_MS = 30 * 60_000;
+/** Generous for a busy shared machine, and still far below the periodic pass. */
+const NOTICE_BOUND_MS = 30_000;
+
 describe('reconciler against real faults', () => {
   let t: TestRouter;
   before(async () => {
-    t = await startTestRouter({ env: { MODELDOCK_RESTART_LIMIT: '1', MODELDOCK_RESTART_BACKOFF_MS: '100' } });
+    t = await startTestRouter({
+      env: {
+        MODELDOCK_RESTART_LIMIT: '1',
+        MODELDOCK_RESTART_BACKOFF_MS: '100',
+        // No periodic pass while a test runs: what is noticed is noticed from the engine's
+        // events, so the bounds below can be generous on a busy machine and still fail
+        // when events are missed.
+        MODELDOCK_RECONCILE_INTERVAL_MS: String(PERIODIC_PASS_MS),
+      },
+    });
   });
   after(async () => {
     await t?.cleanup();
   });
 
-  it('a worker killed with docker kill is noticed within 2 s and restarted with its model', async () => {
+  it('a worker killed with docker kill is noticed from the engine event and restarted with its model', async (ctx) => {
     const server = await createJob(t, 'k1');
-    const failed = waitForServer(t.router, server.server_id, (s) => s.state === 'failed', 5_000);
+    const failed = waitForServer(t.router, server.server_id, (s) => s.state === 'failed', NOTICE_BOUND_MS);
     const killedAt = Date.now();
     await t.docker.getContainer(server.container_id).kill({ signal: 'SIGKILL' });
     const marked = await failed;
-    const noticedMs = Date.now() - killedAt;
-    console.log(`# worker death noticed after ${noticedMs} ms`);
-    assert.ok(noticedMs < 2_000, `noticed after ${noticedMs} ms`);
+    ctx.diagnostic(`worker death noticed after ${Date.now() - killedAt} ms`);
     assert.match(marked.reason ?? '', /exited with code 137/);
 
     const ready = await waitForServer(t.router, server.server_id, (s) => s.state === 'ready', 30_000);
@@ -60,7 +72,7 @@ describe('reconciler against real faults', () => {
       t.router,
       current.server_id,
       (s) => s.state === 'failed' && /restart limit/.test(s.reason ?? ''),
-      10_000,
+      NOTICE_BOUND_MS,
     );
     await t.docker.getContainer(current.container_id).kill({ signal: 'SIGKILL' });
     const final = await failed;
@@ -79,7 +91,7 @@ describe('reconciler against real faults', () => {
 
   it('a container removed by hand is marked vanished and recreated by the restart policy', async () => {
     const server = await createJob(t, 'r1');
-    const marked = waitForServer(t.router, server.server_id, (s) => s.state === 'failed', 5_000);
+    const marked = waitForServer(t.router, server.server_id, (s) => s.state === 'failed', NOTICE_BOUND_MS);
     await t.docker.getContainer(server.container_id).remove({ force: true });
     const failed = await marked;
     assert.match(failed.reason ?? '', /container vanished/);
