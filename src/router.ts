@@ -73,8 +73,8 @@ export class Router {
     const catalog = new Catalog(
       config.modelsDir,
       config.datasetsDir,
-      // Starting foreign servers is not wired up yet: only modeldock's worker serves.
-      ServingRuntimes.load(config.runtimesDir, runtime.kind, { foreignServers: false }),
+      // Foreign servers run as local processes so far; Docker and Kubernetes run modeldock's worker.
+      ServingRuntimes.load(config.runtimesDir, runtime.kind, { foreignServers: runtime.kind === 'process' }),
     );
     const lifecycle = new Lifecycle({
       store,

@@ -35,7 +35,7 @@ const SUFFIX = '/infer';
 
 export interface InferFastPathDeps {
   lifecycle: Pick<Lifecycle, 'tryAcquireRoute' | 'workerDidNotAnswer'> &
-    Partial<Pick<Lifecycle, 'healLostModel'>>;
+    Partial<Pick<Lifecycle, 'healLostModel' | 'invalidateRoute'>>;
   workers: Pick<WorkerClient, 'pool'>;
   metrics: Pick<Metrics, 'observeInference'>;
   bodyLimitBytes: number;
@@ -115,8 +115,35 @@ function forward(
         },
         (error: unknown) => answerError(deps, stale.jobId, response, error, started),
       );
+    // A replica whose worker did not answer at all (nothing sent to the client yet): its
+    // route is dropped and the body goes, once, to another ready replica of the job.
+    // Inference has no side effects, so sending it again is safe.
+    let failedOver = false;
+    const failover = (failed: RouteEntry): boolean => {
+      if (failedOver || held !== failed || response.headersSent || !deps.lifecycle.invalidateRoute)
+        return false;
+      deps.lifecycle.invalidateRoute(failed);
+      const other = deps.lifecycle.tryAcquireRoute(failed.jobId);
+      if (!other) return false;
+      if (other === failed) {
+        other.release();
+        return false;
+      }
+      failedOver = true;
+      failed.release();
+      held = other;
+      send(other, false);
+      return true;
+    };
     const send = (target: RouteEntry, mayHeal: boolean) => {
-      handler = new ProxyHandler(deps, target, response, started, mayHeal && heal ? resend : undefined);
+      handler = new ProxyHandler(
+        deps,
+        target,
+        response,
+        started,
+        mayHeal && heal ? resend : undefined,
+        failover,
+      );
       deps.workers.pool(target.endpoint).dispatch(
         {
           method: 'POST',
@@ -148,6 +175,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     private readonly response: ServerResponse,
     private readonly started: number,
     private readonly onNotLoaded?: (stale: RouteEntry) => void,
+    /** The worker did not answer: true when the request was sent to another replica instead. */
+    private readonly onUnanswered?: (failed: RouteEntry) => boolean,
   ) {}
 
   abort(): void {
@@ -191,6 +220,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.clientGone) return;
+    if (this.onUnanswered?.(this.route)) return;
     answerWorkerFailure(this.deps, this.route, this.response, error, this.started);
   }
 }

@@ -7,6 +7,9 @@ import { access, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, NotFoundError } from '../errors.js';
 import { ID_PATTERN, validateId } from '../ids.js';
+import { realPathInside } from '../confined-path.js';
+import { parseJsonQuietly } from '../json-text.js';
+import { parseRecords, type Dataset, type DatasetModel } from '../dataset-batches.js';
 import type { ModelServing, ServingRuntime, ServingRuntimes } from './serving-runtimes.js';
 
 export class Catalog {
@@ -37,14 +40,7 @@ export class Catalog {
   /** What model.json says about the model's format and runtime; model.onnx alone means ONNX. */
   async modelServing(model: string): Promise<ModelServing> {
     const dir = path.join(this.modelsDir, validateId('model', model));
-    let manifest: Record<string, unknown> = {};
-    try {
-      manifest = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8')) as Record<string, unknown>;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new InvalidInputError(`model ${model}: model.json is not valid JSON`, { cause: error });
-      }
-    }
+    const manifest = await this.manifest(model);
     const text = (key: string): string | undefined => {
       const value = manifest[key];
       if (value === undefined) return undefined;
@@ -55,6 +51,50 @@ export class Catalog {
     };
     const format = text('format') ?? ((await exists(path.join(dir, 'model.onnx'))) ? 'onnx' : undefined);
     return { format, runtime: text('runtime') };
+  }
+
+  /**
+   * What batch inference on a foreign server needs from model.json: the prediction
+   * output and the classes' names (docs/model-and-dataset-files.md).
+   */
+  async batchManifest(model: string): Promise<DatasetModel['manifest']> {
+    const manifest = await this.manifest(model);
+    const labels = manifest.labels;
+    const output = manifest.prediction_output;
+    return {
+      ...(typeof output === 'string' ? { prediction_output: output } : {}),
+      ...(Array.isArray(labels) && labels.every((l) => typeof l === 'string') ? { labels } : {}),
+    };
+  }
+
+  /** A dataset's records, read inside the dataset store only (a link out of it is refused). */
+  async readDataset(dataset: string): Promise<Dataset> {
+    validateId('dataset', dataset);
+    const file = await realPathInside(this.datasetsDir, path.join(dataset, 'records.jsonl'), 'dataset').catch(
+      (error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw new NotFoundError(`dataset "${dataset}" not found (no ${dataset}/records.jsonl)`);
+        }
+        throw error;
+      },
+    );
+    return { id: dataset, metadata: {}, records: parseRecords(dataset, await readFile(file, 'utf8')) };
+  }
+
+  private async manifest(model: string): Promise<Record<string, unknown>> {
+    const file = path.join(this.modelsDir, validateId('model', model), 'model.json');
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw error;
+    }
+    const manifest = parseJsonQuietly(text, `model ${model}: model.json`);
+    if (typeof manifest !== 'object' || manifest === null || Array.isArray(manifest)) {
+      throw new InvalidInputError(`model ${model}: model.json must be a JSON object`);
+    }
+    return manifest as Record<string, unknown>;
   }
 
   async requireDataset(dataset: string): Promise<void> {

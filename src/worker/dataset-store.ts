@@ -13,18 +13,10 @@ import { validateId } from '../ids.js';
 import { LocalStoreSource } from './local-store-source.js';
 import type { StoreSource } from './store-source.js';
 import { parseJsonQuietly } from './store-files.js';
+import { parseRecords, type Dataset } from '../dataset-batches.js';
 
-export interface DatasetRecord {
-  /** By model input name, or positional in the model's input order. */
-  inputs: Record<string, unknown> | unknown[];
-  label?: number | string;
-}
-
-export interface Dataset {
-  id: string;
-  metadata: Record<string, unknown>;
-  records: DatasetRecord[];
-}
+// The record format is shared with the router, which runs datasets through foreign servers.
+export { parseRecords, type Dataset, type DatasetRecord } from '../dataset-batches.js';
 
 export class DatasetStore {
   private readonly source: StoreSource;
@@ -60,29 +52,4 @@ export function parseMetadata(datasetId: string, text: string): Record<string, u
     throw new InvalidInputError(`dataset "${datasetId}": dataset.json must be a JSON object`);
   }
   return parsed as Record<string, unknown>;
-}
-
-/** Parse records.jsonl; every problem names its line. Blank lines are ignored. */
-export function parseRecords(datasetId: string, text: string): DatasetRecord[] {
-  const records: DatasetRecord[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === '') continue;
-    const where = `dataset "${datasetId}" line ${i + 1}`;
-    const parsed = parseJsonQuietly(line, where);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw new InvalidInputError(`${where} is not a JSON object`);
-    }
-    const record = parsed as { inputs?: unknown; label?: unknown };
-    if (typeof record.inputs !== 'object' || record.inputs === null) {
-      throw new InvalidInputError(`${where} has no "inputs" object or list`);
-    }
-    if (record.label !== undefined && typeof record.label !== 'number' && typeof record.label !== 'string') {
-      throw new InvalidInputError(`${where}: "label" must be a number or a string`);
-    }
-    records.push(record as DatasetRecord);
-  }
-  if (records.length === 0) throw new InvalidInputError(`dataset "${datasetId}" has no records`);
-  return records;
 }

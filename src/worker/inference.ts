@@ -1,7 +1,7 @@
 /** Running a loaded model: one v2 request, or a whole dataset in batches. */
 import type ort from 'onnxruntime-node';
 import { InvalidInputError, errorMessage } from '../errors.js';
-import type { Dataset } from './dataset-store.js';
+import { inferDatasetInBatches, type BatchResult, type Dataset } from '../dataset-batches.js';
 import type { LoadedModel } from './model-store.js';
 import {
   binaryOutput,
@@ -10,7 +10,6 @@ import {
   toOrtTensorFromBytes,
   type DecodeLimits,
   type V2OutputHeader,
-  type TensorSpec,
   type V2InputTensor,
   type V2OutputTensor,
 } from './tensors.js';
@@ -239,124 +238,11 @@ export async function inferWithBinary(
   return result;
 }
 
-export interface BatchResult {
-  model_name: string;
-  dataset: string;
-  count: number;
-  prediction_output: string;
-  predictions: (number | boolean)[];
-  /** The predictions as model.json's labels name them, when it has labels. */
-  predicted_labels?: string[];
-  accuracy: number | null;
-  correct: number | null;
-  duration_ms: number;
-}
-
-/** The output whose values are the predicted class: declared in model.json, else guessed. */
-function predictionOutput(model: LoadedModel): { name: string; argmax: boolean } {
-  const declared = model.manifest.prediction_output;
-  const spec = declared
-    ? model.outputs.find((s) => s.name === declared)
-    : (model.outputs.find((s) => s.datatype.startsWith('INT') && s.shape.length <= 1) ?? model.outputs[0]);
-  if (!spec) throw new InvalidInputError(`model "${model.name}" has no output to predict with`);
-  return { name: spec.name, argmax: spec.shape.length > 1 };
-}
-
-/** Dimensions of nested arrays, following first elements: [[1,2],[3,4]] → [2, 2]. */
-function nestedShape(value: unknown): number[] {
-  const shape: number[] = [];
-  for (let v = value; Array.isArray(v); v = v[0]) shape.push(v.length);
-  return shape;
-}
-
-/**
- * The shape of one sample of `spec` (its dimensions after the batch one): the sample's
- * own nesting when it has the model's rank, else the model's dimensions, with at most one
- * dynamic dimension worked out from the number of values (data is row-major either way,
- * so an 8×8 image feeds a [batch, 64] input).
- */
-function sampleShape(spec: TensorSpec, value: unknown, where: string): number[] {
-  const rest = spec.shape.slice(1);
-  const nested = nestedShape(value);
-  if (nested.length === rest.length) return nested;
-  const length = [value].flat(Infinity).length;
-  const dynamic = rest.filter((d) => d < 0).length;
-  const fixed = rest.filter((d) => d >= 0).reduce((a, b) => a * b, 1);
-  if (dynamic <= 1 && rest.length > 0 && fixed > 0 && length % fixed === 0) {
-    return rest.map((d) => (d >= 0 ? d : length / fixed));
-  }
-  throw new InvalidInputError(
-    `${where}: a sample of shape [${nested}] does not fit the model's input "${spec.name}" [${spec.shape}]`,
-  );
-}
-
+/** The dataset through the model in batches (dataset-batches.ts), JSON tensors only. */
 export async function inferDataset(
   model: LoadedModel,
   dataset: Dataset,
   batchSize = 256,
 ): Promise<BatchResult> {
-  const started = performance.now();
-  const { id: datasetId, records } = dataset;
-  const output = predictionOutput(model);
-  for (const spec of model.inputs) {
-    if (spec.shape.length === 0 || (spec.shape[0]! >= 0 && spec.shape[0] !== 1)) {
-      throw new InvalidInputError(
-        `model "${model.modelId}" input "${spec.name}" [${spec.shape}] has no batch dimension to run a dataset through`,
-      );
-    }
-  }
-  // A model whose batch dimension is fixed to 1 gets its samples one at a time.
-  const size = model.inputs.some((s) => s.shape[0] === 1) ? 1 : batchSize;
-  const predictions: (number | boolean)[] = [];
-  for (let offset = 0; offset < records.length; offset += size) {
-    const batch = records.slice(offset, offset + size);
-    const inputs: V2InputTensor[] = model.inputs.map((spec, position) => {
-      const data: unknown[] = [];
-      let shape: number[] | undefined;
-      batch.forEach((record, index) => {
-        const where = `dataset "${datasetId}" record ${offset + index + 1}`;
-        const value = Array.isArray(record.inputs) ? record.inputs[position] : record.inputs[spec.name];
-        if (value === undefined) throw new InvalidInputError(`${where} lacks input "${spec.name}"`);
-        shape ??= sampleShape(spec, value, where);
-        const flat = [value].flat(Infinity);
-        const expected = shape.reduce((a, b) => a * b, 1);
-        if (flat.length !== expected) {
-          throw new InvalidInputError(
-            `${where}: input "${spec.name}" has ${flat.length} values; samples of shape [${shape}] need ${expected}`,
-          );
-        }
-        data.push(...flat);
-      });
-      return { name: spec.name, datatype: spec.datatype, shape: [batch.length, ...shape!], data };
-    });
-    const response = await infer(model, { inputs, outputs: [{ name: output.name }] });
-    const tensor = response.outputs[0]!;
-    if (output.argmax) {
-      const classes = tensor.shape[tensor.shape.length - 1]!;
-      for (let row = 0; row < batch.length; row++) {
-        const values = tensor.data.slice(row * classes, (row + 1) * classes) as number[];
-        predictions.push(values.indexOf(Math.max(...values)));
-      }
-    } else {
-      predictions.push(...tensor.data);
-    }
-  }
-  const labels = model.manifest.labels;
-  const named = labels ? predictions.map((p) => labels[Number(p)] ?? String(p)) : undefined;
-  // A record's label may be the class index or, when model.json lists labels, its name.
-  const labelled = records.every((r) => r.label !== undefined);
-  const correct = labelled
-    ? records.filter((r, i) => String(r.label) === String(predictions[i]) || r.label === named?.[i]).length
-    : null;
-  return {
-    model_name: model.name,
-    dataset: datasetId,
-    count: records.length,
-    prediction_output: output.name,
-    predictions,
-    ...(named ? { predicted_labels: named } : {}),
-    accuracy: correct === null ? null : correct / records.length,
-    correct,
-    duration_ms: Math.round((performance.now() - started) * 100) / 100,
-  };
+  return inferDatasetInBatches(model, dataset, (request) => infer(model, request), batchSize);
 }

@@ -4,43 +4,32 @@
  * that are served, and nothing is created; an ONNX model still goes to modeldock's worker.
  */
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
-import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
-import { getJson, postJson, startTestRouter, uniqueInstance, type TestRouter } from '../helpers/router.js';
+import { MODELS_DIR } from '../helpers/paths.js';
+import { getJson, postJson, type TestRouter } from '../helpers/router.js';
+import { startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
 
 describe('serving runtimes: matching a model to a server', { timeout: 180_000 }, () => {
-  const instance = uniqueInstance('srt');
-  let scratch: string;
-  let modelsDir: string;
-  let stateDir: string;
+  let scratch: ScratchRouter;
   let t: TestRouter;
-  const makeRuntime = () => new ProcessRuntime({ instance, stateDir, modelsDir, datasetsDir: DATASETS_DIR });
 
   before(async () => {
-    scratch = await mkdtemp(path.join(os.tmpdir(), 'modeldock-serving-runtimes-'));
-    modelsDir = path.join(scratch, 'models');
-    stateDir = path.join(scratch, 'state');
-    await cp(path.join(MODELS_DIR, 'm-131'), path.join(modelsDir, 'm-131'), { recursive: true });
-    await mkdir(path.join(modelsDir, 'm-caffe'), { recursive: true });
-    await writeFile(path.join(modelsDir, 'm-caffe', 'model.json'), JSON.stringify({ format: 'caffe' }));
-    await mkdir(path.join(modelsDir, 'm-pinned'), { recursive: true });
-    await writeFile(path.join(modelsDir, 'm-pinned', 'model.json'), JSON.stringify({ runtime: 'nonesuch' }));
-    t = await startTestRouter({
-      instance,
-      runtime: makeRuntime,
-      env: { MODELDOCK_MODELS_DIR: modelsDir, MODELDOCK_RUNTIMES_DIR: path.join(scratch, 'runtimes') },
+    scratch = await startScratchRouter('srt', async ({ modelsDir }) => {
+      await cp(path.join(MODELS_DIR, 'm-131'), path.join(modelsDir, 'm-131'), { recursive: true });
+      await mkdir(path.join(modelsDir, 'm-caffe'));
+      await writeFile(path.join(modelsDir, 'm-caffe', 'model.json'), JSON.stringify({ format: 'caffe' }));
+      await mkdir(path.join(modelsDir, 'm-pinned'));
+      await writeFile(
+        path.join(modelsDir, 'm-pinned', 'model.json'),
+        JSON.stringify({ runtime: 'nonesuch' }),
+      );
     });
+    t = scratch.t;
   });
   after(async () => {
-    await t?.stop();
-    const runtime = makeRuntime();
-    for (const worker of await runtime.list()) await runtime.remove(worker.name);
-    await runtime.close();
-    await rm(scratch, { recursive: true, force: true });
+    await scratch?.cleanup();
   });
 
   const request = (model: string, operation_type = 'DEPLOY_CREATE') => ({

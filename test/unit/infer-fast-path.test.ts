@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { KeyRing } from '../../src/api/auth.js';
 import { SMALL_BODY_BYTES, inferFastPath, inferJobOf } from '../../src/api/infer-fast-path.js';
-import { RouteEntry } from '../../src/lifecycle/route-table.js';
+import { RouteEntry, RouteTable } from '../../src/lifecycle/route-table.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -69,6 +69,8 @@ describe('inference hot path', () => {
   });
   const workers = new WorkerClient();
   const routes = new Map<string, RouteEntry>();
+  /** Jobs with several replicas, balanced as the router does. */
+  const replicas = new RouteTable();
   const invalidated: string[] = [];
   const observed: [string, number][] = [];
   const INFER_KEY = 'infer-key-for-the-fast-path-test';
@@ -91,8 +93,9 @@ describe('inference hot path', () => {
     healed = new RouteEntry('lost', 'inf-0001', workerUrl, 'healed');
     const fastPath = inferFastPath({
       lifecycle: {
-        tryAcquireRoute: (jobId) => routes.get(jobId)?.acquire(),
+        tryAcquireRoute: (jobId) => replicas.acquire(jobId) ?? routes.get(jobId)?.acquire(),
         workerDidNotAnswer: (route) => void invalidated.push(route.jobId),
+        invalidateRoute: (route) => void replicas.withdrawServer(route.jobId, route.serverId),
         healLostModel: (stale) => heal(stale),
       },
       workers,
@@ -179,6 +182,27 @@ describe('inference hot path', () => {
     assert.match(body.error, /worker of job gone did not answer/);
     assert.deepEqual(invalidated, ['gone']);
     assert.equal(routes.get('gone')!.inFlight, 0);
+  });
+
+  it('sends a request whose replica did not answer to another replica of the job, once', async () => {
+    invalidated.length = 0;
+    const dead = replicas.set(
+      new RouteEntry('pair', 'inf-0001', `http://127.0.0.1:${await freePort()}`, 'pair'),
+    );
+    const alive = replicas.set(new RouteEntry('pair', 'inf-0002', routes.get('a1')!.endpoint, 'pair'));
+    // The live replica looks busier, so the first request goes to the dead one.
+    alive.acquire();
+    for (let i = 0; i < 10; i++) {
+      const response = await post('/v2/models/pair/infer', '{}');
+      assert.equal(response.status, 201, 'answered by the replica that runs');
+      await response.arrayBuffer();
+      if (i === 0) alive.release();
+    }
+    assert.ok(dead.withdrawn, "the dead replica's route is dropped");
+    assert.deepEqual(replicas.list('pair'), [alive]);
+    assert.deepEqual(invalidated, [], 'no request got a 502');
+    assert.equal(dead.inFlight, 0);
+    assert.equal(alive.inFlight, 0);
   });
 
   it('cancels the worker’s request when the client leaves, and keeps the route: the worker did nothing wrong', async () => {

@@ -4,6 +4,7 @@
  * outlives its operation. It counts against the creation limits like any creation.
  */
 import { errorMessage } from '../../errors.js';
+import { datasetThroughInfer } from '../dataset-through-infer.js';
 import { liveServer, validateRequest } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { OperationOutcome, TempRequest } from '../lifecycle-types.js';
@@ -33,10 +34,14 @@ async function tempLocked(
     try {
       temp = await servers.bringUp(rec, temp);
       const endpoint = temp.endpoint!;
+      const serving = await deps.catalog.servingRuntime(request.model);
       result = await rec.step('infer', () =>
-        request.inputs === undefined
-          ? deps.workers.batch(endpoint, request.jobId, request.dataset)
-          : deps.workers.infer(endpoint, request.jobId, request.inputs),
+        request.inputs !== undefined
+          ? deps.workers.infer(endpoint, request.jobId, request.inputs)
+          : serving?.modeldockWorker === false
+            ? // A foreign server has no batch endpoint: the dataset goes through its infer calls.
+              datasetThroughInfer(deps, endpoint, request)
+            : deps.workers.batch(endpoint, request.jobId, request.dataset),
       );
     } catch (error) {
       failure = { error };

@@ -1,0 +1,140 @@
+/**
+ * Bring your own OIP v2 server: a minimal server written for this test (Python, standard
+ * library only: test/fixtures/oip-server) becomes a worker through an operator's
+ * serving-runtime entry, on the process runtime. The original five requests (model id
+ * changed) and inference through the router work on it as on modeldock's own worker.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { mkdir, readlink, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { after, before, describe, it } from 'node:test';
+import { LABELS } from '../../src/runtime/runtime.js';
+import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
+import { REPO_ROOT } from '../helpers/paths.js';
+import { venvPython } from '../helpers/python.js';
+import { getJson, postJson, type TestRouter } from '../helpers/router.js';
+import { startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
+
+const SERVER = path.join(REPO_ROOT, 'test/fixtures/oip-server/nearest_mean_server.py');
+
+/** Per-class mean of the training digits: what the test's server classifies with. */
+function classMeans(): number[][] {
+  const rows = gunzipSync(readFileSync(path.join(REPO_ROOT, 'training/optdigits.csv.gz')))
+    .toString('utf8')
+    .trim()
+    .split('\n')
+    .map((line) => line.split(',').map(Number));
+  const sums = Array.from({ length: 10 }, () => new Array<number>(64).fill(0));
+  const counts = new Array<number>(10).fill(0);
+  for (const row of rows) {
+    const label = row[64]!;
+    counts[label]!++;
+    row.slice(0, 64).forEach((value, i) => (sums[label]![i]! += value));
+  }
+  return sums.map((sum, label) => sum.map((value) => value / counts[label]!));
+}
+
+describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 }, () => {
+  let scratch: ScratchRouter;
+  let t: TestRouter;
+  const pixels = (i: number) => ({
+    inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: DIGITS[i]!.inputs.pixels }],
+  });
+
+  before(async () => {
+    scratch = await startScratchRouter('byo', async ({ modelsDir, runtimesDir }) => {
+      const model = path.join(modelsDir, 'm-byo');
+      await mkdir(model);
+      await writeFile(
+        path.join(model, 'model.json'),
+        JSON.stringify({
+          description: 'nearest class mean of the training digits',
+          format: 'nearest-mean',
+          prediction_output: 'label',
+          labels: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+        }),
+      );
+      await writeFile(path.join(model, 'means.json'), JSON.stringify({ means: classMeans() }));
+      await writeFile(
+        path.join(runtimesDir, 'nearest-mean.json'),
+        JSON.stringify({
+          name: 'nearest-mean',
+          description: "the tests' own OIP v2 server",
+          formats: [{ name: 'nearest-mean' }],
+          process: {
+            command: venvPython('json'),
+            args: [SERVER, '--host', '{host}', '--port', '{port}', '--models', '{modelsDir}'],
+          },
+        }),
+      );
+    });
+    t = scratch.t;
+  });
+  after(async () => {
+    await scratch?.cleanup();
+  });
+
+  it('DEPLOY_CREATE starts the server through its catalog entry and loads the model under the job name', async () => {
+    const create = ORIGIN_REQUESTS[0].replace('"m-131"', '"m-byo"');
+    const response = await postJson(`${t.url}/inference_router/`, create);
+    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 600));
+    assert.equal(response.body.state, 'ready');
+    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    assert.equal(worker.labels[LABELS.servingRuntime], 'nearest-mean');
+    assert.equal(worker.labels[LABELS.model], 'm-byo');
+    // Its repository holds the job's model only, under the job's name.
+    const repository = path.join(scratch.stateDir, scratch.instance, `${worker.name}.d`, 'models');
+    assert.deepEqual(await readdir(repository), ['a1']);
+    assert.equal(await readlink(path.join(repository, 'a1')), path.join(scratch.modelsDir, 'm-byo'));
+  });
+
+  it('routes inference to it: the router answers as the server does when called directly', async () => {
+    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    for (const i of [0, 1, 2]) {
+      const routed = await postJson(`${t.url}/v2/models/a1/infer`, pixels(i));
+      assert.equal(routed.status, 200, JSON.stringify(routed.body));
+      const direct = await postJson(`${worker.endpoint}/v2/models/a1/infer`, pixels(i));
+      assert.deepEqual(routed.body.outputs[0].data, direct.body.outputs[0].data);
+      assert.equal(routed.body.outputs[0].data[0], DIGITS[i]!.label);
+    }
+    const metadata = await getJson(`${t.url}/v2/models/a1`);
+    assert.equal(metadata.status, 200);
+    assert.equal(metadata.body.inputs[0].name, 'pixels');
+  });
+
+  it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive it through the repository extension', async () => {
+    const states: string[] = [];
+    for (const body of ORIGIN_REQUESTS.slice(1, 4)) {
+      const response = await postJson(`${t.url}/inference_router/`, body.replace('"m-131"', '"m-byo"'));
+      assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 600));
+      states.push(`${response.body.operation_type}:${response.body.state}`);
+      if (response.body.operation_type === 'DEPLOY_UNLOAD') {
+        const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+        const index = await postJson(`${worker.endpoint}/v2/repository/index`, {});
+        assert.deepEqual(index.body, [{ name: 'a1', state: 'UNAVAILABLE' }], 'unloaded on the server');
+      }
+    }
+    assert.deepEqual(states, ['DEPLOY_LOAD:ready', 'DEPLOY_UNLOAD:unloaded', 'TERMINATE:terminated']);
+    assert.deepEqual(await t.runtime.list(), [], 'the server process is gone');
+  });
+
+  it('TEMP runs the dataset through its infer calls in batches and reports count and accuracy', async () => {
+    const response = await postJson(
+      `${t.url}/inference_router/`,
+      ORIGIN_REQUESTS[4].replace('"m-131"', '"m-byo"'),
+    );
+    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 600));
+    assert.equal(response.body.state, 'terminated');
+    const result = response.body.result;
+    assert.equal(result.count, 550);
+    assert.equal(result.predictions.length, 550);
+    assert.equal(result.predicted_labels[0], String(result.predictions[0]));
+    // Nearest class mean gets most digits right (about 0.9); chance is 0.1.
+    assert.ok(result.accuracy > 0.8, `accuracy ${result.accuracy}`);
+    const expected = DIGITS.filter((d, i) => d.label === result.predictions[i]).length;
+    assert.equal(result.correct, expected);
+    assert.deepEqual(await t.runtime.list(), []);
+  });
+});
