@@ -68,6 +68,8 @@ export interface Config {
   readyTimeoutMs: number;
   /** Largest request body the router accepts (infer payloads included). */
   bodyLimitBytes: number;
+  /** Request bytes held at once, per budget (inference; administration), at what holding them costs. */
+  requestMemoryBytes: number;
   reconcileIntervalMs: number;
   restartLimit: number;
   restartBackoffMs: number;
@@ -229,6 +231,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     workerPids: int('MODELDOCK_WORKER_PIDS', 256, 16),
     readyTimeoutMs: int('MODELDOCK_READY_TIMEOUT_MS', 60_000, 100),
     bodyLimitBytes: bytes('MODELDOCK_BODY_LIMIT', 16 * 1024 ** 2),
+    requestMemoryBytes: bytes('MODELDOCK_REQUEST_MEMORY', 64 * 1024 ** 2),
     reconcileIntervalMs: int('MODELDOCK_RECONCILE_INTERVAL_MS', 10_000, 100),
     restartLimit: int('MODELDOCK_RESTART_LIMIT', 3),
     restartBackoffMs: int('MODELDOCK_RESTART_BACKOFF_MS', 1_000),

@@ -94,9 +94,15 @@ export class PayloadTooLargeError extends ModeldockError {
 
 /** A bounded resource (e.g. concurrent event streams) is used up; try again later. */
 export class TooManyRequestsError extends ModeldockError {
-  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown>; retryAfterSeconds?: number },
+  ) {
     super('too_many_requests', message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
+  /** When to send again, if that is known (the `Retry-After` header). */
+  readonly retryAfterSeconds: number | undefined;
 }
 
 /** The worker answered with an error or could not be reached while it should be up. */

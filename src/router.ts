@@ -135,6 +135,8 @@ export class Router {
       metrics,
       logger,
       bodyLimitBytes: config.bodyLimitBytes,
+      requestMemoryBytes: config.requestMemoryBytes,
+      bodyTimeoutMs: config.bodyTimeoutMs,
       keys,
       metricsPublic: config.auth.metricsPublic,
       maxEventStreams: config.eventStreams,

@@ -19,6 +19,8 @@ import { installAuth } from './auth-hook.js';
 import { errorHandler, notFoundHandler } from './error-mapping.js';
 import { answerExpectations } from './expect-continue.js';
 import { inferFastPath } from './infer-fast-path.js';
+import { budgetOf, routerBudgets } from './request-budgets.js';
+import { installRequestBudget } from '../request-budget.js';
 import { installMethodNotAllowed } from './method-not-allowed.js';
 import { openapiOptions } from './openapi.js';
 import { readinessProbe } from './readiness.js';
@@ -40,6 +42,10 @@ export interface AppDeps {
   metrics: Metrics;
   logger: Logger;
   bodyLimitBytes: number;
+  /** Request bytes held at once per budget, inference and administration apart (request-budgets.ts). */
+  requestMemoryBytes: number;
+  /** How long a request may take to arrive whole (Node's requestTimeout). */
+  bodyTimeoutMs: number;
   /** Most /v1/events streams open at once. */
   maxEventStreams?: number;
   version: string;
@@ -56,12 +62,14 @@ const IDLE_CONNECTION_GRACE_MS = 1_000;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   let closing = false;
+  const budgets = routerBudgets(deps.requestMemoryBytes);
   const fastPath = inferFastPath({
     lifecycle: deps.lifecycle,
     workers: deps.workers,
     metrics: deps.metrics,
     bodyLimitBytes: deps.bodyLimitBytes,
     admits: (authorization) => deps.keys.authorize(authorization, 'infer').ok,
+    budget: budgets.inference,
   });
   const app = Fastify({
     // Routed inference for ready jobs is answered before Fastify (see infer-fast-path.ts);
@@ -75,9 +83,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         if (!fastPath(request, response)) handler(request, response);
       };
       const server = http.createServer(dispatch);
-      answerExpectations(server, deps.bodyLimitBytes, dispatch);
+      answerExpectations(server, deps.bodyLimitBytes, dispatch, (authorization) => {
+        // Every route that takes a body needs a key; which scope, the route decides.
+        const decision = deps.keys.authorize(authorization, 'authenticated');
+        if (decision.ok) return undefined;
+        deps.metrics.refusedRequests.inc({ protocol: 'http', reason: 'unauthenticated' });
+        return decision.message;
+      });
       // Fastify's own defaults for a server it creates itself.
       server.keepAliveTimeout = 72_000;
+      // A request that trickles in is cut (408) instead of holding its buffers for Node's 5 minutes.
+      server.requestTimeout = deps.bodyTimeoutMs;
       return server;
     },
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -93,7 +109,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // First, so every route (and the 404 handler) sees it: 401 before anything else.
-  installAuth(app, deps.keys, { metricsPublic: deps.metricsPublic });
+  installAuth(app, deps.keys, {
+    metricsPublic: deps.metricsPublic,
+    refused: (reason) => deps.metrics.refusedRequests.inc({ protocol: 'http', reason }),
+  });
+  // After the key check: a stranger is refused before any budget is looked at.
+  installRequestBudget(
+    app,
+    (request) => budgetOf(budgets, request),
+    () => deps.metrics.refusedRequests.inc({ protocol: 'http', reason: 'busy' }),
+  );
   installMethodNotAllowed(app);
   // The API speaks JSON only; other bodies get a clear 415 instead of a confusing 400.
   app.removeContentTypeParser('text/plain');
@@ -121,7 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const readiness = readinessProbe(deps);
   await app.register(healthRoutes({ readiness, metrics: deps.metrics }));
   await app.register(originalRoutes(deps.lifecycle));
-  await app.register(v1Routes(deps), { prefix: '/v1' });
+  await app.register(v1Routes({ ...deps, requestBudgets: budgets }), { prefix: '/v1' });
   await app.register(v2Routes({ ...deps, readiness }), { prefix: '/v2' });
   await app.register(consoleRoutes());
   await app.register(workerStoreRoutes(deps));

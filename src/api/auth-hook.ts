@@ -20,7 +20,15 @@ declare module 'fastify' {
 export const WWW_AUTHENTICATE = 'Bearer realm="modeldock"';
 
 /** Installs the hook and the caller context; call before any route is registered. */
-export function installAuth(app: FastifyInstance, keys: KeyRing, options: { metricsPublic: boolean }): void {
+export function installAuth(
+  app: FastifyInstance,
+  keys: KeyRing,
+  options: {
+    metricsPublic: boolean;
+    /** Told of every refusal (a counter: refusals are logged at debug only). */
+    refused?: (reason: 'unauthenticated' | 'forbidden') => void;
+  },
+): void {
   app.decorateRequest('caller', null as unknown as Caller);
 
   const hook: onRequestHookHandler = (request, reply, done) => {
@@ -34,6 +42,7 @@ export function installAuth(app: FastifyInstance, keys: KeyRing, options: { metr
       return;
     }
     request.caller = ANONYMOUS;
+    options.refused?.(decision.status === 401 ? 'unauthenticated' : 'forbidden');
     if (decision.status === 401) {
       void reply.header('www-authenticate', WWW_AUTHENTICATE);
       done(new UnauthorizedError(decision.message));

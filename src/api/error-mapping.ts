@@ -4,7 +4,7 @@
  * Inference Protocol's form, `{"error": "<message>"}`, which its clients parse.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { type ErrorCode, NotReadyError, isModeldockError } from '../errors.js';
+import { type ErrorCode, NotReadyError, TooManyRequestsError, isModeldockError } from '../errors.js';
 import { ID_PATTERN_SOURCE, ID_RULE } from '../ids.js';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -34,13 +34,16 @@ export function toErrorResponse(error: unknown): {
   headers?: Record<string, string>;
 } {
   if (isModeldockError(error)) {
+    const retryAfter =
+      error instanceof NotReadyError || error instanceof TooManyRequestsError
+        ? error.retryAfterSeconds
+        : undefined;
     return {
       status: STATUS[error.code],
       body: { error: { code: error.code, message: error.message, ...(error.details ?? {}) } },
-      // A server still loading: the client is told when to come back (RFC 9110 §10.2.3).
-      ...(error instanceof NotReadyError
-        ? { headers: { 'retry-after': String(error.retryAfterSeconds) } }
-        : {}),
+      // A server still loading, or the router busy: the client is told when to come back
+      // (RFC 9110 §10.2.3).
+      ...(retryAfter !== undefined ? { headers: { 'retry-after': String(retryAfter) } } : {}),
     };
   }
   const fastifyError = error as FastifyError;
@@ -92,6 +95,11 @@ function logError(request: FastifyRequest, error: unknown, status: number, body:
   if (status === 500) request.log.error({ err: error }, 'request failed');
   else if (status >= 500)
     request.log.warn({ code: body.error.code, reason: body.error.message }, 'request failed');
+  // Anyone can make the router refuse them, so a refusal without a valid key (or for
+  // being busy) is no line at info: strangers would fill the log. They are counted
+  // (modeldock_refused_requests_total) instead.
+  else if (status === 401 || body.error.code === 'too_many_requests')
+    request.log.debug({ code: body.error.code, reason: body.error.message }, 'request rejected');
   else request.log.info({ code: body.error.code, reason: body.error.message }, 'request rejected');
 }
 

@@ -24,6 +24,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Dispatcher } from 'undici';
 import type { Lifecycle, RouteEntry } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { ByteBudget } from '../request-budget.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../runtime/worker-client.js';
 import { answerError, answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
 
@@ -41,6 +42,8 @@ export interface InferFastPathDeps {
   bodyLimitBytes: number;
   /** The `Authorization` value may infer (auth.ts); a refusal is answered by the Fastify route (401/403). */
   admits: (authorization: string | undefined) => boolean;
+  /** The inference request budget (request-budget.ts); a body that does not fit is the Fastify route's 429. */
+  budget?: Pick<ByteBudget, 'tryTake' | 'release'>;
 }
 
 /** The job named by `/v2/models/<job>/infer`, or undefined for any other URL. */
@@ -65,8 +68,13 @@ export function inferFastPath(
     if (!(length >= 0 && length <= smallBody) || request.headers.expect !== undefined) return false;
     if (request.headers['transfer-encoding'] !== undefined) return false;
     if (!deps.admits(request.headers.authorization)) return false;
+    if (deps.budget && !deps.budget.tryTake(length)) return false;
     const route = deps.lifecycle.tryAcquireRoute(jobId);
-    if (!route) return false;
+    if (!route) {
+      deps.budget?.release(length);
+      return false;
+    }
+    if (deps.budget) response.once('close', () => deps.budget!.release(length));
     forward(deps, route, request, response, length);
     return true;
   };

@@ -4,6 +4,7 @@ import type { OperationOutcome } from '../lifecycle/lifecycle.js';
 import type { CreationStatus } from '../lifecycle/creation-gate.js';
 import type { PoolStatus } from '../lifecycle/warm-pool.js';
 import type { JobView, OperationView, PoolView, ServerView } from './wire-types.js';
+import type { RouterBudgets } from './request-budgets.js';
 
 export function presentServer(server: ServerRecord): ServerView {
   return {
@@ -117,7 +118,7 @@ export function presentOriginalOutcome(outcome: OperationOutcome) {
 }
 
 /** `GET /v1/limits`: the bounds against exhaustion and how close the router is to them. */
-export function presentLimits(status: CreationStatus) {
+export function presentLimits(status: CreationStatus, budgets?: RouterBudgets) {
   return {
     max_servers: status.maxServers,
     live_servers: status.liveServers,
@@ -125,6 +126,14 @@ export function presentLimits(status: CreationStatus) {
     creating: status.creating,
     create_queue: status.queue,
     queued: status.queued,
+    ...(budgets
+      ? {
+          // Bytes of request bodies held now, at what holding them costs (request-budgets.ts).
+          request_memory: budgets.inference.limitBytes,
+          inference_bytes_in_flight: budgets.inference.inFlightBytes,
+          administration_bytes_in_flight: budgets.administration.inFlightBytes,
+        }
+      : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import {
   InvalidInputError,
   NotFoundError,
   TimeoutError,
+  TooManyRequestsError,
   WorkerError,
   errorMessage,
   isModeldockError,
@@ -211,9 +212,10 @@ export class WorkerClient {
     body: unknown,
     signal?: AbortSignal,
   ): Promise<T> {
-    let payload: string | undefined;
+    let payload: string | Buffer | undefined;
     try {
-      payload = body === undefined ? undefined : JSON.stringify(body);
+      // Bytes go as they are: a body the router did not parse (POST /v1/jobs/{job}/infer).
+      payload = body === undefined || Buffer.isBuffer(body) ? body : JSON.stringify(body);
     } catch (error) {
       // Nesting too deep for the serializer (or a cycle): the caller's input, not the worker.
       throw new InvalidInputError(`the request cannot be sent to the worker: ${errorMessage(error)}`);
@@ -247,6 +249,12 @@ export class WorkerClient {
         : `worker answered ${response.statusCode}`;
     if (response.statusCode === 400 || response.statusCode === 422) throw new InvalidInputError(message);
     if (response.statusCode === 404) throw new NotFoundError(message);
+    // Busy with the bodies in flight (its request budget): nothing wrong with the worker.
+    if (response.statusCode === 503 && response.headers['retry-after'] !== undefined) {
+      throw new TooManyRequestsError(message, {
+        retryAfterSeconds: Number(response.headers['retry-after']) || 1,
+      });
+    }
     if (response.statusCode === 401) {
       throw new WorkerError(`worker at ${endpoint} refused the router's secret: ${message}`, { status: 401 });
     }

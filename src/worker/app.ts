@@ -9,9 +9,11 @@ import {
   type ErrorCode,
   InvalidInputError,
   NotFoundError,
+  TooManyRequestsError,
   errorMessage,
   isModeldockError,
 } from '../errors.js';
+import { ByteBudget, installRequestBudget } from '../request-budget.js';
 import { validateId } from '../ids.js';
 import { VERSION as SERVER_VERSION } from '../version.js';
 import { DEFAULT_WORKER_BODY_LIMIT } from '../worker-limits.js';
@@ -63,7 +65,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
-  // A model's batching queue is full (its max_queue_size): try again shortly.
+  // A model's batching queue is full (its max_queue_size), or the bodies in flight fill
+  // the body limit (request-budget.ts): try again shortly. The router passes the 503 on.
   too_many_requests: 503,
   // The router's store (remote-store-source.ts) refused, broke off, or sent a damaged file.
   store_unavailable: 503,
@@ -147,28 +150,15 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
 
   // The body limit bounds the bodies in flight together, not each alone: concurrent
   // requests at the limit would otherwise multiply the worst-case cost (worker-limits.ts).
-  let bytesInFlight = 0;
-  app.addHook('onRequest', async (request, reply) => {
-    const length = Number(request.headers['content-length']) || 0;
-    if (length === 0) return;
-    if (bytesInFlight > 0 && bytesInFlight + length > bodyLimit) {
-      return reply
-        .code(503)
-        .header('retry-after', '1')
-        .send({
-          error: `the worker is busy with ${bytesInFlight} bytes of requests; its limit is ${bodyLimit}`,
-        });
-    }
-    bytesInFlight += length;
-    // 'close' comes for a finished answer and an abandoned request alike.
-    reply.raw.once('close', () => {
-      bytesInFlight -= length;
-    });
-  });
+  // Counted on what arrives, chunked bodies included (request-budget.ts).
+  const budget = new ByteBudget('worker', bodyLimit);
+  installRequestBudget(app, () => ({ budget, costPerByte: 1 }));
 
   app.setErrorHandler((error, request, reply) => {
     if (isModeldockError(error)) {
-      if (error.code === 'too_many_requests') reply.header('retry-after', '1');
+      if (error instanceof TooManyRequestsError) {
+        void reply.header('retry-after', String(error.retryAfterSeconds ?? 1));
+      }
       return reply.code(STATUS[error.code] ?? 500).send({ error: error.message });
     }
     // The client left before its batch ran: nobody reads this (nginx's "client closed request").

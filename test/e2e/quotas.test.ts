@@ -61,6 +61,10 @@ describe('quotas', () => {
       creating: 0,
       create_queue: 64,
       queued: 0,
+      // Request bodies held (MODELDOCK_REQUEST_MEMORY per budget): none now.
+      request_memory: 64 * 1024 * 1024,
+      inference_bytes_in_flight: 0,
+      administration_bytes_in_flight: 0,
     });
 
     // Terminating one makes room again.

@@ -1,5 +1,5 @@
 /** `/v1`: resource-style API over jobs, servers, operations and events. */
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import type { Catalog } from '../../lifecycle/catalog.js';
@@ -18,6 +18,7 @@ import { EventStreams } from '../event-stream.js';
 import { presentJob, presentLimits, presentOperation, presentPool, presentServer } from '../presenters.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { workerRoutes } from './v1-workers.js';
+import type { RouterBudgets } from '../request-budgets.js';
 import { InferBody, JobBody, JobParams, OperationQuery, ServerQuery, TempBody } from '../schemas.js';
 
 export interface V1Deps {
@@ -29,6 +30,8 @@ export interface V1Deps {
   runtime: Runtime;
   /** Most /v1/events streams open at once (MODELDOCK_EVENT_STREAMS). */
   maxEventStreams?: number;
+  /** The request budgets, shown by /v1/limits. */
+  requestBudgets?: RouterBudgets;
 }
 
 /** Default of MODELDOCK_EVENT_STREAMS. */
@@ -51,6 +54,7 @@ export function v1Routes({
   reconcile,
   runtime,
   maxEventStreams,
+  requestBudgets,
 }: V1Deps): FastifyPluginAsyncTypebox {
   const streams = new EventStreams(events, maxEventStreams ?? DEFAULT_EVENT_STREAMS);
   return async (app) => {
@@ -120,18 +124,31 @@ export function v1Routes({
       async (request) => presentOutcome(await lifecycle.terminate({ jobId: request.params.job_id })),
     );
 
-    app.post(
-      '/jobs/:job_id/infer',
-      {
-        schema: {
-          tags,
-          params: JobParams,
-          body: InferBody,
-          summary: 'Inference on the job (Open Inference Protocol body); loads an unloaded server',
+    // The body is not parsed here: a JSON tree can cost twenty times its bytes and hold
+    // the event loop for seconds (a list of one-element lists), so its bytes go to the
+    // worker as they came, and the worker parses and checks them (issue #27). The schema
+    // documents the body; only the path's own validation applies.
+    await app.register(async (raw) => {
+      raw.removeAllContentTypeParsers();
+      raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+      raw.withTypeProvider<TypeBoxTypeProvider>().post(
+        '/jobs/:job_id/infer',
+        {
+          schema: {
+            tags,
+            params: JobParams,
+            body: InferBody,
+            summary: 'Inference on the job (Open Inference Protocol body); loads an unloaded server',
+          },
+          attachValidation: true,
         },
-      },
-      async (request) => lifecycle.infer(request.params.job_id, request.body),
-    );
+        async (request) => {
+          const invalid = request.validationError as (Error & { validationContext?: string }) | undefined;
+          if (invalid && invalid.validationContext !== 'body') throw invalid;
+          return lifecycle.infer(request.params.job_id, request.body as unknown as Buffer);
+        },
+      );
+    });
 
     app.post(
       '/temp',
@@ -223,10 +240,10 @@ export function v1Routes({
         schema: {
           tags,
           summary:
-            'Bounds against exhaustion: live servers against MODELDOCK_MAX_SERVERS, creations running and queued',
+            'Bounds against exhaustion: live servers against MODELDOCK_MAX_SERVERS, creations running and queued, request bytes held against MODELDOCK_REQUEST_MEMORY',
         },
       },
-      async () => presentLimits(await lifecycle.creations.status()),
+      async () => presentLimits(await lifecycle.creations.status(), requestBudgets),
     );
 
     app.post(
