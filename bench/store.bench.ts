@@ -3,15 +3,19 @@
  * the wire-protocol server available here), in one run: lookup of a job's server,
  * a conditional state transition, an operation record (insert + finish), and the store
  * calls one DEPLOY_CREATE makes. Sequential calls, as the router makes them per job.
+ * SQLite twice: with the default synchronous=FULL (every commit fsynced, the durability
+ * contract of docs/database.md) and with NORMAL, the setting before it, on the same disk
+ * (a directory beside the results, not a tmpfs, so fsync costs what it costs).
  *
  * Bounded: each path stops after BENCH_OPS calls (default 2000) or BENCH_SECONDS seconds
  * (default 20), whichever comes first; `n` in the results says how many were measured.
  *
  *   node --import tsx bench/store.bench.ts
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { MongoStore } from '../src/store/mongodb/mongodb-store.js';
 import { formatServerId } from '../src/store/server-id.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -147,25 +151,40 @@ async function benchStore(store: Store) {
   return results;
 }
 
+/** The file system the SQLite files live on (`df -T`), so the result says whether fsync was real. */
+async function filesystemOf(dir: string): Promise<string> {
+  const { stdout } = await promisify(execFile)('df', ['-T', dir]);
+  return stdout.trim().split('\n').at(-1)?.split(/\s+/)[1] ?? 'unknown';
+}
+
 async function main() {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-store-bench-'));
+  // Beside the results (gitignored), not in os.tmpdir(): /tmp may be a tmpfs, where fsync is free.
+  const scratch = path.join(import.meta.dirname, 'results', 'tmp');
+  await mkdir(scratch, { recursive: true });
+  const dir = await mkdtemp(path.join(scratch, 'store-bench-'));
   const ferret = await startFerretDb();
   try {
     const sqlite = await benchStore(new SqliteStore(path.join(dir, 'bench.db')));
+    const sqliteNormal = await benchStore(
+      new SqliteStore(path.join(dir, 'normal.db'), { synchronous: 'normal' }),
+    );
     const mongodb = await benchStore(new MongoStore(ferret.url('modeldock_bench')));
     const file = writeResult('store', {
       machine: machine(),
       ops: OPS,
       seconds_per_path: SECONDS,
+      filesystem: await filesystemOf(dir),
       sqlite,
+      sqlite_normal: sqliteNormal,
       mongodb_ferretdb: mongodb,
     });
     const rows = (Object.keys(sqlite) as (keyof typeof sqlite)[]).map((k) => [
       k,
       `${sqlite[k].ops_per_s}/s, p50 ${ms(sqlite[k].median)}, p99 ${ms(sqlite[k].p99)}`,
+      `${sqliteNormal[k].ops_per_s}/s, p50 ${ms(sqliteNormal[k].median)}, p99 ${ms(sqliteNormal[k].p99)}`,
       `${mongodb[k].ops_per_s}/s, p50 ${ms(mongodb[k].median)}, p99 ${ms(mongodb[k].p99)}`,
     ]);
-    console.log(table(['path', 'SQLite', 'MongoDB (FerretDB)'], rows));
+    console.log(table(['path', 'SQLite (FULL)', 'SQLite (NORMAL)', 'MongoDB (FerretDB)'], rows));
     console.log(`\nraw results: ${file}`);
   } finally {
     await ferret.close();

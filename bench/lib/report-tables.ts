@@ -301,10 +301,16 @@ function storeTable(r: any): string {
   ];
   const cell = (s: any) => `${int(s.ops_per_s)}/s, p50 ${ms(s.median)}, p99 ${ms(s.p99)}`;
   return table(
-    ['path', 'SQLite', 'MongoDB store on FerretDB'],
+    [
+      'path',
+      'SQLite, synchronous=FULL (default)',
+      'SQLite, NORMAL (before #24)',
+      'MongoDB store on FerretDB',
+    ],
     rows.map(([key, title]) => [
       title,
       cell(need(r, `sqlite.${key}`)),
+      cell(need(r, `sqlite_normal.${key}`)),
       cell(need(r, `mongodb_ferretdb.${key}`)),
     ]),
   );
@@ -682,6 +688,15 @@ export const FIGURES: Record<string, Renderer> = {
   'store.calls': (r) =>
     `${int(need(r, 'ops'))} calls or ${int(need(r, 'seconds_per_path'))} s per path, whichever ends first`,
   'store.sqlite_create': (r) => ms(need(r, 'sqlite.deploy_create_calls.median')),
+  'store.sqlite_normal_create': (r) => ms(need(r, 'sqlite_normal.deploy_create_calls.median')),
+  'store.full_vs_normal_transition': (r) =>
+    times(need(r, 'sqlite.state_transition.ops_per_s') / need(r, 'sqlite_normal.state_transition.ops_per_s')),
+  'store.full_vs_normal_create': (r) =>
+    times(
+      need(r, 'sqlite.deploy_create_calls.ops_per_s') /
+        need(r, 'sqlite_normal.deploy_create_calls.ops_per_s'),
+    ),
+  'store.filesystem': (r) => String(need(r, 'filesystem')),
   'store.ferretdb_create': (r) => ms(need(r, 'mongodb_ferretdb.deploy_create_calls.median')),
   'auth.added': (r) => us(need(r, 'added_us_per_request.median'), 2),
   'perf-analyzer.http_added': (r) => paAdded(r, 'modeldock HTTP', 'worker HTTP'),
