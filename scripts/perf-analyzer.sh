@@ -2,7 +2,7 @@
 # NVIDIA's perf_analyzer (Triton's load generator), for bench/perf-analyzer.bench.ts.
 # No current package ships it for this machine (PyPI's perf-analyzer is a placeholder),
 # but the manylinux wheel of tritonclient 2.41.1 carries the binary; it needs libb64
-# (Debian: libb64-0d, which .ci/run installs) and CUDA's runtime library (PyPI:
+# (Debian: libb64-0d; install it before `npm run bench`, CI runs no benchmark) and CUDA's runtime library (PyPI:
 # nvidia-cuda-runtime-cu12, no GPU needed for HTTP/gRPC load). Installed outside the
 # checkout, idempotent; prints the path of a wrapper that runs it.
 #   bash scripts/perf-analyzer.sh   → ${MODELDOCK_CACHE_DIR:-~/.cache/modeldock}/perf-analyzer/perf_analyzer

@@ -19,7 +19,7 @@ import { DIGITS } from '../helpers/fixtures.js';
 import { inferenceClient, unaryCall, type InferenceClient } from '../helpers/grpc-client.js';
 import { MODELS_DIR } from '../helpers/paths.js';
 
-const HOLD_MS = 1000;
+const HOLD_MS = 1000; // the longest queue delay model.json allows (1 s)
 
 describe('worker: cancelled requests leave the batching queue', () => {
   let worker: WorkerApp;
@@ -49,6 +49,11 @@ describe('worker: cancelled requests leave the batching queue', () => {
     const { port } = worker.app.server.address() as AddressInfo;
     url = `http://127.0.0.1:${port}`;
     client = inferenceClient(`127.0.0.1:${port}`);
+    // Connected before any call, so a deadline measures the queue, not the channel's set-up
+    // (seen taking 0.37 s on a loaded machine).
+    await new Promise<void>((resolve, reject) =>
+      client.waitForReady(Date.now() + 30_000, (error) => (error ? reject(error) : resolve())),
+    );
   });
   after(async () => {
     client?.close();
@@ -97,7 +102,7 @@ describe('worker: cancelled requests leave the batching queue', () => {
         model_name: 'held',
         inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 64], contents: { fp32_contents: pixels } }],
       },
-      { deadline: Date.now() + 300 },
+      { deadline: Date.now() + 500 },
     );
     const queuedAt = await queueReaches(1);
     await assert.rejects(call, (error: grpc.ServiceError) => error.code === grpc.status.DEADLINE_EXCEEDED);
