@@ -129,6 +129,28 @@ function v2Params(url: string, schema: FastifySchema): FastifySchema {
   return { ...schema, params: { type: 'object', required: ['job'], properties: { job: PARAM_SCHEMA } } };
 }
 
+/**
+ * The route schemas are JSON Schema as Ajv validates them (draft 7: `exclusiveMinimum` is a
+ * number); OpenAPI 3.0 wants the draft 4 form (`minimum` with a boolean `exclusiveMinimum`),
+ * and clients that read the document refuse the other. The document gets that form.
+ */
+function asOpenApi30(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(asOpenApi30);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) out[key] = asOpenApi30(value);
+  for (const [exclusive, bound] of [
+    ['exclusiveMinimum', 'minimum'],
+    ['exclusiveMaximum', 'maximum'],
+  ] as const) {
+    if (typeof out[exclusive] === 'number') {
+      out[bound] = out[exclusive];
+      out[exclusive] = true;
+    }
+  }
+  return out;
+}
+
 export function openapiOptions(options: OpenapiOptions): FastifyDynamicSwaggerOptions {
   return {
     openapi: {
@@ -181,11 +203,11 @@ export function openapiOptions(options: OpenapiOptions): FastifyDynamicSwaggerOp
       const access = accessOf(url, options);
       return {
         url,
-        schema: {
+        schema: asOpenApi30({
           ...documented,
           response,
           ...(options.auth ? { security: access === 'open' ? [] : [{ bearer: [] }] } : {}),
-        },
+        }) as FastifySchema,
       };
     },
   };
