@@ -16,6 +16,7 @@
  * durable at once on lazyfs (see tools/lazyfs/main.go).
  */
 import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +27,25 @@ import { startLazyFs, type LazyFs } from '../helpers/lazyfs.js';
 import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 import { getJson, postJson, uniqueInstance } from '../helpers/router.js';
 import { compileRouter, spawnRouter, type RouterProcess } from '../helpers/router-process.js';
+
+/** SIGKILL every process whose MODELDOCK_WORKER_NAME starts with `prefix` (Linux /proc). */
+function killProcessesNamed(prefix: string): void {
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+    if (environ.split('\0').some((entry) => entry.startsWith(`MODELDOCK_WORKER_NAME=${prefix}`))) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+}
 
 type Operation = 'DEPLOY_CREATE' | 'DEPLOY_LOAD' | 'DEPLOY_UNLOAD' | 'TERMINATE';
 
@@ -183,6 +203,9 @@ async function powerCuts(
     await running?.kill('SIGKILL');
     for (const worker of await runtime.list()) await runtime.remove(worker.name);
     await runtime.close();
+    // A worker started by a create the cut interrupted may have no state file the runtime
+    // could list (the cut dropped it): it is found by its name, which carries the instance.
+    killProcessesNamed(`${instance}-`);
     await lazy.close();
     if (!process.env.MODELDOCK_KEEP_TEST_DATA) await rm(logDir, { recursive: true, force: true });
   }
