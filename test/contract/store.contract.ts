@@ -28,6 +28,7 @@ export function serverInput(number: number, over: Partial<ServerRecord> = {}) {
     model: 'm-131',
     dataset: 'ds-550',
     kind: 'job' as const,
+    placement: 'dedicated' as const,
     state: 'creating' as const,
     reason: null,
     runtime: 'docker',
