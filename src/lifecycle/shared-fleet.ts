@@ -71,6 +71,8 @@ export class SharedFleet {
 
   /** Look for shared workers to close every so often (a quarter of the idle time, 1-10 s). */
   start(): void {
+    // Counted before the first creation asks (MODELDOCK_MAX_SERVERS counts shared workers).
+    void this.workers().catch(() => undefined);
     const every = Math.min(10_000, Math.max(1_000, Math.floor(this.options.idleMs / 4)));
     this.timer = setInterval(() => {
       void this.closeIdle().catch((error) =>
