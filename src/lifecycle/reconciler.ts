@@ -348,6 +348,9 @@ export class Reconciler {
       }
       return 'ok';
     }
+    // An unloaded shared server holds nothing on any worker: the worker it last lived on
+    // may close or die without it (it is placed again when it is next loaded).
+    if (shared && server.state === 'unloaded') return 'ok';
     // ready or unloaded. A container being removed (`docker rm -f`) is as good as gone.
     const vanished = !worker || worker.status === 'removing' || worker.status === 'dead';
     if (!vanished && worker.running) return 'ok';
