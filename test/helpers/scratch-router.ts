@@ -25,6 +25,8 @@ export interface ScratchRouter {
 export async function startScratchRouter(
   prefix: string,
   fill: (dirs: { modelsDir: string; runtimesDir: string }) => Promise<void>,
+  /** More router settings, e.g. MODELDOCK_GRPC_PORT for a test that calls it over gRPC. */
+  env: Record<string, string> = {},
 ): Promise<ScratchRouter> {
   const instance = uniqueInstance(prefix);
   const scratch = await mkdtemp(path.join(os.tmpdir(), `modeldock-${prefix}-`));
@@ -38,7 +40,7 @@ export async function startScratchRouter(
   const t = await startTestRouter({
     instance,
     runtime: makeRuntime,
-    env: { MODELDOCK_MODELS_DIR: modelsDir, MODELDOCK_RUNTIMES_DIR: runtimesDir },
+    env: { MODELDOCK_MODELS_DIR: modelsDir, MODELDOCK_RUNTIMES_DIR: runtimesDir, ...env },
   });
   return {
     t,
