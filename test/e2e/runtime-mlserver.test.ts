@@ -19,7 +19,12 @@ import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 import { venvBin, venvPython } from '../helpers/python.js';
 import { postJson, type TestRouter } from '../helpers/router.js';
-import { assertRoutedAsDirect, startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
+import {
+  assertDeployedOn,
+  assertLoadUnloadTerminate,
+  startScratchRouter,
+  type ScratchRouter,
+} from '../helpers/scratch-router.js';
 
 const run = promisify(execFile);
 const requests = ORIGIN_REQUESTS.map((body) => body.replace('"m-131"', '"m-132"'));
@@ -50,12 +55,7 @@ describe('MLServer as a worker (process runtime)', { timeout: 300_000 }, () => {
   });
 
   it('DEPLOY_CREATE starts MLServer and loads m-132 under the job name; inference is routed to it', async () => {
-    const response = await postJson(`${t.url}/inference_router/`, requests[0]!);
-    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-    assert.equal(response.body.state, 'ready');
-    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    assert.equal(worker.labels[LABELS.servingRuntime], 'mlserver');
-    for (const i of [0, 1, 2]) await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', i);
+    await assertDeployedOn(t, requests[0]!, 'mlserver');
   });
 
   it('tritonclient with its defaults (binary tensors) infers through the router over HTTP and gRPC as MLServer answers JSON', async () => {
@@ -124,19 +124,7 @@ describe('MLServer as a worker (process runtime)', { timeout: 300_000 }, () => {
   });
 
   it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive MLServer through the repository extension', async () => {
-    const states: string[] = [];
-    for (const body of requests.slice(1, 4)) {
-      const response = await postJson(`${t.url}/inference_router/`, body);
-      assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-      states.push(`${response.body.operation_type}:${response.body.state}`);
-      if (response.body.operation_type === 'DEPLOY_UNLOAD') {
-        const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-        const index = await postJson(`${worker.endpoint}/v2/repository/index`, {});
-        assert.notEqual(index.body.find((e: { name: string }) => e.name === 'a1')?.state, 'READY');
-      }
-    }
-    assert.deepEqual(states, ['DEPLOY_LOAD:ready', 'DEPLOY_UNLOAD:unloaded', 'TERMINATE:terminated']);
-    assert.deepEqual(await t.runtime.list(), [], 'the MLServer process is gone');
+    await assertLoadUnloadTerminate(t, requests.slice(1, 4));
   });
 
   it('TEMP runs ds-550 through its infer calls: 528 of 550 right, as training measured', async () => {
