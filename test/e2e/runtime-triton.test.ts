@@ -13,15 +13,16 @@ import { cp, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import type { WorkerInfo } from '../../src/runtime/runtime.js';
+import { LABELS, type WorkerInfo } from '../../src/runtime/runtime.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 import { tritonServerDir, venvPython } from '../helpers/python.js';
-import { postJson, type TestRouter } from '../helpers/router.js';
+import { getJson, postJson, type TestRouter } from '../helpers/router.js';
 import {
   assertDeployedOn,
   assertLoadUnloadTerminate,
+  assertRoutedAsDirect,
   startScratchRouter,
   type ScratchRouter,
 } from '../helpers/scratch-router.js';
@@ -97,6 +98,19 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
     // A real classifier: m-133 gets at least 30 of these 32 right (96% on ds-550).
     const right = expected.labels.filter((label: number, i: number) => label === report.truth[i]).length;
     assert.ok(right >= 30, `${right} of 32 right`);
+  });
+
+  it('a restarted router adopts the running Triton: the job stays ready on the same process, inference still reaches it', async () => {
+    const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    t = await scratch.restart();
+    const adopted = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1');
+    assert.equal(adopted?.id, before.id, 'the same tritonserver process, not a new one');
+    const job = await getJson(`${t.url}/v1/jobs/a1`);
+    assert.equal(job.status, 200, JSON.stringify(job.body));
+    assert.equal(job.body.state, 'ready');
+    for (const i of [3, 4]) await assertRoutedAsDirect(t.url, adopted!.endpoint!, 'a1', i);
+    // Adoption started no second server.
+    assert.equal((await t.runtime.list()).length, 1);
   });
 
   it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive Triton through the repository extension', async () => {

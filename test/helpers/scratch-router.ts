@@ -18,6 +18,8 @@ export interface ScratchRouter {
   modelsDir: string;
   runtimesDir: string;
   stateDir: string;
+  /** Stop the router and start another on its database and state directory (`t` is then the new one). */
+  restart(): Promise<TestRouter>;
   /** Stop the router, remove its workers and the scratch directory. */
   cleanup(): Promise<void>;
 }
@@ -38,25 +40,33 @@ export async function startScratchRouter(
   await mkdir(runtimesDir);
   await fill({ modelsDir, runtimesDir });
   const makeRuntime = () => new ProcessRuntime({ instance, stateDir, modelsDir, datasetsDir: DATASETS_DIR });
-  const t = await startTestRouter({
-    instance,
-    runtime: makeRuntime,
-    env: { MODELDOCK_MODELS_DIR: modelsDir, MODELDOCK_RUNTIMES_DIR: runtimesDir, ...env },
-  });
-  return {
-    t,
+  const start = (dataDir?: string) =>
+    startTestRouter({
+      instance,
+      runtime: makeRuntime,
+      dataDir,
+      env: { MODELDOCK_MODELS_DIR: modelsDir, MODELDOCK_RUNTIMES_DIR: runtimesDir, ...env },
+    });
+  const router: ScratchRouter = {
+    t: await start(),
     instance,
     modelsDir,
     runtimesDir,
     stateDir,
+    restart: async () => {
+      await router.t.stop();
+      router.t = await start(router.t.dataDir);
+      return router.t;
+    },
     cleanup: async () => {
-      await t.stop();
+      await router.t.stop();
       const runtime = makeRuntime();
       for (const worker of await runtime.list()) await runtime.remove(worker.name);
       await runtime.close();
       await rm(scratch, { recursive: true, force: true });
     },
   };
+  return router;
 }
 
 /**
