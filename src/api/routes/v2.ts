@@ -16,6 +16,7 @@ import { bodyTooLarge, checkDeclaredLength, limitBody } from '../body-limit.js';
 import { protocolErrorHandler, protocolNotFoundHandler, toProtocolErrorResponse } from '../error-mapping.js';
 import { ROUTER_EXTENSIONS, allModelStatistics, isJobReady, repositoryIndex } from '../inference-protocol.js';
 import { answerWorkerFailure, endToEndHeaders } from '../worker-proxy.js';
+import { inferThroughJson } from '../json-tensor-proxy.js';
 import type { ReadinessProbe } from '../readiness.js';
 
 export interface V2Deps {
@@ -77,6 +78,8 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
     // acquireRoute() validates the id on a miss (a hit is a job id we already know) and
     // waits for a server being loaded; the route counts this request until release().
     const route = await lifecycle.acquireRoute(jobId);
+    // A server without the binary tensor extension: translated to JSON and back.
+    if (suffix === '/infer' && !route.binaryTensors) return inferThroughJson(deps, route, request, reply);
     let statusCode = 502;
     let notLoaded = false;
     try {
