@@ -101,6 +101,7 @@ export type StepName =
   | 'infer'
   | 'drain'
   | 'unload'
+  | 'measure_memory'
   | 'stop'
   | 'remove';
 
