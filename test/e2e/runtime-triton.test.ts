@@ -100,6 +100,18 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
     assert.ok(right >= 30, `${right} of 32 right`);
   });
 
+  it("a tensor that does not fit m-133 gets Triton's 400 through the router, and the job keeps serving", async () => {
+    const bad = await postJson(`${t.url}/v2/models/a1/infer`, {
+      inputs: [{ name: 'pixels', shape: [1, 63], datatype: 'FP32', data: new Array(63).fill(0) }],
+    });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.match(JSON.stringify(bad.body), /shape|dims/i, 'the answer says what is wrong');
+    const job = await getJson(`${t.url}/v1/jobs/a1`);
+    assert.equal(job.body.state, 'ready');
+    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', 5);
+  });
+
   it('a restarted router adopts the running Triton: the job stays ready on the same process, inference still reaches it', async () => {
     const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
     t = await scratch.restart();
