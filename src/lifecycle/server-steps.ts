@@ -29,6 +29,9 @@ import type { WarmPool } from './warm-pool.js';
 import { workerSpec } from './worker-spec.js';
 
 export class ServerSteps {
+  /** Foreign servers' memory when ready without a model, by server id (this router's measurements). */
+  private readonly idleMemory = new Map<string, number>();
+
   constructor(
     private readonly deps: LifecycleDeps,
     private readonly routes: RouteTable,
@@ -138,6 +141,10 @@ export class ServerSteps {
           isAlive: async () => (await runtime.inspect(server.workerName))?.running === true,
         }),
       );
+      // A foreign server's idle memory, which an unload is checked against (checkMemoryBack).
+      if (serving && !serving.modeldockWorker && serving.unloadMemory === 'frees') {
+        await this.measureIdle(server);
+      }
       if (!load) return await this.transition(server, 'unloaded', { loadedAt: null });
       const modelName = server.jobId;
       // A foreign server finds the model in its own repository, under the job's name.
@@ -210,7 +217,17 @@ export class ServerSteps {
       server = await this.transition(server, 'unloading');
       await this.drainWithdrawn(rec, route);
       const endpoint = server.endpoint;
-      if (endpoint) await rec.step('unload', () => this.deps.workers.unload(endpoint, servedName(server)));
+      if (endpoint) {
+        const serving = await this.deps.catalog.servingRuntime(server.model).catch(() => undefined);
+        if (serving?.unloadMemory === 'keeps') {
+          // Known to keep an unloaded model's memory: a restart without the model is the
+          // unload that gives it back (the model leaves with the process).
+          server = await this.restartWithoutModel(rec, server);
+        } else {
+          await rec.step('unload', () => this.deps.workers.unload(endpoint, servedName(server)));
+          if (serving && !serving.modeldockWorker) server = await this.checkMemoryBack(rec, server);
+        }
+      }
       return await this.transition(server, 'unloaded', {
         loadedAt: null,
         reason: reason === 'request' ? null : reason,
@@ -219,6 +236,57 @@ export class ServerSteps {
       await this.markFailed(server, error);
       throw error;
     }
+  }
+
+  /**
+   * A foreign server whose entry says it frees memory on unload is measured after the
+   * unload against its idle memory (measured when it became ready): one that kept the
+   * model's memory anyway is restarted without the model, and the operation says so.
+   * Without an idle measurement (the server came up under an earlier router), or without
+   * a measurement now, nothing is decided.
+   */
+  private async checkMemoryBack(rec: OperationRecorder, server: ServerRecord): Promise<ServerRecord> {
+    const idle = this.idleMemory.get(server.serverId);
+    if (idle === undefined) return server;
+    const now = await rec.step('measure_memory', () =>
+      this.deps.runtime.stats(server.workerName).catch(() => undefined),
+    );
+    if (!now || now.memoryBytes <= idle + memorySlack(idle)) return server;
+    rec.warn(
+      `the server kept ${mib(now.memoryBytes)} MiB after the unload (${mib(idle)} MiB when idle): restarted without the model`,
+    );
+    return this.restartWithoutModel(rec, server);
+  }
+
+  /**
+   * Stop the server and start it again without loading the model (unloading → unloaded
+   * follows): every byte the model held goes with the old process. Recorded as the
+   * operation's `stop`, `start` and `wait_ready` steps.
+   */
+  private async restartWithoutModel(rec: OperationRecorder, start: ServerRecord): Promise<ServerRecord> {
+    const { runtime, workers, options } = this.deps;
+    let server = start;
+    const name = server.workerName;
+    await rec.step('stop', () => runtime.stop(name, { timeoutSeconds: options.stopTimeoutSeconds ?? 5 }));
+    const info = await rec.step('start', () => runtime.start(name));
+    const endpoint = requireEndpoint(info);
+    if (server.endpoint && server.endpoint !== endpoint) await workers.forget(server.endpoint);
+    server = await this.transition(server, 'unloading', { workerId: info.id, endpoint });
+    await rec.step('wait_ready', () =>
+      workers.waitUntilReady(endpoint, {
+        timeoutMs: options.readyTimeoutMs,
+        isAlive: async () => (await runtime.inspect(name))?.running === true,
+      }),
+    );
+    await this.measureIdle(server);
+    return server;
+  }
+
+  /** A foreign server's memory while it holds no model, for checkMemoryBack. */
+  private async measureIdle(server: ServerRecord): Promise<void> {
+    const stats = await this.deps.runtime.stats(server.workerName).catch(() => undefined);
+    if (stats) this.idleMemory.set(server.serverId, stats.memoryBytes);
+    else this.idleMemory.delete(server.serverId);
   }
 
   async terminate(rec: OperationRecorder, start: ServerRecord, reason: string): Promise<ServerRecord> {
@@ -239,6 +307,7 @@ export class ServerSteps {
     }
     await rec.step('remove', () => runtime.remove(name));
     await workers.forget(server.endpoint);
+    this.idleMemory.delete(server.serverId);
     return this.transition(server, 'terminated', {
       endpoint: null,
       loadedAt: null,
@@ -394,6 +463,19 @@ export class ServerSteps {
       }
     });
   }
+}
+
+/**
+ * How much more than its idle memory a server may hold after an unload and still count as
+ * having given the model back: allocators and caches keep some (64 MiB, or a quarter of
+ * the idle figure when that is more).
+ */
+function memorySlack(idleBytes: number): number {
+  return Math.max(64 * 1024 * 1024, idleBytes / 4);
+}
+
+function mib(bytes: number): number {
+  return Math.round(bytes / (1024 * 1024));
 }
 
 function requireEndpoint(info: WorkerInfo): string {

@@ -118,6 +118,7 @@ export type StepName =
   | 'infer'
   | 'drain'
   | 'unload'
+  | 'measure_memory'
   | 'stop'
   | 'remove';
 

@@ -8,25 +8,64 @@
  * router all the same, over HTTP and gRPC, because the router translates for it.
  */
 import assert from 'node:assert/strict';
-import { cp } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import { promisify } from 'node:util';
 import { LABELS } from '../../src/runtime/runtime.js';
+import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 import { venvBin, venvPython } from '../helpers/python.js';
-import { postJson, type TestRouter } from '../helpers/router.js';
+import { getJson, postJson, type TestRouter } from '../helpers/router.js';
 import {
   assertDeployedOn,
   assertLoadUnloadTerminate,
+  assertRoutedAsDirect,
   startScratchRouter,
   type ScratchRouter,
 } from '../helpers/scratch-router.js';
 
 const run = promisify(execFile);
+
+/**
+ * The resident memory of an MLServer started by hand as the built-in entry starts it,
+ * with an empty repository, once ready: what an idle server holds.
+ */
+async function idleMlserverMemory(): Promise<number> {
+  const repository = await mkdtemp(path.join(os.tmpdir(), 'modeldock-mls-idle-'));
+  const [http, grpc, metrics] = [await freePort(), await freePort(), await freePort()];
+  const server = spawn(venvBin('mlserver'), ['start', repository], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      MLSERVER_HOST: '127.0.0.1',
+      MLSERVER_HTTP_PORT: String(http),
+      MLSERVER_GRPC_PORT: String(grpc),
+      MLSERVER_METRICS_PORT: String(metrics),
+      MLSERVER_METRICS_ENDPOINT: '',
+      MLSERVER_LOAD_MODELS_AT_STARTUP: 'false',
+      MLSERVER_PARALLEL_WORKERS: '0',
+    },
+    stdio: 'ignore',
+  });
+  try {
+    const client = new WorkerClient();
+    await client.waitUntilReady(`http://127.0.0.1:${http}`, {
+      timeoutMs: 60_000,
+      isAlive: async () => server.exitCode === null,
+    });
+    await client.close();
+    const status = await readFile(`/proc/${server.pid}/status`, 'utf8');
+    return Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)![1]) * 1024;
+  } finally {
+    server.kill('SIGKILL');
+    await rm(repository, { recursive: true, force: true });
+  }
+}
 const requests = ORIGIN_REQUESTS.map((body) => body.replace('"m-131"', '"m-132"'));
 
 describe('MLServer as a worker (process runtime)', { timeout: 300_000 }, () => {
@@ -121,6 +160,28 @@ describe('MLServer as a worker (process runtime)', { timeout: 300_000 }, () => {
     // m-132 is right on most of them (528 of ds-550's 550).
     const right = expected.filter((label, i) => label === digits[i]!.label).length;
     assert.ok(right >= count - 3, `${right} of ${count} right`);
+  });
+
+  it('DEPLOY_UNLOAD gives MLServer’s memory back: restarted without the model, near an idle server’s', async () => {
+    const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    const loaded = (await t.runtime.stats(before.name))!.memoryBytes;
+    const response = await postJson(`${t.url}/inference_router/`, requests[2]!);
+    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
+    assert.equal(response.body.state, 'unloaded');
+    const after = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    assert.notEqual(after.id, before.id, 'a new MLServer process');
+    const unloaded = (await t.runtime.stats(after.name))!.memoryBytes;
+    const idle = await idleMlserverMemory();
+    const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+    const figures = `loaded ${mib(loaded)}, after the unload ${mib(unloaded)}, an idle MLServer ${mib(idle)}`;
+    assert.ok(loaded - idle > 32 * 2 ** 20, `loading m-132 takes memory (${figures})`);
+    assert.ok(unloaded < idle + (loaded - idle) / 4, `memory is back near the idle server's (${figures})`);
+    // The operation says what happened: a restart, not a repository unload.
+    const ops = await getJson(`${t.url}/v1/operations?job_id=a1&type=DEPLOY_UNLOAD&limit=1`);
+    const steps = ops.body.operations[0].steps.map((step: { name: string }) => step.name);
+    assert.deepEqual(steps, ['drain', 'stop', 'start', 'wait_ready']);
+    // Inference loads the model again on demand and answers.
+    await assertRoutedAsDirect(t.url, after.endpoint!, 'a1', 3);
   });
 
   it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive MLServer through the repository extension', async () => {
