@@ -365,3 +365,33 @@ describe(
     });
   },
 );
+
+describe('a warm-pool worker becomes a shared worker', { timeout: 300_000 }, () => {
+  let t: TestRouter;
+  before(async () => {
+    t = await startTestRouter({ instance: uniqueInstance('sharedpool'), env: { MODELDOCK_WARM_POOL: '1' } });
+    await t.router.lifecycle.pool.whenFull();
+  });
+  after(async () => t?.cleanup());
+
+  it('the first shared job takes the started pool worker as its shared worker; a reconcile pass keeps it', async () => {
+    const pooled = [...(await running(t)).keys()];
+    assert.equal(pooled.length, 1, 'one pool worker');
+    const ids = new Map(
+      (await instanceContainers(t.docker, t.instance)).map((c) => [c.Names[0]!.slice(1), c.Id]),
+    );
+    const created = await postJson(`${t.url}/v1/jobs`, {
+      job_id: 'w1',
+      model: 'm-131',
+      dataset: 'ds-550',
+      placement: 'shared',
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const server = created.body.server;
+    assert.match(server.container_name, /-shared-\d{4,}$/);
+    assert.equal(server.container_id, ids.get(pooled[0]!), 'the pool’s started worker, renamed');
+    await t.router.reconciler.reconcileAll('test');
+    assert.equal(await inferLabel(t, 'w1'), DIGIT.label);
+    assert.ok((await running(t)).has(server.container_name), 'the reconciler left it alone');
+  });
+});
