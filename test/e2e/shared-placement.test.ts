@@ -7,7 +7,7 @@
  * finds its shared workers and their models. Real Docker engine, real SQLite, real workers.
  */
 import assert from 'node:assert/strict';
-import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -256,6 +256,11 @@ describe('shared placement on Docker', { timeout: 600_000 }, () => {
     assert.match(JSON.stringify(refused.body), /max_shared_jobs|MODELDOCK_MAX_SHARED_JOBS/);
     assert.equal((await t.store.listJobs()).length, jobsBefore, 'the refused job was not recorded');
     assert.equal((await t.store.listServers()).length, serversBefore, 'nor any server');
+    const limits = (await getJson(`${t.url}/v1/limits`)).body;
+    assert.equal(limits.max_shared_jobs, 5);
+    assert.equal(limits.shared_jobs, 5);
+    assert.equal(limits.shared_workers, 2);
+    assert.equal(limits.live_servers, 3, 'd1 and the two shared workers');
     // A dedicated job is bounded by MODELDOCK_MAX_SERVERS, not by the shared bound.
     const dedicated = await original(t, 'd2', 'DEPLOY_CREATE', { placement: 'dedicated' });
     assert.equal(dedicated.status, 200, JSON.stringify(dedicated.body));
@@ -333,6 +338,40 @@ describe('shared placement on Docker', { timeout: 600_000 }, () => {
     }
     const loadsAfter = (await t.store.listOperations({ type: 'DEPLOY_LOAD', limit: 1000 })).length;
     assert.equal(loadsAfter, loadsBefore, 'no model was loaded again');
+  });
+
+  it('the state database lost: a restarted router adopts the models on its shared workers, nothing loaded again', async () => {
+    const before = await running(t);
+    const servers = (await t.store.listServers({ kind: 'job', states: ['ready'] })).filter(
+      (s) => s.placement === 'shared',
+    );
+    assert.ok(servers.length >= 4);
+    await t.stop();
+    for (const file of await readdir(dataDir)) {
+      if (file.startsWith('modeldock.db')) await rm(path.join(dataDir, file));
+    }
+    t = await start();
+    assert.deepEqual(
+      [...(await running(t)).keys()].sort(),
+      [...before.keys()].sort(),
+      'no worker opened or closed',
+    );
+    for (const old of servers) {
+      const live = (await t.store.listServers({ jobId: old.jobId, kind: 'job' })).filter(
+        (s) => s.state !== 'terminated',
+      );
+      assert.equal(live.length, 1, `${old.jobId}: one record rebuilt, no duplicate`);
+      const server = live[0]!;
+      assert.equal(server.state, 'ready', old.jobId);
+      assert.equal(server.placement, 'shared');
+      assert.equal(server.workerName, old.workerName, `${old.jobId} stays on its worker`);
+      assert.equal(server.dataset, 'ds-550');
+      assert.match(server.reason ?? '', /adopted/);
+      assert.equal((await t.store.getJob(old.jobId))?.placement, 'shared');
+      assert.equal(await inferLabel(t, old.jobId), DIGIT.label, old.jobId);
+    }
+    const loads = await t.store.listOperations({ type: 'DEPLOY_LOAD', limit: 1000 });
+    assert.deepEqual(loads, [], 'no model was loaded again');
   });
 });
 
