@@ -194,7 +194,7 @@ export class ServerSteps {
       const endpoint = server.endpoint!;
       // Room was made by the placement, on measured memory (shared-memory.ts, eviction.ts).
       const loaded = await rec.step('load', () =>
-        this.deps.workers.load(endpoint, servedName(server), server.model),
+        this.deps.workers.load(endpoint, servedName(server), server.model, undefined, server.dataset),
       );
       this.fleet.memory.observeLoad(server.workerName, servedName(server), server.model, loaded);
       const now = new Date().toISOString();

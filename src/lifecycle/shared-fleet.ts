@@ -30,6 +30,15 @@ function mib(bytes: number): string {
   return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 }
 
+/** What `GET /v1/limits` shows of the shared fleet. */
+export interface SharedStatus {
+  maxJobs: number;
+  /** Models on shared workers now (TEMPs' included). */
+  jobs: number;
+  /** Shared workers as last listed. */
+  workers: number;
+}
+
 export const DEFAULT_SHARED_OPTIONS: SharedOptions = {
   placement: 'dedicated',
   jobsPerWorker: 100,
@@ -110,6 +119,10 @@ export class SharedFleet {
   /** Models hosted on shared workers now (a TEMP's included), against MODELDOCK_MAX_SHARED_JOBS. */
   async hostedCount(): Promise<number> {
     return (await this.hostedServers()).length;
+  }
+
+  async status(): Promise<SharedStatus> {
+    return { maxJobs: this.options.maxJobs, jobs: await this.hostedCount(), workers: this.known };
   }
 
   /** 429 when `count` more models would pass MODELDOCK_MAX_SHARED_JOBS. */

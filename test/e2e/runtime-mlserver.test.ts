@@ -5,7 +5,9 @@
  * TEMP through its infer calls reports m-132's measured accuracy, and inference through
  * the router answers as MLServer does when called directly. MLServer refuses the binary
  * tensor extension; NVIDIA's tritonclient with its defaults (binary) works through the
- * router all the same, over HTTP and gRPC, because the router translates for it.
+ * router all the same, over HTTP and gRPC, because the router translates for it. A killed
+ * MLServer is restarted, a restarted router adopts it, and DEPLOY_UNLOAD gives its memory
+ * back (a restart without the model: MLServer keeps an unloaded model's memory).
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -16,11 +18,12 @@ import os from 'node:os';
 import { promisify } from 'node:util';
 import { LABELS } from '../../src/runtime/runtime.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
+import type { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
 import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 import { venvBin, venvPython } from '../helpers/python.js';
-import { getJson, postJson, type TestRouter } from '../helpers/router.js';
+import { getJson, postJson, waitForServer, type TestRouter } from '../helpers/router.js';
 import {
   assertDeployedOn,
   assertLoadUnloadTerminate,
@@ -160,6 +163,51 @@ describe('MLServer as a worker (process runtime)', { timeout: 300_000 }, () => {
     // m-132 is right on most of them (528 of ds-550's 550).
     const right = expected.filter((label, i) => label === digits[i]!.label).length;
     assert.ok(right >= count - 3, `${right} of ${count} right`);
+  });
+
+  it('a killed MLServer is restarted with its model; a restarted router adopts the running one and still translates binary tensors', async () => {
+    const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    const serverId = before.labels[LABELS.server]!;
+    const restarted = waitForServer(
+      t.router,
+      serverId,
+      (server) => server.state === 'ready' && server.workerId !== null && server.workerId !== before.id,
+      90_000,
+    );
+    await (t.runtime as ProcessRuntime).kill(before.name);
+    await restarted;
+    const again = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    assert.notEqual(again.id, before.id, 'a new MLServer process');
+    await assertRoutedAsDirect(t.url, again.endpoint!, 'a1', 6);
+
+    t = await scratch.restart();
+    const adopted = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    assert.equal(adopted.id, again.id, 'the same MLServer process, not a new one');
+    const job = await getJson(`${t.url}/v1/jobs/a1`);
+    assert.equal(job.body.state, 'ready', JSON.stringify(job.body));
+    // The new router's route knows MLServer takes no binary tensors: a binary request still works.
+    const digit = DIGITS[7]!;
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 64], parameters: { binary_data_size: 256 } }],
+        outputs: [{ name: 'predict', parameters: { binary_data: true } }],
+      }),
+    );
+    const answer = await fetch(`${t.url}/v2/models/a1/infer`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': String(header.length),
+      },
+      body: Buffer.concat([header, Buffer.from(new Float32Array(digit.inputs.pixels).buffer)]),
+    });
+    assert.equal(answer.status, 200, await answer.clone().text());
+    const bytes = Buffer.from(await answer.arrayBuffer());
+    const headerLength = Number(answer.headers.get('inference-header-content-length'));
+    const outputs = JSON.parse(bytes.subarray(0, headerLength).toString()).outputs;
+    assert.equal(outputs[0].parameters.binary_data_size, 8);
+    assert.equal(bytes.readBigInt64LE(headerLength), BigInt(digit.label));
+    assert.equal((await t.runtime.list()).length, 1, 'adoption started no second server');
   });
 
   it('DEPLOY_UNLOAD gives MLServer’s memory back: restarted without the model, near an idle server’s', async () => {
