@@ -15,7 +15,12 @@ import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { venvPython } from '../helpers/python.js';
 import { getJson, postJson, type TestRouter } from '../helpers/router.js';
-import { assertRoutedAsDirect, startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
+import {
+  assertRoutedAsDirect,
+  startScratchRouter,
+  workerSecretHeader,
+  type ScratchRouter,
+} from '../helpers/scratch-router.js';
 
 const SERVER = path.join(REPO_ROOT, 'test/fixtures/oip-server/nearest_mean_server.py');
 
@@ -89,10 +94,34 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
 
   it('routes inference to it: the router answers as the server does when called directly', async () => {
     const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    for (const i of [0, 1, 2]) await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', i);
+    const secret = workerSecretHeader(t.runtime, worker.endpoint!);
+    for (const i of [0, 1, 2]) await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', i, secret);
     const metadata = await getJson(`${t.url}/v2/models/a1`);
     assert.equal(metadata.status, 200);
     assert.equal(metadata.body.inputs[0].name, 'pixels');
+  });
+
+  it('the guard in front of it obeys only the router: a caller without the worker secret is refused', async () => {
+    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    const body = {
+      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: DIGITS[0]!.inputs.pixels }],
+    };
+    const anonymous = await postJson(`${worker.endpoint}/v2/models/a1/infer`, body);
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.body.error, /x-modeldock-worker-secret/);
+    const wrong = await postJson(
+      `${worker.endpoint}/v2/repository/models/a1/unload`,
+      {},
+      {
+        'x-modeldock-worker-secret': 'not-the-secret',
+      },
+    );
+    assert.equal(wrong.status, 401);
+    // Health checks answer anyone, as modeldock's worker's do (probes hold no secret).
+    assert.equal((await getJson(`${worker.endpoint}/v2/health/ready`)).status, 200);
+    // The refusals changed nothing: the model still answers through the router.
+    const routed = await postJson(`${t.url}/v2/models/a1/infer`, body);
+    assert.equal(routed.status, 200);
   });
 
   it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive it through the repository extension', async () => {
@@ -103,7 +132,11 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
       states.push(`${response.body.operation_type}:${response.body.state}`);
       if (response.body.operation_type === 'DEPLOY_UNLOAD') {
         const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-        const index = await postJson(`${worker.endpoint}/v2/repository/index`, {});
+        const index = await postJson(
+          `${worker.endpoint}/v2/repository/index`,
+          {},
+          workerSecretHeader(t.runtime, worker.endpoint!),
+        );
         assert.deepEqual(index.body, [{ name: 'a1', state: 'UNAVAILABLE' }], 'unloaded on the server');
       }
     }

@@ -1,74 +1,30 @@
 /**
  * Seldon MLServer as a worker on the process runtime: the built-in `mlserver` entry,
- * found on the PATH (the tests' venv, scripts/python-venv.sh), serves m-132, the example
- * store's scikit-learn model. The original five requests (model id changed) work on it,
- * TEMP through its infer calls reports m-132's measured accuracy, and inference through
- * the router answers as MLServer does when called directly.
+ * found on the PATH (the tests' venv, scripts/python-venv.sh), behind modeldock's guard
+ * (the scenario: runtime-mlserver.scenario.ts).
  */
-import assert from 'node:assert/strict';
 import { cp } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { LABELS } from '../../src/runtime/runtime.js';
-import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { MODELS_DIR } from '../helpers/paths.js';
 import { venvBin, venvPython } from '../helpers/python.js';
-import { postJson, type TestRouter } from '../helpers/router.js';
-import { assertRoutedAsDirect, startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
+import { startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
+import { runMlserverScenario } from './runtime-mlserver.scenario.js';
 
-const requests = ORIGIN_REQUESTS.map((body) => body.replace('"m-131"', '"m-132"'));
+const originalPath = process.env.PATH;
+let scratch: ScratchRouter | undefined;
 
-describe('MLServer as a worker (process runtime)', { timeout: 300_000 }, () => {
-  const originalPath = process.env.PATH;
-  let scratch: ScratchRouter;
-  let t: TestRouter;
-
-  before(async () => {
+runMlserverScenario('process runtime', {
+  start: async () => {
     venvPython('mlserver_sklearn');
     // The built-in entry runs `mlserver` from the PATH, as an operator's machine would.
     process.env.PATH = `${path.dirname(venvBin('mlserver'))}${path.delimiter}${originalPath}`;
     scratch = await startScratchRouter('mls', async ({ modelsDir }) => {
       await cp(path.join(MODELS_DIR, 'm-132'), path.join(modelsDir, 'm-132'), { recursive: true });
     });
-    t = scratch.t;
-  });
-  after(async () => {
+    return scratch.t;
+  },
+  stop: async () => {
     await scratch?.cleanup();
     process.env.PATH = originalPath;
-  });
-
-  it('DEPLOY_CREATE starts MLServer and loads m-132 under the job name; inference is routed to it', async () => {
-    const response = await postJson(`${t.url}/inference_router/`, requests[0]!);
-    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-    assert.equal(response.body.state, 'ready');
-    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    assert.equal(worker.labels[LABELS.servingRuntime], 'mlserver');
-    for (const i of [0, 1, 2]) await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', i);
-  });
-
-  it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive MLServer through the repository extension', async () => {
-    const states: string[] = [];
-    for (const body of requests.slice(1, 4)) {
-      const response = await postJson(`${t.url}/inference_router/`, body);
-      assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-      states.push(`${response.body.operation_type}:${response.body.state}`);
-      if (response.body.operation_type === 'DEPLOY_UNLOAD') {
-        const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-        const index = await postJson(`${worker.endpoint}/v2/repository/index`, {});
-        assert.notEqual(index.body.find((e: { name: string }) => e.name === 'a1')?.state, 'READY');
-      }
-    }
-    assert.deepEqual(states, ['DEPLOY_LOAD:ready', 'DEPLOY_UNLOAD:unloaded', 'TERMINATE:terminated']);
-    assert.deepEqual(await t.runtime.list(), [], 'the MLServer process is gone');
-  });
-
-  it('TEMP runs ds-550 through its infer calls: 528 of 550 right, as training measured', async () => {
-    const response = await postJson(`${t.url}/inference_router/`, requests[4]!);
-    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-    assert.equal(response.body.state, 'terminated');
-    assert.equal(response.body.result.count, 550);
-    assert.equal(response.body.result.correct, 528);
-    assert.equal(response.body.result.accuracy, 0.96);
-    assert.deepEqual(await t.runtime.list(), []);
-  });
+  },
 });

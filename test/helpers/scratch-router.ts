@@ -7,6 +7,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
+import type { Runtime } from '../../src/runtime/runtime.js';
+import { WORKER_SECRET_HEADER } from '../../src/worker-secret.js';
 import { DATASETS_DIR } from './paths.js';
 import { DIGITS } from './fixtures.js';
 import { postJson, startTestRouter, uniqueInstance, type TestRouter } from './router.js';
@@ -56,17 +58,31 @@ export async function startScratchRouter(
   };
 }
 
+/** The header that lets a test call a worker (or a foreign server's guard) directly, as its router does. */
+export function workerSecretHeader(runtime: Runtime, endpoint: string): Record<string, string> {
+  const secret = runtime.workerSecret?.(endpoint);
+  assert.ok(secret, `the runtime knows the secret of ${endpoint}`);
+  return { [WORKER_SECRET_HEADER]: secret };
+}
+
 /**
  * Digit `i` of ds-550 inferred through the router (job `job`) and straight from the
- * worker's server: both answer alike, and right.
+ * worker's server (with its secret, in `headers`): both answer alike, and right.
  */
-export async function assertRoutedAsDirect(routerUrl: string, endpoint: string, job: string, i: number) {
+export async function assertRoutedAsDirect(
+  routerUrl: string,
+  endpoint: string,
+  job: string,
+  i: number,
+  headers: Record<string, string> = {},
+) {
   const body = {
     inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: DIGITS[i]!.inputs.pixels }],
   };
   const routed = await postJson(`${routerUrl}/v2/models/${job}/infer`, body);
   assert.equal(routed.status, 200, JSON.stringify(routed.body));
-  const direct = await postJson(`${endpoint}/v2/models/${job}/infer`, body);
+  const direct = await postJson(`${endpoint}/v2/models/${job}/infer`, body, headers);
+  assert.equal(direct.status, 200, JSON.stringify(direct.body));
   assert.deepEqual(routed.body.outputs[0].data, direct.body.outputs[0].data);
   assert.equal(routed.body.outputs[0].data[0], DIGITS[i]!.label);
 }
