@@ -25,3 +25,17 @@ export const DEFAULT_WORKER_BODY_LIMIT = workerBodyLimit(1024 ** 3);
 export function workerBodyLimit(memoryBytes: number): number {
   return Math.max(1024 ** 2, Math.floor(memoryBytes / 2 / REQUEST_COST_MULTIPLE));
 }
+
+/**
+ * The C allocator's setting every modeldock worker runs with. glibc's malloc serves a
+ * large block from its heap once a block of that size was freed (its mmap threshold
+ * rises with each free, up to 32 MiB), and memory freed in the heap stays resident: a
+ * model's weights then cost twice what they hold, depending on what was loaded and
+ * unloaded before, and unloading gives nothing back. A fixed threshold of 1 MiB keeps
+ * every large block (weights, the model file as read) in its own mapping, returned to
+ * the kernel when freed: what a load measures is the model (docs/worker.md#memory-per-model).
+ * Smaller blocks (request tensors) keep the heap's speed.
+ */
+export const WORKER_ALLOCATOR_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: String(1024 ** 2),
+};

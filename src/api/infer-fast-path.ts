@@ -12,7 +12,8 @@
  * Everything else is declined (returns false) and handled by the Fastify route with the
  * same outcome: an uncached job (lookup, on-demand load, 404/409), a body without a
  * Content-Length, larger than SMALL_BODY_BYTES (streamed there instead of buffered) or
- * over the body limit (413), `Expect: 100-continue`, a query string, and a request
+ * over the body limit (413), `Expect: 100-continue`, a query string, a job whose server
+ * does not accept the binary tensor extension (translated there), and a request
  * without a key that may infer (401/403). Errors become HTTP answers through the same
  * mapping as elsewhere.
  *
@@ -71,7 +72,9 @@ export function inferFastPath(
     if (!deps.admits(request.headers.authorization)) return false;
     if (deps.budget && !deps.budget.tryTake(length)) return false;
     const route = deps.lifecycle.tryAcquireRoute(jobId);
-    if (!route) {
+    // A server without the binary tensor extension: the Fastify route translates for it.
+    if (!route || !route.binaryTensors) {
+      route?.release();
       deps.budget?.release(length);
       return false;
     }

@@ -131,7 +131,7 @@ export class JobRouting {
         );
       }
       const outcome = await loadReplicaLocked(ctx, request, server, 'worker_lost_model');
-      return ctx.routes.forServer(jobId, serverId) ?? ctx.servers.openRoute(outcome.server!);
+      return ctx.routes.forServer(jobId, serverId) ?? (await ctx.servers.openRoute(outcome.server!));
     });
     return fresh.acquire();
   }
@@ -219,9 +219,10 @@ export class JobRouting {
     const ready = live.filter((server) => server.state === 'ready' && server.endpoint);
     if (ready.length > 0) {
       const answering = await Promise.all(ready.map((server) => this.answers(server)));
-      ready.forEach((server, i) => {
-        if (answering[i] && !ctx.routes.forServer(jobId, server.serverId)) ctx.servers.openRoute(server);
-      });
+      for (const [i, server] of ready.entries()) {
+        if (answering[i] && !ctx.routes.forServer(jobId, server.serverId))
+          await ctx.servers.openRoute(server);
+      }
       const found = ctx.routes.pick(jobId);
       if (found) return found;
       // Ready servers without a route whose workers do not answer: they have just died
@@ -238,7 +239,7 @@ export class JobRouting {
       );
     }
     const outcome = await deployLoadLocked(ctx, request, 'on_demand');
-    return ctx.routes.pick(jobId) ?? ctx.servers.openRoute(outcome.server!);
+    return ctx.routes.pick(jobId) ?? (await ctx.servers.openRoute(outcome.server!));
   }
 
   /**

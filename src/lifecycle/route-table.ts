@@ -46,6 +46,11 @@ export class RouteEntry implements Route {
     readonly serverId: string,
     readonly endpoint: string,
     readonly modelName: string,
+    /**
+     * Whether the worker accepts the binary tensor extension (its serving runtime's
+     * `binaryTensors`); without it the router translates binary requests to JSON.
+     */
+    readonly binaryTensors = true,
   ) {
     this.modelPath = `/v2/models/${encodeURIComponent(modelName)}`;
   }

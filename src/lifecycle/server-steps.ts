@@ -22,6 +22,7 @@ import type { JobRequest, LifecycleDeps } from './lifecycle-types.js';
 import type { MemoryPolicy } from './memory-policy.js';
 import type { OperationRecorder } from './operation-recorder.js';
 import { RouteEntry, type RouteTable } from './route-table.js';
+import type { ServingRuntime } from './serving-runtimes.js';
 import { canTransition } from './state-machine.js';
 import type { WarmPool } from './warm-pool.js';
 import { workerSpec } from './worker-spec.js';
@@ -131,7 +132,7 @@ export class ServerSteps {
       await rec.step('load', () => workers.load(endpoint, modelName, model));
       const now = new Date().toISOString();
       server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });
-      if (server.kind === 'job') this.openRoute(server);
+      if (server.kind === 'job') await this.openRoute(server, serving);
       return server;
     } catch (error) {
       await this.markFailed(server, error);
@@ -258,9 +259,23 @@ export class ServerSteps {
     }
   }
 
-  /** The route of a ready job server (one replica); a new route counts as used now, as its loadedAt does. */
-  openRoute(server: ServerRecord): RouteEntry {
-    return this.routes.set(new RouteEntry(server.jobId, server.serverId, server.endpoint!, server.jobId));
+  /**
+   * The route of a ready job server (one replica); a new route counts as used now, as its
+   * loadedAt does. It says whether the server takes binary tensors (its serving runtime's
+   * entry, looked up when not given).
+   */
+  async openRoute(server: ServerRecord, serving?: ServingRuntime): Promise<RouteEntry> {
+    // A model the catalog no longer places (its server's command gone meanwhile) still has
+    // a running server: routed as modeldock's worker is.
+    const entry = serving ?? (await this.deps.catalog.servingRuntime(server.model).catch(() => undefined));
+    const route = new RouteEntry(
+      server.jobId,
+      server.serverId,
+      server.endpoint!,
+      server.jobId,
+      entry?.binaryTensors ?? true,
+    );
+    return this.routes.set(route);
   }
 
   private publish(server: ServerRecord): void {

@@ -83,6 +83,12 @@ const ServingRuntimeSchema = Type.Object(
      * known to keep it: DEPLOY_UNLOAD restarts its worker instead).
      */
     unloadMemory: Type.Union([Type.Literal('frees'), Type.Literal('keeps')], { default: 'frees' }),
+    /**
+     * Whether the server accepts the binary tensor extension on HTTP. False (the default,
+     * as the bring-your-own contract asks only JSON tensors): the router translates
+     * clients' binary requests to JSON and the answer back (json-tensors.ts).
+     */
+    binaryTensors: Type.Boolean({ default: false }),
   },
   { additionalProperties: false },
 );
@@ -136,6 +142,7 @@ export function builtInServingRuntimes(images: BuiltInImages = {}): ServingRunti
         description: "modeldock's ONNX Runtime worker",
         formats: [{ name: 'onnx', priority: 2 }],
         multiModel: true,
+        binaryTensors: true,
       },
       'built-in',
       true,
@@ -165,6 +172,7 @@ export function builtInServingRuntimes(images: BuiltInImages = {}): ServingRunti
         multiModel: true,
         // Triton's unload leaves freed memory with its allocator (triton-inference-server#3320).
         unloadMemory: 'keeps',
+        binaryTensors: true,
       },
       'built-in',
     ),
@@ -191,6 +199,8 @@ export function builtInServingRuntimes(images: BuiltInImages = {}): ServingRunti
         multiModel: true,
         // Unloaded models' memory stays with the Python process (SeldonIO/MLServer#986).
         unloadMemory: 'keeps',
+        // It answers 422 to a binary body: the router translates to JSON for it.
+        binaryTensors: false,
       },
       'built-in',
     ),

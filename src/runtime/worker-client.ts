@@ -20,6 +20,14 @@ export const WORKER_ANSWER_TIMEOUT_MS = 300_000;
 
 export interface LoadResult {
   loadMs: number | null;
+  /**
+   * What the load measured on modeldock's worker (the worker's growth over it), the
+   * worker's measured memory after it and its limit; null from a server that does not say
+   * (a foreign serving runtime).
+   */
+  memoryBytes: number | null;
+  workerMemoryBytes: number | null;
+  workerMemoryLimitBytes: number | null;
 }
 
 export interface BatchResult {
@@ -35,10 +43,19 @@ export interface RepositoryEntry {
   name: string;
   state: string;
   reason?: string;
+  /** A ready model's measured memory: what the worker grew by over its load. */
+  memory_bytes?: number;
 }
 
 export interface WorkerStats {
   rss_bytes: number;
+  /** The worker's measured memory: its cgroup's working set (`memory_source: cgroup`) or its rss. */
+  memory_bytes?: number;
+  /** Its cgroup's memory limit; null without one (or measured by rss). */
+  memory_limit_bytes?: number | null;
+  memory_source?: 'cgroup' | 'rss';
+  /** Each loaded model's measured memory, by the name it is served under. */
+  model_memory_bytes?: Record<string, number>;
   heap_used_bytes?: number;
   /** CPU time since the worker started, user + system. */
   cpu_seconds?: number;
@@ -159,14 +176,25 @@ export class WorkerClient {
     modelId: string | undefined,
     signal?: AbortSignal,
   ): Promise<LoadResult> {
-    const result = await this.call<{ load_ms?: number }>(
+    const result = await this.call<{
+      load_ms?: number;
+      memory_bytes?: number;
+      worker_memory_bytes?: number;
+      worker_memory_limit_bytes?: number | null;
+    }>(
       endpoint,
       'POST',
       `/v2/repository/models/${encodeURIComponent(name)}/load`,
       modelId === undefined ? {} : { parameters: { model_id: modelId } },
       signal,
     );
-    return { loadMs: typeof result?.load_ms === 'number' ? result.load_ms : null };
+    const number = (value: unknown) => (typeof value === 'number' ? value : null);
+    return {
+      loadMs: number(result?.load_ms),
+      memoryBytes: number(result?.memory_bytes),
+      workerMemoryBytes: number(result?.worker_memory_bytes),
+      workerMemoryLimitBytes: number(result?.worker_memory_limit_bytes),
+    };
   }
 
   async unload(endpoint: string, name: string, signal?: AbortSignal): Promise<void> {

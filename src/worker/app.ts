@@ -34,8 +34,9 @@ import {
 import { InferenceStats } from './inference-stats.js';
 import { modelConfig } from './model-config.js';
 import { DEFAULT_MAX_ELEMENTS } from './tensors.js';
-import { ModelRegistry } from './model-registry.js';
+import { ModelRegistry, type RegistryEntry } from './model-registry.js';
 import { ModelStore, type LoadedModel } from './model-store.js';
+import { rssMeter, type MemoryMeter } from './memory-meter.js';
 import { LocalStoreSource } from './local-store-source.js';
 import type { StoreSource } from './store-source.js';
 
@@ -55,6 +56,8 @@ export interface WorkerAppOptions {
   name?: string;
   /** Where model and dataset files come from; default: modelsDir and datasetsDir. */
   source?: StoreSource;
+  /** How the worker measures its memory (memory-meter.ts); default: its rss. */
+  memoryMeter?: MemoryMeter;
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -88,7 +91,8 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   const source = options.source ?? new LocalStoreSource(options.modelsDir, options.datasetsDir);
   const models = new ModelStore(source, options.threads ?? 1);
   const datasets = new DatasetStore(source);
-  const registry = new ModelRegistry(models);
+  const meter = options.memoryMeter ?? rssMeter;
+  const registry = new ModelRegistry(models, meter);
   const stats = new InferenceStats();
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_WORKER_BODY_LIMIT;
   const limits = { maxElements: options.maxElements ?? DEFAULT_MAX_ELEMENTS };
@@ -173,22 +177,23 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     extensions: ['model_repository', 'model_configuration', 'statistics', 'binary_tensor_data', 'batch'],
   }));
 
-  // `{"ready": true}` lists only the models ready for inference, as Triton does.
+  // `{"ready": true}` lists only the models ready for inference, as Triton does. A ready
+  // model's entry also says what loading it measured (model-registry.ts), as memory_bytes.
+  const indexEntry = (e: RegistryEntry) => ({
+    name: e.name,
+    version: MODEL_VERSION,
+    state: e.state,
+    reason: e.reason,
+    ...(e.memoryBytes === undefined ? {} : { memory_bytes: e.memoryBytes }),
+  });
   app.post<{ Body: { ready?: unknown } | undefined }>('/v2/repository/index', async (request) => {
     const entries = registry.entries();
-    if (request.body?.ready === true) {
-      return entries
-        .filter((e) => e.state === 'READY')
-        .map((e) => ({ name: e.name, version: MODEL_VERSION, state: e.state, reason: e.reason }));
-    }
+    if (request.body?.ready === true) return entries.filter((e) => e.state === 'READY').map(indexEntry);
     const known = new Set(entries.map((e) => e.name));
     const available = (await models.list())
       .filter((id) => !known.has(id))
       .map((id) => ({ name: id, version: MODEL_VERSION, state: 'UNAVAILABLE', reason: 'not loaded' }));
-    return [
-      ...entries.map((e) => ({ name: e.name, version: MODEL_VERSION, state: e.state, reason: e.reason })),
-      ...available,
-    ];
+    return [...entries.map(indexEntry), ...available];
   });
 
   app.post<NameParams & { Body: { parameters?: { model_id?: unknown } } | undefined }>(
@@ -198,14 +203,24 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       const rawId = request.body?.parameters?.model_id;
       const modelId = validateId('model', rawId === undefined ? name : rawId);
       const { model, alreadyLoaded } = await registry.load(name, modelId);
-      return { name, model_id: model.modelId, state: 'READY', load_ms: alreadyLoaded ? 0 : model.loadMs };
+      const worker = await meter.read();
+      return {
+        name,
+        model_id: model.modelId,
+        state: 'READY',
+        load_ms: alreadyLoaded ? 0 : model.loadMs,
+        // What the load measured, and the worker's memory after it: the router accounts by these.
+        memory_bytes: registry.memoryByName()[name] ?? 0,
+        worker_memory_bytes: worker.bytes,
+        worker_memory_limit_bytes: worker.limitBytes,
+      };
     },
   );
 
   app.post<NameParams>('/v2/repository/models/:name/unload', async (request) => {
     const name = validateId('name', request.params.name);
     const unloaded = await registry.unload(name);
-    return { name, state: 'UNAVAILABLE', unloaded };
+    return { name, state: 'UNAVAILABLE', unloaded, worker_memory_bytes: (await meter.read()).bytes };
   });
 
   // Each model route also answers under /versions/1, the protocol's optional version
@@ -368,9 +383,16 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   app.get('/v2/worker/stats', async () => {
     const memory = process.memoryUsage();
     const cpu = process.cpuUsage();
+    const measured = await meter.read();
     return {
       name: options.name ?? 'worker',
       rss_bytes: memory.rss,
+      // What the kernel measures (memory-meter.ts): the cgroup's working set, or the rss.
+      memory_bytes: measured.bytes,
+      memory_limit_bytes: measured.limitBytes,
+      memory_source: measured.source,
+      // What each loaded model's load measured; unloading it gives that back.
+      model_memory_bytes: registry.memoryByName(),
       // CPU time since the worker started (user + system): runtimes without a metrics API use it.
       cpu_seconds: (cpu.user + cpu.system) / 1e6,
       heap_used_bytes: memory.heapUsed,

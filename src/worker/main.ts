@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import type { workerGrpcServer } from './grpc-service.js';
 import { buildWorkerApp } from './app.js';
 import { LocalStoreSource } from './local-store-source.js';
+import { openMemoryMeter } from './memory-meter.js';
 import { serveHttp2Alongside } from './protocol-listener.js';
 import { warmUpOnnxRuntime } from './warm-up.js';
 import { loadWorkerConfig, workerLogLevel } from './worker-config.js';
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
     ...(config.secret ? { secret: config.secret } : {}),
     logger: log,
     name: config.name,
+    memoryMeter: await openMemoryMeter(),
   });
   // gRPC on the same port as HTTP (protocol-listener.ts), set up at its first connection:
   // grpc-js and the service definition take ~0.1 s to load (more under a CPU limit),

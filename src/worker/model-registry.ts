@@ -5,8 +5,14 @@
  * session so the memory goes back — but only once the inferences already running on it
  * have finished, since releasing a session under a running inference would crash the
  * process.
+ *
+ * Each load is accounted by the worker's measured memory (memory-meter.ts) just before
+ * and just after it: what the model cost is what the kernel saw it take, per model. Loads
+ * are measured one at a time — two measured together would each count the other — and
+ * unloading a model gives its bytes back (the slot and its figure go together).
  */
 import { ConflictError, NotFoundError, errorMessage } from '../errors.js';
+import { rssMeter, type MemoryMeter } from './memory-meter.js';
 import type { LoadedModel, ModelStore } from './model-store.js';
 
 export type ModelState = 'READY' | 'LOADING' | 'UNAVAILABLE';
@@ -16,11 +22,20 @@ export interface RegistryEntry {
   modelId: string;
   state: ModelState;
   reason: string;
+  /** Measured memory of a READY model: the worker's growth over its load. */
+  memoryBytes?: number;
+}
+
+/** A model just opened, and what opening it cost in measured memory. */
+interface Measured {
+  model: LoadedModel;
+  memoryBytes: number;
 }
 
 /** A loaded model and the inferences currently running on its session. */
 interface Slot {
   model: LoadedModel;
+  memoryBytes: number;
   running: number;
   /** Resolved when `running` drops to zero after the slot was retired. */
   drained?: () => void;
@@ -28,10 +43,15 @@ interface Slot {
 
 export class ModelRegistry {
   private readonly loaded = new Map<string, Slot>();
-  private readonly loading = new Map<string, { modelId: string; promise: Promise<LoadedModel> }>();
+  private readonly loading = new Map<string, { modelId: string; promise: Promise<Measured> }>();
   private readonly failures = new Map<string, { modelId: string; reason: string }>();
+  /** The load being measured; the next one starts when it ends. */
+  private measuring: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly store: ModelStore) {}
+  constructor(
+    private readonly store: ModelStore,
+    private readonly meter: MemoryMeter = rssMeter,
+  ) {}
 
   /**
    * Serve `modelId` under `name`. Already loaded from the same model: a no-op. Loaded
@@ -45,14 +65,14 @@ export class ModelRegistry {
       if (inFlight.modelId !== modelId) {
         throw new ConflictError(`"${name}" is being loaded from model ${inFlight.modelId}, not ${modelId}`);
       }
-      return { model: await inFlight.promise, alreadyLoaded: false };
+      return { model: (await inFlight.promise).model, alreadyLoaded: false };
     }
-    const promise = this.store.open(name, modelId);
+    const promise = this.openMeasured(name, modelId);
     this.loading.set(name, { modelId, promise });
     try {
-      const model = await promise;
+      const { model, memoryBytes } = await promise;
       const previous = this.loaded.get(name);
-      this.loaded.set(name, { model, running: 0 });
+      this.loaded.set(name, { model, memoryBytes, running: 0 });
       this.failures.delete(name);
       if (previous) await this.retire(previous);
       return { model, alreadyLoaded: false };
@@ -102,8 +122,8 @@ export class ModelRegistry {
 
   entries(): RegistryEntry[] {
     const out: RegistryEntry[] = [];
-    for (const [name, { model }] of this.loaded) {
-      out.push({ name, modelId: model.modelId, state: 'READY', reason: '' });
+    for (const [name, { model, memoryBytes }] of this.loaded) {
+      out.push({ name, modelId: model.modelId, state: 'READY', reason: '', memoryBytes });
     }
     for (const [name, l] of this.loading) {
       if (!this.loaded.has(name)) out.push({ name, modelId: l.modelId, state: 'LOADING', reason: '' });
@@ -114,6 +134,11 @@ export class ModelRegistry {
       }
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Measured memory of each loaded model, by name. */
+  memoryByName(): Record<string, number> {
+    return Object.fromEntries([...this.loaded].map(([name, slot]) => [name, slot.memoryBytes]));
   }
 
   async close(): Promise<void> {
@@ -130,6 +155,23 @@ export class ModelRegistry {
       );
     }
     return slot;
+  }
+
+  /**
+   * Open a model between two readings of the meter, after the load measured before it.
+   * A reading that fell (the garbage collector ran meanwhile) counts as nothing, not as
+   * memory given back.
+   */
+  private openMeasured(name: string, modelId: string): Promise<Measured> {
+    const measure = async (): Promise<Measured> => {
+      const before = await this.meter.read();
+      const model = await this.store.open(name, modelId);
+      const after = await this.meter.read().catch(() => before);
+      return { model, memoryBytes: Math.max(0, after.bytes - before.bytes) };
+    };
+    const result = this.measuring.then(measure, measure);
+    this.measuring = result.catch(() => undefined);
+    return result;
   }
 
   /** Wait for the inferences running on a slot no longer served, then free its memory. */

@@ -94,8 +94,7 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
 
   it('routes inference to it: the router answers as the server does when called directly', async () => {
     const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    const secret = workerSecretHeader(t.runtime, worker.endpoint!);
-    for (const i of [0, 1, 2]) await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', i, secret);
+    for (const i of [0, 1, 2]) await assertRoutedAsDirect(t, worker.endpoint!, 'a1', i);
     const metadata = await getJson(`${t.url}/v2/models/a1`);
     assert.equal(metadata.status, 200);
     assert.equal(metadata.body.inputs[0].name, 'pixels');

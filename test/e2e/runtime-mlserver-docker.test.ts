@@ -11,8 +11,10 @@ import { runMlserverScenario } from './runtime-mlserver.scenario.js';
 import { describe, it } from 'node:test';
 
 runMlserverScenario('Docker', {
-  start: async () => {
-    const t = await startTestRouter({ env: { MODELDOCK_MLSERVER_IMAGE: MLSERVER_IMAGE } });
+  start: async (grpcPort) => {
+    const t = await startTestRouter({
+      env: { MODELDOCK_MLSERVER_IMAGE: MLSERVER_IMAGE, MODELDOCK_GRPC_PORT: String(grpcPort) },
+    });
     await t.docker
       .getImage(MLSERVER_IMAGE)
       .inspect()
@@ -20,8 +22,8 @@ runMlserverScenario('Docker', {
     return t;
   },
   stop: (t) => t.cleanup(),
-  checkCreated: async (t, answer) => {
-    const info = await t.docker.getContainer(answer.container_id).inspect();
+  checkCreated: async (t, worker) => {
+    const info = await t.docker.getContainer(worker.id).inspect();
     assert.equal(info.Config.Image, MLSERVER_IMAGE);
     assert.equal(info.Config.User, '10001:10001');
     assert.deepEqual(info.HostConfig.CapDrop, ['ALL']);

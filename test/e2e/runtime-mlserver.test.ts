@@ -14,13 +14,17 @@ const originalPath = process.env.PATH;
 let scratch: ScratchRouter | undefined;
 
 runMlserverScenario('process runtime', {
-  start: async () => {
+  start: async (grpcPort) => {
     venvPython('mlserver_sklearn');
     // The built-in entry runs `mlserver` from the PATH, as an operator's machine would.
     process.env.PATH = `${path.dirname(venvBin('mlserver'))}${path.delimiter}${originalPath}`;
-    scratch = await startScratchRouter('mls', async ({ modelsDir }) => {
-      await cp(path.join(MODELS_DIR, 'm-132'), path.join(modelsDir, 'm-132'), { recursive: true });
-    });
+    scratch = await startScratchRouter(
+      'mls',
+      async ({ modelsDir }) => {
+        await cp(path.join(MODELS_DIR, 'm-132'), path.join(modelsDir, 'm-132'), { recursive: true });
+      },
+      { MODELDOCK_GRPC_PORT: String(grpcPort) },
+    );
     return scratch.t;
   },
   stop: async () => {

@@ -1,8 +1,9 @@
 /**
  * The worker image on the real engine, run as modeldock runs it (non-root, read-only
  * root filesystem, all capabilities dropped, stores mounted read-only, limits): it
- * serves m-131 correctly, and loading then unloading a 256 MiB model moves the
- * container's memory as `docker stats` reports it.
+ * serves m-131 correctly, loading then unloading a 256 MiB model moves the
+ * container's memory as `docker stats` reports it, and the worker accounts each load by
+ * its container's cgroup (memory-meter.ts).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import Dockerode from 'dockerode';
 import { after, before, describe, it } from 'node:test';
 import { buildImage } from '../../src/runtime/docker/image-builder.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
+import { WORKER_ALLOCATOR_ENV } from '../../src/worker-limits.js';
 import { ensureBigModel, TEST_MODELS_DIR } from '../helpers/models.js';
 import { DATASETS_DIR, MODELS_DIR, REPO_ROOT, WORKER_IMAGE } from '../helpers/paths.js';
 import { DIGITS } from '../helpers/fixtures.js';
@@ -41,8 +43,9 @@ async function runWorker(name: string, modelsDir: string) {
     .catch(() => undefined);
   const container = await docker.createContainer({
     name,
-    // Each worker logs its requests' outcomes; only errors matter here.
-    Env: ['MODELDOCK_LOG_LEVEL=warn'],
+    // Each worker logs its requests' outcomes; only errors matter here. The allocator
+    // setting is the one modeldock gives its workers (worker-spec.ts).
+    Env: ['MODELDOCK_LOG_LEVEL=warn', ...Object.entries(WORKER_ALLOCATOR_ENV).map(([k, v]) => `${k}=${v}`)],
     Image: IMAGE,
     Labels: { 'modeldock.test': 'worker' },
     User: '10001:10001',
@@ -161,5 +164,43 @@ describe('worker image on the engine', () => {
       `rss fell by ${Math.round((loadedRss - unloadedRss) / MiB)} MiB`,
     );
     assert.ok(loaded - unloaded > 200 * MiB, `unload released ${Math.round((loaded - unloaded) / MiB)} MiB`);
+  });
+
+  it("accounts each load by its container's cgroup: bigger measures bigger, unloading gives it back", async () => {
+    const small = await ensureBigModel(16);
+    const large = await ensureBigModel(64);
+    const { container, endpoint } = await runWorker(
+      `modeldock-test-worker-meter-${process.pid}`,
+      TEST_MODELS_DIR,
+    );
+    await workers.waitUntilReady(endpoint, { timeoutMs: 30_000 });
+    const idle = await workers.stats(endpoint);
+    assert.equal(idle.memory_source, 'cgroup', 'a container is a cgroup of its own');
+    assert.equal(idle.memory_limit_bytes, 1536 * MiB, "its limit is the container's");
+    const s = await workers.load(endpoint, 's', small);
+    const l = await workers.load(endpoint, 'l', large);
+    const docker = await memoryUsage(container);
+    console.log(
+      `# cgroup-measured: 16 MiB model ${((s.memoryBytes ?? 0) / MiB).toFixed(1)} MiB, 64 MiB model ${((l.memoryBytes ?? 0) / MiB).toFixed(1)} MiB; ` +
+        `worker ${((l.workerMemoryBytes ?? 0) / MiB).toFixed(1)} MiB, docker stats ${(docker / MiB).toFixed(1)} MiB`,
+    );
+    for (const [measured, weights] of [
+      [s.memoryBytes, 16 * MiB],
+      [l.memoryBytes, 64 * MiB],
+    ] as const) {
+      assert.ok(
+        measured !== null && measured > weights * 0.75 && measured < weights * 1.25,
+        `${weights / MiB} MiB of weights measured ${((measured ?? 0) / MiB).toFixed(1)} MiB`,
+      );
+    }
+    // The worker's figure is the container's as docker stats counts it (usage less inactive file).
+    assert.ok(Math.abs(l.workerMemoryBytes! - docker) < 16 * MiB, 'the worker and docker stats agree');
+    await workers.unload(endpoint, 'l');
+    const after = await workers.stats(endpoint);
+    assert.ok(
+      l.workerMemoryBytes! - after.memory_bytes! > l.memoryBytes! * 0.75,
+      `unloading gave back ${((l.workerMemoryBytes! - after.memory_bytes!) / MiB).toFixed(1)} MiB`,
+    );
+    assert.deepEqual(Object.keys(after.model_memory_bytes ?? {}), ['s']);
   });
 });

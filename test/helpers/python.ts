@@ -13,6 +13,8 @@ const cache =
   path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'modeldock');
 
 export const PYTHON_VENV = path.join(cache, 'python-venv');
+/** NVIDIA Triton's server from the nvidia-pytriton wheel, in a venv of its own (numpy 1). */
+export const TRITON_VENV = path.join(cache, 'triton-venv');
 
 /** The venv's python, after checking that `module` imports; throws with the fix otherwise. */
 export function venvPython(module: string): string {
@@ -31,4 +33,13 @@ export function venvPython(module: string): string {
 /** An executable the venv installed (e.g. `st` for schemathesis). */
 export function venvBin(name: string): string {
   return path.join(PYTHON_VENV, 'bin', name);
+}
+
+/** The directory holding the `tritonserver` wrapper (scripts/tritonserver.sh); throws with the fix when missing. */
+export function tritonServerDir(): string {
+  const dir = path.join(TRITON_VENV, 'bin');
+  if (!existsSync(path.join(dir, 'tritonserver'))) {
+    throw new Error(`no tritonserver in ${dir}: run \`bash scripts/python-venv.sh\``);
+  }
+  return dir;
 }

@@ -5,8 +5,8 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { freePort } from './ports.js';
 import path from 'node:path';
 import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from './router.js';
 
@@ -39,7 +39,6 @@ export async function spawnRouter(
    */
   build: 'source' | 'compiled' = 'source',
 ): Promise<RouterProcess> {
-  const port = await freePort();
   const log = createWriteStream(logFile, { flags: 'a' });
   const args =
     build === 'source'
@@ -55,30 +54,34 @@ export async function spawnRouter(
       MODELDOCK_GRPC_PORT: '0',
       MODELDOCK_HOST: '127.0.0.1',
       ...env,
-      MODELDOCK_PORT: String(port),
+      // Port 0: the router binds a port the kernel picks and logs its address. A port
+      // probed free beforehand could be taken (by a process worker) before the router binds it.
+      MODELDOCK_PORT: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.pipe(log, { end: false });
   child.stderr!.pipe(log, { end: false });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  // The router listens only after its start-up reconcile, so /healthz answering means "recovered".
-  for (let interval = 25; ; interval = Math.min(interval * 2, 250)) {
-    if (child.exitCode !== null) throw new Error(`router exited with ${child.exitCode}; see ${logFile}`);
-    try {
-      const response = await fetch(`${url}/healthz`);
-      if (response.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
+  // The router listens only after its start-up reconcile, so its "listening" line means "recovered".
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      throw new Error(`router did not come up; see ${logFile}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, interval));
-  }
+      reject(new Error(`router did not come up; see ${logFile}`));
+    }, 60_000);
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      const address = listeningAddress(line);
+      if (address === undefined) return;
+      clearTimeout(timer);
+      lines.close();
+      resolve(address);
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`router exited with ${code}; see ${logFile}`));
+    });
+  });
   return {
     url,
     child,
@@ -87,6 +90,17 @@ export async function spawnRouter(
       return exited;
     },
   };
+}
+
+/** The router's own URL from its start-up log line (pino JSON: `address` of "router listening"). */
+function listeningAddress(line: string): string | undefined {
+  if (!line.includes('router listening')) return undefined;
+  try {
+    const { address } = JSON.parse(line) as { address?: unknown };
+    return typeof address === 'string' ? address : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -78,7 +78,11 @@ describe('worker: m-131 over the Open Inference Protocol', () => {
     assert.match(server.version, /^\d+\.\d+\.\d+/);
     assert.ok(server.extensions.includes('model_repository'));
     const ready = (await post('/v2/repository/index', { ready: true })).json();
-    assert.deepEqual(ready, [{ name: 'a1', version: '1', state: 'READY', reason: '' }]);
+    // Triton's fields, and what the load measured (docs/worker.md#memory-per-model).
+    assert.equal(typeof ready[0]?.memory_bytes, 'number');
+    assert.deepEqual(ready, [
+      { name: 'a1', version: '1', state: 'READY', reason: '', memory_bytes: ready[0].memory_bytes },
+    ]);
   });
 
   it('reads inputs and outputs from the graph', async () => {

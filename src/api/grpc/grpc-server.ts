@@ -3,7 +3,8 @@
  * definition in inference.proto) on the router, with the job id as the model name, as
  * HTTP `/v2` does: ModelInfer is routed to the job's worker (loaded on demand) and
  * translated to the worker's HTTP binary tensor extension (infer-translation.ts), so
- * workers speak one protocol and the router parses no tensor; the rest answers from the
+ * workers speak one protocol and the router parses no tensor (a server without that
+ * extension gets JSON tensors instead, json-tensors.ts); the rest answers from the
  * store and the workers like the HTTP routes.
  *
  * gRPC behaviour users expect: a client's deadline or cancellation cancels the worker
@@ -35,6 +36,11 @@ import {
   toWorkerInferBody,
   type GrpcInferRequest,
 } from '../../inference-grpc/infer-translation.js';
+import {
+  binaryRequestToJson,
+  jsonAnswerToBinary,
+  type JsonInferAnswer,
+} from '../../inference-grpc/json-tensors.js';
 import { toGrpcStatus } from '../../inference-grpc/grpc-status.js';
 import { loadInferenceService } from '../../inference-grpc/service-definition.js';
 import { httpAnswerError } from '../../inference-grpc/http-answer.js';
@@ -294,19 +300,31 @@ export class GrpcInferenceServer {
     // A ready job's route at once, as the HTTP hot path takes it; else wait for a job
     // being loaded (as HTTP does). Counted on the route until answered.
     let route = this.deps.lifecycle.tryAcquireRoute(jobId) ?? (await this.deps.lifecycle.acquireRoute(jobId));
-    const send = (target: RouteEntry) =>
-      forwardToWorker(
+    // A server without the binary tensor extension (MLServer) gets the request as JSON
+    // tensors, translated once; its JSON answer is turned into raw outputs the same way.
+    let jsonBody: string | undefined;
+    let answeredJson = false;
+    const send = (target: RouteEntry) => {
+      answeredJson = !target.binaryTensors;
+      return forwardToWorker(
         this.deps.workers.pool(target.endpoint),
-        {
-          path: `${target.modelPath}/infer`,
-          headers: {
-            'content-type': 'application/octet-stream',
-            'inference-header-content-length': String(headerLength),
-          },
-          body,
-        },
+        answeredJson
+          ? {
+              path: `${target.modelPath}/infer`,
+              headers: { 'content-type': 'application/json' },
+              body: Buffer.from((jsonBody ??= JSON.stringify(binaryRequestToJson(body, headerLength).json))),
+            }
+          : {
+              path: `${target.modelPath}/infer`,
+              headers: {
+                'content-type': 'application/octet-stream',
+                'inference-header-content-length': String(headerLength),
+              },
+              body,
+            },
         call,
       );
+    };
     let answer: WorkerAnswer;
     try {
       answer = await send(route);
@@ -333,6 +351,13 @@ export class GrpcInferenceServer {
     }
     this.deps.metrics.observeInference(jobId, answer.statusCode, (performance.now() - started) / 1000);
     if (answer.statusCode !== 200) throw httpAnswerError(answer.statusCode, answer.bytes);
+    if (answeredJson) {
+      const binary = jsonAnswerToBinary(
+        JSON.parse(answer.bytes.toString('utf8')) as JsonInferAnswer,
+        () => true,
+      );
+      return fromWorkerInferAnswer(binary.body, binary.headerLength);
+    }
     const length = Number(answer.headers['inference-header-content-length']);
     return fromWorkerInferAnswer(answer.bytes, Number.isInteger(length) ? length : undefined);
   }

@@ -17,6 +17,7 @@ import { protocolErrorHandler, protocolNotFoundHandler, toProtocolErrorResponse 
 import { ROUTER_EXTENSIONS, allModelStatistics, isJobReady, repositoryIndex } from '../inference-protocol.js';
 import { endToEndHeaders } from '../../end-to-end-headers.js';
 import { answerWorkerFailure } from '../worker-proxy.js';
+import { inferThroughJson } from '../json-tensor-proxy.js';
 import type { ReadinessProbe } from '../readiness.js';
 
 export interface V2Deps {
@@ -78,6 +79,8 @@ export function v2Routes(deps: V2Deps): FastifyPluginAsync {
     // acquireRoute() validates the id on a miss (a hit is a job id we already know) and
     // waits for a server being loaded; the route counts this request until release().
     const route = await lifecycle.acquireRoute(jobId);
+    // A server without the binary tensor extension: translated to JSON and back.
+    if (suffix === '/infer' && !route.binaryTensors) return inferThroughJson(deps, route, request, reply);
     let statusCode = 502;
     let notLoaded = false;
     try {

@@ -1,0 +1,249 @@
+/**
+ * Where a model goes among the shared workers, and what must make room for it: pure
+ * decisions on measured memory (docs/operations.md#memory-on-shared-workers), no I/O.
+ *
+ * Capacity is each worker's memory limit; use is what the worker measures (its cgroup's
+ * working set or its rss, src/worker/memory-meter.ts), and each loaded model counts what
+ * its own load measured. MODELDOCK_MEMORY_BUDGET, when set, bounds all shared workers
+ * together. A model about to load is estimated by its last measured load, else by a first
+ * guess (`ModelSizes`), and reserved at that estimate until its load says what it took.
+ *
+ * The choice, in order:
+ * 1. A worker with room for the estimate (under its limit and under the budget): the one
+ *    with the most room left, then the fewest requests in flight — spreading the load.
+ * 2. A new worker, when the caller may open one and the budget holds it.
+ * 3. Eviction on one worker: the least recently used models first, the fewest that make
+ *    room. Never a model with requests in flight or still loading; never one loaded less
+ *    than the minimum residency ago unless nothing else can go (and then still the least
+ *    recently used of them). The worker whose victims were used least recently wins.
+ * 4. Otherwise a refusal that says why.
+ *
+ * What keeps it from thrashing (what ModelMesh's eviction storms lacked): sizes are
+ * measured, not guessed, so a load never evicts for memory it will not use; a load
+ * evicts the fewest models that make room, and never more than half of one worker's
+ * models — a model that needs more is refused rather than emptying a cache; and a model
+ * just loaded is not evicted for the next one while anything older can go, so a working
+ * set that fits never churns.
+ */
+
+export interface ResidentModel {
+  /** The job whose model this is (one server of it). */
+  jobId: string;
+  /** What its load measured; while `loading`, the estimate it was placed with. */
+  bytes: number;
+  inFlight: number;
+  /** Epoch ms of its last request (its load, before any). */
+  lastUsedAt: number;
+  /** Epoch ms its load finished. */
+  loadedAt: number;
+  /** Still loading: reserved, never evicted. */
+  loading?: boolean;
+}
+
+export interface SharedWorkerView {
+  workerId: string;
+  /** The worker's memory limit. */
+  limitBytes: number;
+  /** What the worker measured last, loaded models and runtime together. */
+  usedBytes: number;
+  /** Bytes reserved for loads placed here whose measurement has not come back yet. */
+  reservedBytes?: number;
+  models: ResidentModel[];
+}
+
+export interface EvictionSettings {
+  /** MODELDOCK_MEMORY_BUDGET: bytes all shared workers may use together; 0: no budget. */
+  budgetBytes: number;
+  /** MODELDOCK_MIN_RESIDENCY_MS: a model younger than this goes only when nothing else can. */
+  minResidencyMs: number;
+}
+
+export interface PlacementAsk {
+  jobId: string;
+  /** The model's estimated memory (ModelSizes.estimate). */
+  bytes: number;
+  now: number;
+  /**
+   * A new worker may be opened (the fleet is under its bound), and what it would cost
+   * before any model: its limit and the memory an idle worker measures.
+   */
+  newWorker?: { limitBytes: number; idleBytes: number };
+}
+
+export type Refusal =
+  /** Larger than any worker could hold, or than the whole budget: no waiting helps. */
+  | 'too_large'
+  /** Room could be made only by evicting models in use or loading: later it may. */
+  | 'busy'
+  /** Room would take more than half of a worker's models: refused rather than a storm. */
+  | 'would_evict_too_many';
+
+export type PlacementDecision =
+  | { kind: 'place'; workerId: string; evict: ResidentModel[]; youngEvicted: boolean }
+  | { kind: 'open' }
+  | { kind: 'refuse'; reason: Refusal; message: string };
+
+/** At most this share of one worker's models may be evicted for one load. */
+export const MAX_EVICTED_SHARE = 0.5;
+
+/** Room left on a worker for one more model (negative when it is over). */
+export function roomOn(worker: SharedWorkerView): number {
+  return worker.limitBytes - worker.usedBytes - (worker.reservedBytes ?? 0);
+}
+
+/** What a worker could hold with every model gone: its limit less its runtime's own memory. */
+export function capacityOf(worker: SharedWorkerView): number {
+  const models = worker.models.reduce((sum, m) => sum + (m.loading ? 0 : m.bytes), 0);
+  return worker.limitBytes - Math.max(0, worker.usedBytes - models);
+}
+
+function inFlightOn(worker: SharedWorkerView): number {
+  return worker.models.reduce((sum, m) => sum + m.inFlight, 0);
+}
+
+/** Room the budget leaves across all shared workers; Infinity without a budget. */
+export function budgetRoom(workers: SharedWorkerView[], settings: EvictionSettings): number {
+  if (settings.budgetBytes <= 0) return Infinity;
+  const used = workers.reduce((sum, w) => sum + w.usedBytes + (w.reservedBytes ?? 0), 0);
+  return settings.budgetBytes - used;
+}
+
+export function decidePlacement(
+  workers: SharedWorkerView[],
+  ask: PlacementAsk,
+  settings: EvictionSettings,
+): PlacementDecision {
+  const budgetLeft = budgetRoom(workers, settings);
+  const largestWorker = Math.max(
+    ask.newWorker ? ask.newWorker.limitBytes - ask.newWorker.idleBytes : 0,
+    ...workers.map(capacityOf),
+  );
+  if (ask.bytes > largestWorker || (settings.budgetBytes > 0 && ask.bytes > settings.budgetBytes)) {
+    return {
+      kind: 'refuse',
+      reason: 'too_large',
+      message: `the model needs about ${mib(ask.bytes)} (measured at its last load, or first guessed), more than a shared worker (${mib(largestWorker)} beside its runtime) or MODELDOCK_MEMORY_BUDGET can hold; place it dedicated`,
+    };
+  }
+
+  // 1. A worker with room, the most first; the less busy of equals.
+  const withRoom = workers
+    .filter((w) => roomOn(w) >= ask.bytes && budgetLeft >= ask.bytes)
+    .sort((a, b) => roomOn(b) - roomOn(a) || inFlightOn(a) - inFlightOn(b));
+  const roomy = withRoom[0];
+  if (roomy) return { kind: 'place', workerId: roomy.workerId, evict: [], youngEvicted: false };
+
+  // 2. A new worker, if one may be opened and the budget holds it with the model.
+  if (ask.newWorker && ask.newWorker.limitBytes - ask.newWorker.idleBytes >= ask.bytes) {
+    if (budgetLeft >= ask.newWorker.idleBytes + ask.bytes) return { kind: 'open' };
+  }
+
+  // 3. Eviction: old enough models first; younger ones only when that cannot make room.
+  let tooMany = false;
+  for (const allowYoung of [false, true]) {
+    let best: { workerId: string; evict: ResidentModel[]; newestUse: number } | undefined;
+    for (const worker of workers) {
+      const need = Math.max(ask.bytes - roomOn(worker), ask.bytes - budgetLeft);
+      const victims = victimsOn(worker, need, ask.now, settings.minResidencyMs, allowYoung);
+      if (!victims) continue;
+      if (victims.length > Math.max(1, Math.floor(worker.models.length * MAX_EVICTED_SHARE))) {
+        tooMany = true;
+        continue;
+      }
+      const newestUse = Math.max(...victims.map((v) => v.lastUsedAt));
+      if (
+        !best ||
+        newestUse < best.newestUse ||
+        (newestUse === best.newestUse && victims.length < best.evict.length)
+      ) {
+        best = { workerId: worker.workerId, evict: victims, newestUse };
+      }
+    }
+    if (best) {
+      const youngEvicted = best.evict.some((v) => ask.now - v.loadedAt < settings.minResidencyMs);
+      return { kind: 'place', workerId: best.workerId, evict: best.evict, youngEvicted };
+    }
+  }
+
+  if (tooMany) {
+    return {
+      kind: 'refuse',
+      reason: 'would_evict_too_many',
+      message: `making room for about ${mib(ask.bytes)} would evict more than half of a shared worker's models; refused rather than emptying a cache for one load`,
+    };
+  }
+  return {
+    kind: 'refuse',
+    reason: 'busy',
+    message: `no shared worker has room for about ${mib(ask.bytes)}${settings.budgetBytes > 0 ? ` within MODELDOCK_MEMORY_BUDGET (${mib(budgetLeft)} left)` : ''}, and the models that could make room are serving requests or loading; try again shortly`,
+  };
+}
+
+/**
+ * The fewest least-recently-used models on `worker` whose measured bytes cover `need`;
+ * undefined when its evictable models cannot. Nothing with requests in flight, nothing
+ * loading; nothing younger than the minimum residency unless `allowYoung`.
+ */
+function victimsOn(
+  worker: SharedWorkerView,
+  need: number,
+  now: number,
+  minResidencyMs: number,
+  allowYoung: boolean,
+): ResidentModel[] | undefined {
+  if (need <= 0) return [];
+  const candidates = worker.models
+    .filter((m) => !m.loading && m.inFlight === 0)
+    .filter((m) => allowYoung || now - m.loadedAt >= minResidencyMs)
+    .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+  const victims: ResidentModel[] = [];
+  let freed = 0;
+  for (const model of candidates) {
+    if (freed >= need) break;
+    victims.push(model);
+    freed += model.bytes;
+  }
+  return freed >= need ? victims : undefined;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+/**
+ * What a model is expected to take when loaded: its last measured load, else a first
+ * guess — its ONNX file's size when known (the weights dominate a model's memory, and
+ * ONNX Runtime holds one copy of them), else FIRST_GUESS_BYTES. Every measured load
+ * replaces the figure, so a guess is used at most once per model.
+ */
+export class ModelSizes {
+  private readonly measured = new Map<string, number>();
+
+  constructor(private readonly firstGuessBytes = FIRST_GUESS_BYTES) {}
+
+  /**
+   * A load's measurement. Below MIN_MODEL_BYTES it counts that much: an allocator reuses
+   * memory it already holds, so a tiny model can measure nothing while it does hold some.
+   */
+  observe(model: string, bytes: number): void {
+    this.measured.set(model, Math.max(MIN_MODEL_BYTES, bytes));
+  }
+
+  /** Whether the figure is measured (true) or a guess. */
+  isMeasured(model: string): boolean {
+    return this.measured.has(model);
+  }
+
+  estimate(model: string, fileBytes?: number): number {
+    return (
+      this.measured.get(model) ??
+      (fileBytes !== undefined && fileBytes > 0 ? fileBytes : this.firstGuessBytes)
+    );
+  }
+}
+
+/** The least a loaded model is counted as (ModelSizes.observe). */
+export const MIN_MODEL_BYTES = 64 * 1024;
+
+/** The guess for a model never loaded whose file size is unknown. */
+export const FIRST_GUESS_BYTES = 64 * 1024 ** 2;

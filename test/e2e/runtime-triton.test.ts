@@ -1,0 +1,147 @@
+/**
+ * NVIDIA Triton as a worker on the process runtime: the built-in `triton` entry runs
+ * `tritonserver` from the PATH, here the nvidia-pytriton wheel's server behind
+ * scripts/tritonserver.sh (the tests' triton-venv, scripts/python-venv.sh), in explicit
+ * model-control mode. It serves m-133, the example store's Python-backend model. The
+ * original five requests (model id changed) work on it, TEMP runs ds-550 through its
+ * infer calls and reports the accuracy training measured, and NVIDIA's tritonclient gets
+ * the same predictions through the router, over HTTP and gRPC, as from Triton directly.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { cp, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { LABELS, type WorkerInfo } from '../../src/runtime/runtime.js';
+import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
+import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
+import { freePort } from '../helpers/ports.js';
+import { tritonServerDir, venvPython } from '../helpers/python.js';
+import { getJson, postJson, type TestRouter } from '../helpers/router.js';
+import {
+  assertDeployedOn,
+  assertLoadUnloadTerminate,
+  assertRoutedAsDirect,
+  startScratchRouter,
+  type ScratchRouter,
+} from '../helpers/scratch-router.js';
+
+const run = promisify(execFile);
+const requests = ORIGIN_REQUESTS.map((body) => body.replace('"m-131"', '"m-133"'));
+
+/** The gRPC port the router gave this Triton, read from its command line. */
+async function directGrpcPort(worker: WorkerInfo): Promise<number> {
+  const pid = /^pid:(\d+):/.exec(worker.id)?.[1];
+  assert.ok(pid, `a process worker's id names its pid: ${worker.id}`);
+  const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+  const port = args.find((arg) => arg.startsWith('--grpc-port='))?.slice('--grpc-port='.length);
+  assert.ok(port, `tritonserver was given a gRPC port: ${args.join(' ')}`);
+  return Number(port);
+}
+
+describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
+  const originalPath = process.env.PATH;
+  let scratch: ScratchRouter;
+  let t: TestRouter;
+  let routerGrpc: string;
+
+  before(async () => {
+    // The built-in entry runs `tritonserver` from the PATH, as an operator's machine would.
+    process.env.PATH = `${tritonServerDir()}${path.delimiter}${originalPath}`;
+    const grpcPort = await freePort();
+    routerGrpc = `127.0.0.1:${grpcPort}`;
+    scratch = await startScratchRouter(
+      'trt',
+      async ({ modelsDir }) => {
+        await cp(path.join(MODELS_DIR, 'm-133'), path.join(modelsDir, 'm-133'), { recursive: true });
+      },
+      { MODELDOCK_GRPC_PORT: String(grpcPort) },
+    );
+    t = scratch.t;
+  });
+  after(async () => {
+    await scratch?.cleanup();
+    process.env.PATH = originalPath;
+  });
+
+  it('DEPLOY_CREATE starts Triton and loads m-133 under the job name; tritonclient gets through the router what Triton answers', async () => {
+    const worker = await assertDeployedOn(t, requests[0]!, 'triton');
+
+    const direct = new URL(worker.endpoint!).host;
+    const targets = {
+      routerBinary: `http-binary=${new URL(t.url).host}`,
+      routerJson: `http-json=${new URL(t.url).host}`,
+      routerGrpc: `grpc=${routerGrpc}`,
+      directBinary: `http-binary=${direct}`,
+      directJson: `http-json=${direct}`,
+      directGrpc: `grpc=127.0.0.1:${await directGrpcPort(worker)}`,
+    };
+    const { stdout } = await run(
+      venvPython('tritonclient'),
+      [
+        path.join(REPO_ROOT, 'test/python/triton_predictions.py'),
+        'a1',
+        path.join(DATASETS_DIR, 'ds-550/records.jsonl'),
+        '32',
+        ...Object.values(targets),
+      ],
+      {
+        timeout: 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+        // Triton called directly is called through its guard, which asks for the secret.
+        env: { ...process.env, MODELDOCK_WORKER_SECRET: t.runtime.workerSecret!(worker.endpoint!)! },
+      },
+    );
+    const report = JSON.parse(stdout);
+    const expected = report[targets.directGrpc];
+    assert.equal(expected.labels.length, 32);
+    assert.equal(expected.probabilities[0].length, 10);
+    for (const [name, target] of Object.entries(targets)) {
+      assert.deepEqual(report[target], expected, `${name} (${target}) answers as Triton's gRPC does`);
+    }
+    // A real classifier: m-133 gets at least 30 of these 32 right (96% on ds-550).
+    const right = expected.labels.filter((label: number, i: number) => label === report.truth[i]).length;
+    assert.ok(right >= 30, `${right} of 32 right`);
+  });
+
+  it("a tensor that does not fit m-133 gets Triton's 400 through the router, and the job keeps serving", async () => {
+    const bad = await postJson(`${t.url}/v2/models/a1/infer`, {
+      inputs: [{ name: 'pixels', shape: [1, 63], datatype: 'FP32', data: new Array(63).fill(0) }],
+    });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.match(JSON.stringify(bad.body), /shape|dims/i, 'the answer says what is wrong');
+    const job = await getJson(`${t.url}/v1/jobs/a1`);
+    assert.equal(job.body.state, 'ready');
+    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    await assertRoutedAsDirect(t, worker.endpoint!, 'a1', 5);
+  });
+
+  it('a restarted router adopts the running Triton: the job stays ready on the same process, inference still reaches it', async () => {
+    const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    t = await scratch.restart();
+    const adopted = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1');
+    assert.equal(adopted?.id, before.id, 'the same tritonserver process, not a new one');
+    const job = await getJson(`${t.url}/v1/jobs/a1`);
+    assert.equal(job.status, 200, JSON.stringify(job.body));
+    assert.equal(job.body.state, 'ready');
+    for (const i of [3, 4]) await assertRoutedAsDirect(t, adopted!.endpoint!, 'a1', i);
+    // Adoption started no second server.
+    assert.equal((await t.runtime.list()).length, 1);
+  });
+
+  it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive Triton through the repository extension', async () => {
+    await assertLoadUnloadTerminate(t, requests.slice(1, 4));
+  });
+
+  it('TEMP runs ds-550 through its infer calls and reports the accuracy training measured', async () => {
+    const manifest = JSON.parse(await readFile(path.join(MODELS_DIR, 'm-133/model.json'), 'utf8'));
+    const response = await postJson(`${t.url}/inference_router/`, requests[4]!);
+    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
+    assert.equal(response.body.state, 'terminated');
+    assert.equal(response.body.result.count, 550);
+    assert.equal(response.body.result.correct, Math.round(manifest.accuracy['ds-550'] * 550));
+    assert.equal(response.body.result.accuracy, manifest.accuracy['ds-550']);
+    assert.deepEqual(await t.runtime.list(), []);
+  });
+});

@@ -1,0 +1,157 @@
+/**
+ * The shared workers' placement and eviction decisions (src/lifecycle/eviction.ts), as
+ * pure logic: room first and spread, a new worker next, then the least recently used
+ * models that are idle and old enough, the fewest that make room; refusals that say why.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  FIRST_GUESS_BYTES,
+  MIN_MODEL_BYTES,
+  ModelSizes,
+  decidePlacement,
+  type ResidentModel,
+  type SharedWorkerView,
+} from '../../src/lifecycle/eviction.js';
+
+const MiB = 1024 ** 2;
+const NOW = 1_000_000;
+const settings = { budgetBytes: 0, minResidencyMs: 10_000 };
+
+function model(
+  jobId: string,
+  mib: number,
+  lastUsedAgo: number,
+  extra: Partial<ResidentModel> = {},
+): ResidentModel {
+  return {
+    jobId,
+    bytes: mib * MiB,
+    inFlight: 0,
+    lastUsedAt: NOW - lastUsedAgo,
+    loadedAt: NOW - Math.max(lastUsedAgo, 60_000),
+    ...extra,
+  };
+}
+
+function worker(workerId: string, limitMib: number, models: ResidentModel[], idleMib = 50): SharedWorkerView {
+  const used = idleMib * MiB + models.reduce((sum, m) => sum + m.bytes, 0);
+  return { workerId, limitBytes: limitMib * MiB, usedBytes: used, models };
+}
+
+const jobs = (decision: ReturnType<typeof decidePlacement>) =>
+  decision.kind === 'place' ? decision.evict.map((m) => m.jobId) : decision.kind;
+
+describe('eviction: placing a model on shared workers', () => {
+  it('picks the worker with the most room, then the less busy, and evicts nothing', () => {
+    const a = worker('a', 1024, [model('a1', 600, 1000)]);
+    const b = worker('b', 1024, [model('b1', 100, 1000)]);
+    const c = worker('c', 1024, [model('c1', 100, 1000, { inFlight: 3 })]);
+    const decision = decidePlacement([a, c, b], { jobId: 'new', bytes: 100 * MiB, now: NOW }, settings);
+    assert.deepEqual(decision, { kind: 'place', workerId: 'b', evict: [], youngEvicted: false });
+  });
+
+  it('opens a new worker before evicting, when it may and the budget holds it', () => {
+    const full = worker('a', 512, [model('a1', 400, 1000)]);
+    const ask = {
+      jobId: 'new',
+      bytes: 100 * MiB,
+      now: NOW,
+      newWorker: { limitBytes: 512 * MiB, idleBytes: 50 * MiB },
+    };
+    assert.equal(decidePlacement([full], ask, settings).kind, 'open');
+    // A budget that cannot hold another worker's idle memory and the model: evict instead.
+    const tight = { ...settings, budgetBytes: 550 * MiB };
+    assert.deepEqual(jobs(decidePlacement([full], ask, tight)), ['a1']);
+  });
+
+  it('evicts the least recently used models, the fewest that make room', () => {
+    const w = worker('a', 1024, [
+      model('recent', 300, 1_000),
+      model('oldest', 100, 50_000),
+      model('older', 300, 40_000),
+      model('old', 200, 30_000),
+    ]);
+    // Room: 1024 - 50 - 900 = 74 MiB; 300 MiB needs 226 more: oldest (100) + older (300).
+    const decision = decidePlacement([w], { jobId: 'new', bytes: 300 * MiB, now: NOW }, settings);
+    assert.deepEqual(jobs(decision), ['oldest', 'older']);
+  });
+
+  it('never evicts a model with requests in flight, or one still loading', () => {
+    const w = worker('a', 1024, [
+      model('busy', 300, 90_000, { inFlight: 1 }),
+      model('loading', 300, 80_000, { loading: true }),
+      model('idle', 300, 1_000),
+    ]);
+    const decision = decidePlacement([w], { jobId: 'new', bytes: 200 * MiB, now: NOW }, settings);
+    assert.deepEqual(jobs(decision), ['idle']);
+  });
+
+  it('keeps a model loaded less than the minimum residency ago while anything older can go', () => {
+    const young = model('young', 300, 20_000, { loadedAt: NOW - 2_000, lastUsedAt: NOW - 20_000 });
+    const w = worker('a', 1024, [young, model('older-but-used', 300, 5_000), model('x', 300, 4_000)]);
+    const decision = decidePlacement([w], { jobId: 'new', bytes: 200 * MiB, now: NOW }, settings);
+    assert.deepEqual(jobs(decision), ['older-but-used'], 'the young one was used longer ago, and stays');
+    assert.equal(decision.kind === 'place' && decision.youngEvicted, false);
+  });
+
+  it('evicts a young model when nothing else can go, and says so', () => {
+    const young = model('young', 300, 1_000, { loadedAt: NOW - 2_000 });
+    const w = worker('a', 1024, [young, model('busy', 600, 90_000, { inFlight: 2 })]);
+    const decision = decidePlacement([w], { jobId: 'new', bytes: 200 * MiB, now: NOW }, settings);
+    assert.deepEqual(jobs(decision), ['young']);
+    assert.equal(decision.kind === 'place' && decision.youngEvicted, true);
+  });
+
+  it('prefers the worker whose victims were used least recently', () => {
+    const a = worker('a', 512, [model('a1', 400, 5_000)]);
+    const b = worker('b', 512, [model('b1', 400, 50_000)]);
+    const decision = decidePlacement([a, b], { jobId: 'new', bytes: 200 * MiB, now: NOW }, settings);
+    assert.equal(decision.kind === 'place' && decision.workerId, 'b');
+    assert.deepEqual(jobs(decision), ['b1']);
+  });
+
+  it('holds every shared worker together within the budget', () => {
+    // Both workers have room by their limits; the budget (1000 MiB) has 100 left.
+    const a = worker('a', 1024, [model('a1', 350, 30_000)]);
+    const b = worker('b', 1024, [model('b1', 400, 20_000)]);
+    const tight = { ...settings, budgetBytes: 1000 * MiB };
+    const decision = decidePlacement([a, b], { jobId: 'new', bytes: 300 * MiB, now: NOW }, tight);
+    assert.deepEqual(jobs(decision), ['a1']);
+  });
+
+  it('refuses a model larger than any worker or the budget: too_large', () => {
+    const w = worker('a', 512, []);
+    const decision = decidePlacement([w], { jobId: 'new', bytes: 600 * MiB, now: NOW }, settings);
+    assert.equal(decision.kind === 'refuse' && decision.reason, 'too_large');
+    assert.match(decision.kind === 'refuse' ? decision.message : '', /place it dedicated/);
+  });
+
+  it('refuses when only busy models could make room: busy, to try again', () => {
+    const w = worker('a', 512, [model('busy', 400, 90_000, { inFlight: 1 })]);
+    const decision = decidePlacement([w], { jobId: 'new', bytes: 200 * MiB, now: NOW }, settings);
+    assert.equal(decision.kind === 'refuse' && decision.reason, 'busy');
+  });
+
+  it("never empties a cache for one load: more than half of a worker's models is refused", () => {
+    const small = Array.from({ length: 10 }, (_, i) => model(`s${i}`, 40, 60_000 - i));
+    const w = worker('a', 512, small); // 450 MiB used, 62 left
+    const ok = decidePlacement([w], { jobId: 'new', bytes: 150 * MiB, now: NOW }, settings);
+    assert.deepEqual(jobs(ok), ['s0', 's1', 's2']);
+    const storm = decidePlacement([w], { jobId: 'new', bytes: 400 * MiB, now: NOW }, settings);
+    assert.equal(storm.kind === 'refuse' && storm.reason, 'would_evict_too_many');
+  });
+});
+
+describe('eviction: model size estimates', () => {
+  it('guesses from the file, else a constant, until a load is measured', () => {
+    const sizes = new ModelSizes();
+    assert.equal(sizes.estimate('m'), FIRST_GUESS_BYTES);
+    assert.equal(sizes.estimate('m', 3 * MiB), 3 * MiB);
+    sizes.observe('m', 5 * MiB);
+    assert.equal(sizes.estimate('m', 3 * MiB), 5 * MiB, 'the measurement wins over the file');
+    assert.equal(sizes.isMeasured('m'), true);
+    sizes.observe('tiny', 0);
+    assert.equal(sizes.estimate('tiny'), MIN_MODEL_BYTES, 'a load that measured nothing still counts');
+  });
+});
