@@ -57,14 +57,22 @@ export function buildGuardApp(options: GuardOptions): FastifyInstance {
   });
 
   app.all('/*', async (request, reply) => {
-    let answer: Awaited<ReturnType<Pool['request']>>;
-    try {
-      answer = await upstream.request({
+    const forward = () =>
+      upstream.request({
         path: request.url,
         method: request.method as 'GET',
         headers: endToEndHeaders(request.headers),
         body: Buffer.isBuffer(request.body) ? request.body : null,
         signal: abandonedWith(reply.raw),
+      });
+    let answer: Awaited<ReturnType<Pool['request']>>;
+    try {
+      // A kept-alive connection the server has just closed (as servers do after an
+      // error answer they sent before reading the whole body) fails before any answer:
+      // the request, held whole here, goes once more, on a new connection.
+      answer = await forward().catch((error: unknown) => {
+        if (!closedUnderfoot(error)) throw error;
+        return forward();
       });
     } catch (error) {
       // Starting, or gone: the router's readiness poll reads this as "not ready yet".
@@ -75,6 +83,12 @@ export function buildGuardApp(options: GuardOptions): FastifyInstance {
     return reply.code(answer.statusCode).headers(endToEndHeaders(answer.headers)).send(answer.body);
   });
   return app;
+}
+
+/** The connection was closed by the server before it answered (not: refused, aborted). */
+function closedUnderfoot(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE';
 }
 
 /** Aborted when the caller goes away before its answer is out: the server's work is no longer wanted. */
