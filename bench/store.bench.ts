@@ -50,6 +50,7 @@ async function newServer(store: Store, jobId: string) {
     model: 'm-131',
     dataset: 'ds-550',
     kind: 'job',
+    placement: 'dedicated',
     state: 'creating',
     reason: null,
     runtime: 'docker',

@@ -271,7 +271,15 @@ function App() {
                     </span>
                   </td>
                   <td>{s.model}</td>
-                  <td>{s.container_name}</td>
+                  <td data-testid={`container-${s.job_id}`}>
+                    {s.container_name}
+                    {s.placement === 'shared' ? (
+                      <span class="placement" title="a shared worker: it hosts other jobs' models too">
+                        {' '}
+                        (shared)
+                      </span>
+                    ) : null}
+                  </td>
                   <td>{mib(stats.get(s.container_name)?.memory_bytes)}</td>
                   <td class="actions">
                     {(['load', 'unload', 'terminate'] as const).map((action) => (

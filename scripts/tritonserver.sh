@@ -27,4 +27,15 @@ home="$(sed -n 's/^home *= *//p' "$venv/pyvenv.cfg" 2>/dev/null || true)"
 if [ -n "$home" ] && [ -d "$(dirname "$home")/lib" ]; then base_lib=":$(dirname "$home")/lib"; fi
 export LD_LIBRARY_PATH="$libs$base_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PATH="$bin:$PATH"
-exec "$dist/bin/tritonserver" --backend-directory="$dist/backends" --cache-directory="$dist/caches" "$@"
+# The Python backend passes tensors through shared memory regions (/dev/shm) that only a
+# clean exit removes: a server killed at a stop's deadline, or a TEMP worker removed at
+# once, leaves them behind. They are named after the server's pid (exec keeps this
+# shell's), so every start removes those of servers that are gone.
+shm_prefix=modeldock-triton-
+for region in /dev/shm/"$shm_prefix"*; do
+  owner="${region#/dev/shm/"$shm_prefix"}"
+  owner="${owner%%-*}"
+  if [ -n "$owner" ] && [ ! -e "/proc/$owner" ]; then rm -f "$region"; fi
+done
+exec "$dist/bin/tritonserver" --backend-directory="$dist/backends" --cache-directory="$dist/caches" \
+  --backend-config=python,shm-region-prefix-name="$shm_prefix$$-" "$@"

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { PLACEMENTS, type Placement } from './store/records.js';
 
 export type RuntimeChoice = 'auto' | 'docker' | 'process' | 'kubernetes';
 export type SqliteSynchronous = 'full' | 'normal';
@@ -110,8 +111,21 @@ export interface Config {
   maxServers: number;
   /** Server creations run at once (beyond it they queue: the engine gains nothing from more). */
   createConcurrency: number;
+  /** Shared placement (docs/operations.md "Shared placement"). */
+  shared: SharedConfig;
   /** Creations that may wait for a slot; past it a create is answered 429. */
   createQueue: number;
+}
+
+export interface SharedConfig {
+  /** Where a job's servers live when its request does not say (MODELDOCK_PLACEMENT). */
+  placement: Placement;
+  /** Jobs one shared worker hosts at most; past it the router opens another (MODELDOCK_SHARED_JOBS_PER_WORKER). */
+  jobsPerWorker: number;
+  /** Jobs loaded on shared workers at most, all together; past it DEPLOY_CREATE gets 429 (MODELDOCK_MAX_SHARED_JOBS). */
+  maxJobs: number;
+  /** How long a shared worker stays without jobs before it is closed (MODELDOCK_SHARED_IDLE_MS). */
+  idleMs: number;
 }
 
 /**
@@ -255,7 +269,21 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     maxServers: int('MODELDOCK_MAX_SERVERS', 64, 1),
     createConcurrency: int('MODELDOCK_CREATE_CONCURRENCY', 4, 1),
     createQueue: int('MODELDOCK_CREATE_QUEUE', 64, 0),
+    shared: {
+      placement: readPlacement(read('MODELDOCK_PLACEMENT')),
+      jobsPerWorker: int('MODELDOCK_SHARED_JOBS_PER_WORKER', 100, 1),
+      maxJobs: int('MODELDOCK_MAX_SHARED_JOBS', 10_000, 1),
+      idleMs: int('MODELDOCK_SHARED_IDLE_MS', 60_000, 0),
+    },
   };
+}
+
+function readPlacement(value: string | undefined): Placement {
+  const placement = (value ?? 'dedicated').toLowerCase();
+  if (!(PLACEMENTS as readonly string[]).includes(placement)) {
+    throw new ConfigError(`MODELDOCK_PLACEMENT must be ${PLACEMENTS.join(' or ')}, got "${value}"`);
+  }
+  return placement as Placement;
 }
 
 function readAuth(read: (name: string) => string | undefined): AuthConfig {

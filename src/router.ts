@@ -102,6 +102,12 @@ export class Router {
           downDelayMs: config.scaleDownDelayMs,
         },
         readyTimeoutMs: config.readyTimeoutMs,
+        shared: {
+          placement: config.shared.placement,
+          jobsPerWorker: config.shared.jobsPerWorker,
+          maxJobs: config.shared.maxJobs,
+          idleMs: config.shared.idleMs,
+        },
         creationLimits: {
           maxServers: config.maxServers,
           concurrency: config.createConcurrency,
@@ -163,6 +169,7 @@ export class Router {
     await reconciler.start();
     lifecycle.memoryPolicy.start();
     lifecycle.autoscaler.start();
+    lifecycle.fleet.start();
     await lifecycle.pool
       .start()
       .catch((error: unknown) =>
@@ -244,6 +251,7 @@ export class Router {
     }
     this.lifecycle.memoryPolicy.stop();
     this.lifecycle.autoscaler.stop();
+    this.lifecycle.fleet.stop();
     this.lifecycle.pool.stop();
     await this.reconciler.stop();
     await this.workers.close();

@@ -16,9 +16,9 @@ interface OperationLike {
 
 /**
  * Every step an operation records, in the order they run (for the stacked bars), each with
- * a colour of its own: the chart palette has eight, the steps are ten, and a legend whose
+ * a colour of its own: the chart palette has eight, the steps are eleven, and a legend whose
  * `record` and `drain` shared one colour could not be read. Okabe and Ito's eight plus a
- * grey for the bookkeeping `record` and a wine for `drain`.
+ * grey for the bookkeeping `record`, a wine for `drain` and a teal for `measure_memory`.
  */
 const STEP_COLORS: [step: string, color: string][] = [
   ['record', '#999999'],
@@ -28,6 +28,7 @@ const STEP_COLORS: [step: string, color: string][] = [
   ['drain', '#882255'],
   ['load', '#56B4E9'],
   ['unload', '#CC79A7'],
+  ['measure_memory', '#44AA99'],
   ['infer', '#F0E442'],
   ['stop', '#0072B2'],
   ['remove', '#000000'],

@@ -14,6 +14,7 @@ export function presentServer(server: ServerRecord): ServerView {
     model: server.model,
     dataset: server.dataset,
     kind: server.kind,
+    placement: server.placement,
     state: server.state,
     reason: server.reason,
     runtime: server.runtime,
@@ -63,6 +64,7 @@ export function presentJob(
     job_id: job.jobId,
     model: job.model,
     dataset: job.dataset,
+    placement: job.placement,
     state: jobState(servers, scaledToZero),
     replicas: {
       min: job.replicas.min,
@@ -99,6 +101,8 @@ export function presentOriginalOutcome(outcome: OperationOutcome) {
     container_name: server?.workerName ?? null,
     model: server?.model ?? null,
     dataset: server?.dataset ?? null,
+    // Shared: container_id/container_name name the shared worker the job's model is loaded in.
+    placement: server?.placement ?? null,
     warnings: operation.warnings,
     duration_ms: operation.durationMs,
     steps: operation.steps.map((s) => ({ name: s.name, duration_ms: s.durationMs })),

@@ -37,9 +37,15 @@ export const ScaleTarget = Type.Union([
   Type.Null(),
 ]);
 
+export const PlacementField = Type.Union([Type.Literal('dedicated'), Type.Literal('shared')], {
+  description:
+    "Where the job's servers live: a worker each (dedicated) or loaded into a shared worker with other jobs' models (shared); default MODELDOCK_PLACEMENT",
+});
+
 /**
  * The original POC payload, unchanged. `container_id` is optional and never trusted;
- * `replicas` and `scale_target` are optional extra fields (DEPLOY_CREATE).
+ * `replicas`, `scale_target` and `placement` are optional extra fields (DEPLOY_CREATE;
+ * `placement` for TEMP too).
  */
 export const OriginalRequest = Type.Object(
   {
@@ -50,6 +56,7 @@ export const OriginalRequest = Type.Object(
     container_id: Type.Optional(Type.Union([Type.String({ maxLength: 1024 }), Type.Null()])),
     replicas: Type.Optional(Replicas),
     scale_target: Type.Optional(ScaleTarget),
+    placement: Type.Optional(PlacementField),
   },
   { additionalProperties: true },
 );
@@ -62,6 +69,7 @@ export const JobBody = Type.Object(
     dataset: DatasetId,
     replicas: Type.Optional(Replicas),
     scale_target: Type.Optional(ScaleTarget),
+    placement: Type.Optional(PlacementField),
   },
   { additionalProperties: false },
 );
@@ -77,6 +85,7 @@ export const TempBody = Type.Object(
         description: 'Open Inference Protocol inputs; without them TEMP runs over the dataset',
       }),
     ),
+    placement: Type.Optional(PlacementField),
   },
   { additionalProperties: false },
 );

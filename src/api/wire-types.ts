@@ -13,6 +13,8 @@ export interface ServerView {
   dataset: string;
   /** `job` or `temp`. */
   kind: string;
+  /** `dedicated` (container_name is the server's own worker) or `shared` (the shared worker it is loaded in). */
+  placement: string;
   /** creating, loading, ready, unloading, unloaded, terminating, terminated, failed. */
   state: string;
   reason: string | null;
@@ -70,6 +72,8 @@ export interface JobView {
   job_id: string;
   model: string;
   dataset: string;
+  /** `dedicated` or `shared`: where its servers live. */
+  placement: string;
   /** `ready` when any replica serves, else the first replica's state; `scaled_to_zero` or `none` without one. */
   state: string;
   replicas: ReplicasView;

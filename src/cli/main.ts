@@ -190,12 +190,17 @@ function cli(argv: string[]) {
             .option('replicas', {
               type: 'string',
               describe: 'replicas as MIN:MAX (e.g. 1:3, or 0:2 to scale to zero when idle); default 1:1',
+            })
+            .option('placement', {
+              choices: ['dedicated', 'shared'] as const,
+              describe: "a worker of its own, or loaded into a shared worker; default the router's",
             }),
         (a) =>
           jobAction(context(a), 'create', a.job, {
             model: a.model,
             dataset: a.dataset,
             replicas: a.replicas,
+            placement: a.placement,
           }),
       )
       .command(

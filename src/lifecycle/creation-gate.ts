@@ -60,11 +60,15 @@ export class CreationGate {
 
   /**
    * Records a new server unless the live servers are at the limit: the count and the
-   * record happen one at a time, so two creations never both take the last place.
+   * record happen one at a time, so two creations never both take the last place. A
+   * shared server passes the check of its own bound instead.
    */
-  async record<T>(insert: () => Promise<T>): Promise<T> {
+  async record<T>(
+    insert: () => Promise<T>,
+    assertRoom: () => Promise<void> = () => this.assertRoom(),
+  ): Promise<T> {
     return this.recording.run('servers', async () => {
-      await this.assertRoom();
+      await assertRoom();
       return insert();
     });
   }

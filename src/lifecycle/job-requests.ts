@@ -6,10 +6,10 @@
  */
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.js';
 import { validateId } from '../ids.js';
-import type { JobRecord, ReplicaBounds, ServerRecord } from '../store/records.js';
+import type { JobRecord, Placement, ReplicaBounds, ServerRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Catalog } from './catalog.js';
-import type { JobRequest } from './lifecycle-types.js';
+import type { JobRequest, LifecycleDeps } from './lifecycle-types.js';
 import { LIVE_STATES } from './state-machine.js';
 
 /** More replicas than this for one job is a typo, not a plan (MODELDOCK_MAX_SERVERS bounds all jobs). */
@@ -109,4 +109,35 @@ export async function requireLiveServers(deps: Sources, jobId: string): Promise<
     );
   }
   return servers;
+}
+
+/**
+ * Where a request's new servers live: as it asks, else as its job does, else
+ * MODELDOCK_PLACEMENT. A shared worker is modeldock's own worker, so a model another
+ * serving runtime serves is placed on a worker of its own: refused (400) when the request
+ * asked for shared, dedicated when only the router's default said so. A job with live
+ * servers keeps its placement (409: TERMINATE it first to change).
+ */
+export async function placementFor(
+  deps: Pick<LifecycleDeps, 'catalog' | 'options'>,
+  request: JobRequest,
+  job: JobRecord | undefined,
+  live: readonly ServerRecord[],
+): Promise<Placement> {
+  const asked = request.placement;
+  if (job && live.length > 0 && asked !== undefined && asked !== job.placement) {
+    throw new ConflictError(
+      `job ${job.jobId} is placed ${job.placement}, not ${asked}; TERMINATE it first to change its placement`,
+    );
+  }
+  const placement = asked ?? job?.placement ?? deps.options.shared?.placement ?? 'dedicated';
+  if (placement === 'dedicated') return placement;
+  const serving = await deps.catalog.servingRuntime(request.model);
+  if (!serving || serving.modeldockWorker) return placement;
+  if (asked === 'shared') {
+    throw new InvalidInputError(
+      `model ${request.model} is served by ${serving.name}, and shared workers are modeldock's own worker; place the job dedicated`,
+    );
+  }
+  return 'dedicated';
 }

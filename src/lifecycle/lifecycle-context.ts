@@ -4,6 +4,7 @@ import type { CreationGate } from './creation-gate.js';
 import type { LifecycleDeps } from './lifecycle-types.js';
 import type { RouteTable } from './route-table.js';
 import type { ServerSteps } from './server-steps.js';
+import type { SharedFleet } from './shared-fleet.js';
 
 /**
  * What every operation and the routing work with: one per Lifecycle. Operations on one
@@ -15,6 +16,7 @@ export interface LifecycleContext {
   readonly routes: RouteTable;
   readonly creations: CreationGate;
   readonly servers: ServerSteps;
+  readonly fleet: SharedFleet;
   /** Operations this process is running; a `running` record not in here was interrupted. */
   readonly activeOperations: Set<string>;
 }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.js';
 import type { Runtime, WorkerLimits } from '../runtime/runtime.js';
 import type { BatchResult, WorkerClient } from '../runtime/worker-client.js';
-import type { OperationRecord, ReplicaBounds, ServerRecord } from '../store/records.js';
+import type { OperationRecord, Placement, ReplicaBounds, ServerRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Catalog } from './catalog.js';
 import type { CreationLimits } from './creation-gate.js';
@@ -23,6 +23,8 @@ export interface JobRequest {
   replicas?: ReplicaBounds;
   /** DEPLOY_CREATE: in-flight requests per replica the autoscaler aims at; null: the router's default. */
   scaleTarget?: number | null;
+  /** DEPLOY_CREATE and TEMP: where the job's servers live; absent: the job's own, else MODELDOCK_PLACEMENT. */
+  placement?: Placement;
 }
 
 export interface TempRequest extends JobRequest {
@@ -58,6 +60,19 @@ export interface LifecycleOptions {
   loadWaitMs?: number;
   /** The autoscaler's defaults (autoscaler.ts). */
   scaling?: ScalingOptions;
+  /** Shared placement: the default placement and the shared fleet's bounds (shared-fleet.ts). */
+  shared?: SharedOptions;
+}
+
+export interface SharedOptions {
+  /** Where a job's servers live when its request does not say (MODELDOCK_PLACEMENT). */
+  placement: Placement;
+  /** Models one shared worker hosts at most (MODELDOCK_SHARED_JOBS_PER_WORKER). */
+  jobsPerWorker: number;
+  /** Models on shared workers at most, all together (MODELDOCK_MAX_SHARED_JOBS). */
+  maxJobs: number;
+  /** How long a shared worker hosts nothing before it is closed (MODELDOCK_SHARED_IDLE_MS). */
+  idleMs: number;
 }
 
 export interface ScalingOptions {

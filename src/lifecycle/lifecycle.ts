@@ -34,6 +34,8 @@ import { addReplica, removeReplica } from './operations/scale.js';
 import { terminate } from './operations/terminate.js';
 import { RouteTable, type Route, type RouteEntry } from './route-table.js';
 import { ServerSteps } from './server-steps.js';
+import { DEFAULT_SHARED_OPTIONS, SharedFleet } from './shared-fleet.js';
+import { fewestModelsRule } from './shared-placement.js';
 import { LIVE_STATES } from './state-machine.js';
 import { WarmPool } from './warm-pool.js';
 
@@ -54,6 +56,7 @@ export class Lifecycle {
   readonly pool: WarmPool;
   readonly creations: CreationGate;
   readonly autoscaler: Autoscaler;
+  readonly fleet: SharedFleet;
   private readonly ctx: LifecycleContext;
   private readonly routing: JobRouting;
 
@@ -63,7 +66,10 @@ export class Lifecycle {
     const routes = new RouteTable();
     this.creations = new CreationGate(
       options.creationLimits ?? { maxServers: 64, concurrency: 4, queue: 64 },
-      async () => (await deps.store.listServers({ states: LIVE_STATES })).length,
+      // Workers are what MODELDOCK_MAX_SERVERS bounds: a dedicated server's own, and each shared worker once.
+      async () =>
+        (await deps.store.listServers({ states: LIVE_STATES })).filter((s) => s.placement === 'dedicated')
+          .length + this.fleet.workerCount,
     );
     this.pool = new WarmPool(
       deps.runtime,
@@ -94,13 +100,29 @@ export class Lifecycle {
       },
       deps.logger,
     );
-    const servers = new ServerSteps(deps, routes, this.creations, this.pool, () => this.memoryPolicy);
+    const shared = options.shared ?? DEFAULT_SHARED_OPTIONS;
+    this.fleet = new SharedFleet(
+      deps,
+      this.pool,
+      this.creations,
+      fewestModelsRule(shared.jobsPerWorker),
+      shared,
+    );
+    const servers = new ServerSteps(
+      deps,
+      routes,
+      this.creations,
+      this.pool,
+      () => this.memoryPolicy,
+      this.fleet,
+    );
     this.ctx = {
       deps,
       locks,
       routes,
       creations: this.creations,
       servers,
+      fleet: this.fleet,
       activeOperations: this.activeOperations,
     };
     this.routing = new JobRouting(this.ctx);

@@ -15,6 +15,7 @@ import type { ServerRecord, ServerState } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Lifecycle } from './lifecycle.js';
 import { orphanJobId } from './operations/adopt.js';
+import { servedName } from './shared-fleet.js';
 import { LIVE_STATES, TRANSIENT_STATES } from './state-machine.js';
 
 export interface ReconcilerOptions {
@@ -127,7 +128,14 @@ export class Reconciler {
       // In number order, so that adoption reserves the numbers as they were handed out.
       for (const worker of [...workers].sort((a, b) => a.name.localeCompare(b.name))) {
         // Matched by name: a worker handed over by the warm pool keeps the pool's labels.
-        if (liveNames.has(worker.name) || this.deps.lifecycle.pool.owns(worker)) continue;
+        // Shared workers are the fleet's (it closes those that host nothing).
+        if (
+          liveNames.has(worker.name) ||
+          this.deps.lifecycle.pool.owns(worker) ||
+          this.deps.lifecycle.fleet.owns(worker)
+        ) {
+          continue;
+        }
         const outcome = await this.handleOrphan(worker);
         if (outcome === 'adopted') report.adopted++;
         if (outcome === 'removed') report.orphansRemoved++;
@@ -220,21 +228,35 @@ export class Reconciler {
     });
   }
 
+  /** Every live server whose record names the (shared) worker. */
+  private async enqueueHostedBy(workerName: string): Promise<void> {
+    try {
+      const live = await this.deps.store.listServers({ states: LIVE_STATES });
+      for (const server of live) if (server.workerName === workerName) this.enqueue(server.serverId);
+    } catch (error) {
+      // The periodic pass finds them.
+      this.deps.logger.warn(
+        { worker: workerName, err: errorMessage(error) },
+        'could not list the servers a shared worker hosted',
+      );
+    }
+  }
+
   private async watchEvents(): Promise<void> {
     const signal = this.abort.signal;
     while (!signal.aborted) {
       try {
         for await (const event of this.deps.runtime.events(signal)) {
-          const serverId = this.serverIdOf(event.name, event.labels);
-          if (!serverId) continue;
-          if (
-            event.type === 'die' ||
-            event.type === 'oom' ||
-            event.type === 'destroy' ||
-            event.type === 'stop'
-          ) {
-            this.enqueue(serverId);
+          const ended =
+            event.type === 'die' || event.type === 'oom' || event.type === 'destroy' || event.type === 'stop';
+          if (!ended) continue;
+          // A shared worker takes every server it hosts with it: each is looked at (and placed again).
+          if (this.deps.lifecycle.fleet.owns(event)) {
+            await this.enqueueHostedBy(event.name);
+            continue;
           }
+          const serverId = this.serverIdOf(event.name, event.labels);
+          if (serverId) this.enqueue(serverId);
         }
       } catch (error) {
         if (signal.aborted) return;
@@ -256,10 +278,13 @@ export class Reconciler {
       if (!server) return 'ok';
       // What the pass listed is stale once an operation changed the record meanwhile (a
       // restart waited on by this lock replaced the worker): look again then.
+      // A shared server not placed yet names no worker.
       const worker =
         knownWorker?.name === server.workerName && server.version === knownVersion
           ? knownWorker
-          : await this.deps.runtime.inspect(server.workerName);
+          : server.workerName
+            ? await this.deps.runtime.inspect(server.workerName)
+            : undefined;
       return this.converge(server, worker);
     });
     if (decision !== 'restart') return decision;
@@ -273,13 +298,19 @@ export class Reconciler {
 
   private async converge(server: ServerRecord, worker: WorkerInfo | undefined): Promise<string> {
     const lifecycle = this.deps.lifecycle;
+    const shared = server.placement === 'shared';
     if (server.state === 'terminated') {
-      if (worker) await this.deps.runtime.remove(server.workerName);
-      return worker ? 'finished' : 'ok';
+      // A shared worker is not the server's: it goes when it hosts nothing (shared-fleet.ts).
+      if (worker && !shared) await this.deps.runtime.remove(server.workerName);
+      return worker && !shared ? 'finished' : 'ok';
     }
     if (server.kind === 'temp' || server.state === 'terminating') {
-      // A TEMP server outside its operation, or a termination cut short: finish it.
-      await this.deps.runtime.remove(server.workerName);
+      // A TEMP server outside its operation, or a termination cut short: finish it. On a
+      // shared worker that means its model leaves the worker; the worker stays.
+      if (!shared) await this.deps.runtime.remove(server.workerName);
+      else if (worker?.running && worker.endpoint) {
+        await this.deps.workers.unload(worker.endpoint, servedName(server)).catch(() => undefined);
+      }
       await lifecycle.transition(
         server.state === 'terminating' ? server : await this.toTerminating(server),
         'terminated',
@@ -290,7 +321,7 @@ export class Reconciler {
           reason: server.kind === 'temp' ? 'interrupted: the TEMP operation did not finish' : server.reason,
         },
       );
-      await this.deps.workers.forget(server.endpoint);
+      if (!shared) await this.deps.workers.forget(server.endpoint);
       return 'finished';
     }
     if ((TRANSIENT_STATES as readonly ServerState[]).includes(server.state)) {
@@ -317,6 +348,9 @@ export class Reconciler {
       }
       return 'ok';
     }
+    // An unloaded shared server holds nothing on any worker: the worker it last lived on
+    // may close or die without it (it is placed again when it is next loaded).
+    if (shared && server.state === 'unloaded') return 'ok';
     // ready or unloaded. A container being removed (`docker rm -f`) is as good as gone.
     const vanished = !worker || worker.status === 'removing' || worker.status === 'dead';
     if (!vanished && worker.running) return 'ok';
@@ -381,7 +415,7 @@ export class Reconciler {
     const endpoint = worker.endpoint!;
     let loaded: boolean;
     try {
-      loaded = await this.deps.workers.isLoaded(endpoint, server.jobId);
+      loaded = await this.deps.workers.isLoaded(endpoint, servedName(server));
     } catch {
       return false;
     }
@@ -409,7 +443,7 @@ export class Reconciler {
     const lifecycle = this.deps.lifecycle;
     if (worker?.running && worker.endpoint) {
       try {
-        const loaded = await this.deps.workers.isLoaded(worker.endpoint, server.jobId);
+        const loaded = await this.deps.workers.isLoaded(worker.endpoint, servedName(server));
         const to = loaded
           ? 'ready'
           : server.state === 'unloading' || server.state === 'loading'

@@ -3,7 +3,7 @@
  * DEPLOY_UNLOAD, TERMINATE, DEPLOY_CREATE of several) apply their step to every one of
  * its servers at once, so a job with three replicas takes as long as its slowest one.
  */
-import type { ServerRecord } from '../store/records.js';
+import type { Placement, ServerRecord } from '../store/records.js';
 import type { LifecycleContext } from './lifecycle-context.js';
 import type { OperationRecorder } from './operation-recorder.js';
 
@@ -63,4 +63,13 @@ export function bringUpReplicas(
     async (server) => (serving.has(server.serverId) ? server : ctx.servers.bringUp(rec, server)),
     ctx.creations.limits.concurrency,
   );
+}
+
+/**
+ * 429 unless `count` more servers fit: workers against MODELDOCK_MAX_SERVERS, or for a
+ * shared job models on shared workers against MODELDOCK_MAX_SHARED_JOBS. Asked before an
+ * operation is recorded, so a refused request leaves nothing behind.
+ */
+export function assertRoomFor(ctx: LifecycleContext, placement: Placement, count = 1): Promise<void> {
+  return placement === 'shared' ? ctx.fleet.assertRoom(count) : ctx.creations.assertRoom(count);
 }

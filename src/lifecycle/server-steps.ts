@@ -14,7 +14,7 @@ import {
   type ModeldockError,
 } from '../errors.js';
 import { LABELS, type WorkerInfo } from '../runtime/runtime.js';
-import type { ServerKind, ServerRecord, ServerState } from '../store/records.js';
+import type { Placement, ServerKind, ServerRecord, ServerState } from '../store/records.js';
 import { formatServerId } from '../store/server-id.js';
 import type { ServerPatch } from '../store/store.js';
 import type { CreationGate } from './creation-gate.js';
@@ -23,46 +23,65 @@ import type { MemoryPolicy } from './memory-policy.js';
 import type { OperationRecorder } from './operation-recorder.js';
 import { RouteEntry, type RouteTable } from './route-table.js';
 import type { ServingRuntime } from './serving-runtimes.js';
+import { servedName, type SharedFleet } from './shared-fleet.js';
 import { canTransition } from './state-machine.js';
 import type { WarmPool } from './warm-pool.js';
 import { workerSpec } from './worker-spec.js';
 
 export class ServerSteps {
+  /** Foreign servers' memory when ready without a model, by server id (this router's measurements). */
+  private readonly idleMemory = new Map<string, number>();
+
   constructor(
     private readonly deps: LifecycleDeps,
     private readonly routes: RouteTable,
     private readonly creations: CreationGate,
     private readonly pool: WarmPool,
     private readonly memoryPolicy: () => MemoryPolicy,
+    private readonly fleet: SharedFleet,
   ) {}
 
-  /** A new server record (`creating`) for the request, counted against MODELDOCK_MAX_SERVERS. */
-  async newServer(rec: OperationRecorder, request: JobRequest, kind: ServerKind): Promise<ServerRecord> {
+  /**
+   * A new server record (`creating`) for the request, counted against MODELDOCK_MAX_SERVERS
+   * (a shared one against MODELDOCK_MAX_SHARED_JOBS). A shared server names no worker
+   * until it is placed (bringUp).
+   */
+  async newServer(
+    rec: OperationRecorder,
+    request: JobRequest,
+    kind: ServerKind,
+    placement: Placement = 'dedicated',
+  ): Promise<ServerRecord> {
     const { store, runtime, options } = this.deps;
     return rec.step('record', async () => {
       // Counted and recorded one at a time, so concurrent creations never overshoot MODELDOCK_MAX_SERVERS.
-      const server = await this.creations.record(async () => {
-        const number = await store.allocateServerNumber();
-        const serverId = formatServerId(number);
-        return store.insertServer({
-          serverId,
-          number,
-          jobId: request.jobId,
-          model: request.model,
-          dataset: request.dataset,
-          kind,
-          state: 'creating',
-          reason: null,
-          runtime: runtime.kind,
-          workerName: `${options.instance}-${serverId}`,
-          workerId: null,
-          endpoint: null,
-          restarts: 0,
-          loadedAt: null,
-          lastUsedAt: null,
-          terminatedAt: null,
-        });
-      });
+      const shared = placement === 'shared';
+      const server = await this.creations.record(
+        async () => {
+          const number = await store.allocateServerNumber();
+          const serverId = formatServerId(number);
+          return store.insertServer({
+            serverId,
+            number,
+            jobId: request.jobId,
+            model: request.model,
+            dataset: request.dataset,
+            kind,
+            placement,
+            state: 'creating',
+            reason: null,
+            runtime: runtime.kind,
+            workerName: shared ? '' : `${options.instance}-${serverId}`,
+            workerId: null,
+            endpoint: null,
+            restarts: 0,
+            loadedAt: null,
+            lastUsedAt: null,
+            terminatedAt: null,
+          });
+        },
+        shared ? () => this.fleet.assertRoom() : undefined,
+      );
       await rec.attachServer(server.serverId);
       this.publish(server);
       return server;
@@ -79,6 +98,7 @@ export class ServerSteps {
     start: ServerRecord,
     { load = true }: { load?: boolean } = {},
   ): Promise<ServerRecord> {
+    if (start.placement === 'shared') return this.bringUpShared(rec, start, load);
     const { runtime, workers, options } = this.deps;
     let server = start;
     try {
@@ -121,6 +141,10 @@ export class ServerSteps {
           isAlive: async () => (await runtime.inspect(server.workerName))?.running === true,
         }),
       );
+      // A foreign server's idle memory, which an unload is checked against (checkMemoryBack).
+      if (serving && !serving.modeldockWorker && serving.unloadMemory === 'frees') {
+        await this.measureIdle(server);
+      }
       if (!load) return await this.transition(server, 'unloaded', { loadedAt: null });
       const modelName = server.jobId;
       // A foreign server finds the model in its own repository, under the job's name.
@@ -140,6 +164,49 @@ export class ServerSteps {
     }
   }
 
+  /**
+   * Shared placement's way up: the model is loaded, under its served name, on the shared
+   * worker the fleet picks (possibly another one than last time, possibly a new one).
+   * With `load: false` (an unloaded server whose worker died) nothing is placed: it stays
+   * unloaded and is placed again when it is next loaded.
+   */
+  private async bringUpShared(
+    rec: OperationRecorder,
+    start: ServerRecord,
+    load: boolean,
+  ): Promise<ServerRecord> {
+    let server = start;
+    try {
+      if (!load) {
+        if (server.state !== 'loading') server = await this.transition(server, 'loading', { endpoint: null });
+        return await this.transition(server, 'unloaded', { endpoint: null, loadedAt: null });
+      }
+      server = await rec.step('place', () =>
+        this.fleet.place(rec, server, (worker) =>
+          this.transition(server, 'loading', {
+            workerName: worker.name,
+            workerId: worker.id,
+            endpoint: worker.endpoint,
+            reason: null,
+          }),
+        ),
+      );
+      const endpoint = server.endpoint!;
+      if (server.kind === 'job') {
+        const room = await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
+        if (room.overLimit) rec.warn(room.overLimit);
+      }
+      await rec.step('load', () => this.deps.workers.load(endpoint, servedName(server), server.model));
+      const now = new Date().toISOString();
+      server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });
+      if (server.kind === 'job') await this.openRoute(server);
+      return server;
+    } catch (error) {
+      await this.markFailed(server, error);
+      throw error;
+    }
+  }
+
   async unload(rec: OperationRecorder, start: ServerRecord, reason: string): Promise<ServerRecord> {
     let server = start;
     // Withdrawn first: requests from now on go to the job's other replicas, or wait for
@@ -150,7 +217,17 @@ export class ServerSteps {
       server = await this.transition(server, 'unloading');
       await this.drainWithdrawn(rec, route);
       const endpoint = server.endpoint;
-      if (endpoint) await rec.step('unload', () => this.deps.workers.unload(endpoint, server.jobId));
+      if (endpoint) {
+        const serving = await this.deps.catalog.servingRuntime(server.model).catch(() => undefined);
+        if (serving?.unloadMemory === 'keeps') {
+          // Known to keep an unloaded model's memory: a restart without the model is the
+          // unload that gives it back (the model leaves with the process).
+          server = await this.restartWithoutModel(rec, server);
+        } else {
+          await rec.step('unload', () => this.deps.workers.unload(endpoint, servedName(server)));
+          if (serving && !serving.modeldockWorker) server = await this.checkMemoryBack(rec, server);
+        }
+      }
       return await this.transition(server, 'unloaded', {
         loadedAt: null,
         reason: reason === 'request' ? null : reason,
@@ -159,6 +236,57 @@ export class ServerSteps {
       await this.markFailed(server, error);
       throw error;
     }
+  }
+
+  /**
+   * A foreign server whose entry says it frees memory on unload is measured after the
+   * unload against its idle memory (measured when it became ready): one that kept the
+   * model's memory anyway is restarted without the model, and the operation says so.
+   * Without an idle measurement (the server came up under an earlier router), or without
+   * a measurement now, nothing is decided.
+   */
+  private async checkMemoryBack(rec: OperationRecorder, server: ServerRecord): Promise<ServerRecord> {
+    const idle = this.idleMemory.get(server.serverId);
+    if (idle === undefined) return server;
+    const now = await rec.step('measure_memory', () =>
+      this.deps.runtime.stats(server.workerName).catch(() => undefined),
+    );
+    if (!now || now.memoryBytes <= idle + memorySlack(idle)) return server;
+    rec.warn(
+      `the server kept ${mib(now.memoryBytes)} MiB after the unload (${mib(idle)} MiB when idle): restarted without the model`,
+    );
+    return this.restartWithoutModel(rec, server);
+  }
+
+  /**
+   * Stop the server and start it again without loading the model (unloading → unloaded
+   * follows): every byte the model held goes with the old process. Recorded as the
+   * operation's `stop`, `start` and `wait_ready` steps.
+   */
+  private async restartWithoutModel(rec: OperationRecorder, start: ServerRecord): Promise<ServerRecord> {
+    const { runtime, workers, options } = this.deps;
+    let server = start;
+    const name = server.workerName;
+    await rec.step('stop', () => runtime.stop(name, { timeoutSeconds: options.stopTimeoutSeconds ?? 5 }));
+    const info = await rec.step('start', () => runtime.start(name));
+    const endpoint = requireEndpoint(info);
+    if (server.endpoint && server.endpoint !== endpoint) await workers.forget(server.endpoint);
+    server = await this.transition(server, 'unloading', { workerId: info.id, endpoint });
+    await rec.step('wait_ready', () =>
+      workers.waitUntilReady(endpoint, {
+        timeoutMs: options.readyTimeoutMs,
+        isAlive: async () => (await runtime.inspect(name))?.running === true,
+      }),
+    );
+    await this.measureIdle(server);
+    return server;
+  }
+
+  /** A foreign server's memory while it holds no model, for checkMemoryBack. */
+  private async measureIdle(server: ServerRecord): Promise<void> {
+    const stats = await this.deps.runtime.stats(server.workerName).catch(() => undefined);
+    if (stats) this.idleMemory.set(server.serverId, stats.memoryBytes);
+    else this.idleMemory.delete(server.serverId);
   }
 
   async terminate(rec: OperationRecorder, start: ServerRecord, reason: string): Promise<ServerRecord> {
@@ -170,6 +298,7 @@ export class ServerSteps {
       server.kind === 'job' ? this.routes.withdrawServer(server.jobId, server.serverId) : undefined;
     server = await this.transition(server, 'terminating');
     if (server.kind === 'job') await this.drainWithdrawn(rec, route);
+    if (server.placement === 'shared') return this.terminateShared(rec, server, reason);
     const name = server.workerName;
     // A job's worker gets a graceful stop; a TEMP worker has nothing left to finish, so it
     // is removed at once (remove kills it), which saves the stop's round of signals.
@@ -178,12 +307,40 @@ export class ServerSteps {
     }
     await rec.step('remove', () => runtime.remove(name));
     await workers.forget(server.endpoint);
+    this.idleMemory.delete(server.serverId);
     return this.transition(server, 'terminated', {
       endpoint: null,
       loadedAt: null,
       terminatedAt: new Date().toISOString(),
       reason: reason === 'request' ? null : reason,
     });
+  }
+
+  /**
+   * A shared server's end: its model leaves the shared worker, which keeps serving the
+   * other jobs (the fleet closes it once it hosts nothing for a while). A worker that is
+   * gone has nothing to unload.
+   */
+  private async terminateShared(
+    rec: OperationRecorder,
+    start: ServerRecord,
+    reason: string,
+  ): Promise<ServerRecord> {
+    let server = start;
+    const endpoint = server.endpoint;
+    if (endpoint && server.workerName) {
+      const worker = await this.deps.runtime.inspect(server.workerName);
+      if (worker?.running && worker.endpoint === endpoint) {
+        await rec.step('unload', () => this.deps.workers.unload(endpoint, servedName(server)));
+      }
+    }
+    server = await this.transition(server, 'terminated', {
+      endpoint: null,
+      loadedAt: null,
+      terminatedAt: new Date().toISOString(),
+      reason: reason === 'request' ? null : reason,
+    });
+    return server;
   }
 
   /** Record a failure on the server, unless the failure says nothing about the server. */
@@ -195,7 +352,10 @@ export class ServerSteps {
       const latest = (await this.deps.store.getServer(server.serverId)) ?? server;
       if (latest.state === 'failed' || latest.state === 'terminated') return;
       let reason = errorMessage(error);
-      if (error instanceof WorkerError || (error as ModeldockError).code === 'timeout') {
+      if (
+        latest.workerName &&
+        (error instanceof WorkerError || (error as ModeldockError).code === 'timeout')
+      ) {
         const logs = await this.deps.runtime.logs(latest.workerName, { tail: 5 }).catch(() => '');
         if (logs.trim()) reason += ` | worker log: ${logs.trim().split('\n').slice(-5).join(' / ')}`;
       }
@@ -253,7 +413,7 @@ export class ServerSteps {
     const info = await this.deps.runtime.inspect(server.workerName);
     if (!info?.running || info.endpoint !== server.endpoint) return false;
     try {
-      return await this.deps.workers.isLoaded(server.endpoint, server.jobId);
+      return await this.deps.workers.isLoaded(server.endpoint, servedName(server));
     } catch {
       return false;
     }
@@ -303,6 +463,19 @@ export class ServerSteps {
       }
     });
   }
+}
+
+/**
+ * How much more than its idle memory a server may hold after an unload and still count as
+ * having given the model back: allocators and caches keep some (64 MiB, or a quarter of
+ * the idle figure when that is more).
+ */
+function memorySlack(idleBytes: number): number {
+  return Math.max(64 * 1024 * 1024, idleBytes / 4);
+}
+
+function mib(bytes: number): number {
+  return Math.round(bytes / (1024 * 1024));
 }
 
 function requireEndpoint(info: WorkerInfo): string {

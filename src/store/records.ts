@@ -32,6 +32,14 @@ export type OperationStatus = 'running' | 'succeeded' | 'failed';
 /** `job` servers belong to a job until terminated; `temp` servers live for one TEMP operation. */
 export type ServerKind = 'job' | 'temp';
 
+/**
+ * Where a job's servers live: `dedicated` gives each server a worker of its own (the
+ * original system's one container per job); `shared` loads the job's model, under the
+ * job's name, into a shared worker that hosts the models of many jobs.
+ */
+export const PLACEMENTS = ['dedicated', 'shared'] as const;
+export type Placement = (typeof PLACEMENTS)[number];
+
 /** How many servers (replicas) a job may have; the router scales between the two. */
 export interface ReplicaBounds {
   min: number;
@@ -58,6 +66,8 @@ export interface JobRecord {
   desiredReplicas: number;
   /** In-flight requests per replica the autoscaler aims at; null: the router's default. */
   scaleTarget: number | null;
+  /** Where its servers live (new servers follow it; a live server keeps its own). */
+  placement: Placement;
   createdAt: string;
   updatedAt: string;
 }
@@ -70,6 +80,12 @@ export interface ServerRecord {
   model: string;
   dataset: string;
   kind: ServerKind;
+  /**
+   * `dedicated`: `workerName` is this server's own worker. `shared`: it names the shared
+   * worker the server's model is loaded in (with other jobs' models); the worker is not
+   * the server's to stop or remove.
+   */
+  placement: Placement;
   state: ServerState;
   /** Why the server is in its state (failure reason, unload reason); null when unremarkable. */
   reason: string | null;
@@ -94,6 +110,7 @@ export interface ServerRecord {
 export type StepName =
   | 'validate'
   | 'record'
+  | 'place'
   | 'create'
   | 'start'
   | 'wait_ready'
@@ -101,6 +118,7 @@ export type StepName =
   | 'infer'
   | 'drain'
   | 'unload'
+  | 'measure_memory'
   | 'stop'
   | 'remove';
 

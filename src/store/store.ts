@@ -6,6 +6,7 @@ import {
   type OperationRecord,
   type OperationStatus,
   type OperationType,
+  type Placement,
   type ServerKind,
   type ServerRecord,
   type ServerState,
@@ -20,20 +21,25 @@ export interface NewJob {
   /** Default: `replicas.min`, at least 1. */
   desiredReplicas?: number;
   scaleTarget?: number | null;
+  /** Default: `dedicated`. */
+  placement?: Placement;
 }
 
 /** What may change on a job; `updatedAt` is maintained by the store. */
 export type JobPatch = Partial<
-  Pick<JobRecord, 'model' | 'dataset' | 'replicas' | 'desiredReplicas' | 'scaleTarget'>
+  Pick<JobRecord, 'model' | 'dataset' | 'replicas' | 'desiredReplicas' | 'scaleTarget' | 'placement'>
 >;
 
-/** The replica fields of a new job, defaults filled in (every store stores the same). */
-export function newJobReplicas(job: NewJob): Pick<JobRecord, 'replicas' | 'desiredReplicas' | 'scaleTarget'> {
+/** The replica and placement fields of a new job, defaults filled in (every store stores the same). */
+export function newJobReplicas(
+  job: NewJob,
+): Pick<JobRecord, 'replicas' | 'desiredReplicas' | 'scaleTarget' | 'placement'> {
   const replicas = job.replicas ?? DEFAULT_REPLICAS;
   return {
     replicas: { min: replicas.min, max: replicas.max },
     desiredReplicas: job.desiredReplicas ?? initialReplicas(replicas),
     scaleTarget: job.scaleTarget ?? null,
+    placement: job.placement ?? 'dedicated',
   };
 }
 
@@ -54,7 +60,10 @@ export interface OperationFilter {
 
 /** The fields an update may change; `version` and `updatedAt` are maintained by the store. */
 export type ServerPatch = Partial<
-  Omit<ServerRecord, 'serverId' | 'number' | 'jobId' | 'kind' | 'version' | 'createdAt' | 'updatedAt'>
+  Omit<
+    ServerRecord,
+    'serverId' | 'number' | 'jobId' | 'kind' | 'placement' | 'version' | 'createdAt' | 'updatedAt'
+  >
 >;
 
 export type OperationPatch = Partial<

@@ -234,6 +234,36 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
       }
     });
 
+    it("a shared worker: no job of its own, several jobs' models by name, found again and reported by name when it dies", async () => {
+      // What shared placement (src/lifecycle/shared-fleet.ts) relies on: a worker labelled
+      // only as shared, hosting models under their jobs' names, each unloaded alone.
+      const name = `${instanceA}-shared-0005`;
+      await runtime.create({ name, labels: { [LABELS.kind]: 'shared' }, limits });
+      const started = await runtime.start(name);
+      await workers.waitUntilReady(started.endpoint!, { timeoutMs: 30_000 });
+      const endpoint = started.endpoint!;
+      await Promise.all(['sa', 'sb', 'sc'].map((job) => workers.load(endpoint, job, 'm-131')));
+      await workers.unload(endpoint, 'sb');
+      const ready = (await workers.index(endpoint)).filter((e) => e.state === 'READY').map((e) => e.name);
+      assert.deepEqual(ready.sort(), ['sa', 'sc'], 'unloading one job leaves the others');
+      const restarted = await fixture.make(instanceA);
+      try {
+        const listed = (await restarted.list()).find((w) => w.name === name);
+        assert.equal(listed?.running, true);
+        assert.equal(listed?.labels[LABELS.kind], 'shared');
+        assert.equal(listed?.labels[LABELS.job], undefined, 'no job label');
+        assert.equal(listed?.endpoint, endpoint);
+      } finally {
+        await restarted.close();
+      }
+      await fixture.killExternally(runtime, name);
+      const died = await events.next((e) => e.type === 'die' && e.name === name);
+      assert.equal(died.labels[LABELS.kind], 'shared');
+      assert.equal((await runtime.inspect(name))?.running, false);
+      await runtime.remove(name);
+      assert.equal(await runtime.inspect(name), undefined);
+    });
+
     it('a worker killed from outside is reported by a die event and inspect', async () => {
       const name = spec(instanceA, 1).name;
       await fixture.killExternally(runtime, name);

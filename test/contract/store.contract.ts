@@ -28,6 +28,7 @@ export function serverInput(number: number, over: Partial<ServerRecord> = {}) {
     model: 'm-131',
     dataset: 'ds-550',
     kind: 'job' as const,
+    placement: 'dedicated' as const,
     state: 'creating' as const,
     reason: null,
     runtime: 'docker',
@@ -127,6 +128,22 @@ export function runStoreContract(name: string, makeFixture: () => Promise<StoreF
         assert.deepEqual(again.replicas, { min: 2, max: 4 }, 'ensureJob never overwrites the bounds');
       });
 
+      it("stores a job's placement (dedicated by default) and updates it", async () => {
+        const plain = await store.ensureJob({ jobId: 'p0', model: 'm-131', dataset: 'ds-550' });
+        assert.equal(plain.placement, 'dedicated');
+        const shared = await store.ensureJob({
+          jobId: 'p1',
+          model: 'm-131',
+          dataset: 'ds-550',
+          placement: 'shared',
+        });
+        assert.equal(shared.placement, 'shared');
+        assert.equal((await store.getJob('p1'))?.placement, 'shared');
+        const changed = await store.updateJob('p1', { placement: 'dedicated' });
+        assert.equal(changed.placement, 'dedicated');
+        assert.deepEqual(changed.replicas, shared.replicas, 'other fields are untouched');
+      });
+
       it('getJob of an unknown job is undefined; listJobs lists all', async () => {
         assert.equal(await store.getJob('nobody'), undefined);
         const ids = (await store.listJobs()).map((j) => j.jobId);
@@ -175,6 +192,23 @@ export function runStoreContract(name: string, makeFixture: () => Promise<StoreF
         assert.equal(server.state, 'creating');
         assert.deepEqual(await store.getServer(server.serverId), server);
         await assert.rejects(store.insertServer(serverInput(server.number)), ConflictError);
+      });
+
+      it('a shared server keeps its placement; its worker name (the shared worker) may change', async () => {
+        const shared = await store.insertServer(
+          serverInput(await store.allocateServerNumber(), { placement: 'shared', workerName: '' }),
+        );
+        assert.equal(shared.placement, 'shared');
+        const placed = await store.updateServer(shared.serverId, 1, {
+          state: 'loading',
+          workerName: 'modeldock-shared-0007',
+        });
+        assert.equal(placed.workerName, 'modeldock-shared-0007');
+        assert.equal(placed.placement, 'shared');
+        assert.equal(server.placement, 'dedicated', 'dedicated unless said otherwise');
+        await store.updateServer(placed.serverId, placed.version, { state: 'terminating' });
+        const ended = await store.getServer(placed.serverId);
+        await store.updateServer(placed.serverId, ended!.version, { state: 'terminated' });
       });
 
       it('updateServer applies the patch and increments the version', async () => {

@@ -59,6 +59,17 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
         }),
       );
       await writeFile(path.join(model, 'means.json'), JSON.stringify({ means: classMeans() }));
+      // The same model on a server that keeps 160 MiB after its unload.
+      const leaky = path.join(modelsDir, 'm-leaky');
+      await mkdir(leaky);
+      await writeFile(
+        path.join(leaky, 'model.json'),
+        JSON.stringify({ format: 'nearest-mean', prediction_output: 'label' }),
+      );
+      await writeFile(
+        path.join(leaky, 'means.json'),
+        JSON.stringify({ means: classMeans(), ballast_mib: 160 }),
+      );
       await writeFile(
         path.join(runtimesDir, 'nearest-mean.json'),
         JSON.stringify({
@@ -159,5 +170,66 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
     const expected = DIGITS.filter((d, i) => d.label === result.predictions[i]).length;
     assert.equal(result.correct, expected);
     assert.deepEqual(await t.runtime.list(), []);
+  });
+
+  it('DEPLOY_UNLOAD measures the server: memory back is kept running, memory kept gets a restart', async () => {
+    const operation = (job: string, model: string, type: string) =>
+      postJson(`${t.url}/inference_router/`, {
+        job_id: job,
+        model,
+        dataset: 'ds-550',
+        operation_type: type,
+        container_id: 'aa',
+      });
+    const unloadRecord = async (job: string) => {
+      const ops = await getJson(`${t.url}/v1/operations?job_id=${job}&type=DEPLOY_UNLOAD&limit=1`);
+      const [op] = ops.body.operations;
+      return { steps: op.steps.map((s: { name: string }) => s.name), warnings: op.warnings as string[] };
+    };
+    const workerOf = async (job: string) =>
+      (await t.runtime.list()).find((w) => w.labels[LABELS.job] === job)!;
+    for (const [job, model] of [
+      ['frees', 'm-byo'],
+      ['keeps', 'm-leaky'],
+    ]) {
+      const created = await operation(job!, model!, 'DEPLOY_CREATE');
+      assert.equal(created.status, 200, JSON.stringify(created.body).slice(0, 600));
+    }
+    const before = { frees: await workerOf('frees'), keeps: await workerOf('keeps') };
+    // The leaky model's server with it loaded (the server and its guard).
+    const loaded = (await t.runtime.stats(before.keeps.name))!.memoryBytes;
+    for (const job of ['frees', 'keeps']) {
+      const unloaded = await operation(job, job === 'frees' ? 'm-byo' : 'm-leaky', 'DEPLOY_UNLOAD');
+      assert.equal(unloaded.status, 200, JSON.stringify(unloaded.body).slice(0, 600));
+      assert.equal(unloaded.body.state, 'unloaded');
+    }
+    // The server that gave the memory back keeps running; its unload was measured.
+    const frees = await unloadRecord('frees');
+    assert.deepEqual(frees.steps, ['drain', 'unload', 'measure_memory']);
+    assert.deepEqual(
+      frees.warnings.filter((w) => /MiB/.test(w)),
+      [],
+    );
+    assert.equal((await workerOf('frees')).id, before.frees.id);
+    // The one that kept 160 MiB was restarted without the model, and the record says why.
+    const keeps = await unloadRecord('keeps');
+    assert.deepEqual(keeps.steps, ['drain', 'unload', 'measure_memory', 'stop', 'start', 'wait_ready']);
+    assert.match(keeps.warnings.join(' '), /kept \d+ MiB after the unload \(\d+ MiB when idle\): restarted/);
+    const after = await workerOf('keeps');
+    assert.notEqual(after.id, before.keeps.id, 'a new server process');
+    const memory = (await t.runtime.stats(after.name))!.memoryBytes;
+    const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+    // The 160 MiB the model kept are gone with the old process.
+    assert.ok(
+      memory < loaded - 100 * 2 ** 20,
+      `the restarted server holds ${mib(memory)} MiB, ${mib(loaded)} MiB with the model loaded`,
+    );
+    // Both serve again on demand.
+    for (const job of ['frees', 'keeps'])
+      await assertRoutedAsDirect(t, (await workerOf(job)).endpoint!, job, 0);
+    for (const job of ['frees', 'keeps']) {
+      const ended = await operation(job, job === 'frees' ? 'm-byo' : 'm-leaky', 'TERMINATE');
+      assert.equal(ended.status, 200, JSON.stringify(ended.body).slice(0, 600));
+    }
   });
 });

@@ -37,6 +37,8 @@ export interface MlserverTarget {
   stop(t: TestRouter): Promise<void>;
   /** What the runtime must show of the created worker (its container, its process). */
   checkCreated?(t: TestRouter, worker: WorkerInfo): Promise<void>;
+  /** Tests of this runtime alone, run while job a1 is deployed (before the original unload). */
+  whileLoaded?(router: () => TestRouter): void;
 }
 
 export function runMlserverScenario(runtime: string, target: MlserverTarget): void {
@@ -149,6 +151,8 @@ export function runMlserverScenario(runtime: string, target: MlserverTarget): vo
       // None of that reached the model: it still answers through the router.
       assert.equal((await postJson(`${t.url}/v2/models/a1/infer`, body)).status, 200);
     });
+
+    target.whileLoaded?.(() => t);
 
     it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive MLServer through the repository extension', async () => {
       await assertLoadUnloadTerminate(t, requests.slice(1, 4));

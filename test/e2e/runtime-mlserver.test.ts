@@ -1,15 +1,62 @@
 /**
  * Seldon MLServer as a worker on the process runtime: the built-in `mlserver` entry,
  * found on the PATH (the tests' venv, scripts/python-venv.sh), behind modeldock's guard
- * (the scenario: runtime-mlserver.scenario.ts).
+ * (the scenario: runtime-mlserver.scenario.ts); and its memory after an unload, against
+ * an MLServer started by hand.
  */
-import { cp } from 'node:fs/promises';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { it } from 'node:test';
+import { processUsage } from '../../src/runtime/process/proc.js';
+import { LABELS } from '../../src/runtime/runtime.js';
+import { WorkerClient } from '../../src/runtime/worker-client.js';
+import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { MODELS_DIR } from '../helpers/paths.js';
+import { freePort } from '../helpers/ports.js';
 import { venvBin, venvPython } from '../helpers/python.js';
-import { startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
+import { getJson, postJson } from '../helpers/router.js';
+import { assertRoutedAsDirect, startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
 import { runMlserverScenario } from './runtime-mlserver.scenario.js';
 
+/**
+ * The resident memory of an MLServer started by hand as the built-in entry starts it,
+ * with an empty repository, once ready: what an idle server holds.
+ */
+async function idleMlserverMemory(): Promise<number> {
+  const repository = await mkdtemp(path.join(os.tmpdir(), 'modeldock-mls-idle-'));
+  const [http, grpc, metrics] = [await freePort(), await freePort(), await freePort()];
+  const server = spawn(venvBin('mlserver'), ['start', repository], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      MLSERVER_HOST: '127.0.0.1',
+      MLSERVER_HTTP_PORT: String(http),
+      MLSERVER_GRPC_PORT: String(grpc),
+      MLSERVER_METRICS_PORT: String(metrics),
+      MLSERVER_METRICS_ENDPOINT: '',
+      MLSERVER_LOAD_MODELS_AT_STARTUP: 'false',
+      MLSERVER_PARALLEL_WORKERS: '0',
+    },
+    stdio: 'ignore',
+  });
+  try {
+    const client = new WorkerClient();
+    await client.waitUntilReady(`http://127.0.0.1:${http}`, {
+      timeoutMs: 60_000,
+      isAlive: async () => server.exitCode === null,
+    });
+    await client.close();
+    const status = await readFile(`/proc/${server.pid}/status`, 'utf8');
+    return Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)![1]) * 1024;
+  } finally {
+    server.kill('SIGKILL');
+    await rm(repository, { recursive: true, force: true });
+  }
+}
+const requests = ORIGIN_REQUESTS.map((body) => body.replace('"m-131"', '"m-132"'));
 const originalPath = process.env.PATH;
 let scratch: ScratchRouter | undefined;
 
@@ -30,5 +77,32 @@ runMlserverScenario('process runtime', {
   stop: async () => {
     await scratch?.cleanup();
     process.env.PATH = originalPath;
+  },
+  whileLoaded: (router) => {
+    it('DEPLOY_UNLOAD gives MLServer’s memory back: restarted without the model, near an idle server’s', async () => {
+      const t = router();
+      const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      const loaded = (await t.runtime.stats(before.name))!.memoryBytes;
+      const response = await postJson(`${t.url}/inference_router/`, requests[2]!);
+      assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
+      assert.equal(response.body.state, 'unloaded');
+      const after = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      assert.notEqual(after.id, before.id, 'a new MLServer process');
+      const unloaded = (await t.runtime.stats(after.name))!.memoryBytes;
+      // An idle MLServer started by hand, and the guard in front of the worker's (its own
+      // process: the worker's memory is the guard's and the server's together).
+      const guard = await processUsage(Number(/^pid:(\d+):/.exec(after.id)![1]));
+      const idle = (await idleMlserverMemory()) + guard!.rssBytes;
+      const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+      const figures = `loaded ${mib(loaded)}, after the unload ${mib(unloaded)}, an idle MLServer and its guard ${mib(idle)}`;
+      assert.ok(loaded - idle > 32 * 2 ** 20, `loading m-132 takes memory (${figures})`);
+      assert.ok(unloaded < idle + (loaded - idle) / 4, `memory is back near the idle server's (${figures})`);
+      // The operation says what happened: a restart, not a repository unload.
+      const ops = await getJson(`${t.url}/v1/operations?job_id=a1&type=DEPLOY_UNLOAD&limit=1`);
+      const steps = ops.body.operations[0].steps.map((step: { name: string }) => step.name);
+      assert.deepEqual(steps, ['drain', 'stop', 'start', 'wait_ready']);
+      // Inference loads the model again on demand and answers.
+      await assertRoutedAsDirect(t, after.endpoint!, 'a1', 3);
+    });
   },
 });

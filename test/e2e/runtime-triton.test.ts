@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cp, readFile } from 'node:fs/promises';
+import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -30,11 +30,21 @@ import {
 const run = promisify(execFile);
 const requests = ORIGIN_REQUESTS.map((body) => body.replace('"m-131"', '"m-133"'));
 
-/** The gRPC port the router gave this Triton, read from its command line. */
-async function directGrpcPort(worker: WorkerInfo): Promise<number> {
+/** A worker's pid (process runtime ids are `pid:<pid>:<start time>`). */
+function pidOf(worker: WorkerInfo): string {
   const pid = /^pid:(\d+):/.exec(worker.id)?.[1];
   assert.ok(pid, `a process worker's id names its pid: ${worker.id}`);
-  const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+  return pid;
+}
+
+/** The Python backend's shared-memory regions of the Triton with this pid (scripts/tritonserver.sh names them). */
+async function shmRegionsOf(pid: string): Promise<string[]> {
+  return (await readdir('/dev/shm')).filter((name) => name.startsWith(`modeldock-triton-${pid}-`));
+}
+
+/** The gRPC port the router gave this Triton, read from its command line. */
+async function directGrpcPort(worker: WorkerInfo): Promise<number> {
+  const args = (await readFile(`/proc/${pidOf(worker)}/cmdline`, 'utf8')).split('\0');
   const port = args.find((arg) => arg.startsWith('--grpc-port='))?.slice('--grpc-port='.length);
   assert.ok(port, `tritonserver was given a gRPC port: ${args.join(' ')}`);
   return Number(port);
@@ -45,8 +55,14 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
   let scratch: ScratchRouter;
   let t: TestRouter;
   let routerGrpc: string;
+  /** A region a killed Triton left behind: the next Triton to start removes it. */
+  let leftover: string;
+  let jobPid: string;
 
   before(async () => {
+    const gone = await run(process.execPath, ['-e', 'console.log(process.pid)']);
+    leftover = `/dev/shm/modeldock-triton-${gone.stdout.trim()}-left-by-a-killed-server`;
+    await writeFile(leftover, Buffer.alloc(4096));
     // The built-in entry runs `tritonserver` from the PATH, as an operator's machine would.
     process.env.PATH = `${tritonServerDir()}${path.delimiter}${originalPath}`;
     const grpcPort = await freePort();
@@ -67,6 +83,16 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
 
   it('DEPLOY_CREATE starts Triton and loads m-133 under the job name; tritonclient gets through the router what Triton answers', async () => {
     const worker = await assertDeployedOn(t, requests[0]!, 'triton');
+    jobPid = pidOf(worker);
+    assert.ok(
+      (await shmRegionsOf(jobPid)).length > 0,
+      'the Python backend keeps its tensors in named regions',
+    );
+    await assert.rejects(
+      readFile(leftover),
+      { code: 'ENOENT' },
+      "Triton's start removed a dead server's region",
+    );
 
     const direct = new URL(worker.endpoint!).host;
     const targets = {
@@ -143,5 +169,8 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
     assert.equal(response.body.result.correct, Math.round(manifest.accuracy['ds-550'] * 550));
     assert.equal(response.body.result.accuracy, manifest.accuracy['ds-550']);
     assert.deepEqual(await t.runtime.list(), []);
+    // The job's Triton, stopped by TERMINATE (killed if it outlasted the stop's grace),
+    // left no shared memory behind: it removed its own, or the TEMP server's start did.
+    assert.deepEqual(await shmRegionsOf(jobPid), []);
   });
 });

@@ -19,6 +19,7 @@ const STEPS = [
   'drain',
   'load',
   'unload',
+  'measure_memory',
   'infer',
   'stop',
   'remove',

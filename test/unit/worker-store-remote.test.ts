@@ -127,7 +127,7 @@ describe('the router store endpoint and the worker remote store source', () => {
     assert.equal(await status('models/..%2F..%2Foutside/model.onnx'), 400);
     assert.equal(await status('models/escape/model.onnx'), 400, 'a link out of the store');
     const list = await fetch(`${url}/worker-store/models`, { headers });
-    assert.deepEqual(await list.json(), ['escape', 'm-131', 'm-132']);
+    assert.deepEqual(await list.json(), ['escape', 'm-131', 'm-132', 'm-133']);
   });
 
   it('fetches into the cache once, then reuses it while the router says it is unchanged', async () => {
@@ -147,7 +147,7 @@ describe('the router store endpoint and the worker remote store source', () => {
     const model = await new ModelStore(remote, 1).open('j1', 'm-131');
     assert.equal(model.inputs[0]!.name, 'pixels');
     await model.session.release();
-    assert.deepEqual(await new ModelStore(remote, 1).list(), ['escape', 'm-131', 'm-132']);
+    assert.deepEqual(await new ModelStore(remote, 1).list(), ['escape', 'm-131', 'm-132', 'm-133']);
   });
 
   it('shares one fetch between concurrent reads of a file', async () => {

@@ -16,6 +16,7 @@ export function originalRoutes(lifecycle: Lifecycle): FastifyPluginAsyncTypebox 
         dataset: body.dataset,
         containerId: body.container_id ?? null,
         ...(body.replicas ? { replicas: body.replicas } : {}),
+        ...(body.placement ? { placement: body.placement } : {}),
         ...(body.scale_target === undefined ? {} : { scaleTarget: body.scale_target }),
       };
       let outcome: OperationOutcome;

@@ -84,12 +84,13 @@ export function v1Routes({
       '/jobs',
       { schema: { tags, summary: 'DEPLOY_CREATE: create and load a server for the job', body: JobBody } },
       async (request, reply) => {
-        const { job_id, model, dataset, replicas, scale_target } = request.body;
+        const { job_id, model, dataset, replicas, scale_target, placement } = request.body;
         const outcome = await lifecycle.deployCreate({
           jobId: job_id,
           model,
           dataset,
           ...(replicas ? { replicas } : {}),
+          ...(placement ? { placement } : {}),
           ...(scale_target === undefined ? {} : { scaleTarget: scale_target }),
         });
         const created = outcome.operation.steps.some((s) => s.name === 'create');
@@ -154,11 +155,12 @@ export function v1Routes({
       '/temp',
       { schema: { tags, body: TempBody, summary: 'TEMP: one-shot server, inference, removal' } },
       async (request) => {
-        const { job_id, model, dataset, inputs } = request.body;
+        const { job_id, model, dataset, inputs, placement } = request.body;
         const outcome = await lifecycle.temp({
           jobId: job_id,
           model,
           dataset,
+          ...(placement ? { placement } : {}),
           ...(inputs === undefined ? {} : { inputs: { inputs } }),
         });
         return presentOutcome(outcome);

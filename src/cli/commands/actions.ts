@@ -17,7 +17,9 @@ function printOutcome(out: Output, jobId: string, outcome: OutcomeView): void {
   if (out.json) return out.data(outcome);
   const { operation, server } = outcome;
   const state = server ? out.state(server.state) : out.c.dim('no server');
-  const where = server ? `  server ${server.server_id}  container ${server.container_name}` : '';
+  const where = server
+    ? `  server ${server.server_id}  ${server.placement === 'shared' ? 'shared worker' : 'container'} ${server.container_name}`
+    : '';
   out.line(`${out.c.bold(jobId)}: ${operation.type} ${out.state(operation.status)} → ${state}${where}`);
   out.line(
     `  ${duration(operation.duration_ms)}${operation.steps.length ? `  (${stepSummary(operation)})` : ''}`,
@@ -35,7 +37,12 @@ export async function jobAction(
   { api, out }: CommandContext,
   action: JobAction,
   jobId: string,
-  options: { model?: string | undefined; dataset?: string | undefined; replicas?: string | undefined },
+  options: {
+    model?: string | undefined;
+    dataset?: string | undefined;
+    replicas?: string | undefined;
+    placement?: 'dedicated' | 'shared' | undefined;
+  },
 ): Promise<void> {
   let outcome: OutcomeView;
   if (action === 'create') {
@@ -47,6 +54,7 @@ export async function jobAction(
       model: options.model,
       dataset: options.dataset,
       ...(options.replicas === undefined ? {} : { replicas: parseReplicas(options.replicas) }),
+      ...(options.placement === undefined ? {} : { placement: options.placement }),
     });
   } else {
     outcome = await api.post(`/v1/jobs/${enc(jobId)}/${action}`);

@@ -40,7 +40,8 @@ export async function ps({ api, out }: CommandContext, all: boolean): Promise<vo
       s.server_id,
       out.state(s.state),
       s.model,
-      s.container_name,
+      // A shared server's container is the shared worker it is loaded in (with other jobs).
+      s.placement === 'shared' ? `${s.container_name} (shared)` : s.container_name,
       age(s.created_at),
       s.state === 'terminated' ? '-' : bytes(memory.get(s.container_name)),
       s.last_used_at ? `${age(s.last_used_at)} ago` : '-',
@@ -52,10 +53,11 @@ export async function jobs({ api, out }: CommandContext): Promise<void> {
   const { jobs } = await api.get<{ jobs: JobView[] }>('/v1/jobs');
   if (out.json) return out.data({ jobs });
   out.table(
-    ['JOB', 'STATE', 'REPLICAS', 'MIN..MAX', 'MODEL', 'DATASET', 'SERVERS', 'UPDATED'],
+    ['JOB', 'STATE', 'PLACEMENT', 'REPLICAS', 'MIN..MAX', 'MODEL', 'DATASET', 'SERVERS', 'UPDATED'],
     jobs.map((j) => [
       j.job_id,
       out.state(j.state),
+      j.placement,
       replicaCount(j.replicas),
       `${j.replicas.min}..${j.replicas.max}`,
       j.model,

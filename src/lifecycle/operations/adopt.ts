@@ -80,6 +80,7 @@ export async function adoptOrRemove(
         model,
         dataset,
         kind: 'job',
+        placement: 'dedicated',
         state: loaded ? 'ready' : 'unloaded',
         reason: `adopted: worker ${worker.name} was running without a record`,
         runtime: deps.runtime.kind,

@@ -6,11 +6,11 @@
  * MODELDOCK_MAX_SERVERS before anything is recorded).
  */
 import { initialReplicas } from '../../store/records.js';
-import { assertSameJob, liveServers, validateRequest } from '../job-requests.js';
+import { assertSameJob, liveServers, placementFor, validateRequest } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { JobRequest, OperationOutcome } from '../lifecycle-types.js';
 import { runOperation } from '../operation-runner.js';
-import { bringUpReplicas, servingReplicas } from '../replicas.js';
+import { assertRoomFor, bringUpReplicas, servingReplicas } from '../replicas.js';
 
 export async function deployCreate(
   ctx: LifecycleContext,
@@ -41,11 +41,18 @@ async function deployCreateLocked(
       ? Math.min(replicas.max, Math.max(start, job.desiredReplicas))
       : start;
   const missing = Math.max(0, desired - live.length);
-  if (missing > 0) await ctx.creations.assertRoom(missing);
+  const placement = await placementFor(deps, request, job, live);
+  if (missing > 0) await assertRoomFor(ctx, placement, missing);
   return runOperation(ctx, 'DEPLOY_CREATE', request, live[0], reason, async (rec) => {
     const scaleTarget = request.scaleTarget === undefined ? {} : { scaleTarget: request.scaleTarget };
     if (!job) {
-      await deps.store.ensureJob({ ...request, replicas, desiredReplicas: desired, ...scaleTarget });
+      await deps.store.ensureJob({
+        ...request,
+        replicas,
+        desiredReplicas: desired,
+        ...scaleTarget,
+        placement,
+      });
     } else {
       // The job's old servers are gone: a new create may serve another model.
       const model = live.length === 0 ? { model: request.model, dataset: request.dataset } : {};
@@ -54,6 +61,7 @@ async function deployCreateLocked(
         replicas,
         desiredReplicas: desired,
         ...scaleTarget,
+        placement,
       });
     }
     // An operator's request is a fresh start for existing servers' restart budgets.
@@ -69,7 +77,7 @@ async function deployCreateLocked(
       return { server: live[0]!, servers: live };
     }
     const created = [];
-    for (let i = 0; i < missing; i++) created.push(await servers.newServer(rec, request, 'job'));
+    for (let i = 0; i < missing; i++) created.push(await servers.newServer(rec, request, 'job', placement));
     const all = [...live, ...created];
     const up = await bringUpReplicas(ctx, rec, all, serving);
     return { server: up[0]!, servers: up };

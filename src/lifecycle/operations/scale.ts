@@ -11,7 +11,7 @@ import { liveServers, requireJob } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { JobRequest, OperationOutcome } from '../lifecycle-types.js';
 import { runOperation } from '../operation-runner.js';
-import { onEveryReplica } from '../replicas.js';
+import { assertRoomFor, onEveryReplica } from '../replicas.js';
 
 /**
  * A job scaled to zero gets its first replicas back, for a caller holding the job's
@@ -26,7 +26,7 @@ export async function scaleFromZeroLocked(
 ): Promise<OperationOutcome> {
   const { deps, servers } = ctx;
   const count = initialReplicas(job.replicas);
-  await ctx.creations.assertRoom(count);
+  await assertRoomFor(ctx, job.placement, count);
   const started = performance.now();
   const outcome = await runOperation(
     ctx,
@@ -39,7 +39,8 @@ export async function scaleFromZeroLocked(
         rec.warn(`job ${job.jobId} was scaled to zero; started again (${reason})`);
       await deps.store.updateJob(job.jobId, { desiredReplicas: count });
       const created = [];
-      for (let i = 0; i < count; i++) created.push(await servers.newServer(rec, request, 'job'));
+      for (let i = 0; i < count; i++)
+        created.push(await servers.newServer(rec, request, 'job', job.placement));
       const up = await onEveryReplica(
         created,
         (server) => servers.bringUp(rec, server),
@@ -68,10 +69,10 @@ export async function addReplica(
       // Only a serving job scales: an unloaded, terminated or failed one waits for an operation.
       if (live.length === 0 || live.length >= job.desiredReplicas) return undefined;
       if (!live.some((server) => server.state === 'ready')) return undefined;
-      await ctx.creations.assertRoom();
+      await assertRoomFor(ctx, job.placement);
       const request = { jobId, model: job.model, dataset: job.dataset };
       return runOperation(ctx, 'DEPLOY_CREATE', request, undefined, 'scale_up', async (rec) => {
-        const server = await ctx.servers.newServer(rec, request, 'job');
+        const server = await ctx.servers.newServer(rec, request, 'job', job.placement);
         const up = await ctx.servers.bringUp(rec, server);
         return { server: up, servers: [up] };
       });

@@ -5,10 +5,12 @@
  */
 import { errorMessage } from '../../errors.js';
 import { datasetThroughInfer } from '../dataset-through-infer.js';
-import { liveServer, validateRequest } from '../job-requests.js';
+import { liveServer, placementFor, validateRequest } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
 import type { OperationOutcome, TempRequest } from '../lifecycle-types.js';
 import { runOperation } from '../operation-runner.js';
+import { assertRoomFor } from '../replicas.js';
+import { servedName } from '../shared-fleet.js';
 
 export async function temp(
   ctx: LifecycleContext,
@@ -26,22 +28,27 @@ async function tempLocked(
 ): Promise<OperationOutcome> {
   const { deps, servers } = ctx;
   const server = await liveServer(deps, request.jobId);
-  await ctx.creations.assertRoom();
+  // A job's TEMP runs where the job's servers live (or as it asks): on a shared worker
+  // it is one more model there, under a name of its own, and starts no container.
+  const job = await deps.store.getJob(request.jobId);
+  const placement = await placementFor(deps, request, job, []);
+  await assertRoomFor(ctx, placement);
   return runOperation(ctx, 'TEMP', request, server, reason, async (rec) => {
-    let temp = await servers.newServer(rec, request, 'temp');
+    let temp = await servers.newServer(rec, request, 'temp', placement);
     let result: unknown;
     let failure: { error: unknown } | undefined;
     try {
       temp = await servers.bringUp(rec, temp);
       const endpoint = temp.endpoint!;
+      const name = servedName(temp);
       const serving = await deps.catalog.servingRuntime(request.model);
       result = await rec.step('infer', () =>
         request.inputs !== undefined
-          ? deps.workers.infer(endpoint, request.jobId, request.inputs)
+          ? deps.workers.infer(endpoint, name, request.inputs)
           : serving?.modeldockWorker === false
             ? // A foreign server has no batch endpoint: the dataset goes through its infer calls.
               datasetThroughInfer(deps, endpoint, request)
-            : deps.workers.batch(endpoint, request.jobId, request.dataset),
+            : deps.workers.batch(endpoint, name, request.dataset),
       );
     } catch (error) {
       failure = { error };

@@ -58,7 +58,7 @@ import {
 } from './cgroup.js';
 import { freeLoopbackPort } from '../loopback-port.js';
 import { fillServerCommand } from '../server-command.js';
-import { isSameProcess, processStartTime, processUsage } from './proc.js';
+import { isSameProcess, processStartTime, processTreeUsage } from './proc.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 
@@ -461,7 +461,8 @@ export class ProcessRuntime implements Runtime {
   async stats(name: string): Promise<WorkerStats | undefined> {
     const state = await this.readState(name);
     if (!state || state.pid === null || !(await this.isAlive(state))) return undefined;
-    const usage = await processUsage(state.pid);
+    // The whole tree: a foreign server runs as a child of its guard.
+    const usage = await processTreeUsage(state.pid);
     if (!usage) return undefined;
     return {
       cpuSeconds: usage.cpuSeconds,
@@ -484,7 +485,13 @@ export class ProcessRuntime implements Runtime {
   /** Kill a worker the way a crash would (fault injection); only a pid proven ours. */
   async kill(name: string): Promise<void> {
     const state = await this.requireState(name);
-    if (state.pid !== null && (await this.isAlive(state))) process.kill(state.pid, 'SIGKILL');
+    if (state.pid === null || !(await this.isAlive(state))) return;
+    // Its whole process group, as a crash of the machine's would: a foreign server with its guard.
+    try {
+      process.kill(-state.pid, 'SIGKILL');
+    } catch {
+      process.kill(state.pid, 'SIGKILL');
+    }
   }
 
   // ------------------------------------------------------------------ internals

@@ -31,7 +31,7 @@ import {
   StoreUnavailableError,
   errorMessage,
 } from '../../errors.js';
-import type { JobRecord, OperationRecord, ServerRecord } from '../records.js';
+import type { JobRecord, OperationRecord, Placement, ServerRecord } from '../records.js';
 import {
   newJobReplicas,
   type JobPatch,
@@ -58,6 +58,8 @@ interface JobDoc {
   replicas_max?: number;
   desired_replicas?: number;
   scale_target?: number | null;
+  /** Absent on jobs from before placement existed: dedicated. */
+  placement?: Placement;
   created_at: Date;
   updated_at: Date;
 }
@@ -70,6 +72,8 @@ interface ServerDoc {
   model: string;
   dataset: string;
   kind: 'job' | 'temp';
+  /** Absent on servers from before placement existed: dedicated. */
+  placement?: Placement;
   state: string;
   reason: string | null;
   runtime: string;
@@ -269,7 +273,7 @@ export class MongoStore implements Store {
   async ensureJob(job: NewJob): Promise<JobRecord> {
     return this.guard(async () => {
       const now = new Date();
-      const { replicas, desiredReplicas, scaleTarget } = newJobReplicas(job);
+      const { replicas, desiredReplicas, scaleTarget, placement } = newJobReplicas(job);
       const doc: JobDoc = {
         _id: job.jobId,
         job_id: job.jobId,
@@ -279,6 +283,7 @@ export class MongoStore implements Store {
         replicas_max: replicas.max,
         desired_replicas: desiredReplicas,
         scale_target: scaleTarget,
+        placement,
         created_at: now,
         updated_at: now,
       };
@@ -306,6 +311,7 @@ export class MongoStore implements Store {
       }
       if (patch.desiredReplicas !== undefined) set.desired_replicas = patch.desiredReplicas;
       if (patch.scaleTarget !== undefined) set.scale_target = patch.scaleTarget;
+      if (patch.placement !== undefined) set.placement = patch.placement;
       const result = await this.jobs.updateOne({ _id: jobId }, { $set: set });
       if (result.matchedCount === 0) throw new NotFoundError(`job ${jobId} not found`);
       return toJob((await this.jobs.findOne({ _id: jobId }))!);
@@ -365,6 +371,7 @@ export class MongoStore implements Store {
         model: server.model,
         dataset: server.dataset,
         kind: server.kind,
+        placement: server.placement,
         state: server.state,
         reason: server.reason,
         runtime: server.runtime,
@@ -558,6 +565,7 @@ function toJob(doc: JobDoc): JobRecord {
     replicas: { min: doc.replicas_min ?? 1, max: doc.replicas_max ?? 1 },
     desiredReplicas: doc.desired_replicas ?? 1,
     scaleTarget: doc.scale_target ?? null,
+    placement: doc.placement ?? 'dedicated',
     createdAt: iso(doc.created_at)!,
     updatedAt: iso(doc.updated_at)!,
   };
@@ -571,6 +579,7 @@ function toServer(doc: ServerDoc): ServerRecord {
     model: doc.model,
     dataset: doc.dataset,
     kind: doc.kind,
+    placement: doc.placement ?? 'dedicated',
     state: doc.state as ServerRecord['state'],
     reason: doc.reason ?? null,
     runtime: doc.runtime,

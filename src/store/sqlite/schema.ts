@@ -70,6 +70,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN desired_replicas INTEGER NOT NULL DEFAULT 1;
   ALTER TABLE jobs ADD COLUMN scale_target REAL;
   `,
+  // Placement (#26): jobs and servers from before it are dedicated, as they were.
+  `
+  ALTER TABLE jobs ADD COLUMN placement TEXT NOT NULL DEFAULT 'dedicated';
+  ALTER TABLE servers ADD COLUMN placement TEXT NOT NULL DEFAULT 'dedicated';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

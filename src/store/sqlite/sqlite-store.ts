@@ -36,6 +36,7 @@ const SERVER_COLUMNS: Record<keyof ServerRecord, string> = {
   model: 'model',
   dataset: 'dataset',
   kind: 'kind',
+  placement: 'placement',
   state: 'state',
   reason: 'reason',
   runtime: 'runtime',
@@ -151,11 +152,11 @@ export class SqliteStore implements Store {
   async ensureJob(job: NewJob): Promise<JobRecord> {
     return this.guard(() => {
       const now = new Date().toISOString();
-      const { replicas, desiredReplicas, scaleTarget } = newJobReplicas(job);
+      const { replicas, desiredReplicas, scaleTarget, placement } = newJobReplicas(job);
       this.handle()
         .prepare(
           `INSERT INTO jobs (job_id, model, dataset, replicas_min, replicas_max, desired_replicas, scale_target,
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             placement, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (job_id) DO NOTHING`,
         )
         .run(
@@ -166,6 +167,7 @@ export class SqliteStore implements Store {
           replicas.max,
           desiredReplicas,
           scaleTarget,
+          placement,
           now,
           now,
         );
@@ -189,6 +191,7 @@ export class SqliteStore implements Store {
       }
       if (patch.desiredReplicas !== undefined) set('desired_replicas', patch.desiredReplicas);
       if (patch.scaleTarget !== undefined) set('scale_target', patch.scaleTarget);
+      if (patch.placement !== undefined) set('placement', patch.placement);
       set('updated_at', new Date().toISOString());
       const result = this.handle()
         .prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE job_id = ?`)
@@ -492,6 +495,7 @@ function toJob(row: Row): JobRecord {
     replicas: { min: row.replicas_min as number, max: row.replicas_max as number },
     desiredReplicas: row.desired_replicas as number,
     scaleTarget: (row.scale_target as number | null) ?? null,
+    placement: row.placement as JobRecord['placement'],
     createdAt: row.created_at as string,
     updatedAt: row.updated_at as string,
   };

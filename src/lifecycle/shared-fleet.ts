@@ -1,0 +1,208 @@
+/**
+ * The shared workers: workers that host the models of many jobs (shared placement,
+ * docs/operations.md "Shared placement"). The router keeps them as a fleet: it opens one
+ * when the placement rule finds no room in the others (a warm-pool worker when there is
+ * one), and closes one that has hosted nothing for MODELDOCK_SHARED_IDLE_MS.
+ *
+ * What a shared worker hosts is not stored apart: the server records that name it (their
+ * `workerName`) say so, which is also what survives a router restart. A shared worker is
+ * recognised by its name, `<instance>-shared-NNNN` (it also carries
+ * `modeldock.kind=shared`, but one taken from the warm pool keeps the pool's labels).
+ */
+import { QuotaExceededError, WorkerError, errorMessage } from '../errors.js';
+import { KeyedMutex } from '../keyed-mutex.js';
+import { LABELS, type WorkerInfo } from '../runtime/runtime.js';
+import type { ServerRecord, ServerState } from '../store/records.js';
+import type { CreationGate } from './creation-gate.js';
+import type { LifecycleDeps, SharedOptions } from './lifecycle-types.js';
+import type { OperationRecorder } from './operation-recorder.js';
+import type { SharedPlacementRule } from './shared-placement.js';
+import type { WarmPool } from './warm-pool.js';
+import { workerSpec } from './worker-spec.js';
+
+export const SHARED_KIND = 'shared';
+
+export const DEFAULT_SHARED_OPTIONS: SharedOptions = {
+  placement: 'dedicated',
+  jobsPerWorker: 100,
+  maxJobs: 10_000,
+  idleMs: 60_000,
+};
+
+/** States in which a server's model is on its worker, or on its way there or out. */
+const HOSTING_STATES: readonly ServerState[] = ['creating', 'loading', 'ready', 'unloading', 'terminating'];
+
+/** The name a server's model is served under on its worker: the job's, or the TEMP server's own on a shared worker. */
+export function servedName(server: Pick<ServerRecord, 'jobId' | 'serverId' | 'kind' | 'placement'>): string {
+  // A shared worker may host the job itself besides its TEMP: each TEMP gets a name of its own.
+  return server.kind === 'temp' && server.placement === 'shared' ? server.serverId : server.jobId;
+}
+
+export class SharedFleet {
+  /** One placement (or closing) at a time: what a worker hosts is counted and changed together. */
+  private readonly placing = new KeyedMutex();
+  /** Per shared worker found hosting nothing: since when (ms). */
+  private readonly emptySince = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  /** Shared workers as last listed (what MODELDOCK_MAX_SERVERS counts without asking the runtime). */
+  private known = 0;
+
+  constructor(
+    private readonly deps: LifecycleDeps,
+    private readonly pool: WarmPool,
+    private readonly creations: CreationGate,
+    private rule: SharedPlacementRule,
+    readonly options: SharedOptions,
+  ) {}
+
+  get prefix(): string {
+    return `${this.deps.options.instance}-shared-`;
+  }
+
+  /** Whether a worker is one of this router's shared workers. */
+  owns(worker: Pick<WorkerInfo, 'name'>): boolean {
+    return worker.name.startsWith(this.prefix);
+  }
+
+  /** Replace the placement rule (a rule that measures memory, say). */
+  useRule(rule: SharedPlacementRule): void {
+    this.rule = rule;
+  }
+
+  /** Look for shared workers to close every so often (a quarter of the idle time, 1-10 s). */
+  start(): void {
+    // Counted before the first creation asks (MODELDOCK_MAX_SERVERS counts shared workers).
+    void this.workers().catch(() => undefined);
+    const every = Math.min(10_000, Math.max(1_000, Math.floor(this.options.idleMs / 4)));
+    this.timer = setInterval(() => {
+      void this.closeIdle().catch((error) =>
+        this.deps.logger.warn({ err: errorMessage(error) }, 'closing idle shared workers failed'),
+      );
+    }, every);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** The shared workers (running or not). */
+  async workers(): Promise<WorkerInfo[]> {
+    const workers = (await this.deps.runtime.list()).filter((w) => this.owns(w));
+    this.known = workers.length;
+    return workers;
+  }
+
+  /** How many shared workers there were when last listed. */
+  get workerCount(): number {
+    return this.known;
+  }
+
+  /** Models hosted on shared workers now (a TEMP's included), against MODELDOCK_MAX_SHARED_JOBS. */
+  async hostedCount(): Promise<number> {
+    return (await this.hostedServers()).length;
+  }
+
+  /** 429 when `count` more models would pass MODELDOCK_MAX_SHARED_JOBS. */
+  async assertRoom(count = 1): Promise<void> {
+    const hosted = await this.hostedCount();
+    if (hosted + count > this.options.maxJobs) {
+      throw new QuotaExceededError(
+        `${hosted} models are loaded on shared workers: MODELDOCK_MAX_SHARED_JOBS=${this.options.maxJobs} ` +
+          (count > 1 ? `would be passed by ${count} more` : 'is reached') +
+          '; terminate or unload a shared job (or raise the limit) to place another',
+        { details: { limit: 'max_shared_jobs', max_shared_jobs: this.options.maxJobs } },
+      );
+    }
+  }
+
+  /**
+   * Choose the worker for `server` (opening one when the rule says so) and run `assign`
+   * with it, the running worker, before the next placement counts what each worker hosts.
+   */
+  async place(
+    rec: OperationRecorder,
+    server: ServerRecord,
+    assign: (worker: WorkerInfo) => Promise<ServerRecord>,
+  ): Promise<ServerRecord> {
+    return this.placing.run('fleet', async () => {
+      const [workers, hosted] = await Promise.all([this.workers(), this.hostedByWorker(server.serverId)]);
+      const running = workers.filter((w) => w.running && w.endpoint);
+      const choice = this.rule.choose(
+        servedName(server),
+        running.map((w) => ({ name: w.name, hosted: hosted.get(w.name) ?? [] })),
+      );
+      const worker =
+        'worker' in choice ? running.find((w) => w.name === choice.worker) : await this.open(rec);
+      if (!worker)
+        throw new WorkerError(
+          `the placement rule chose ${JSON.stringify(choice)}, not a running shared worker`,
+        );
+      this.emptySince.delete(worker.name);
+      return assign(worker);
+    });
+  }
+
+  /**
+   * Close the shared workers that have hosted nothing for the idle time, and at once
+   * those that died hosting nothing (their jobs were placed elsewhere).
+   */
+  async closeIdle(now = Date.now()): Promise<string[]> {
+    return this.placing.run('fleet', async () => {
+      const [workers, hosted] = await Promise.all([this.workers(), this.hostedByWorker()]);
+      const closed: string[] = [];
+      for (const worker of workers) {
+        if ((hosted.get(worker.name)?.length ?? 0) > 0) {
+          this.emptySince.delete(worker.name);
+          continue;
+        }
+        const since = this.emptySince.get(worker.name) ?? now;
+        this.emptySince.set(worker.name, since);
+        if (worker.running && now - since < this.options.idleMs) continue;
+        await this.deps.runtime.remove(worker.name);
+        await this.deps.workers.forget(worker.endpoint);
+        this.emptySince.delete(worker.name);
+        this.known = Math.max(0, this.known - 1);
+        closed.push(worker.name);
+        this.deps.logger.info({ worker: worker.name }, 'closed a shared worker that hosted nothing');
+      }
+      return closed;
+    });
+  }
+
+  /** A new shared worker, started and ready; counted against MODELDOCK_MAX_SERVERS like any worker. */
+  private async open(rec: OperationRecorder): Promise<WorkerInfo> {
+    const { runtime, workers, store, options } = this.deps;
+    await this.creations.assertRoom(1);
+    const name = `${this.prefix}${String(await store.allocateServerNumber()).padStart(4, '0')}`;
+    const spec = workerSpec(name, { [LABELS.kind]: SHARED_KIND }, options.workerLimits);
+    let info = await rec.step('create', async () => (await this.pool.take(name)) || runtime.create(spec));
+    if (!info.running) info = await rec.step('start', () => runtime.start(name));
+    const endpoint = info.endpoint;
+    if (!endpoint) throw new WorkerError(`shared worker ${name} is running but has no reachable endpoint`);
+    await rec.step('wait_ready', () =>
+      workers.waitUntilReady(endpoint, {
+        timeoutMs: options.readyTimeoutMs,
+        isAlive: async () => (await runtime.inspect(name))?.running === true,
+      }),
+    );
+    this.known++;
+    this.deps.logger.info({ worker: name }, 'opened a shared worker');
+    return info;
+  }
+
+  private async hostedServers(): Promise<ServerRecord[]> {
+    const live = await this.deps.store.listServers({ states: HOSTING_STATES });
+    return live.filter((s) => s.placement === 'shared' && s.workerName !== '');
+  }
+
+  /** Per shared worker, the names of the models it hosts (but `except`'s: it is being placed anew). */
+  private async hostedByWorker(except?: string): Promise<Map<string, string[]>> {
+    const byWorker = new Map<string, string[]>();
+    for (const server of await this.hostedServers()) {
+      if (server.serverId === except) continue;
+      byWorker.set(server.workerName, [...(byWorker.get(server.workerName) ?? []), servedName(server)]);
+    }
+    return byWorker;
+  }
+}
