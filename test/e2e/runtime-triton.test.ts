@@ -37,6 +37,14 @@ function pidOf(worker: WorkerInfo): string {
   return pid;
 }
 
+/** Triton's own pid: the worker's process is the guard in front of it, which started it. */
+async function serverPidOf(worker: WorkerInfo): Promise<string> {
+  const guard = pidOf(worker);
+  const [server] = (await readFile(`/proc/${guard}/task/${guard}/children`, 'utf8')).trim().split(' ');
+  assert.ok(server, `the guard ${guard} has started the server`);
+  return server;
+}
+
 /** The Python backend's shared-memory regions of the Triton with this pid (scripts/tritonserver.sh names them). */
 async function shmRegionsOf(pid: string): Promise<string[]> {
   return (await readdir('/dev/shm')).filter((name) => name.startsWith(`modeldock-triton-${pid}-`));
@@ -83,7 +91,7 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
 
   it('DEPLOY_CREATE starts Triton and loads m-133 under the job name; tritonclient gets through the router what Triton answers', async () => {
     const worker = await assertDeployedOn(t, requests[0]!, 'triton');
-    jobPid = pidOf(worker);
+    jobPid = await serverPidOf(worker);
     assert.ok(
       (await shmRegionsOf(jobPid)).length > 0,
       'the Python backend keeps its tensors in named regions',
