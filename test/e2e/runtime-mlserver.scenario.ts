@@ -37,8 +37,11 @@ export interface MlserverTarget {
   stop(t: TestRouter): Promise<void>;
   /** What the runtime must show of the created worker (its container, its process). */
   checkCreated?(t: TestRouter, worker: WorkerInfo): Promise<void>;
-  /** Tests of this runtime alone, run while job a1 is deployed (before the original unload). */
-  whileLoaded?(router: () => TestRouter): void;
+  /**
+   * Tests of this runtime alone, run while job a1 is deployed (before the original
+   * unload); one that restarts the router hands the new one on.
+   */
+  whileLoaded?(context: { router(): TestRouter; replaceRouter(t: TestRouter): void }): void;
 }
 
 export function runMlserverScenario(runtime: string, target: MlserverTarget): void {
@@ -152,7 +155,7 @@ export function runMlserverScenario(runtime: string, target: MlserverTarget): vo
       assert.equal((await postJson(`${t.url}/v2/models/a1/infer`, body)).status, 200);
     });
 
-    target.whileLoaded?.(() => t);
+    target.whileLoaded?.({ router: () => t, replaceRouter: (next) => (t = next) });
 
     it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive MLServer through the repository extension', async () => {
       await assertLoadUnloadTerminate(t, requests.slice(1, 4));

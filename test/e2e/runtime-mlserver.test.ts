@@ -1,8 +1,9 @@
 /**
  * Seldon MLServer as a worker on the process runtime: the built-in `mlserver` entry,
  * found on the PATH (the tests' venv, scripts/python-venv.sh), behind modeldock's guard
- * (the scenario: runtime-mlserver.scenario.ts); and its memory after an unload, against
- * an MLServer started by hand.
+ * (the scenario: runtime-mlserver.scenario.ts). A killed MLServer is restarted, a
+ * restarted router adopts it, and DEPLOY_UNLOAD gives its memory back (a restart without
+ * the model: MLServer keeps an unloaded model's memory), against an MLServer started by hand.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,14 +11,15 @@ import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { it } from 'node:test';
+import type { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
 import { processUsage } from '../../src/runtime/process/proc.js';
 import { LABELS } from '../../src/runtime/runtime.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
-import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
+import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { MODELS_DIR } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 import { venvBin, venvPython } from '../helpers/python.js';
-import { getJson, postJson } from '../helpers/router.js';
+import { getJson, postJson, waitForServer } from '../helpers/router.js';
 import { assertRoutedAsDirect, startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
 import { runMlserverScenario } from './runtime-mlserver.scenario.js';
 
@@ -78,9 +80,58 @@ runMlserverScenario('process runtime', {
     await scratch?.cleanup();
     process.env.PATH = originalPath;
   },
-  whileLoaded: (router) => {
+  whileLoaded: (context) => {
+    it('a killed MLServer is restarted with its model; a restarted router adopts the running one and still translates binary tensors', async () => {
+      let t = context.router();
+      const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      const serverId = before.labels[LABELS.server]!;
+      const restarted = waitForServer(
+        t.router,
+        serverId,
+        (server) => server.state === 'ready' && server.workerId !== null && server.workerId !== before.id,
+        90_000,
+      );
+      await (t.runtime as ProcessRuntime).kill(before.name);
+      await restarted;
+      const again = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      assert.notEqual(again.id, before.id, 'a new MLServer process');
+      await assertRoutedAsDirect(t, again.endpoint!, 'a1', 6);
+
+      t = await scratch!.restart();
+      context.replaceRouter(t);
+      const adopted = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      assert.equal(adopted.id, again.id, 'the same MLServer process, not a new one');
+      const job = await getJson(`${t.url}/v1/jobs/a1`);
+      assert.equal(job.body.state, 'ready', JSON.stringify(job.body));
+      // The new router's route knows MLServer takes no binary tensors: a binary request still works.
+      const digit = DIGITS[7]!;
+      const header = Buffer.from(
+        JSON.stringify({
+          inputs: [
+            { name: 'pixels', datatype: 'FP32', shape: [1, 64], parameters: { binary_data_size: 256 } },
+          ],
+          outputs: [{ name: 'predict', parameters: { binary_data: true } }],
+        }),
+      );
+      const answer = await fetch(`${t.url}/v2/models/a1/infer`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'inference-header-content-length': String(header.length),
+        },
+        body: Buffer.concat([header, Buffer.from(new Float32Array(digit.inputs.pixels).buffer)]),
+      });
+      assert.equal(answer.status, 200, await answer.clone().text());
+      const bytes = Buffer.from(await answer.arrayBuffer());
+      const headerLength = Number(answer.headers.get('inference-header-content-length'));
+      const outputs = JSON.parse(bytes.subarray(0, headerLength).toString()).outputs;
+      assert.equal(outputs[0].parameters.binary_data_size, 8);
+      assert.equal(bytes.readBigInt64LE(headerLength), BigInt(digit.label));
+      assert.equal((await t.runtime.list()).length, 1, 'adoption started no second server');
+    });
+
     it('DEPLOY_UNLOAD gives MLServer’s memory back: restarted without the model, near an idle server’s', async () => {
-      const t = router();
+      const t = context.router();
       const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
       const loaded = (await t.runtime.stats(before.name))!.memoryBytes;
       const response = await postJson(`${t.url}/inference_router/`, requests[2]!);
