@@ -61,6 +61,8 @@ export interface Config {
   workerImage: string;
   /** The tag `modeldock images` builds the router image under. */
   routerImage: string;
+  /** The image the built-in `mlserver` serving runtime runs on Docker (`modeldock images mlserver`). */
+  mlserverImage: string;
   /** Docker network for workers; empty: the router's own network when it runs in a container. */
   network: string;
   workerMemoryBytes: number;
@@ -241,6 +243,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     instance,
     workerImage: read('MODELDOCK_WORKER_IMAGE') ?? 'modeldock/worker:latest',
     routerImage: read('MODELDOCK_ROUTER_IMAGE') ?? 'modeldock/router:latest',
+    mlserverImage: read('MODELDOCK_MLSERVER_IMAGE') ?? 'modeldock/mlserver:latest',
     network: read('MODELDOCK_NETWORK') ?? '',
     workerMemoryBytes: bytes('MODELDOCK_WORKER_MEMORY', 2 * 1024 ** 3),
     workerCpus: num('MODELDOCK_WORKER_CPUS', 1),
