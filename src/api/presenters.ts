@@ -3,6 +3,7 @@ import type { OperationRecord, ServerRecord, JobRecord } from '../store/records.
 import type { OperationOutcome } from '../lifecycle/lifecycle.js';
 import type { CreationStatus } from '../lifecycle/creation-gate.js';
 import type { PoolStatus } from '../lifecycle/warm-pool.js';
+import type { SharedStatus } from '../lifecycle/shared-fleet.js';
 import type { JobView, OperationView, PoolView, ServerView } from './wire-types.js';
 import type { RouterBudgets } from './request-budgets.js';
 
@@ -122,7 +123,7 @@ export function presentOriginalOutcome(outcome: OperationOutcome) {
 }
 
 /** `GET /v1/limits`: the bounds against exhaustion and how close the router is to them. */
-export function presentLimits(status: CreationStatus, budgets?: RouterBudgets) {
+export function presentLimits(status: CreationStatus, budgets?: RouterBudgets, shared?: SharedStatus) {
   return {
     max_servers: status.maxServers,
     live_servers: status.liveServers,
@@ -130,6 +131,14 @@ export function presentLimits(status: CreationStatus, budgets?: RouterBudgets) {
     creating: status.creating,
     create_queue: status.queue,
     queued: status.queued,
+    ...(shared
+      ? {
+          // Jobs on shared workers, against their own bound; the workers count in live_servers.
+          max_shared_jobs: shared.maxJobs,
+          shared_jobs: shared.jobs,
+          shared_workers: shared.workers,
+        }
+      : {}),
     ...(budgets
       ? {
           // Bytes of request bodies held now, at what holding them costs (request-budgets.ts).

@@ -16,6 +16,7 @@
 import { validateId } from '../ids.js';
 import { KeyedMutex } from '../keyed-mutex.js';
 import type { WorkerInfo } from '../runtime/runtime.js';
+import type { RepositoryEntry } from '../runtime/worker-client.js';
 import type { JobRecord, ServerRecord, ServerState } from '../store/records.js';
 import type { ServerPatch } from '../store/store.js';
 import { Autoscaler } from './autoscaler.js';
@@ -25,7 +26,7 @@ import { JobRouting } from './job-routing.js';
 import type { LifecycleContext } from './lifecycle-context.js';
 import type { JobRequest, LifecycleDeps, OperationOutcome, TempRequest } from './lifecycle-types.js';
 import { MemoryPolicy } from './memory-policy.js';
-import { adoptOrRemove, realign, type AdoptionOutcome } from './operations/adopt.js';
+import { adoptOrRemove, adoptSharedModel, realign, type AdoptionOutcome } from './operations/adopt.js';
 import { deployCreate } from './operations/deploy-create.js';
 import { deployLoad, loadReplicaLocked } from './operations/deploy-load.js';
 import { deployUnload, restartUnloadedLocked } from './operations/deploy-unload.js';
@@ -234,6 +235,14 @@ export class Lifecycle {
    */
   adoptOrRemove(worker: WorkerInfo, serverId: string, number: number): Promise<AdoptionOutcome> {
     return adoptOrRemove(this.ctx, worker, serverId, number);
+  }
+
+  /**
+   * A model on a shared worker that no live record names: adopt it as a shared server of
+   * its job, or unload it saying why (operations/adopt.ts). Call under the job's lock.
+   */
+  adoptSharedModel(worker: WorkerInfo, entry: RepositoryEntry): Promise<'adopted' | 'removed'> {
+    return adoptSharedModel(this.ctx, worker, entry);
   }
 
   /** A `ready`/`unloaded` record corrected to what its running worker has loaded. Call under the job's lock. */

@@ -140,6 +140,7 @@ export class Reconciler {
         if (outcome === 'adopted') report.adopted++;
         if (outcome === 'removed') report.orphansRemoved++;
       }
+      report.adopted += await this.adoptSharedModels(workers, servers);
       if (trigger === 'startup') report.realigned = await this.realignAll(servers, byName);
       for (const server of servers) {
         const outcome = await this.reconcileServer(
@@ -226,6 +227,40 @@ export class Reconciler {
         this.deps.logger.warn({ serverId, err: errorMessage(error) }, 'reconcile of server failed'),
       );
     });
+  }
+
+  /**
+   * The models loaded on running shared workers that no live record names there (the
+   * records were lost): each adopted, or unloaded saying why (operations/adopt.ts). The
+   * workers' numbers are reserved, so a new shared worker never takes an existing name.
+   */
+  private async adoptSharedModels(workers: WorkerInfo[], servers: ServerRecord[]): Promise<number> {
+    const { lifecycle, store } = this.deps;
+    let adopted = 0;
+    for (const worker of workers) {
+      if (!lifecycle.fleet.owns(worker)) continue;
+      const number = Number(/-(\d+)$/.exec(worker.name)?.[1]);
+      if (Number.isSafeInteger(number)) await store.reserveServerNumber(number);
+      if (!worker.running || !worker.endpoint) continue;
+      let entries;
+      try {
+        entries = (await this.deps.workers.index(worker.endpoint)).filter((e) => e.state === 'READY');
+      } catch {
+        continue; // Not answering: the next pass looks again.
+      }
+      const recorded = new Set(servers.filter((s) => s.workerName === worker.name).map((s) => servedName(s)));
+      for (const entry of entries) {
+        if (recorded.has(entry.name)) continue;
+        const outcome = await lifecycle.withJobLock(entry.name, async () => {
+          // Looked at again under the lock: an operation may have placed it meanwhile.
+          const live = await store.listServers({ states: LIVE_STATES });
+          if (live.some((s) => s.workerName === worker.name && servedName(s) === entry.name)) return 'ok';
+          return lifecycle.adoptSharedModel(worker, entry);
+        });
+        if (outcome === 'adopted') adopted++;
+      }
+    }
+    return adopted;
   }
 
   /** Every live server whose record names the (shared) worker. */

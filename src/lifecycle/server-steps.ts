@@ -196,7 +196,9 @@ export class ServerSteps {
         const room = await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
         if (room.overLimit) rec.warn(room.overLimit);
       }
-      await rec.step('load', () => this.deps.workers.load(endpoint, servedName(server), server.model));
+      await rec.step('load', () =>
+        this.deps.workers.load(endpoint, servedName(server), server.model, undefined, server.dataset),
+      );
       const now = new Date().toISOString();
       server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });
       if (server.kind === 'job') await this.openRoute(server);

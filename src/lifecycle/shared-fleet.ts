@@ -22,6 +22,15 @@ import { workerSpec } from './worker-spec.js';
 
 export const SHARED_KIND = 'shared';
 
+/** What `GET /v1/limits` shows of the shared fleet. */
+export interface SharedStatus {
+  maxJobs: number;
+  /** Models on shared workers now (TEMPs' included). */
+  jobs: number;
+  /** Shared workers as last listed. */
+  workers: number;
+}
+
 export const DEFAULT_SHARED_OPTIONS: SharedOptions = {
   placement: 'dedicated',
   jobsPerWorker: 100,
@@ -101,6 +110,10 @@ export class SharedFleet {
   /** Models hosted on shared workers now (a TEMP's included), against MODELDOCK_MAX_SHARED_JOBS. */
   async hostedCount(): Promise<number> {
     return (await this.hostedServers()).length;
+  }
+
+  async status(): Promise<SharedStatus> {
+    return { maxJobs: this.options.maxJobs, jobs: await this.hostedCount(), workers: this.known };
   }
 
   /** 429 when `count` more models would pass MODELDOCK_MAX_SHARED_JOBS. */

@@ -43,6 +43,10 @@ export interface RepositoryEntry {
   name: string;
   state: string;
   reason?: string;
+  /** A ready model's store model (modeldock's worker). */
+  model_id?: string;
+  /** The dataset a ready model was loaded for, when the router said (shared workers). */
+  dataset?: string;
   /** A ready model's measured memory: what the worker grew by over its load. */
   memory_bytes?: number;
 }
@@ -168,13 +172,16 @@ export class WorkerClient {
   /**
    * Load `name` through the repository extension. Modeldock's worker is told which
    * store model to load under that name (`model_id`); a foreign server finds the model
-   * under `name` in its own repository and gets a plain request.
+   * under `name` in its own repository and gets a plain request. A shared worker is also
+   * told the job's `dataset`, which its index reports back (what adoption rebuilds a
+   * lost record from).
    */
   async load(
     endpoint: string,
     name: string,
     modelId: string | undefined,
     signal?: AbortSignal,
+    dataset?: string,
   ): Promise<LoadResult> {
     const result = await this.call<{
       load_ms?: number;
@@ -185,7 +192,9 @@ export class WorkerClient {
       endpoint,
       'POST',
       `/v2/repository/models/${encodeURIComponent(name)}/load`,
-      modelId === undefined ? {} : { parameters: { model_id: modelId } },
+      modelId === undefined
+        ? {}
+        : { parameters: { model_id: modelId, ...(dataset === undefined ? {} : { dataset }) } },
       signal,
     );
     const number = (value: unknown) => (typeof value === 'number' ? value : null);

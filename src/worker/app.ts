@@ -192,11 +192,16 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
 
   // `{"ready": true}` lists only the models ready for inference, as Triton does. A ready
   // model's entry also says what loading it measured (model-registry.ts), as memory_bytes.
+  // The dataset each loaded model was loaded for (the router says, for shared workers):
+  // with the model id it is what a router that lost its records rebuilds a job from.
+  const datasetOf = new Map<string, string>();
   const indexEntry = (e: RegistryEntry) => ({
     name: e.name,
     version: MODEL_VERSION,
     state: e.state,
     reason: e.reason,
+    ...(e.state === 'READY' ? { model_id: e.modelId } : {}),
+    ...(e.state === 'READY' && datasetOf.has(e.name) ? { dataset: datasetOf.get(e.name) } : {}),
     ...(e.memoryBytes === undefined ? {} : { memory_bytes: e.memoryBytes }),
   });
   app.post<{ Body: { ready?: unknown } | undefined }>('/v2/repository/index', async (request) => {
@@ -209,13 +214,16 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     return [...entries.map(indexEntry), ...available];
   });
 
-  app.post<NameParams & { Body: { parameters?: { model_id?: unknown } } | undefined }>(
+  app.post<NameParams & { Body: { parameters?: { model_id?: unknown; dataset?: unknown } } | undefined }>(
     '/v2/repository/models/:name/load',
     async (request) => {
       const name = validateId('name', request.params.name);
       const rawId = request.body?.parameters?.model_id;
       const modelId = validateId('model', rawId === undefined ? name : rawId);
+      const rawDataset = request.body?.parameters?.dataset;
+      const dataset = rawDataset === undefined ? undefined : validateId('dataset', rawDataset);
       const { model, alreadyLoaded } = await registry.load(name, modelId);
+      if (dataset !== undefined) datasetOf.set(name, dataset);
       const worker = await meter.read();
       return {
         name,
@@ -233,6 +241,7 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   app.post<NameParams>('/v2/repository/models/:name/unload', async (request) => {
     const name = validateId('name', request.params.name);
     const unloaded = await registry.unload(name);
+    datasetOf.delete(name);
     return { name, state: 'UNAVAILABLE', unloaded, worker_memory_bytes: (await meter.read()).bytes };
   });
 

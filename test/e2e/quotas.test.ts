@@ -61,6 +61,9 @@ describe('quotas', () => {
       creating: 0,
       create_queue: 64,
       queued: 0,
+      max_shared_jobs: 10_000,
+      shared_jobs: 0,
+      shared_workers: 0,
       // Request bodies held (MODELDOCK_REQUEST_MEMORY per budget): none now.
       request_memory: 64 * 1024 * 1024,
       inference_bytes_in_flight: 0,

@@ -7,7 +7,7 @@
  * finds its shared workers and their models. Real Docker engine, real SQLite, real workers.
  */
 import assert from 'node:assert/strict';
-import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -256,6 +256,11 @@ describe('shared placement on Docker', { timeout: 600_000 }, () => {
     assert.match(JSON.stringify(refused.body), /max_shared_jobs|MODELDOCK_MAX_SHARED_JOBS/);
     assert.equal((await t.store.listJobs()).length, jobsBefore, 'the refused job was not recorded');
     assert.equal((await t.store.listServers()).length, serversBefore, 'nor any server');
+    const limits = (await getJson(`${t.url}/v1/limits`)).body;
+    assert.equal(limits.max_shared_jobs, 5);
+    assert.equal(limits.shared_jobs, 5);
+    assert.equal(limits.shared_workers, 2);
+    assert.equal(limits.live_servers, 3, 'd1 and the two shared workers');
     // A dedicated job is bounded by MODELDOCK_MAX_SERVERS, not by the shared bound.
     const dedicated = await original(t, 'd2', 'DEPLOY_CREATE', { placement: 'dedicated' });
     assert.equal(dedicated.status, 200, JSON.stringify(dedicated.body));
@@ -334,6 +339,40 @@ describe('shared placement on Docker', { timeout: 600_000 }, () => {
     const loadsAfter = (await t.store.listOperations({ type: 'DEPLOY_LOAD', limit: 1000 })).length;
     assert.equal(loadsAfter, loadsBefore, 'no model was loaded again');
   });
+
+  it('the state database lost: a restarted router adopts the models on its shared workers, nothing loaded again', async () => {
+    const before = await running(t);
+    const servers = (await t.store.listServers({ kind: 'job', states: ['ready'] })).filter(
+      (s) => s.placement === 'shared',
+    );
+    assert.ok(servers.length >= 4);
+    await t.stop();
+    for (const file of await readdir(dataDir)) {
+      if (file.startsWith('modeldock.db')) await rm(path.join(dataDir, file));
+    }
+    t = await start();
+    assert.deepEqual(
+      [...(await running(t)).keys()].sort(),
+      [...before.keys()].sort(),
+      'no worker opened or closed',
+    );
+    for (const old of servers) {
+      const live = (await t.store.listServers({ jobId: old.jobId, kind: 'job' })).filter(
+        (s) => s.state !== 'terminated',
+      );
+      assert.equal(live.length, 1, `${old.jobId}: one record rebuilt, no duplicate`);
+      const server = live[0]!;
+      assert.equal(server.state, 'ready', old.jobId);
+      assert.equal(server.placement, 'shared');
+      assert.equal(server.workerName, old.workerName, `${old.jobId} stays on its worker`);
+      assert.equal(server.dataset, 'ds-550');
+      assert.match(server.reason ?? '', /adopted/);
+      assert.equal((await t.store.getJob(old.jobId))?.placement, 'shared');
+      assert.equal(await inferLabel(t, old.jobId), DIGIT.label, old.jobId);
+    }
+    const loads = await t.store.listOperations({ type: 'DEPLOY_LOAD', limit: 1000 });
+    assert.deepEqual(loads, [], 'no model was loaded again');
+  });
 });
 
 describe(
@@ -365,3 +404,33 @@ describe(
     });
   },
 );
+
+describe('a warm-pool worker becomes a shared worker', { timeout: 300_000 }, () => {
+  let t: TestRouter;
+  before(async () => {
+    t = await startTestRouter({ instance: uniqueInstance('sharedpool'), env: { MODELDOCK_WARM_POOL: '1' } });
+    await t.router.lifecycle.pool.whenFull();
+  });
+  after(async () => t?.cleanup());
+
+  it('the first shared job takes the started pool worker as its shared worker; a reconcile pass keeps it', async () => {
+    const pooled = [...(await running(t)).keys()];
+    assert.equal(pooled.length, 1, 'one pool worker');
+    const ids = new Map(
+      (await instanceContainers(t.docker, t.instance)).map((c) => [c.Names[0]!.slice(1), c.Id]),
+    );
+    const created = await postJson(`${t.url}/v1/jobs`, {
+      job_id: 'w1',
+      model: 'm-131',
+      dataset: 'ds-550',
+      placement: 'shared',
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const server = created.body.server;
+    assert.match(server.container_name, /-shared-\d{4,}$/);
+    assert.equal(server.container_id, ids.get(pooled[0]!), 'the pool’s started worker, renamed');
+    await t.router.reconciler.reconcileAll('test');
+    assert.equal(await inferLabel(t, 'w1'), DIGIT.label);
+    assert.ok((await running(t)).has(server.container_name), 'the reconciler left it alone');
+  });
+});

@@ -78,11 +78,35 @@ describe('worker: m-131 over the Open Inference Protocol', () => {
     assert.match(server.version, /^\d+\.\d+\.\d+/);
     assert.ok(server.extensions.includes('model_repository'));
     const ready = (await post('/v2/repository/index', { ready: true })).json();
-    // Triton's fields, and what the load measured (docs/worker.md#memory-per-model).
+    // Triton's fields, the store model it serves, and what the load measured (docs/worker.md#memory-per-model).
     assert.equal(typeof ready[0]?.memory_bytes, 'number');
     assert.deepEqual(ready, [
-      { name: 'a1', version: '1', state: 'READY', reason: '', memory_bytes: ready[0].memory_bytes },
+      {
+        name: 'a1',
+        version: '1',
+        state: 'READY',
+        reason: '',
+        model_id: 'm-131',
+        memory_bytes: ready[0].memory_bytes,
+      },
     ]);
+  });
+
+  it('keeps the dataset a model was loaded for and reports it in the index until it is unloaded', async () => {
+    const bad = await post('/v2/repository/models/a2/load', {
+      parameters: { model_id: 'm-131', dataset: '../etc' },
+    });
+    assert.equal(bad.statusCode, 400, bad.body);
+    const loaded = await post('/v2/repository/models/a2/load', {
+      parameters: { model_id: 'm-131', dataset: 'ds-550' },
+    });
+    assert.equal(loaded.statusCode, 200, loaded.body);
+    const entry = () =>
+      post('/v2/repository/index', { ready: true }).then((r) => r.json().find((e: any) => e.name === 'a2'));
+    assert.equal((await entry())?.dataset, 'ds-550');
+    assert.equal((await entry())?.model_id, 'm-131');
+    assert.equal((await post('/v2/repository/models/a2/unload', {})).statusCode, 200);
+    assert.equal(await entry(), undefined);
   });
 
   it('reads inputs and outputs from the graph', async () => {

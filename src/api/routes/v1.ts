@@ -242,10 +242,11 @@ export function v1Routes({
         schema: {
           tags,
           summary:
-            'Bounds against exhaustion: live servers against MODELDOCK_MAX_SERVERS, creations running and queued, request bytes held against MODELDOCK_REQUEST_MEMORY',
+            'Bounds against exhaustion: live servers against MODELDOCK_MAX_SERVERS, jobs on shared workers against MODELDOCK_MAX_SHARED_JOBS, creations running and queued, request bytes held against MODELDOCK_REQUEST_MEMORY',
         },
       },
-      async () => presentLimits(await lifecycle.creations.status(), requestBudgets),
+      async () =>
+        presentLimits(await lifecycle.creations.status(), requestBudgets, await lifecycle.fleet.status()),
     );
 
     app.post(

@@ -13,6 +13,8 @@
  */
 import { errorMessage } from '../../errors.js';
 import { LABELS, type WorkerInfo } from '../../runtime/runtime.js';
+import type { RepositoryEntry } from '../../runtime/worker-client.js';
+import { formatServerId } from '../../store/server-id.js';
 import type { ServerRecord } from '../../store/records.js';
 import { liveServers } from '../job-requests.js';
 import type { LifecycleContext } from '../lifecycle-context.js';
@@ -109,6 +111,87 @@ export async function adoptOrRemove(
   );
   deps.logger.info({ worker: worker.name, serverId, jobId, model }, 'adopted orphan worker');
   return { adopted: outcome.server! };
+}
+
+/**
+ * A model loaded on one of this router's shared workers that no live record names (the
+ * database was lost or restored from an older backup): adopted as a ready shared server
+ * of its job when the worker says which store model and dataset it was loaded for and
+ * the job has no live server elsewhere; otherwise unloaded from the worker (a TEMP's
+ * model, a copy the job no longer uses), with a RECONCILE record saying why. The caller
+ * holds the job's lock (the model's name) and has checked that no live record names it
+ * on this worker.
+ */
+export async function adoptSharedModel(
+  ctx: LifecycleContext,
+  worker: WorkerInfo,
+  entry: RepositoryEntry,
+): Promise<'adopted' | 'removed'> {
+  const { deps } = ctx;
+  const endpoint = worker.endpoint!;
+  const jobId = entry.name;
+  const model = entry.model_id;
+  const dataset = entry.dataset;
+  const elsewhere = (await liveServers(deps, jobId)).filter((s) => s.state !== 'failed');
+  const why =
+    !model || !dataset
+      ? 'the worker does not say which model and dataset it was loaded for (a TEMP, or loaded by hand)'
+      : elsewhere.length > 0
+        ? `job ${jobId} is served by ${elsewhere.map((s) => s.serverId).join(', ')}: this copy is not used`
+        : !(await deps.catalog.requireModel(model).then(
+              () => true,
+              () => false,
+            ))
+          ? `its model "${model}" is not in the model store`
+          : undefined;
+  if (why !== undefined || !model || !dataset) {
+    await runOperation(
+      ctx,
+      'RECONCILE',
+      { jobId, model: model ?? '', dataset: dataset ?? '' },
+      undefined,
+      'orphan_removed',
+      async (rec) => {
+        rec.warn(`unloaded model ${jobId} from shared worker ${worker.name}: ${why}`);
+        await rec.step('unload', () => deps.workers.unload(endpoint, jobId));
+        return { server: null };
+      },
+    );
+    deps.logger.info(
+      { worker: worker.name, model: jobId, why },
+      'unloaded an unrecorded model from a shared worker',
+    );
+    return 'removed';
+  }
+  await runOperation(ctx, 'RECONCILE', { jobId, model, dataset }, undefined, 'adopted', async (rec) => {
+    const job = await deps.store.ensureJob({ jobId, model, dataset, placement: 'shared' });
+    if (job.placement !== 'shared') await deps.store.updateJob(jobId, { placement: 'shared' });
+    const number = await deps.store.allocateServerNumber();
+    const now = new Date().toISOString();
+    const server = await ctx.servers.adopt(rec, {
+      serverId: formatServerId(number),
+      number,
+      jobId,
+      model,
+      dataset,
+      kind: 'job',
+      placement: 'shared',
+      state: 'ready',
+      reason: `adopted: model loaded on shared worker ${worker.name} without a record`,
+      runtime: deps.runtime.kind,
+      workerName: worker.name,
+      workerId: worker.id,
+      endpoint,
+      restarts: 0,
+      loadedAt: now,
+      lastUsedAt: null,
+      terminatedAt: null,
+    });
+    rec.warn(`adopted model ${jobId} on shared worker ${worker.name} as ${server.serverId} (model ${model})`);
+    return { server };
+  });
+  deps.logger.info({ worker: worker.name, jobId, model }, 'adopted a model on a shared worker');
+  return 'adopted';
 }
 
 /**
