@@ -61,6 +61,8 @@ export interface Config {
   workerImage: string;
   /** The tag `modeldock images` builds the router image under. */
   routerImage: string;
+  /** The image the built-in `mlserver` serving runtime runs on Docker (`modeldock images mlserver`). */
+  mlserverImage: string;
   /** Docker network for workers; empty: the router's own network when it runs in a container. */
   network: string;
   workerMemoryBytes: number;
@@ -124,6 +126,8 @@ export interface SharedConfig {
   maxJobs: number;
   /** How long a shared worker stays without jobs before it is closed (MODELDOCK_SHARED_IDLE_MS). */
   idleMs: number;
+  /** A model loaded less than this ago is evicted only when nothing else can go (MODELDOCK_MIN_RESIDENCY_MS). */
+  minResidencyMs: number;
 }
 
 /**
@@ -239,6 +243,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     instance,
     workerImage: read('MODELDOCK_WORKER_IMAGE') ?? 'modeldock/worker:latest',
     routerImage: read('MODELDOCK_ROUTER_IMAGE') ?? 'modeldock/router:latest',
+    mlserverImage: read('MODELDOCK_MLSERVER_IMAGE') ?? 'modeldock/mlserver:latest',
     network: read('MODELDOCK_NETWORK') ?? '',
     workerMemoryBytes: bytes('MODELDOCK_WORKER_MEMORY', 2 * 1024 ** 3),
     workerCpus: num('MODELDOCK_WORKER_CPUS', 1),
@@ -271,6 +276,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       jobsPerWorker: int('MODELDOCK_SHARED_JOBS_PER_WORKER', 100, 1),
       maxJobs: int('MODELDOCK_MAX_SHARED_JOBS', 10_000, 1),
       idleMs: int('MODELDOCK_SHARED_IDLE_MS', 60_000, 0),
+      minResidencyMs: int('MODELDOCK_MIN_RESIDENCY_MS', 30_000, 0),
     },
   };
 }

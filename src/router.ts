@@ -73,8 +73,12 @@ export class Router {
     const catalog = new Catalog(
       config.modelsDir,
       config.datasetsDir,
-      // Foreign servers run as local processes so far; Docker and Kubernetes run modeldock's worker.
-      ServingRuntimes.load(config.runtimesDir, runtime.kind, { foreignServers: runtime.kind === 'process' }),
+      // Foreign servers run as local processes and in Docker containers; Kubernetes runs
+      // modeldock's worker only so far.
+      ServingRuntimes.load(config.runtimesDir, runtime.kind, {
+        foreignServers: runtime.kind !== 'kubernetes',
+        images: { mlserver: config.mlserverImage },
+      }),
     );
     const lifecycle = new Lifecycle({
       store,
@@ -103,6 +107,7 @@ export class Router {
           jobsPerWorker: config.shared.jobsPerWorker,
           maxJobs: config.shared.maxJobs,
           idleMs: config.shared.idleMs,
+          minResidencyMs: config.shared.minResidencyMs,
         },
         creationLimits: {
           maxServers: config.maxServers,

@@ -27,7 +27,8 @@ import type { Lifecycle, RouteEntry } from '../lifecycle/lifecycle.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ByteBudget } from '../request-budget.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../runtime/worker-client.js';
-import { answerError, answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
+import { endToEndHeaders } from '../end-to-end-headers.js';
+import { answerError, answerWorkerFailure } from './worker-proxy.js';
 
 /** Bodies up to this size are buffered and sent in one write; larger ones are streamed by the Fastify route. */
 export const SMALL_BODY_BYTES = 64 * 1024;

@@ -20,7 +20,8 @@ import type { Metrics } from '../observability/metrics.js';
 import { WORKER_ANSWER_TIMEOUT_MS, type WorkerClient } from '../runtime/worker-client.js';
 import { bodyTooLarge } from './body-limit.js';
 import { toProtocolErrorResponse } from './error-mapping.js';
-import { answerError, answerWorkerFailure, endToEndHeaders } from './worker-proxy.js';
+import { endToEndHeaders } from '../end-to-end-headers.js';
+import { answerError, answerWorkerFailure } from './worker-proxy.js';
 
 export interface JsonTensorProxyDeps {
   lifecycle: Pick<Lifecycle, 'workerDidNotAnswer' | 'healLostModel'>;

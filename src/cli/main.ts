@@ -100,8 +100,9 @@ function cli(argv: string[]) {
       )
       .command(
         'images [kinds..]',
-        'build the worker and router images on this machine',
-        (y) => y.positional('kinds', { type: 'string', array: true, choices: ['worker', 'router'] }),
+        'build the worker, router and mlserver images on this machine',
+        (y) =>
+          y.positional('kinds', { type: 'string', array: true, choices: ['worker', 'router', 'mlserver'] }),
         async (a) => (await import('./commands/serve.js')).images((a.kinds as string[] | undefined) ?? []),
       )
       .command(

@@ -52,8 +52,14 @@ const ServingRuntimeSchema = Type.Object(
     formats: Type.Array(FormatSchema, { minItems: 1 }),
     /** How the process runtime starts it; absent: it does not run as a local process. */
     process: Type.Optional(CommandSchema),
-    /** The image Docker and Kubernetes run; absent: it does not run in a container. */
+    /**
+     * The image Docker runs; absent: it does not run in a container. It must hold
+     * modeldock's guard (docs/runtimes.md); the server is started in it by `container`,
+     * else by `process`.
+     */
     image: Type.Optional(Type.String({ minLength: 1 })),
+    /** The command that starts the server in its image, when it differs from `process`. */
+    container: Type.Optional(CommandSchema),
     /** Ports the server listens on inside its container (the process runtime picks free ones). */
     ports: Type.Object(
       { http: Type.Integer({ minimum: 1, maximum: 65535 }), grpc: Type.Optional(Type.Integer()) },
@@ -118,8 +124,17 @@ function entry(raw: unknown, source: string, modeldockWorker = false): ServingRu
   return { ...value, source, modeldockWorker };
 }
 
-/** The built-in entries. Triton and MLServer run from the PATH on the process runtime. */
-export function builtInServingRuntimes(): ServingRuntime[] {
+/** The images of the built-in entries that have one (`modeldock images` builds them). */
+export interface BuiltInImages {
+  /** MLServer with its scikit-learn runtime and modeldock's guard (MODELDOCK_MLSERVER_IMAGE). */
+  mlserver?: string;
+}
+
+/**
+ * The built-in entries. Triton and MLServer run from the PATH on the process runtime;
+ * MLServer runs on Docker from the image `modeldock images mlserver` builds.
+ */
+export function builtInServingRuntimes(images: BuiltInImages = {}): ServingRuntime[] {
   return [
     entry(
       {
@@ -179,6 +194,7 @@ export function builtInServingRuntimes(): ServingRuntime[] {
             MLSERVER_PARALLEL_WORKERS: '0',
           },
         },
+        ...(images.mlserver ? { image: images.mlserver } : {}),
         ports: { http: 8080, grpc: 8081 },
         multiModel: true,
         // Unloaded models' memory stays with the Python process (SeldonIO/MLServer#986).
@@ -240,10 +256,12 @@ export interface ServingRuntimesOptions {
   /** Whether a command can be run here; default: an executable file on the PATH. */
   canRun?: (command: string) => boolean;
   /**
-   * Whether the lifecycle starts servers other than modeldock's worker on this runtime;
-   * false until it does (docs/runtimes.md says where), so they serve nothing.
+   * Whether the lifecycle starts servers other than modeldock's worker on this runtime
+   * (the process runtime and Docker; docs/runtimes.md); false: they serve nothing.
    */
   foreignServers?: boolean;
+  /** The built-in entries' images. */
+  images?: BuiltInImages;
 }
 
 export class ServingRuntimes {
@@ -266,18 +284,20 @@ export class ServingRuntimes {
 
   /** The built-in entries with the operator's files of `dir` over them. */
   static load(dir: string, kind: RuntimeKind, options?: ServingRuntimesOptions): ServingRuntimes {
-    return new ServingRuntimes([...builtInServingRuntimes(), ...readServingRuntimeFiles(dir)], kind, options);
+    return new ServingRuntimes(
+      [...builtInServingRuntimes(options?.images), ...readServingRuntimeFiles(dir)],
+      kind,
+      options,
+    );
   }
 
   /** Whether this router can start the entry's server on its runtime. */
   startable(e: ServingRuntime): boolean {
     if (e.modeldockWorker) return true;
-    return (
-      this.foreignServers &&
-      this.kind === 'process' &&
-      e.process !== undefined &&
-      this.canRun(e.process.command)
-    );
+    if (!this.foreignServers) return false;
+    if (this.kind === 'process') return e.process !== undefined && this.canRun(e.process.command);
+    // In a container: the entry's image, with a command to start the server in it.
+    return this.kind === 'docker' && e.image !== undefined && (e.container ?? e.process) !== undefined;
   }
 
   /** Formats served here, sorted. */
@@ -334,7 +354,8 @@ export class ServingRuntimes {
 
   private why(e: ServingRuntime): string {
     if (!this.foreignServers) return 'this router starts no foreign servers on it yet';
-    if (this.kind !== 'process') return `foreign servers run only on the process runtime so far`;
+    if (this.kind === 'kubernetes') return 'foreign servers run on the process and Docker runtimes so far';
+    if (this.kind === 'docker') return e.image ? 'the entry has no command' : 'the entry has no image';
     if (!e.process) return 'the entry has no process command';
     return `command ${e.process.command} not found`;
   }

@@ -5,7 +5,7 @@
  * setting that makes its memory measurable per model; and, for a model a foreign serving
  * runtime serves, the command that starts that server instead.
  */
-import type { WorkerLimits, WorkerSpec } from '../runtime/runtime.js';
+import type { ServerImage, WorkerLimits, WorkerSpec } from '../runtime/runtime.js';
 import { WORKER_ALLOCATOR_ENV, WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../worker-limits.js';
 import { WORKER_SECRET_ENV, generateWorkerSecret } from '../worker-secret.js';
 import type { ServingRuntime } from './serving-runtimes.js';
@@ -16,6 +16,7 @@ export function workerSpec(
   limits: WorkerLimits,
   serving?: ServingRuntime,
 ): WorkerSpec {
+  const image = serving && !serving.modeldockWorker ? serverImage(serving) : undefined;
   return {
     name,
     labels,
@@ -25,7 +26,16 @@ export function workerSpec(
       [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(limits.memoryBytes)),
       ...(serving && !serving.modeldockWorker ? {} : WORKER_ALLOCATOR_ENV),
     },
-    // A foreign server is started by its catalog entry's command instead of modeldock's worker.
+    // A foreign server is started by its catalog entry's command (process runtime) or
+    // image (containers) instead of modeldock's worker.
     ...(serving && !serving.modeldockWorker && serving.process ? { server: serving.process } : {}),
+    ...(image ? { serverImage: image } : {}),
   };
+}
+
+/** How a container runtime runs the entry: its image, with its `container` command or else its `process` one. */
+function serverImage(serving: ServingRuntime): ServerImage | undefined {
+  const command = serving.container ?? serving.process;
+  if (!serving.image || !command) return undefined;
+  return { image: serving.image, command, ports: serving.ports };
 }

@@ -39,6 +39,19 @@ export interface ServerCommand {
   env: Record<string, string>;
 }
 
+/**
+ * A server other than modeldock's worker, as Docker and Kubernetes run it: its image,
+ * which must hold modeldock's guard (`node /app/guard.mjs`, src/worker/guard-main.ts;
+ * images built FROM modeldock's worker image do), the command that starts the server in
+ * it (placeholders as in ServerCommand) and the ports it listens on there. The runtime
+ * runs the guard on the worker's port in front of it (docs/runtimes.md).
+ */
+export interface ServerImage {
+  image: string;
+  command: ServerCommand;
+  ports: { http: number; grpc?: number };
+}
+
 export interface WorkerSpec {
   /** Deterministic name derived from the server number, e.g. `modeldock-inf-0001`. */
   name: string;
@@ -46,8 +59,10 @@ export interface WorkerSpec {
   labels: Record<string, string>;
   limits: WorkerLimits;
   env?: Record<string, string>;
-  /** Run this server instead of modeldock's worker (process runtime only; others refuse it). */
+  /** Run this server instead of modeldock's worker on the process runtime. */
   server?: ServerCommand;
+  /** Run this server instead of modeldock's worker in a container (Docker). */
+  serverImage?: ServerImage;
 }
 
 export type WorkerStatus = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';

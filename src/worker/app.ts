@@ -17,10 +17,10 @@ import { ByteBudget, installRequestBudget } from '../request-budget.js';
 import { validateId } from '../ids.js';
 import { VERSION as SERVER_VERSION } from '../version.js';
 import { DEFAULT_WORKER_BODY_LIMIT } from '../worker-limits.js';
-import { WORKER_SECRET_HEADER, secretMatches } from '../worker-secret.js';
 import { Batcher, CancelledError } from './batcher.js';
 import { runBatch, type Outcome } from './batched-run.js';
 import { DatasetStore } from './dataset-store.js';
+import { requireWorkerSecret } from './secret-check.js';
 import {
   MODEL_VERSION,
   answer,
@@ -59,9 +59,6 @@ export interface WorkerAppOptions {
   /** How the worker measures its memory (memory-meter.ts); default: its rss. */
   memoryMeter?: MemoryMeter;
 }
-
-/** Health checks answer anyone: engines and probes hold no secret. */
-const OPEN_PATHS = new Set(['/v2/health/live', '/v2/health/ready']);
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   invalid_input: 400,
@@ -140,17 +137,7 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     );
   }
 
-  const secret = options.secret;
-  if (secret) {
-    // Before the body is read: a caller without the secret costs no parsing.
-    app.addHook('onRequest', async (request, reply) => {
-      if (OPEN_PATHS.has(request.url.split('?')[0]!)) return;
-      if (secretMatches(secret, request.headers[WORKER_SECRET_HEADER])) return;
-      return reply.code(401).send({
-        error: `this worker answers only its router: missing or wrong ${WORKER_SECRET_HEADER} header`,
-      });
-    });
-  }
+  if (options.secret) requireWorkerSecret(app, options.secret);
 
   // The body limit bounds the bodies in flight together, not each alone: concurrent
   // requests at the limit would otherwise multiply the worst-case cost (worker-limits.ts).

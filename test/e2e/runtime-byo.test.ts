@@ -15,7 +15,12 @@ import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { venvPython } from '../helpers/python.js';
 import { getJson, postJson, type TestRouter } from '../helpers/router.js';
-import { assertRoutedAsDirect, startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
+import {
+  assertRoutedAsDirect,
+  startScratchRouter,
+  workerSecretHeader,
+  type ScratchRouter,
+} from '../helpers/scratch-router.js';
 
 const SERVER = path.join(REPO_ROOT, 'test/fixtures/oip-server/nearest_mean_server.py');
 
@@ -100,10 +105,33 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
 
   it('routes inference to it: the router answers as the server does when called directly', async () => {
     const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    for (const i of [0, 1, 2]) await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', i);
+    for (const i of [0, 1, 2]) await assertRoutedAsDirect(t, worker.endpoint!, 'a1', i);
     const metadata = await getJson(`${t.url}/v2/models/a1`);
     assert.equal(metadata.status, 200);
     assert.equal(metadata.body.inputs[0].name, 'pixels');
+  });
+
+  it('the guard in front of it obeys only the router: a caller without the worker secret is refused', async () => {
+    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+    const body = {
+      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: DIGITS[0]!.inputs.pixels }],
+    };
+    const anonymous = await postJson(`${worker.endpoint}/v2/models/a1/infer`, body);
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.body.error, /x-modeldock-worker-secret/);
+    const wrong = await postJson(
+      `${worker.endpoint}/v2/repository/models/a1/unload`,
+      {},
+      {
+        'x-modeldock-worker-secret': 'not-the-secret',
+      },
+    );
+    assert.equal(wrong.status, 401);
+    // Health checks answer anyone, as modeldock's worker's do (probes hold no secret).
+    assert.equal((await getJson(`${worker.endpoint}/v2/health/ready`)).status, 200);
+    // The refusals changed nothing: the model still answers through the router.
+    const routed = await postJson(`${t.url}/v2/models/a1/infer`, body);
+    assert.equal(routed.status, 200);
   });
 
   it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive it through the repository extension', async () => {
@@ -114,7 +142,11 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
       states.push(`${response.body.operation_type}:${response.body.state}`);
       if (response.body.operation_type === 'DEPLOY_UNLOAD') {
         const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-        const index = await postJson(`${worker.endpoint}/v2/repository/index`, {});
+        const index = await postJson(
+          `${worker.endpoint}/v2/repository/index`,
+          {},
+          workerSecretHeader(t.runtime, worker.endpoint!),
+        );
         assert.deepEqual(index.body, [{ name: 'a1', state: 'UNAVAILABLE' }], 'unloaded on the server');
       }
     }
@@ -164,6 +196,8 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
       assert.equal(created.status, 200, JSON.stringify(created.body).slice(0, 600));
     }
     const before = { frees: await workerOf('frees'), keeps: await workerOf('keeps') };
+    // The leaky model's server with it loaded (the server and its guard).
+    const loaded = (await t.runtime.stats(before.keeps.name))!.memoryBytes;
     for (const job of ['frees', 'keeps']) {
       const unloaded = await operation(job, job === 'frees' ? 'm-byo' : 'm-leaky', 'DEPLOY_UNLOAD');
       assert.equal(unloaded.status, 200, JSON.stringify(unloaded.body).slice(0, 600));
@@ -184,10 +218,15 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
     const after = await workerOf('keeps');
     assert.notEqual(after.id, before.keeps.id, 'a new server process');
     const memory = (await t.runtime.stats(after.name))!.memoryBytes;
-    assert.ok(memory < 100 * 2 ** 20, `the restarted server holds ${Math.round(memory / 2 ** 20)} MiB`);
+    const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+    // The 160 MiB the model kept are gone with the old process.
+    assert.ok(
+      memory < loaded - 100 * 2 ** 20,
+      `the restarted server holds ${mib(memory)} MiB, ${mib(loaded)} MiB with the model loaded`,
+    );
     // Both serve again on demand.
     for (const job of ['frees', 'keeps'])
-      await assertRoutedAsDirect(t.url, (await workerOf(job)).endpoint!, job, 0);
+      await assertRoutedAsDirect(t, (await workerOf(job)).endpoint!, job, 0);
     for (const job of ['frees', 'keeps']) {
       const ended = await operation(job, job === 'frees' ? 'm-byo' : 'm-leaky', 'TERMINATE');
       assert.equal(ended.status, 200, JSON.stringify(ended.body).slice(0, 600));

@@ -1,38 +1,27 @@
 /**
  * Seldon MLServer as a worker on the process runtime: the built-in `mlserver` entry,
- * found on the PATH (the tests' venv, scripts/python-venv.sh), serves m-132, the example
- * store's scikit-learn model. The original five requests (model id changed) work on it,
- * TEMP through its infer calls reports m-132's measured accuracy, and inference through
- * the router answers as MLServer does when called directly. MLServer refuses the binary
- * tensor extension; NVIDIA's tritonclient with its defaults (binary) works through the
- * router all the same, over HTTP and gRPC, because the router translates for it. A killed
- * MLServer is restarted, a restarted router adopts it, and DEPLOY_UNLOAD gives its memory
- * back (a restart without the model: MLServer keeps an unloaded model's memory).
+ * found on the PATH (the tests' venv, scripts/python-venv.sh), behind modeldock's guard
+ * (the scenario: runtime-mlserver.scenario.ts). A killed MLServer is restarted, a
+ * restarted router adopts it, and DEPLOY_UNLOAD gives its memory back (a restart without
+ * the model: MLServer keeps an unloaded model's memory), against an MLServer started by hand.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
-import { promisify } from 'node:util';
+import path from 'node:path';
+import { it } from 'node:test';
+import type { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
+import { processUsage } from '../../src/runtime/process/proc.js';
 import { LABELS } from '../../src/runtime/runtime.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
-import type { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
 import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
-import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
+import { MODELS_DIR } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
 import { venvBin, venvPython } from '../helpers/python.js';
-import { getJson, postJson, waitForServer, type TestRouter } from '../helpers/router.js';
-import {
-  assertDeployedOn,
-  assertLoadUnloadTerminate,
-  assertRoutedAsDirect,
-  startScratchRouter,
-  type ScratchRouter,
-} from '../helpers/scratch-router.js';
-
-const run = promisify(execFile);
+import { getJson, postJson, waitForServer } from '../helpers/router.js';
+import { assertRoutedAsDirect, startScratchRouter, type ScratchRouter } from '../helpers/scratch-router.js';
+import { runMlserverScenario } from './runtime-mlserver.scenario.js';
 
 /**
  * The resident memory of an MLServer started by hand as the built-in entry starts it,
@@ -70,18 +59,14 @@ async function idleMlserverMemory(): Promise<number> {
   }
 }
 const requests = ORIGIN_REQUESTS.map((body) => body.replace('"m-131"', '"m-132"'));
+const originalPath = process.env.PATH;
+let scratch: ScratchRouter | undefined;
 
-describe('MLServer as a worker (process runtime)', { timeout: 300_000 }, () => {
-  const originalPath = process.env.PATH;
-  let scratch: ScratchRouter;
-  let t: TestRouter;
-  let grpcPort: number;
-
-  before(async () => {
+runMlserverScenario('process runtime', {
+  start: async (grpcPort) => {
     venvPython('mlserver_sklearn');
     // The built-in entry runs `mlserver` from the PATH, as an operator's machine would.
     process.env.PATH = `${path.dirname(venvBin('mlserver'))}${path.delimiter}${originalPath}`;
-    grpcPort = await freePort();
     scratch = await startScratchRouter(
       'mls',
       async ({ modelsDir }) => {
@@ -89,160 +74,86 @@ describe('MLServer as a worker (process runtime)', { timeout: 300_000 }, () => {
       },
       { MODELDOCK_GRPC_PORT: String(grpcPort) },
     );
-    t = scratch.t;
-  });
-  after(async () => {
+    return scratch.t;
+  },
+  stop: async () => {
     await scratch?.cleanup();
     process.env.PATH = originalPath;
-  });
+  },
+  whileLoaded: (context) => {
+    it('a killed MLServer is restarted with its model; a restarted router adopts the running one and still translates binary tensors', async () => {
+      let t = context.router();
+      const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      const serverId = before.labels[LABELS.server]!;
+      const restarted = waitForServer(
+        t.router,
+        serverId,
+        (server) => server.state === 'ready' && server.workerId !== null && server.workerId !== before.id,
+        90_000,
+      );
+      await (t.runtime as ProcessRuntime).kill(before.name);
+      await restarted;
+      const again = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      assert.notEqual(again.id, before.id, 'a new MLServer process');
+      await assertRoutedAsDirect(t, again.endpoint!, 'a1', 6);
 
-  it('DEPLOY_CREATE starts MLServer and loads m-132 under the job name; inference is routed to it', async () => {
-    await assertDeployedOn(t, requests[0]!, 'mlserver');
-  });
-
-  it('tritonclient with its defaults (binary tensors) infers through the router over HTTP and gRPC as MLServer answers JSON', async () => {
-    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    const count = 24;
-    const digits = DIGITS.slice(0, count);
-    // MLServer itself refuses a binary body: what the router translates for.
-    const header = Buffer.from(
-      JSON.stringify({
-        inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 64], parameters: { binary_data_size: 256 } }],
-      }),
-    );
-    const refused = await fetch(`${worker.endpoint}/v2/models/a1/infer`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/octet-stream',
-        'inference-header-content-length': String(header.length),
-      },
-      body: Buffer.concat([header, Buffer.from(new Float32Array(digits[0]!.inputs.pixels).buffer)]),
-    });
-    // (422 or 500, depending on whether the bytes happen to be read as text)
-    assert.ok(
-      refused.status >= 400,
-      `MLServer does not take the binary tensor extension (${refused.status})`,
-    );
-    // The server's own answer, called directly with JSON tensors.
-    const direct = await postJson(`${worker.endpoint}/v2/models/a1/infer`, {
-      inputs: [
-        {
-          name: 'pixels',
-          datatype: 'FP32',
-          shape: [count, 64],
-          data: digits.flatMap((d) => d.inputs.pixels),
+      t = await scratch!.restart();
+      context.replaceRouter(t);
+      const adopted = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      assert.equal(adopted.id, again.id, 'the same MLServer process, not a new one');
+      const job = await getJson(`${t.url}/v1/jobs/a1`);
+      assert.equal(job.body.state, 'ready', JSON.stringify(job.body));
+      // The new router's route knows MLServer takes no binary tensors: a binary request still works.
+      const digit = DIGITS[7]!;
+      const header = Buffer.from(
+        JSON.stringify({
+          inputs: [
+            { name: 'pixels', datatype: 'FP32', shape: [1, 64], parameters: { binary_data_size: 256 } },
+          ],
+          outputs: [{ name: 'predict', parameters: { binary_data: true } }],
+        }),
+      );
+      const answer = await fetch(`${t.url}/v2/models/a1/infer`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'inference-header-content-length': String(header.length),
         },
-      ],
+        body: Buffer.concat([header, Buffer.from(new Float32Array(digit.inputs.pixels).buffer)]),
+      });
+      assert.equal(answer.status, 200, await answer.clone().text());
+      const bytes = Buffer.from(await answer.arrayBuffer());
+      const headerLength = Number(answer.headers.get('inference-header-content-length'));
+      const outputs = JSON.parse(bytes.subarray(0, headerLength).toString()).outputs;
+      assert.equal(outputs[0].parameters.binary_data_size, 8);
+      assert.equal(bytes.readBigInt64LE(headerLength), BigInt(digit.label));
+      assert.equal((await t.runtime.list()).length, 1, 'adoption started no second server');
     });
-    assert.equal(direct.status, 200, JSON.stringify(direct.body));
-    const expected = (direct.body.outputs[0].data as unknown[]).flat(Infinity);
-    assert.equal(expected.length, count);
-    const { stdout } = await run(
-      venvPython('tritonclient'),
-      [
-        path.join(REPO_ROOT, 'test/python/tritonclient_predict.py'),
-        new URL(t.url).host,
-        `127.0.0.1:${grpcPort}`,
-        'a1',
-        path.join(DATASETS_DIR, 'ds-550/records.jsonl'),
-        String(count),
-        'predict',
-      ],
-      { timeout: 120_000 },
-    );
-    const cases = JSON.parse(stdout) as Record<string, number[]>;
-    assert.deepEqual(Object.keys(cases).sort(), [
-      'grpc',
-      'http_binary_output',
-      'http_default',
-      'http_gzip',
-      'http_json',
-      'http_json_in_binary_out',
-    ]);
-    for (const [name, predictions] of Object.entries(cases)) assert.deepEqual(predictions, expected, name);
-    // m-132 is right on most of them (528 of ds-550's 550).
-    const right = expected.filter((label, i) => label === digits[i]!.label).length;
-    assert.ok(right >= count - 3, `${right} of ${count} right`);
-  });
 
-  it('a killed MLServer is restarted with its model; a restarted router adopts the running one and still translates binary tensors', async () => {
-    const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    const serverId = before.labels[LABELS.server]!;
-    const restarted = waitForServer(
-      t.router,
-      serverId,
-      (server) => server.state === 'ready' && server.workerId !== null && server.workerId !== before.id,
-      90_000,
-    );
-    await (t.runtime as ProcessRuntime).kill(before.name);
-    await restarted;
-    const again = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    assert.notEqual(again.id, before.id, 'a new MLServer process');
-    await assertRoutedAsDirect(t.url, again.endpoint!, 'a1', 6);
-
-    t = await scratch.restart();
-    const adopted = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    assert.equal(adopted.id, again.id, 'the same MLServer process, not a new one');
-    const job = await getJson(`${t.url}/v1/jobs/a1`);
-    assert.equal(job.body.state, 'ready', JSON.stringify(job.body));
-    // The new router's route knows MLServer takes no binary tensors: a binary request still works.
-    const digit = DIGITS[7]!;
-    const header = Buffer.from(
-      JSON.stringify({
-        inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 64], parameters: { binary_data_size: 256 } }],
-        outputs: [{ name: 'predict', parameters: { binary_data: true } }],
-      }),
-    );
-    const answer = await fetch(`${t.url}/v2/models/a1/infer`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/octet-stream',
-        'inference-header-content-length': String(header.length),
-      },
-      body: Buffer.concat([header, Buffer.from(new Float32Array(digit.inputs.pixels).buffer)]),
+    it('DEPLOY_UNLOAD gives MLServer’s memory back: restarted without the model, near an idle server’s', async () => {
+      const t = context.router();
+      const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      const loaded = (await t.runtime.stats(before.name))!.memoryBytes;
+      const response = await postJson(`${t.url}/inference_router/`, requests[2]!);
+      assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
+      assert.equal(response.body.state, 'unloaded');
+      const after = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
+      assert.notEqual(after.id, before.id, 'a new MLServer process');
+      const unloaded = (await t.runtime.stats(after.name))!.memoryBytes;
+      // An idle MLServer started by hand, and the guard in front of the worker's (its own
+      // process: the worker's memory is the guard's and the server's together).
+      const guard = await processUsage(Number(/^pid:(\d+):/.exec(after.id)![1]));
+      const idle = (await idleMlserverMemory()) + guard!.rssBytes;
+      const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+      const figures = `loaded ${mib(loaded)}, after the unload ${mib(unloaded)}, an idle MLServer and its guard ${mib(idle)}`;
+      assert.ok(loaded - idle > 32 * 2 ** 20, `loading m-132 takes memory (${figures})`);
+      assert.ok(unloaded < idle + (loaded - idle) / 4, `memory is back near the idle server's (${figures})`);
+      // The operation says what happened: a restart, not a repository unload.
+      const ops = await getJson(`${t.url}/v1/operations?job_id=a1&type=DEPLOY_UNLOAD&limit=1`);
+      const steps = ops.body.operations[0].steps.map((step: { name: string }) => step.name);
+      assert.deepEqual(steps, ['drain', 'stop', 'start', 'wait_ready']);
+      // Inference loads the model again on demand and answers.
+      await assertRoutedAsDirect(t, after.endpoint!, 'a1', 3);
     });
-    assert.equal(answer.status, 200, await answer.clone().text());
-    const bytes = Buffer.from(await answer.arrayBuffer());
-    const headerLength = Number(answer.headers.get('inference-header-content-length'));
-    const outputs = JSON.parse(bytes.subarray(0, headerLength).toString()).outputs;
-    assert.equal(outputs[0].parameters.binary_data_size, 8);
-    assert.equal(bytes.readBigInt64LE(headerLength), BigInt(digit.label));
-    assert.equal((await t.runtime.list()).length, 1, 'adoption started no second server');
-  });
-
-  it('DEPLOY_UNLOAD gives MLServer’s memory back: restarted without the model, near an idle server’s', async () => {
-    const before = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    const loaded = (await t.runtime.stats(before.name))!.memoryBytes;
-    const response = await postJson(`${t.url}/inference_router/`, requests[2]!);
-    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-    assert.equal(response.body.state, 'unloaded');
-    const after = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    assert.notEqual(after.id, before.id, 'a new MLServer process');
-    const unloaded = (await t.runtime.stats(after.name))!.memoryBytes;
-    const idle = await idleMlserverMemory();
-    const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
-    const figures = `loaded ${mib(loaded)}, after the unload ${mib(unloaded)}, an idle MLServer ${mib(idle)}`;
-    assert.ok(loaded - idle > 32 * 2 ** 20, `loading m-132 takes memory (${figures})`);
-    assert.ok(unloaded < idle + (loaded - idle) / 4, `memory is back near the idle server's (${figures})`);
-    // The operation says what happened: a restart, not a repository unload.
-    const ops = await getJson(`${t.url}/v1/operations?job_id=a1&type=DEPLOY_UNLOAD&limit=1`);
-    const steps = ops.body.operations[0].steps.map((step: { name: string }) => step.name);
-    assert.deepEqual(steps, ['drain', 'stop', 'start', 'wait_ready']);
-    // Inference loads the model again on demand and answers.
-    await assertRoutedAsDirect(t.url, after.endpoint!, 'a1', 3);
-  });
-
-  it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive MLServer through the repository extension', async () => {
-    await assertLoadUnloadTerminate(t, requests.slice(1, 4));
-  });
-
-  it('TEMP runs ds-550 through its infer calls: 528 of 550 right, as training measured', async () => {
-    const response = await postJson(`${t.url}/inference_router/`, requests[4]!);
-    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-    assert.equal(response.body.state, 'terminated');
-    assert.equal(response.body.result.count, 550);
-    assert.equal(response.body.result.correct, 528);
-    assert.equal(response.body.result.accuracy, 0.96);
-    assert.deepEqual(await t.runtime.list(), []);
-  });
+  },
 });

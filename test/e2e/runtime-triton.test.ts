@@ -37,6 +37,14 @@ function pidOf(worker: WorkerInfo): string {
   return pid;
 }
 
+/** Triton's own pid: the worker's process is the guard in front of it, which started it. */
+async function serverPidOf(worker: WorkerInfo): Promise<string> {
+  const guard = pidOf(worker);
+  const [server] = (await readFile(`/proc/${guard}/task/${guard}/children`, 'utf8')).trim().split(' ');
+  assert.ok(server, `the guard ${guard} has started the server`);
+  return server;
+}
+
 /** The Python backend's shared-memory regions of the Triton with this pid (scripts/tritonserver.sh names them). */
 async function shmRegionsOf(pid: string): Promise<string[]> {
   return (await readdir('/dev/shm')).filter((name) => name.startsWith(`modeldock-triton-${pid}-`));
@@ -83,7 +91,7 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
 
   it('DEPLOY_CREATE starts Triton and loads m-133 under the job name; tritonclient gets through the router what Triton answers', async () => {
     const worker = await assertDeployedOn(t, requests[0]!, 'triton');
-    jobPid = pidOf(worker);
+    jobPid = await serverPidOf(worker);
     assert.ok(
       (await shmRegionsOf(jobPid)).length > 0,
       'the Python backend keeps its tensors in named regions',
@@ -112,7 +120,12 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
         '32',
         ...Object.values(targets),
       ],
-      { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
+      {
+        timeout: 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+        // Triton called directly is called through its guard, which asks for the secret.
+        env: { ...process.env, MODELDOCK_WORKER_SECRET: t.runtime.workerSecret!(worker.endpoint!)! },
+      },
     );
     const report = JSON.parse(stdout);
     const expected = report[targets.directGrpc];
@@ -135,7 +148,7 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
     const job = await getJson(`${t.url}/v1/jobs/a1`);
     assert.equal(job.body.state, 'ready');
     const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', 5);
+    await assertRoutedAsDirect(t, worker.endpoint!, 'a1', 5);
   });
 
   it('a restarted router adopts the running Triton: the job stays ready on the same process, inference still reaches it', async () => {
@@ -146,7 +159,7 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
     const job = await getJson(`${t.url}/v1/jobs/a1`);
     assert.equal(job.status, 200, JSON.stringify(job.body));
     assert.equal(job.body.state, 'ready');
-    for (const i of [3, 4]) await assertRoutedAsDirect(t.url, adopted!.endpoint!, 'a1', i);
+    for (const i of [3, 4]) await assertRoutedAsDirect(t, adopted!.endpoint!, 'a1', i);
     // Adoption started no second server.
     assert.equal((await t.runtime.list()).length, 1);
   });

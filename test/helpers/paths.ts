@@ -10,3 +10,5 @@ export const DATASETS_DIR = path.join(REPO_ROOT, 'datasets');
  */
 export const WORKER_IMAGE = process.env.MODELDOCK_WORKER_IMAGE || 'modeldock/worker:latest';
 export const ROUTER_IMAGE = process.env.MODELDOCK_ROUTER_IMAGE || 'modeldock/router:latest';
+/** The image the built-in `mlserver` serving runtime runs on Docker (`modeldock images mlserver`). */
+export const MLSERVER_IMAGE = process.env.MODELDOCK_MLSERVER_IMAGE || 'modeldock/mlserver:latest';

@@ -7,7 +7,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
-import { LABELS, type WorkerInfo } from '../../src/runtime/runtime.js';
+import { LABELS, type Runtime, type WorkerInfo } from '../../src/runtime/runtime.js';
+import { WORKER_SECRET_HEADER } from '../../src/worker-secret.js';
 import { DATASETS_DIR } from './paths.js';
 import { DIGITS } from './fixtures.js';
 import { postJson, startTestRouter, uniqueInstance, type TestRouter } from './router.js';
@@ -69,17 +70,30 @@ export async function startScratchRouter(
   return router;
 }
 
+/** The header that lets a test call a worker (or a foreign server's guard) directly, as its router does. */
+export function workerSecretHeader(runtime: Runtime, endpoint: string): Record<string, string> {
+  const secret = runtime.workerSecret?.(endpoint);
+  assert.ok(secret, `the runtime knows the secret of ${endpoint}`);
+  return { [WORKER_SECRET_HEADER]: secret };
+}
+
 /**
- * Digit `i` of ds-550 inferred through the router (job `job`) and straight from the
- * worker's server: both answer alike, and right.
+ * Digit `i` of ds-550 inferred through the router `t` (job `job`) and straight from the
+ * worker's server (with the worker secret, as the router calls it): both answer alike,
+ * and right.
  */
-export async function assertRoutedAsDirect(routerUrl: string, endpoint: string, job: string, i: number) {
+export async function assertRoutedAsDirect(t: TestRouter, endpoint: string, job: string, i: number) {
   const body = {
     inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: DIGITS[i]!.inputs.pixels }],
   };
-  const routed = await postJson(`${routerUrl}/v2/models/${job}/infer`, body);
+  const routed = await postJson(`${t.url}/v2/models/${job}/infer`, body);
   assert.equal(routed.status, 200, JSON.stringify(routed.body));
-  const direct = await postJson(`${endpoint}/v2/models/${job}/infer`, body);
+  const direct = await postJson(
+    `${endpoint}/v2/models/${job}/infer`,
+    body,
+    workerSecretHeader(t.runtime, endpoint),
+  );
+  assert.equal(direct.status, 200, JSON.stringify(direct.body));
   assert.deepEqual(routed.body.outputs[0].data, direct.body.outputs[0].data);
   assert.equal(routed.body.outputs[0].data[0], DIGITS[i]!.label);
 }
@@ -98,7 +112,7 @@ export async function assertDeployedOn(
   assert.equal(response.body.state, 'ready');
   const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
   assert.equal(worker.labels[LABELS.servingRuntime], servingRuntime);
-  for (const i of [0, 1, 2]) await assertRoutedAsDirect(t.url, worker.endpoint!, 'a1', i);
+  for (const i of [0, 1, 2]) await assertRoutedAsDirect(t, worker.endpoint!, 'a1', i);
   return worker;
 }
 
@@ -115,7 +129,11 @@ export async function assertLoadUnloadTerminate(t: TestRouter, bodies: string[])
     states.push(`${response.body.operation_type}:${response.body.state}`);
     if (response.body.operation_type === 'DEPLOY_UNLOAD') {
       const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-      const index = await postJson(`${worker.endpoint}/v2/repository/index`, {});
+      const index = await postJson(
+        `${worker.endpoint}/v2/repository/index`,
+        {},
+        workerSecretHeader(t.runtime, worker.endpoint!),
+      );
       assert.equal(index.status, 200);
       assert.notEqual(index.body.find((e: { name: string }) => e.name === 'a1')?.state, 'READY');
     }

@@ -5,9 +5,12 @@ probabilities the client decoded (test/e2e/runtime-triton.test.ts checks it).
 
     python triton_predictions.py <model> <records.jsonl> <count> <target>...
 
-A target is <kind>=<host:port> with kind http-binary, http-json or grpc.
+A target is <kind>=<host:port> with kind http-binary, http-json or grpc. HTTP calls carry
+the worker secret in MODELDOCK_WORKER_SECRET, when set: the guard in front of a server
+called directly asks for it (the router drops it).
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -31,7 +34,9 @@ def infer(kind, address):
         binary = kind == "http-binary"
         tensor.set_data_from_numpy(pixels, binary_data=binary)
         outputs = [module.InferRequestedOutput(name, binary_data=binary) for name in ("label", "probabilities")]
-    result = client.infer(model, [tensor], outputs=outputs)
+    secret = os.environ.get("MODELDOCK_WORKER_SECRET")
+    headers = {"x-modeldock-worker-secret": secret} if secret and kind != "grpc" else None
+    result = client.infer(model, [tensor], outputs=outputs, headers=headers)
     return {
         "labels": result.as_numpy("label").tolist(),
         "probabilities": result.as_numpy("probabilities").tolist(),

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { endToEndHeaders } from '../../src/api/worker-proxy.js';
+import { endToEndHeaders } from '../../src/end-to-end-headers.js';
 
 describe('endToEndHeaders', () => {
   it('drops the hop-by-hop fields, Expect and Proxy-Authorization', () => {

@@ -79,9 +79,24 @@ describe('serving-runtime catalog', () => {
     });
     assert.deepEqual(noCommands.servedFormats(), ['onnx']);
     assert.throws(() => noCommands.select('m', { format: 'sklearn' }), /formats served here: onnx$/);
-    // Docker and Kubernetes run foreign servers from images, which the built-ins do not name.
-    const docker = new ServingRuntimes(builtInServingRuntimes(), 'docker', everywhere);
-    assert.deepEqual(docker.servedFormats(), ['onnx']);
+    // Docker runs foreign servers from images: MLServer's once its image is named.
+    const noImages = new ServingRuntimes(builtInServingRuntimes(), 'docker', everywhere);
+    assert.deepEqual(noImages.servedFormats(), ['onnx']);
+    assert.throws(() => noImages.select('m', { runtime: 'mlserver' }), /the entry has no image/);
+    const docker = new ServingRuntimes(
+      builtInServingRuntimes({ mlserver: 'modeldock/mlserver:t' }),
+      'docker',
+      everywhere,
+    );
+    assert.equal(docker.select('m', { format: 'sklearn' }).image, 'modeldock/mlserver:t');
+    assert.throws(() => docker.select('m', { format: 'python' }), /formats served here: .*sklearn/);
+    // Kubernetes runs modeldock's worker only so far.
+    const kubernetes = new ServingRuntimes(
+      builtInServingRuntimes({ mlserver: 'modeldock/mlserver:t' }),
+      'kubernetes',
+      everywhere,
+    );
+    assert.deepEqual(kubernetes.servedFormats(), ['onnx']);
     // Until the lifecycle starts foreign servers, they serve nothing anywhere.
     const notYet = new ServingRuntimes(builtInServingRuntimes(), 'process', { canRun: () => true });
     assert.deepEqual(notYet.servedFormats(), ['onnx']);

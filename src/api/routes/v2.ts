@@ -15,7 +15,8 @@ import type { Store } from '../../store/store.js';
 import { bodyTooLarge, checkDeclaredLength, limitBody } from '../body-limit.js';
 import { protocolErrorHandler, protocolNotFoundHandler, toProtocolErrorResponse } from '../error-mapping.js';
 import { ROUTER_EXTENSIONS, allModelStatistics, isJobReady, repositoryIndex } from '../inference-protocol.js';
-import { answerWorkerFailure, endToEndHeaders } from '../worker-proxy.js';
+import { endToEndHeaders } from '../../end-to-end-headers.js';
+import { answerWorkerFailure } from '../worker-proxy.js';
 import { inferThroughJson } from '../json-tensor-proxy.js';
 import type { ReadinessProbe } from '../readiness.js';
 

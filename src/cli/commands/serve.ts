@@ -3,11 +3,13 @@
  * and `images`. Loaded only when one of them runs, so the client commands start fast
  * and never load the router, its runtimes or its stores.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import Dockerode from 'dockerode';
 import { ConfigError, loadConfig, readKeys } from '../../config.js';
 import { errorMessage } from '../../errors.js';
 import { Router } from '../../router.js';
-import { buildImage } from '../../runtime/docker/image-builder.js';
+import { buildImage, pythonVenv, type ImageKind } from '../../runtime/docker/image-builder.js';
 import { VERSION } from '../../version.js';
 import { chooseRuntime, openStore } from '../backends.js';
 import { ensureGeneratedKey } from '../generated-key.js';
@@ -79,13 +81,30 @@ export async function start(): Promise<void> {
 export async function images(kinds: string[]): Promise<void> {
   const config = loadConfig();
   const docker = new Dockerode();
-  for (const kind of kinds.length > 0 ? kinds : ['worker', 'router']) {
-    if (kind !== 'worker' && kind !== 'router')
-      throw new ConfigError(`unknown image ${kind}: worker or router`);
-    // The tags the router and tests run: MODELDOCK_WORKER_IMAGE / MODELDOCK_ROUTER_IMAGE.
-    const tag = kind === 'worker' ? config.workerImage : config.routerImage;
-    console.log(`building ${tag}`);
-    await buildImage(docker, kind, tag, (line) =>
+  // The tags the router and tests run: MODELDOCK_WORKER_IMAGE / _ROUTER_IMAGE / _MLSERVER_IMAGE.
+  const tags: Record<ImageKind, string> = {
+    worker: config.workerImage,
+    router: config.routerImage,
+    mlserver: config.mlserverImage,
+  };
+  const wanted = kinds.length > 0 ? kinds : Object.keys(tags);
+  for (const kind of wanted) {
+    if (!(kind in tags)) throw new ConfigError(`unknown image ${kind}: ${Object.keys(tags).join(', ')}`);
+  }
+  for (const kind of wanted as ImageKind[]) {
+    // Asked for by default only: without the venv MLServer comes from, skip it and say how.
+    if (
+      kind === 'mlserver' &&
+      kinds.length === 0 &&
+      !existsSync(path.join(pythonVenv(), 'bin', 'mlserver'))
+    ) {
+      console.log(
+        `skipping ${tags.mlserver}: no MLServer in ${pythonVenv()} (bash scripts/python-venv.sh installs it)`,
+      );
+      continue;
+    }
+    console.log(`building ${tags[kind]}`);
+    await buildImage(docker, kind, tags[kind], (line) =>
       process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),
     );
   }

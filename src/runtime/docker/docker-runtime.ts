@@ -5,6 +5,7 @@
  * ever see containers with `modeldock.managed=true` and this instance's label, and the
  * mutating calls refuse a name that belongs to a container without them.
  */
+import path from 'node:path';
 import Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { ConflictError, InvalidInputError, RuntimeUnavailableError } from '../../errors.js';
@@ -21,7 +22,8 @@ import {
 } from '../runtime.js';
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
 import { subscribeEngineEvents } from './docker-events.js';
-import { ensureImage } from './image-builder.js';
+import { ensureImage, imageExists } from './image-builder.js';
+import { fillServerCommand } from '../server-command.js';
 import { textChunks } from '../text-chunks.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { withWorkerSecret } from '../../worker-secret.js';
@@ -30,8 +32,11 @@ import { withWorkerSecret } from '../../worker-secret.js';
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 const CONTAINER_ID = /^[0-9a-f]{12,64}$/;
 
-/** Port the worker listens on inside its container. */
+/** Port the worker (or a foreign server's guard) listens on inside its container. */
 export const WORKER_PORT = 8000;
+
+/** Where a foreign server finds its model repository in its container. */
+export const SERVER_REPOSITORY = '/repository';
 
 /**
  * How the router reaches workers and how stores reach them.
@@ -100,10 +105,16 @@ export class DockerRuntime implements Runtime {
   async create(spec: WorkerSpec, signal?: AbortSignal): Promise<WorkerInfo> {
     if (!CONTAINER_NAME.test(spec.name))
       throw new InvalidInputError(`invalid worker name ${JSON.stringify(spec.name)}`);
-    // Foreign servers run here from images of their own, which this runtime does not run yet.
-    if (spec.server) throw new InvalidInputError(`the ${this.kind} runtime runs only modeldock's worker`);
+    // A foreign server runs here from an image of its own, with the guard in front.
+    if (spec.server && !spec.serverImage)
+      throw new InvalidInputError(`the ${this.kind} runtime runs a foreign server only from an image`);
     const existing = await this.inspectOwned(spec.name, signal);
     if (existing) return existing;
+    if (spec.serverImage && !(await imageExists(this.engine.docker, spec.serverImage.image))) {
+      throw new InvalidInputError(
+        `image ${spec.serverImage.image} is missing: build it (modeldock images) or load it into this engine`,
+      );
+    }
     const result = await this.engine.create(this.containerOptions(spec), signal);
     if (result.outcome === 'exists') {
       // Lost a race with another creator, or the name is taken by a foreign container.
@@ -277,6 +288,7 @@ export class DockerRuntime implements Runtime {
       [LABELS.managed]: 'true',
       [LABELS.instance]: this.options.instance,
     };
+    const foreign = spec.serverImage ? foreignServer(spec, this.options.modelsDir) : undefined;
     // Never a worker open by accident: a spec without a secret gets one here.
     const env = Object.entries(
       withWorkerSecret({
@@ -286,11 +298,12 @@ export class DockerRuntime implements Runtime {
         MODELDOCK_WORKER_NAME: spec.name,
         [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(spec.limits.memoryBytes)),
         ...spec.env,
+        ...foreign?.env,
       }),
     ).map(([key, value]) => `${key}=${value}`);
     const hostConfig: Dockerode.HostConfig = {
       Mounts: [
-        storeMount(this.options.modelsDir, '/models'),
+        foreign ? foreign.repository : storeMount(this.options.modelsDir, '/models'),
         storeMount(this.options.datasetsDir, '/datasets'),
       ],
       Memory: spec.limits.memoryBytes,
@@ -313,7 +326,8 @@ export class DockerRuntime implements Runtime {
     }
     return {
       name: spec.name,
-      Image: this.options.image,
+      Image: spec.serverImage?.image ?? this.options.image,
+      ...(foreign ? { Entrypoint: foreign.entrypoint, Cmd: foreign.cmd, WorkingDir: '/tmp' } : {}),
       Labels: labels,
       Env: env,
       User: '10001:10001',
@@ -321,6 +335,56 @@ export class DockerRuntime implements Runtime {
       HostConfig: hostConfig,
     };
   }
+}
+
+/**
+ * A foreign server's container (WorkerSpec.serverImage): the image's guard
+ * (src/worker/guard-main.ts) takes the worker's port and starts the server, which listens
+ * on loopback at the ports its entry names; its placeholders are filled for the container.
+ * Its model repository holds the job's model only, mounted read-only under the job's
+ * name, so it loads and serves the model under the name the router routes to.
+ */
+function foreignServer(spec: WorkerSpec, modelsDir: string | StoreMountSource) {
+  const { command, ports } = spec.serverImage!;
+  const job = spec.labels[LABELS.job];
+  const model = spec.labels[LABELS.model];
+  if (!job || !model) throw new InvalidInputError(`worker ${spec.name} names no job and model`);
+  for (const port of [ports.http, ports.grpc]) {
+    if (port === WORKER_PORT) {
+      throw new InvalidInputError(
+        `a foreign server cannot listen on port ${WORKER_PORT} in its container: the guard in front of it does`,
+      );
+    }
+  }
+  const grpcPort = ports.grpc ?? ports.http + 1;
+  const filled = fillServerCommand(command, {
+    host: '127.0.0.1',
+    port: String(ports.http),
+    grpcPort: String(grpcPort),
+    metricsPort: String(Math.max(ports.http, grpcPort) + 1),
+    modelsDir: SERVER_REPOSITORY,
+    datasetsDir: '/datasets',
+  });
+  const mount: StoreMountSource =
+    typeof modelsDir === 'string' ? { type: 'bind', source: modelsDir } : modelsDir;
+  const modelMount: StoreMountSource =
+    mount.type === 'bind'
+      ? { type: 'bind', source: path.join(mount.source, model) }
+      : { ...mount, subpath: path.posix.join(mount.subpath ?? '', model) };
+  return {
+    entrypoint: ['node', '/app/guard.mjs'],
+    cmd: ['--', filled.command, ...filled.args],
+    repository: storeMount(modelMount, path.posix.join(SERVER_REPOSITORY, job)),
+    env: {
+      ...filled.env,
+      HOME: '/tmp',
+      MODELDOCK_GUARD_PORT: String(WORKER_PORT),
+      MODELDOCK_GUARD_HOST: '0.0.0.0',
+      MODELDOCK_WORKER_HOST: '127.0.0.1',
+      MODELDOCK_WORKER_PORT: String(ports.http),
+      MODELDOCK_MODELS_DIR: SERVER_REPOSITORY,
+    },
+  };
 }
 
 function storeMount(source: string | StoreMountSource, target: string): Dockerode.MountSettings {

@@ -11,6 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -18,7 +19,7 @@ import type Dockerode from 'dockerode';
 import tar from 'tar-fs';
 import { RuntimeUnavailableError, errorMessage } from '../../errors.js';
 
-export type ImageKind = 'worker' | 'router';
+export type ImageKind = 'worker' | 'router' | 'mlserver';
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -54,6 +55,11 @@ export async function buildImage(
   onProgress: Progress = () => {},
 ) {
   const baseImage = await resolveBaseImage(docker, onProgress);
+  // The mlserver image adds the host's Python with MLServer (built once per package set).
+  const buildArgs: Record<string, string> =
+    kind === 'mlserver'
+      ? { NODE_BASE: baseImage, PYTHON_BASE: await ensurePythonBase(docker, MLSERVER_PACKAGES, onProgress) }
+      : { BASE_IMAGE: baseImage };
   // A context of its own per build, so builds running at the same time never mix files.
   const context = await stagingDir(kind);
   try {
@@ -61,7 +67,7 @@ export async function buildImage(
     onProgress(`staging the ${kind} build context in ${path.relative(REPO_ROOT, context)}`);
     await STAGERS[kind](path.join(context, 'app'));
     await cp(path.join(REPO_ROOT, 'docker', `${kind}.Dockerfile`), path.join(context, 'Dockerfile'));
-    await dockerBuild(docker, context, tag, { BASE_IMAGE: baseImage }, onProgress);
+    await dockerBuild(docker, context, tag, buildArgs, onProgress);
   } finally {
     await rm(context, { recursive: true, force: true });
   }
@@ -195,6 +201,8 @@ async function copyPackage(name: string, destination: string, filter?: (file: st
 
 async function stageWorker(app: string): Promise<void> {
   await bundle('src/worker/main.ts', path.join(app, 'worker.mjs'), ['onnxruntime-node']);
+  // The guard too, so that an image built FROM the worker's can serve a foreign server.
+  await stageGuard(app);
   // The gRPC service definition the worker serves too (src/worker/grpc-service.ts).
   await cp(path.join(REPO_ROOT, 'src/inference-grpc/inference.proto'), path.join(app, 'inference.proto'));
   // Only the linux-x64 runtime binaries: the package also carries darwin and win32 (~220 MB).
@@ -234,6 +242,11 @@ async function stageRouter(app: string): Promise<void> {
   await writePackageJson(app);
 }
 
+/** The guard in front of a foreign server (src/worker/guard-main.ts), one file. */
+async function stageGuard(app: string): Promise<void> {
+  await bundle('src/worker/guard-main.ts', path.join(app, 'guard.mjs'), []);
+}
+
 /** ESM for the bundle, and the project's version for src/version.ts to report. */
 async function writePackageJson(app: string): Promise<void> {
   const { version } = JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
@@ -249,7 +262,106 @@ async function writePackageJson(app: string): Promise<void> {
 const STAGERS: Record<ImageKind, (app: string) => Promise<void>> = {
   worker: stageWorker,
   router: stageRouter,
+  mlserver: stageGuard,
 };
+
+/** What the mlserver image holds of the venv: MLServer, its scikit-learn runtime, scikit-learn. */
+const MLSERVER_PACKAGES = ['mlserver', 'mlserver-sklearn', 'scikit-learn'];
+
+/**
+ * The tests' venv (scripts/python-venv.sh), where the Python images take their packages
+ * from: no registry is asked, the wheels pip installed there are copied.
+ */
+export function pythonVenv(): string {
+  const cache =
+    process.env.MODELDOCK_CACHE_DIR ??
+    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'modeldock');
+  return path.join(cache, 'python-venv');
+}
+
+interface PythonClosure {
+  executable: string;
+  version: string;
+  stdlibFiles: string[];
+  sitePackages: string;
+  files: string[];
+  digest: string;
+}
+
+/**
+ * A base image holding the host's Python interpreter and standard library (at their own
+ * paths, so the interpreter finds its library), the venv's `packages` and everything they
+ * require under /opt/python/site-packages, and the shared libraries all of it loads. Its
+ * tag carries a digest of the interpreter and the package versions, so it is built only
+ * when one of them changes (the large part of the image, shared by every checkout).
+ */
+async function ensurePythonBase(
+  docker: Dockerode,
+  packages: string[],
+  onProgress: Progress,
+): Promise<string> {
+  const python = path.join(pythonVenv(), 'bin', 'python');
+  let closure: PythonClosure;
+  try {
+    const { stdout } = await run(python, [path.join(REPO_ROOT, 'docker', 'python-closure.py'), ...packages], {
+      maxBuffer: 256 * 1024 ** 2,
+    });
+    closure = JSON.parse(stdout) as PythonClosure;
+  } catch (error) {
+    throw new RuntimeUnavailableError(
+      `cannot read ${packages.join(', ')} from the venv ${pythonVenv()} (bash scripts/python-venv.sh installs them): ${errorMessage(error).split('\n')[0]}`,
+      { cause: error },
+    );
+  }
+  // The layout's version first: a change to how the base is staged builds it anew.
+  const tag = `modeldock/python-base:v1-${closure.digest.slice(0, 16)}`;
+  if (await imageExists(docker, tag)) return tag;
+  const context = await stagingDir('python');
+  try {
+    const rootfs = path.join(context, 'rootfs');
+    onProgress(`staging ${tag}: python ${closure.version} and ${closure.files.length} package files`);
+    const copies: [string, string][] = [
+      [closure.executable, closure.executable],
+      ...closure.stdlibFiles.map((file): [string, string] => [file, file]),
+      ...closure.files.map((file): [string, string] => [
+        path.join(closure.sitePackages, file),
+        path.join('/opt/python/site-packages', file),
+      ]),
+    ];
+    const binaries = copies
+      .map(([, target]) => target)
+      .filter((target) => target === closure.executable || /\.so(\.|$)/.test(target));
+    for (const [source, target] of copies) {
+      await mkdir(path.join(rootfs, path.dirname(target)), { recursive: true });
+      await cp(source, path.join(rootfs, target), { dereference: true });
+    }
+    const libraries = new Set<string>();
+    for (const binary of binaries) {
+      for (const lib of await sharedLibraries(path.join(rootfs, binary)).catch(() => [] as string[])) {
+        // Libraries a wheel carries (numpy.libs/…) are copied with it already.
+        if (!lib.startsWith(rootfs)) libraries.add(lib);
+      }
+    }
+    for (const lib of libraries) {
+      await mkdir(path.join(rootfs, path.dirname(lib)), { recursive: true });
+      await cp(lib, path.join(rootfs, lib), { dereference: true });
+    }
+    // `mlserver` (and any console script) as the image's own: its interpreter is the copied one.
+    await mkdir(path.join(rootfs, 'usr/local/bin'), { recursive: true });
+    await writeFile(
+      path.join(rootfs, 'usr/local/bin/mlserver'),
+      `#!${closure.executable}\nimport sys\nfrom mlserver.cli import main\nsys.exit(main())\n`,
+      { mode: 0o755 },
+    );
+    await mkdir(path.join(rootfs, 'tmp'), { recursive: true, mode: 0o1777 });
+    await cp(path.join(REPO_ROOT, 'docker', 'python-base.Dockerfile'), path.join(context, 'Dockerfile'));
+    onProgress(`building ${tag} (${libraries.size} shared libraries from this machine)`);
+    await dockerBuild(docker, context, tag, {}, onProgress);
+  } finally {
+    await rm(context, { recursive: true, force: true });
+  }
+  return tag;
+}
 
 async function dockerBuild(
   docker: Dockerode,

@@ -3,7 +3,7 @@
  * /proc/<pid>/stat, in clock ticks since boot) equals the one recorded when we started
  * it, so a pid reused by an unrelated process is never mistaken for a worker.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 
 export async function processStartTime(pid: number): Promise<string | undefined> {
   try {
@@ -45,4 +45,36 @@ export async function processUsage(
   } catch {
     return undefined;
   }
+}
+
+/** The processes a process started, from /proc (its threads' children files). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const children: number[] = [];
+  for (const task of tasks) {
+    const text = await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '');
+    for (const child of text.split(' ')) if (child.trim()) children.push(Number(child));
+  }
+  return children;
+}
+
+/**
+ * CPU and memory of a process and everything it started, summed: a worker that is a
+ * foreign server behind its guard is both processes (and whatever the server forks).
+ */
+export async function processTreeUsage(
+  pid: number,
+): Promise<{ cpuSeconds: number; rssBytes: number } | undefined> {
+  const root = await processUsage(pid);
+  if (!root) return undefined;
+  const total = { ...root };
+  const pending = await childrenOf(pid);
+  for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
+    const usage = await processUsage(next);
+    if (!usage) continue;
+    total.cpuSeconds += usage.cpuSeconds;
+    total.rssBytes += usage.rssBytes;
+    pending.push(...(await childrenOf(next)));
+  }
+  return total;
 }

@@ -57,7 +57,8 @@ import {
   type PreparedCgroups,
 } from './cgroup.js';
 import { freeLoopbackPort } from '../loopback-port.js';
-import { isSameProcess, processStartTime, processUsage } from './proc.js';
+import { fillServerCommand } from '../server-command.js';
+import { isSameProcess, processStartTime, processTreeUsage } from './proc.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 
@@ -129,6 +130,20 @@ export function defaultWorkerCommand(): WorkerCommand {
     args: ['--import', 'tsx', path.join(REPO_ROOT, 'src/worker/main.ts')],
     cwd: REPO_ROOT,
   };
+}
+
+/**
+ * The guard (src/worker/guard-main.ts) run the way the worker is: its entry point sits
+ * beside the worker's, compiled or as source.
+ */
+export function guardCommand(worker: WorkerCommand): WorkerCommand {
+  const args = worker.args.map((arg) => arg.replace(/(worker[\\/])main\.(m?[jt]s)$/, '$1guard-main.$2'));
+  if (args.every((arg, i) => arg === worker.args[i])) {
+    throw new InvalidInputError(
+      `cannot tell the guard's entry point from the worker command ${worker.args.join(' ')} (expected …/worker/main.js or .ts)`,
+    );
+  }
+  return { ...worker, args };
 }
 
 /** Docker's convention: a process killed by signal N exited with 128 + N. */
@@ -446,7 +461,8 @@ export class ProcessRuntime implements Runtime {
   async stats(name: string): Promise<WorkerStats | undefined> {
     const state = await this.readState(name);
     if (!state || state.pid === null || !(await this.isAlive(state))) return undefined;
-    const usage = await processUsage(state.pid);
+    // The whole tree: a foreign server runs as a child of its guard.
+    const usage = await processTreeUsage(state.pid);
     if (!usage) return undefined;
     return {
       cpuSeconds: usage.cpuSeconds,
@@ -469,7 +485,13 @@ export class ProcessRuntime implements Runtime {
   /** Kill a worker the way a crash would (fault injection); only a pid proven ours. */
   async kill(name: string): Promise<void> {
     const state = await this.requireState(name);
-    if (state.pid !== null && (await this.isAlive(state))) process.kill(state.pid, 'SIGKILL');
+    if (state.pid === null || !(await this.isAlive(state))) return;
+    // Its whole process group, as a crash of the machine's would: a foreign server with its guard.
+    try {
+      process.kill(-state.pid, 'SIGKILL');
+    } catch {
+      process.kill(state.pid, 'SIGKILL');
+    }
   }
 
   // ------------------------------------------------------------------ internals
@@ -591,12 +613,15 @@ export class ProcessRuntime implements Runtime {
   }
 
   /**
-   * A foreign server's command line with its placeholders filled in: loopback address,
-   * the HTTP port the router calls, free ports of its own for what else it listens on,
-   * and a model repository of its own. That repository holds one entry named after the
-   * worker's job, a link to the model's directory in the store, so the server loads and
-   * serves the model under the job's name, as modeldock's worker does. It runs in the
-   * worker's own directory under the state directory.
+   * A foreign server behind its guard (src/worker/guard.ts): the guard listens on the
+   * worker's port, the one the router calls, checks the worker secret and forwards to
+   * the server, which listens on a loopback port of its own that only the guard is told
+   * ({port} and MODELDOCK_WORKER_PORT in the server's command line and environment).
+   * The other placeholders: the loopback address, free ports of its own for what else it
+   * listens on, and a model repository of its own. That repository holds one entry named
+   * after the worker's job, a link to the model's directory in the store, so the server
+   * loads and serves the model under the job's name, as modeldock's worker does. Both
+   * run in the worker's own directory under the state directory.
    */
   private async foreignServer(state: WorkerState, server: ServerCommand, base: Record<string, string>) {
     const dir = this.serverDir(state.name);
@@ -608,9 +633,10 @@ export class ProcessRuntime implements Runtime {
     if (job && model) {
       await symlink(path.join(this.options.modelsDir, model), path.join(repository, job), 'dir');
     }
+    const serverPort = String(await freeLoopbackPort());
     const values: Record<string, string> = {
       host: base.MODELDOCK_WORKER_HOST!,
-      port: base.MODELDOCK_WORKER_PORT!,
+      port: serverPort,
       modelsDir: repository,
       datasetsDir: this.options.datasetsDir,
     };
@@ -618,15 +644,24 @@ export class ProcessRuntime implements Runtime {
     for (const name of ['grpcPort', 'metricsPort']) {
       if (all.includes(`{${name}}`)) values[name] = String(await freeLoopbackPort());
     }
-    const fill = (text: string) => text.replace(/\{(\w+)\}/g, (match, name: string) => values[name] ?? match);
+    const filled = fillServerCommand(server, values);
+    const guard = guardCommand(this.command);
     return {
-      command: server.command,
-      args: server.args.map(fill),
-      cwd: dir,
+      command: guard.command,
+      args: [...guard.args, '--', filled.command, ...filled.args],
+      // The guard runs where the worker does (its entry point may be resolved from
+      // there); the server in its own directory.
+      cwd: guard.cwd ?? REPO_ROOT,
       env: {
+        MODELDOCK_GUARD_SERVER_CWD: dir,
+        NODE_ENV: process.env.NODE_ENV ?? 'production',
         ...base,
+        MODELDOCK_LOG_LEVEL: state.env.MODELDOCK_LOG_LEVEL ?? this.options.logger?.level ?? 'info',
+        MODELDOCK_GUARD_HOST: base.MODELDOCK_WORKER_HOST!,
+        MODELDOCK_GUARD_PORT: base.MODELDOCK_WORKER_PORT!,
+        MODELDOCK_WORKER_PORT: serverPort,
         MODELDOCK_MODELS_DIR: repository,
-        ...Object.fromEntries(Object.entries(server.env).map(([k, v]) => [k, fill(v)])),
+        ...filled.env,
       },
     };
   }

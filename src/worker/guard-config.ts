@@ -1,0 +1,43 @@
+/**
+ * The guard's configuration (guard-main.ts), read from its environment. Apart from the
+ * worker's (worker-config.ts), whose defaults need ONNX Runtime, which the guard's images
+ * do not carry.
+ */
+import { DEFAULT_WORKER_BODY_LIMIT, WORKER_BODY_LIMIT_ENV } from '../worker-limits.js';
+import { WORKER_SECRET_ENV } from '../worker-secret.js';
+
+export interface GuardConfig {
+  /** Where the guard listens: the worker's address, the one the router calls. */
+  host: string;
+  port: number;
+  /** The port the server listens on, on loopback (MODELDOCK_WORKER_PORT, its `{port}`). */
+  serverPort: number;
+  /** Empty: open (a guard started by hand); runtimes always set one. */
+  secret: string;
+  bodyLimitBytes: number;
+  name: string;
+  /** Where the server runs; empty: the guard's own working directory. */
+  serverCwd: string;
+}
+
+export function loadGuardConfig(env: Record<string, string | undefined> = process.env): GuardConfig {
+  const integer = (name: string, fallback?: number) => {
+    const raw = env[name];
+    if ((raw === undefined || raw === '') && fallback !== undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
+    return value;
+  };
+  const port = integer('MODELDOCK_GUARD_PORT');
+  const serverPort = integer('MODELDOCK_WORKER_PORT');
+  if (port === serverPort) throw new Error('MODELDOCK_GUARD_PORT must differ from MODELDOCK_WORKER_PORT');
+  return {
+    host: env.MODELDOCK_GUARD_HOST || '0.0.0.0',
+    port,
+    serverPort,
+    secret: env[WORKER_SECRET_ENV] ?? '',
+    bodyLimitBytes: integer(WORKER_BODY_LIMIT_ENV, DEFAULT_WORKER_BODY_LIMIT),
+    name: env.MODELDOCK_WORKER_NAME || 'guard',
+    serverCwd: env.MODELDOCK_GUARD_SERVER_CWD ?? '',
+  };
+}
