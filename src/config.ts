@@ -126,6 +126,8 @@ export interface SharedConfig {
   maxJobs: number;
   /** How long a shared worker stays without jobs before it is closed (MODELDOCK_SHARED_IDLE_MS). */
   idleMs: number;
+  /** A model loaded less than this ago is evicted only when nothing else can go (MODELDOCK_MIN_RESIDENCY_MS). */
+  minResidencyMs: number;
 }
 
 /**
@@ -274,6 +276,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       jobsPerWorker: int('MODELDOCK_SHARED_JOBS_PER_WORKER', 100, 1),
       maxJobs: int('MODELDOCK_MAX_SHARED_JOBS', 10_000, 1),
       idleMs: int('MODELDOCK_SHARED_IDLE_MS', 60_000, 0),
+      minResidencyMs: int('MODELDOCK_MIN_RESIDENCY_MS', 30_000, 0),
     },
   };
 }

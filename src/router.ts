@@ -107,6 +107,7 @@ export class Router {
           jobsPerWorker: config.shared.jobsPerWorker,
           maxJobs: config.shared.maxJobs,
           idleMs: config.shared.idleMs,
+          minResidencyMs: config.shared.minResidencyMs,
         },
         creationLimits: {
           maxServers: config.maxServers,

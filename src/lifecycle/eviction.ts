@@ -237,7 +237,7 @@ export class ModelSizes {
   estimate(model: string, fileBytes?: number): number {
     return (
       this.measured.get(model) ??
-      (fileBytes !== undefined && fileBytes > 0 ? fileBytes : this.firstGuessBytes)
+      (fileBytes !== undefined && fileBytes > 0 ? Math.max(MIN_MODEL_BYTES, fileBytes) : this.firstGuessBytes)
     );
   }
 }

@@ -238,7 +238,12 @@ export class JobRouting {
         `server ${server.serverId} of job ${jobId} has failed (${server.reason ?? 'unknown reason'}); send DEPLOY_LOAD to recover it`,
       );
     }
+    const started = performance.now();
     const outcome = await deployLoadLocked(ctx, request, 'on_demand');
+    ctx.deps.metrics.coldLoadDuration.observe(
+      { placement: outcome.server?.placement ?? 'dedicated' },
+      (performance.now() - started) / 1000,
+    );
     return ctx.routes.pick(jobId) ?? (await ctx.servers.openRoute(outcome.server!));
   }
 

@@ -73,6 +73,8 @@ export interface SharedOptions {
   maxJobs: number;
   /** How long a shared worker hosts nothing before it is closed (MODELDOCK_SHARED_IDLE_MS). */
   idleMs: number;
+  /** A model loaded less than this ago is evicted only when nothing else can go (MODELDOCK_MIN_RESIDENCY_MS). */
+  minResidencyMs: number;
 }
 
 export interface ScalingOptions {

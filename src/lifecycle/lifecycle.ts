@@ -36,7 +36,8 @@ import { terminate } from './operations/terminate.js';
 import { RouteTable, type Route, type RouteEntry } from './route-table.js';
 import { ServerSteps } from './server-steps.js';
 import { DEFAULT_SHARED_OPTIONS, SharedFleet } from './shared-fleet.js';
-import { fewestModelsRule } from './shared-placement.js';
+import { SharedMemory } from './shared-memory.js';
+import { evict } from './operations/evict.js';
 import { LIVE_STATES } from './state-machine.js';
 import { WarmPool } from './warm-pool.js';
 
@@ -102,11 +103,25 @@ export class Lifecycle {
       deps.logger,
     );
     const shared = options.shared ?? DEFAULT_SHARED_OPTIONS;
+    const memory = new SharedMemory({
+      budgetBytes: options.memoryBudgetBytes ?? 0,
+      minResidencyMs: shared.minResidencyMs,
+      workerLimitBytes: options.workerLimits.memoryBytes,
+    });
     this.fleet = new SharedFleet(
       deps,
       this.pool,
       this.creations,
-      fewestModelsRule(shared.jobsPerWorker),
+      memory,
+      {
+        // A job with an operation under way counts as busy: it is never chosen to go.
+        inFlight: (server) =>
+          (routes.forServer(server.jobId, server.serverId)?.inFlight ?? 0) +
+          (locks.isBusy(server.jobId) ? 1 : 0),
+        lastUsedAt: (server) =>
+          routes.lastUsedAt(server.jobId) ??
+          Date.parse(server.lastUsedAt ?? server.loadedAt ?? server.updatedAt),
+      },
       shared,
     );
     const servers = new ServerSteps(
@@ -127,6 +142,7 @@ export class Lifecycle {
       activeOperations: this.activeOperations,
     };
     this.routing = new JobRouting(this.ctx);
+    this.fleet.useEvictor((victim, forJob, young) => evict(this.ctx, victim, forJob, young));
     this.autoscaler = new Autoscaler({
       store: deps.store,
       routes,

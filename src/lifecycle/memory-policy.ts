@@ -113,7 +113,9 @@ export class MemoryPolicy {
   async bytesLeftForPool(): Promise<number | undefined> {
     const budget = this.options.memoryBudgetBytes;
     if (budget <= 0) return undefined;
-    const holding = await this.store.listServers({ kind: 'job', states: MODEL_HOLDING_STATES });
+    const holding = (await this.store.listServers({ kind: 'job', states: MODEL_HOLDING_STATES })).filter(
+      (s) => s.placement !== 'shared',
+    );
     const sizes = await Promise.all(holding.map((s) => this.options.modelBytes(s.model)));
     return budget - sizes.reduce((a, b) => a + b, 0);
   }
@@ -128,8 +130,9 @@ export class MemoryPolicy {
   async makeRoomFor(jobId: string, model: string): Promise<Room> {
     const { maxLoadedModels: max, memoryBudgetBytes: budget } = this.options;
     if (max <= 0 && budget <= 0) return { unloaded: [] };
+    // Shared servers are not this policy's: their workers' measured memory is (eviction.ts).
     const loaded = (await this.store.listServers({ kind: 'job', states: ['ready', 'loading'] })).filter(
-      (s) => s.jobId !== jobId,
+      (s) => s.jobId !== jobId && s.placement !== 'shared',
     );
     const sizes = new Map<string, number>();
     if (budget > 0) {

@@ -192,13 +192,11 @@ export class ServerSteps {
         ),
       );
       const endpoint = server.endpoint!;
-      if (server.kind === 'job') {
-        const room = await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
-        if (room.overLimit) rec.warn(room.overLimit);
-      }
-      await rec.step('load', () =>
+      // Room was made by the placement, on measured memory (shared-memory.ts, eviction.ts).
+      const loaded = await rec.step('load', () =>
         this.deps.workers.load(endpoint, servedName(server), server.model, undefined, server.dataset),
       );
+      this.fleet.memory.observeLoad(server.workerName, servedName(server), server.model, loaded);
       const now = new Date().toISOString();
       server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });
       if (server.kind === 'job') await this.openRoute(server);
@@ -226,7 +224,12 @@ export class ServerSteps {
           // unload that gives it back (the model leaves with the process).
           server = await this.restartWithoutModel(rec, server);
         } else {
-          await rec.step('unload', () => this.deps.workers.unload(endpoint, servedName(server)));
+          const { workerMemoryBytes } = await rec.step('unload', () =>
+            this.deps.workers.unload(endpoint, servedName(server)),
+          );
+          if (server.placement === 'shared') {
+            this.fleet.memory.observeUnload(server.workerName, servedName(server), workerMemoryBytes);
+          }
           if (serving && !serving.modeldockWorker) server = await this.checkMemoryBack(rec, server);
         }
       }
@@ -333,7 +336,10 @@ export class ServerSteps {
     if (endpoint && server.workerName) {
       const worker = await this.deps.runtime.inspect(server.workerName);
       if (worker?.running && worker.endpoint === endpoint) {
-        await rec.step('unload', () => this.deps.workers.unload(endpoint, servedName(server)));
+        const { workerMemoryBytes } = await rec.step('unload', () =>
+          this.deps.workers.unload(endpoint, servedName(server)),
+        );
+        this.fleet.memory.observeUnload(server.workerName, servedName(server), workerMemoryBytes);
       }
     }
     server = await this.transition(server, 'terminated', {

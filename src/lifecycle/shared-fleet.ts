@@ -9,18 +9,26 @@
  * recognised by its name, `<instance>-shared-NNNN` (it also carries
  * `modeldock.kind=shared`, but one taken from the warm pool keeps the pool's labels).
  */
-import { QuotaExceededError, WorkerError, errorMessage } from '../errors.js';
+import { NotReadyError, QuotaExceededError, WorkerError, errorMessage } from '../errors.js';
 import { KeyedMutex } from '../keyed-mutex.js';
 import { LABELS, type WorkerInfo } from '../runtime/runtime.js';
 import type { ServerRecord, ServerState } from '../store/records.js';
 import type { CreationGate } from './creation-gate.js';
 import type { LifecycleDeps, SharedOptions } from './lifecycle-types.js';
 import type { OperationRecorder } from './operation-recorder.js';
-import type { SharedPlacementRule } from './shared-placement.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Activity, HostedServer, SharedMemory } from './shared-memory.js';
 import type { WarmPool } from './warm-pool.js';
 import { workerSpec } from './worker-spec.js';
 
 export const SHARED_KIND = 'shared';
+
+/** Evicts a hosted server to make room for job `forJob` (operations/evict.ts). */
+export type Evictor = (victim: ServerRecord, forJob: string, young: boolean) => Promise<unknown>;
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
 
 /** What `GET /v1/limits` shows of the shared fleet. */
 export interface SharedStatus {
@@ -36,6 +44,7 @@ export const DEFAULT_SHARED_OPTIONS: SharedOptions = {
   jobsPerWorker: 100,
   maxJobs: 10_000,
   idleMs: 60_000,
+  minResidencyMs: 30_000,
 };
 
 /** States in which a server's model is on its worker, or on its way there or out. */
@@ -56,11 +65,16 @@ export class SharedFleet {
   /** Shared workers as last listed (what MODELDOCK_MAX_SERVERS counts without asking the runtime). */
   private known = 0;
 
+  private evictor: Evictor = () => Promise.reject(new WorkerError('no evictor set'));
+
   constructor(
     private readonly deps: LifecycleDeps,
     private readonly pool: WarmPool,
     private readonly creations: CreationGate,
-    private rule: SharedPlacementRule,
+    /** What each shared worker measures, and the decisions on it. */
+    readonly memory: SharedMemory,
+    /** How busy and how recent each hosted server is (the route table's view). */
+    private readonly activity: Activity,
     readonly options: SharedOptions,
   ) {}
 
@@ -71,11 +85,6 @@ export class SharedFleet {
   /** Whether a worker is one of this router's shared workers. */
   owns(worker: Pick<WorkerInfo, 'name'>): boolean {
     return worker.name.startsWith(this.prefix);
-  }
-
-  /** Replace the placement rule (a rule that measures memory, say). */
-  useRule(rule: SharedPlacementRule): void {
-    this.rule = rule;
   }
 
   /** Look for shared workers to close every so often (a quarter of the idle time, 1-10 s). */
@@ -129,9 +138,18 @@ export class SharedFleet {
     }
   }
 
+  /** Who evicts a model (operations/evict.ts), set by the lifecycle that owns the job locks. */
+  useEvictor(evictor: Evictor): void {
+    this.evictor = evictor;
+  }
+
   /**
-   * Choose the worker for `server` (opening one when the rule says so) and run `assign`
-   * with it, the running worker, before the next placement counts what each worker hosts.
+   * Choose the worker for `server` by measured memory (shared-memory.ts, eviction.ts):
+   * one with room, a new one, or one where the least recently used idle models are
+   * evicted first; then run `assign` with it, the running worker, before the next
+   * placement counts what each worker hosts. When only busy models could make room, the
+   * placement waits for them (bounded by MODELDOCK_LOAD_WAIT_MS, then 503); a model
+   * that cannot fit is refused (429) with the reason.
    */
   async place(
     rec: OperationRecorder,
@@ -139,21 +157,82 @@ export class SharedFleet {
     assign: (worker: WorkerInfo) => Promise<ServerRecord>,
   ): Promise<ServerRecord> {
     return this.placing.run('fleet', async () => {
-      const [workers, hosted] = await Promise.all([this.workers(), this.hostedByWorker(server.serverId)]);
-      const running = workers.filter((w) => w.running && w.endpoint);
-      const choice = this.rule.choose(
-        servedName(server),
-        running.map((w) => ({ name: w.name, hosted: hosted.get(w.name) ?? [] })),
-      );
-      const worker =
-        'worker' in choice ? running.find((w) => w.name === choice.worker) : await this.open(rec);
-      if (!worker)
-        throw new WorkerError(
-          `the placement rule chose ${JSON.stringify(choice)}, not a running shared worker`,
+      const served = servedName(server);
+      const deadline = Date.now() + (this.deps.options.loadWaitMs ?? 30_000);
+      const fileBytes = await this.deps.catalog.modelBytes(server.model);
+      for (let attempt = 0; ; attempt++) {
+        const [workers, hosted] = await Promise.all([this.workers(), this.hostedByWorker(server.serverId)]);
+        const running = workers.filter((w) => w.running && w.endpoint);
+        await this.learn(running);
+        // One name per worker (a job's replicas apart), and at most jobsPerWorker on each.
+        const candidates = running
+          .map((w) => ({ name: w.name, hosted: hosted.get(w.name) ?? [] }))
+          .filter(
+            (w) => w.hosted.length < this.options.jobsPerWorker && !w.hosted.some((h) => h.served === served),
+          );
+        const { decision, bytes } = this.memory.decide(
+          candidates,
+          { served, model: server.model, fileBytes, now: Date.now(), mayOpen: await this.mayOpen() },
+          this.activity,
         );
-      this.emptySince.delete(worker.name);
-      return assign(worker);
+        if (decision.kind === 'open') return this.assignTo(await this.open(rec), assign);
+        if (decision.kind === 'place') {
+          const worker = running.find((w) => w.name === decision.workerId)!;
+          if (decision.evict.length > 0) {
+            const victims = (hosted.get(worker.name) ?? []).filter((h) =>
+              decision.evict.some((v) => v.jobId === h.served),
+            );
+            // Every victim's lock is taken in this tick (evict.ts), before anything else can start on it.
+            const evictions = victims.map((v) => this.evictor(v.server, server.jobId, decision.youngEvicted));
+            await rec.step('evict', () => Promise.all(evictions));
+            rec.warn(
+              `evicted ${victims.map((v) => v.served).join(', ')} from ${worker.name} to make room (about ${mib(bytes)} needed)`,
+            );
+          }
+          return this.assignTo(worker, assign);
+        }
+        this.deps.metrics.placementRefusals.inc({ reason: decision.reason });
+        if (decision.reason !== 'busy') {
+          throw new QuotaExceededError(decision.message, {
+            details: { limit: 'shared_memory', reason: decision.reason },
+          });
+        }
+        if (Date.now() >= deadline) throw new NotReadyError(decision.message, 1);
+        // Busy models finish their requests within moments; look again shortly.
+        await delay(Math.min(200, 10 * 2 ** attempt));
+      }
     });
+  }
+
+  private assignTo(worker: WorkerInfo, assign: (worker: WorkerInfo) => Promise<ServerRecord>) {
+    this.emptySince.delete(worker.name);
+    return assign(worker);
+  }
+
+  /** Ask the workers not heard from yet (opened, adopted) what they measure. */
+  private async learn(running: WorkerInfo[]): Promise<void> {
+    await Promise.all(
+      running
+        .filter((w) => !this.memory.knows(w.name))
+        .map(async (w) => {
+          try {
+            this.memory.observeStats(w.name, await this.deps.workers.stats(w.endpoint!));
+          } catch (error) {
+            this.deps.logger.warn(
+              { worker: w.name, err: errorMessage(error) },
+              'shared worker did not say what it measures; its models count at their estimates',
+            );
+          }
+        }),
+    );
+  }
+
+  /** Whether another worker may be opened now (MODELDOCK_MAX_SERVERS). */
+  private async mayOpen(): Promise<boolean> {
+    return this.creations.assertRoom(1).then(
+      () => true,
+      () => false,
+    );
   }
 
   /**
@@ -174,6 +253,7 @@ export class SharedFleet {
         if (worker.running && now - since < this.options.idleMs) continue;
         await this.deps.runtime.remove(worker.name);
         await this.deps.workers.forget(worker.endpoint);
+        this.memory.forget(worker.name);
         this.emptySince.delete(worker.name);
         this.known = Math.max(0, this.known - 1);
         closed.push(worker.name);
@@ -209,12 +289,14 @@ export class SharedFleet {
     return live.filter((s) => s.placement === 'shared' && s.workerName !== '');
   }
 
-  /** Per shared worker, the names of the models it hosts (but `except`'s: it is being placed anew). */
-  private async hostedByWorker(except?: string): Promise<Map<string, string[]>> {
-    const byWorker = new Map<string, string[]>();
+  /** Per shared worker, the servers it hosts (but `except`: it is being placed anew). */
+  private async hostedByWorker(except?: string): Promise<Map<string, HostedServer[]>> {
+    const byWorker = new Map<string, HostedServer[]>();
     for (const server of await this.hostedServers()) {
       if (server.serverId === except) continue;
-      byWorker.set(server.workerName, [...(byWorker.get(server.workerName) ?? []), servedName(server)]);
+      const list = byWorker.get(server.workerName) ?? [];
+      list.push({ served: servedName(server), server });
+      byWorker.set(server.workerName, list);
     }
     return byWorker;
   }

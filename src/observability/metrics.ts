@@ -109,6 +109,28 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly evictions = new Counter({
+    name: 'modeldock_evictions_total',
+    help: 'Models evicted from shared workers to make room for another (residency="young" when one loaded less than MODELDOCK_MIN_RESIDENCY_MS ago had to go)',
+    labelNames: ['residency'] as const,
+    registers: [this.registry],
+  });
+
+  readonly placementRefusals = new Counter({
+    name: 'modeldock_shared_placement_refusals_total',
+    help: 'Shared placements refused for memory, by reason (too_large, busy, would_evict_too_many)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly coldLoadDuration = new Histogram({
+    name: 'modeldock_cold_load_duration_seconds',
+    help: 'Loads on demand (a request found its job unloaded, evicted or idle-unloaded, and waited): from the request to the model ready',
+    labelNames: ['placement'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true)
       collectDefaultMetrics({ register: this.registry, prefix: 'modeldock_' });

@@ -206,8 +206,21 @@ export class WorkerClient {
     };
   }
 
-  async unload(endpoint: string, name: string, signal?: AbortSignal): Promise<void> {
-    await this.call(endpoint, 'POST', `/v2/repository/models/${encodeURIComponent(name)}/unload`, {}, signal);
+  /** Unload a name; resolves with the worker's measured memory after it (null from a server that does not say). */
+  async unload(
+    endpoint: string,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<{ workerMemoryBytes: number | null }> {
+    const result = await this.call<{ worker_memory_bytes?: number }>(
+      endpoint,
+      'POST',
+      `/v2/repository/models/${encodeURIComponent(name)}/unload`,
+      {},
+      signal,
+    );
+    const bytes = result?.worker_memory_bytes;
+    return { workerMemoryBytes: typeof bytes === 'number' ? bytes : null };
   }
 
   async index(endpoint: string, signal?: AbortSignal): Promise<RepositoryEntry[]> {

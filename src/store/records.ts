@@ -24,6 +24,7 @@ export const OPERATION_TYPES = [
   'TEMP',
   'INFER',
   'RECONCILE',
+  'EVICT',
 ] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];
 
@@ -111,6 +112,7 @@ export type StepName =
   | 'validate'
   | 'record'
   | 'place'
+  | 'evict'
   | 'create'
   | 'start'
   | 'wait_ready'

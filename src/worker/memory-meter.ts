@@ -4,8 +4,8 @@
  * a number someone declared.
  *
  * - `cgroup`: the worker has a cgroup of its own — one that holds no process but the
- *   worker (a container, a Pod, a process-runtime worker whose limits the kernel
- *   enforces). Its use is the cgroup's *working set*: memory.current
+ *   worker and, in a container, its init (a container, a Pod, a process-runtime worker
+ *   whose limits the kernel enforces). Its use is the cgroup's *working set*: memory.current
  *   (v2) or memory.usage_in_bytes (v1) minus the inactive file pages the kernel can drop
  *   at will, which is what `docker stats` and the kubelet report and what the OOM killer
  *   acts on. Reading a model file fills the page cache; that is not the model's memory.
@@ -133,10 +133,16 @@ async function findCgroupFiles(root: string): Promise<CgroupFiles | undefined> {
 }
 
 /**
- * Whether a cgroup.procs listing names this process and nothing else. A process the
- * reader cannot see (another pid namespace) is listed as 0, so it counts as another.
+ * Whether a cgroup.procs listing names this process and nothing else but, in a
+ * container, its init (pid 1 as its parent: Docker's `--init`, which modeldock's
+ * containers run with; it holds about a MiB). A process the reader cannot see (another
+ * pid namespace) is listed as 0, so it counts as another.
  */
 function holdsOnlyThisProcess(procs: string): boolean {
-  const pids = procs.split('\n').filter((line) => line.trim() !== '');
-  return pids.length > 0 && pids.every((pid) => Number(pid) === process.pid);
+  const pids = procs
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map(Number);
+  const ours = (pid: number) => pid === process.pid || (pid === 1 && process.ppid === 1);
+  return pids.includes(process.pid) && pids.every(ours);
 }

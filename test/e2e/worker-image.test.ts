@@ -57,6 +57,7 @@ async function runWorker(name: string, modelsDir: string) {
       SecurityOpt: ['no-new-privileges'],
       Memory: 1536 * MiB,
       PidsLimit: 128,
+      Init: true,
       Mounts: [
         { Type: 'bind', Source: modelsDir, Target: '/models', ReadOnly: true },
         { Type: 'bind', Source: DATASETS_DIR, Target: '/datasets', ReadOnly: true },

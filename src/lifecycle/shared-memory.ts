@@ -1,0 +1,186 @@
+/**
+ * What each shared worker holds, as its own measurements say (docs/operations.md#memory-on-shared-workers):
+ * its memory limit, its measured use, and each hosted model's measured size. Kept from
+ * the answers of the loads and unloads the router sends (each carries the worker's
+ * figure after it, src/worker/app.ts), and from the worker's stats for a worker not yet
+ * heard from (just opened, or adopted by a restarted router). Turns that, with the
+ * servers the store says each worker hosts, into the views eviction.ts decides on.
+ */
+import type { LoadResult, WorkerStats } from '../runtime/worker-client.js';
+import type { ServerRecord } from '../store/records.js';
+import {
+  ModelSizes,
+  type EvictionSettings,
+  type PlacementDecision,
+  type ResidentModel,
+  type SharedWorkerView,
+  decidePlacement,
+} from './eviction.js';
+
+/**
+ * A load's peak over what the model then holds: ONNX Runtime parses the model file into
+ * memory, then builds the weights from it, then frees the parsed copy. Room is made for
+ * the peak (a worker at its limit mid-load is killed by the kernel, with every model on
+ * it); the model then counts what its load measured.
+ */
+export const LOAD_PEAK_FACTOR = 2;
+
+/** What an idle worker is guessed to take before one was measured. */
+export const IDLE_WORKER_GUESS_BYTES = 100 * 1024 ** 2;
+
+interface WorkerFigures {
+  /** The worker's limit as it measured it (its cgroup's); null: none known. */
+  limitBytes: number | null;
+  usedBytes: number;
+  /** Measured size of each hosted model, by the name it is served under. */
+  models: Map<string, number>;
+}
+
+/** A server hosted on a shared worker, with the name its model is served under there. */
+export interface HostedServer {
+  served: string;
+  server: ServerRecord;
+}
+
+/** How busy and how recent each job is: the route table's and the job locks' view. */
+export interface Activity {
+  /** Requests in flight on a server, plus one when its job has an operation under way. */
+  inFlight(server: ServerRecord): number;
+  lastUsedAt(server: ServerRecord): number;
+}
+
+export interface SharedMemoryOptions extends EvictionSettings {
+  /** MODELDOCK_WORKER_MEMORY: the limit a shared worker is given (used when it reports none). */
+  workerLimitBytes: number;
+}
+
+export class SharedMemory {
+  readonly sizes = new ModelSizes();
+  private readonly figures = new Map<string, WorkerFigures>();
+  /** The least an idle worker measured (its use less its models'), for opening another. */
+  private idleBytes: number | undefined;
+
+  constructor(readonly options: SharedMemoryOptions) {}
+
+  /** Whether the worker's figures are known (else ask its stats first). */
+  knows(worker: string): boolean {
+    return this.figures.has(worker);
+  }
+
+  /** A worker's stats: its whole picture (opened, adopted, or after a fault). */
+  observeStats(worker: string, stats: WorkerStats): void {
+    const models = new Map(Object.entries(stats.model_memory_bytes ?? {}));
+    this.figures.set(worker, {
+      limitBytes: stats.memory_limit_bytes ?? null,
+      usedBytes: stats.memory_bytes ?? stats.rss_bytes,
+      models,
+    });
+    this.noteIdle(worker);
+  }
+
+  /** A load's answer: the model's measured size (for the next estimate too) and the worker's use after it. */
+  observeLoad(worker: string, served: string, model: string, result: LoadResult): void {
+    if (result.memoryBytes !== null) this.sizes.observe(model, result.memoryBytes);
+    let figures = this.figures.get(worker);
+    if (!figures) {
+      // A worker first heard from through a load (one just opened): its answer is its picture.
+      if (result.workerMemoryBytes === null) return;
+      figures = { limitBytes: null, usedBytes: result.workerMemoryBytes, models: new Map() };
+      this.figures.set(worker, figures);
+    }
+    figures.models.set(served, result.memoryBytes ?? this.sizes.estimate(model));
+    if (result.workerMemoryBytes !== null) figures.usedBytes = result.workerMemoryBytes;
+    if (result.workerMemoryLimitBytes !== null) figures.limitBytes = result.workerMemoryLimitBytes;
+    this.noteIdle(worker);
+  }
+
+  /** An unload's answer: the worker's use after it (else its use less the model's size). */
+  observeUnload(worker: string, served: string, workerMemoryBytes: number | null): void {
+    const figures = this.figures.get(worker);
+    if (!figures) return;
+    const bytes = figures.models.get(served) ?? 0;
+    figures.models.delete(served);
+    figures.usedBytes = workerMemoryBytes ?? Math.max(0, figures.usedBytes - bytes);
+  }
+
+  /** The worker is gone (closed, or died): its figures with it. */
+  forget(worker: string): void {
+    this.figures.delete(worker);
+  }
+
+  /** Measured memory of every shared worker known, together. */
+  totalBytes(): number {
+    return [...this.figures.values()].reduce((sum, f) => sum + f.usedBytes, 0);
+  }
+
+  /**
+   * Where the model of `ask` goes among `workers` (each with the servers it hosts), or
+   * what must be evicted first, or why it cannot: eviction.ts on measured figures.
+   */
+  decide(
+    workers: { name: string; hosted: HostedServer[] }[],
+    ask: { served: string; model: string; fileBytes?: number; now: number; mayOpen: boolean },
+    activity: Activity,
+  ): { decision: PlacementDecision; bytes: number } {
+    const bytes = this.sizes.estimate(ask.model, ask.fileBytes) * LOAD_PEAK_FACTOR;
+    const views = workers.map((w) => this.view(w.name, w.hosted, activity));
+    const decision = decidePlacement(
+      views,
+      {
+        jobId: ask.served,
+        bytes,
+        now: ask.now,
+        ...(ask.mayOpen
+          ? {
+              newWorker: {
+                limitBytes: this.options.workerLimitBytes,
+                // Before any worker was measured, the first opens on trust: no budget
+                // could serve anything without one, and its measurement counts from then on.
+                idleBytes: this.idleBytes ?? (this.figures.size === 0 ? 0 : IDLE_WORKER_GUESS_BYTES),
+              },
+            }
+          : {}),
+      },
+      this.options,
+    );
+    return { decision, bytes };
+  }
+
+  private view(name: string, hosted: HostedServer[], activity: Activity): SharedWorkerView {
+    const figures = this.figures.get(name);
+    const models: ResidentModel[] = [];
+    let reserved = 0;
+    let unmeasured = 0;
+    for (const { served, server } of hosted) {
+      const measured = figures?.models.get(served);
+      const loading = server.state !== 'ready' || measured === undefined;
+      const bytes = measured ?? this.sizes.estimate(server.model);
+      // A model on its way in is reserved at its estimate until its load says what it took.
+      if (loading && server.state !== 'ready') reserved += bytes * LOAD_PEAK_FACTOR;
+      else if (measured === undefined) unmeasured += bytes;
+      models.push({
+        jobId: served,
+        bytes,
+        inFlight: activity.inFlight(server),
+        lastUsedAt: activity.lastUsedAt(server),
+        loadedAt: Date.parse(server.loadedAt ?? server.updatedAt),
+        ...(server.state !== 'ready' ? { loading: true } : {}),
+      });
+    }
+    return {
+      workerId: name,
+      limitBytes: figures?.limitBytes ?? this.options.workerLimitBytes,
+      // Unknown figures (not heard from yet): its models at their estimates over an idle worker.
+      usedBytes: figures?.usedBytes ?? (this.idleBytes ?? IDLE_WORKER_GUESS_BYTES) + unmeasured,
+      reservedBytes: reserved,
+      models,
+    };
+  }
+
+  private noteIdle(worker: string): void {
+    const figures = this.figures.get(worker)!;
+    const models = [...figures.models.values()].reduce((sum, b) => sum + b, 0);
+    const idle = Math.max(0, figures.usedBytes - models);
+    if (idle > 0 && (this.idleBytes === undefined || idle < this.idleBytes)) this.idleBytes = idle;
+  }
+}
