@@ -23,7 +23,7 @@ import { WORKER_SECRET_ENV, generateWorkerSecret } from '../src/worker-secret.js
 import { DATASETS_DIR, MODELS_DIR, WORKER_IMAGE } from '../test/helpers/paths.js';
 import { postJson, startTestRouter } from '../test/helpers/router.js';
 import { FIGURES, TABLES } from './lib/report-tables.js';
-import { floorComparisons, machine, summarize, writeResult } from './lib/stats.js';
+import { floorComparisons, inAlternatingOrder, machine, summarize, writeResult } from './lib/stats.js';
 import { writeLifecycleCharts } from './lib/bench-charts.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 9);
@@ -205,13 +205,7 @@ async function main() {
       };
       // Whoever goes first follows the other side's removals (the engine may still be
       // tearing down their network): the order alternates, so that falls on both alike.
-      if (i % 2 === 0) {
-        await floorPart();
-        await modeldockPart();
-      } else {
-        await modeldockPart();
-        await floorPart();
-      }
+      await inAlternatingOrder(i, floorPart, modeldockPart);
       // The same through a router with a warm pool of one, its pool full before each.
       for (const op of ['DEPLOY_CREATE', 'TEMP'] as const) {
         await pooled.router.lifecycle.pool.whenFull();

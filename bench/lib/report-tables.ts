@@ -23,6 +23,7 @@ const STEP_ORDER = [
   'wait_ready',
   'load',
   'unload',
+  'measure_memory',
   'infer',
   'stop',
   'drain',
@@ -504,6 +505,38 @@ const at200 = (r: any) => {
 
 /** Every table BENCHMARKS.md generates, by key. */
 export const TABLES: Record<string, Renderer> = {
+  'serving-runtimes.create': (r) =>
+    table(
+      ['serving runtime (model)', 'own start-and-load floor', 'modeldock DEPLOY_CREATE', 'ratio'],
+      need(r, 'runtimes').map((c: any) => [
+        `${c.runtime} (${c.model})`,
+        summarizedMs(need(c, 'floor')),
+        summarizedMs(need(c, 'modeldock')),
+        times(need(c, 'ratio')),
+      ]),
+    ),
+  'serving-runtimes.steps': (r) => {
+    const runtimes = need(r, 'runtimes');
+    const names = [...new Set<string>(runtimes.flatMap((c: any) => Object.keys(need(c, 'steps'))))].sort(
+      byStepOrder,
+    );
+    return table(
+      ['DEPLOY_CREATE step', ...runtimes.map((c: any) => c.runtime)],
+      names.map((name) => [
+        name,
+        ...runtimes.map((c: any) => (c.steps[name] ? ms(c.steps[name].median) : '—')),
+      ]),
+    );
+  },
+  'serving-runtimes.targets': (r) =>
+    targetsTable(
+      need(r, 'runtimes').map((c: any) => ({
+        target: `\`DEPLOY_CREATE\` on ${c.runtime} ≤ 1.1× its own floor`,
+        value: () => c.ratio,
+        format: times,
+        met: (v: number) => v <= 1.1,
+      })),
+    )(r),
   'lifecycle.operations': floorTable('engine'),
   'lifecycle.warm_pool': warmPoolTable('engine'),
   'lifecycle.steps': stepsTable,

@@ -143,3 +143,18 @@ export function floorComparisons<Op extends string>(
     ) as Record<'DEPLOY_CREATE' | 'TEMP', { modeldock: Summary; ratio_to_floor: number }>,
   };
 }
+
+/**
+ * Both sides of one trial, the floor first in even trials and the other side first in odd
+ * ones: whatever the first leaves behind (an engine tearing down, a page cache warmed)
+ * falls on both alike.
+ */
+export async function inAlternatingOrder(
+  trial: number,
+  floor: () => Promise<void>,
+  other: () => Promise<void>,
+): Promise<void> {
+  const [first, second] = trial % 2 === 0 ? [floor, other] : [other, floor];
+  await first();
+  await second();
+}

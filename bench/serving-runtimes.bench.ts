@@ -1,0 +1,202 @@
+/**
+ * DEPLOY_CREATE on foreign serving runtimes (process runtime) against each runtime's own
+ * start-and-load floor, in one run: the floor starts the same server by hand — the
+ * catalog entry's command, arguments and environment with its placeholders filled as the
+ * process runtime fills them, in a model repository holding the model under the job's
+ * name — waits for /v2/health/ready and loads the model through the repository API.
+ * It runs in cgroups with the limits modeldock gives its workers (where the machine
+ * allows them), as the process runtime places them. modeldock's DEPLOY_CREATE does that
+ * plus its own work (records, the catalog, state files, the operation record). Which side goes first alternates
+ * from trial to trial. Medians, IQR and ratios; the per-step breakdown from the
+ * operation records. MLServer always; Triton when its wrapper is installed
+ * (scripts/python-venv.sh).
+ *
+ *   node --import tsx bench/serving-runtimes.bench.ts      (BENCH_TRIALS, default 7)
+ */
+import { spawn } from 'node:child_process';
+import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { builtInServingRuntimes, type ServingRuntime } from '../src/lifecycle/serving-runtimes.js';
+import { freeLoopbackPort } from '../src/runtime/loopback-port.js';
+import {
+  commandInCgroups,
+  prepareCgroups,
+  release,
+  type PreparedCgroups,
+} from '../src/runtime/process/cgroup.js';
+import type { WorkerLimits } from '../src/runtime/runtime.js';
+import { WorkerClient } from '../src/runtime/worker-client.js';
+import { DATASETS_DIR, MODELS_DIR } from '../test/helpers/paths.js';
+import { tritonServerDir, venvBin } from '../test/helpers/python.js';
+import { postJson } from '../test/helpers/router.js';
+import { startScratchRouter } from '../test/helpers/scratch-router.js';
+import { TABLES } from './lib/report-tables.js';
+import { inAlternatingOrder, machine, summarize, writeResult } from './lib/stats.js';
+
+const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
+const workers = new WorkerClient();
+
+interface Case {
+  runtime: 'mlserver' | 'triton';
+  model: string;
+  /** The directory that holds the server's command, put first on the PATH. */
+  bin: () => string;
+}
+
+const CASES: Case[] = [
+  { runtime: 'mlserver', model: 'm-132', bin: () => path.dirname(venvBin('mlserver')) },
+  { runtime: 'triton', model: 'm-133', bin: tritonServerDir },
+];
+
+async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
+  const started = performance.now();
+  const value = await work();
+  return [performance.now() - started, value];
+}
+
+/** The floor: the entry's server started by hand, ready, the model loaded; then stopped. */
+async function floorTrial(
+  entry: ServingRuntime,
+  model: string,
+  scratch: string,
+  i: number,
+  limits: WorkerLimits,
+): Promise<number> {
+  const command = entry.process!;
+  const dir = path.join(scratch, `floor-${i}`);
+  const repository = path.join(dir, 'models');
+  await mkdir(repository, { recursive: true });
+  await symlink(path.join(MODELS_DIR, model), path.join(repository, 'job'), 'dir');
+  const values: Record<string, string> = {
+    host: '127.0.0.1',
+    port: String(await freeLoopbackPort()),
+    grpcPort: String(await freeLoopbackPort()),
+    metricsPort: String(await freeLoopbackPort()),
+    modelsDir: repository,
+    datasetsDir: DATASETS_DIR,
+  };
+  const fill = (text: string) => text.replace(/\{(\w+)\}/g, (match, name: string) => values[name] ?? match);
+  const endpoint = `http://127.0.0.1:${values.port}`;
+  let server: ReturnType<typeof spawn> | undefined;
+  let cgroups: PreparedCgroups | undefined;
+  const [elapsed] = await timed(async () => {
+    // The same cgroups and limits as modeldock's workers get (where the machine allows
+    // them): a floor without the CPU quota would start faster than any worker could.
+    cgroups = await prepareCgroups(`bench-floor-${process.pid}-${i}`, limits);
+    const run = commandInCgroups(cgroups, command.command, command.args.map(fill));
+    server = spawn(run.command, run.args, {
+      cwd: dir,
+      detached: true,
+      stdio: 'ignore',
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        ...Object.fromEntries(Object.entries(command.env).map(([k, v]) => [k, fill(v)])),
+      },
+    });
+    await workers.waitUntilReady(endpoint, {
+      timeoutMs: 120_000,
+      isAlive: async () => server!.exitCode === null && server!.signalCode === null,
+    });
+    await workers.load(endpoint, 'job', undefined);
+  });
+  const exited = new Promise((resolve) => server!.once('exit', resolve));
+  process.kill(-server!.pid!, 'SIGTERM');
+  await exited;
+  await release(cgroups!.groups.map((g) => g.dir));
+  await workers.forget(endpoint);
+  return elapsed;
+}
+
+async function runCase(c: Case) {
+  const entry = builtInServingRuntimes().find((e) => e.name === c.runtime)!;
+  const originalPath = process.env.PATH;
+  process.env.PATH = `${c.bin()}${path.delimiter}${originalPath}`;
+  const scratchDir = await mkdtemp(path.join(os.tmpdir(), `modeldock-bench-${c.runtime}-`));
+  const router = await startScratchRouter(
+    `b${c.runtime.slice(0, 3)}`,
+    async ({ modelsDir }) => {
+      await cp(path.join(MODELS_DIR, c.model), path.join(modelsDir, c.model), { recursive: true });
+    },
+    { MODELDOCK_LOG_LEVEL: 'error' },
+  );
+  const { config } = router.t;
+  const limits: WorkerLimits = {
+    memoryBytes: config.workerMemoryBytes,
+    nanoCpus: Math.round(config.workerCpus * 1e9),
+    pids: config.workerPids,
+  };
+  const floor: number[] = [];
+  const modeldock: number[] = [];
+  const steps: Record<string, number[]> = {};
+  try {
+    // One warm-up of each (trial -1), not counted (page cache, imports, JIT).
+    for (let i = -1; i < TRIALS; i++) {
+      const floorPart = async () => {
+        const elapsed = await floorTrial(entry, c.model, scratchDir, i + 1, limits);
+        if (i >= 0) floor.push(elapsed);
+      };
+      const modeldockPart = async () => {
+        const job = { job_id: `bench${i + 1}`, model: c.model, dataset: 'ds-550' };
+        const [elapsed, response] = await timed(() =>
+          postJson(`${router.t.url}/inference_router/`, { ...job, operation_type: 'DEPLOY_CREATE' }),
+        );
+        if (response.status !== 200) throw new Error(`DEPLOY_CREATE: ${JSON.stringify(response.body)}`);
+        const ended = await postJson(`${router.t.url}/inference_router/`, {
+          ...job,
+          operation_type: 'TERMINATE',
+        });
+        if (ended.status !== 200) throw new Error(`TERMINATE: ${JSON.stringify(ended.body)}`);
+        if (i < 0) return;
+        modeldock.push(elapsed);
+        for (const step of response.body.steps as { name: string; duration_ms: number }[]) {
+          (steps[step.name] ??= []).push(step.duration_ms);
+        }
+      };
+      await inAlternatingOrder(i, floorPart, modeldockPart);
+    }
+  } finally {
+    await router.cleanup();
+    await rm(scratchDir, { recursive: true, force: true });
+    process.env.PATH = originalPath;
+  }
+  return {
+    runtime: c.runtime,
+    model: c.model,
+    floor: summarize(floor),
+    modeldock: summarize(modeldock),
+    ratio: summarize(modeldock).median / summarize(floor).median,
+    steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, summarize(v)])),
+  };
+}
+
+async function main() {
+  const runtimes = [];
+  const skipped: string[] = [];
+  for (const c of CASES) {
+    try {
+      c.bin();
+    } catch (error) {
+      // A bench measures what is installed; a missing server is said in the result.
+      skipped.push(`${c.runtime}: ${(error as Error).message}`);
+      continue;
+    }
+    runtimes.push(await runCase(c));
+  }
+  await workers.close();
+  const result = {
+    machine: machine(),
+    trials: TRIALS,
+    order: 'floor first in even trials, modeldock first in odd ones',
+    limits: 'the floor runs in cgroups with the limits modeldock gives its workers',
+    runtimes,
+    skipped,
+  };
+  const file = writeResult('serving-runtimes', result);
+  for (const key of ['serving-runtimes.create', 'serving-runtimes.steps'])
+    console.log(`${TABLES[key]!(result)}\n`);
+  console.log(`raw results: ${file}`);
+}
+
+await main();
