@@ -80,6 +80,19 @@ const PlacementResultSchema = Type.Object({
 });
 export type PlacementResult = Static<typeof PlacementResultSchema>;
 
+const DensityPointSchema = Type.Object({
+  jobs: Type.Number(),
+  workers: Type.Number(),
+  total_mib: Type.Number(),
+});
+
+const DensityResultSchema = Type.Object({
+  machine: Type.Optional(MachineSchema),
+  dedicated: Type.Array(DensityPointSchema),
+  shared: Type.Array(DensityPointSchema),
+});
+export type DensityResult = Static<typeof DensityResultSchema>;
+
 /** The result as its schema's type, or an error naming the first fields that do not fit. */
 export function checkResult<S extends TSchema>(name: string, schema: S, result: unknown): Static<S> {
   if (Value.Check(schema, result)) return result;
@@ -409,6 +422,36 @@ export function batchingCharts(result: BatchingResult): Charts {
   return charts;
 }
 
+/** Issue #26's memory target for 1,000 live shared jobs. */
+const DENSITY_TARGET_MIB = 1536;
+
+export function densityCharts(result: DensityResult): Charts {
+  const jobs = [...new Set([...result.dedicated, ...result.shared].map((p) => p.jobs))].sort((a, b) => a - b);
+  return {
+    'density-memory': lineChart({
+      title: 'Total worker memory by number of live jobs',
+      subtitle:
+        'Every worker the router runs, as the runtime measures it (GET /v1/stats); each job with a model directory of its own (m-131).',
+      series: [
+        {
+          name: 'dedicated (a worker per job)',
+          points: result.dedicated.map((p) => ({ x: p.jobs, y: p.total_mib })),
+        },
+        {
+          name: 'shared (many jobs per worker)',
+          points: result.shared.map((p) => ({ x: p.jobs, y: p.total_mib })),
+        },
+      ],
+      xLabel: 'live jobs',
+      yLabel: 'MiB',
+      xTicks: jobs,
+      target: { value: DENSITY_TARGET_MIB, label: 'target for 1,000 shared jobs: 1.5 GiB' },
+      formatValue: (v) => `${formatValue(v)} MiB`,
+      footnote: footnote(result.machine),
+    }),
+  };
+}
+
 /**
  * The charts of each result by its name (bench/results/<name>.json), from a result of
  * any type: it is checked first.
@@ -419,6 +462,7 @@ export const CHARTS_BY_RESULT: Record<string, (result: unknown) => Charts> = {
   scale: (result) => scaleCharts(checkResult('scale', ScaleResultSchema, result)),
   placement: (result) => placementCharts(checkResult('placement', PlacementResultSchema, result)),
   batching: (result) => batchingCharts(checkResult('batching', BatchingResultSchema, result)),
+  density: (result) => densityCharts(checkResult('density', DensityResultSchema, result)),
 };
 
 /** Renders each chart to bench/results/<name>.svg; returns the files written. */
@@ -439,3 +483,5 @@ export const writePlacementCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.placement!(result));
 export const writeBatchingCharts = (result: unknown): Promise<string[]> =>
   writeCharts(CHARTS_BY_RESULT.batching!(result));
+export const writeDensityCharts = (result: unknown): Promise<string[]> =>
+  writeCharts(CHARTS_BY_RESULT.density!(result));

@@ -249,6 +249,51 @@ function placementTable(r: any): string {
   );
 }
 
+function densityMemoryTable(r: any): string {
+  const row = (placement: string) => (p: any) => [
+    placement,
+    int(p.jobs),
+    int(p.workers),
+    `${int(p.total_mib)} MiB`,
+    `${(p.total_mib / p.jobs).toFixed(2)} MiB`,
+  ];
+  return table(
+    ['placement', 'live jobs', 'workers', 'total worker memory', 'per job'],
+    [...need(r, 'dedicated').map(row('dedicated')), ...need(r, 'shared').map(row('shared'))],
+  );
+}
+
+function densityChurnTable(r: any): string {
+  const c = need(r, 'churn');
+  return table(
+    ['what', 'value'],
+    [
+      ['jobs registered (DEPLOY_CREATE each)', `${int(c.registered)} in ${c.register_s} s`],
+      ['memory budget (what a tenth of them measured live)', `${int(c.budget_mib)} MiB`],
+      ['requests (pairs to random jobs, 8 pairs at once)', int(c.requests)],
+      ['served', int(c.served)],
+      ['failed', int(c.failed)],
+      ['evictions', `${int(c.evictions)} (${c.evictions_per_s} per second)`],
+      ['all requests', `p50 ${ms(c.all_ms.median)}, p99 ${ms(c.all_ms.p99)}`],
+      [
+        'first of a pair (mostly a cold load)',
+        `p50 ${ms(c.first_of_pair_ms.median)}, p99 ${ms(c.first_of_pair_ms.p99)}`,
+      ],
+      [
+        'second of a pair (loaded)',
+        `p50 ${ms(c.second_of_pair_ms.median)}, p99 ${ms(c.second_of_pair_ms.p99)}`,
+      ],
+      [
+        'DEPLOY_CREATE of a shared job',
+        `p50 ${ms(need(r, 'deploy_create_shared_ms.median'))}, p99 ${ms(need(r, 'deploy_create_shared_ms.p99'))}`,
+      ],
+    ],
+  );
+}
+
+const sharedAt1000 = (r: any) =>
+  need(r, 'shared').find((p: any) => p.jobs === 1000) ?? need(r, 'shared').at(-1);
+
 function scaleTable(r: any): string {
   const start = need(r, 'at_start');
   return table(
@@ -661,6 +706,40 @@ export const TABLES: Record<string, Renderer> = {
   'perf-analyzer.c1': perfAnalyzerTable('c1'),
   'perf-analyzer.c32': perfAnalyzerTable('c32'),
   'placement.operations': placementTable,
+  'density.memory': densityMemoryTable,
+  'density.churn': densityChurnTable,
+  'density.targets': targetsTable([
+    {
+      target: '1,000 live shared jobs: total worker memory ≤ 1.5 GiB',
+      value: (r) => sharedAt1000(r).total_mib,
+      format: (v) => `${int(v)} MiB`,
+      met: (v) => v <= 1536,
+    },
+    {
+      target: '1,000 live shared jobs in ≤ 32 workers',
+      value: (r) => sharedAt1000(r).workers,
+      format: int,
+      met: (v) => v <= 32,
+    },
+    {
+      target: 'DEPLOY_CREATE of a shared job p50 ≤ 15 ms',
+      value: (r) => need(r, 'deploy_create_shared_ms.median'),
+      format: ms,
+      met: (v) => v <= 15,
+    },
+    {
+      target: 'first request after an eviction p50 ≤ 30 ms over steady state',
+      value: (r) => need(r, 'churn.first_of_pair_ms.median') - need(r, 'churn.second_of_pair_ms.median'),
+      format: ms,
+      met: (v) => v <= 30,
+    },
+    {
+      target: 'registered jobs under a budget for a tenth of them: zero failed requests',
+      value: (r) => need(r, 'churn.failed'),
+      format: int,
+      met: (v) => v === 0,
+    },
+  ]),
   'scale.memory': scaleTable,
   'scale.concurrency': concurrencyTable,
   'scale.targets': targetsTable([

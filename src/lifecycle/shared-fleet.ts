@@ -194,13 +194,16 @@ export class SharedFleet {
           }
           return this.assignTo(worker, assign);
         }
-        this.deps.metrics.placementRefusals.inc({ reason: decision.reason });
         if (decision.reason !== 'busy') {
+          this.deps.metrics.placementRefusals.inc({ reason: decision.reason });
           throw new QuotaExceededError(decision.message, {
             details: { limit: 'shared_memory', reason: decision.reason },
           });
         }
-        if (Date.now() >= deadline) throw new NotReadyError(decision.message, 1);
+        if (Date.now() >= deadline) {
+          this.deps.metrics.placementRefusals.inc({ reason: decision.reason });
+          throw new NotReadyError(decision.message, 1);
+        }
         // Busy models finish their requests within moments; look again shortly.
         await delay(Math.min(200, 10 * 2 ** attempt));
       }

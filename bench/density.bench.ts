@@ -1,0 +1,266 @@
+/**
+ * Density (issue #26): how many jobs fit in how much worker memory, dedicated against
+ * shared placement, and what eviction costs under a memory budget. One run, Docker
+ * runtime, the router as `npm start` runs it (compiled), every job with a model
+ * directory of its own (hard links to m-131's files, so each is loaded and measured as
+ * a model of its own):
+ * - jobs vs. total worker memory (the runtime's measure of every worker, GET /v1/stats):
+ *   dedicated at BENCH_DENSITY_DEDICATED jobs (default 2,5,10), shared at
+ *   BENCH_DENSITY_SHARED (default 10,100,1000), with the number of workers; every shared
+ *   job answers one inference;
+ * - DEPLOY_CREATE of a shared job (each of the largest run's);
+ * - BENCH_DENSITY_REGISTERED jobs (default 10,000) registered under a memory budget of
+ *   what the largest shared run measured (a tenth of them), then BENCH_DENSITY_PAIRS
+ *   (default 2,000) pairs of requests to random jobs, 8 pairs at once: the first of a pair
+ *   mostly finds its model evicted (a cold load), the second finds it loaded (steady
+ *   state). Requests served and failed, evictions per second, p50/p99.
+ *
+ *   node --import tsx bench/density.bench.ts
+ */
+import Dockerode from 'dockerode';
+import { chmod, link, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DIGITS } from '../test/helpers/fixtures.js';
+import { MODELS_DIR } from '../test/helpers/paths.js';
+import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
+import { spawnRouter, type RouterProcess } from '../test/helpers/router-process.js';
+import { writeDensityCharts } from './lib/bench-charts.js';
+import { machine, summarize, writeResult } from './lib/stats.js';
+
+const sizes = (name: string, fallback: string) => (process.env[name] ?? fallback).split(',').map(Number);
+const DEDICATED = sizes('BENCH_DENSITY_DEDICATED', '2,5,10');
+const SHARED = sizes('BENCH_DENSITY_SHARED', '10,100,1000');
+const REGISTERED = Number(process.env.BENCH_DENSITY_REGISTERED ?? 10_000);
+const PAIRS = Number(process.env.BENCH_DENSITY_PAIRS ?? 2_000);
+const AT_ONCE = 8;
+const MiB = 1024 ** 2;
+const docker = new Dockerode();
+const digit = DIGITS[0]!;
+
+/** A model store of `count` models d-00000…, each its own directory of m-131's files. */
+async function modelStore(dir: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const model = path.join(dir, modelId(i));
+    await mkdir(model, { recursive: true });
+    for (const file of ['model.onnx', 'model.json'])
+      await link(path.join(MODELS_DIR, 'm-131', file), path.join(model, file));
+  }
+}
+
+const modelId = (i: number) => `d-${String(i).padStart(5, '0')}`;
+
+async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
+  const started = performance.now();
+  const value = await work();
+  return [performance.now() - started, value];
+}
+
+async function create(url: string, i: number, placement: 'dedicated' | 'shared'): Promise<number> {
+  const [elapsed, response] = await timed(() =>
+    postJson(`${url}/v1/jobs`, { job_id: `j${i}`, model: modelId(i), dataset: 'ds-550', placement }),
+  );
+  // 201 when a container was created for it, 200 when it joined a running worker.
+  if (response.status !== 200 && response.status !== 201)
+    throw new Error(`j${i}: ${response.status} ${JSON.stringify(response.body)}`);
+  return elapsed;
+}
+
+async function infer(url: string, i: number): Promise<[number, number]> {
+  const [elapsed, response] = await timed(() =>
+    postJson(`${url}/v2/models/j${i}/infer`, {
+      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: digit.inputs.pixels }],
+    }),
+  );
+  return [elapsed, response.status];
+}
+
+/** Run `work` on 0…count-1, `atOnce` at a time. */
+async function inParallel(count: number, atOnce: number, work: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: atOnce }, async () => {
+      while (next < count) await work(next++);
+    }),
+  );
+}
+
+/** Every running worker's memory as the runtime measures it, and how many there are. */
+async function workerMemory(url: string): Promise<{ workers: number; total_mib: number }> {
+  const { body } = await getJson(`${url}/v1/stats`);
+  const workers = body.workers as { memory_bytes: number }[];
+  const total = workers.reduce((sum, w) => sum + w.memory_bytes, 0);
+  return { workers: workers.length, total_mib: Math.round((total / MiB) * 10) / 10 };
+}
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm')))
+    sum += Number(match[1]);
+  return sum;
+}
+
+async function startRouter(
+  instance: string,
+  dataDir: string,
+  modelsDir: string,
+  env: Record<string, string>,
+) {
+  const router = await spawnRouter(
+    {
+      MODELDOCK_INSTANCE: instance,
+      MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
+      MODELDOCK_RUNTIME: 'docker',
+      MODELDOCK_MODELS_DIR: modelsDir,
+      // spawnRouter finds the router by its "listening" line, an info one.
+      MODELDOCK_LOG_LEVEL: 'info',
+      MODELDOCK_READY_TIMEOUT_MS: '120000',
+      MODELDOCK_MAX_SERVERS: '64',
+      ...env,
+    },
+    path.join(dataDir, 'router.log'),
+    'compiled',
+  );
+  // spawnRouter's line reader pauses the router's stdout when it closes: at info level the
+  // pipe would fill and block the router. Keep it flowing (into the log file).
+  router.child.stdout?.resume();
+  return router;
+}
+
+async function withRouter<T>(
+  modelsDir: string,
+  env: Record<string, string>,
+  work: (router: RouterProcess) => Promise<T>,
+): Promise<T> {
+  const instance = uniqueInstance('density');
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-density-'));
+  const router = await startRouter(instance, dataDir, modelsDir, env);
+  try {
+    return await work(router);
+  } finally {
+    await router.kill('SIGTERM');
+    await removeInstanceContainers(docker, instance);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const modelsDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-density-models-'));
+  await chmod(modelsDir, 0o755); // the workers run unprivileged
+  const largest = Math.max(...SHARED);
+  await modelStore(modelsDir, Math.max(REGISTERED, largest, ...DEDICATED));
+  try {
+    console.log('dedicated…');
+    const dedicated = await withRouter(modelsDir, {}, async (router) => {
+      const points: { jobs: number; workers: number; total_mib: number }[] = [];
+      let created = 0;
+      for (const size of DEDICATED) {
+        await inParallel(
+          size - created,
+          4,
+          async (i) => void (await create(router.url, created + i, 'dedicated')),
+        );
+        created = size;
+        points.push({ jobs: size, ...(await workerMemory(router.url)) });
+        console.log(`  ${size} jobs:`, points.at(-1));
+      }
+      return points;
+    });
+
+    console.log('shared…');
+    const shared = await withRouter(modelsDir, { MODELDOCK_PLACEMENT: 'shared' }, async (router) => {
+      const points: { jobs: number; workers: number; total_mib: number }[] = [];
+      const creates: number[] = [];
+      let created = 0;
+      for (const size of SHARED) {
+        const from = created;
+        await inParallel(
+          size - from,
+          4,
+          async (i) => void creates.push(await create(router.url, from + i, 'shared')),
+        );
+        created = size;
+        points.push({ jobs: size, ...(await workerMemory(router.url)) });
+        console.log(`  ${size} jobs:`, points.at(-1));
+      }
+      let failed = 0;
+      await inParallel(largest, AT_ONCE, async (i) => {
+        const [, status] = await infer(router.url, i);
+        if (status !== 200) failed++;
+      });
+      return { points, creates, answered: largest - failed, failed };
+    });
+
+    // The budget holds a tenth of the registered jobs: what that many live shared jobs measured.
+    const tenth = shared.points.find((p) => p.jobs === REGISTERED / 10);
+    if (!tenth)
+      throw new Error(
+        `BENCH_DENSITY_SHARED must include ${REGISTERED / 10} (a tenth of the registered jobs)`,
+      );
+    const budgetMiB = Math.ceil(tenth.total_mib);
+    console.log(`${REGISTERED} jobs under a budget of ${budgetMiB} MiB…`);
+    const churn = await withRouter(
+      modelsDir,
+      {
+        MODELDOCK_PLACEMENT: 'shared',
+        MODELDOCK_MEMORY_BUDGET: `${budgetMiB}m`,
+        MODELDOCK_MIN_RESIDENCY_MS: '1000',
+      },
+      async (router) => {
+        const [registerMs] = await timed(() =>
+          inParallel(REGISTERED, 4, async (i) => void (await create(router.url, i, 'shared'))),
+        );
+        const evictionsBefore = await metric(router.url, 'modeldock_evictions_total');
+        const cold: number[] = [];
+        const warm: number[] = [];
+        let failed = 0;
+        const [trafficMs] = await timed(() =>
+          inParallel(PAIRS, AT_ONCE, async () => {
+            const job = Math.floor(Math.random() * REGISTERED);
+            for (const into of [cold, warm]) {
+              const [elapsed, status] = await infer(router.url, job);
+              if (status === 200) into.push(elapsed);
+              else failed++;
+            }
+          }),
+        );
+        const evictions = (await metric(router.url, 'modeldock_evictions_total')) - evictionsBefore;
+        return {
+          budget_mib: budgetMiB,
+          registered: REGISTERED,
+          register_s: Math.round(registerMs / 100) / 10,
+          requests: PAIRS * 2,
+          served: cold.length + warm.length,
+          failed,
+          traffic_s: Math.round(trafficMs / 100) / 10,
+          evictions,
+          evictions_per_s: Math.round((evictions / (trafficMs / 1000)) * 10) / 10,
+          all_ms: summarize([...cold, ...warm]),
+          first_of_pair_ms: summarize(cold),
+          second_of_pair_ms: summarize(warm),
+          memory_after: await workerMemory(router.url),
+        };
+      },
+    );
+
+    const result = {
+      machine: machine(),
+      runtime: 'docker',
+      dedicated,
+      shared: shared.points,
+      shared_answered: shared.answered,
+      shared_failed: shared.failed,
+      deploy_create_shared_ms: summarize(shared.creates),
+      churn,
+    };
+    const file = writeResult('density', result);
+    console.log(JSON.stringify(result, null, 2));
+    console.log(`wrote ${file}`);
+    for (const chart of await writeDensityCharts(result)) console.log(`wrote ${chart}`);
+  } finally {
+    await rm(modelsDir, { recursive: true, force: true });
+  }
+}
+
+await main();
