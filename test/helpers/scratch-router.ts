@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
+import { ProcessRuntime, type WorkerCommand } from '../../src/runtime/process/process-runtime.js';
 import { LABELS, type Runtime, type WorkerInfo } from '../../src/runtime/runtime.js';
 import { WORKER_SECRET_HEADER } from '../../src/worker-secret.js';
 import { DATASETS_DIR } from './paths.js';
@@ -31,6 +31,8 @@ export async function startScratchRouter(
   fill: (dirs: { modelsDir: string; runtimesDir: string }) => Promise<void>,
   /** More of the router's configuration (e.g. MODELDOCK_GRPC_PORT). */
   env: Record<string, string> = {},
+  /** How workers (and guards) run; default: as the router runs, compiled or from source. */
+  workerCommand?: WorkerCommand,
 ): Promise<ScratchRouter> {
   const instance = uniqueInstance(prefix);
   const scratch = await mkdtemp(path.join(os.tmpdir(), `modeldock-${prefix}-`));
@@ -40,7 +42,14 @@ export async function startScratchRouter(
   await mkdir(modelsDir);
   await mkdir(runtimesDir);
   await fill({ modelsDir, runtimesDir });
-  const makeRuntime = () => new ProcessRuntime({ instance, stateDir, modelsDir, datasetsDir: DATASETS_DIR });
+  const makeRuntime = () =>
+    new ProcessRuntime({
+      instance,
+      stateDir,
+      modelsDir,
+      datasetsDir: DATASETS_DIR,
+      ...(workerCommand ? { workerCommand } : {}),
+    });
   const start = (dataDir?: string) =>
     startTestRouter({
       instance,
