@@ -44,10 +44,18 @@ export interface SharedWorkerView {
   workerId: string;
   /** The worker's memory limit. */
   limitBytes: number;
-  /** What the worker measured last, loaded models and runtime together. */
+  /** What the worker measured last, loaded models and runtime together (against its limit). */
   usedBytes: number;
+  /**
+   * What the budget charges it: its runtime as first measured plus each model as its
+   * load measured (default: usedBytes). A runtime's own drift (V8's heap, caches) is not
+   * charged: evicting models could not give it back, only churn for it.
+   */
+  accountedBytes?: number;
   /** Bytes reserved for loads placed here whose measurement has not come back yet. */
   reservedBytes?: number;
+  /** Models it may host at most (MODELDOCK_SHARED_JOBS_PER_WORKER); at it, it has room only by eviction. */
+  maxModels?: number;
   models: ResidentModel[];
 }
 
@@ -104,7 +112,10 @@ function inFlightOn(worker: SharedWorkerView): number {
 /** Room the budget leaves across all shared workers; Infinity without a budget. */
 export function budgetRoom(workers: SharedWorkerView[], settings: EvictionSettings): number {
   if (settings.budgetBytes <= 0) return Infinity;
-  const used = workers.reduce((sum, w) => sum + w.usedBytes + (w.reservedBytes ?? 0), 0);
+  const used = workers.reduce(
+    (sum, w) => sum + (w.accountedBytes ?? w.usedBytes) + (w.reservedBytes ?? 0),
+    0,
+  );
   return settings.budgetBytes - used;
 }
 
@@ -128,7 +139,7 @@ export function decidePlacement(
 
   // 1. A worker with room, the most first; the less busy of equals.
   const withRoom = workers
-    .filter((w) => roomOn(w) >= ask.bytes && budgetLeft >= ask.bytes)
+    .filter((w) => roomOn(w) >= ask.bytes && budgetLeft >= ask.bytes && !atModelLimit(w))
     .sort((a, b) => roomOn(b) - roomOn(a) || inFlightOn(a) - inFlightOn(b));
   const roomy = withRoom[0];
   if (roomy) return { kind: 'place', workerId: roomy.workerId, evict: [], youngEvicted: false };
@@ -144,7 +155,8 @@ export function decidePlacement(
     let best: { workerId: string; evict: ResidentModel[]; newestUse: number } | undefined;
     for (const worker of workers) {
       const need = Math.max(ask.bytes - roomOn(worker), ask.bytes - budgetLeft);
-      const victims = victimsOn(worker, need, ask.now, settings.minResidencyMs, allowYoung);
+      const atLeast = atModelLimit(worker) ? worker.models.length + 1 - worker.maxModels! : 0;
+      const victims = victimsOn(worker, need, atLeast, ask.now, settings.minResidencyMs, allowYoung);
       if (!victims) continue;
       if (victims.length > Math.max(1, Math.floor(worker.models.length * MAX_EVICTED_SHARE))) {
         tooMany = true;
@@ -180,18 +192,24 @@ export function decidePlacement(
 }
 
 /**
- * The fewest least-recently-used models on `worker` whose measured bytes cover `need`;
+ * The fewest least-recently-used models on `worker` whose measured bytes cover `need`
+ * (and at least `atLeast` of them: a worker at its model limit);
  * undefined when its evictable models cannot. Nothing with requests in flight, nothing
  * loading; nothing younger than the minimum residency unless `allowYoung`.
  */
+function atModelLimit(worker: SharedWorkerView): boolean {
+  return worker.maxModels !== undefined && worker.models.length >= worker.maxModels;
+}
+
 function victimsOn(
   worker: SharedWorkerView,
   need: number,
+  atLeast: number,
   now: number,
   minResidencyMs: number,
   allowYoung: boolean,
 ): ResidentModel[] | undefined {
-  if (need <= 0) return [];
+  if (need <= 0 && atLeast <= 0) return [];
   const candidates = worker.models
     .filter((m) => !m.loading && m.inFlight === 0)
     .filter((m) => allowYoung || now - m.loadedAt >= minResidencyMs)
@@ -199,11 +217,11 @@ function victimsOn(
   const victims: ResidentModel[] = [];
   let freed = 0;
   for (const model of candidates) {
-    if (freed >= need) break;
+    if (freed >= need && victims.length >= atLeast) break;
     victims.push(model);
     freed += model.bytes;
   }
-  return freed >= need ? victims : undefined;
+  return freed >= need && victims.length >= atLeast ? victims : undefined;
 }
 
 function mib(bytes: number): string {

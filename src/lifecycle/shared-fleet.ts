@@ -164,12 +164,15 @@ export class SharedFleet {
         const [workers, hosted] = await Promise.all([this.workers(), this.hostedByWorker(server.serverId)]);
         const running = workers.filter((w) => w.running && w.endpoint);
         await this.learn(running);
-        // One name per worker (a job's replicas apart), and at most jobsPerWorker on each.
+        // One name per worker (a job's replicas apart), and at most jobsPerWorker on each
+        // (a worker at it takes another model only in place of one it evicts).
         const candidates = running
-          .map((w) => ({ name: w.name, hosted: hosted.get(w.name) ?? [] }))
-          .filter(
-            (w) => w.hosted.length < this.options.jobsPerWorker && !w.hosted.some((h) => h.served === served),
-          );
+          .map((w) => ({
+            name: w.name,
+            hosted: hosted.get(w.name) ?? [],
+            maxModels: this.options.jobsPerWorker,
+          }))
+          .filter((w) => !w.hosted.some((h) => h.served === served));
         const { decision, bytes } = this.memory.decide(
           candidates,
           { served, model: server.model, fileBytes, now: Date.now(), mayOpen: await this.mayOpen() },

@@ -32,6 +32,8 @@ interface WorkerFigures {
   /** The worker's limit as it measured it (its cgroup's); null: none known. */
   limitBytes: number | null;
   usedBytes: number;
+  /** The least it measured beside its models: its runtime's own memory, as the budget charges it. */
+  idleBytes?: number;
   /** Measured size of each hosted model, by the name it is served under. */
   models: Map<string, number>;
 }
@@ -118,12 +120,15 @@ export class SharedMemory {
    * what must be evicted first, or why it cannot: eviction.ts on measured figures.
    */
   decide(
-    workers: { name: string; hosted: HostedServer[] }[],
+    workers: { name: string; hosted: HostedServer[]; maxModels?: number }[],
     ask: { served: string; model: string; fileBytes?: number; now: number; mayOpen: boolean },
     activity: Activity,
   ): { decision: PlacementDecision; bytes: number } {
     const bytes = this.sizes.estimate(ask.model, ask.fileBytes) * LOAD_PEAK_FACTOR;
-    const views = workers.map((w) => this.view(w.name, w.hosted, activity));
+    const views = workers.map((w) => ({
+      ...this.view(w.name, w.hosted, activity),
+      ...(w.maxModels === undefined ? {} : { maxModels: w.maxModels }),
+    }));
     const decision = decidePlacement(
       views,
       {
@@ -167,9 +172,11 @@ export class SharedMemory {
         ...(server.state !== 'ready' ? { loading: true } : {}),
       });
     }
+    const modelBytes = [...(figures?.models.values() ?? [])].reduce((sum, b) => sum + b, 0);
     return {
       workerId: name,
       limitBytes: figures?.limitBytes ?? this.options.workerLimitBytes,
+      ...(figures?.idleBytes === undefined ? {} : { accountedBytes: figures.idleBytes + modelBytes }),
       // Unknown figures (not heard from yet): its models at their estimates over an idle worker.
       usedBytes: figures?.usedBytes ?? (this.idleBytes ?? IDLE_WORKER_GUESS_BYTES) + unmeasured,
       reservedBytes: reserved,
@@ -181,6 +188,8 @@ export class SharedMemory {
     const figures = this.figures.get(worker)!;
     const models = [...figures.models.values()].reduce((sum, b) => sum + b, 0);
     const idle = Math.max(0, figures.usedBytes - models);
-    if (idle > 0 && (this.idleBytes === undefined || idle < this.idleBytes)) this.idleBytes = idle;
+    if (idle <= 0) return;
+    if (figures.idleBytes === undefined || idle < figures.idleBytes) figures.idleBytes = idle;
+    if (this.idleBytes === undefined || idle < this.idleBytes) this.idleBytes = idle;
   }
 }

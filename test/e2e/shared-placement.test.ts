@@ -128,6 +128,14 @@ describe('shared placement on Docker', { timeout: 600_000 }, () => {
     assert.equal(job.body.placement, 'shared');
     assert.equal(job.body.server.placement, 'shared');
     assert.equal(job.body.server.container_name, sharedWorker);
+    // A live job keeps its placement; a placement that is neither is refused. Neither changes anything.
+    const switched = await original(t, 's2', 'DEPLOY_CREATE', { placement: 'dedicated' });
+    assert.equal(switched.status, 409, JSON.stringify(switched.body));
+    assert.match(switched.body.error.message, /placed shared.*TERMINATE/);
+    const bogus = await original(t, 'sx', 'DEPLOY_CREATE', { placement: 'everywhere' });
+    assert.equal(bogus.status, 400, JSON.stringify(bogus.body));
+    assert.equal(await t.store.getJob('sx'), undefined);
+    assert.equal((await t.store.listServers({ jobId: 's2' })).length, 1);
     // A dedicated job beside them still gets a container of its own.
     const dedicated = await original(t, 'd1', 'DEPLOY_CREATE', { placement: 'dedicated' });
     assert.equal(dedicated.status, 200, JSON.stringify(dedicated.body));

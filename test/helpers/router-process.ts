@@ -57,6 +57,8 @@ export async function spawnRouter(
       // Port 0: the router binds a port the kernel picks and logs its address. A port
       // probed free beforehand could be taken (by a process worker) before the router binds it.
       MODELDOCK_PORT: '0',
+      // Its address is in an info line: a quieter level asked for would hide it.
+      ...(QUIETER_THAN_INFO.has(env.MODELDOCK_LOG_LEVEL ?? '') ? { MODELDOCK_LOG_LEVEL: 'info' } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -74,7 +76,9 @@ export async function spawnRouter(
       const address = listeningAddress(line);
       if (address === undefined) return;
       clearTimeout(timer);
-      lines.close();
+      // Not closed: closing it pauses its input, and a paused stdout stops the pipe to the
+      // log as well, until the router blocks writing its log.
+      lines.removeAllListeners('line');
       resolve(address);
     });
     void exited.then((code) => {
@@ -91,6 +95,8 @@ export async function spawnRouter(
     },
   };
 }
+
+const QUIETER_THAN_INFO = new Set(['warn', 'error', 'fatal', 'silent']);
 
 /** The router's own URL from its start-up log line (pino JSON: `address` of "router listening"). */
 function listeningAddress(line: string): string | undefined {

@@ -120,6 +120,12 @@ describe('eviction: placing a model on shared workers', () => {
     assert.deepEqual(jobs(decision), ['a1']);
   });
 
+  it('a worker at its model limit takes another only in place of its least recently used', () => {
+    const w = { ...worker('a', 2048, [model('old', 1, 50_000), model('new', 1, 1_000)]), maxModels: 2 };
+    const decision = decidePlacement([w], { jobId: 'x', bytes: 1 * MiB, now: NOW }, settings);
+    assert.deepEqual(jobs(decision), ['old'], 'memory has room; the count has not');
+  });
+
   it('refuses a model larger than any worker or the budget: too_large', () => {
     const w = worker('a', 512, []);
     const decision = decidePlacement([w], { jobId: 'new', bytes: 600 * MiB, now: NOW }, settings);
