@@ -11,7 +11,7 @@
  * operation records. MLServer always; Triton when its wrapper is installed
  * (scripts/python-venv.sh).
  *
- *   node --import tsx bench/serving-runtimes.bench.ts      (BENCH_TRIALS, default 7)
+ *   npm run bench -- serving-runtimes      (builds first; BENCH_TRIALS, default 7)
  */
 import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
@@ -27,7 +27,7 @@ import {
 } from '../src/runtime/process/cgroup.js';
 import type { WorkerLimits } from '../src/runtime/runtime.js';
 import { WorkerClient } from '../src/runtime/worker-client.js';
-import { DATASETS_DIR, MODELS_DIR } from '../test/helpers/paths.js';
+import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../test/helpers/paths.js';
 import { tritonServerDir, venvBin } from '../test/helpers/python.js';
 import { postJson } from '../test/helpers/router.js';
 import { startScratchRouter } from '../test/helpers/scratch-router.js';
@@ -120,6 +120,8 @@ async function runCase(c: Case) {
       await cp(path.join(MODELS_DIR, c.model), path.join(modelsDir, c.model), { recursive: true });
     },
     { MODELDOCK_LOG_LEVEL: 'error' },
+    // Workers and their guards run compiled, as under `npm start` (npm run bench builds first).
+    { command: process.execPath, args: [path.join(REPO_ROOT, 'dist/worker/main.js')], cwd: REPO_ROOT },
   );
   const { config } = router.t;
   const limits: WorkerLimits = {

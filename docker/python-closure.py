@@ -72,9 +72,22 @@ def main():
     executable = os.path.realpath(sys._base_executable if hasattr(sys, "_base_executable") else sys.executable)
     versions = sorted(f"{name}=={dist.version}" for name, dist in dists.items())
     digest = hashlib.sha256("\n".join([executable, sys.version, *versions]).encode()).hexdigest()
+    # The interpreter's shared library, for programs that embed it (Triton's Python backend).
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    shared = sorted(
+        os.path.join(libdir, name)
+        for name in (os.listdir(libdir) if os.path.isdir(libdir) else [])
+        if name.startswith("libpython3") and ".so" in name
+    )
     json.dump(
         {
             "executable": executable,
+            "sharedLibraries": shared,
+            # The interpreter's own site-packages: an embedded interpreter (Triton's Python
+            # backend stub) runs isolated, ignores PYTHONPATH and looks there only.
+            "baseSitePackages": sysconfig.get_path(
+                "purelib", vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+            ),
             "version": f"{sys.version_info.major}.{sys.version_info.minor}",
             "stdlibFiles": stdlib_files,
             "sitePackages": site,

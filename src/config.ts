@@ -63,6 +63,8 @@ export interface Config {
   routerImage: string;
   /** The image the built-in `mlserver` serving runtime runs on Docker (`modeldock images mlserver`). */
   mlserverImage: string;
+  /** The image the built-in `triton` serving runtime runs on Docker (`modeldock images triton`). */
+  tritonImage: string;
   /** Docker network for workers; empty: the router's own network when it runs in a container. */
   network: string;
   workerMemoryBytes: number;
@@ -244,6 +246,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     workerImage: read('MODELDOCK_WORKER_IMAGE') ?? 'modeldock/worker:latest',
     routerImage: read('MODELDOCK_ROUTER_IMAGE') ?? 'modeldock/router:latest',
     mlserverImage: read('MODELDOCK_MLSERVER_IMAGE') ?? 'modeldock/mlserver:latest',
+    tritonImage: read('MODELDOCK_TRITON_IMAGE') ?? 'modeldock/triton:latest',
     network: read('MODELDOCK_NETWORK') ?? '',
     workerMemoryBytes: bytes('MODELDOCK_WORKER_MEMORY', 2 * 1024 ** 3),
     workerCpus: num('MODELDOCK_WORKER_CPUS', 1),

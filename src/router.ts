@@ -77,7 +77,7 @@ export class Router {
       // modeldock's worker only so far.
       ServingRuntimes.load(config.runtimesDir, runtime.kind, {
         foreignServers: runtime.kind !== 'kubernetes',
-        images: { mlserver: config.mlserverImage },
+        images: { mlserver: config.mlserverImage, triton: config.tritonImage },
       }),
     );
     const lifecycle = new Lifecycle({

@@ -100,9 +100,13 @@ function cli(argv: string[]) {
       )
       .command(
         'images [kinds..]',
-        'build the worker, router and mlserver images on this machine',
+        'build the worker, router, mlserver and triton images on this machine',
         (y) =>
-          y.positional('kinds', { type: 'string', array: true, choices: ['worker', 'router', 'mlserver'] }),
+          y.positional('kinds', {
+            type: 'string',
+            array: true,
+            choices: ['worker', 'router', 'mlserver', 'triton'],
+          }),
         async (a) => (await import('./commands/serve.js')).images((a.kinds as string[] | undefined) ?? []),
       )
       .command(

@@ -60,6 +60,13 @@ const ServingRuntimeSchema = Type.Object(
     image: Type.Optional(Type.String({ minLength: 1 })),
     /** The command that starts the server in its image, when it differs from `process`. */
     container: Type.Optional(CommandSchema),
+    /**
+     * A directory of the container on a small tmpfs of its own that allows running programs,
+     * owned by the server's user, for a server that writes or chmods programs it then runs
+     * (Triton's Python backend chmods its stub at every load). Absent: none; the root stays
+     * read-only and /tmp noexec.
+     */
+    execDir: Type.Optional(Type.String({ pattern: '^/[A-Za-z0-9._/-]+$' })),
     /** Ports the server listens on inside its container (the process runtime picks free ones). */
     ports: Type.Object(
       { http: Type.Integer({ minimum: 1, maximum: 65535 }), grpc: Type.Optional(Type.Integer()) },
@@ -128,7 +135,26 @@ function entry(raw: unknown, source: string, modeldockWorker = false): ServingRu
 export interface BuiltInImages {
   /** MLServer with its scikit-learn runtime and modeldock's guard (MODELDOCK_MLSERVER_IMAGE). */
   mlserver?: string;
+  /** Triton from the nvidia-pytriton wheel and modeldock's guard (MODELDOCK_TRITON_IMAGE). */
+  triton?: string;
 }
+
+/** Triton in explicit model-control mode: it starts with no model, the router loads the job's. */
+const TRITON_ARGS = [
+  '--model-repository={modelsDir}',
+  '--model-control-mode=explicit',
+  '--http-address={host}',
+  '--http-port={port}',
+  '--grpc-address={host}',
+  '--grpc-port={grpcPort}',
+  '--metrics-port={metricsPort}',
+  '--allow-metrics=false',
+];
+
+/** Where the triton image (image-builder.ts) holds the wheel's server. */
+const TRITON_IN_IMAGE = '/opt/python/site-packages/pytriton/tritonserver';
+/** Where Triton's backends run from in its container: a tmpfs of its own (execDir). */
+const TRITON_EXEC_DIR = '/opt/triton-backends';
 
 /**
  * The built-in entries. Triton and MLServer run from the PATH on the process runtime;
@@ -155,20 +181,31 @@ export function builtInServingRuntimes(images: BuiltInImages = {}): ServingRunti
           name,
           priority: 1,
         })),
-        process: {
-          command: 'tritonserver',
-          args: [
-            '--model-repository={modelsDir}',
-            '--model-control-mode=explicit',
-            '--http-address={host}',
-            '--http-port={port}',
-            '--grpc-address={host}',
-            '--grpc-port={grpcPort}',
-            '--metrics-port={metricsPort}',
-            '--allow-metrics=false',
-          ],
-        },
-        ports: { http: 8000, grpc: 8001 },
+        process: { command: 'tritonserver', args: TRITON_ARGS },
+        // In its image: the wheel's server, given what scripts/tritonserver.sh gives it on a
+        // machine (its backends and caches; the library path is the image's).
+        ...(images.triton
+          ? {
+              image: images.triton,
+              // The Python backend chmods its stub at every load and starts it through
+              // bash: its backend is copied to the exec tmpfs (execDir) before the server
+              // starts, so the image's files stay read-only.
+              container: {
+                command: '/usr/bin/bash',
+                args: [
+                  '-c',
+                  `cp -r ${TRITON_IN_IMAGE}/backends/python ${TRITON_EXEC_DIR}/ && exec "$0" "$@"`,
+                  `${TRITON_IN_IMAGE}/bin/tritonserver`,
+                  `--backend-directory=${TRITON_EXEC_DIR}`,
+                  `--cache-directory=${TRITON_IN_IMAGE}/caches`,
+                  ...TRITON_ARGS,
+                ],
+              },
+              execDir: TRITON_EXEC_DIR,
+            }
+          : {}),
+        // In a container (the process runtime picks free ports): not 8000, the guard's.
+        ports: { http: 8010, grpc: 8011 },
         multiModel: true,
         // Triton's unload leaves freed memory with its allocator (triton-inference-server#3320).
         unloadMemory: 'keeps',

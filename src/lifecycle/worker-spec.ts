@@ -37,5 +37,10 @@ export function workerSpec(
 function serverImage(serving: ServingRuntime): ServerImage | undefined {
   const command = serving.container ?? serving.process;
   if (!serving.image || !command) return undefined;
-  return { image: serving.image, command, ports: serving.ports };
+  return {
+    image: serving.image,
+    command,
+    ports: serving.ports,
+    ...(serving.execDir ? { execDir: serving.execDir } : {}),
+  };
 }

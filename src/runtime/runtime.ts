@@ -50,6 +50,8 @@ export interface ServerImage {
   image: string;
   command: ServerCommand;
   ports: { http: number; grpc?: number };
+  /** A directory on a tmpfs of its own that allows exec (the entry's `execDir`). */
+  execDir?: string;
 }
 
 export interface WorkerSpec {

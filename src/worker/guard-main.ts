@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { pino } from 'pino';
-import { buildGuardApp } from './guard.js';
+import type { FastifyInstance } from 'fastify';
 import { loadGuardConfig } from './guard-config.js';
 
 const logger = pino({
@@ -33,12 +33,8 @@ async function main(): Promise<void> {
     Object.entries(process.env).filter(([key]) => !key.startsWith('MODELDOCK_GUARD_')),
   );
   const server = spawn(command, args, { stdio: 'inherit', env, cwd: config.serverCwd || process.cwd() });
-  const app = buildGuardApp({
-    upstream: `http://127.0.0.1:${config.serverPort}`,
-    secret: config.secret,
-    bodyLimitBytes: config.bodyLimitBytes,
-    logger: log,
-  });
+  // Set once the HTTP stack is loaded; a signal before that stops the server alone.
+  let app: FastifyInstance | undefined = undefined;
   server.once('error', (error) => {
     log.fatal(`server ${command} cannot start: ${error.message}`);
     process.exit(127);
@@ -52,9 +48,18 @@ async function main(): Promise<void> {
     process.on(signal, () => {
       log.info({ signal }, 'guard stopping the server');
       if (server.exitCode === null && server.signalCode === null) server.kill(signal);
-      void app.close();
+      void app?.close();
     });
   }
+  // The HTTP stack (fastify, undici) is loaded while the server starts, not before: about
+  // half a second of every DEPLOY_CREATE on a foreign server (bench/serving-runtimes).
+  const { buildGuardApp } = await import('./guard.js');
+  app = buildGuardApp({
+    upstream: `http://127.0.0.1:${config.serverPort}`,
+    secret: config.secret,
+    bodyLimitBytes: config.bodyLimitBytes,
+    logger: log,
+  });
   await app.listen({ port: config.port, host: config.host });
   log.info({ port: config.port, server: command, serverPort: config.serverPort }, 'guard listening');
 }

@@ -28,6 +28,9 @@ runMlserverScenario('Docker', {
     assert.equal(info.Config.User, '10001:10001');
     assert.deepEqual(info.HostConfig.CapDrop, ['ALL']);
     assert.equal(info.HostConfig.ReadonlyRootfs, true);
+    // No exec tmpfs: the entry asks for none (only Triton's does), /tmp stays noexec.
+    assert.deepEqual(Object.keys(info.HostConfig.Tmpfs ?? {}), ['/tmp']);
+    assert.match(info.HostConfig.Tmpfs!['/tmp']!, /\bnoexec\b/);
     assert.ok((info.HostConfig.Memory ?? 0) > 0 && (info.HostConfig.PidsLimit ?? 0) > 0);
     // Its repository is the job's model alone, read-only; no Docker socket.
     assert.ok(info.Mounts.some((m) => m.Destination === '/repository/a1' && m.Source.endsWith('/m-132')));

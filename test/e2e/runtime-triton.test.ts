@@ -23,6 +23,7 @@ import {
   assertDeployedOn,
   assertLoadUnloadTerminate,
   assertRoutedAsDirect,
+  assertTempAsTrained,
   startScratchRouter,
   type ScratchRouter,
 } from '../helpers/scratch-router.js';
@@ -169,13 +170,7 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
   });
 
   it('TEMP runs ds-550 through its infer calls and reports the accuracy training measured', async () => {
-    const manifest = JSON.parse(await readFile(path.join(MODELS_DIR, 'm-133/model.json'), 'utf8'));
-    const response = await postJson(`${t.url}/inference_router/`, requests[4]!);
-    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-    assert.equal(response.body.state, 'terminated');
-    assert.equal(response.body.result.count, 550);
-    assert.equal(response.body.result.correct, Math.round(manifest.accuracy['ds-550'] * 550));
-    assert.equal(response.body.result.accuracy, manifest.accuracy['ds-550']);
+    await assertTempAsTrained(t, requests[4]!, 'm-133');
     assert.deepEqual(await t.runtime.list(), []);
     // The job's Triton, stopped by TERMINATE (killed if it outlasted the stop's grace),
     // left no shared memory behind: it removed its own, or the TEMP server's start did.

@@ -12,3 +12,5 @@ export const WORKER_IMAGE = process.env.MODELDOCK_WORKER_IMAGE || 'modeldock/wor
 export const ROUTER_IMAGE = process.env.MODELDOCK_ROUTER_IMAGE || 'modeldock/router:latest';
 /** The image the built-in `mlserver` serving runtime runs on Docker (`modeldock images mlserver`). */
 export const MLSERVER_IMAGE = process.env.MODELDOCK_MLSERVER_IMAGE || 'modeldock/mlserver:latest';
+/** The image the built-in `triton` serving runtime runs on Docker (`modeldock images triton`). */
+export const TRITON_IMAGE = process.env.MODELDOCK_TRITON_IMAGE || 'modeldock/triton:latest';

@@ -3,13 +3,13 @@
  * the test's own (in a scratch directory), for tests of the serving-runtime catalog.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
+import { ProcessRuntime, type WorkerCommand } from '../../src/runtime/process/process-runtime.js';
 import { LABELS, type Runtime, type WorkerInfo } from '../../src/runtime/runtime.js';
 import { WORKER_SECRET_HEADER } from '../../src/worker-secret.js';
-import { DATASETS_DIR } from './paths.js';
+import { DATASETS_DIR, MODELS_DIR } from './paths.js';
 import { DIGITS } from './fixtures.js';
 import { postJson, startTestRouter, uniqueInstance, type TestRouter } from './router.js';
 
@@ -31,6 +31,8 @@ export async function startScratchRouter(
   fill: (dirs: { modelsDir: string; runtimesDir: string }) => Promise<void>,
   /** More of the router's configuration (e.g. MODELDOCK_GRPC_PORT). */
   env: Record<string, string> = {},
+  /** How workers (and guards) run; default: as the router runs, compiled or from source. */
+  workerCommand?: WorkerCommand,
 ): Promise<ScratchRouter> {
   const instance = uniqueInstance(prefix);
   const scratch = await mkdtemp(path.join(os.tmpdir(), `modeldock-${prefix}-`));
@@ -40,7 +42,14 @@ export async function startScratchRouter(
   await mkdir(modelsDir);
   await mkdir(runtimesDir);
   await fill({ modelsDir, runtimesDir });
-  const makeRuntime = () => new ProcessRuntime({ instance, stateDir, modelsDir, datasetsDir: DATASETS_DIR });
+  const makeRuntime = () =>
+    new ProcessRuntime({
+      instance,
+      stateDir,
+      modelsDir,
+      datasetsDir: DATASETS_DIR,
+      ...(workerCommand ? { workerCommand } : {}),
+    });
   const start = (dataDir?: string) =>
     startTestRouter({
       instance,
@@ -140,4 +149,19 @@ export async function assertLoadUnloadTerminate(t: TestRouter, bodies: string[])
   }
   assert.deepEqual(states, ['DEPLOY_LOAD:ready', 'DEPLOY_UNLOAD:unloaded', 'TERMINATE:terminated']);
   assert.deepEqual(await t.runtime.list(), [], 'the server process is gone');
+}
+
+/**
+ * The original TEMP (`body`) on a foreign server: it runs all of ds-550 and reports the
+ * accuracy that training measured for `model` (its model.json). The response body.
+ */
+export async function assertTempAsTrained(t: TestRouter, body: string, model: string) {
+  const manifest = JSON.parse(await readFile(path.join(MODELS_DIR, model, 'model.json'), 'utf8'));
+  const response = await postJson(`${t.url}/inference_router/`, body);
+  assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
+  assert.equal(response.body.state, 'terminated');
+  assert.equal(response.body.result.count, 550);
+  assert.equal(response.body.result.correct, Math.round(manifest.accuracy['ds-550'] * 550));
+  assert.equal(response.body.result.accuracy, manifest.accuracy['ds-550']);
+  return response.body;
 }

@@ -36,6 +36,20 @@ describe('serving-runtime catalog', () => {
     assert.equal(mlserver.process?.command, 'mlserver');
   });
 
+  test('Triton runs on Docker only with its image, its Python backend from an exec tmpfs of its own', () => {
+    assert.equal(builtInServingRuntimes().find((e) => e.name === 'triton')!.image, undefined);
+    const triton = builtInServingRuntimes({ triton: 'modeldock/triton:t' }).find((e) => e.name === 'triton')!;
+    assert.equal(triton.image, 'modeldock/triton:t');
+    assert.equal(triton.execDir, '/opt/triton-backends');
+    assert.ok(triton.container?.args.includes('--backend-directory=/opt/triton-backends'));
+    assert.notEqual(triton.ports.http, 8000);
+    // Only Triton asks for one: MLServer's container has the read-only root and noexec /tmp alone.
+    const mlserver = builtInServingRuntimes({ mlserver: 'modeldock/mlserver:t' }).find(
+      (e) => e.name === 'mlserver',
+    )!;
+    assert.equal(mlserver.execDir, undefined);
+  });
+
   test('ONNX goes to modeldock’s worker, which outranks Triton', () => {
     const catalog = new ServingRuntimes(builtInServingRuntimes(), 'process', everywhere);
     assert.equal(catalog.select('m', { format: 'onnx' }).name, DEFAULT_SERVING_RUNTIME);
@@ -163,6 +177,15 @@ describe('serving-runtime catalog', () => {
           runtimesDir({ 'w.json': { name: 'w', formats: [{ name: 'onnx' }], modeldockWorker: true } }),
         ),
       /modeldockWorker is not a setting/,
+    );
+    assert.throws(
+      () =>
+        readServingRuntimeFiles(
+          runtimesDir({
+            'e.json': { name: 'e', formats: [{ name: 'onnx' }], image: 'x', execDir: 'relative' },
+          }),
+        ),
+      /e\.json: \/execDir/,
     );
     assert.deepEqual(readServingRuntimeFiles('/nonexistent/modeldock-runtimes'), []);
   });

@@ -81,26 +81,31 @@ export async function start(): Promise<void> {
 export async function images(kinds: string[]): Promise<void> {
   const config = loadConfig();
   const docker = new Dockerode();
-  // The tags the router and tests run: MODELDOCK_WORKER_IMAGE / _ROUTER_IMAGE / _MLSERVER_IMAGE.
+  // The tags the router and tests run: MODELDOCK_WORKER_IMAGE / _ROUTER_IMAGE / _MLSERVER_IMAGE / _TRITON_IMAGE.
   const tags: Record<ImageKind, string> = {
     worker: config.workerImage,
     router: config.routerImage,
     mlserver: config.mlserverImage,
+    triton: config.tritonImage,
+  };
+  // The foreign servers' images need the venv they are made from: what shows it is there,
+  // and the script that makes it.
+  const venvs: Partial<Record<ImageKind, { marker: string; script: string }>> = {
+    mlserver: { marker: path.join(pythonVenv(), 'bin', 'mlserver'), script: 'scripts/python-venv.sh' },
+    triton: {
+      marker: path.join(pythonVenv('triton-venv'), 'bin', 'tritonserver'),
+      script: 'scripts/python-venv.sh',
+    },
   };
   const wanted = kinds.length > 0 ? kinds : Object.keys(tags);
   for (const kind of wanted) {
     if (!(kind in tags)) throw new ConfigError(`unknown image ${kind}: ${Object.keys(tags).join(', ')}`);
   }
   for (const kind of wanted as ImageKind[]) {
-    // Asked for by default only: without the venv MLServer comes from, skip it and say how.
-    if (
-      kind === 'mlserver' &&
-      kinds.length === 0 &&
-      !existsSync(path.join(pythonVenv(), 'bin', 'mlserver'))
-    ) {
-      console.log(
-        `skipping ${tags.mlserver}: no MLServer in ${pythonVenv()} (bash scripts/python-venv.sh installs it)`,
-      );
+    // Asked for by default only: without the venv the server comes from, skip it and say how.
+    const venv = venvs[kind];
+    if (venv && kinds.length === 0 && !existsSync(venv.marker)) {
+      console.log(`skipping ${tags[kind]}: no ${venv.marker} (bash ${venv.script} makes it)`);
       continue;
     }
     console.log(`building ${tags[kind]}`);

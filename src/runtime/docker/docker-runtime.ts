@@ -314,7 +314,13 @@ export class DockerRuntime implements Runtime {
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=64m' },
+      Tmpfs: {
+        '/tmp': 'rw,noexec,nosuid,size=64m',
+        // Only where the entry asks for it, and only that directory: programs it may run.
+        ...(spec.serverImage?.execDir
+          ? { [spec.serverImage.execDir]: 'rw,exec,nosuid,nodev,size=64m,uid=10001,gid=10001,mode=0700' }
+          : {}),
+      },
       // Restarts are the reconciler's decision (with back-off and a limit), not the engine's.
       RestartPolicy: { Name: 'no' },
       Init: true,

@@ -10,7 +10,8 @@
  * stay lean.
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -19,7 +20,7 @@ import type Dockerode from 'dockerode';
 import tar from 'tar-fs';
 import { RuntimeUnavailableError, errorMessage } from '../../errors.js';
 
-export type ImageKind = 'worker' | 'router' | 'mlserver';
+export type ImageKind = 'worker' | 'router' | 'mlserver' | 'triton';
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -55,18 +56,26 @@ export async function buildImage(
   onProgress: Progress = () => {},
 ) {
   const baseImage = await resolveBaseImage(docker, onProgress);
-  // The mlserver image adds the host's Python with MLServer (built once per package set).
-  const buildArgs: Record<string, string> =
-    kind === 'mlserver'
-      ? { NODE_BASE: baseImage, PYTHON_BASE: await ensurePythonBase(docker, MLSERVER_PACKAGES, onProgress) }
-      : { BASE_IMAGE: baseImage };
+  // The foreign servers' images add a Python of the host's with their packages (built
+  // once per package set) under Node.js and the guard.
+  const python = PYTHON_IMAGES[kind];
+  const buildArgs: Record<string, string> = python
+    ? { NODE_BASE: baseImage, ...(await ensurePythonBase(docker, python, onProgress)) }
+    : { BASE_IMAGE: baseImage };
   // A context of its own per build, so builds running at the same time never mix files.
   const context = await stagingDir(kind);
   try {
     await mkdir(path.join(context, 'app'), { recursive: true });
     onProgress(`staging the ${kind} build context in ${path.relative(REPO_ROOT, context)}`);
     await STAGERS[kind](path.join(context, 'app'));
-    await cp(path.join(REPO_ROOT, 'docker', `${kind}.Dockerfile`), path.join(context, 'Dockerfile'));
+    if (python) {
+      // The engine gives the container's /tmp (a tmpfs) the image's /tmp mode: writable
+      // by every user, as Triton's Python backend needs (foreign-server.Dockerfile).
+      await mkdir(path.join(context, 'tmp-mode', 'tmp'), { recursive: true });
+      await chmod(path.join(context, 'tmp-mode', 'tmp'), 0o1777);
+    }
+    const dockerfile = python ? 'foreign-server.Dockerfile' : `${kind}.Dockerfile`;
+    await cp(path.join(REPO_ROOT, 'docker', dockerfile), path.join(context, 'Dockerfile'));
     await dockerBuild(docker, context, tag, buildArgs, onProgress);
   } finally {
     await rm(context, { recursive: true, force: true });
@@ -149,8 +158,8 @@ async function nativeFiles(dir: string): Promise<string[]> {
 }
 
 /** Absolute paths of the shared libraries a binary loads, as `ldd` resolves them. */
-async function sharedLibraries(binary: string): Promise<string[]> {
-  const { stdout } = await run('ldd', [binary]);
+async function sharedLibraries(binary: string, env: Record<string, string> = {}): Promise<string[]> {
+  const { stdout } = await run('ldd', [binary], { env: { ...process.env, ...env } });
   const libs: string[] = [];
   for (const line of stdout.split('\n')) {
     const match = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
@@ -263,24 +272,76 @@ const STAGERS: Record<ImageKind, (app: string) => Promise<void>> = {
   worker: stageWorker,
   router: stageRouter,
   mlserver: stageGuard,
+  triton: stageGuard,
 };
 
-/** What the mlserver image holds of the venv: MLServer, its scikit-learn runtime, scikit-learn. */
-const MLSERVER_PACKAGES = ['mlserver', 'mlserver-sklearn', 'scikit-learn'];
-
 /**
- * The tests' venv (scripts/python-venv.sh), where the Python images take their packages
- * from: no registry is asked, the wheels pip installed there are copied.
+ * The venvs scripts/python-venv.sh makes (`python-venv`, and `triton-venv` for Triton's
+ * server), where the foreign servers' images take their packages from: no registry is
+ * asked, the wheels pip installed there are copied.
  */
-export function pythonVenv(): string {
+export function pythonVenv(name = 'python-venv'): string {
   const cache =
     process.env.MODELDOCK_CACHE_DIR ??
     path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'modeldock');
-  return path.join(cache, 'python-venv');
+  return path.join(cache, name);
 }
+
+/** What a foreign server's image takes of a venv. */
+interface PythonImage {
+  venv: string;
+  /** Distributions copied with everything they require. */
+  packages: string[];
+  /** A console script to write into /usr/local/bin: name → `module:function`. */
+  scripts: Record<string, string>;
+  /** Directories under site-packages with shared libraries the server loads (LD_LIBRARY_PATH). */
+  libraryDirs: string[];
+  /** Files under site-packages that no package lists (put there after installing). */
+  extraFiles: string[];
+  /** Programs under site-packages whose shared libraries the image needs too. */
+  programs: string[];
+  /** Programs of this machine the server runs (with their libraries), at their own paths. */
+  hostPrograms: string[];
+}
+
+const PYTHON_IMAGES: Partial<Record<ImageKind, PythonImage>> = {
+  // MLServer, its scikit-learn runtime, scikit-learn.
+  mlserver: {
+    venv: 'python-venv',
+    packages: ['mlserver', 'mlserver-sklearn', 'scikit-learn'],
+    scripts: { mlserver: 'mlserver.cli:main' },
+    libraryDirs: [],
+    extraFiles: [],
+    programs: [],
+    hostPrograms: [],
+  },
+  // Triton's server, backends and Python backend from the nvidia-pytriton wheel, with the
+  // numpy its Python backend's models import.
+  triton: {
+    venv: 'triton-venv',
+    packages: ['nvidia-pytriton', 'numpy'],
+    scripts: {},
+    libraryDirs: ['nvidia_pytriton.libs'],
+    // The Python backend's stub for the venv's Python, which scripts/install-tritonserver.sh
+    // copies into place from the wheel's stubs of every version.
+    extraFiles: ['pytriton/tritonserver/backends/python/triton_python_backend_stub'],
+    programs: [
+      'pytriton/tritonserver/bin/tritonserver',
+      'pytriton/tritonserver/backends/python/triton_python_backend_stub',
+    ],
+    // The Python backend starts its stub through `bash -c`; the server's container command
+    // copies the backend to its exec tmpfs with `cp` (serving-runtimes.ts). Only this image has them.
+    hostPrograms: ['/usr/bin/bash', '/usr/bin/cp'],
+  },
+};
+
+/** Where a Python image's packages are, in the image. */
+export const IMAGE_SITE_PACKAGES = '/opt/python/site-packages';
 
 interface PythonClosure {
   executable: string;
+  sharedLibraries: string[];
+  baseSitePackages: string;
   version: string;
   stdlibFiles: string[];
   sitePackages: string;
@@ -297,10 +358,12 @@ interface PythonClosure {
  */
 async function ensurePythonBase(
   docker: Dockerode,
-  packages: string[],
+  image: PythonImage,
   onProgress: Progress,
-): Promise<string> {
-  const python = path.join(pythonVenv(), 'bin', 'python');
+): Promise<{ PYTHON_BASE: string; LIBRARY_PATH: string }> {
+  const venv = pythonVenv(image.venv);
+  const python = path.join(venv, 'bin', 'python');
+  const packages = image.packages;
   let closure: PythonClosure;
   try {
     const { stdout } = await run(python, [path.join(REPO_ROOT, 'docker', 'python-closure.py'), ...packages], {
@@ -309,35 +372,56 @@ async function ensurePythonBase(
     closure = JSON.parse(stdout) as PythonClosure;
   } catch (error) {
     throw new RuntimeUnavailableError(
-      `cannot read ${packages.join(', ')} from the venv ${pythonVenv()} (bash scripts/python-venv.sh installs them): ${errorMessage(error).split('\n')[0]}`,
+      `cannot read ${packages.join(', ')} from the venv ${venv} (bash scripts/python-venv.sh installs them): ${errorMessage(error).split('\n')[0]}`,
       { cause: error },
     );
   }
-  // The layout's version first: a change to how the base is staged builds it anew.
-  const tag = `modeldock/python-base:v1-${closure.digest.slice(0, 16)}`;
-  if (await imageExists(docker, tag)) return tag;
+  // Where the interpreter's own library is, and the libraries a wheel carries.
+  const libraryPath = [
+    ...image.libraryDirs.map((dir) => path.posix.join(IMAGE_SITE_PACKAGES, dir)),
+    ...new Set(closure.sharedLibraries.map((lib) => path.dirname(lib))),
+  ].join(':');
+  const digest = createHash('sha256')
+    .update([closure.digest, ...image.hostPrograms].join('\n'))
+    .digest('hex');
+  const tag = `modeldock/python-base:v3-${digest.slice(0, 16)}`;
+  const built = { PYTHON_BASE: tag, LIBRARY_PATH: libraryPath };
+  if (await imageExists(docker, tag)) return built;
   const context = await stagingDir('python');
   try {
     const rootfs = path.join(context, 'rootfs');
     onProgress(`staging ${tag}: python ${closure.version} and ${closure.files.length} package files`);
     const copies: [string, string][] = [
       [closure.executable, closure.executable],
+      ...image.hostPrograms.map((program): [string, string] => [program, program]),
+      ...closure.sharedLibraries.map((lib): [string, string] => [lib, lib]),
       ...closure.stdlibFiles.map((file): [string, string] => [file, file]),
-      ...closure.files.map((file): [string, string] => [
+      ...[...closure.files, ...image.extraFiles].map((file): [string, string] => [
         path.join(closure.sitePackages, file),
-        path.join('/opt/python/site-packages', file),
+        path.join(IMAGE_SITE_PACKAGES, file),
       ]),
     ];
+    const programs = new Set([
+      closure.executable,
+      ...image.hostPrograms,
+      ...image.programs.map((file) => path.join(IMAGE_SITE_PACKAGES, file)),
+    ]);
     const binaries = copies
       .map(([, target]) => target)
-      .filter((target) => target === closure.executable || /\.so(\.|$)/.test(target));
+      .filter((target) => programs.has(target) || /\.so(\.|$)/.test(target));
     for (const [source, target] of copies) {
       await mkdir(path.join(rootfs, path.dirname(target)), { recursive: true });
       await cp(source, path.join(rootfs, target), { dereference: true });
     }
     const libraries = new Set<string>();
     for (const binary of binaries) {
-      for (const lib of await sharedLibraries(path.join(rootfs, binary)).catch(() => [] as string[])) {
+      const found = await sharedLibraries(path.join(rootfs, binary), {
+        LD_LIBRARY_PATH: libraryPath
+          .split(':')
+          .map((dir) => path.join(rootfs, dir))
+          .join(':'),
+      }).catch(() => [] as string[]);
+      for (const lib of found) {
         // Libraries a wheel carries (numpy.libs/…) are copied with it already.
         if (!lib.startsWith(rootfs)) libraries.add(lib);
       }
@@ -346,13 +430,20 @@ async function ensurePythonBase(
       await mkdir(path.join(rootfs, path.dirname(lib)), { recursive: true });
       await cp(lib, path.join(rootfs, lib), { dereference: true });
     }
-    // `mlserver` (and any console script) as the image's own: its interpreter is the copied one.
+    // Console scripts as the image's own: their interpreter is the copied one.
     await mkdir(path.join(rootfs, 'usr/local/bin'), { recursive: true });
-    await writeFile(
-      path.join(rootfs, 'usr/local/bin/mlserver'),
-      `#!${closure.executable}\nimport sys\nfrom mlserver.cli import main\nsys.exit(main())\n`,
-      { mode: 0o755 },
-    );
+    for (const [name, entry] of Object.entries(image.scripts)) {
+      const [module, func] = entry.split(':');
+      await writeFile(
+        path.join(rootfs, 'usr/local/bin', name),
+        `#!${closure.executable}\nimport sys\nfrom ${module} import ${func}\nsys.exit(${func}())\n`,
+        { mode: 0o755 },
+      );
+    }
+    // The packages on the interpreter's own path too, for an interpreter that runs isolated
+    // and ignores PYTHONPATH (Triton's Python backend stub embeds one).
+    await mkdir(path.join(rootfs, closure.baseSitePackages), { recursive: true });
+    await writeFile(path.join(rootfs, closure.baseSitePackages, 'modeldock.pth'), `${IMAGE_SITE_PACKAGES}\n`);
     await mkdir(path.join(rootfs, 'tmp'), { recursive: true, mode: 0o1777 });
     await cp(path.join(REPO_ROOT, 'docker', 'python-base.Dockerfile'), path.join(context, 'Dockerfile'));
     onProgress(`building ${tag} (${libraries.size} shared libraries from this machine)`);
@@ -360,7 +451,7 @@ async function ensurePythonBase(
   } finally {
     await rm(context, { recursive: true, force: true });
   }
-  return tag;
+  return built;
 }
 
 async function dockerBuild(
@@ -371,7 +462,10 @@ async function dockerBuild(
   onProgress: Progress,
 ): Promise<void> {
   await stat(path.join(context, 'Dockerfile'));
-  const stream = await docker.buildImage(tar.pack(context) as unknown as NodeJS.ReadableStream, {
+  // Modes as staged (umask 0): tar-fs would otherwise take the sticky /tmp's 1777 down to
+  // 1755. tar-fs reads `umask` in pack too; its typings list it for extract only.
+  const packOptions = { umask: 0 } as unknown as tar.PackOptions;
+  const stream = await docker.buildImage(tar.pack(context, packOptions) as unknown as NodeJS.ReadableStream, {
     t: tag,
     buildargs,
     rm: true,
