@@ -56,7 +56,7 @@ import {
   type EnforcedLimit,
   type PreparedCgroups,
 } from './cgroup.js';
-import { freeLoopbackPort } from '../loopback-port.js';
+import { freeLoopbackPort, freeLoopbackPorts } from '../loopback-port.js';
 import { fillServerCommand } from '../server-command.js';
 import { isSameProcess, processStartTime, processTreeUsage } from './proc.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
@@ -633,17 +633,19 @@ export class ProcessRuntime implements Runtime {
     if (job && model) {
       await symlink(path.join(this.options.modelsDir, model), path.join(repository, job), 'dir');
     }
-    const serverPort = String(await freeLoopbackPort());
+    const all = [...server.args, ...Object.values(server.env)].join('\n');
+    const extra = ['grpcPort', 'metricsPort'].filter((name) => all.includes(`{${name}}`));
+    // Distinct from each other and from the guard's port (the worker's, already chosen).
+    const [serverPort, ...extraPorts] = await freeLoopbackPorts(1 + extra.length, [
+      Number(base.MODELDOCK_WORKER_PORT),
+    ]);
     const values: Record<string, string> = {
       host: base.MODELDOCK_WORKER_HOST!,
-      port: serverPort,
+      port: String(serverPort),
       modelsDir: repository,
       datasetsDir: this.options.datasetsDir,
     };
-    const all = [...server.args, ...Object.values(server.env)].join('\n');
-    for (const name of ['grpcPort', 'metricsPort']) {
-      if (all.includes(`{${name}}`)) values[name] = String(await freeLoopbackPort());
-    }
+    extra.forEach((name, i) => (values[name] = String(extraPorts[i])));
     const filled = fillServerCommand(server, values);
     const guard = guardCommand(this.command);
     return {
@@ -659,7 +661,7 @@ export class ProcessRuntime implements Runtime {
         MODELDOCK_LOG_LEVEL: state.env.MODELDOCK_LOG_LEVEL ?? this.options.logger?.level ?? 'info',
         MODELDOCK_GUARD_HOST: base.MODELDOCK_WORKER_HOST!,
         MODELDOCK_GUARD_PORT: base.MODELDOCK_WORKER_PORT!,
-        MODELDOCK_WORKER_PORT: serverPort,
+        MODELDOCK_WORKER_PORT: String(serverPort),
         MODELDOCK_MODELS_DIR: repository,
         ...filled.env,
       },
