@@ -157,4 +157,22 @@ describe('web console in a real browser', () => {
       .filter((p) => !/^console: Failed to load resource: net::ERR_/.test(p));
     assert.deepEqual(after, []);
   });
+  it('says which jobs share a worker', async () => {
+    const created = await fetch(`${t.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ job_id: 'w4', model: 'm-131', dataset: 'ds-550', placement: 'shared' }),
+    });
+    assert.equal(created.status, 201);
+    await page
+      .getByTestId('state-w4')
+      .filter({ hasText: /^ready$/ })
+      .waitFor({ timeout: 30_000 });
+    assert.match(
+      (await page.getByTestId('container-w4').textContent()) ?? '',
+      new RegExp(`^${t.instance}-shared-\\d{4} \\(shared\\)$`),
+    );
+    // A dedicated job's container is its own, and says nothing more.
+    assert.doesNotMatch((await page.getByTestId('container-w2').textContent()) ?? '', /shared/);
+  });
 });
