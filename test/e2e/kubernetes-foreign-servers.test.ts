@@ -182,11 +182,32 @@ describe('Triton as a worker (Kubernetes)', { timeout: 300_000 }, () => {
     await assertRoutedAsDirect(t, again.endpoint!, 'a1', 4);
   });
 
-  it('DEPLOY_LOAD, DEPLOY_UNLOAD (a restart without the model) and TERMINATE drive Triton; nothing is left', async () => {
+  it("the Pod's memory is measured (the guard, Triton and m-133's stub); DEPLOY_UNLOAD restarts it without the model and the memory is back", async () => {
+    const loaded = await jobWorker();
+    const withModel = await t.runtime.stats(loaded.name);
+    assert.ok(withModel, 'a foreign server Pod reports its CPU and memory');
+    assert.equal(withModel.memoryLimitBytes, t.config.workerMemoryBytes);
+    assert.ok(withModel.cpuSeconds > 0);
+    const response = await postJson(`${t.url}/inference_router/`, requests[2]!);
+    assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
+    assert.equal(response.body.state, 'unloaded');
+    assert.deepEqual(
+      response.body.steps.map((step: { name: string }) => step.name),
+      ['drain', 'stop', 'start', 'wait_ready'],
+    );
+    const restarted = await jobWorker();
+    assert.notEqual(restarted.id, loaded.id, 'a new Pod, without the model');
+    const withoutModel = (await t.runtime.stats(restarted.name))!;
+    const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+    // m-133's Python-backend stub alone holds about 40 MiB (docs/runtimes.md).
+    assert.ok(
+      withoutModel.memoryBytes < withModel.memoryBytes - 16 * 2 ** 20,
+      `memory back after the unload: ${mib(withModel.memoryBytes)} loaded, ${mib(withoutModel.memoryBytes)} after`,
+    );
+  });
+
+  it('DEPLOY_LOAD, DEPLOY_UNLOAD and TERMINATE drive Triton through the repository extension; nothing is left', async () => {
     await assertLoadUnloadTerminate(t, requests.slice(1, 4));
-    const ops = await getJson(`${t.url}/v1/operations?job_id=a1&type=DEPLOY_UNLOAD&limit=1`);
-    const steps = ops.body.operations[0].steps.map((step: { name: string }) => step.name);
-    assert.deepEqual(steps, ['drain', 'stop', 'start', 'wait_ready']);
     assert.deepEqual(await podsOf(t), []);
   });
 
