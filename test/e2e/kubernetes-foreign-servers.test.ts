@@ -217,22 +217,37 @@ describe('Triton as a worker (Kubernetes)', { timeout: 300_000 }, () => {
   });
 });
 
-describe('a foreign server on Kubernetes without its image on the node', { timeout: 60_000 }, () => {
-  it('DEPLOY_CREATE answers 503 naming the image and the fix', async () => {
+describe('a foreign server on Kubernetes where it cannot run', { timeout: 60_000 }, () => {
+  const create = ORIGIN_REQUESTS[0].replace('"m-131"', '"m-132"');
+
+  it('without its image on the node, DEPLOY_CREATE answers 503 naming the image and the fix', async () => {
     const t = await startTestRouter({
       runtime: (config) => kubernetesRuntime(c, config.instance),
       env: { MODELDOCK_MLSERVER_IMAGE: 'modeldock/mlserver:absent-for-a-test' },
     });
     try {
-      const response = await postJson(
-        `${t.url}/inference_router/`,
-        ORIGIN_REQUESTS[0].replace('"m-131"', '"m-132"'),
-      );
+      const response = await postJson(`${t.url}/inference_router/`, create);
       assert.equal(response.status, 503, JSON.stringify(response.body));
       assert.match(
         response.body.error.message,
         /modeldock\/mlserver:absent-for-a-test is not on node .*import-image/,
       );
+    } finally {
+      await stopOnCluster(t);
+    }
+  });
+
+  it('with the router store, DEPLOY_CREATE answers 400 naming the stores that work, and creates no Pod', async () => {
+    const t = await startTestRouter({
+      runtime: (config) =>
+        kubernetesRuntime(c, config.instance, { store: { type: 'router', url: 'http://10.244.0.1:9' } }),
+      env: { MODELDOCK_MLSERVER_IMAGE: MLSERVER_IMAGE },
+    });
+    try {
+      const response = await postJson(`${t.url}/inference_router/`, create);
+      assert.equal(response.status, 400, JSON.stringify(response.body));
+      assert.match(response.body.error.message, /MODELDOCK_K8S_STORE=hostpath or pvc:<claim>, not router/);
+      assert.deepEqual(await podsOf(t), []);
     } finally {
       await stopOnCluster(t);
     }
