@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     secret: config.secret,
     bodyLimitBytes: config.bodyLimitBytes,
     logger: log,
+    name: config.name,
   });
   await app.listen({ port: config.port, host: config.host });
   log.info({ port: config.port, server: command, serverPort: config.serverPort }, 'guard listening');

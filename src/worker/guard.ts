@@ -15,6 +15,7 @@ import { endToEndHeaders } from '../end-to-end-headers.js';
 import { TooManyRequestsError, errorMessage } from '../errors.js';
 import { ByteBudget, installRequestBudget } from '../request-budget.js';
 import { DEFAULT_WORKER_BODY_LIMIT } from '../worker-limits.js';
+import { GUARD_STATS_PATH, guardStats } from './guard-stats.js';
 import { requireWorkerSecret } from './secret-check.js';
 
 export interface GuardOptions {
@@ -24,6 +25,8 @@ export interface GuardOptions {
   secret?: string;
   bodyLimitBytes?: number;
   logger?: Logger;
+  /** The worker's name, in its stats. */
+  name?: string;
 }
 
 export function buildGuardApp(options: GuardOptions): FastifyInstance {
@@ -55,6 +58,9 @@ export function buildGuardApp(options: GuardOptions): FastifyInstance {
     request.log.error({ err: error }, 'guard request failed');
     return reply.code(500).send({ error: 'internal error' });
   });
+
+  // Answered here, not by the server: the worker's CPU and memory (guard-stats.ts).
+  app.get(GUARD_STATS_PATH, () => guardStats(options.name ?? 'guard'));
 
   app.all('/*', async (request, reply) => {
     const forward = () =>

@@ -58,7 +58,8 @@ import {
 } from './cgroup.js';
 import { freeLoopbackPort, freeLoopbackPorts } from '../loopback-port.js';
 import { fillServerCommand } from '../server-command.js';
-import { isSameProcess, processStartTime, processTreeUsage } from './proc.js';
+import { processTreeUsage } from '../../process-usage.js';
+import { isSameProcess, processStartTime } from './proc.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 
