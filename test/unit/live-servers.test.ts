@@ -6,8 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { LiveServers } from '../../src/lifecycle/live-servers.js';
 import { LIVE_STATES } from '../../src/lifecycle/state-machine.js';
 import type { ServerRecord } from '../../src/store/records.js';
-import { formatServerId } from '../../src/store/server-id.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { serverInput } from '../contract/store.contract.js';
 
 describe('the live servers kept in memory (live-servers.ts)', () => {
   let dir: string;
@@ -24,25 +24,7 @@ describe('the live servers kept in memory (live-servers.ts)', () => {
 
   async function insert(jobId: string): Promise<ServerRecord> {
     const number = await store.allocateServerNumber();
-    return store.insertServer({
-      serverId: formatServerId(number),
-      number,
-      jobId,
-      model: 'm-131',
-      dataset: 'ds-550',
-      kind: 'job',
-      placement: 'shared',
-      state: 'creating',
-      reason: null,
-      runtime: 'docker',
-      workerName: '',
-      workerId: null,
-      endpoint: null,
-      restarts: 0,
-      loadedAt: null,
-      lastUsedAt: null,
-      terminatedAt: null,
-    });
+    return store.insertServer(serverInput(number, { jobId, placement: 'shared', workerName: '' }));
   }
 
   const ids = async (live: LiveServers) => [...(await live.list())].map((s) => s.jobId).sort();
