@@ -9,6 +9,7 @@
 import type { LoadResult, WorkerStats } from '../runtime/worker-client.js';
 import type { ServerRecord } from '../store/records.js';
 import {
+  MIN_MODEL_BYTES,
   ModelSizes,
   type EvictionSettings,
   type PlacementDecision,
@@ -56,6 +57,16 @@ export interface SharedMemoryOptions extends EvictionSettings {
   workerLimitBytes: number;
 }
 
+/**
+ * What a loaded model counts: what its load measured, but at least MIN_MODEL_BYTES. An
+ * allocator reuses memory freed by earlier unloads, so a small model's load often measures
+ * nothing; counted as nothing it would free nothing when evicted, and making room for one
+ * load would take every such model before one that counts — more than half a worker's.
+ */
+function atLeastMin(bytes: number): number {
+  return Math.max(MIN_MODEL_BYTES, bytes);
+}
+
 export class SharedMemory {
   readonly sizes = new ModelSizes();
   private readonly figures = new Map<string, WorkerFigures>();
@@ -73,7 +84,9 @@ export class SharedMemory {
 
   /** A worker's stats: its whole picture (opened, adopted, or after a fault). */
   observeStats(worker: string, stats: WorkerStats): void {
-    const models = new Map(Object.entries(stats.model_memory_bytes ?? {}));
+    const models = new Map(
+      Object.entries(stats.model_memory_bytes ?? {}).map(([served, bytes]) => [served, atLeastMin(bytes)]),
+    );
     this.figures.set(worker, {
       limitBytes: stats.memory_limit_bytes ?? null,
       usedBytes: stats.memory_bytes ?? stats.rss_bytes,
@@ -92,7 +105,10 @@ export class SharedMemory {
       figures = { limitBytes: null, usedBytes: result.workerMemoryBytes, models: new Map() };
       this.figures.set(worker, figures);
     }
-    figures.models.set(served, result.memoryBytes ?? this.sizes.estimate(model));
+    figures.models.set(
+      served,
+      result.memoryBytes === null ? this.sizes.estimate(model) : atLeastMin(result.memoryBytes),
+    );
     if (result.workerMemoryBytes !== null) figures.usedBytes = result.workerMemoryBytes;
     if (result.workerMemoryLimitBytes !== null) figures.limitBytes = result.workerMemoryLimitBytes;
     this.noteIdle(worker);

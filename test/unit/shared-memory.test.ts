@@ -79,4 +79,29 @@ describe('shared memory: models being evicted (shared-memory.ts)', () => {
     const again = decide();
     assert.deepEqual(again.kind === 'place' && again.evict.map((m) => m.jobId), ['a']);
   });
+
+  it('counts a model whose load measured nothing at the least a model counts, so evicting one makes room', () => {
+    const memory = new SharedMemory({
+      budgetBytes: 100 * MiB,
+      minResidencyMs: 0,
+      workerLimitBytes: 250 * MiB,
+    });
+    // An allocator reusing freed memory: 20 small models whose loads measured 0 bytes.
+    const names = Array.from({ length: 20 }, (_, i) => `z${i}`);
+    memory.observeStats('w1', {
+      rss_bytes: 100 * MiB,
+      memory_bytes: 100 * MiB,
+      memory_limit_bytes: 250 * MiB,
+      model_memory_bytes: Object.fromEntries(names.map((n) => [n, 0])),
+    });
+    memory.sizes.observe('m-131', 0);
+    const servers = names.map((n, i) => hosted(i + 1, n));
+    const { decision } = memory.decide(
+      [{ name: 'w1', hosted: servers }],
+      { served: 'new', model: 'm-131', now: Date.now(), mayOpen: false },
+      idle,
+    );
+    assert.equal(decision.kind, 'place');
+    assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['z0', 'z1']);
+  });
 });
