@@ -47,6 +47,7 @@ import {
   type WorkerStats,
 } from '../runtime.js';
 import {
+  cgroupMembers,
   commandInCgroups,
   discard,
   prepareCgroups,
@@ -58,7 +59,7 @@ import {
 } from './cgroup.js';
 import { freeLoopbackPort, freeLoopbackPorts } from '../loopback-port.js';
 import { fillServerCommand } from '../server-command.js';
-import { isSameProcess, processStartTime, processTreeUsage } from './proc.js';
+import { groupMembersWith, isSameProcess, processStartTime, processTreeUsage } from './proc.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 
@@ -761,6 +762,7 @@ export class ProcessRuntime implements Runtime {
     try {
       const state = await this.readState(name);
       if (!state || state.pid !== pid || state.status === 'created') return;
+      await this.killRemains(state);
       if (state.status === 'exited') return this.announceDeath(state);
       const oomKilled = await wasOomKilled(state.cgroups ?? []);
       const exited: WorkerState = {
@@ -777,6 +779,36 @@ export class ProcessRuntime implements Runtime {
       this.options.logger?.warn(
         { worker: name, err: errorMessage(failure) },
         'could not record a worker exit',
+      );
+    }
+  }
+
+  /**
+   * What is left of a worker whose first process died: whatever it started. A foreign
+   * server's guard killed alone would leave the server running unseen, holding its memory
+   * and ports, beside the worker the reconciler starts in its place. Those are the
+   * processes of the worker's cgroups, and those of its process group that carry its
+   * secret (a group outlives its leader, but its id is a pid the machine may reuse).
+   */
+  private async killRemains(state: WorkerState): Promise<void> {
+    const secret = state.env?.[WORKER_SECRET_ENV];
+    const remains = new Set(await cgroupMembers(state.cgroups ?? []));
+    if (secret) {
+      for (const pid of await groupMembersWith(state.pid!, `${WORKER_SECRET_ENV}=${secret}`))
+        remains.add(pid);
+    }
+    remains.delete(process.pid);
+    for (const pid of remains) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (remains.size > 0) {
+      this.options.logger?.warn(
+        { worker: state.name, pids: [...remains] },
+        'process runtime: the worker died and left processes behind; killed them',
       );
     }
   }
