@@ -18,6 +18,12 @@ export interface GuardConfig {
   name: string;
   /** Where the server runs; empty: the guard's own working directory. */
   serverCwd: string;
+  /**
+   * A server already started beside the guard, as its child (MODELDOCK_GUARD_SERVER_PID:
+   * the process runtime's shell forks it, then becomes the guard); absent: the guard
+   * starts the server itself.
+   */
+  serverPid?: number;
 }
 
 export function loadGuardConfig(env: Record<string, string | undefined> = process.env): GuardConfig {
@@ -39,5 +45,6 @@ export function loadGuardConfig(env: Record<string, string | undefined> = proces
     bodyLimitBytes: integer(WORKER_BODY_LIMIT_ENV, DEFAULT_WORKER_BODY_LIMIT),
     name: env.MODELDOCK_WORKER_NAME || 'guard',
     serverCwd: env.MODELDOCK_GUARD_SERVER_CWD ?? '',
+    ...(env.MODELDOCK_GUARD_SERVER_PID ? { serverPid: integer('MODELDOCK_GUARD_SERVER_PID') } : {}),
   };
 }

@@ -1,6 +1,7 @@
 /**
  * Entry point of the guard (guard.ts): `node guard.mjs -- <server command> [args…]`.
- * It starts the foreign server as its child, listens where the router calls
+ * It starts the foreign server as its child (or adopts the one started beside it,
+ * MODELDOCK_GUARD_SERVER_PID: adopted-server.ts), listens where the router calls
  * (MODELDOCK_GUARD_HOST:MODELDOCK_GUARD_PORT) and forwards to the server at
  * 127.0.0.1:MODELDOCK_WORKER_PORT, the port the server was told to listen on. It lives
  * as long as the server: the server's exit is the guard's (with its code), and a
@@ -11,16 +12,21 @@
  * Its log is JSON lines in pino's shape (level numbers, time, msg), as the worker's,
  * written directly: the guard loads nothing it can do without (guard.ts says why).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import os from 'node:os';
+import { AdoptedServer, type ServerExit } from './adopted-server.js';
 import { loadGuardConfig } from './guard-config.js';
 
 const LEVELS = { debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
 type Level = keyof typeof LEVELS;
 const threshold = LEVELS[(process.env.MODELDOCK_LOG_LEVEL || 'info') as Level] ?? LEVELS.info;
 let worker = 'guard';
+/** The server behind the guard: stopped with it, and its exit is the guard's. */
+interface GuardedServer {
+  kill(signal: NodeJS.Signals): void;
+}
 /** The server, once started: a guard that cannot guard it takes it down with it. */
-let server: ChildProcess | undefined;
+let server: GuardedServer | undefined;
 
 function log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
   if (LEVELS[level] < threshold) return;
@@ -37,27 +43,21 @@ function main(): void {
   if (!config.secret)
     log('warn', 'no MODELDOCK_WORKER_SECRET: anyone who reaches this port can drive the server');
 
-  // The server gets the worker's environment without the guard's own settings.
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('MODELDOCK_GUARD_')),
-  );
-  const child = spawn(command, args, { stdio: 'inherit', env, cwd: config.serverCwd || process.cwd() });
-  server = child;
-  // Set once the guard's HTTP side is loaded; a signal before that stops the server alone.
-  let listener: { close(): void } | undefined = undefined;
-  child.once('error', (error) => {
-    log('fatal', `server ${command} cannot start: ${error.message}`);
-    process.exit(127);
-  });
-  child.once('exit', (code, signal) => {
+  const onExit = ({ code, signal }: ServerExit) => {
     log('info', 'server exited; guard exiting', { code, signal });
     // Docker's convention for a death by signal: 128 + its number.
     process.exit(code ?? 128 + (signal ? os.constants.signals[signal] : 0));
-  });
+  };
+  const child = config.serverPid
+    ? new AdoptedServer(config.serverPid, onExit)
+    : startServer(command, args, config.serverCwd, onExit);
+  server = child;
+  // Set once the guard's HTTP side is loaded; a signal before that stops the server alone.
+  let listener: { close(): void } | undefined = undefined;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       log('info', 'guard stopping the server', { signal });
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      child.kill(signal);
       listener?.close();
     });
   }
@@ -74,7 +74,11 @@ function main(): void {
       listener = guard;
       guard.once('error', fail);
       guard.listen(config.port, config.host, () =>
-        log('info', 'guard listening', { port: config.port, server: command, serverPort: config.serverPort }),
+        log('info', 'guard listening', {
+          port: config.port,
+          server: command,
+          serverPort: config.serverPort,
+        }),
       );
     })
     .catch(fail);
@@ -82,8 +86,32 @@ function main(): void {
 
 function fail(error: unknown): never {
   log('fatal', `guard cannot start: ${error instanceof Error ? error.message : String(error)}`);
-  if (server?.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+  server?.kill('SIGKILL');
   process.exit(1);
+}
+
+/** The server started by the guard, as its child (Docker's entry point; a guard run by hand). */
+function startServer(
+  command: string,
+  args: string[],
+  cwd: string,
+  onExit: (exit: ServerExit) => void,
+): GuardedServer {
+  // The server gets the worker's environment without the guard's own settings.
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('MODELDOCK_GUARD_')),
+  );
+  const child = spawn(command, args, { stdio: 'inherit', env, cwd: cwd || process.cwd() });
+  child.once('error', (error) => {
+    log('fatal', `server ${command} cannot start: ${error.message}`);
+    process.exit(127);
+  });
+  child.once('exit', (code, signal) => onExit({ code, signal }));
+  return {
+    kill: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
 }
 
 try {

@@ -147,6 +147,50 @@ export function guardCommand(worker: WorkerCommand): WorkerCommand {
   return { ...worker, args };
 }
 
+/**
+ * A shell that forks the server (in its own directory, without the guard's settings),
+ * then becomes the guard: `exec` keeps its pid, so the server is the guard's child, which
+ * the guard adopts (MODELDOCK_GUARD_SERVER_PID, src/worker/adopted-server.ts). The
+ * server's start does not wait for Node.js to boot the guard (a tenth of a second of
+ * CPU, much more on a busy machine), and both share the worker's process group and
+ * cgroups. Its words: the server's directory, the count of the guard's words, the
+ * guard's words, then the server's.
+ */
+const SERVER_BESIDE_GUARD = [
+  'dir=$1; n=$2; shift 2',
+  '(cd "$dir" && unset MODELDOCK_GUARD_HOST MODELDOCK_GUARD_PORT && shift "$n" && exec "$@") &',
+  'MODELDOCK_GUARD_SERVER_PID=$!; export MODELDOCK_GUARD_SERVER_PID',
+  'i=0',
+  'for word in "$@"; do',
+  '  if [ "$i" -eq 0 ]; then set --; fi',
+  '  if [ "$i" -lt "$n" ]; then set -- "$@" "$word"; fi',
+  '  i=$((i + 1))',
+  'done',
+  'exec "$@"',
+].join('\n');
+
+export function besideGuard(
+  guard: WorkerCommand,
+  server: string[],
+  serverDir: string,
+): { command: string; args: string[] } {
+  // The guard's own command line names the server too, as where the guard starts it
+  // (`node guard-main.js -- <server command>`): what `ps` shows, what its log says.
+  const guardWords = [guard.command, ...guard.args, '--', ...server];
+  return {
+    command: '/bin/sh',
+    args: [
+      '-c',
+      SERVER_BESIDE_GUARD,
+      'modeldock-guard',
+      serverDir,
+      String(guardWords.length),
+      ...guardWords,
+      ...server,
+    ],
+  };
+}
+
 /** Docker's convention: a process killed by signal N exited with 128 + N. */
 function exitCodeOf(exit: Exit): number | null {
   if (exit.code !== null) return exit.code;
@@ -650,13 +694,11 @@ export class ProcessRuntime implements Runtime {
     const filled = fillServerCommand(server, values);
     const guard = guardCommand(this.command);
     return {
-      command: guard.command,
-      args: [...guard.args, '--', filled.command, ...filled.args],
+      ...besideGuard(guard, [filled.command, ...filled.args], dir),
       // The guard runs where the worker does (its entry point may be resolved from
       // there); the server in its own directory.
       cwd: guard.cwd ?? REPO_ROOT,
       env: {
-        MODELDOCK_GUARD_SERVER_CWD: dir,
         NODE_ENV: process.env.NODE_ENV ?? 'production',
         ...base,
         MODELDOCK_LOG_LEVEL: state.env.MODELDOCK_LOG_LEVEL ?? this.options.logger?.level ?? 'info',
