@@ -21,6 +21,9 @@ import type {
 
 const LIVE = 'creating,loading,ready,unloading,unloaded,terminating,failed';
 const MEMORY_REFRESH_MS = 10_000;
+/** Waits before connecting the event stream again: doubled per failure, reset once live. */
+const RECONNECT_FIRST_MS = 500;
+const RECONNECT_MAX_MS = 10_000;
 
 const mib = (bytes: number | null | undefined) =>
   bytes == null ? '–' : `${(bytes / 1048576).toFixed(0)} MiB`;
@@ -48,7 +51,8 @@ function App() {
     operations: '',
     memory: '',
   });
-  const [epoch, setEpoch] = useState(0); // bumped to reconnect (after a key is entered)
+  const [epoch, setEpoch] = useState(0); // bumped to reconnect (a key entered, the stream broken)
+  const reconnectDelay = useRef(RECONNECT_FIRST_MS);
 
   const fail = useCallback((error: unknown) => {
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
@@ -135,6 +139,7 @@ function App() {
     };
     const onOpen = () => {
       setConnected(true);
+      reconnectDelay.current = RECONNECT_FIRST_MS;
       Promise.all([
         get<{ servers: Server[] }>(`/v1/servers?state=${LIVE}`),
         get<{ operations: Operation[] }>('/v1/operations?limit=30'),
@@ -152,14 +157,34 @@ function App() {
         refreshReplicas();
       }, fail);
     };
+    let reconnect: ReturnType<typeof setTimeout> | undefined;
     streamEvents(abort.signal, onOpen, (type, data) =>
       loaded ? apply(type, data) : pending.push([type, data]),
     )
-      .catch((error: unknown) => {
-        if (!abort.signal.aborted) fail(error);
-      })
-      .finally(() => setConnected(false));
-    return () => abort.abort();
+      .then(
+        () => true,
+        (error: unknown) => {
+          if (abort.signal.aborted) return false;
+          // An answer (a refused key, a 5xx) is shown; a broken connection only turns the
+          // status to disconnected while we connect again.
+          if (error instanceof ApiError) fail(error);
+          return !(error instanceof ApiError && (error.status === 401 || error.status === 403));
+        },
+      )
+      .then((again) => {
+        setConnected(false);
+        // The stream breaks when the network does (the router restarting, a proxy's idle
+        // timeout, the host's interfaces changing): connect again — which reloads the
+        // snapshot, so nothing that happened in between is missed — backing off while the
+        // router stays away. A refused key waits for the prompt instead.
+        if (!again || abort.signal.aborted) return;
+        reconnect = setTimeout(() => setEpoch((e) => e + 1), reconnectDelay.current);
+        reconnectDelay.current = Math.min(reconnectDelay.current * 2, RECONNECT_MAX_MS);
+      });
+    return () => {
+      abort.abort();
+      clearTimeout(reconnect);
+    };
   }, [epoch, fail, refreshMemory, refreshOperationsChart, refreshPool, refreshReplicas]);
 
   useEffect(() => {

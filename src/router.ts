@@ -73,10 +73,7 @@ export class Router {
     const catalog = new Catalog(
       config.modelsDir,
       config.datasetsDir,
-      // Foreign servers run as local processes and in Docker containers; Kubernetes runs
-      // modeldock's worker only so far.
       ServingRuntimes.load(config.runtimesDir, runtime.kind, {
-        foreignServers: runtime.kind !== 'kubernetes',
         images: { mlserver: config.mlserverImage, triton: config.tritonImage },
       }),
     );

@@ -14,7 +14,6 @@ Writes:
   datasets/ds-550/records.jsonl, dataset.json   550 held-out images with labels
   models/m-131/model.onnx, model.json           MLP 64-32-10, trained on the other 1247
 """
-import gzip
 import json
 import os
 
@@ -22,18 +21,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEED = 131
-HELD_OUT = 550
+from digits import HELD_OUT, ROOT, SEED, load, split, write_json, write_manifest
+
 HIDDEN = 32
 EPOCHS = 400
 LEARNING_RATE = 0.01
-
-
-def load():
-    with gzip.open(os.path.join(ROOT, "training", "optdigits.csv.gz"), "rt") as f:
-        rows = np.array([[float(v) for v in line.split(",")] for line in f.read().strip().split("\n")])
-    return rows[:, :64].astype(np.float32), rows[:, 64].astype(np.int64)
 
 
 def train(x, y):
@@ -111,8 +103,7 @@ def export(params, path):
 
 def main():
     x, y = load()
-    order = np.random.RandomState(SEED).permutation(len(x))
-    test_idx, train_idx = order[:HELD_OUT], order[HELD_OUT:]
+    test_idx, train_idx = split(len(x))
     params = train(x[train_idx], y[train_idx])
     train_acc = float((predict(params, x[train_idx]) == y[train_idx]).mean())
     test_pred = predict(params, x[test_idx])
@@ -123,35 +114,26 @@ def main():
     os.makedirs(model_dir, exist_ok=True)
     os.makedirs(data_dir, exist_ok=True)
     export(params, os.path.join(model_dir, "model.onnx"))
-    with open(os.path.join(model_dir, "model.json"), "w") as f:
-        json.dump(
-            {
-                "description": "Handwritten digit classifier: MLP 64-32-10 on 8x8 images with pixel counts 0..16",
-                "prediction_output": "label",
-                "labels": [str(d) for d in range(10)],
-                "trained_on": "training/optdigits.csv.gz minus the 550 images of ds-550 (seed 131)",
-                "accuracy": {"ds-550": round(test_acc, 4), "training": round(train_acc, 4)},
-            },
-            f,
-            indent=2,
-        )
-        f.write("\n")
+    write_manifest(
+        model_dir,
+        "Handwritten digit classifier: MLP 64-32-10 on 8x8 images with pixel counts 0..16",
+        test_acc,
+        train_acc,
+        prediction_output="label",
+    )
     with open(os.path.join(data_dir, "records.jsonl"), "w") as f:
         for i in test_idx:
             f.write(json.dumps({"inputs": {"pixels": [int(v) for v in x[i]]}, "label": int(y[i])}) + "\n")
-    with open(os.path.join(data_dir, "dataset.json"), "w") as f:
-        json.dump(
-            {
-                "description": "550 held-out 8x8 handwritten digits (UCI optical digits), with labels",
-                "format": "records.jsonl",
-                "count": HELD_OUT,
-                "source": "UCI Machine Learning Repository: Optical Recognition of Handwritten Digits (Alpaydin & Kaynak, 1998)",
-                "license": "CC BY 4.0",
-            },
-            f,
-            indent=2,
-        )
-        f.write("\n")
+    write_json(
+        os.path.join(data_dir, "dataset.json"),
+        {
+            "description": "550 held-out 8x8 handwritten digits (UCI optical digits), with labels",
+            "format": "records.jsonl",
+            "count": HELD_OUT,
+            "source": "UCI Machine Learning Repository: Optical Recognition of Handwritten Digits (Alpaydin & Kaynak, 1998)",
+            "license": "CC BY 4.0",
+        },
+    )
     print(f"m-131: training accuracy {train_acc:.4f}, ds-550 accuracy {test_acc:.4f} "
           f"({int((test_pred == y[test_idx]).sum())}/{HELD_OUT})")
 

@@ -12,32 +12,19 @@ Writes models/m-132/:
   model-settings.json   MLServer's settings: the sklearn runtime, the input and output
   model.json            modeldock's metadata: format "sklearn", labels, accuracy
 """
-import gzip
-import json
 import os
 
 import joblib
-import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEED = 131
-HELD_OUT = 550
-
-
-def load():
-    with gzip.open(os.path.join(ROOT, "training", "optdigits.csv.gz"), "rt") as f:
-        rows = np.array([[float(v) for v in line.split(",")] for line in f.read().strip().split("\n")])
-    return rows[:, :64].astype(np.float32), rows[:, 64].astype(np.int64)
+from digits import HELD_OUT, ROOT, load, split, write_json, write_manifest
 
 
 def main():
     x, y = load()
-    # The split train_m131.py makes: the first 550 of this permutation are ds-550.
-    order = np.random.RandomState(SEED).permutation(len(x))
-    test_idx, train_idx = order[:HELD_OUT], order[HELD_OUT:]
+    test_idx, train_idx = split(len(x))
     model = make_pipeline(MinMaxScaler(), LogisticRegression(max_iter=2000, C=1.0))
     model.fit(x[train_idx], y[train_idx])
     train_accuracy = float((model.predict(x[train_idx]) == y[train_idx]).mean())
@@ -51,20 +38,15 @@ def main():
         "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}],
         "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1]}],
     }
-    with open(os.path.join(out, "model-settings.json"), "w") as f:
-        json.dump(settings, f, indent=2)
-        f.write("\n")
-    manifest = {
-        "description": "Handwritten digit classifier: scikit-learn logistic regression on 8x8 images, served by MLServer",
-        "format": "sklearn",
-        "prediction_output": "predict",
-        "labels": [str(d) for d in range(10)],
-        "trained_on": "training/optdigits.csv.gz minus the 550 images of ds-550 (seed 131)",
-        "accuracy": {"ds-550": round(correct / HELD_OUT, 4), "training": round(train_accuracy, 4)},
-    }
-    with open(os.path.join(out, "model.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    write_json(os.path.join(out, "model-settings.json"), settings)
+    write_manifest(
+        out,
+        "Handwritten digit classifier: scikit-learn logistic regression on 8x8 images, served by MLServer",
+        correct / HELD_OUT,
+        train_accuracy,
+        format="sklearn",
+        prediction_output="predict",
+    )
     print("m-132: training accuracy %.4f, ds-550 accuracy %.4f (%d/%d)" % (train_accuracy, correct / HELD_OUT, correct, HELD_OUT))
 
 

@@ -4,7 +4,7 @@
 Same data and the same held-out 550 images (ds-550) as m-131 and m-132, so the original
 requests run against any of them. A softmax regression on the pixels scaled to 0..1,
 trained by full-batch gradient descent; numpy only, deterministic, run with Debian's
-python3 (python3-numpy, python3-onnx: the data loading is train_m131.py's):
+python3 (python3-numpy; the data and split are training/digits.py's):
 
     /usr/bin/python3 training/train_m133.py
 
@@ -15,12 +15,11 @@ Writes models/m-133/ in Triton's model-repository layout:
   1/weights.npz       the trained weights
   model.json          modeldock's metadata: format "python", runtime "triton", accuracy
 """
-import json
 import os
 
 import numpy as np
 
-from train_m131 import HELD_OUT, ROOT, SEED, load
+from digits import HELD_OUT, ROOT, load, split, write_manifest
 
 EPOCHS = 1500
 LEARNING_RATE = 0.5
@@ -51,27 +50,22 @@ def predict(weights, bias, x):
 
 def main():
     x, y = load()
-    # The split train_m131.py makes: the first 550 of this permutation are ds-550.
-    order = np.random.RandomState(SEED).permutation(len(x))
-    test_idx, train_idx = order[:HELD_OUT], order[HELD_OUT:]
+    test_idx, train_idx = split(len(x))
     weights, bias = train(x[train_idx], y[train_idx])
     train_accuracy = float((predict(weights, bias, x[train_idx]) == y[train_idx]).mean())
     correct = int((predict(weights, bias, x[test_idx]) == y[test_idx]).sum())
     out = os.path.join(ROOT, "models", "m-133")
     os.makedirs(os.path.join(out, "1"), exist_ok=True)
     np.savez(os.path.join(out, "1", "weights.npz"), weights=weights, bias=bias)
-    manifest = {
-        "description": "Handwritten digit classifier: softmax regression on 8x8 images in Triton's Python backend",
-        "format": "python",
-        "runtime": "triton",
-        "prediction_output": "label",
-        "labels": [str(d) for d in range(10)],
-        "trained_on": "training/optdigits.csv.gz minus the 550 images of ds-550 (seed 131)",
-        "accuracy": {"ds-550": round(correct / HELD_OUT, 4), "training": round(train_accuracy, 4)},
-    }
-    with open(os.path.join(out, "model.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    write_manifest(
+        out,
+        "Handwritten digit classifier: softmax regression on 8x8 images in Triton's Python backend",
+        correct / HELD_OUT,
+        train_accuracy,
+        format="python",
+        runtime="triton",
+        prediction_output="label",
+    )
     print("m-133: training accuracy %.4f, ds-550 accuracy %.4f (%d/%d)" % (train_accuracy, correct / HELD_OUT, correct, HELD_OUT))
 
 

@@ -38,7 +38,7 @@ import { ServerSteps } from './server-steps.js';
 import { DEFAULT_SHARED_OPTIONS, SharedFleet } from './shared-fleet.js';
 import { SharedMemory } from './shared-memory.js';
 import { evict } from './operations/evict.js';
-import { LIVE_STATES } from './state-machine.js';
+import { LiveServers } from './live-servers.js';
 import { WarmPool } from './warm-pool.js';
 
 export type {
@@ -59,6 +59,8 @@ export class Lifecycle {
   readonly creations: CreationGate;
   readonly autoscaler: Autoscaler;
   readonly fleet: SharedFleet;
+  /** The live server records in memory (live-servers.ts), refreshed by the reconciler's full pass. */
+  readonly live: LiveServers;
   private readonly ctx: LifecycleContext;
   private readonly routing: JobRouting;
 
@@ -66,12 +68,16 @@ export class Lifecycle {
     const { options } = deps;
     const locks = new KeyedMutex();
     const routes = new RouteTable();
+    const live = new LiveServers(deps.store);
+    this.live = live;
     this.creations = new CreationGate(
       options.creationLimits ?? { maxServers: 64, concurrency: 4, queue: 64 },
       // Workers are what MODELDOCK_MAX_SERVERS bounds: a dedicated server's own, and each shared worker once.
-      async () =>
-        (await deps.store.listServers({ states: LIVE_STATES })).filter((s) => s.placement === 'dedicated')
-          .length + this.fleet.workerCount,
+      async () => {
+        let dedicated = 0;
+        for (const server of await live.list()) if (server.placement === 'dedicated') dedicated++;
+        return dedicated + this.fleet.workerCount;
+      },
     );
     this.pool = new WarmPool(
       deps.runtime,
@@ -110,6 +116,7 @@ export class Lifecycle {
     });
     this.fleet = new SharedFleet(
       deps,
+      live,
       this.pool,
       this.creations,
       memory,
@@ -131,6 +138,7 @@ export class Lifecycle {
       this.pool,
       () => this.memoryPolicy,
       this.fleet,
+      live,
     );
     this.ctx = {
       deps,

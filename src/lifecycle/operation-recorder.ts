@@ -24,14 +24,22 @@ export class OperationRecorder {
 
   static async begin(
     deps: { store: Store; metrics: Metrics; events: EventBus; logger: Logger },
-    init: { operationId?: string; type: OperationType; jobId: string; reason: string; warnings?: string[] },
+    init: {
+      operationId?: string;
+      type: OperationType;
+      jobId: string;
+      reason: string;
+      warnings?: string[];
+      /** The server it acts on, when known from the start: named by the first write, not a second. */
+      serverId?: string;
+    },
   ): Promise<OperationRecorder> {
     const now = Date.now();
     const record: OperationRecord = {
       operationId: init.operationId ?? newOperationId(),
       type: init.type,
       jobId: init.jobId,
-      serverId: null,
+      serverId: init.serverId ?? null,
       status: 'running',
       reason: init.reason,
       // Whoever's request this runs in (lifecycle/caller.ts); `system` for the router's own work.

@@ -47,13 +47,19 @@ export async function runOperation(
   activeOperations.add(operationId);
   let rec: OperationRecorder;
   try {
-    rec = await OperationRecorder.begin(deps, { operationId, type, jobId: request.jobId, reason, warnings });
+    rec = await OperationRecorder.begin(deps, {
+      operationId,
+      type,
+      jobId: request.jobId,
+      reason,
+      warnings,
+      ...(server ? { serverId: server.serverId } : {}),
+    });
   } catch (error) {
     activeOperations.delete(operationId);
     throw error;
   }
   try {
-    if (server) await rec.attachServer(server.serverId);
     const { server: after, servers, result } = await work(rec);
     if (after) await rec.attachServer(after.serverId);
     const operation = await rec.succeed();

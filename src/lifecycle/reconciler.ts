@@ -116,10 +116,13 @@ export class Reconciler {
     };
     try {
       report.interruptedOperations = await this.closeInterruptedOperations();
+      const mark = this.deps.lifecycle.live.mark();
       const [servers, workers] = await Promise.all([
         this.deps.store.listServers({ states: LIVE_STATES }),
         this.deps.runtime.list(),
       ]);
+      // The store is the truth: the lifecycle's view of the live records becomes what it holds.
+      this.deps.lifecycle.live.refresh(servers, mark);
       report.servers = servers.length;
       report.workers = workers.length;
       const liveNames = new Set(servers.map((s) => s.workerName));
@@ -287,6 +290,7 @@ export class Reconciler {
           if (!ended) continue;
           // A shared worker takes every server it hosts with it: each is looked at (and placed again).
           if (this.deps.lifecycle.fleet.owns(event)) {
+            this.deps.lifecycle.fleet.workerEnded(event.name);
             await this.enqueueHostedBy(event.name);
             continue;
           }

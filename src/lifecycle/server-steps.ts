@@ -23,6 +23,7 @@ import type { MemoryPolicy } from './memory-policy.js';
 import type { OperationRecorder } from './operation-recorder.js';
 import { RouteEntry, type RouteTable } from './route-table.js';
 import type { ServingRuntime } from './serving-runtimes.js';
+import type { LiveServers } from './live-servers.js';
 import { servedName, type SharedFleet } from './shared-fleet.js';
 import { canTransition } from './state-machine.js';
 import type { WarmPool } from './warm-pool.js';
@@ -39,6 +40,8 @@ export class ServerSteps {
     private readonly pool: WarmPool,
     private readonly memoryPolicy: () => MemoryPolicy,
     private readonly fleet: SharedFleet,
+    /** The live records in memory: told of every record written here, as it is written. */
+    private readonly live: LiveServers,
   ) {}
 
   /**
@@ -60,7 +63,7 @@ export class ServerSteps {
         async () => {
           const number = await store.allocateServerNumber();
           const serverId = formatServerId(number);
-          return store.insertServer({
+          const inserted = await store.insertServer({
             serverId,
             number,
             jobId: request.jobId,
@@ -79,6 +82,9 @@ export class ServerSteps {
             lastUsedAt: null,
             terminatedAt: null,
           });
+          // Counted before the next creation is: the bounds count the view.
+          this.live.track(inserted);
+          return inserted;
         },
         shared ? () => this.fleet.assertRoom() : undefined,
       );
@@ -382,6 +388,7 @@ export class ServerSteps {
     server: Omit<ServerRecord, 'version' | 'createdAt' | 'updatedAt'>,
   ): Promise<ServerRecord> {
     const adopted = await rec.step('record', () => this.deps.store.insertServer(server));
+    this.live.track(adopted);
     await rec.attachServer(adopted.serverId);
     this.publish(adopted);
     return adopted;
@@ -405,6 +412,7 @@ export class ServerSteps {
       ...patch,
       state: to,
     });
+    this.live.track(updated);
     if (to === 'failed' && server.state !== 'failed') {
       this.deps.logger.warn(
         { jobId: updated.jobId, serverId: updated.serverId, was: server.state, reason: updated.reason },

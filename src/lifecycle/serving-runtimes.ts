@@ -292,11 +292,6 @@ export function commandExists(command: string, searchPath = process.env.PATH ?? 
 export interface ServingRuntimesOptions {
   /** Whether a command can be run here; default: an executable file on the PATH. */
   canRun?: (command: string) => boolean;
-  /**
-   * Whether the lifecycle starts servers other than modeldock's worker on this runtime
-   * (the process runtime and Docker; docs/runtimes.md); false: they serve nothing.
-   */
-  foreignServers?: boolean;
   /** The built-in entries' images. */
   images?: BuiltInImages;
 }
@@ -304,7 +299,6 @@ export interface ServingRuntimesOptions {
 export class ServingRuntimes {
   readonly entries: readonly ServingRuntime[];
   private readonly canRun: (command: string) => boolean;
-  private readonly foreignServers: boolean;
 
   constructor(
     entries: ServingRuntime[],
@@ -316,7 +310,6 @@ export class ServingRuntimes {
     for (const e of entries) byName.set(e.name, e);
     this.entries = [...byName.values()];
     this.canRun = options.canRun ?? ((command) => commandExists(command));
-    this.foreignServers = options.foreignServers ?? false;
   }
 
   /** The built-in entries with the operator's files of `dir` over them. */
@@ -331,10 +324,9 @@ export class ServingRuntimes {
   /** Whether this router can start the entry's server on its runtime. */
   startable(e: ServingRuntime): boolean {
     if (e.modeldockWorker) return true;
-    if (!this.foreignServers) return false;
     if (this.kind === 'process') return e.process !== undefined && this.canRun(e.process.command);
-    // In a container: the entry's image, with a command to start the server in it.
-    return this.kind === 'docker' && e.image !== undefined && (e.container ?? e.process) !== undefined;
+    // In a container or a Pod: the entry's image, with a command to start the server in it.
+    return e.image !== undefined && (e.container ?? e.process) !== undefined;
   }
 
   /** Formats served here, sorted. */
@@ -390,9 +382,7 @@ export class ServingRuntimes {
   }
 
   private why(e: ServingRuntime): string {
-    if (!this.foreignServers) return 'this router starts no foreign servers on it yet';
-    if (this.kind === 'kubernetes') return 'foreign servers run on the process and Docker runtimes so far';
-    if (this.kind === 'docker') return e.image ? 'the entry has no command' : 'the entry has no image';
+    if (this.kind !== 'process') return e.image ? 'the entry has no command' : 'the entry has no image';
     if (!e.process) return 'the entry has no process command';
     return `command ${e.process.command} not found`;
   }

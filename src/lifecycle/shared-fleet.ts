@@ -15,6 +15,7 @@ import { LABELS, type WorkerInfo } from '../runtime/runtime.js';
 import type { ServerRecord, ServerState } from '../store/records.js';
 import type { CreationGate } from './creation-gate.js';
 import type { LifecycleDeps, SharedOptions } from './lifecycle-types.js';
+import type { LiveServers } from './live-servers.js';
 import type { OperationRecorder } from './operation-recorder.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Activity, HostedServer, SharedMemory } from './shared-memory.js';
@@ -48,7 +49,13 @@ export const DEFAULT_SHARED_OPTIONS: SharedOptions = {
 };
 
 /** States in which a server's model is on its worker, or on its way there or out. */
-const HOSTING_STATES: readonly ServerState[] = ['creating', 'loading', 'ready', 'unloading', 'terminating'];
+const HOSTING: ReadonlySet<ServerState> = new Set([
+  'creating',
+  'loading',
+  'ready',
+  'unloading',
+  'terminating',
+]);
 
 /** The name a server's model is served under on its worker: the job's, or the TEMP server's own on a shared worker. */
 export function servedName(server: Pick<ServerRecord, 'jobId' | 'serverId' | 'kind' | 'placement'>): string {
@@ -62,13 +69,19 @@ export class SharedFleet {
   /** Per shared worker found hosting nothing: since when (ms). */
   private readonly emptySince = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
-  /** Shared workers as last listed (what MODELDOCK_MAX_SERVERS counts without asking the runtime). */
-  private known = 0;
+  /**
+   * The shared workers as last listed, and since opened or closed: what placement picks
+   * from without asking the runtime each time (a list inspects every worker). Listed
+   * again by every idle pass (closeIdle) and after a worker ended (workerEnded).
+   */
+  private view: Map<string, WorkerInfo> | undefined;
 
   private evictor: Evictor = () => Promise.reject(new WorkerError('no evictor set'));
 
   constructor(
     private readonly deps: LifecycleDeps,
+    /** The live server records (live-servers.ts): what each shared worker hosts. */
+    private readonly live: LiveServers,
     private readonly pool: WarmPool,
     private readonly creations: CreationGate,
     /** What each shared worker measures, and the decisions on it. */
@@ -104,16 +117,26 @@ export class SharedFleet {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** The shared workers (running or not). */
+  /** The shared workers (running or not), as the runtime lists them now. */
   async workers(): Promise<WorkerInfo[]> {
     const workers = (await this.deps.runtime.list()).filter((w) => this.owns(w));
-    this.known = workers.length;
+    this.view = new Map(workers.map((w) => [w.name, w]));
     return workers;
+  }
+
+  /** The shared workers as last listed (listed now if they never were). */
+  private async knownWorkers(): Promise<WorkerInfo[]> {
+    return this.view ? [...this.view.values()] : this.workers();
+  }
+
+  /** A shared worker ended (the runtime said so): the next placement lists the workers again. */
+  workerEnded(name: string): void {
+    if (this.view?.has(name)) this.view = undefined;
   }
 
   /** How many shared workers there were when last listed. */
   get workerCount(): number {
-    return this.known;
+    return this.view?.size ?? 0;
   }
 
   /** Models hosted on shared workers now (a TEMP's included), against MODELDOCK_MAX_SHARED_JOBS. */
@@ -122,7 +145,7 @@ export class SharedFleet {
   }
 
   async status(): Promise<SharedStatus> {
-    return { maxJobs: this.options.maxJobs, jobs: await this.hostedCount(), workers: this.known };
+    return { maxJobs: this.options.maxJobs, jobs: await this.hostedCount(), workers: this.workerCount };
   }
 
   /** 429 when `count` more models would pass MODELDOCK_MAX_SHARED_JOBS. */
@@ -161,7 +184,10 @@ export class SharedFleet {
       const deadline = Date.now() + (this.deps.options.loadWaitMs ?? 30_000);
       const fileBytes = await this.deps.catalog.modelBytes(server.model);
       for (let attempt = 0; ; attempt++) {
-        const [workers, hosted] = await Promise.all([this.workers(), this.hostedByWorker(server.serverId)]);
+        const [workers, hosted] = await Promise.all([
+          this.knownWorkers(),
+          this.hostedByWorker(server.serverId),
+        ]);
         const running = workers.filter((w) => w.running && w.endpoint);
         await this.learn(running);
         // One name per worker (a job's replicas apart), and at most jobsPerWorker on each
@@ -261,7 +287,7 @@ export class SharedFleet {
         await this.deps.workers.forget(worker.endpoint);
         this.memory.forget(worker.name);
         this.emptySince.delete(worker.name);
-        this.known = Math.max(0, this.known - 1);
+        this.view?.delete(worker.name);
         closed.push(worker.name);
         this.deps.logger.info({ worker: worker.name }, 'closed a shared worker that hosted nothing');
       }
@@ -285,14 +311,19 @@ export class SharedFleet {
         isAlive: async () => (await runtime.inspect(name))?.running === true,
       }),
     );
-    this.known++;
+    this.view?.set(name, info);
     this.deps.logger.info({ worker: name }, 'opened a shared worker');
     return info;
   }
 
   private async hostedServers(): Promise<ServerRecord[]> {
-    const live = await this.deps.store.listServers({ states: HOSTING_STATES });
-    return live.filter((s) => s.placement === 'shared' && s.workerName !== '');
+    const hosted: ServerRecord[] = [];
+    for (const server of await this.live.list()) {
+      if (server.placement === 'shared' && server.workerName !== '' && HOSTING.has(server.state))
+        hosted.push(server);
+    }
+    // In number order, as the store lists them: ties in the decisions fall the same way.
+    return hosted.sort((a, b) => a.number - b.number);
   }
 
   /** Per shared worker, the servers it hosts (but `except`: it is being placed anew). */

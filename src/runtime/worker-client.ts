@@ -63,7 +63,8 @@ export interface WorkerStats {
   heap_used_bytes?: number;
   /** CPU time since the worker started, user + system. */
   cpu_seconds?: number;
-  loaded: string[];
+  /** The models it holds (modeldock's worker; the guard in front of a foreign server cannot say). */
+  loaded?: string[];
 }
 
 export interface WorkerClientOptions {

@@ -68,6 +68,7 @@ function main(): void {
         upstreamPort: config.serverPort,
         secret: config.secret,
         bodyLimitBytes: config.bodyLimitBytes,
+        name: config.name,
         onError: (message, error) =>
           log('error', message, { err: error instanceof Error ? error.stack : String(error) }),
       });

@@ -20,6 +20,7 @@ import { endToEndHeaders } from '../end-to-end-headers.js';
 import { ByteBudget } from '../request-budget.js';
 import { DEFAULT_WORKER_BODY_LIMIT } from '../worker-limits.js';
 import { WORKER_SECRET_HEADER } from '../worker-secret.js';
+import { GUARD_STATS_PATH, guardStats } from './guard-stats.js';
 import { secretRefusal } from './secret-check.js';
 
 export interface GuardOptions {
@@ -29,6 +30,8 @@ export interface GuardOptions {
   /** What callers must present; empty: open (a guard started by hand). */
   secret?: string;
   bodyLimitBytes?: number;
+  /** The worker's name, in its stats. */
+  name?: string;
   /** Told of what goes wrong inside the guard (not of refusals: those are the caller's). */
   onError?: (message: string, error: unknown) => void;
 }
@@ -88,6 +91,10 @@ export function createGuard(options: GuardOptions): http.Server {
         : undefined;
       // Before a byte of the body is read (or, for a caller that waits, asked for).
       if (refusal) throw new GuardAnswer(401, refusal);
+      if (request.method === 'GET' && request.url?.split('?')[0] === GUARD_STATS_PATH) {
+        // Answered here, not by the server: the worker's CPU and memory (guard-stats.ts).
+        return send(response, 200, await guardStats(options.name ?? 'guard'));
+      }
       const body = await readBody(request, response, bodyLimit, budget, expectsContinue);
       await forward(request, body, response);
     } catch (error) {
@@ -217,12 +224,23 @@ function answer(response: ServerResponse, refusal: GuardAnswer, bodyRead: boolea
     response.destroy();
     return;
   }
-  const text = JSON.stringify({ error: refusal.message });
-  response.writeHead(refusal.status, {
-    ...refusal.headers,
+  send(
+    response,
+    refusal.status,
+    { error: refusal.message },
+    {
+      ...refusal.headers,
+      ...(bodyRead ? {} : { connection: 'close' }),
+    },
+  );
+}
+
+function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': String(Buffer.byteLength(text)),
-    ...(bodyRead ? {} : { connection: 'close' }),
   });
   response.end(text);
 }

@@ -17,6 +17,7 @@
  *
  * Which one is measured is in every reading (`source`), and in the worker's stats.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -59,12 +60,14 @@ export async function openMemoryMeter(root = '/sys/fs/cgroup'): Promise<MemoryMe
   const files = await findCgroupFiles(root);
   if (!files) return rssMeter;
   return {
+    // Read synchronously: the kernel writes these files on demand, from memory, in
+    // microseconds, while three asynchronous reads each wait for a thread-pool turn (a
+    // dozen turns per reading, behind file reads and session creations on a busy worker),
+    // which held every load measured after it.
     read: async () => {
-      const [usage, stat, limit] = await Promise.all([
-        readFile(files.usage, 'utf8'),
-        readFile(files.stat, 'utf8'),
-        readFile(files.limit, 'utf8'),
-      ]);
+      const usage = readFileSync(files.usage, 'utf8');
+      const stat = readFileSync(files.stat, 'utf8');
+      const limit = readFileSync(files.limit, 'utf8');
       const inactiveFile = statValue(stat, files.inactiveFileKey);
       const limitBytes = limit.trim() === 'max' ? null : Number(limit.trim());
       return {

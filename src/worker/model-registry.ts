@@ -158,14 +158,17 @@ export class ModelRegistry {
   }
 
   /**
-   * Open a model between two readings of the meter, after the load measured before it.
+   * Open a model between two readings of the meter, after the load measured before it
+   * (its files are found and read first, outside the turn).
    * A reading that fell (the garbage collector ran meanwhile) counts as nothing, not as
    * memory given back.
    */
-  private openMeasured(name: string, modelId: string): Promise<Measured> {
+  private async openMeasured(name: string, modelId: string): Promise<Measured> {
+    // Found (files read) before its turn: only the session's creation is measured.
+    const found = await this.store.find(modelId);
     const measure = async (): Promise<Measured> => {
       const before = await this.meter.read();
-      const model = await this.store.open(name, modelId);
+      const model = await this.store.openFound(name, found);
       const after = await this.meter.read().catch(() => before);
       return { model, memoryBytes: Math.max(0, after.bytes - before.bytes) };
     };

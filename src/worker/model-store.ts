@@ -43,6 +43,14 @@ export interface LoadedModel {
   bytes: number;
 }
 
+/** A model's files, found in the store (ModelStore.find), not opened yet. */
+export interface FoundModel {
+  modelId: string;
+  file: string;
+  bytes: number;
+  manifest: ModelManifest;
+}
+
 interface OrtValueMetadata {
   name: string;
   isTensor: boolean;
@@ -75,14 +83,28 @@ export class ModelStore {
 
   /** Create the runtime session; every failure is a clear error and nothing is kept. */
   async open(name: string, modelId: string): Promise<LoadedModel> {
+    return this.openFound(name, await this.find(modelId));
+  }
+
+  /**
+   * The model's files, found and read before its session is created: the file reads wait
+   * on the disk and the thread pool, so a load measured around its session alone
+   * (model-registry.ts) does not hold the next one while they do.
+   */
+  async find(modelId: string): Promise<FoundModel> {
     validateId('model', modelId);
     // Its real path, inside the store: a link out of the store is refused, not followed.
     const file = await this.source.file('model', modelId, 'model.onnx');
     if (file === undefined) {
       throw new NotFoundError(`model "${modelId}" not found in the model store (no ${modelId}/model.onnx)`);
     }
-    const bytes = (await stat(file)).size;
-    const manifest = await this.readManifest(modelId);
+    const [bytes, manifest] = await Promise.all([stat(file).then((s) => s.size), this.readManifest(modelId)]);
+    return { modelId, file, bytes, manifest };
+  }
+
+  /** Create the session of a model `find` found; every failure is a clear error and nothing is kept. */
+  async openFound(name: string, found: FoundModel): Promise<LoadedModel> {
+    const { modelId, file, bytes, manifest } = found;
     const started = performance.now();
     let session: ort.InferenceSession;
     try {

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { it } from 'node:test';
 import type { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
-import { processUsage } from '../../src/runtime/process/proc.js';
+import { processUsage } from '../../src/process-usage.js';
 import { LABELS } from '../../src/runtime/runtime.js';
 import { WorkerClient } from '../../src/runtime/worker-client.js';
 import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';

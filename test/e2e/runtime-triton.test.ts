@@ -15,10 +15,11 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { LABELS, type WorkerInfo } from '../../src/runtime/runtime.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
-import { DATASETS_DIR, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
+import { MODELS_DIR } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
-import { tritonServerDir, venvPython } from '../helpers/python.js';
-import { getJson, postJson, type TestRouter } from '../helpers/router.js';
+import { tritonServerDir } from '../helpers/python.js';
+import { getJson, type TestRouter } from '../helpers/router.js';
+import { assertBadTensorRefused, assertTritonclientAgrees } from '../helpers/triton.js';
 import {
   assertDeployedOn,
   assertLoadUnloadTerminate,
@@ -104,52 +105,24 @@ describe('Triton as a worker (process runtime)', { timeout: 300_000 }, () => {
     );
 
     const direct = new URL(worker.endpoint!).host;
-    const targets = {
-      routerBinary: `http-binary=${new URL(t.url).host}`,
-      routerJson: `http-json=${new URL(t.url).host}`,
-      routerGrpc: `grpc=${routerGrpc}`,
-      directBinary: `http-binary=${direct}`,
-      directJson: `http-json=${direct}`,
-      directGrpc: `grpc=127.0.0.1:${await directGrpcPort(worker)}`,
-    };
-    const { stdout } = await run(
-      venvPython('tritonclient'),
-      [
-        path.join(REPO_ROOT, 'test/python/triton_predictions.py'),
-        'a1',
-        path.join(DATASETS_DIR, 'ds-550/records.jsonl'),
-        '32',
-        ...Object.values(targets),
-      ],
+    const directGrpc = `grpc=127.0.0.1:${await directGrpcPort(worker)}`;
+    await assertTritonclientAgrees(
+      'a1',
       {
-        timeout: 120_000,
-        maxBuffer: 16 * 1024 * 1024,
-        // Triton called directly is called through its guard, which asks for the secret.
-        env: { ...process.env, MODELDOCK_WORKER_SECRET: t.runtime.workerSecret!(worker.endpoint!)! },
+        routerBinary: `http-binary=${new URL(t.url).host}`,
+        routerJson: `http-json=${new URL(t.url).host}`,
+        routerGrpc: `grpc=${routerGrpc}`,
+        directBinary: `http-binary=${direct}`,
+        directJson: `http-json=${direct}`,
+        directGrpc,
       },
+      directGrpc,
+      t.runtime.workerSecret!(worker.endpoint!)!,
     );
-    const report = JSON.parse(stdout);
-    const expected = report[targets.directGrpc];
-    assert.equal(expected.labels.length, 32);
-    assert.equal(expected.probabilities[0].length, 10);
-    for (const [name, target] of Object.entries(targets)) {
-      assert.deepEqual(report[target], expected, `${name} (${target}) answers as Triton's gRPC does`);
-    }
-    // A real classifier: m-133 gets at least 30 of these 32 right (96% on ds-550).
-    const right = expected.labels.filter((label: number, i: number) => label === report.truth[i]).length;
-    assert.ok(right >= 30, `${right} of 32 right`);
   });
 
   it("a tensor that does not fit m-133 gets Triton's 400 through the router, and the job keeps serving", async () => {
-    const bad = await postJson(`${t.url}/v2/models/a1/infer`, {
-      inputs: [{ name: 'pixels', shape: [1, 63], datatype: 'FP32', data: new Array(63).fill(0) }],
-    });
-    assert.equal(bad.status, 400, JSON.stringify(bad.body));
-    assert.match(JSON.stringify(bad.body), /shape|dims/i, 'the answer says what is wrong');
-    const job = await getJson(`${t.url}/v1/jobs/a1`);
-    assert.equal(job.body.state, 'ready');
-    const worker = (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'a1')!;
-    await assertRoutedAsDirect(t, worker.endpoint!, 'a1', 5);
+    await assertBadTensorRefused(t);
   });
 
   it('a restarted router adopts the running Triton: the job stays ready on the same process, inference still reaches it', async () => {

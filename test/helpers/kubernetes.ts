@@ -92,6 +92,15 @@ export function kubernetesRuntime(
   });
 }
 
+/**
+ * Images a test runs besides the worker's (a foreign server's, the router's) put into the
+ * node's containerd. `import-image` skips an image the cluster holds already under the
+ * same id, so the large ones cost their `docker save | ctr import` once per cluster.
+ */
+export async function importImages(tags: string[]): Promise<void> {
+  for (const tag of tags) await script(['import-image', tag], 5 * 60_000);
+}
+
 /** SIGKILL a worker's container through the node's containerd, as a crash would. */
 export async function killWorkerContainer(pod: V1Pod): Promise<void> {
   const id = pod.status?.containerStatuses?.[0]?.containerID?.replace(/^containerd:\/\//, '');

@@ -126,6 +126,81 @@ describe('worker Pod', () => {
   });
 });
 
+describe("a foreign server's Pod", () => {
+  const foreign = {
+    ...spec,
+    labels: { ...spec.labels, [LABELS.job]: 'a1', [LABELS.model]: 'm-133' },
+    serverImage: {
+      image: 'modeldock/triton:test',
+      command: { command: 'tritonserver', args: ['--http-port={port}', '--grpc-port={grpcPort}'], env: {} },
+      ports: { http: 8010, grpc: 8011 },
+      execDir: '/opt/triton-backends',
+    },
+  };
+  const pod = workerPod(foreign, template);
+  const container = pod.spec!.containers[0]!;
+  const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value]));
+
+  it('runs its image with the guard on the worker port in front of the server, which listens on loopback', () => {
+    assert.equal(container.image, 'modeldock/triton:test');
+    assert.deepEqual(container.command, ['node', '/app/guard.mjs']);
+    assert.deepEqual(container.args, ['--', 'tritonserver', '--http-port=8010', '--grpc-port=8011']);
+    assert.equal(env.MODELDOCK_GUARD_PORT, '8000');
+    assert.equal(env.MODELDOCK_WORKER_HOST, '127.0.0.1');
+    assert.equal(env.MODELDOCK_WORKER_PORT, '8010');
+    assert.equal(env.MODELDOCK_MODELS_DIR, '/repository');
+    assert.deepEqual(container.ports, [{ name: 'http', containerPort: 8000, protocol: 'TCP' }]);
+    assert.ok((env.MODELDOCK_WORKER_SECRET ?? '').length >= 32, 'the guard checks a secret of its own');
+  });
+
+  it("is hardened as the worker's, with the job's model alone as its repository, read-only", () => {
+    assert.equal(pod.spec!.automountServiceAccountToken, false);
+    assert.equal(container.securityContext!.readOnlyRootFilesystem, true);
+    assert.deepEqual(container.securityContext!.capabilities!.drop, ['ALL']);
+    assert.deepEqual(container.resources!.limits, { cpu: '1500m', memory: String(1024 ** 3) });
+    const volumes = Object.fromEntries(pod.spec!.volumes!.map((v) => [v.name, v]));
+    const mounts = Object.fromEntries(container.volumeMounts!.map((m) => [m.mountPath, m]));
+    assert.deepEqual(Object.keys(mounts).sort(), [
+      '/datasets',
+      '/opt/triton-backends',
+      '/repository/a1',
+      '/tmp',
+    ]);
+    assert.deepEqual(volumes[mounts['/repository/a1']!.name]!.hostPath, {
+      path: '/srv/models/m-133',
+      type: 'Directory',
+    });
+    assert.equal(mounts['/repository/a1']!.readOnly, true);
+    assert.equal(mounts['/datasets']!.readOnly, true);
+    // The exec directory its entry asks for, memory-backed and bounded, as /tmp is.
+    assert.deepEqual(volumes[mounts['/opt/triton-backends']!.name]!.emptyDir, {
+      medium: 'Memory',
+      sizeLimit: '64Mi',
+    });
+    const withoutExec = workerPod(
+      { ...foreign, serverImage: { ...foreign.serverImage, execDir: undefined } },
+      template,
+    );
+    assert.equal(withoutExec.spec!.volumes!.length, 3);
+  });
+
+  it("a PVC store gives it the model's directory of the claim; the router store is refused", () => {
+    const withPvc = workerPod(foreign, { ...template, store: { type: 'pvc', claim: 'models' } });
+    const mounts = withPvc.spec!.containers[0]!.volumeMounts!;
+    assert.deepEqual(
+      mounts.filter((m) => m.name === 'store').map((m) => [m.mountPath, m.subPath, m.readOnly]),
+      [
+        ['/repository/a1', 'models/m-133', true],
+        ['/datasets', 'datasets', true],
+      ],
+    );
+    assert.throws(
+      () => workerPod(foreign, { ...template, store: { type: 'router', url: 'http://r' } }),
+      /reads its model directory itself: run it with MODELDOCK_K8S_STORE=hostpath or pvc/,
+    );
+  });
+});
+
 function withStatus(status: V1Pod['status'], extra: Partial<V1Pod['metadata']> = {}): V1Pod {
   const pod = workerPod(spec, template);
   return { ...pod, metadata: { ...pod.metadata, uid: 'uid-1', ...extra }, status };

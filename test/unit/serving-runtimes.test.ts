@@ -20,7 +20,7 @@ function runtimesDir(files: Record<string, unknown>): string {
 }
 
 /** Every command "exists": selection is tested apart from the PATH of this machine. */
-const everywhere = { canRun: () => true, foreignServers: true };
+const everywhere = { canRun: () => true };
 
 describe('serving-runtime catalog', () => {
   test('built in: the ONNX worker, Triton and MLServer, each with formats and a way to start', () => {
@@ -89,7 +89,6 @@ describe('serving-runtime catalog', () => {
   test('an entry serves only where it can be started', () => {
     const noCommands = new ServingRuntimes(builtInServingRuntimes(), 'process', {
       canRun: () => false,
-      foreignServers: true,
     });
     assert.deepEqual(noCommands.servedFormats(), ['onnx']);
     assert.throws(() => noCommands.select('m', { format: 'sklearn' }), /formats served here: onnx$/);
@@ -104,19 +103,16 @@ describe('serving-runtime catalog', () => {
     );
     assert.equal(docker.select('m', { format: 'sklearn' }).image, 'modeldock/mlserver:t');
     assert.throws(() => docker.select('m', { format: 'python' }), /formats served here: .*sklearn/);
-    // Kubernetes runs modeldock's worker only so far.
+    // Kubernetes runs them from the same images, in Pods.
     const kubernetes = new ServingRuntimes(
       builtInServingRuntimes({ mlserver: 'modeldock/mlserver:t' }),
       'kubernetes',
       everywhere,
     );
-    assert.deepEqual(kubernetes.servedFormats(), ['onnx']);
-    // Until the lifecycle starts foreign servers, they serve nothing anywhere.
-    const notYet = new ServingRuntimes(builtInServingRuntimes(), 'process', { canRun: () => true });
-    assert.deepEqual(notYet.servedFormats(), ['onnx']);
+    assert.equal(kubernetes.select('m', { format: 'sklearn' }).image, 'modeldock/mlserver:t');
     assert.throws(
-      () => notYet.select('m', { runtime: 'mlserver' }),
-      /cannot be started on the process runtime/,
+      () => kubernetes.select('m', { runtime: 'triton' }),
+      /cannot be started on the kubernetes runtime \(the entry has no image\)/,
     );
   });
 

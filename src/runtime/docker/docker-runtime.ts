@@ -23,7 +23,7 @@ import {
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
 import { subscribeEngineEvents } from './docker-events.js';
 import { ensureImage, imageExists } from './image-builder.js';
-import { fillServerCommand } from '../server-command.js';
+import { foreignContainer } from '../foreign-container.js';
 import { textChunks } from '../text-chunks.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { withWorkerSecret } from '../../worker-secret.js';
@@ -34,9 +34,6 @@ const CONTAINER_ID = /^[0-9a-f]{12,64}$/;
 
 /** Port the worker (or a foreign server's guard) listens on inside its container. */
 export const WORKER_PORT = 8000;
-
-/** Where a foreign server finds its model repository in its container. */
-export const SERVER_REPOSITORY = '/repository';
 
 /**
  * How the router reaches workers and how stores reach them.
@@ -344,52 +341,22 @@ export class DockerRuntime implements Runtime {
 }
 
 /**
- * A foreign server's container (WorkerSpec.serverImage): the image's guard
- * (src/worker/guard-main.ts) takes the worker's port and starts the server, which listens
- * on loopback at the ports its entry names; its placeholders are filled for the container.
- * Its model repository holds the job's model only, mounted read-only under the job's
- * name, so it loads and serves the model under the name the router routes to.
+ * A foreign server's container (foreign-container.ts): the guard's command and
+ * environment, and the job's model directory mounted read-only as its repository.
  */
 function foreignServer(spec: WorkerSpec, modelsDir: string | StoreMountSource) {
-  const { command, ports } = spec.serverImage!;
-  const job = spec.labels[LABELS.job];
-  const model = spec.labels[LABELS.model];
-  if (!job || !model) throw new InvalidInputError(`worker ${spec.name} names no job and model`);
-  for (const port of [ports.http, ports.grpc]) {
-    if (port === WORKER_PORT) {
-      throw new InvalidInputError(
-        `a foreign server cannot listen on port ${WORKER_PORT} in its container: the guard in front of it does`,
-      );
-    }
-  }
-  const grpcPort = ports.grpc ?? ports.http + 1;
-  const filled = fillServerCommand(command, {
-    host: '127.0.0.1',
-    port: String(ports.http),
-    grpcPort: String(grpcPort),
-    metricsPort: String(Math.max(ports.http, grpcPort) + 1),
-    modelsDir: SERVER_REPOSITORY,
-    datasetsDir: '/datasets',
-  });
+  const foreign = foreignContainer(spec, WORKER_PORT);
   const mount: StoreMountSource =
     typeof modelsDir === 'string' ? { type: 'bind', source: modelsDir } : modelsDir;
   const modelMount: StoreMountSource =
     mount.type === 'bind'
-      ? { type: 'bind', source: path.join(mount.source, model) }
-      : { ...mount, subpath: path.posix.join(mount.subpath ?? '', model) };
+      ? { type: 'bind', source: path.join(mount.source, foreign.model) }
+      : { ...mount, subpath: path.posix.join(mount.subpath ?? '', foreign.model) };
   return {
-    entrypoint: ['node', '/app/guard.mjs'],
-    cmd: ['--', filled.command, ...filled.args],
-    repository: storeMount(modelMount, path.posix.join(SERVER_REPOSITORY, job)),
-    env: {
-      ...filled.env,
-      HOME: '/tmp',
-      MODELDOCK_GUARD_PORT: String(WORKER_PORT),
-      MODELDOCK_GUARD_HOST: '0.0.0.0',
-      MODELDOCK_WORKER_HOST: '127.0.0.1',
-      MODELDOCK_WORKER_PORT: String(ports.http),
-      MODELDOCK_MODELS_DIR: SERVER_REPOSITORY,
-    },
+    entrypoint: foreign.entrypoint,
+    cmd: foreign.args,
+    repository: storeMount(modelMount, foreign.repositoryPath),
+    env: foreign.env,
   };
 }
 

@@ -112,8 +112,9 @@ export class KubernetesRuntime implements Runtime {
   async create(spec: WorkerSpec, signal?: AbortSignal): Promise<WorkerInfo> {
     if (!WORKER_NAME.test(spec.name))
       throw new InvalidInputError(`invalid worker name ${JSON.stringify(spec.name)}`);
-    // Foreign servers run here from images of their own, which this runtime does not run yet.
-    if (spec.server) throw new InvalidInputError(`the ${this.kind} runtime runs only modeldock's worker`);
+    // A foreign server runs here from an image of its own, with the guard in front.
+    if (spec.server && !spec.serverImage)
+      throw new InvalidInputError(`the ${this.kind} runtime runs a foreign server only from an image`);
     const existing = await this.findPod(spec.name, signal);
     if (existing) return this.toWorkerInfo(existing);
     const created = await this.api.createPod(workerPod(spec, this.template), { signal });

@@ -15,11 +15,17 @@
  *   limits would fit one 1-CPU worker per core, far fewer than an idle-heavy fleet needs.
  * - Kubernetes has no per-Pod process limit (the kubelet's podPidsLimit is per node), so
  *   WorkerLimits.pids is not applied here.
+ * - A foreign server (WorkerSpec.serverImage) runs in the same Pod, hardened the same way,
+ *   from its own image: the guard on the worker's port in front of the server, which
+ *   listens on the Pod's loopback only (foreign-container.ts).
  */
-import type { V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import path from 'node:path';
+import type { V1Container, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { InvalidInputError } from '../../errors.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 import { STORE_CACHE_DIR_ENV, STORE_URL_ENV } from '../../worker-store-protocol.js';
+import { foreignContainer, type ForeignContainer } from '../foreign-container.js';
 import { LABELS, type WorkerSpec } from '../runtime.js';
 import { LABELS_ANNOTATION, podLabels } from './pod-labels.js';
 
@@ -60,14 +66,22 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
   // Never a worker open by accident: a spec without a secret gets one here. It is in
   // the Pod's environment, readable by whoever may read Pods in the namespace (the
   // router's Role; an operator's), as it is in a container's on Docker.
+  const foreign = spec.serverImage ? foreignContainer(spec, WORKER_PORT) : undefined;
   const env = withWorkerSecret({
     MODELDOCK_WORKER_PORT: String(WORKER_PORT),
     ...storeEnv(options.store),
     MODELDOCK_WORKER_NAME: spec.name,
     [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(limits.memoryBytes)),
     ...spec.env,
+    ...foreign?.env,
   });
-  const { volumes, mounts } = storeVolumes(options.store, limits.memoryBytes);
+  const { volumes, mounts } = foreign
+    ? foreignVolumes(foreign, options.store, spec.serverImage?.execDir)
+    : storeVolumes(options.store, limits.memoryBytes);
+  // A foreign server's image runs its guard, which starts the server (foreign-container.ts).
+  const run: Partial<V1Container> = foreign
+    ? { command: foreign.entrypoint, args: foreign.args, workingDir: '/tmp' }
+    : {};
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -92,8 +106,9 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
       containers: [
         {
           name: WORKER_CONTAINER,
-          image: options.image,
+          image: spec.serverImage?.image ?? options.image,
           imagePullPolicy: options.imagePullPolicy,
+          ...run,
           env: Object.entries(env).map(([name, value]) => ({ name, value })),
           ports: [{ name: 'http', containerPort: WORKER_PORT, protocol: 'TCP' }],
           resources: {
@@ -163,6 +178,65 @@ function storeVolumes(
     mounts: [
       { name: 'models', mountPath: '/models', readOnly: true },
       { name: 'datasets', mountPath: '/datasets', readOnly: true },
+    ],
+  };
+}
+
+/**
+ * A foreign server's volumes: its repository, the job's model directory alone mounted
+ * read-only at `/repository/<job>`, the datasets, and, when its entry asks for one
+ * (`execDir`), a small memory-backed directory of its own for programs it copies there
+ * and runs (Triton's Python backend), as the Docker runtime's exec tmpfs. The server
+ * reads its model's files itself, so the store must be mounted: the `router` store, whose
+ * worker fetches the files modeldock's worker loads, has no way to hand it a directory.
+ */
+function foreignVolumes(
+  foreign: ForeignContainer,
+  store: WorkerStore,
+  execDir: string | undefined,
+): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const exec = execDir
+    ? {
+        volumes: [{ name: 'exec', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } }],
+        mounts: [{ name: 'exec', mountPath: execDir }],
+      }
+    : { volumes: [], mounts: [] };
+  if (store.type === 'router') {
+    throw new InvalidInputError(
+      `a foreign server (model ${foreign.model}) reads its model directory itself: run it with MODELDOCK_K8S_STORE=hostpath or pvc:<claim>, not router`,
+    );
+  }
+  if (store.type === 'pvc') {
+    return {
+      volumes: [
+        { name: 'store', persistentVolumeClaim: { claimName: store.claim, readOnly: true } },
+        ...exec.volumes,
+      ],
+      mounts: [
+        {
+          name: 'store',
+          mountPath: foreign.repositoryPath,
+          subPath: path.posix.join('models', foreign.model),
+          readOnly: true,
+        },
+        { name: 'store', mountPath: '/datasets', subPath: 'datasets', readOnly: true },
+        ...exec.mounts,
+      ],
+    };
+  }
+  return {
+    volumes: [
+      {
+        name: 'repository',
+        hostPath: { path: path.join(store.modelsDir, foreign.model), type: 'Directory' },
+      },
+      { name: 'datasets', hostPath: { path: store.datasetsDir, type: 'Directory' } },
+      ...exec.volumes,
+    ],
+    mounts: [
+      { name: 'repository', mountPath: foreign.repositoryPath, readOnly: true },
+      { name: 'datasets', mountPath: '/datasets', readOnly: true },
+      ...exec.mounts,
     ],
   };
 }

@@ -59,7 +59,8 @@ import {
 } from './cgroup.js';
 import { freeLoopbackPort, freeLoopbackPorts } from '../loopback-port.js';
 import { fillServerCommand } from '../server-command.js';
-import { groupMembersWith, isSameProcess, processStartTime, processTreeUsage } from './proc.js';
+import { processTreeUsage } from '../../process-usage.js';
+import { groupMembersWith, isSameProcess, processStartTime } from './proc.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 
