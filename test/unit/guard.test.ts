@@ -188,6 +188,15 @@ function describeGuard(mode: Mode) {
       );
     });
 
+    it('answers its worker stats itself, to the router only', async () => {
+      assert.equal((await fetch(`${guard.url}/v2/worker/stats`)).status, 401);
+      const stats = await fetch(`${guard.url}/v2/worker/stats`, { headers: withSecret });
+      assert.equal(stats.status, 200);
+      const body = (await stats.json()) as { rss_bytes: number; cpu_seconds: number };
+      assert.ok(body.rss_bytes > 0 && body.cpu_seconds > 0, JSON.stringify(body));
+      assert.equal((await counts(guard))['GET /v2/worker/stats'], undefined, 'not passed on');
+    });
+
     it('refuses a body past its limit with 413, on its declared length before it is sent, and chunked', async () => {
       const declared = await rawExchange(
         guard.port,
