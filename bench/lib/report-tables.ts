@@ -560,6 +560,23 @@ export const TABLES: Record<string, Renderer> = {
         times(need(c, 'ratio')),
       ]),
     ),
+  'serving-runtimes.guard': (r) =>
+    table(
+      [
+        'serving runtime (model)',
+        'own floor',
+        'the same behind the guard',
+        'guard / floor',
+        'modeldock DEPLOY_CREATE',
+      ],
+      need(r, 'runtimes').map((c: any) => [
+        `${c.runtime} (${c.model})`,
+        summarizedMs(need(c, 'floor')),
+        summarizedMs(need(c, 'guarded_floor')),
+        times(need(c, 'guard_ratio')),
+        summarizedMs(need(c, 'modeldock')),
+      ]),
+    ),
   'serving-runtimes.steps': (r) => {
     const runtimes = need(r, 'runtimes');
     const names = [...new Set<string>(runtimes.flatMap((c: any) => Object.keys(need(c, 'steps'))))].sort(
