@@ -6,10 +6,17 @@
  * name — waits for /v2/health/ready and loads the model through the repository API.
  * It runs in cgroups with the limits modeldock gives its workers (where the machine
  * allows them), as the process runtime places them. modeldock's DEPLOY_CREATE does that
- * plus its own work (records, the catalog, state files, the operation record). Which side goes first alternates
- * from trial to trial. Medians, IQR and ratios; the per-step breakdown from the
- * operation records. MLServer always; Triton when its wrapper is installed
+ * plus its own work (records, the catalog, state files, the operation record). A third
+ * side, the floor behind the guard (the server started by hand beside the guard, as the
+ * process runtime starts the two, and called through it), tells the guard's share apart
+ * from modeldock's bookkeeping. Each side goes first in turn from trial to trial.
+ * Medians, IQR and ratios; the per-step breakdown from the operation records. MLServer always; Triton when its wrapper is installed
  * (scripts/python-venv.sh).
+ *
+ * Then DEPLOY_CREATE from a warm pool of the same runtime (MODELDOCK_WARM_POOL=<entry>=1,
+ * pooledCase): the idle server is started before the trial (the pool is waited for until
+ * full, not timed), so DEPLOY_CREATE links the model into it and loads it; against the
+ * same floor of the same run.
  *
  *   npm run bench -- serving-runtimes      (builds first; BENCH_TRIALS, default 7)
  */
@@ -19,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { builtInServingRuntimes, type ServingRuntime } from '../src/lifecycle/serving-runtimes.js';
 import { freeLoopbackPort } from '../src/runtime/loopback-port.js';
+import { besideGuard, guardCommand } from '../src/runtime/process/process-runtime.js';
 import {
   commandInCgroups,
   prepareCgroups,
@@ -32,7 +40,7 @@ import { tritonServerDir, venvBin } from '../test/helpers/python.js';
 import { postJson } from '../test/helpers/router.js';
 import { startScratchRouter } from '../test/helpers/scratch-router.js';
 import { TABLES } from './lib/report-tables.js';
-import { inAlternatingOrder, machine, summarize, writeResult } from './lib/stats.js';
+import { machine, summarize, writeResult } from './lib/stats.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
 const workers = new WorkerClient();
@@ -55,16 +63,51 @@ async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - started, value];
 }
 
-/** The floor: the entry's server started by hand, ready, the model loaded; then stopped. */
+/** Calls through a guard carry the secret it was given, as the router's do. */
+const GUARD_SECRET = 'bench-guard-secret-0123456789abcdef';
+const guardedWorkers = new WorkerClient({ secretOf: () => GUARD_SECRET });
+
+/**
+ * A guard in front of the server `words` started by hand, as the process runtime starts
+ * the two (besideGuard: the server forked first, then the guard, compiled as under `npm
+ * start`), the server listening on `serverPort`: the command, its environment, and where
+ * the guard answers.
+ */
+async function besideItsGuard(words: string[], serverPort: string, serverDir: string) {
+  const port = await freeLoopbackPort();
+  const guard = guardCommand({
+    command: process.execPath,
+    args: [path.join(REPO_ROOT, 'dist/worker/main.js')],
+  });
+  return {
+    ...besideGuard(guard, words, serverDir),
+    endpoint: `http://127.0.0.1:${port}`,
+    env: {
+      MODELDOCK_GUARD_HOST: '127.0.0.1',
+      MODELDOCK_GUARD_PORT: String(port),
+      MODELDOCK_WORKER_PORT: serverPort,
+      MODELDOCK_WORKER_SECRET: GUARD_SECRET,
+      MODELDOCK_LOG_LEVEL: 'warn',
+    },
+  };
+}
+
+/**
+ * The floor: the entry's server started by hand, ready, the model loaded; then stopped.
+ * `guarded`: with the guard beside it as the process runtime starts the two
+ * (guardedServer), called through the guard: the guard's own cost, without modeldock's
+ * bookkeeping.
+ */
 async function floorTrial(
   entry: ServingRuntime,
   model: string,
   scratch: string,
   i: number,
   limits: WorkerLimits,
+  guarded = false,
 ): Promise<number> {
   const command = entry.process!;
-  const dir = path.join(scratch, `floor-${i}`);
+  const dir = path.join(scratch, `floor-${i}${guarded ? '-guarded' : ''}`);
   const repository = path.join(dir, 'models');
   await mkdir(repository, { recursive: true });
   await symlink(path.join(MODELS_DIR, model), path.join(repository, 'job'), 'dir');
@@ -77,36 +120,47 @@ async function floorTrial(
     datasetsDir: DATASETS_DIR,
   };
   const fill = (text: string) => text.replace(/\{(\w+)\}/g, (match, name: string) => values[name] ?? match);
-  const endpoint = `http://127.0.0.1:${values.port}`;
+  const words = [command.command, ...command.args.map(fill)];
+  const guard = guarded ? await besideItsGuard(words, values.port!, dir) : undefined;
+  const endpoint = guard?.endpoint ?? `http://127.0.0.1:${values.port}`;
+  const client = guard ? guardedWorkers : workers;
   let server: ReturnType<typeof spawn> | undefined;
   let cgroups: PreparedCgroups | undefined;
   const [elapsed] = await timed(async () => {
     // The same cgroups and limits as modeldock's workers get (where the machine allows
     // them): a floor without the CPU quota would start faster than any worker could.
     cgroups = await prepareCgroups(`bench-floor-${process.pid}-${i}`, limits);
-    const run = commandInCgroups(cgroups, command.command, command.args.map(fill));
+    const program = guard ?? { command: words[0]!, args: words.slice(1) };
+    const run = commandInCgroups(cgroups, program.command, program.args);
     server = spawn(run.command, run.args, {
-      cwd: dir,
+      cwd: guard ? REPO_ROOT : dir,
       detached: true,
       stdio: 'ignore',
       env: {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
+        ...guard?.env,
         ...Object.fromEntries(Object.entries(command.env).map(([k, v]) => [k, fill(v)])),
       },
     });
-    await workers.waitUntilReady(endpoint, {
+    await client.waitUntilReady(endpoint, {
       timeoutMs: 120_000,
       isAlive: async () => server!.exitCode === null && server!.signalCode === null,
     });
-    await workers.load(endpoint, 'job', undefined);
+    await client.load(endpoint, 'job', undefined);
   });
   const exited = new Promise((resolve) => server!.once('exit', resolve));
   process.kill(-server!.pid!, 'SIGTERM');
   await exited;
   await release(cgroups!.groups.map((g) => g.dir));
-  await workers.forget(endpoint);
+  await client.forget(endpoint);
   return elapsed;
+}
+
+/** The parts of a trial, each going first in turn (as inAlternatingOrder does for two). */
+async function inRotatingOrder(trial: number, parts: (() => Promise<void>)[]): Promise<void> {
+  const shift = ((trial % parts.length) + parts.length) % parts.length;
+  for (const part of [...parts.slice(shift), ...parts.slice(0, shift)]) await part();
 }
 
 async function runCase(c: Case) {
@@ -130,6 +184,8 @@ async function runCase(c: Case) {
     pids: config.workerPids,
   };
   const floor: number[] = [];
+  /** The floor with the guard beside the server: what the guard alone adds. */
+  const guardedFloor: number[] = [];
   const modeldock: number[] = [];
   const steps: Record<string, number[]> = {};
   try {
@@ -156,7 +212,11 @@ async function runCase(c: Case) {
           (steps[step.name] ??= []).push(step.duration_ms);
         }
       };
-      await inAlternatingOrder(i, floorPart, modeldockPart);
+      const guardedPart = async () => {
+        const elapsed = await floorTrial(entry, c.model, scratchDir, i + 1, limits, true);
+        if (i >= 0) guardedFloor.push(elapsed);
+      };
+      await inRotatingOrder(i, [floorPart, guardedPart, modeldockPart]);
     }
   } finally {
     await router.cleanup();
@@ -169,7 +229,62 @@ async function runCase(c: Case) {
     floor: summarize(floor),
     modeldock: summarize(modeldock),
     ratio: summarize(modeldock).median / summarize(floor).median,
+    guarded_floor: summarize(guardedFloor),
+    guard_ratio: summarize(guardedFloor).median / summarize(floor).median,
     steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, summarize(v)])),
+  };
+}
+
+/**
+ * DEPLOY_CREATE taking an idle server from the runtime's warm pool, against `floorMs` (the
+ * floor measured by runCase in this run). Each trial waits until the pool is full again
+ * (its refill would otherwise start a server while the next trial runs), then times the
+ * DEPLOY_CREATE alone.
+ */
+async function pooledCase(c: Case, floorMs: number) {
+  const originalPath = process.env.PATH;
+  process.env.PATH = `${c.bin()}${path.delimiter}${originalPath}`;
+  const router = await startScratchRouter(
+    `p${c.runtime.slice(0, 3)}`,
+    async ({ modelsDir }) => {
+      await cp(path.join(MODELS_DIR, c.model), path.join(modelsDir, c.model), { recursive: true });
+    },
+    { MODELDOCK_LOG_LEVEL: 'error', MODELDOCK_WARM_POOL: `${c.runtime}=1` },
+    { command: process.execPath, args: [path.join(REPO_ROOT, 'dist/worker/main.js')], cwd: REPO_ROOT },
+  );
+  const pooled: number[] = [];
+  const steps: Record<string, number[]> = {};
+  try {
+    for (let i = -1; i < TRIALS; i++) {
+      await router.t.router.lifecycle.pool.whenFull();
+      const job = { job_id: `pooled${i + 1}`, model: c.model, dataset: 'ds-550' };
+      const [elapsed, response] = await timed(() =>
+        postJson(`${router.t.url}/inference_router/`, { ...job, operation_type: 'DEPLOY_CREATE' }),
+      );
+      if (response.status !== 200) throw new Error(`pooled DEPLOY_CREATE: ${JSON.stringify(response.body)}`);
+      const names = (response.body.steps as { name: string }[]).map((step) => step.name);
+      if (names.includes('start')) throw new Error(`DEPLOY_CREATE started a server: ${names.join(', ')}`);
+      const ended = await postJson(`${router.t.url}/inference_router/`, {
+        ...job,
+        operation_type: 'TERMINATE',
+      });
+      if (ended.status !== 200) throw new Error(`TERMINATE: ${JSON.stringify(ended.body)}`);
+      if (i < 0) continue;
+      pooled.push(elapsed);
+      for (const step of response.body.steps as { name: string; duration_ms: number }[]) {
+        (steps[step.name] ??= []).push(step.duration_ms);
+      }
+    }
+  } finally {
+    await router.cleanup();
+    process.env.PATH = originalPath;
+  }
+  return {
+    pooled: {
+      modeldock: summarize(pooled),
+      ratio: summarize(pooled).median / floorMs,
+      steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, summarize(v)])),
+    },
   };
 }
 
@@ -184,19 +299,26 @@ async function main() {
       skipped.push(`${c.runtime}: ${(error as Error).message}`);
       continue;
     }
-    runtimes.push(await runCase(c));
+    const measured = await runCase(c);
+    runtimes.push({ ...measured, ...(await pooledCase(c, measured.floor.median)) });
   }
   await workers.close();
+  await guardedWorkers.close();
   const result = {
     machine: machine(),
     trials: TRIALS,
-    order: 'floor first in even trials, modeldock first in odd ones',
+    order: 'floor, floor behind the guard and modeldock each go first in turn',
     limits: 'the floor runs in cgroups with the limits modeldock gives its workers',
     runtimes,
     skipped,
   };
   const file = writeResult('serving-runtimes', result);
-  for (const key of ['serving-runtimes.create', 'serving-runtimes.steps'])
+  for (const key of [
+    'serving-runtimes.create',
+    'serving-runtimes.guard',
+    'serving-runtimes.steps',
+    'serving-runtimes.pooled',
+  ])
     console.log(`${TABLES[key]!(result)}\n`);
   console.log(`raw results: ${file}`);
 }

@@ -3,6 +3,7 @@
  * worker's (worker-config.ts), whose defaults need ONNX Runtime, which the guard's images
  * do not carry.
  */
+import { GUARD_STORE_DIR_ENV } from '../guard-repository-protocol.js';
 import { DEFAULT_WORKER_BODY_LIMIT, WORKER_BODY_LIMIT_ENV } from '../worker-limits.js';
 import { WORKER_SECRET_ENV } from '../worker-secret.js';
 
@@ -18,6 +19,16 @@ export interface GuardConfig {
   name: string;
   /** Where the server runs; empty: the guard's own working directory. */
   serverCwd: string;
+  /**
+   * A server already started beside the guard, as its child (MODELDOCK_GUARD_SERVER_PID:
+   * the process runtime's shell forks it, then becomes the guard); absent: the guard
+   * starts the server itself.
+   */
+  serverPid?: number;
+  /** The server's model repository (MODELDOCK_MODELS_DIR, its `{modelsDir}`). */
+  repository: string;
+  /** The model store, for a pooled server's links (guard-repository.ts); empty: none. */
+  store: string;
 }
 
 export function loadGuardConfig(env: Record<string, string | undefined> = process.env): GuardConfig {
@@ -39,5 +50,8 @@ export function loadGuardConfig(env: Record<string, string | undefined> = proces
     bodyLimitBytes: integer(WORKER_BODY_LIMIT_ENV, DEFAULT_WORKER_BODY_LIMIT),
     name: env.MODELDOCK_WORKER_NAME || 'guard',
     serverCwd: env.MODELDOCK_GUARD_SERVER_CWD ?? '',
+    ...(env.MODELDOCK_GUARD_SERVER_PID ? { serverPid: integer('MODELDOCK_GUARD_SERVER_PID') } : {}),
+    repository: env.MODELDOCK_MODELS_DIR ?? '',
+    store: env[GUARD_STORE_DIR_ENV] ?? '',
   };
 }

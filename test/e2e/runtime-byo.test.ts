@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdir, readlink, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
+import { processStartTime } from '../../src/runtime/process/proc.js';
 import { LABELS } from '../../src/runtime/runtime.js';
 import { DIGITS, ORIGIN_REQUESTS } from '../helpers/fixtures.js';
 import { REPO_ROOT } from '../helpers/paths.js';
@@ -231,5 +232,44 @@ describe('bring your own OIP v2 server (process runtime)', { timeout: 240_000 },
       const ended = await operation(job, job === 'frees' ? 'm-byo' : 'm-leaky', 'TERMINATE');
       assert.equal(ended.status, 200, JSON.stringify(ended.body).slice(0, 600));
     }
+  });
+
+  it('a guard killed alone takes its server with it, and the worker is started again', async () => {
+    const operation = (type: string) =>
+      postJson(`${t.url}/inference_router/`, {
+        job_id: 'g1',
+        model: 'm-byo',
+        dataset: 'ds-550',
+        operation_type: type,
+      });
+    const created = await operation('DEPLOY_CREATE');
+    assert.equal(created.status, 200, JSON.stringify(created.body).slice(0, 600));
+    const workerOf = async () => (await t.runtime.list()).find((w) => w.labels[LABELS.job] === 'g1');
+    const before = (await workerOf())!;
+    const guard = Number(/^pid:(\d+):/.exec(before.id)![1]);
+    const [server] = (await readFile(`/proc/${guard}/task/${guard}/children`, 'utf8')).trim().split(' ');
+    assert.ok(server, `the guard ${guard} started the server`);
+    const serverStart = await processStartTime(Number(server));
+    process.kill(guard, 'SIGKILL');
+    const deadline = Date.now() + 20_000;
+    while ((await processStartTime(Number(server))) === serverStart) {
+      assert.ok(Date.now() < deadline, `the server ${server} outlived its guard ${guard}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // The reconciler starts the worker again, guard and server, and the job serves.
+    const body = {
+      inputs: [{ name: 'pixels', shape: [1, 64], datatype: 'FP32', data: DIGITS[0]!.inputs.pixels }],
+    };
+    for (;;) {
+      const after = await workerOf();
+      if (after?.running && after.id !== before.id) {
+        const routed = await postJson(`${t.url}/v2/models/g1/infer`, body);
+        if (routed.status === 200) break;
+      }
+      assert.ok(Date.now() < deadline, `job g1 not served again: ${JSON.stringify(after)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const ended = await operation('TERMINATE');
+    assert.equal(ended.status, 200, JSON.stringify(ended.body).slice(0, 600));
   });
 });

@@ -317,3 +317,13 @@ export async function release(dirs: string[], timeoutMs = 2_000): Promise<void> 
     }
   }
 }
+
+/** The processes in these cgroups now (their cgroup.procs), each once. */
+export async function cgroupMembers(dirs: string[]): Promise<number[]> {
+  const pids = new Set<number>();
+  for (const dir of dirs) {
+    const text = await readFile(path.join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+    for (const line of text.split('\n')) if (line.trim()) pids.add(Number(line));
+  }
+  return [...pids];
+}

@@ -47,6 +47,7 @@ import {
   type WorkerStats,
 } from '../runtime.js';
 import {
+  cgroupMembers,
   commandInCgroups,
   discard,
   prepareCgroups,
@@ -59,9 +60,10 @@ import {
 import { freeLoopbackPort, freeLoopbackPorts } from '../loopback-port.js';
 import { fillServerCommand } from '../server-command.js';
 import { processTreeUsage } from '../../process-usage.js';
-import { isSameProcess, processStartTime } from './proc.js';
+import { groupMembersWith, isSameProcess, processStartTime } from './proc.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
+import { GUARD_STORE_DIR_ENV } from '../../guard-repository-protocol.js';
 
 export interface WorkerCommand {
   command: string;
@@ -89,6 +91,13 @@ export interface WorkerState {
   env: Record<string, string>;
   /** A foreign server to run instead of modeldock's worker (WorkerSpec.server). */
   server?: ServerCommand;
+  /** A pooled foreign server (WorkerSpec.emptyRepository): its guard links models in. */
+  emptyRepository?: boolean;
+  /**
+   * The foreign server's private directory when it is not the one its name gives: a worker
+   * renamed while running (the warm pool's hand-over) keeps the one it was started in.
+   */
+  workDir?: string;
   status: 'created' | 'running' | 'exited';
   port: number | null;
   pid: number | null;
@@ -111,6 +120,8 @@ interface Exit {
 }
 
 interface OwnChild {
+  /** The worker's name now (a rename changes it while the child runs). */
+  name: string;
   pid: number;
   child: ChildProcess;
   exited: Promise<Exit>;
@@ -145,6 +156,50 @@ export function guardCommand(worker: WorkerCommand): WorkerCommand {
     );
   }
   return { ...worker, args };
+}
+
+/**
+ * A shell that forks the server (in its own directory, without the guard's settings),
+ * then becomes the guard: `exec` keeps its pid, so the server is the guard's child, which
+ * the guard adopts (MODELDOCK_GUARD_SERVER_PID, src/worker/adopted-server.ts). The
+ * server's start does not wait for Node.js to boot the guard (a tenth of a second of
+ * CPU, much more on a busy machine), and both share the worker's process group and
+ * cgroups. Its words: the server's directory, the count of the guard's words, the
+ * guard's words, then the server's.
+ */
+const SERVER_BESIDE_GUARD = [
+  'dir=$1; n=$2; shift 2',
+  '(cd "$dir" && unset MODELDOCK_GUARD_HOST MODELDOCK_GUARD_PORT && shift "$n" && exec "$@") &',
+  'MODELDOCK_GUARD_SERVER_PID=$!; export MODELDOCK_GUARD_SERVER_PID',
+  'i=0',
+  'for word in "$@"; do',
+  '  if [ "$i" -eq 0 ]; then set --; fi',
+  '  if [ "$i" -lt "$n" ]; then set -- "$@" "$word"; fi',
+  '  i=$((i + 1))',
+  'done',
+  'exec "$@"',
+].join('\n');
+
+export function besideGuard(
+  guard: WorkerCommand,
+  server: string[],
+  serverDir: string,
+): { command: string; args: string[] } {
+  // The guard's own command line names the server too, as where the guard starts it
+  // (`node guard-main.js -- <server command>`): what `ps` shows, what its log says.
+  const guardWords = [guard.command, ...guard.args, '--', ...server];
+  return {
+    command: '/bin/sh',
+    args: [
+      '-c',
+      SERVER_BESIDE_GUARD,
+      'modeldock-guard',
+      serverDir,
+      String(guardWords.length),
+      ...guardWords,
+      ...server,
+    ],
+  };
 }
 
 /** Docker's convention: a process killed by signal N exited with 128 + N. */
@@ -275,6 +330,7 @@ export class ProcessRuntime implements Runtime {
           ...spec.env,
         }),
         ...(spec.server ? { server: spec.server } : {}),
+        ...(spec.emptyRepository ? { emptyRepository: true } : {}),
         status: 'created',
         port: null,
         pid: null,
@@ -322,8 +378,10 @@ export class ProcessRuntime implements Runtime {
           'process runtime: these worker limits are recorded but not enforced (no writable cgroup)',
         );
       }
+      // Started afresh in its own name's directory (a renamed worker's earlier one is gone).
+      const { workDir: _earlier, ...restarted } = state;
       const running: WorkerState = {
-        ...state,
+        ...restarted,
         status: 'running',
         port,
         pid: own.pid,
@@ -363,11 +421,53 @@ export class ProcessRuntime implements Runtime {
       await rm(this.logFile(name), { force: true });
       await rm(`${this.logFile(name)}.1`, { force: true });
       await rm(this.serverDir(name), { recursive: true, force: true });
+      if (state.workDir) await rm(state.workDir, { recursive: true, force: true });
       await release(state.cgroups ?? []);
       this.seenAlive.delete(name);
       for (const key of this.announced) if (key.startsWith(`${name}:`)) this.announced.delete(key);
       this.emit('destroy', state);
     });
+  }
+
+  /**
+   * The warm pool's hand-over: the worker's state file and log take the new name while it
+   * runs on. A foreign server keeps the directory it was started in (its command line names
+   * it) until it is next started or removed.
+   */
+  async rename(name: string, newName: string): Promise<WorkerInfo> {
+    this.checkName(newName);
+    return this.locks.run(name, () =>
+      this.locks.run(newName, async () => {
+        const state = await this.requireState(name);
+        if (await this.readState(newName)) throw new ConflictError(`a worker named ${newName} exists`);
+        const renamed: WorkerState = {
+          ...state,
+          name: newName,
+          ...(state.server ? { workDir: state.workDir ?? this.serverDir(name) } : {}),
+        };
+        await this.writeState(renamed);
+        for (const suffix of ['', '.1']) {
+          await rename(`${this.logFile(name)}${suffix}`, `${this.logFile(newName)}${suffix}`).catch(
+            (error: unknown) => {
+              if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+            },
+          );
+        }
+        await rm(this.stateFile(name), { force: true });
+        const own = this.children.get(name);
+        if (own) {
+          this.children.delete(name);
+          own.name = newName;
+          this.children.set(newName, own);
+        }
+        const seen = this.seenAlive.get(name);
+        if (seen !== undefined) {
+          this.seenAlive.delete(name);
+          this.seenAlive.set(newName, seen);
+        }
+        return this.toInfo(renamed);
+      }),
+    );
   }
 
   async inspect(name: string): Promise<WorkerInfo | undefined> {
@@ -607,9 +707,9 @@ export class ProcessRuntime implements Runtime {
       });
     }
     child.unref();
-    const own: OwnChild = { pid, child, exited };
+    const own: OwnChild = { name: state.name, pid, child, exited };
     this.children.set(state.name, own);
-    void exited.then((exit) => this.onChildExit(state.name, own, exit));
+    void exited.then((exit) => this.onChildExit(own, exit));
     return own;
   }
 
@@ -629,9 +729,11 @@ export class ProcessRuntime implements Runtime {
     const repository = path.join(dir, 'models');
     await rm(repository, { recursive: true, force: true });
     await mkdir(repository, { recursive: true, mode: 0o700 });
+    // A renamed worker restarted: its old directory goes, the new one is its name's.
+    if (state.workDir && state.workDir !== dir) await rm(state.workDir, { recursive: true, force: true });
     const job = state.labels[LABELS.job];
     const model = state.labels[LABELS.model];
-    if (job && model) {
+    if (job && model && !state.emptyRepository) {
       await symlink(path.join(this.options.modelsDir, model), path.join(repository, job), 'dir');
     }
     const all = [...server.args, ...Object.values(server.env)].join('\n');
@@ -650,13 +752,13 @@ export class ProcessRuntime implements Runtime {
     const filled = fillServerCommand(server, values);
     const guard = guardCommand(this.command);
     return {
-      command: guard.command,
-      args: [...guard.args, '--', filled.command, ...filled.args],
+      ...besideGuard(guard, [filled.command, ...filled.args], dir),
       // The guard runs where the worker does (its entry point may be resolved from
       // there); the server in its own directory.
       cwd: guard.cwd ?? REPO_ROOT,
       env: {
-        MODELDOCK_GUARD_SERVER_CWD: dir,
+        // A pooled server's guard links models of the store into its repository.
+        ...(state.emptyRepository ? { [GUARD_STORE_DIR_ENV]: this.options.modelsDir } : {}),
         NODE_ENV: process.env.NODE_ENV ?? 'production',
         ...base,
         MODELDOCK_LOG_LEVEL: state.env.MODELDOCK_LOG_LEVEL ?? this.options.logger?.level ?? 'info',
@@ -675,18 +777,26 @@ export class ProcessRuntime implements Runtime {
   }
 
   /** An own child exited: record it (after whatever start/stop holds the lock) and tell the watchers. */
-  private async onChildExit(name: string, own: OwnChild, exit: Exit): Promise<void> {
+  private async onChildExit(own: OwnChild, exit: Exit): Promise<void> {
     // A closed runtime is a router that is gone: the next one notices through /proc.
     if (this.closed.signal.aborted) return;
-    await this.locks.run(name, async () => {
-      const error = exit.signal
-        ? `killed by ${exit.signal}`
-        : exit.code === 0
-          ? null
-          : `exited with code ${exit.code}`;
-      await this.markExited(name, own.pid, exitCodeOf(exit), error);
-      if (this.children.get(name) === own) this.children.delete(name);
-    });
+    const error = exit.signal
+      ? `killed by ${exit.signal}`
+      : exit.code === 0
+        ? null
+        : `exited with code ${exit.code}`;
+    // Under the name it has now (a rename may have changed it since it started, or while
+    // this waited for the lock).
+    for (;;) {
+      const name = own.name;
+      const recorded = await this.locks.run(name, async () => {
+        if (own.name !== name) return false;
+        await this.markExited(name, own.pid, exitCodeOf(exit), error);
+        if (this.children.get(name) === own) this.children.delete(name);
+        return true;
+      });
+      if (recorded) return;
+    }
   }
 
   private async isAlive(state: WorkerState): Promise<boolean> {
@@ -762,6 +872,7 @@ export class ProcessRuntime implements Runtime {
     try {
       const state = await this.readState(name);
       if (!state || state.pid !== pid || state.status === 'created') return;
+      await this.killRemains(state);
       if (state.status === 'exited') return this.announceDeath(state);
       const oomKilled = await wasOomKilled(state.cgroups ?? []);
       const exited: WorkerState = {
@@ -778,6 +889,36 @@ export class ProcessRuntime implements Runtime {
       this.options.logger?.warn(
         { worker: name, err: errorMessage(failure) },
         'could not record a worker exit',
+      );
+    }
+  }
+
+  /**
+   * What is left of a worker whose first process died: whatever it started. A foreign
+   * server's guard killed alone would leave the server running unseen, holding its memory
+   * and ports, beside the worker the reconciler starts in its place. Those are the
+   * processes of the worker's cgroups, and those of its process group that carry its
+   * secret (a group outlives its leader, but its id is a pid the machine may reuse).
+   */
+  private async killRemains(state: WorkerState): Promise<void> {
+    const secret = state.env?.[WORKER_SECRET_ENV];
+    const remains = new Set(await cgroupMembers(state.cgroups ?? []));
+    if (secret) {
+      for (const pid of await groupMembersWith(state.pid!, `${WORKER_SECRET_ENV}=${secret}`))
+        remains.add(pid);
+    }
+    remains.delete(process.pid);
+    for (const pid of remains) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (remains.size > 0) {
+      this.options.logger?.warn(
+        { worker: state.name, pids: [...remains] },
+        'process runtime: the worker died and left processes behind; killed them',
       );
     }
   }
