@@ -274,6 +274,10 @@ function densityChurnTable(r: any): string {
       ['served', int(c.served)],
       ['failed', int(c.failed)],
       ['evictions', `${int(c.evictions)} (${c.evictions_per_s} per second)`],
+      [
+        'shared workers after the traffic, and their memory (the runtime’s measure)',
+        `${int(c.memory_after.workers)}, ${int(c.memory_after.total_mib)} MiB`,
+      ],
       ['all requests', `p50 ${ms(c.all_ms.median)}, p99 ${ms(c.all_ms.p99)}`],
       [
         `first of a pair, its model evicted (a cold load; ${int(c.first_after_eviction_ms.n)})`,
