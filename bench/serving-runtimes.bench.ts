@@ -13,6 +13,11 @@
  * Medians, IQR and ratios; the per-step breakdown from the operation records. MLServer always; Triton when its wrapper is installed
  * (scripts/python-venv.sh).
  *
+ * Then DEPLOY_CREATE from a warm pool of the same runtime (MODELDOCK_WARM_POOL=<entry>=1,
+ * pooledCase): the idle server is started before the trial (the pool is waited for until
+ * full, not timed), so DEPLOY_CREATE links the model into it and loads it; against the
+ * same floor of the same run.
+ *
  *   npm run bench -- serving-runtimes      (builds first; BENCH_TRIALS, default 7)
  */
 import { spawn } from 'node:child_process';
@@ -230,6 +235,59 @@ async function runCase(c: Case) {
   };
 }
 
+/**
+ * DEPLOY_CREATE taking an idle server from the runtime's warm pool, against `floorMs` (the
+ * floor measured by runCase in this run). Each trial waits until the pool is full again
+ * (its refill would otherwise start a server while the next trial runs), then times the
+ * DEPLOY_CREATE alone.
+ */
+async function pooledCase(c: Case, floorMs: number) {
+  const originalPath = process.env.PATH;
+  process.env.PATH = `${c.bin()}${path.delimiter}${originalPath}`;
+  const router = await startScratchRouter(
+    `p${c.runtime.slice(0, 3)}`,
+    async ({ modelsDir }) => {
+      await cp(path.join(MODELS_DIR, c.model), path.join(modelsDir, c.model), { recursive: true });
+    },
+    { MODELDOCK_LOG_LEVEL: 'error', MODELDOCK_WARM_POOL: `${c.runtime}=1` },
+    { command: process.execPath, args: [path.join(REPO_ROOT, 'dist/worker/main.js')], cwd: REPO_ROOT },
+  );
+  const pooled: number[] = [];
+  const steps: Record<string, number[]> = {};
+  try {
+    for (let i = -1; i < TRIALS; i++) {
+      await router.t.router.lifecycle.pool.whenFull();
+      const job = { job_id: `pooled${i + 1}`, model: c.model, dataset: 'ds-550' };
+      const [elapsed, response] = await timed(() =>
+        postJson(`${router.t.url}/inference_router/`, { ...job, operation_type: 'DEPLOY_CREATE' }),
+      );
+      if (response.status !== 200) throw new Error(`pooled DEPLOY_CREATE: ${JSON.stringify(response.body)}`);
+      const names = (response.body.steps as { name: string }[]).map((step) => step.name);
+      if (names.includes('start')) throw new Error(`DEPLOY_CREATE started a server: ${names.join(', ')}`);
+      const ended = await postJson(`${router.t.url}/inference_router/`, {
+        ...job,
+        operation_type: 'TERMINATE',
+      });
+      if (ended.status !== 200) throw new Error(`TERMINATE: ${JSON.stringify(ended.body)}`);
+      if (i < 0) continue;
+      pooled.push(elapsed);
+      for (const step of response.body.steps as { name: string; duration_ms: number }[]) {
+        (steps[step.name] ??= []).push(step.duration_ms);
+      }
+    }
+  } finally {
+    await router.cleanup();
+    process.env.PATH = originalPath;
+  }
+  return {
+    pooled: {
+      modeldock: summarize(pooled),
+      ratio: summarize(pooled).median / floorMs,
+      steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, summarize(v)])),
+    },
+  };
+}
+
 async function main() {
   const runtimes = [];
   const skipped: string[] = [];
@@ -241,7 +299,8 @@ async function main() {
       skipped.push(`${c.runtime}: ${(error as Error).message}`);
       continue;
     }
-    runtimes.push(await runCase(c));
+    const measured = await runCase(c);
+    runtimes.push({ ...measured, ...(await pooledCase(c, measured.floor.median)) });
   }
   await workers.close();
   await guardedWorkers.close();
@@ -254,7 +313,12 @@ async function main() {
     skipped,
   };
   const file = writeResult('serving-runtimes', result);
-  for (const key of ['serving-runtimes.create', 'serving-runtimes.guard', 'serving-runtimes.steps'])
+  for (const key of [
+    'serving-runtimes.create',
+    'serving-runtimes.guard',
+    'serving-runtimes.steps',
+    'serving-runtimes.pooled',
+  ])
     console.log(`${TABLES[key]!(result)}\n`);
   console.log(`raw results: ${file}`);
 }

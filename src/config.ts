@@ -91,6 +91,11 @@ export interface Config {
   memoryBudgetBytes: number;
   /** Started, model-less workers kept ready so DEPLOY_CREATE/TEMP skip container start; 0: off. */
   warmPoolSize: number;
+  /**
+   * Idle foreign servers kept ready per serving runtime (catalog entry name → count), from
+   * the `name=count` items of MODELDOCK_WARM_POOL; modeldock's own worker is `warmPoolSize`.
+   */
+  warmPoolRuntimes: Record<string, number>;
   kubernetes: KubernetesConfig;
   /**
    * How long requests under way may take to finish before a model is unloaded, a worker
@@ -261,7 +266,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     idleUnloadMs: int('MODELDOCK_IDLE_UNLOAD_SECONDS', 0) * 1000,
     maxLoadedModels: int('MODELDOCK_MAX_LOADED_MODELS', 0),
     memoryBudgetBytes: bytes('MODELDOCK_MEMORY_BUDGET', 0),
-    warmPoolSize: int('MODELDOCK_WARM_POOL', 0),
+    ...readWarmPool(read('MODELDOCK_WARM_POOL')),
     kubernetes: kubernetesConfig(read, runtime, host),
     drainTimeoutMs: int('MODELDOCK_DRAIN_TIMEOUT_MS', 30_000),
     loadWaitMs: int('MODELDOCK_LOAD_WAIT_MS', 60_000, 1),
@@ -283,6 +288,37 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     },
   };
 }
+
+/**
+ * MODELDOCK_WARM_POOL: a count (modeldock's own worker, as always), or comma-separated
+ * `entry=count` items, one per serving runtime (`2,mlserver=1`, `modeldock-onnx=2,triton=1`).
+ * Whether each entry exists and can be started here is the catalog's to say (router.ts).
+ */
+export function readWarmPool(value: string | undefined): {
+  warmPoolSize: number;
+  warmPoolRuntimes: Record<string, number>;
+} {
+  const sizes: Record<string, number> = {};
+  for (const item of (value ?? '')
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
+    const match = /^(?:([a-z0-9][a-z0-9-]{0,62})=)?(\d+)$/.exec(item);
+    if (!match) {
+      throw new ConfigError(
+        `MODELDOCK_WARM_POOL must be a count or entry=count items (e.g. 2,mlserver=1), got "${item}"`,
+      );
+    }
+    const name = match[1] ?? DEFAULT_POOL_ENTRY;
+    if (name in sizes) throw new ConfigError(`MODELDOCK_WARM_POOL names ${name} twice`);
+    sizes[name] = Number(match[2]);
+  }
+  const { [DEFAULT_POOL_ENTRY]: own = 0, ...runtimes } = sizes;
+  return { warmPoolSize: own, warmPoolRuntimes: runtimes };
+}
+
+/** The catalog entry of modeldock's own worker, which a bare MODELDOCK_WARM_POOL count sizes. */
+const DEFAULT_POOL_ENTRY = 'modeldock-onnx';
 
 function readPlacement(value: string | undefined): Placement {
   const placement = (value ?? 'dedicated').toLowerCase();

@@ -91,6 +91,7 @@ export class Router {
         maxLoadedModels: config.maxLoadedModels,
         memoryBudgetBytes: config.memoryBudgetBytes,
         warmPoolSize: config.warmPoolSize,
+        warmPoolRuntimes: config.warmPoolRuntimes,
         drainTimeoutMs: config.drainTimeoutMs,
         loadWaitMs: config.loadWaitMs,
         scaling: {

@@ -590,6 +590,31 @@ export const TABLES: Record<string, Renderer> = {
       ]),
     );
   },
+  'serving-runtimes.pooled': (r) =>
+    table(
+      [
+        'serving runtime (model)',
+        'own start-and-load floor',
+        'DEPLOY_CREATE from the warm pool',
+        'ratio',
+        'link (median)',
+        'load (median)',
+      ],
+      // Runs recorded before the pooled phase existed have no `pooled`: no row.
+      need(r, 'runtimes')
+        .filter((c: any) => c.pooled)
+        .map((c: any) => {
+          const pooled = need(c, 'pooled');
+          return [
+            `${c.runtime} (${c.model})`,
+            summarizedMs(need(c, 'floor')),
+            summarizedMs(need(pooled, 'modeldock')),
+            times(need(pooled, 'ratio')),
+            pooled.steps.link ? ms(pooled.steps.link.median) : '—',
+            pooled.steps.load ? ms(pooled.steps.load.median) : '—',
+          ];
+        }),
+    ),
   'serving-runtimes.targets': (r) =>
     targetsTable(
       need(r, 'runtimes').map((c: any) => ({

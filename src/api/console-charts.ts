@@ -18,7 +18,7 @@ interface OperationLike {
  * Every step an operation records, in the order they run (for the stacked bars), each with
  * a colour of its own: the chart palette has eight, the steps are eleven, and a legend whose
  * `record` and `drain` shared one colour could not be read. Okabe and Ito's eight plus a
- * grey for the bookkeeping `record`, a wine for `drain` and a teal for `measure_memory`.
+ * grey for the bookkeeping `record`, a wine for `drain`, an indigo for `link` and a teal for `measure_memory`.
  */
 const STEP_COLORS: [step: string, color: string][] = [
   ['record', '#999999'],
@@ -26,6 +26,7 @@ const STEP_COLORS: [step: string, color: string][] = [
   ['start', '#009E73'],
   ['wait_ready', '#D55E00'],
   ['drain', '#882255'],
+  ['link', '#332288'],
   ['load', '#56B4E9'],
   ['unload', '#CC79A7'],
   ['measure_memory', '#44AA99'],

@@ -3,8 +3,9 @@ import type { OperationRecord, ServerRecord, JobRecord } from '../store/records.
 import type { OperationOutcome } from '../lifecycle/lifecycle.js';
 import type { CreationStatus } from '../lifecycle/creation-gate.js';
 import type { PoolStatus } from '../lifecycle/warm-pool.js';
+import type { PoolsStatus } from '../lifecycle/warm-pools.js';
 import type { SharedStatus } from '../lifecycle/shared-fleet.js';
-import type { JobView, OperationView, PoolView, ServerView } from './wire-types.js';
+import type { JobView, OperationView, PoolView, RuntimePoolView, ServerView } from './wire-types.js';
 import type { RouterBudgets } from './request-budgets.js';
 
 export function presentServer(server: ServerRecord): ServerView {
@@ -150,9 +151,17 @@ export function presentLimits(status: CreationStatus, budgets?: RouterBudgets, s
   };
 }
 
-/** `GET /v1/pool`: the configured size, the bound the pool keeps now and why. */
-export function presentPool(pool: PoolStatus): PoolView {
+/**
+ * `GET /v1/pool`: modeldock's worker pool (its configured size, the bound it keeps now and
+ * why), and under `runtimes` every serving runtime's pool the same way.
+ */
+export function presentPool(pools: PoolsStatus): PoolView {
+  return { ...presentOnePool(pools), runtimes: pools.runtimes.map(presentOnePool) };
+}
+
+function presentOnePool(pool: PoolStatus): RuntimePoolView {
   return {
+    runtime: pool.runtime,
     size: pool.size,
     limit: pool.limit,
     bounded_by: pool.boundedBy,

@@ -94,16 +94,24 @@ export interface OutcomeView {
   result?: unknown;
 }
 
-/** `GET /v1/pool`: the configured size, the bound the pool keeps now and why. */
-export interface PoolView {
+/** One serving runtime's warm pool: the configured size, the bound it keeps now and why. */
+export interface RuntimePoolView {
+  /** The catalog entry whose servers it holds (`modeldock-onnx`: modeldock's worker). */
+  runtime: string;
   size: number;
   limit: number;
+  /** `memory_budget`, `max_servers` (foreign servers' pools), or null. */
   bounded_by: string | null;
   ready: number;
   filling: number;
   worker_bytes: number;
   worker_bytes_measured: boolean;
   budget_free_bytes: number | null;
+}
+
+/** `GET /v1/pool`: modeldock's worker pool at the top (as before), every runtime's pool in `runtimes`. */
+export interface PoolView extends RuntimePoolView {
+  runtimes: RuntimePoolView[];
 }
 
 /** `GET /v1/stats`: one running worker. */

@@ -49,6 +49,8 @@ export interface LifecycleOptions {
   memoryBudgetBytes?: number;
   /** Started, model-less workers kept ready for DEPLOY_CREATE and TEMP; 0: off. */
   warmPoolSize?: number;
+  /** Idle foreign servers kept ready per serving runtime (entry name → count); none by default. */
+  warmPoolRuntimes?: Record<string, number>;
   readyTimeoutMs: number;
   workerLimits: WorkerLimits;
   stopTimeoutSeconds?: number;

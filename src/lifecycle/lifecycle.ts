@@ -39,7 +39,7 @@ import { DEFAULT_SHARED_OPTIONS, SharedFleet } from './shared-fleet.js';
 import { SharedMemory } from './shared-memory.js';
 import { evict } from './operations/evict.js';
 import { LiveServers } from './live-servers.js';
-import { WarmPool } from './warm-pool.js';
+import { WarmPools } from './warm-pools.js';
 
 export type {
   JobRequest,
@@ -55,7 +55,7 @@ export class Lifecycle {
   /** Operations this process is running; a `running` record not in here was interrupted. */
   readonly activeOperations = new Set<string>();
   readonly memoryPolicy: MemoryPolicy;
-  readonly pool: WarmPool;
+  readonly pool: WarmPools;
   readonly creations: CreationGate;
   readonly autoscaler: Autoscaler;
   readonly fleet: SharedFleet;
@@ -79,15 +79,21 @@ export class Lifecycle {
         return dedicated + this.fleet.workerCount;
       },
     );
-    this.pool = new WarmPool(
+    this.pool = new WarmPools(
       deps.runtime,
       deps.workers,
+      deps.catalog.servingRuntimes,
       {
         size: options.warmPoolSize ?? 0,
+        runtimes: options.warmPoolRuntimes ?? {},
         instance: options.instance,
         limits: options.workerLimits,
         readyTimeoutMs: options.readyTimeoutMs,
         memoryForPool: () => this.memoryPolicy.bytesLeftForPool(),
+        serverRoom: async () => {
+          const { maxServers, liveServers } = await this.creations.status();
+          return maxServers - liveServers;
+        },
       },
       deps.logger,
     );

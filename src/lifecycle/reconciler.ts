@@ -132,11 +132,10 @@ export class Reconciler {
       for (const worker of [...workers].sort((a, b) => a.name.localeCompare(b.name))) {
         // Matched by name: a worker handed over by the warm pool keeps the pool's labels.
         // Shared workers are the fleet's (it closes those that host nothing).
-        if (
-          liveNames.has(worker.name) ||
-          this.deps.lifecycle.pool.owns(worker) ||
-          this.deps.lifecycle.fleet.owns(worker)
-        ) {
+        if (liveNames.has(worker.name) || this.deps.lifecycle.fleet.owns(worker)) continue;
+        if (this.deps.lifecycle.pool.owns(worker)) {
+          // One no longer running (its death unseen, say an event lost) is replaced by its pool.
+          if (!worker.running) this.deps.lifecycle.pool.lost(worker);
           continue;
         }
         const outcome = await this.handleOrphan(worker);
@@ -288,6 +287,11 @@ export class Reconciler {
           const ended =
             event.type === 'die' || event.type === 'oom' || event.type === 'destroy' || event.type === 'stop';
           if (!ended) continue;
+          // An idle pool worker that died is replaced by its pool.
+          if (this.deps.lifecycle.pool.owns(event)) {
+            this.deps.lifecycle.pool.lost(event);
+            continue;
+          }
           // A shared worker takes every server it hosts with it: each is looked at (and placed again).
           if (this.deps.lifecycle.fleet.owns(event)) {
             this.deps.lifecycle.fleet.workerEnded(event.name);

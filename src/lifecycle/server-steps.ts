@@ -26,7 +26,8 @@ import type { ServingRuntime } from './serving-runtimes.js';
 import type { LiveServers } from './live-servers.js';
 import { servedName, type SharedFleet } from './shared-fleet.js';
 import { canTransition } from './state-machine.js';
-import type { WarmPool } from './warm-pool.js';
+import { POOL_KIND } from './warm-pool.js';
+import type { WarmPools } from './warm-pools.js';
 import { workerSpec } from './worker-spec.js';
 
 export class ServerSteps {
@@ -37,7 +38,7 @@ export class ServerSteps {
     private readonly deps: LifecycleDeps,
     private readonly routes: RouteTable,
     private readonly creations: CreationGate,
-    private readonly pool: WarmPool,
+    private readonly pool: WarmPools,
     private readonly memoryPolicy: () => MemoryPolicy,
     private readonly fleet: SharedFleet,
     /** The live records in memory: told of every record written here, as it is written. */
@@ -127,11 +128,10 @@ export class ServerSteps {
         };
         if (serving) labels[LABELS.servingRuntime] = serving.name;
         const spec = workerSpec(name, labels, options.workerLimits, serving);
-        // A started worker from the warm pool (when on) skips container start entirely;
-        // the pool holds modeldock's workers only.
+        // A started worker from the entry's warm pool (when it has one) skips the start entirely.
         info = await rec.step(
           'create',
-          async () => (!spec.server && (await this.pool.take(name))) || runtime.create(spec),
+          async () => (await this.pool.take(name, serving)) || runtime.create(spec),
         );
       }
       if (!info.running) {
@@ -153,8 +153,13 @@ export class ServerSteps {
       }
       if (!load) return await this.transition(server, 'unloaded', { loadedAt: null });
       const modelName = server.jobId;
-      // A foreign server finds the model in its own repository, under the job's name.
+      // A foreign server finds the model in its own repository, under the job's name; one
+      // from the warm pool started with an empty repository, which its guard links the model
+      // into (again after every restart: the repository starts empty each time).
       const model = serving?.modeldockWorker === false ? undefined : server.model;
+      if (serving?.modeldockWorker === false && info.labels[LABELS.kind] === POOL_KIND) {
+        await rec.step('link', () => workers.linkModel(endpoint, modelName, server.model));
+      }
       if (server.kind === 'job') {
         const room = await this.memoryPolicy().makeRoomFor(server.jobId, server.model);
         if (room.overLimit) rec.warn(room.overLimit);
@@ -457,11 +462,13 @@ export class ServerSteps {
   private publish(server: ServerRecord): void {
     this.deps.metrics.trackServer(server.serverId, server.state);
     this.deps.events.publish({ type: 'server', server });
-    // What the memory budget leaves for the warm pool may have changed (memory released
-    // by an unload, a termination or a failure; or taken): the pool looks again. Not on
-    // `creating`: that job is about to take a pool worker, and dropping one first would
-    // waste a started worker.
-    if (server.kind === 'job' && server.state !== 'creating') this.pool.refill();
+    // What the memory budget and MODELDOCK_MAX_SERVERS leave for the warm pools may have
+    // changed (memory released by an unload, a termination or a failure, or taken; a job or
+    // TEMP server gone): the pools look again. Not on `creating`: that server is about to
+    // take a pool worker, and dropping one first would waste a started worker; nor on
+    // `loading`: a pooled foreign server is replaced once the one taken has its model
+    // (warm-pool.ts), and making room for the load gives pool workers up itself.
+    if (server.state !== 'creating' && server.state !== 'loading') this.pool.refill();
   }
 
   /**

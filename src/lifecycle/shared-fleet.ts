@@ -19,7 +19,7 @@ import type { LiveServers } from './live-servers.js';
 import type { OperationRecorder } from './operation-recorder.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Activity, HostedServer, SharedMemory } from './shared-memory.js';
-import type { WarmPool } from './warm-pool.js';
+import type { WarmPools } from './warm-pools.js';
 import { workerSpec } from './worker-spec.js';
 
 export const SHARED_KIND = 'shared';
@@ -82,7 +82,7 @@ export class SharedFleet {
     private readonly deps: LifecycleDeps,
     /** The live server records (live-servers.ts): what each shared worker hosts. */
     private readonly live: LiveServers,
-    private readonly pool: WarmPool,
+    private readonly pool: WarmPools,
     private readonly creations: CreationGate,
     /** What each shared worker measures, and the decisions on it. */
     readonly memory: SharedMemory,

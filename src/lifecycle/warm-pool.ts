@@ -1,15 +1,22 @@
 /**
- * A warm pool of started, model-less workers (MODELDOCK_WARM_POOL). DEPLOY_CREATE and
- * TEMP take one instead of starting a container: the worker is renamed to the server's
- * deterministic name, so crash recovery and lookups by name work as for any other
- * worker. Its labels stay those of the pool (`modeldock.kind=pool`): with the pool on, a
- * job's container is found through the API (or by name), not by `modeldock.job`.
+ * A warm pool of started, model-less workers of one serving runtime (MODELDOCK_WARM_POOL;
+ * warm-pools.ts keeps one per catalog entry). DEPLOY_CREATE and TEMP take one instead of
+ * starting a container: the worker is renamed to the server's deterministic name, so
+ * crash recovery and lookups by name work as for any other worker. Its labels stay those
+ * of the pool (`modeldock.kind=pool`, and the entry's `modeldock.serving-runtime`): with
+ * the pool on, a job's container is found through the API (or by name), not by
+ * `modeldock.job`.
+ *
+ * A foreign server (Triton, MLServer, an operator's entry) is started with an empty model
+ * repository; the server steps put the job's model into it when they take one
+ * (server-steps.ts). One that holds a model already is never handed over: it is removed.
  *
  * Under a memory budget the pool is bounded by it: every idle pool worker counts at the
- * memory it was measured to take (its rss), and the pool holds only as many as the
- * budget leaves next to the loaded models — min(configured size, what fits). The pool
- * does not know about models: it asks `memoryForPool` how much is left, whenever
- * something may have changed (a worker taken, started or measured, memory released).
+ * memory it was measured to take, and the pool holds only as many as the budget leaves
+ * next to the loaded models — min(configured size, what fits). A pool of foreign servers
+ * is also bounded by the room MODELDOCK_MAX_SERVERS leaves (`serverRoom`). The pool does
+ * not know about models: it asks how much is left, whenever something may have changed
+ * (a worker taken, started, measured or lost, memory released).
  *
  * The pool converges in the background, one pass at a time; leftovers of an earlier
  * router are removed at start-up (they may have been half-started). Off by default.
@@ -19,6 +26,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { LABELS, type Runtime, type WorkerInfo, type WorkerLimits } from '../runtime/runtime.js';
 import type { WorkerClient } from '../runtime/worker-client.js';
+import { DEFAULT_SERVING_RUNTIME, type ServingRuntime } from './serving-runtimes.js';
 import { workerSpec } from './worker-spec.js';
 
 export interface WarmPoolOptions {
@@ -31,6 +39,19 @@ export interface WarmPoolOptions {
    * models take; may be negative), or undefined when there is no budget.
    */
   memoryForPool?: () => Promise<number | undefined>;
+  /** The entry whose servers the pool holds; absent: modeldock's own worker. */
+  serving?: ServingRuntime;
+  /**
+   * Servers the pool may still hold under MODELDOCK_MAX_SERVERS (the limit minus the live
+   * servers and the other pools' idle ones), or undefined when the pool is counted apart.
+   */
+  serverRoom?: () => Promise<number | undefined>;
+}
+
+/** A worker as the pool recognises its own: by name and labels (a WorkerInfo or a runtime event). */
+export interface NamedWorker {
+  name: string;
+  labels: Record<string, string>;
 }
 
 export const POOL_KIND = 'pool';
@@ -42,7 +63,7 @@ export const POOL_KIND = 'pool';
  */
 export const POOL_WORKER_ESTIMATE_BYTES = 128 * 1024 ** 2;
 
-export type PoolBoundReason = 'memory_budget';
+export type PoolBoundReason = 'memory_budget' | 'max_servers';
 
 export interface PoolBound {
   /** Workers the pool holds now: the configured size, or fewer when they do not fit. */
@@ -58,7 +79,15 @@ export function poolBound(size: number, freeBytes: number | undefined, workerByt
   return fits < size ? { limit: fits, boundedBy: 'memory_budget' } : { limit: size, boundedBy: null };
 }
 
+/** The tighter of a bound and the room MODELDOCK_MAX_SERVERS leaves (undefined: not counted there). */
+export function withServerRoom(bound: PoolBound, room: number | undefined): PoolBound {
+  if (room === undefined || room >= bound.limit) return bound;
+  return { limit: Math.max(0, room), boundedBy: 'max_servers' };
+}
+
 export interface PoolStatus extends PoolBound {
+  /** The serving runtime (catalog entry) whose servers the pool holds. */
+  runtime: string;
   /** The configured size (0 when the pool is off). */
   size: number;
   ready: number;
@@ -106,18 +135,50 @@ export class WarmPool {
     return this.options.size > 0 && typeof this.runtime.rename === 'function';
   }
 
+  /** The catalog entry whose servers the pool holds. */
+  get entry(): string {
+    return this.options.serving?.name ?? DEFAULT_SERVING_RUNTIME;
+  }
+
+  /** Whether the pool holds foreign servers, which get their model through their guard. */
+  get foreign(): boolean {
+    return this.options.serving !== undefined && !this.options.serving.modeldockWorker;
+  }
+
   get prefix(): string {
-    return `${this.options.instance}-pool-`;
+    return this.foreign ? `${this.options.instance}-pool-${this.entry}-` : `${this.options.instance}-pool-`;
   }
 
   /** Whether a worker belongs to the pool (and so is the pool's business, not the reconciler's). */
-  owns(worker: WorkerInfo): boolean {
-    return worker.labels[LABELS.kind] === POOL_KIND && worker.name.startsWith(this.prefix);
+  owns(worker: NamedWorker): boolean {
+    // modeldock's pool workers carry no serving-runtime label (they did not before there were others).
+    const entry = worker.labels[LABELS.servingRuntime] ?? DEFAULT_SERVING_RUNTIME;
+    return (
+      worker.labels[LABELS.kind] === POOL_KIND && worker.name.startsWith(this.prefix) && entry === this.entry
+    );
+  }
+
+  /** How many idle workers the pool holds or is starting (what it counts against MODELDOCK_MAX_SERVERS). */
+  get held(): number {
+    return this.ready.length + this.filling;
+  }
+
+  /**
+   * A pool worker died or went away (a runtime event, or a reconcile pass that no longer
+   * finds it running): it is dropped and removed, and the pool starts another.
+   */
+  lost(worker: NamedWorker): void {
+    const index = this.ready.findIndex((w) => w.name === worker.name);
+    if (index === -1) return;
+    const [gone] = this.ready.splice(index, 1);
+    this.logger.warn({ worker: worker.name, runtime: this.entry }, 'a pool worker is gone; starting another');
+    void this.giveUp(gone!).finally(() => this.refill());
   }
 
   status(): PoolStatus {
     const bound = this.enabled ? this.bound : { limit: 0, boundedBy: null };
     return {
+      runtime: this.entry,
       size: this.enabled ? this.options.size : 0,
       ...bound,
       ready: this.ready.length,
@@ -138,10 +199,15 @@ export class WarmPool {
       this.logger.warn(`the ${this.runtime.kind} runtime cannot hand over workers; the warm pool is off`);
     }
     if (!this.enabled) return;
-    for (const worker of await this.runtime.list()) {
+    await this.removeLeftovers(await this.runtime.list());
+    this.refill();
+  }
+
+  /** Pool workers of an earlier router (they may have been half-started) are removed. */
+  private async removeLeftovers(workers: WorkerInfo[]): Promise<void> {
+    for (const worker of workers) {
       if (this.owns(worker)) await this.runtime.remove(worker.name);
     }
-    this.refill();
   }
 
   stop(): void {
@@ -165,16 +231,41 @@ export class WarmPool {
   async take(name: string): Promise<WorkerInfo | undefined> {
     if (!this.enabled) return undefined;
     for (let worker = this.ready.shift(); worker; worker = this.ready.shift()) {
-      this.refill();
+      // A foreign server's replacement waits until the one taken has loaded its model (the
+      // server steps refill then): two Python servers starting and loading at once on the
+      // same CPUs slow the DEPLOY_CREATE down (bench/serving-runtimes). modeldock's workers
+      // start in a fraction of that, and are replaced at once.
+      if (!this.foreign) this.refill();
       try {
+        if (this.foreign && !(await this.holdsNoModel(worker))) {
+          this.refill();
+          continue;
+        }
         const renamed = await this.runtime.rename!(worker.name, name);
         if (renamed.running && renamed.endpoint) return renamed;
       } catch (error) {
         this.logger.warn({ worker: worker.name, err: errorMessage(error) }, 'pool worker unusable; dropped');
       }
       await this.runtime.remove(worker.name).catch(() => undefined);
+      this.refill();
     }
     return undefined;
+  }
+
+  /**
+   * A pooled foreign server is handed to a job only while it holds no model: one that
+   * reports a model (anyone with its secret could have loaded one) is removed instead,
+   * since a model's memory and files may stay with a server after an unload.
+   */
+  private async holdsNoModel(worker: WorkerInfo): Promise<boolean> {
+    const loaded = (await this.workers.index(worker.endpoint!)).filter((entry) => entry.state === 'READY');
+    if (loaded.length === 0) return true;
+    this.logger.warn(
+      { worker: worker.name, runtime: this.entry, models: loaded.map((entry) => entry.name) },
+      'a pool server holds a model; removed instead of handed over',
+    );
+    await this.runtime.remove(worker.name).catch(() => undefined);
+    return false;
   }
 
   /**
@@ -229,8 +320,19 @@ export class WarmPool {
       this.backOff();
       return;
     }
+    let room: number | undefined;
+    try {
+      room = await this.options.serverRoom?.();
+    } catch (error) {
+      this.logger.warn(
+        { err: errorMessage(error) },
+        'warm pool cannot tell the room MODELDOCK_MAX_SERVERS leaves',
+      );
+      this.backOff();
+      return;
+    }
     this.budgetFreeBytes = free;
-    this.noteBound(poolBound(this.options.size, free, this.workerBytes));
+    this.noteBound(withServerRoom(poolBound(this.options.size, free, this.workerBytes), room));
     const excess = this.ready.splice(this.bound.limit);
     if (excess.length > 0) {
       this.logger.info(
@@ -267,8 +369,8 @@ export class WarmPool {
         workerBytesMeasured: this.workerBytesMeasured,
       },
       bound.boundedBy === null
-        ? `warm pool holds ${bound.limit} worker${bound.limit === 1 ? '' : 's'}`
-        : `warm pool holds ${bound.limit} of ${this.options.size} workers: bounded by the ${bound.boundedBy.replace('_', ' ')}`,
+        ? `warm pool of ${this.entry} holds ${bound.limit} worker${bound.limit === 1 ? '' : 's'}`
+        : `warm pool of ${this.entry} holds ${bound.limit} of ${this.options.size} workers: bounded by ${bound.boundedBy === 'max_servers' ? 'MODELDOCK_MAX_SERVERS' : 'the memory budget'}`,
     );
   }
 
@@ -312,7 +414,9 @@ export class WarmPool {
   private async startOne(): Promise<void> {
     const name = `${this.prefix}${randomBytes(4).toString('hex')}`;
     try {
-      await this.runtime.create(workerSpec(name, { [LABELS.kind]: POOL_KIND }, this.options.limits));
+      const labels: Record<string, string> = { [LABELS.kind]: POOL_KIND };
+      if (this.foreign) labels[LABELS.servingRuntime] = this.entry;
+      await this.runtime.create(workerSpec(name, labels, this.options.limits, this.options.serving));
       const started = await this.runtime.start(name);
       await this.workers.waitUntilReady(started.endpoint!, {
         timeoutMs: this.options.readyTimeoutMs,
@@ -329,10 +433,13 @@ export class WarmPool {
     }
   }
 
-  /** A model-less worker's own rss is what the next pool worker will take too. */
+  /** A model-less worker's own memory is what the next pool worker will take too. */
   private async measure(worker: WorkerInfo): Promise<void> {
     try {
-      const { rss_bytes: rss } = await this.workers.stats(worker.endpoint!);
+      // A foreign server reports nothing itself: the runtime measures it (its process tree, its container).
+      const rss = this.foreign
+        ? ((await this.runtime.stats(worker.name))?.memoryBytes ?? 0)
+        : (await this.workers.stats(worker.endpoint!)).rss_bytes;
       if (!Number.isFinite(rss) || rss <= 0) return;
       this.workerBytes = rss;
       this.workerBytesMeasured = true;

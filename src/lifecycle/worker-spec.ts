@@ -5,7 +5,7 @@
  * setting that makes its memory measurable per model; and, for a model a foreign serving
  * runtime serves, the command that starts that server instead.
  */
-import type { ServerImage, WorkerLimits, WorkerSpec } from '../runtime/runtime.js';
+import { LABELS, type ServerImage, type WorkerLimits, type WorkerSpec } from '../runtime/runtime.js';
 import { WORKER_ALLOCATOR_ENV, WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../worker-limits.js';
 import { WORKER_SECRET_ENV, generateWorkerSecret } from '../worker-secret.js';
 import type { ServingRuntime } from './serving-runtimes.js';
@@ -30,6 +30,10 @@ export function workerSpec(
     // image (containers) instead of modeldock's worker.
     ...(serving && !serving.modeldockWorker && serving.process ? { server: serving.process } : {}),
     ...(image ? { serverImage: image } : {}),
+    // A foreign server for no job yet (the warm pool's): its model comes when it is taken.
+    ...(serving && !serving.modeldockWorker && labels[LABELS.job] === undefined
+      ? { emptyRepository: true }
+      : {}),
   };
 }
 

@@ -5,10 +5,14 @@
  * on loopback at the ports its entry names, with its placeholders filled for the
  * container. Its model repository (`/repository`) holds the job's model alone, mounted
  * read-only under the job's name, so the server loads and serves the model under the
- * name the router routes to. Each runtime mounts it its own way.
+ * name the router routes to. Each runtime mounts it its own way. A pooled server's (the
+ * warm pool's, WorkerSpec.emptyRepository: pooledForeignContainer) is empty instead, and
+ * its guard is told where the runtime mounts the model store, to link the model of the
+ * job it is handed to (src/worker/guard-repository.ts).
  */
 import path from 'node:path';
 import { InvalidInputError } from '../errors.js';
+import { GUARD_STORE_DIR_ENV } from '../guard-repository-protocol.js';
 import { LABELS, type WorkerSpec } from './runtime.js';
 import { fillServerCommand } from './server-command.js';
 
@@ -33,10 +37,35 @@ export interface ForeignContainer {
 
 /** The guard and server of `spec`, whose guard listens on `guardPort` (the worker's port). */
 export function foreignContainer(spec: WorkerSpec, guardPort: number): ForeignContainer {
-  const { command, ports } = spec.serverImage!;
   const job = spec.labels[LABELS.job];
   const model = spec.labels[LABELS.model];
+  if (spec.emptyRepository) {
+    throw new InvalidInputError(`worker ${spec.name} is a pooled server, which this runtime does not start`);
+  }
   if (!job || !model) throw new InvalidInputError(`worker ${spec.name} names no job and model`);
+  return {
+    model,
+    job,
+    repositoryPath: path.posix.join(SERVER_REPOSITORY, job),
+    ...guardAndServer(spec, guardPort),
+  };
+}
+
+/**
+ * A pooled server's guard and server (WorkerSpec.emptyRepository): its repository starts
+ * empty, and its guard sees the model store at `store`, where the runtime mounts it.
+ */
+export function pooledForeignContainer(
+  spec: WorkerSpec,
+  guardPort: number,
+  store: string,
+): Omit<ForeignContainer, 'model' | 'job' | 'repositoryPath'> {
+  const container = guardAndServer(spec, guardPort);
+  return { ...container, env: { ...container.env, [GUARD_STORE_DIR_ENV]: store } };
+}
+
+function guardAndServer(spec: WorkerSpec, guardPort: number) {
+  const { command, ports } = spec.serverImage!;
   for (const port of [ports.http, ports.grpc]) {
     if (port === guardPort) {
       throw new InvalidInputError(
@@ -54,9 +83,6 @@ export function foreignContainer(spec: WorkerSpec, guardPort: number): ForeignCo
     datasetsDir: DATASETS,
   });
   return {
-    model,
-    job,
-    repositoryPath: path.posix.join(SERVER_REPOSITORY, job),
     entrypoint: ['node', '/app/guard.mjs'],
     args: ['--', filled.command, ...filled.args],
     env: {

@@ -65,6 +65,13 @@ export interface WorkerSpec {
   server?: ServerCommand;
   /** Run this server instead of modeldock's worker in a container (Docker). */
   serverImage?: ServerImage;
+  /**
+   * A foreign server for the warm pool: started with an empty model repository, which its
+   * guard may link models of the store into (src/worker/guard-repository.ts), so the
+   * runtime lets the guard see the model store. Otherwise the repository holds the job's
+   * model alone, under the job's name.
+   */
+  emptyRepository?: boolean;
 }
 
 export type WorkerStatus = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';

@@ -4,6 +4,7 @@
  * worker endpoint; pools are dropped when a worker goes away.
  */
 import { Pool, type Dispatcher } from 'undici';
+import { GUARD_REPOSITORY_PATH } from '../guard-repository-protocol.js';
 import { WORKER_SECRET_HEADER } from '../worker-secret.js';
 import {
   InvalidInputError,
@@ -222,6 +223,21 @@ export class WorkerClient {
     );
     const bytes = result?.worker_memory_bytes;
     return { workerMemoryBytes: typeof bytes === 'number' ? bytes : null };
+  }
+
+  /**
+   * Put store model `modelId` into a pooled foreign server's repository under `name`,
+   * through the guard in front of it (src/worker/guard-repository.ts): the server was
+   * started with an empty repository, and loads the model under `name` afterwards.
+   */
+  async linkModel(endpoint: string, name: string, modelId: string, signal?: AbortSignal): Promise<void> {
+    await this.call(
+      endpoint,
+      'PUT',
+      `${GUARD_REPOSITORY_PATH}/${encodeURIComponent(name)}`,
+      { model: modelId },
+      signal,
+    );
   }
 
   async index(endpoint: string, signal?: AbortSignal): Promise<RepositoryEntry[]> {

@@ -116,6 +116,8 @@ export type StepName =
   | 'create'
   | 'start'
   | 'wait_ready'
+  /** A pooled foreign server's repository gets the job's model (warm-pool.ts). */
+  | 'link'
   | 'load'
   | 'infer'
   | 'drain'

@@ -3,6 +3,7 @@
  * worker's (worker-config.ts), whose defaults need ONNX Runtime, which the guard's images
  * do not carry.
  */
+import { GUARD_STORE_DIR_ENV } from '../guard-repository-protocol.js';
 import { DEFAULT_WORKER_BODY_LIMIT, WORKER_BODY_LIMIT_ENV } from '../worker-limits.js';
 import { WORKER_SECRET_ENV } from '../worker-secret.js';
 
@@ -24,6 +25,10 @@ export interface GuardConfig {
    * starts the server itself.
    */
   serverPid?: number;
+  /** The server's model repository (MODELDOCK_MODELS_DIR, its `{modelsDir}`). */
+  repository: string;
+  /** The model store, for a pooled server's links (guard-repository.ts); empty: none. */
+  store: string;
 }
 
 export function loadGuardConfig(env: Record<string, string | undefined> = process.env): GuardConfig {
@@ -46,5 +51,7 @@ export function loadGuardConfig(env: Record<string, string | undefined> = proces
     name: env.MODELDOCK_WORKER_NAME || 'guard',
     serverCwd: env.MODELDOCK_GUARD_SERVER_CWD ?? '',
     ...(env.MODELDOCK_GUARD_SERVER_PID ? { serverPid: integer('MODELDOCK_GUARD_SERVER_PID') } : {}),
+    repository: env.MODELDOCK_MODELS_DIR ?? '',
+    store: env[GUARD_STORE_DIR_ENV] ?? '',
   };
 }

@@ -69,6 +69,7 @@ function main(): void {
         secret: config.secret,
         bodyLimitBytes: config.bodyLimitBytes,
         name: config.name,
+        links: { repository: config.repository, store: config.store },
         onError: (message, error) =>
           log('error', message, { err: error instanceof Error ? error.stack : String(error) }),
       });

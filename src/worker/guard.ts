@@ -20,6 +20,8 @@ import { endToEndHeaders } from '../end-to-end-headers.js';
 import { ByteBudget } from '../request-budget.js';
 import { DEFAULT_WORKER_BODY_LIMIT } from '../worker-limits.js';
 import { WORKER_SECRET_HEADER } from '../worker-secret.js';
+import { GUARD_REPOSITORY_PATH } from '../guard-repository-protocol.js';
+import type { RepositoryLinks } from './guard-repository.js';
 import { GUARD_STATS_PATH, guardStats } from './guard-stats.js';
 import { secretRefusal } from './secret-check.js';
 
@@ -32,6 +34,8 @@ export interface GuardOptions {
   bodyLimitBytes?: number;
   /** The worker's name, in its stats. */
   name?: string;
+  /** A pooled server's repository and the model store its models are linked from (guard-repository.ts). */
+  links?: RepositoryLinks;
   /** Told of what goes wrong inside the guard (not of refusals: those are the caller's). */
   onError?: (message: string, error: unknown) => void;
 }
@@ -96,6 +100,13 @@ export function createGuard(options: GuardOptions): http.Server {
         return send(response, 200, await guardStats(options.name ?? 'guard'));
       }
       const body = await readBody(request, response, bodyLimit, budget, expectsContinue);
+      const path = request.url?.split('?')[0] ?? '/';
+      if (request.method === 'PUT' && path.startsWith(`${GUARD_REPOSITORY_PATH}/`)) {
+        // The guard's own: a pooled server's repository gets a model. Loaded only when asked.
+        const { linkRequest } = await import('./guard-repository.js');
+        const linked = await linkRequest(options.links, path.slice(GUARD_REPOSITORY_PATH.length + 1), body);
+        return send(response, linked.status, linked.body);
+      }
       await forward(request, body, response);
     } catch (error) {
       if (error instanceof GuardAnswer) return answer(response, error, request.complete);

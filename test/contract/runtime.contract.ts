@@ -281,6 +281,30 @@ export function runRuntimeContract(name: string, fixture: RuntimeFixture): void 
       await workers.waitUntilReady(again.endpoint!, { timeoutMs: 30_000 });
     });
 
+    it('rename: a running worker goes on under the new name only (the warm pool hands workers over so), its death reported by that name', async () => {
+      assert.ok(runtime.rename, 'every runtime can hand a worker over');
+      const name = spec(instanceA, 5).name;
+      const renamedName = spec(instanceA, 6).name;
+      await runtime.create(spec(instanceA, 5));
+      const started = await runtime.start(name);
+      await workers.waitUntilReady(started.endpoint!, { timeoutMs: 30_000 });
+      const renamed = await runtime.rename(name, renamedName);
+      assert.equal(renamed.name, renamedName);
+      assert.equal(renamed.id, started.id, 'the same running worker');
+      assert.equal(renamed.endpoint, started.endpoint);
+      assert.equal(await runtime.inspect(name), undefined, 'gone under its old name');
+      assert.deepEqual(
+        (await runtime.list()).filter((w) => w.name === name || w.name === renamedName).map((w) => w.name),
+        [renamedName],
+      );
+      await workers.waitUntilReady(renamed.endpoint!, { timeoutMs: 30_000 });
+      await fixture.killExternally(runtime, renamedName);
+      await events.next((e) => e.type === 'die' && e.name === renamedName);
+      assert.equal((await runtime.inspect(renamedName))?.running, false);
+      await runtime.remove(renamedName);
+      assert.equal(await runtime.inspect(renamedName), undefined);
+    });
+
     it('openLogs with follow passes on what the worker prints next and ends when it stops', async () => {
       const name = spec(instanceA, 4).name;
       await runtime.create(spec(instanceA, 4));

@@ -227,6 +227,32 @@ describe('configuration', () => {
   });
 });
 
+describe('MODELDOCK_WARM_POOL (a count, or a pool per serving runtime)', () => {
+  const read = (value: string | undefined) => {
+    const config = loadConfig(value === undefined ? {} : { MODELDOCK_WARM_POOL: value }, '/');
+    return { own: config.warmPoolSize, runtimes: config.warmPoolRuntimes };
+  };
+
+  it("a bare count sizes modeldock's worker pool, as always; none by default", () => {
+    assert.deepEqual(read(undefined), { own: 0, runtimes: {} });
+    assert.deepEqual(read('3'), { own: 3, runtimes: {} });
+  });
+
+  it('entry=count items size the pools of serving runtimes, beside a bare count or modeldock-onnx=count', () => {
+    assert.deepEqual(read('2,mlserver=1'), { own: 2, runtimes: { mlserver: 1 } });
+    assert.deepEqual(read(' modeldock-onnx=1 , triton=2, mlserver=0 '), {
+      own: 1,
+      runtimes: { triton: 2, mlserver: 0 },
+    });
+  });
+
+  it('refuses what is not a count or an entry=count item, and an entry named twice', () => {
+    for (const bad of ['-1', 'mlserver', 'mlserver=', 'MLServer=1', 'mlserver=1.5', '2,3', 'a=1,a=2']) {
+      assert.throws(() => read(bad), ConfigError, bad);
+    }
+  });
+});
+
 describe('loadClientConfig (the modeldock command)', () => {
   it('defaults to the local router, no key, colour decided by the terminal', () => {
     assert.deepEqual(loadClientConfig({}), {

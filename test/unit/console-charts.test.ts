@@ -17,6 +17,7 @@ const STEPS = [
   'start',
   'wait_ready',
   'drain',
+  'link',
   'load',
   'unload',
   'measure_memory',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { poolBound } from '../../src/lifecycle/warm-pool.js';
+import { poolBound, withServerRoom } from '../../src/lifecycle/warm-pool.js';
 
 const MiB = 1024 ** 2;
 
@@ -26,5 +26,31 @@ describe('poolBound (how many warm-pool workers the memory budget fits)', () => 
 
   it('a pool of size 0 is never bounded', () => {
     assert.deepEqual(poolBound(0, 0, 64 * MiB), { limit: 0, boundedBy: null });
+  });
+});
+
+describe('withServerRoom (a pool of foreign servers counted in MODELDOCK_MAX_SERVERS)', () => {
+  it('holds no more than the room the live servers leave', () => {
+    assert.deepEqual(withServerRoom({ limit: 2, boundedBy: null }, 1), {
+      limit: 1,
+      boundedBy: 'max_servers',
+    });
+    assert.deepEqual(withServerRoom({ limit: 2, boundedBy: null }, 0), {
+      limit: 0,
+      boundedBy: 'max_servers',
+    });
+    assert.deepEqual(withServerRoom({ limit: 2, boundedBy: null }, -1), {
+      limit: 0,
+      boundedBy: 'max_servers',
+    });
+  });
+
+  it('keeps the bound it has when the room is enough, or when the pool is counted apart', () => {
+    assert.deepEqual(withServerRoom({ limit: 2, boundedBy: null }, 5), { limit: 2, boundedBy: null });
+    assert.deepEqual(withServerRoom({ limit: 1, boundedBy: 'memory_budget' }, 3), {
+      limit: 1,
+      boundedBy: 'memory_budget',
+    });
+    assert.deepEqual(withServerRoom({ limit: 2, boundedBy: null }, undefined), { limit: 2, boundedBy: null });
   });
 });

@@ -178,6 +178,21 @@ export async function pool({ api, out }: CommandContext): Promise<void> {
     ['per worker', `${bytes(p.worker_bytes)}${p.worker_bytes_measured ? ' (measured)' : ' (estimate)'}`],
     ['memory budget free', p.budget_free_bytes === null ? 'no budget' : bytes(p.budget_free_bytes)],
   ]);
+  // The foreign serving runtimes' pools (MODELDOCK_WARM_POOL=…,mlserver=1), one row each.
+  const foreign = p.runtimes.filter((r) => r.runtime !== p.runtime && r.size > 0);
+  if (foreign.length === 0) return;
+  out.line();
+  out.table(
+    ['SERVING RUNTIME', 'SIZE', 'KEPT NOW', 'READY', 'STARTING', 'PER SERVER'],
+    foreign.map((r) => [
+      r.runtime,
+      String(r.size),
+      `${r.limit}${r.bounded_by ? ` (${r.bounded_by})` : ''}`,
+      String(r.ready),
+      String(r.filling),
+      `${bytes(r.worker_bytes)}${r.worker_bytes_measured ? '' : ' (estimate)'}`,
+    ]),
+  );
 }
 
 export async function reconcile({ api, out }: CommandContext): Promise<void> {

@@ -23,7 +23,7 @@ import {
 import { DockerEngine, type ContainerDetails } from './docker-engine.js';
 import { subscribeEngineEvents } from './docker-events.js';
 import { ensureImage, imageExists } from './image-builder.js';
-import { foreignContainer } from '../foreign-container.js';
+import { SERVER_REPOSITORY, foreignContainer, pooledForeignContainer } from '../foreign-container.js';
 import { textChunks } from '../text-chunks.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { withWorkerSecret } from '../../worker-secret.js';
@@ -34,6 +34,9 @@ const CONTAINER_ID = /^[0-9a-f]{12,64}$/;
 
 /** Port the worker (or a foreign server's guard) listens on inside its container. */
 export const WORKER_PORT = 8000;
+
+/** Where a pooled foreign server's guard sees the model store (read-only), as modeldock's worker does. */
+const POOLED_STORE = '/models';
 
 /**
  * How the router reaches workers and how stores reach them.
@@ -300,7 +303,7 @@ export class DockerRuntime implements Runtime {
     ).map(([key, value]) => `${key}=${value}`);
     const hostConfig: Dockerode.HostConfig = {
       Mounts: [
-        foreign ? foreign.repository : storeMount(this.options.modelsDir, '/models'),
+        ...(foreign?.repository ? [foreign.repository] : [storeMount(this.options.modelsDir, POOLED_STORE)]),
         storeMount(this.options.datasetsDir, '/datasets'),
       ],
       Memory: spec.limits.memoryBytes,
@@ -313,6 +316,10 @@ export class DockerRuntime implements Runtime {
       ReadonlyRootfs: true,
       Tmpfs: {
         '/tmp': 'rw,noexec,nosuid,size=64m',
+        // A pooled server's repository: empty, writable by the guard, which links models in.
+        ...(foreign && !foreign.repository
+          ? { [SERVER_REPOSITORY]: 'rw,noexec,nosuid,nodev,size=1m,uid=10001,gid=10001,mode=0700' }
+          : {}),
         // Only where the entry asks for it, and only that directory: programs it may run.
         ...(spec.serverImage?.execDir
           ? { [spec.serverImage.execDir]: 'rw,exec,nosuid,nodev,size=64m,uid=10001,gid=10001,mode=0700' }
@@ -342,22 +349,38 @@ export class DockerRuntime implements Runtime {
 
 /**
  * A foreign server's container (foreign-container.ts): the guard's command and
- * environment, and the job's model directory mounted read-only as its repository.
+ * environment, and the job's model directory mounted read-only as its repository. A
+ * pooled server's (spec.emptyRepository) is an empty tmpfs instead (containerOptions),
+ * and its guard sees the model store read-only at POOLED_STORE, to link the model of the
+ * job it is handed to.
  */
 function foreignServer(spec: WorkerSpec, modelsDir: string | StoreMountSource) {
+  if (spec.emptyRepository) {
+    const pooled = pooledForeignContainer(spec, WORKER_PORT, POOLED_STORE);
+    return { entrypoint: pooled.entrypoint, cmd: pooled.args, repository: undefined, env: pooled.env };
+  }
   const foreign = foreignContainer(spec, WORKER_PORT);
+  return {
+    entrypoint: foreign.entrypoint,
+    cmd: foreign.args,
+    repository: jobModelMount(modelsDir, foreign.model, foreign.repositoryPath),
+    env: foreign.env,
+  };
+}
+
+/** The job's model directory of the store, read-only at `target` (`/repository/<job>`). */
+function jobModelMount(
+  modelsDir: string | StoreMountSource,
+  model: string,
+  target: string,
+): Dockerode.MountSettings {
   const mount: StoreMountSource =
     typeof modelsDir === 'string' ? { type: 'bind', source: modelsDir } : modelsDir;
   const modelMount: StoreMountSource =
     mount.type === 'bind'
-      ? { type: 'bind', source: path.join(mount.source, foreign.model) }
-      : { ...mount, subpath: path.posix.join(mount.subpath ?? '', foreign.model) };
-  return {
-    entrypoint: foreign.entrypoint,
-    cmd: foreign.args,
-    repository: storeMount(modelMount, foreign.repositoryPath),
-    env: foreign.env,
-  };
+      ? { type: 'bind', source: path.join(mount.source, model) }
+      : { ...mount, subpath: path.posix.join(mount.subpath ?? '', model) };
+  return storeMount(modelMount, target);
 }
 
 function storeMount(source: string | StoreMountSource, target: string): Dockerode.MountSettings {

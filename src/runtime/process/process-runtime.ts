@@ -63,6 +63,7 @@ import { processTreeUsage } from '../../process-usage.js';
 import { groupMembersWith, isSameProcess, processStartTime } from './proc.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
+import { GUARD_STORE_DIR_ENV } from '../../guard-repository-protocol.js';
 
 export interface WorkerCommand {
   command: string;
@@ -90,6 +91,13 @@ export interface WorkerState {
   env: Record<string, string>;
   /** A foreign server to run instead of modeldock's worker (WorkerSpec.server). */
   server?: ServerCommand;
+  /** A pooled foreign server (WorkerSpec.emptyRepository): its guard links models in. */
+  emptyRepository?: boolean;
+  /**
+   * The foreign server's private directory when it is not the one its name gives: a worker
+   * renamed while running (the warm pool's hand-over) keeps the one it was started in.
+   */
+  workDir?: string;
   status: 'created' | 'running' | 'exited';
   port: number | null;
   pid: number | null;
@@ -112,6 +120,8 @@ interface Exit {
 }
 
 interface OwnChild {
+  /** The worker's name now (a rename changes it while the child runs). */
+  name: string;
   pid: number;
   child: ChildProcess;
   exited: Promise<Exit>;
@@ -159,7 +169,9 @@ export function guardCommand(worker: WorkerCommand): WorkerCommand {
  */
 const SERVER_BESIDE_GUARD = [
   'dir=$1; n=$2; shift 2',
-  '(cd "$dir" && unset MODELDOCK_GUARD_HOST MODELDOCK_GUARD_PORT && shift "$n" && exec "$@") &',
+  // The server's environment is the worker's without the guard's own settings.
+  'guard_settings=$(env | sed -n "s/^\\(MODELDOCK_GUARD_[A-Za-z0-9_]*\\)=.*/\\1/p")',
+  '(cd "$dir" && for v in $guard_settings; do unset "$v"; done && shift "$n" && exec "$@") &',
   'MODELDOCK_GUARD_SERVER_PID=$!; export MODELDOCK_GUARD_SERVER_PID',
   'i=0',
   'for word in "$@"; do',
@@ -320,6 +332,7 @@ export class ProcessRuntime implements Runtime {
           ...spec.env,
         }),
         ...(spec.server ? { server: spec.server } : {}),
+        ...(spec.emptyRepository ? { emptyRepository: true } : {}),
         status: 'created',
         port: null,
         pid: null,
@@ -367,8 +380,10 @@ export class ProcessRuntime implements Runtime {
           'process runtime: these worker limits are recorded but not enforced (no writable cgroup)',
         );
       }
+      // Started afresh in its own name's directory (a renamed worker's earlier one is gone).
+      const { workDir: _earlier, ...restarted } = state;
       const running: WorkerState = {
-        ...state,
+        ...restarted,
         status: 'running',
         port,
         pid: own.pid,
@@ -408,11 +423,53 @@ export class ProcessRuntime implements Runtime {
       await rm(this.logFile(name), { force: true });
       await rm(`${this.logFile(name)}.1`, { force: true });
       await rm(this.serverDir(name), { recursive: true, force: true });
+      if (state.workDir) await rm(state.workDir, { recursive: true, force: true });
       await release(state.cgroups ?? []);
       this.seenAlive.delete(name);
       for (const key of this.announced) if (key.startsWith(`${name}:`)) this.announced.delete(key);
       this.emit('destroy', state);
     });
+  }
+
+  /**
+   * The warm pool's hand-over: the worker's state file and log take the new name while it
+   * runs on. A foreign server keeps the directory it was started in (its command line names
+   * it) until it is next started or removed.
+   */
+  async rename(name: string, newName: string): Promise<WorkerInfo> {
+    this.checkName(newName);
+    return this.locks.run(name, () =>
+      this.locks.run(newName, async () => {
+        const state = await this.requireState(name);
+        if (await this.readState(newName)) throw new ConflictError(`a worker named ${newName} exists`);
+        const renamed: WorkerState = {
+          ...state,
+          name: newName,
+          ...(state.server ? { workDir: state.workDir ?? this.serverDir(name) } : {}),
+        };
+        await this.writeState(renamed);
+        for (const suffix of ['', '.1']) {
+          await rename(`${this.logFile(name)}${suffix}`, `${this.logFile(newName)}${suffix}`).catch(
+            (error: unknown) => {
+              if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+            },
+          );
+        }
+        await rm(this.stateFile(name), { force: true });
+        const own = this.children.get(name);
+        if (own) {
+          this.children.delete(name);
+          own.name = newName;
+          this.children.set(newName, own);
+        }
+        const seen = this.seenAlive.get(name);
+        if (seen !== undefined) {
+          this.seenAlive.delete(name);
+          this.seenAlive.set(newName, seen);
+        }
+        return this.toInfo(renamed);
+      }),
+    );
   }
 
   async inspect(name: string): Promise<WorkerInfo | undefined> {
@@ -652,9 +709,9 @@ export class ProcessRuntime implements Runtime {
       });
     }
     child.unref();
-    const own: OwnChild = { pid, child, exited };
+    const own: OwnChild = { name: state.name, pid, child, exited };
     this.children.set(state.name, own);
-    void exited.then((exit) => this.onChildExit(state.name, own, exit));
+    void exited.then((exit) => this.onChildExit(own, exit));
     return own;
   }
 
@@ -674,9 +731,11 @@ export class ProcessRuntime implements Runtime {
     const repository = path.join(dir, 'models');
     await rm(repository, { recursive: true, force: true });
     await mkdir(repository, { recursive: true, mode: 0o700 });
+    // A renamed worker restarted: its old directory goes, the new one is its name's.
+    if (state.workDir && state.workDir !== dir) await rm(state.workDir, { recursive: true, force: true });
     const job = state.labels[LABELS.job];
     const model = state.labels[LABELS.model];
-    if (job && model) {
+    if (job && model && !state.emptyRepository) {
       await symlink(path.join(this.options.modelsDir, model), path.join(repository, job), 'dir');
     }
     const all = [...server.args, ...Object.values(server.env)].join('\n');
@@ -700,6 +759,8 @@ export class ProcessRuntime implements Runtime {
       // there); the server in its own directory.
       cwd: guard.cwd ?? REPO_ROOT,
       env: {
+        // A pooled server's guard links models of the store into its repository.
+        ...(state.emptyRepository ? { [GUARD_STORE_DIR_ENV]: this.options.modelsDir } : {}),
         NODE_ENV: process.env.NODE_ENV ?? 'production',
         ...base,
         MODELDOCK_LOG_LEVEL: state.env.MODELDOCK_LOG_LEVEL ?? this.options.logger?.level ?? 'info',
@@ -718,18 +779,26 @@ export class ProcessRuntime implements Runtime {
   }
 
   /** An own child exited: record it (after whatever start/stop holds the lock) and tell the watchers. */
-  private async onChildExit(name: string, own: OwnChild, exit: Exit): Promise<void> {
+  private async onChildExit(own: OwnChild, exit: Exit): Promise<void> {
     // A closed runtime is a router that is gone: the next one notices through /proc.
     if (this.closed.signal.aborted) return;
-    await this.locks.run(name, async () => {
-      const error = exit.signal
-        ? `killed by ${exit.signal}`
-        : exit.code === 0
-          ? null
-          : `exited with code ${exit.code}`;
-      await this.markExited(name, own.pid, exitCodeOf(exit), error);
-      if (this.children.get(name) === own) this.children.delete(name);
-    });
+    const error = exit.signal
+      ? `killed by ${exit.signal}`
+      : exit.code === 0
+        ? null
+        : `exited with code ${exit.code}`;
+    // Under the name it has now (a rename may have changed it since it started, or while
+    // this waited for the lock).
+    for (;;) {
+      const name = own.name;
+      const recorded = await this.locks.run(name, async () => {
+        if (own.name !== name) return false;
+        await this.markExited(name, own.pid, exitCodeOf(exit), error);
+        if (this.children.get(name) === own) this.children.delete(name);
+        return true;
+      });
+      if (recorded) return;
+    }
   }
 
   private async isAlive(state: WorkerState): Promise<boolean> {
