@@ -9,10 +9,13 @@
  * restarted router adopts the job's server and starts a fresh pool.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { LABELS, type WorkerInfo } from '../../src/runtime/runtime.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
-import { getJson, postJson, type TestRouter } from '../helpers/router.js';
+import { REPO_ROOT, getJson, postJson, type TestRouter } from '../helpers/router.js';
 import { assertRoutedAsDirect, workerSecretHeader } from '../helpers/scratch-router.js';
 
 /** The original requests on m-132 (MLServer's), for job `job`. */
@@ -80,6 +83,13 @@ export function runPoolScenario(runtime: string, target: PoolTarget): void {
         { size: 1, limit: 1, ready: 1, bounded_by: null },
       );
       await target.checkPooled?.(t, server);
+      // The modeldock command lists it too, a row per serving runtime's pool.
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), 'pool'],
+        { cwd: REPO_ROOT, env: { ...process.env, MODELDOCK_URL: t.url, NO_COLOR: '1' }, timeout: 60_000 },
+      );
+      assert.match(stdout, /^mlserver\s+1\s+1\s+1\s+0\s/m, stdout);
     });
 
     it('DEPLOY_CREATE takes it: the model linked in and loaded, no server start, same predictions as MLServer direct', async () => {
