@@ -8,12 +8,16 @@
  *   dedicated at BENCH_DENSITY_DEDICATED jobs (default 2,5,10), shared at
  *   BENCH_DENSITY_SHARED (default 10,100,1000), with the number of workers; every shared
  *   job answers one inference;
- * - DEPLOY_CREATE of a shared job (each of the largest run's);
+ * - DEPLOY_CREATE of a shared job: the shared run's jobs are created one at a time, by
+ *   the original request (POST /inference_router/, "placement": "shared"), so each one's
+ *   latency is its own, not a queue's; with the medians of its recorded steps;
  * - BENCH_DENSITY_REGISTERED jobs (default 10,000) registered under a memory budget of
- *   what the largest shared run measured (a tenth of them), then BENCH_DENSITY_PAIRS
- *   (default 2,000) pairs of requests to random jobs, 8 pairs at once: the first of a pair
- *   mostly finds its model evicted (a cold load), the second finds it loaded (steady
- *   state). Requests served and failed, evictions per second, p50/p99.
+ *   what a tenth of them measured live in the shared run (4 at once), then
+ *   BENCH_DENSITY_PAIRS (default 2,000) pairs of requests to random jobs, 8 pairs at
+ *   once. Before a pair the job's state is read (GET /v1/jobs/:id): `unloaded` means its
+ *   model was evicted, so the pair's first request is the first after an eviction (a cold
+ *   load); the second finds it loaded (steady state). Requests served and failed,
+ *   evictions per second, p50/p99.
  *
  *   node --import tsx bench/density.bench.ts
  */
@@ -54,6 +58,30 @@ async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   const started = performance.now();
   const value = await work();
   return [performance.now() - started, value];
+}
+
+/** DEPLOY_CREATE by the original request; its latency and the operation's steps. */
+async function deployCreate(
+  url: string,
+  i: number,
+): Promise<[number, { name: string; duration_ms: number }[]]> {
+  const [elapsed, response] = await timed(() =>
+    postJson(`${url}/inference_router/`, {
+      job_id: `j${i}`,
+      model: modelId(i),
+      dataset: 'ds-550',
+      operation_type: 'DEPLOY_CREATE',
+      placement: 'shared',
+    }),
+  );
+  if (response.status !== 200) throw new Error(`j${i}: ${response.status} ${JSON.stringify(response.body)}`);
+  return [elapsed, (response.body.steps as { name: string; duration_ms: number }[]) ?? []];
+}
+
+async function jobState(url: string, i: number): Promise<string> {
+  const { status, body } = await getJson(`${url}/v1/jobs/j${i}`);
+  if (status !== 200) throw new Error(`j${i}: ${status} ${JSON.stringify(body)}`);
+  return body.state as string;
 }
 
 async function create(url: string, i: number, placement: 'dedicated' | 'shared'): Promise<number> {
@@ -172,14 +200,16 @@ async function main() {
     const shared = await withRouter(modelsDir, { MODELDOCK_PLACEMENT: 'shared' }, async (router) => {
       const points: { jobs: number; workers: number; total_mib: number }[] = [];
       const creates: number[] = [];
+      const steps = new Map<string, number[]>();
       let created = 0;
       for (const size of SHARED) {
         const from = created;
-        await inParallel(
-          size - from,
-          4,
-          async (i) => void creates.push(await create(router.url, from + i, 'shared')),
-        );
+        await inParallel(size - from, 1, async (i) => {
+          const [elapsed, recorded] = await deployCreate(router.url, from + i);
+          creates.push(elapsed);
+          for (const step of recorded)
+            steps.set(step.name, [...(steps.get(step.name) ?? []), step.duration_ms]);
+        });
         created = size;
         points.push({ jobs: size, ...(await workerMemory(router.url)) });
         console.log(`  ${size} jobs:`, points.at(-1));
@@ -189,7 +219,10 @@ async function main() {
         const [, status] = await infer(router.url, i);
         if (status !== 200) failed++;
       });
-      return { points, creates, answered: largest - failed, failed };
+      const createSteps = Object.fromEntries(
+        [...steps].map(([name, values]) => [name, summarize(values).median]),
+      );
+      return { points, creates, createSteps, answered: largest - failed, failed };
     });
 
     // The budget holds a tenth of the registered jobs: what that many live shared jobs measured.
@@ -212,13 +245,15 @@ async function main() {
           inParallel(REGISTERED, 4, async (i) => void (await create(router.url, i, 'shared'))),
         );
         const evictionsBefore = await metric(router.url, 'modeldock_evictions_total');
-        const cold: number[] = [];
+        const afterEviction: number[] = [];
+        const firstLoaded: number[] = [];
         const warm: number[] = [];
         let failed = 0;
         const [trafficMs] = await timed(() =>
           inParallel(PAIRS, AT_ONCE, async () => {
             const job = Math.floor(Math.random() * REGISTERED);
-            for (const into of [cold, warm]) {
+            const evicted = (await jobState(router.url, job)) === 'unloaded';
+            for (const into of [evicted ? afterEviction : firstLoaded, warm]) {
               const [elapsed, status] = await infer(router.url, job);
               if (status === 200) into.push(elapsed);
               else failed++;
@@ -231,13 +266,14 @@ async function main() {
           registered: REGISTERED,
           register_s: Math.round(registerMs / 100) / 10,
           requests: PAIRS * 2,
-          served: cold.length + warm.length,
+          served: afterEviction.length + firstLoaded.length + warm.length,
           failed,
           traffic_s: Math.round(trafficMs / 100) / 10,
           evictions,
           evictions_per_s: Math.round((evictions / (trafficMs / 1000)) * 10) / 10,
-          all_ms: summarize([...cold, ...warm]),
-          first_of_pair_ms: summarize(cold),
+          all_ms: summarize([...afterEviction, ...firstLoaded, ...warm]),
+          first_after_eviction_ms: summarize(afterEviction),
+          first_found_loaded_ms: summarize(firstLoaded),
           second_of_pair_ms: summarize(warm),
           memory_after: await workerMemory(router.url),
         };
@@ -252,6 +288,7 @@ async function main() {
       shared_answered: shared.answered,
       shared_failed: shared.failed,
       deploy_create_shared_ms: summarize(shared.creates),
+      deploy_create_shared_steps_p50_ms: shared.createSteps,
       churn,
     };
     const file = writeResult('density', result);

@@ -276,16 +276,26 @@ function densityChurnTable(r: any): string {
       ['evictions', `${int(c.evictions)} (${c.evictions_per_s} per second)`],
       ['all requests', `p50 ${ms(c.all_ms.median)}, p99 ${ms(c.all_ms.p99)}`],
       [
-        'first of a pair (mostly a cold load)',
-        `p50 ${ms(c.first_of_pair_ms.median)}, p99 ${ms(c.first_of_pair_ms.p99)}`,
+        `first of a pair, its model evicted (a cold load; ${int(c.first_after_eviction_ms.n)})`,
+        `p50 ${ms(c.first_after_eviction_ms.median)}, p99 ${ms(c.first_after_eviction_ms.p99)}`,
+      ],
+      [
+        `first of a pair, its model still loaded (${int(c.first_found_loaded_ms.n)})`,
+        `p50 ${ms(c.first_found_loaded_ms.median)}, p99 ${ms(c.first_found_loaded_ms.p99)}`,
       ],
       [
         'second of a pair (loaded)',
         `p50 ${ms(c.second_of_pair_ms.median)}, p99 ${ms(c.second_of_pair_ms.p99)}`,
       ],
       [
-        'DEPLOY_CREATE of a shared job',
+        'DEPLOY_CREATE of a shared job (one at a time)',
         `p50 ${ms(need(r, 'deploy_create_shared_ms.median'))}, p99 ${ms(need(r, 'deploy_create_shared_ms.p99'))}`,
+      ],
+      [
+        'its steps (p50)',
+        Object.entries(need(r, 'deploy_create_shared_steps_p50_ms') as Record<string, number>)
+          .map(([step, value]) => `${step} ${ms(value)}`)
+          .join(', '),
       ],
     ],
   );
@@ -771,7 +781,8 @@ export const TABLES: Record<string, Renderer> = {
     },
     {
       target: 'first request after an eviction p50 ≤ 30 ms over steady state',
-      value: (r) => need(r, 'churn.first_of_pair_ms.median') - need(r, 'churn.second_of_pair_ms.median'),
+      value: (r) =>
+        need(r, 'churn.first_after_eviction_ms.median') - need(r, 'churn.second_of_pair_ms.median'),
       format: ms,
       met: (v) => v <= 30,
     },

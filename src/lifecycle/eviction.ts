@@ -150,11 +150,17 @@ export function decidePlacement(
   }
 
   // 3. Eviction: old enough models first; younger ones only when that cannot make room.
+  // A fleet found over its budget (a load measured more than was reserved for it: an
+  // allocator or heap growing a step during it) is not brought back by one load evicting
+  // for that excess too, which on one worker of small models could take more than half of
+  // them and refuse the load: each load makes room for what it takes, so the excess never
+  // grows, and it leaves with the model that measured it.
+  const budgetNeed = ask.bytes - Math.max(0, budgetLeft);
   let tooMany = false;
   for (const allowYoung of [false, true]) {
     let best: { workerId: string; evict: ResidentModel[]; newestUse: number } | undefined;
     for (const worker of workers) {
-      const need = Math.max(ask.bytes - roomOn(worker), ask.bytes - budgetLeft);
+      const need = Math.max(ask.bytes - roomOn(worker), budgetNeed);
       const atLeast = atModelLimit(worker) ? worker.models.length + 1 - worker.maxModels! : 0;
       const victims = victimsOn(worker, need, atLeast, ask.now, settings.minResidencyMs, allowYoung);
       if (!victims) continue;

@@ -24,6 +24,12 @@ import { workerSpec } from './worker-spec.js';
 
 export const SHARED_KIND = 'shared';
 
+/** A placement: the server on its worker, and the evictions that make room there (still under way). */
+interface Placed {
+  server: ServerRecord;
+  evicted?: Promise<unknown>;
+}
+
 /** Evicts a hosted server to make room for job `forJob` (operations/evict.ts). */
 export type Evictor = (victim: ServerRecord, forJob: string, young: boolean) => Promise<unknown>;
 
@@ -179,7 +185,7 @@ export class SharedFleet {
     server: ServerRecord,
     assign: (worker: WorkerInfo) => Promise<ServerRecord>,
   ): Promise<ServerRecord> {
-    return this.placing.run('fleet', async () => {
+    const placed = await this.placing.run('fleet', async (): Promise<Placed> => {
       const served = servedName(server);
       const deadline = Date.now() + (this.deps.options.loadWaitMs ?? 30_000);
       const fileBytes = await this.deps.catalog.modelBytes(server.model);
@@ -204,21 +210,29 @@ export class SharedFleet {
           { served, model: server.model, fileBytes, now: Date.now(), mayOpen: await this.mayOpen() },
           this.activity,
         );
-        if (decision.kind === 'open') return this.assignTo(await this.open(rec), assign);
+        if (decision.kind === 'open') return { server: await this.assignTo(await this.open(rec), assign) };
         if (decision.kind === 'place') {
           const worker = running.find((w) => w.name === decision.workerId)!;
-          if (decision.evict.length > 0) {
-            const victims = (hosted.get(worker.name) ?? []).filter((h) =>
-              decision.evict.some((v) => v.jobId === h.served),
-            );
-            // Every victim's lock is taken in this tick (evict.ts), before anything else can start on it.
-            const evictions = victims.map((v) => this.evictor(v.server, server.jobId, decision.youngEvicted));
-            await rec.step('evict', () => Promise.all(evictions));
-            rec.warn(
-              `evicted ${victims.map((v) => v.served).join(', ')} from ${worker.name} to make room (about ${mib(bytes)} needed)`,
-            );
-          }
-          return this.assignTo(worker, assign);
+          if (decision.evict.length === 0) return { server: await this.assignTo(worker, assign) };
+          const victims = (hosted.get(worker.name) ?? []).filter((h) =>
+            decision.evict.some((v) => v.jobId === h.served),
+          );
+          // Every victim's lock is taken in this tick (evict.ts), before anything else can
+          // start on it: from here on each counts as busy, never chosen again. What they
+          // hold counts as given back (the load waits for it below), so the next
+          // placement, which need not wait for these evictions, does not evict for it twice.
+          const evictions = victims.map((v) => this.evictor(v.server, server.jobId, decision.youngEvicted));
+          const leaving = this.memory.markLeaving(
+            worker.name,
+            victims.map((v) => v.served),
+          );
+          const evicted = Promise.all(evictions).finally(leaving);
+          // Awaited once this placement is recorded; a failure before then is not unhandled.
+          evicted.catch(() => undefined);
+          rec.warn(
+            `evicted ${victims.map((v) => v.served).join(', ')} from ${worker.name} to make room (about ${mib(bytes)} needed)`,
+          );
+          return { server: await this.assignTo(worker, assign), evicted };
         }
         if (decision.reason !== 'busy') {
           this.deps.metrics.placementRefusals.inc({ reason: decision.reason });
@@ -234,6 +248,11 @@ export class SharedFleet {
         await delay(Math.min(200, 10 * 2 ** attempt));
       }
     });
+    // The model loads once its victims have gone, but the next placement need not wait:
+    // this one is counted (its server names the worker, its load reserved).
+    const { evicted } = placed;
+    if (evicted) await rec.step('evict', () => evicted);
+    return placed.server;
   }
 
   private assignTo(worker: WorkerInfo, assign: (worker: WorkerInfo) => Promise<ServerRecord>) {

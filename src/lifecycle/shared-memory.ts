@@ -9,6 +9,7 @@
 import type { LoadResult, WorkerStats } from '../runtime/worker-client.js';
 import type { ServerRecord } from '../store/records.js';
 import {
+  MIN_MODEL_BYTES,
   ModelSizes,
   type EvictionSettings,
   type PlacementDecision,
@@ -56,11 +57,23 @@ export interface SharedMemoryOptions extends EvictionSettings {
   workerLimitBytes: number;
 }
 
+/**
+ * What a loaded model counts: what its load measured, but at least MIN_MODEL_BYTES. An
+ * allocator reuses memory freed by earlier unloads, so a small model's load often measures
+ * nothing; counted as nothing it would free nothing when evicted, and making room for one
+ * load would take every such model before one that counts — more than half a worker's.
+ */
+function atLeastMin(bytes: number): number {
+  return Math.max(MIN_MODEL_BYTES, bytes);
+}
+
 export class SharedMemory {
   readonly sizes = new ModelSizes();
   private readonly figures = new Map<string, WorkerFigures>();
   /** The least an idle worker measured (its use less its models'), for opening another. */
   private idleBytes: number | undefined;
+  /** Per worker, the models being evicted from it: counted as given back until their unload says what it gave. */
+  private readonly leaving = new Map<string, Set<string>>();
 
   constructor(readonly options: SharedMemoryOptions) {}
 
@@ -71,7 +84,9 @@ export class SharedMemory {
 
   /** A worker's stats: its whole picture (opened, adopted, or after a fault). */
   observeStats(worker: string, stats: WorkerStats): void {
-    const models = new Map(Object.entries(stats.model_memory_bytes ?? {}));
+    const models = new Map(
+      Object.entries(stats.model_memory_bytes ?? {}).map(([served, bytes]) => [served, atLeastMin(bytes)]),
+    );
     this.figures.set(worker, {
       limitBytes: stats.memory_limit_bytes ?? null,
       usedBytes: stats.memory_bytes ?? stats.rss_bytes,
@@ -90,14 +105,34 @@ export class SharedMemory {
       figures = { limitBytes: null, usedBytes: result.workerMemoryBytes, models: new Map() };
       this.figures.set(worker, figures);
     }
-    figures.models.set(served, result.memoryBytes ?? this.sizes.estimate(model));
+    figures.models.set(
+      served,
+      result.memoryBytes === null ? this.sizes.estimate(model) : atLeastMin(result.memoryBytes),
+    );
     if (result.workerMemoryBytes !== null) figures.usedBytes = result.workerMemoryBytes;
     if (result.workerMemoryLimitBytes !== null) figures.limitBytes = result.workerMemoryLimitBytes;
     this.noteIdle(worker);
   }
 
+  /**
+   * Models an eviction is taking off a worker: what they hold counts as given back from
+   * now on, and they no longer count among its models. Until their unload answers (which
+   * replaces the guess by the worker's measurement), or the returned function is called
+   * (the eviction ended, or failed and they stay).
+   */
+  markLeaving(worker: string, served: readonly string[]): () => void {
+    const set = this.leaving.get(worker) ?? new Set<string>();
+    for (const name of served) set.add(name);
+    this.leaving.set(worker, set);
+    return () => {
+      for (const name of served) set.delete(name);
+      if (set.size === 0 && this.leaving.get(worker) === set) this.leaving.delete(worker);
+    };
+  }
+
   /** An unload's answer: the worker's use after it (else its use less the model's size). */
   observeUnload(worker: string, served: string, workerMemoryBytes: number | null): void {
+    this.leaving.get(worker)?.delete(served);
     const figures = this.figures.get(worker);
     if (!figures) return;
     const bytes = figures.models.get(served) ?? 0;
@@ -108,6 +143,7 @@ export class SharedMemory {
   /** The worker is gone (closed, or died): its figures with it. */
   forget(worker: string): void {
     this.figures.delete(worker);
+    this.leaving.delete(worker);
   }
 
   /** Measured memory of every shared worker known, together. */
@@ -153,11 +189,17 @@ export class SharedMemory {
 
   private view(name: string, hosted: HostedServer[], activity: Activity): SharedWorkerView {
     const figures = this.figures.get(name);
+    const leaving = this.leaving.get(name);
     const models: ResidentModel[] = [];
     let reserved = 0;
     let unmeasured = 0;
+    let leavingBytes = 0;
     for (const { served, server } of hosted) {
       const measured = figures?.models.get(served);
+      if (leaving?.has(served)) {
+        leavingBytes += measured ?? 0;
+        continue;
+      }
       const loading = server.state !== 'ready' || measured === undefined;
       const bytes = measured ?? this.sizes.estimate(server.model);
       // A model on its way in is reserved at its estimate until its load says what it took.
@@ -172,13 +214,16 @@ export class SharedMemory {
         ...(server.state !== 'ready' ? { loading: true } : {}),
       });
     }
-    const modelBytes = [...(figures?.models.values() ?? [])].reduce((sum, b) => sum + b, 0);
+    const modelBytes = [...(figures?.models.values() ?? [])].reduce((sum, b) => sum + b, 0) - leavingBytes;
     return {
       workerId: name,
       limitBytes: figures?.limitBytes ?? this.options.workerLimitBytes,
       ...(figures?.idleBytes === undefined ? {} : { accountedBytes: figures.idleBytes + modelBytes }),
       // Unknown figures (not heard from yet): its models at their estimates over an idle worker.
-      usedBytes: figures?.usedBytes ?? (this.idleBytes ?? IDLE_WORKER_GUESS_BYTES) + unmeasured,
+      usedBytes:
+        figures === undefined
+          ? (this.idleBytes ?? IDLE_WORKER_GUESS_BYTES) + unmeasured
+          : Math.max(0, figures.usedBytes - leavingBytes),
       reservedBytes: reserved,
       models,
     };

@@ -120,6 +120,16 @@ describe('eviction: placing a model on shared workers', () => {
     assert.deepEqual(jobs(decision), ['a1']);
   });
 
+  it('a fleet over its budget evicts for the new load, not for the excess as well', () => {
+    // 20 models of 1 MiB, one of which measured 14 MiB more than was reserved for it:
+    // the fleet is 12 MiB over a budget of 100 MiB.
+    const models = Array.from({ length: 20 }, (_, i) => model(`m${i}`, i === 19 ? 15 : 1, 60_000 - i));
+    const w = worker('a', 1024, models, 78);
+    const over = { ...settings, budgetBytes: 100 * MiB };
+    const decision = decidePlacement([w], { jobId: 'new', bytes: 2 * MiB, now: NOW }, over);
+    assert.deepEqual(jobs(decision), ['m0', 'm1'], 'what the load takes, not 12 MiB more');
+  });
+
   it('a worker at its model limit takes another only in place of its least recently used', () => {
     const w = { ...worker('a', 2048, [model('old', 1, 50_000), model('new', 1, 1_000)]), maxModels: 2 };
     const decision = decidePlacement([w], { jobId: 'x', bytes: 1 * MiB, now: NOW }, settings);

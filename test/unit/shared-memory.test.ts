@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SharedMemory, type Activity, type HostedServer } from '../../src/lifecycle/shared-memory.js';
+import type { ServerRecord } from '../../src/store/records.js';
+import { serverInput } from '../contract/store.contract.js';
+
+const MiB = 1024 ** 2;
+const LONG_AGO = '2026-01-01T00:00:00.000Z';
+
+/** A ready shared server of job `jobId` on worker w1, loaded and last used long ago. */
+function hosted(number: number, jobId: string): HostedServer {
+  const server: ServerRecord = {
+    ...serverInput(number, { jobId, placement: 'shared', workerName: 'w1', state: 'ready' }),
+    loadedAt: LONG_AGO,
+    lastUsedAt: LONG_AGO,
+    version: 2,
+    createdAt: LONG_AGO,
+    updatedAt: LONG_AGO,
+  };
+  return { served: jobId, server };
+}
+
+const idle: Activity = { inFlight: () => 0, lastUsedAt: (s) => Date.parse(s.lastUsedAt!) + s.number };
+
+describe('shared memory: models being evicted (shared-memory.ts)', () => {
+  // One worker with a 250 MiB limit: 100 MiB of runtime and two 50 MiB models, under a
+  // budget of 200 MiB (spent), asked for a model estimated at 25 MiB (a 50 MiB load peak).
+  function setUp() {
+    const memory = new SharedMemory({
+      budgetBytes: 200 * MiB,
+      minResidencyMs: 0,
+      workerLimitBytes: 250 * MiB,
+    });
+    memory.observeStats('w1', {
+      rss_bytes: 200 * MiB,
+      memory_bytes: 200 * MiB,
+      memory_limit_bytes: 250 * MiB,
+      model_memory_bytes: { a: 50 * MiB, b: 50 * MiB },
+    });
+    memory.sizes.observe('m-131', 25 * MiB);
+    let servers = [hosted(1, 'a'), hosted(2, 'b')];
+    /** a is no longer hosted: its record says unloaded. */
+    const unloaded = () => (servers = servers.filter((h) => h.served !== 'a'));
+    const decide = () =>
+      memory.decide(
+        [{ name: 'w1', hosted: servers }],
+        { served: 'c', model: 'm-131', now: Date.now(), mayOpen: false },
+        idle,
+      ).decision;
+    return { memory, decide, unloaded };
+  }
+
+  it('counts what an eviction under way gives back, so the next placement does not evict for it again', () => {
+    const { memory, decide } = setUp();
+    const first = decide();
+    assert.equal(first.kind, 'place');
+    assert.deepEqual(first.kind === 'place' && first.evict.map((m) => m.jobId), ['a']);
+    memory.markLeaving('w1', ['a']);
+    // a is on its way out: room for c without evicting b as well.
+    assert.deepEqual(decide(), { kind: 'place', workerId: 'w1', evict: [], youngEvicted: false });
+  });
+
+  it("takes the unload's measurement in its place once it answers", () => {
+    const { memory, decide, unloaded } = setUp();
+    memory.markLeaving('w1', ['a']);
+    // The worker measured more than the guess left it: its runtime grew meanwhile, and
+    // only 10 MiB of its limit is left, so b must go too.
+    memory.observeUnload('w1', 'a', 240 * MiB);
+    unloaded();
+    const after = decide();
+    assert.equal(after.kind, 'place');
+    assert.deepEqual(after.kind === 'place' && after.evict.map((m) => m.jobId), ['b']);
+  });
+
+  it('counts the models again when the eviction ended without unloading them', () => {
+    const { memory, decide } = setUp();
+    const release = memory.markLeaving('w1', ['a']);
+    release();
+    const again = decide();
+    assert.deepEqual(again.kind === 'place' && again.evict.map((m) => m.jobId), ['a']);
+  });
+
+  it('counts a model whose load measured nothing at the least a model counts, so evicting one makes room', () => {
+    const memory = new SharedMemory({
+      budgetBytes: 100 * MiB,
+      minResidencyMs: 0,
+      workerLimitBytes: 250 * MiB,
+    });
+    // An allocator reusing freed memory: 20 small models whose loads measured 0 bytes.
+    const names = Array.from({ length: 20 }, (_, i) => `z${i}`);
+    memory.observeStats('w1', {
+      rss_bytes: 100 * MiB,
+      memory_bytes: 100 * MiB,
+      memory_limit_bytes: 250 * MiB,
+      model_memory_bytes: Object.fromEntries(names.map((n) => [n, 0])),
+    });
+    memory.sizes.observe('m-131', 0);
+    const servers = names.map((n, i) => hosted(i + 1, n));
+    const { decision } = memory.decide(
+      [{ name: 'w1', hosted: servers }],
+      { served: 'new', model: 'm-131', now: Date.now(), mayOpen: false },
+      idle,
+    );
+    assert.equal(decision.kind, 'place');
+    assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['z0', 'z1']);
+  });
+});
