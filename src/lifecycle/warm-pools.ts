@@ -59,8 +59,7 @@ export class WarmPools {
     for (const [name, size] of Object.entries(options.runtimes ?? {})) {
       const serving = foreignEntry(catalog, name);
       if (size === 0) continue;
-      // Pooled foreign servers need their model store mounted for the guard: process and Docker so far.
-      if (!catalog!.startable(serving) || runtime.kind === 'kubernetes') {
+      if (!catalog!.startable(serving)) {
         logger.warn(
           `MODELDOCK_WARM_POOL: ${name} cannot be started on the ${runtime.kind} runtime; its pool is off`,
         );

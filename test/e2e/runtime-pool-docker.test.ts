@@ -11,6 +11,8 @@ import { POOL_ENV, runPoolScenario } from './runtime-pool.scenario.js';
 const env = { ...POOL_ENV, MODELDOCK_MLSERVER_IMAGE: MLSERVER_IMAGE };
 
 runPoolScenario('Docker', {
+  // The lifecycle's own rules run on the process runtime (runtime-pool.test.ts).
+  runtimeOnly: true,
   start: async () => {
     const t = await startTestRouter({ env });
     await t.docker

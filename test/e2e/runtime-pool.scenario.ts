@@ -9,10 +9,13 @@
  * restarted router adopts the job's server and starts a fresh pool.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { LABELS, type WorkerInfo } from '../../src/runtime/runtime.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
-import { getJson, postJson, type TestRouter } from '../helpers/router.js';
+import { REPO_ROOT, getJson, postJson, type TestRouter } from '../helpers/router.js';
 import { assertRoutedAsDirect, workerSecretHeader } from '../helpers/scratch-router.js';
 
 /** The original requests on m-132 (MLServer's), for job `job`. */
@@ -33,6 +36,13 @@ export interface PoolTarget {
   kill(t: TestRouter, name: string): Promise<void>;
   /** What the runtime must show of an idle pooled server (its container, its process). */
   checkPooled?(t: TestRouter, worker: WorkerInfo): Promise<void>;
+  /**
+   * Leave out the pool's rules that are the lifecycle's alone, the same code whatever runs
+   * the servers (the MODELDOCK_MAX_SERVERS bound, TEMP, reuse): one runtime tests them, the
+   * others what they do themselves (the container, the link, a death seen, adoption), to
+   * keep CI short.
+   */
+  runtimeOnly?: boolean;
 }
 
 export function runPoolScenario(runtime: string, target: PoolTarget): void {
@@ -80,6 +90,13 @@ export function runPoolScenario(runtime: string, target: PoolTarget): void {
         { size: 1, limit: 1, ready: 1, bounded_by: null },
       );
       await target.checkPooled?.(t, server);
+      // The modeldock command lists it too, a row per serving runtime's pool.
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), 'pool'],
+        { cwd: REPO_ROOT, env: { ...process.env, MODELDOCK_URL: t.url, NO_COLOR: '1' }, timeout: 60_000 },
+      );
+      assert.match(stdout, /^mlserver\s+1\s+1\s+1\s+0\s/m, stdout);
     });
 
     it('DEPLOY_CREATE takes it: the model linked in and loaded, no server start, same predictions as MLServer direct', async () => {
@@ -97,63 +114,75 @@ export function runPoolScenario(runtime: string, target: PoolTarget): void {
       for (const i of [0, 1, 2]) await assertRoutedAsDirect(t, job.endpoint!, 'p1', i);
     });
 
-    it('refills, but only into the room MODELDOCK_MAX_SERVERS leaves', async () => {
-      const first = await idleServer();
-      const second = await postJson(`${t.url}/inference_router/`, request(0, 'p2'));
-      assert.equal(second.status, 200, JSON.stringify(second.body).slice(0, 800));
-      assert.ok(!second.body.steps.some((s: { name: string }) => s.name === 'start'));
-      assert.equal((await t.runtime.list()).find((w) => w.name === second.body.container_name)?.id, first.id);
-      await t.router.lifecycle.pool.whenFull();
-      const bounded = await mlserverPool();
-      assert.deepEqual(
-        { limit: bounded.limit, ready: bounded.ready, bounded_by: bounded.bounded_by },
-        { limit: 0, ready: 0, bounded_by: 'max_servers' },
-        'two live servers: MODELDOCK_MAX_SERVERS=2 leaves no room for an idle one',
-      );
-      assert.equal((await t.runtime.list()).length, 2);
-      const terminated = await postJson(`${t.url}/inference_router/`, request(3, 'p2'));
-      assert.equal(terminated.body.state, 'terminated');
-      const refilled = await idleServer();
-      assert.notEqual(refilled.id, first.id);
-    });
-
-    it('TEMP takes one too, reports the accuracy, and the pool refills', async () => {
-      const server = await idleServer();
-      const response = await postJson(`${t.url}/inference_router/`, request(4, 't1'));
-      assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-      assert.equal(response.body.result.count, 550);
-      assert.equal(response.body.result.correct, 528);
-      const steps = response.body.steps.map((s: { name: string }) => s.name);
-      assert.ok(steps.includes('link') && !steps.includes('start'), steps.join());
-      assert.equal((await t.runtime.inspect(server.name)) ?? undefined, undefined, 'taken and removed after');
-      const refilled = await idleServer();
-      assert.notEqual(refilled.id, server.id);
-      assert.equal((await t.runtime.list()).length, 2, 'job p1 and the idle server');
-    });
-
-    it('a pooled server that holds a model is not handed to a job: it is removed and a server started', async () => {
-      const server = await idleServer();
-      // Something with its secret loaded a model into it behind the router's back.
-      const secret = workerSecretHeader(t.runtime, server.endpoint!);
-      const link = await fetch(`${server.endpoint}/modeldock/repository/other`, {
-        method: 'PUT',
-        headers: { ...secret, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'm-132' }),
+    if (!target.runtimeOnly) {
+      it('refills, but only into the room MODELDOCK_MAX_SERVERS leaves', async () => {
+        const first = await idleServer();
+        const second = await postJson(`${t.url}/inference_router/`, request(0, 'p2'));
+        assert.equal(second.status, 200, JSON.stringify(second.body).slice(0, 800));
+        assert.ok(!second.body.steps.some((s: { name: string }) => s.name === 'start'));
+        assert.equal(
+          (await t.runtime.list()).find((w) => w.name === second.body.container_name)?.id,
+          first.id,
+        );
+        await t.router.lifecycle.pool.whenFull();
+        const bounded = await mlserverPool();
+        assert.deepEqual(
+          { limit: bounded.limit, ready: bounded.ready, bounded_by: bounded.bounded_by },
+          { limit: 0, ready: 0, bounded_by: 'max_servers' },
+          'two live servers: MODELDOCK_MAX_SERVERS=2 leaves no room for an idle one',
+        );
+        assert.equal((await t.runtime.list()).length, 2);
+        const terminated = await postJson(`${t.url}/inference_router/`, request(3, 'p2'));
+        assert.equal(terminated.body.state, 'terminated');
+        const refilled = await idleServer();
+        assert.notEqual(refilled.id, first.id);
       });
-      assert.equal(link.status, 200, await link.text());
-      const load = await postJson(`${server.endpoint}/v2/repository/models/other/load`, {}, secret);
-      assert.equal(load.status, 200, JSON.stringify(load.body));
 
-      const response = await postJson(`${t.url}/inference_router/`, request(0, 'p3'));
-      assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
-      const steps = response.body.steps.map((s: { name: string }) => s.name);
-      assert.deepEqual(steps, ['record', 'create', 'start', 'wait_ready', 'load'], 'a server of its own');
-      assert.equal(await t.runtime.inspect(server.name), undefined, 'the server that held a model is gone');
-      const job = (await t.runtime.list()).find((w) => w.name === response.body.container_name)!;
-      assert.notEqual(job.id, server.id);
-      await assertRoutedAsDirect(t, job.endpoint!, 'p3', 4);
-      assert.equal((await postJson(`${t.url}/inference_router/`, request(3, 'p3'))).body.state, 'terminated');
-    });
+      it('TEMP takes one too, reports the accuracy, and the pool refills', async () => {
+        const server = await idleServer();
+        const response = await postJson(`${t.url}/inference_router/`, request(4, 't1'));
+        assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
+        assert.equal(response.body.result.count, 550);
+        assert.equal(response.body.result.correct, 528);
+        const steps = response.body.steps.map((s: { name: string }) => s.name);
+        assert.ok(steps.includes('link') && !steps.includes('start'), steps.join());
+        assert.equal(
+          (await t.runtime.inspect(server.name)) ?? undefined,
+          undefined,
+          'taken and removed after',
+        );
+        const refilled = await idleServer();
+        assert.notEqual(refilled.id, server.id);
+        assert.equal((await t.runtime.list()).length, 2, 'job p1 and the idle server');
+      });
+
+      it('a pooled server that holds a model is not handed to a job: it is removed and a server started', async () => {
+        const server = await idleServer();
+        // Something with its secret loaded a model into it behind the router's back.
+        const secret = workerSecretHeader(t.runtime, server.endpoint!);
+        const link = await fetch(`${server.endpoint}/modeldock/repository/other`, {
+          method: 'PUT',
+          headers: { ...secret, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'm-132' }),
+        });
+        assert.equal(link.status, 200, await link.text());
+        const load = await postJson(`${server.endpoint}/v2/repository/models/other/load`, {}, secret);
+        assert.equal(load.status, 200, JSON.stringify(load.body));
+
+        const response = await postJson(`${t.url}/inference_router/`, request(0, 'p3'));
+        assert.equal(response.status, 200, JSON.stringify(response.body).slice(0, 800));
+        const steps = response.body.steps.map((s: { name: string }) => s.name);
+        assert.deepEqual(steps, ['record', 'create', 'start', 'wait_ready', 'load'], 'a server of its own');
+        assert.equal(await t.runtime.inspect(server.name), undefined, 'the server that held a model is gone');
+        const job = (await t.runtime.list()).find((w) => w.name === response.body.container_name)!;
+        assert.notEqual(job.id, server.id);
+        await assertRoutedAsDirect(t, job.endpoint!, 'p3', 4);
+        assert.equal(
+          (await postJson(`${t.url}/inference_router/`, request(3, 'p3'))).body.state,
+          'terminated',
+        );
+      });
+    }
 
     it('a killed idle server is replaced', async () => {
       const server = await idleServer();

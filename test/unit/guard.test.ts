@@ -63,6 +63,7 @@ async function startGuard(mode: Mode, serverArgs: string[] = [SERVER], until = 2
       MODELDOCK_WORKER_SECRET: SECRET,
       MODELDOCK_WORKER_BODY_LIMIT: String(BODY_LIMIT),
       MODELDOCK_LOG_LEVEL: 'warn',
+      MODELDOCK_GUARD_STORE_DIR: REPO_ROOT,
     },
   });
   let output = '';
@@ -185,6 +186,15 @@ function describeGuard(mode: Mode) {
         after['POST /v2/models/echo/infer'],
         before['POST /v2/models/echo/infer'],
         'none reached it',
+      );
+    });
+
+    it("keeps its own settings from the server's environment", async () => {
+      const names = (await (await fetch(`${guard.url}/env`, { headers: withSecret })).json()) as string[];
+      assert.ok(names.includes('MODELDOCK_WORKER_SECRET'), "the worker's environment reaches it");
+      assert.deepEqual(
+        names.filter((name) => name.startsWith('MODELDOCK_GUARD_')),
+        [],
       );
     });
 

@@ -184,6 +184,36 @@ describe("a foreign server's Pod", () => {
     assert.equal(withoutExec.spec!.volumes!.length, 3);
   });
 
+  it('pooled (no job yet): an empty memory-backed repository, the store read-only for its guard to link from', () => {
+    const pooled = workerPod(
+      { ...foreign, labels: { [LABELS.kind]: 'pool' }, emptyRepository: true },
+      template,
+    );
+    const container = pooled.spec!.containers[0]!;
+    const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value]));
+    assert.deepEqual(container.command, ['node', '/app/guard.mjs']);
+    assert.equal(env.MODELDOCK_MODELS_DIR, '/repository');
+    const mounts = Object.fromEntries(container.volumeMounts!.map((m) => [m.mountPath, m]));
+    assert.deepEqual(Object.keys(mounts).sort(), [
+      '/datasets',
+      '/models',
+      '/opt/triton-backends',
+      '/repository',
+      '/tmp',
+    ]);
+    assert.equal(mounts['/models']!.readOnly, true);
+    const volumes = Object.fromEntries(pooled.spec!.volumes!.map((v) => [v.name, v]));
+    assert.deepEqual(volumes[mounts['/repository']!.name]!.emptyDir, { medium: 'Memory', sizeLimit: '1Mi' });
+    assert.throws(
+      () =>
+        workerPod(
+          { ...foreign, labels: { [LABELS.kind]: 'pool' }, emptyRepository: true },
+          { ...template, store: { type: 'router', url: 'http://r' } },
+        ),
+      /links its models from the store: run it with MODELDOCK_K8S_STORE=hostpath or pvc/,
+    );
+  });
+
   it("a PVC store gives it the model's directory of the claim; the router store is refused", () => {
     const withPvc = workerPod(foreign, { ...template, store: { type: 'pvc', claim: 'models' } });
     const mounts = withPvc.spec!.containers[0]!.volumeMounts!;

@@ -25,7 +25,12 @@ import { InvalidInputError } from '../../errors.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 import { STORE_CACHE_DIR_ENV, STORE_URL_ENV } from '../../worker-store-protocol.js';
-import { foreignContainer, type ForeignContainer } from '../foreign-container.js';
+import {
+  SERVER_REPOSITORY,
+  foreignContainer,
+  pooledForeignContainer,
+  type ForeignContainer,
+} from '../foreign-container.js';
 import { LABELS, type WorkerSpec } from '../runtime.js';
 import { LABELS_ANNOTATION, podLabels } from './pod-labels.js';
 
@@ -35,6 +40,8 @@ export const WORKER_CONTAINER = 'worker';
 /** start() removes this gate; until then the Pod is created, not scheduled. */
 export const START_GATE = 'modeldock.io/start';
 const WORKER_UID = 10001;
+/** Where a pooled foreign server's guard sees the model store (read-only), as modeldock's worker does. */
+const POOLED_STORE = '/models';
 
 /**
  * Where the worker's models and datasets come from (MODELDOCK_K8S_STORE):
@@ -66,7 +73,7 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
   // Never a worker open by accident: a spec without a secret gets one here. It is in
   // the Pod's environment, readable by whoever may read Pods in the namespace (the
   // router's Role; an operator's), as it is in a container's on Docker.
-  const foreign = spec.serverImage ? foreignContainer(spec, WORKER_PORT) : undefined;
+  const foreign = spec.serverImage ? foreignServer(spec, options.store) : undefined;
   const env = withWorkerSecret({
     MODELDOCK_WORKER_PORT: String(WORKER_PORT),
     ...storeEnv(options.store),
@@ -75,9 +82,7 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
     ...spec.env,
     ...foreign?.env,
   });
-  const { volumes, mounts } = foreign
-    ? foreignVolumes(foreign, options.store, spec.serverImage?.execDir)
-    : storeVolumes(options.store, limits.memoryBytes);
+  const { volumes, mounts } = foreign ?? storeVolumes(options.store, limits.memoryBytes);
   // A foreign server's image runs its guard, which starts the server (foreign-container.ts).
   const run: Partial<V1Container> = foreign
     ? { command: foreign.entrypoint, args: foreign.args, workingDir: '/tmp' }
@@ -183,6 +188,23 @@ function storeVolumes(
 }
 
 /**
+ * A foreign server's guard and server (foreign-container.ts) and its volumes: for one job
+ * (its model as the repository), or for the warm pool (an empty repository the guard links
+ * a model into).
+ */
+function foreignServer(spec: WorkerSpec, store: WorkerStore) {
+  const execDir = spec.serverImage?.execDir;
+  if (spec.emptyRepository) {
+    return {
+      ...pooledForeignContainer(spec, WORKER_PORT, POOLED_STORE),
+      ...pooledVolumes(store, execDir),
+    };
+  }
+  const container = foreignContainer(spec, WORKER_PORT);
+  return { ...container, ...foreignVolumes(container, store, execDir) };
+}
+
+/**
  * A foreign server's volumes: its repository, the job's model directory alone mounted
  * read-only at `/repository/<job>`, the datasets, and, when its entry asks for one
  * (`execDir`), a small memory-backed directory of its own for programs it copies there
@@ -195,12 +217,7 @@ function foreignVolumes(
   store: WorkerStore,
   execDir: string | undefined,
 ): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
-  const exec = execDir
-    ? {
-        volumes: [{ name: 'exec', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } }],
-        mounts: [{ name: 'exec', mountPath: execDir }],
-      }
-    : { volumes: [], mounts: [] };
+  const exec = execVolumes(execDir);
   if (store.type === 'router') {
     throw new InvalidInputError(
       `a foreign server (model ${foreign.model}) reads its model directory itself: run it with MODELDOCK_K8S_STORE=hostpath or pvc:<claim>, not router`,
@@ -238,6 +255,42 @@ function foreignVolumes(
       { name: 'datasets', mountPath: '/datasets', readOnly: true },
       ...exec.mounts,
     ],
+  };
+}
+
+/**
+ * A pooled foreign server's volumes (WorkerSpec.emptyRepository): its repository an empty
+ * memory-backed directory its guard links the model of the job it is handed to into, the
+ * store read-only where the guard sees it (as modeldock's worker mounts it), and its
+ * entry's exec directory. The guard links from a mounted store: not the `router` store.
+ */
+function pooledVolumes(
+  store: WorkerStore,
+  execDir: string | undefined,
+): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  if (store.type === 'router') {
+    throw new InvalidInputError(
+      'a pooled foreign server links its models from the store: run it with MODELDOCK_K8S_STORE=hostpath or pvc:<claim>, not router',
+    );
+  }
+  const stored = storeVolumes(store, 0);
+  const exec = execVolumes(execDir);
+  return {
+    volumes: [
+      ...stored.volumes,
+      { name: 'repository', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+      ...exec.volumes,
+    ],
+    mounts: [...stored.mounts, { name: 'repository', mountPath: SERVER_REPOSITORY }, ...exec.mounts],
+  };
+}
+
+/** The entry's exec directory (`execDir`), if it asks for one: memory-backed and bounded, as /tmp is. */
+function execVolumes(execDir: string | undefined): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  if (!execDir) return { volumes: [], mounts: [] };
+  return {
+    volumes: [{ name: 'exec', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } }],
+    mounts: [{ name: 'exec', mountPath: execDir }],
   };
 }
 

@@ -169,7 +169,9 @@ export function guardCommand(worker: WorkerCommand): WorkerCommand {
  */
 const SERVER_BESIDE_GUARD = [
   'dir=$1; n=$2; shift 2',
-  '(cd "$dir" && unset MODELDOCK_GUARD_HOST MODELDOCK_GUARD_PORT && shift "$n" && exec "$@") &',
+  // The server's environment is the worker's without the guard's own settings.
+  'guard_settings=$(env | sed -n "s/^\\(MODELDOCK_GUARD_[A-Za-z0-9_]*\\)=.*/\\1/p")',
+  '(cd "$dir" && for v in $guard_settings; do unset "$v"; done && shift "$n" && exec "$@") &',
   'MODELDOCK_GUARD_SERVER_PID=$!; export MODELDOCK_GUARD_SERVER_PID',
   'i=0',
   'for word in "$@"; do',
