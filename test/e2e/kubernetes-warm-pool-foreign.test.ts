@@ -28,6 +28,8 @@ const podOf = async (t: TestRouter, uid: string) =>
   ).items.find((pod) => pod.metadata!.uid === uid);
 
 runPoolScenario('Kubernetes', {
+  // The lifecycle's own rules run on the process runtime (runtime-pool.test.ts).
+  runtimeOnly: true,
   start: () => startTestRouter({ runtime: (config) => kubernetesRuntime(c, config.instance), env }),
   restart: async (t) => {
     await t.stop();
