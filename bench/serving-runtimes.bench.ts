@@ -43,6 +43,19 @@ import { TABLES } from './lib/report-tables.js';
 import { machine, summarize, writeResult } from './lib/stats.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
+
+/** The original TERMINATE of a measured job, which must succeed before the next trial. */
+async function terminate(url: string, job: object): Promise<void> {
+  const ended = await postJson(`${url}/inference_router/`, { ...job, operation_type: 'TERMINATE' });
+  if (ended.status !== 200) throw new Error(`TERMINATE: ${JSON.stringify(ended.body)}`);
+}
+
+/** Adds each step's duration of an operation's answer to the lists by step name. */
+function collectSteps(answered: unknown, steps: Record<string, number[]>): void {
+  for (const step of answered as { name: string; duration_ms: number }[]) {
+    (steps[step.name] ??= []).push(step.duration_ms);
+  }
+}
 const workers = new WorkerClient();
 
 interface Case {
@@ -201,16 +214,10 @@ async function runCase(c: Case) {
           postJson(`${router.t.url}/inference_router/`, { ...job, operation_type: 'DEPLOY_CREATE' }),
         );
         if (response.status !== 200) throw new Error(`DEPLOY_CREATE: ${JSON.stringify(response.body)}`);
-        const ended = await postJson(`${router.t.url}/inference_router/`, {
-          ...job,
-          operation_type: 'TERMINATE',
-        });
-        if (ended.status !== 200) throw new Error(`TERMINATE: ${JSON.stringify(ended.body)}`);
+        await terminate(router.t.url, job);
         if (i < 0) return;
         modeldock.push(elapsed);
-        for (const step of response.body.steps as { name: string; duration_ms: number }[]) {
-          (steps[step.name] ??= []).push(step.duration_ms);
-        }
+        collectSteps(response.body.steps, steps);
       };
       const guardedPart = async () => {
         const elapsed = await floorTrial(entry, c.model, scratchDir, i + 1, limits, true);
@@ -264,16 +271,10 @@ async function pooledCase(c: Case, floorMs: number) {
       if (response.status !== 200) throw new Error(`pooled DEPLOY_CREATE: ${JSON.stringify(response.body)}`);
       const names = (response.body.steps as { name: string }[]).map((step) => step.name);
       if (names.includes('start')) throw new Error(`DEPLOY_CREATE started a server: ${names.join(', ')}`);
-      const ended = await postJson(`${router.t.url}/inference_router/`, {
-        ...job,
-        operation_type: 'TERMINATE',
-      });
-      if (ended.status !== 200) throw new Error(`TERMINATE: ${JSON.stringify(ended.body)}`);
+      await terminate(router.t.url, job);
       if (i < 0) continue;
       pooled.push(elapsed);
-      for (const step of response.body.steps as { name: string; duration_ms: number }[]) {
-        (steps[step.name] ??= []).push(step.duration_ms);
-      }
+      collectSteps(response.body.steps, steps);
     }
   } finally {
     await router.cleanup();
