@@ -165,6 +165,7 @@ export class Lifecycle {
     this.fleet.useOutsideCharge(() => this.memoryPolicy.chargedOutsideShared());
     this.autoscaler = new Autoscaler({
       store: deps.store,
+      events: deps.events,
       routes,
       metrics: deps.metrics,
       logger: deps.logger,
