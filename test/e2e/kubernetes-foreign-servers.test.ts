@@ -236,20 +236,4 @@ describe('a foreign server on Kubernetes where it cannot run', { timeout: 60_000
       await stopOnCluster(t);
     }
   });
-
-  it('with the router store, DEPLOY_CREATE answers 400 naming the stores that work, and creates no Pod', async () => {
-    const t = await startTestRouter({
-      runtime: (config) =>
-        kubernetesRuntime(c, config.instance, { store: { type: 'router', url: 'http://10.244.0.1:9' } }),
-      env: { MODELDOCK_MLSERVER_IMAGE: MLSERVER_IMAGE },
-    });
-    try {
-      const response = await postJson(`${t.url}/inference_router/`, create);
-      assert.equal(response.status, 400, JSON.stringify(response.body));
-      assert.match(response.body.error.message, /MODELDOCK_K8S_STORE=hostpath or pvc:<claim>, not router/);
-      assert.deepEqual(await podsOf(t), []);
-    } finally {
-      await stopOnCluster(t);
-    }
-  });
 });
