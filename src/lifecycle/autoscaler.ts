@@ -23,14 +23,12 @@ import { QuotaExceededError, errorMessage } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { JobRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
+import type { EventBus } from './event-bus.js';
 import { liveServers } from './job-requests.js';
 import type { ScalingOptions } from './lifecycle-types.js';
 import type { RouteTable } from './route-table.js';
 
 export const DEFAULT_SCALE_INTERVAL_MS = 250;
-
-/** How long a job record read for scaling is used before it is read again. */
-const JOB_CACHE_MS = 2_000;
 
 interface Sample {
   at: number;
@@ -92,7 +90,13 @@ export function decideReplicas(
 export class Autoscaler {
   private timer: NodeJS.Timeout | undefined;
   private readonly samples = new Map<string, Sample[]>();
-  private readonly jobs = new Map<string, { job: JobRecord; readAt: number }>();
+  /**
+   * The job records the samples decide on, read once and kept until an operation of the
+   * job ends (every write of a job record is an operation's; its end is an event): a
+   * sample reads nothing from the store, whatever the number of serving jobs.
+   */
+  private readonly jobs = new Map<string, JobRecord>();
+  private unsubscribe: (() => void) | undefined;
   /** Jobs whose replicas are being converged (one convergence per job at a time). */
   private readonly converging = new Set<string>();
   private ticking = false;
@@ -100,6 +104,8 @@ export class Autoscaler {
   constructor(
     private readonly deps: {
       store: Store;
+      /** Operations' ends: a job's record is read again after one. */
+      events: EventBus;
       routes: RouteTable;
       actions: ScaleActions;
       metrics: Metrics;
@@ -114,6 +120,11 @@ export class Autoscaler {
 
   start(): void {
     if (this.timer) return;
+    this.unsubscribe = this.deps.events.subscribe((event) => {
+      if (event.type === 'operation' && event.operation.status !== 'running') {
+        this.jobs.delete(event.operation.jobId);
+      }
+    });
     this.timer = setInterval(() => void this.tick(), this.intervalMs);
     this.timer.unref();
   }
@@ -121,6 +132,8 @@ export class Autoscaler {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
   }
 
   /** A job's record changed (an operation set its bounds): read it again at the next sample. */
@@ -139,7 +152,7 @@ export class Autoscaler {
         const entries = routes.list(jobId);
         let concurrency = actions.waiting(jobId);
         for (const entry of entries) concurrency += entry.sampleConcurrency(now);
-        const job = await this.job(jobId, now);
+        const job = await this.job(jobId);
         if (!job) continue;
         this.deps.metrics.replicas.set({ job: jobId, kind: 'desired' }, job.desiredReplicas);
         this.deps.metrics.replicas.set({ job: jobId, kind: 'ready' }, entries.length);
@@ -170,7 +183,7 @@ export class Autoscaler {
 
   private async scaleTo(job: JobRecord, desired: number, concurrency: number): Promise<void> {
     const updated = await this.deps.store.updateJob(job.jobId, { desiredReplicas: desired });
-    this.jobs.set(job.jobId, { job: updated, readAt: Date.now() });
+    this.jobs.set(job.jobId, updated);
     // A whole new delay must pass before the next change: no flapping.
     this.samples.delete(job.jobId);
     this.deps.logger.info(
@@ -193,7 +206,7 @@ export class Autoscaler {
       for (;;) {
         const job = await this.deps.store.getJob(jobId);
         if (!job) return;
-        this.jobs.set(jobId, { job, readAt: Date.now() });
+        this.jobs.set(jobId, job);
         const live = await liveServers(this.deps, jobId);
         if (live.length === 0) return;
         const direction =
@@ -217,7 +230,7 @@ export class Autoscaler {
           );
           if (refused) {
             // Keep the count that exists: asking again every sample would only repeat the refusal.
-            await this.deps.store.updateJob(jobId, { desiredReplicas: live.length });
+            this.jobs.set(jobId, await this.deps.store.updateJob(jobId, { desiredReplicas: live.length }));
             this.samples.delete(jobId);
           }
           return;
@@ -230,12 +243,11 @@ export class Autoscaler {
     }
   }
 
-  private async job(jobId: string, now: number): Promise<JobRecord | undefined> {
+  private async job(jobId: string): Promise<JobRecord | undefined> {
     const cached = this.jobs.get(jobId);
-    if (cached && now - cached.readAt < JOB_CACHE_MS) return cached.job;
+    if (cached) return cached;
     const job = await this.deps.store.getJob(jobId);
-    if (job) this.jobs.set(jobId, { job, readAt: now });
-    else this.jobs.delete(jobId);
+    if (job) this.jobs.set(jobId, job);
     return job;
   }
 }

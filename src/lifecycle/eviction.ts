@@ -4,8 +4,9 @@
  *
  * Capacity is each worker's memory limit; use is what the worker measures (its cgroup's
  * working set or its rss, src/worker/memory-meter.ts), and each loaded model counts what
- * its own load measured. MODELDOCK_MEMORY_BUDGET, when set, bounds all shared workers
- * together. A model about to load is estimated by its last measured load, else by a first
+ * its own load measured. MODELDOCK_MEMORY_BUDGET, when set, bounds every managed worker
+ * together: the shared workers at what they measure (their runtimes' growth included),
+ * beside what the budget charges outside the fleet (dedicated servers, the warm pool). A model about to load is estimated by its last measured load, else by a first
  * guess (`ModelSizes`), and reserved at that estimate until its load says what it took.
  *
  * The choice, in order:
@@ -44,14 +45,12 @@ export interface SharedWorkerView {
   workerId: string;
   /** The worker's memory limit. */
   limitBytes: number;
-  /** What the worker measured last, loaded models and runtime together (against its limit). */
-  usedBytes: number;
   /**
-   * What the budget charges it: its runtime as first measured plus each model as its
-   * load measured (default: usedBytes). A runtime's own drift (V8's heap, caches) is not
-   * charged: evicting models could not give it back, only churn for it.
+   * What the worker measured last, loaded models and runtime together: against its limit,
+   * and what the budget charges it (a runtime's growth over time included: the kernel
+   * holds it as much as any model's).
    */
-  accountedBytes?: number;
+  usedBytes: number;
   /** Bytes reserved for loads placed here whose measurement has not come back yet. */
   reservedBytes?: number;
   /** Models it may host at most (MODELDOCK_SHARED_JOBS_PER_WORKER); at it, it has room only by eviction. */
@@ -60,7 +59,7 @@ export interface SharedWorkerView {
 }
 
 export interface EvictionSettings {
-  /** MODELDOCK_MEMORY_BUDGET: bytes all shared workers may use together; 0: no budget. */
+  /** MODELDOCK_MEMORY_BUDGET: bytes all managed workers may use together; 0: no budget. */
   budgetBytes: number;
   /** MODELDOCK_MIN_RESIDENCY_MS: a model younger than this goes only when nothing else can. */
   minResidencyMs: number;
@@ -76,6 +75,8 @@ export interface PlacementAsk {
    * before any model: its limit and the memory an idle worker measures.
    */
   newWorker?: { limitBytes: number; idleBytes: number };
+  /** What the budget charges outside the shared fleet (dedicated servers, idle pool workers). */
+  outsideBytes?: number;
 }
 
 export type Refusal =
@@ -109,14 +110,18 @@ function inFlightOn(worker: SharedWorkerView): number {
   return worker.models.reduce((sum, m) => sum + m.inFlight, 0);
 }
 
-/** Room the budget leaves across all shared workers; Infinity without a budget. */
-export function budgetRoom(workers: SharedWorkerView[], settings: EvictionSettings): number {
+/**
+ * Room the budget leaves beside all shared workers and what it charges outside them
+ * (`outsideBytes`); Infinity without a budget.
+ */
+export function budgetRoom(
+  workers: SharedWorkerView[],
+  settings: EvictionSettings,
+  outsideBytes = 0,
+): number {
   if (settings.budgetBytes <= 0) return Infinity;
-  const used = workers.reduce(
-    (sum, w) => sum + (w.accountedBytes ?? w.usedBytes) + (w.reservedBytes ?? 0),
-    0,
-  );
-  return settings.budgetBytes - used;
+  const used = workers.reduce((sum, w) => sum + w.usedBytes + (w.reservedBytes ?? 0), 0);
+  return settings.budgetBytes - used - outsideBytes;
 }
 
 export function decidePlacement(
@@ -124,7 +129,7 @@ export function decidePlacement(
   ask: PlacementAsk,
   settings: EvictionSettings,
 ): PlacementDecision {
-  const budgetLeft = budgetRoom(workers, settings);
+  const budgetLeft = budgetRoom(workers, settings, ask.outsideBytes);
   const largestWorker = Math.max(
     ask.newWorker ? ask.newWorker.limitBytes - ask.newWorker.idleBytes : 0,
     ...workers.map(capacityOf),
@@ -150,14 +155,22 @@ export function decidePlacement(
   }
 
   // 3. Eviction: old enough models first; younger ones only when that cannot make room.
-  // A fleet found over its budget (a load measured more than was reserved for it: an
-  // allocator or heap growing a step during it) is not brought back by one load evicting
-  // for that excess too, which on one worker of small models could take more than half of
-  // them and refuse the load: each load makes room for what it takes, so the excess never
-  // grows, and it leaves with the model that measured it.
-  const budgetNeed = ask.bytes - Math.max(0, budgetLeft);
+  // A fleet found over its budget (a load measured more than was reserved for it, or a
+  // worker's runtime grew: allocator fragmentation, caches, V8's heap) is brought back
+  // gradually: a load first tries to make room for what it takes and as much again of
+  // the excess, with old idle models only; failing that, for what it takes alone. Never
+  // for the whole excess at once, which on one worker of small models could take more
+  // than half of them and refuse the load: the excess shrinks with each load instead of
+  // emptying a cache, and never grows.
+  const exactNeed = ask.bytes - Math.max(0, budgetLeft);
+  const excess = Math.max(0, -budgetLeft);
+  const attempts = [
+    ...(excess > 0 ? [{ budgetNeed: exactNeed + Math.min(excess, ask.bytes), allowYoung: false }] : []),
+    { budgetNeed: exactNeed, allowYoung: false },
+    { budgetNeed: exactNeed, allowYoung: true },
+  ];
   let tooMany = false;
-  for (const allowYoung of [false, true]) {
+  for (const { budgetNeed, allowYoung } of attempts) {
     let best: { workerId: string; evict: ResidentModel[]; newestUse: number } | undefined;
     for (const worker of workers) {
       const need = Math.max(ask.bytes - roomOn(worker), budgetNeed);
@@ -165,7 +178,8 @@ export function decidePlacement(
       const victims = victimsOn(worker, need, atLeast, ask.now, settings.minResidencyMs, allowYoung);
       if (!victims) continue;
       if (victims.length > Math.max(1, Math.floor(worker.models.length * MAX_EVICTED_SHARE))) {
-        tooMany = true;
+        // Only what the load itself needs can make it a refusal; the excess is optional.
+        if (budgetNeed === exactNeed) tooMany = true;
         continue;
       }
       const newestUse = Math.max(...victims.map((v) => v.lastUsedAt));
@@ -195,6 +209,51 @@ export function decidePlacement(
     reason: 'busy',
     message: `no shared worker has room for about ${mib(ask.bytes)}${settings.budgetBytes > 0 ? ` within MODELDOCK_MEMORY_BUDGET (${mib(budgetLeft)} left)` : ''}, and the models that could make room are serving requests or loading; try again shortly`,
   };
+}
+
+/** A model chosen to go, and the worker it goes from. */
+export interface FleetVictim {
+  workerId: string;
+  model: ResidentModel;
+}
+
+/**
+ * Models to evict across the shared fleet so that `need` bytes come back to the budget
+ * (a dedicated server's load, which the budget bounds with the fleet): the least recently
+ * used idle models of all workers, by the same rules as a placement's — nothing with
+ * requests in flight or loading, nothing younger than the minimum residency while older
+ * ones can cover it, never more than half of one worker's models. Undefined when those
+ * rules cannot cover `need`: nothing is evicted for a room that would still not be there.
+ */
+export function fleetVictims(
+  workers: SharedWorkerView[],
+  need: number,
+  now: number,
+  settings: EvictionSettings,
+): FleetVictim[] | undefined {
+  if (need <= 0) return [];
+  for (const allowYoung of [false, true]) {
+    const candidates = workers
+      .flatMap((worker) => worker.models.map((model) => ({ workerId: worker.workerId, model })))
+      .filter(({ model }) => !model.loading && model.inFlight === 0)
+      .filter(({ model }) => allowYoung || now - model.loadedAt >= settings.minResidencyMs)
+      .sort((a, b) => a.model.lastUsedAt - b.model.lastUsedAt);
+    const cap = new Map(
+      workers.map((w) => [w.workerId, Math.max(1, Math.floor(w.models.length * MAX_EVICTED_SHARE))]),
+    );
+    const victims: FleetVictim[] = [];
+    let freed = 0;
+    for (const candidate of candidates) {
+      if (freed >= need) break;
+      const left = cap.get(candidate.workerId) ?? 0;
+      if (left <= 0) continue;
+      cap.set(candidate.workerId, left - 1);
+      victims.push(candidate);
+      freed += candidate.model.bytes;
+    }
+    if (freed >= need) return victims;
+  }
+  return undefined;
 }
 
 /**

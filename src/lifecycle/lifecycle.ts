@@ -111,6 +111,11 @@ export class Lifecycle {
         modelBytes: (model) => deps.catalog.modelBytes(model),
         releasable: this.pool,
         onOverLimit: (limit) => deps.metrics.memoryOverLimit.inc({ limit }),
+        // One budget for every worker: the shared fleet's measured memory counts too.
+        shared: {
+          chargedBytes: () => this.fleet.chargedBytes(),
+          evictForOutside: (need, forJob) => this.fleet.evictForOutside(need, forJob),
+        },
       },
       deps.logger,
     );
@@ -157,8 +162,10 @@ export class Lifecycle {
     };
     this.routing = new JobRouting(this.ctx);
     this.fleet.useEvictor((victim, forJob, young) => evict(this.ctx, victim, forJob, young));
+    this.fleet.useOutsideCharge(() => this.memoryPolicy.chargedOutsideShared());
     this.autoscaler = new Autoscaler({
       store: deps.store,
+      events: deps.events,
       routes,
       metrics: deps.metrics,
       logger: deps.logger,

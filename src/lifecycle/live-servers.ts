@@ -45,6 +45,11 @@ export class LiveServers {
     else this.byId.delete(server.serverId);
   }
 
+  /** Whether the view holds this very version of the record (nothing this router wrote since replaced it). */
+  holds(server: ServerRecord): boolean {
+    return this.byId.get(server.serverId)?.version === server.version;
+  }
+
   /** Call before reading the store for `refresh`: what is tracked after it is newer than that read. */
   mark(): number {
     return this.sequence;

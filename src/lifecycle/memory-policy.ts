@@ -1,9 +1,12 @@
 /**
  * Memory policy, as model servers do it: a model idle for longer than the keep-alive is
  * unloaded, and at most `maxLoadedModels` models are loaded at once, the least recently
- * used one being unloaded to make room; likewise under a memory budget (the sum of the
- * loaded models' sizes plus the idle warm-pool workers). Idle pool workers are given up
- * before any model is unloaded: they cost a container start, a model costs a reload.
+ * used one being unloaded to make room; likewise under the one memory budget, which
+ * bounds every managed worker together: the dedicated servers' loaded models (their
+ * sizes), the idle warm-pool workers, and the shared workers (what they measure).
+ * Idle pool workers are given up before any model is unloaded: they cost a container
+ * start, a model costs a reload; then dedicated models, least recently used first; then
+ * idle shared models, by the shared placement's own no-thrash rules (shared-fleet.ts).
  * Every unload is a recorded DEPLOY_UNLOAD whose reason (`idle_timeout`, `lru`) is in
  * the operation history.
  *
@@ -32,6 +35,16 @@ export interface MemoryPolicyOptions {
   releasable?: ReleasableMemory;
   /** A load goes ahead over a limit (counted as a metric). */
   onOverLimit?: (limit: 'models' | 'budget') => void;
+  /** The shared workers, which the same budget bounds. */
+  shared?: SharedCharge;
+}
+
+/** The shared fleet as the budget sees it (shared-fleet.ts). */
+export interface SharedCharge {
+  /** What the shared workers measured last, together. */
+  chargedBytes(): number;
+  /** Evict idle shared models until `need` bytes came back (or none, when the rules cannot). */
+  evictForOutside(need: number, forJob: string): Promise<{ evicted: string[]; freedBytes: number }>;
 }
 
 /** What making room did: the jobs unloaded, and why the load is over a limit if it is. */
@@ -113,11 +126,26 @@ export class MemoryPolicy {
   async bytesLeftForPool(): Promise<number | undefined> {
     const budget = this.options.memoryBudgetBytes;
     if (budget <= 0) return undefined;
+    return budget - (await this.dedicatedBytes()) - (this.options.shared?.chargedBytes() ?? 0);
+  }
+
+  /**
+   * What the budget charges outside the shared fleet, which a shared placement counts
+   * beside its workers: the dedicated servers' models and the idle pool workers (0
+   * without a budget).
+   */
+  async chargedOutsideShared(): Promise<number> {
+    if (this.options.memoryBudgetBytes <= 0) return 0;
+    return (await this.dedicatedBytes()) + (this.options.releasable?.heldBytes() ?? 0);
+  }
+
+  /** The dedicated servers' models that hold memory, at their sizes. */
+  private async dedicatedBytes(): Promise<number> {
     const holding = (await this.store.listServers({ kind: 'job', states: MODEL_HOLDING_STATES })).filter(
       (s) => s.placement !== 'shared',
     );
     const sizes = await Promise.all(holding.map((s) => this.options.modelBytes(s.model)));
-    return budget - sizes.reduce((a, b) => a + b, 0);
+    return sizes.reduce((a, b) => a + b, 0);
   }
 
   /**
@@ -140,7 +168,9 @@ export class MemoryPolicy {
     }
     const needed = budget > 0 ? await this.options.modelBytes(model) : 0;
     let count = loaded.length;
-    let bytes = [...sizes.values()].reduce((a, b) => a + b, 0);
+    // One budget: the shared workers' measured memory counts beside the dedicated models.
+    const sharedBytes = budget > 0 ? (this.options.shared?.chargedBytes() ?? 0) : 0;
+    let bytes = [...sizes.values()].reduce((a, b) => a + b, 0) + sharedBytes;
     if (budget > 0) await this.releaseFor(jobId, budget - bytes - needed);
     const overLimit = () => (max > 0 && count + 1 > max) || (budget > 0 && bytes + needed > budget);
     const candidates = loaded
@@ -155,12 +185,21 @@ export class MemoryPolicy {
       count--;
       bytes -= sizes.get(victim.serverId) ?? 0;
     }
+    const shared = this.options.shared;
+    if (budget > 0 && shared && sharedBytes > 0 && bytes + needed > budget) {
+      const { evicted, freedBytes } = await shared.evictForOutside(bytes + needed - budget, jobId);
+      if (evicted.length > 0) {
+        this.logger.info({ for: jobId, evicted }, 'evicted idle shared models to make room for a model');
+      }
+      victims.push(...evicted);
+      bytes -= freedBytes;
+    }
     if (!overLimit()) return { unloaded: victims };
     const limit = max > 0 && count + 1 > max ? 'models' : 'budget';
     const overLimitWarning =
       limit === 'models'
         ? `loaded over MODELDOCK_MAX_LOADED_MODELS=${max}: ${count} other models are loaded and none more could be unloaded (busy with an operation, or their unload failed)`
-        : `loaded over MODELDOCK_MEMORY_BUDGET=${budget} bytes: the models take ${bytes + needed} bytes with this one and none more could be unloaded (busy with an operation, or their unload failed)`;
+        : `loaded over MODELDOCK_MEMORY_BUDGET=${budget} bytes: the models take ${bytes + needed} bytes with this one (the shared workers' measured memory included) and none more could be unloaded or evicted (busy with an operation or requests, younger than the minimum residency, or their unload failed)`;
     this.logger.warn({ jobId, limit }, overLimitWarning);
     this.options.onOverLimit?.(limit);
     return { unloaded: victims, overLimit: overLimitWarning };

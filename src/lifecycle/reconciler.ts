@@ -48,6 +48,8 @@ export interface ReconcileReport {
 export class Reconciler {
   private readonly abort = new AbortController();
   private readonly pending = new Set<string>();
+  /** Shared workers whose numbers this router reserved in the store already. */
+  private readonly reservedWorkers = new Set<string>();
   /** Per server whose worker died: the state its restart brings it back to. */
   private readonly restartTargets = new Map<string, RestartTarget>();
   /** Restarts that could not run because the engine or the store was away: retried each pass. */
@@ -145,11 +147,12 @@ export class Reconciler {
       report.adopted += await this.adoptSharedModels(workers, servers);
       if (trigger === 'startup') report.realigned = await this.realignAll(servers, byName);
       for (const server of servers) {
-        const outcome = await this.reconcileServer(
-          server.serverId,
-          byName.get(server.workerName),
-          server.version,
-        );
+        const worker = byName.get(server.workerName);
+        // Most servers need nothing (ready or unloaded, their worker running): decided on
+        // what this pass read, with no lock and no read of their own. Whatever changes them
+        // after that read is an operation's, which converges them itself.
+        if (settled(server, worker)) continue;
+        const outcome = await this.reconcileServer(server.serverId, worker, server);
         if (outcome === 'failed') report.markedFailed++;
         if (outcome === 'finished') report.finished++;
       }
@@ -157,7 +160,7 @@ export class Reconciler {
         this.pendingRestarts.delete(serverId);
         await this.restart(serverId);
       }
-      await this.refreshGauges();
+      await this.refreshGauges(trigger, servers);
       this.deps.metrics.reconcilePasses.inc({ trigger, outcome: 'ok' });
     } catch (error) {
       this.deps.metrics.reconcilePasses.inc({ trigger, outcome: 'error' });
@@ -239,10 +242,20 @@ export class Reconciler {
   private async adoptSharedModels(workers: WorkerInfo[], servers: ServerRecord[]): Promise<number> {
     const { lifecycle, store } = this.deps;
     let adopted = 0;
+    const servedOn = new Map<string, Set<string>>();
+    for (const s of servers) {
+      const set = servedOn.get(s.workerName) ?? new Set<string>();
+      set.add(servedName(s));
+      servedOn.set(s.workerName, set);
+    }
     for (const worker of workers) {
       if (!lifecycle.fleet.owns(worker)) continue;
       const number = Number(/-(\d+)$/.exec(worker.name)?.[1]);
-      if (Number.isSafeInteger(number)) await store.reserveServerNumber(number);
+      // Once per worker and router: a write per shared worker on every pass would be wasted.
+      if (Number.isSafeInteger(number) && !this.reservedWorkers.has(worker.name)) {
+        await store.reserveServerNumber(number);
+        this.reservedWorkers.add(worker.name);
+      }
       if (!worker.running || !worker.endpoint) continue;
       let entries;
       try {
@@ -250,7 +263,7 @@ export class Reconciler {
       } catch {
         continue; // Not answering: the next pass looks again.
       }
-      const recorded = new Set(servers.filter((s) => s.workerName === worker.name).map((s) => servedName(s)));
+      const recorded = servedOn.get(worker.name) ?? new Set<string>();
       for (const entry of entries) {
         if (recorded.has(entry.name)) continue;
         const outcome = await lifecycle.withJobLock(entry.name, async () => {
@@ -313,17 +326,20 @@ export class Reconciler {
    * Converge one server. Returns what it did: 'ok' (nothing to do), 'failed' (marked
    * failed), 'finished' (a crashed operation finished or rolled back), 'restarted'.
    */
-  async reconcileServer(serverId: string, knownWorker?: WorkerInfo, knownVersion?: number): Promise<string> {
-    const first = await this.deps.store.getServer(serverId);
+  async reconcileServer(serverId: string, knownWorker?: WorkerInfo, listed?: ServerRecord): Promise<string> {
+    const first = listed ?? (await this.deps.store.getServer(serverId));
     if (!first) return 'ok';
     const decision = await this.deps.lifecycle.withJobLock(first.jobId, async () => {
-      const server = await this.deps.store.getServer(serverId);
-      if (!server) return 'ok';
       // What the pass listed is stale once an operation changed the record meanwhile (a
-      // restart waited on by this lock replaced the worker): look again then.
+      // restart waited on by this lock replaced the worker): look again then. Every write
+      // of this router passes through the live view, so a listed record the view still
+      // holds at the same version is current (no second read per server and pass).
+      const server =
+        listed && this.deps.lifecycle.live.holds(listed) ? listed : await this.deps.store.getServer(serverId);
+      if (!server) return 'ok';
       // A shared server not placed yet names no worker.
       const worker =
-        knownWorker?.name === server.workerName && server.version === knownVersion
+        knownWorker?.name === server.workerName && server === listed
           ? knownWorker
           : server.workerName
             ? await this.deps.runtime.inspect(server.workerName)
@@ -611,9 +627,24 @@ export class Reconciler {
     return closed;
   }
 
-  private async refreshGauges(): Promise<void> {
-    this.deps.metrics.resetServers(await this.deps.store.listServers());
+  /**
+   * `modeldock_servers{state}` from the store: every record at start-up, then the live
+   * ones this pass read (the terminated stay counted as the router tracked them).
+   */
+  private async refreshGauges(trigger: string, live: readonly ServerRecord[]): Promise<void> {
+    if (trigger === 'startup') this.deps.metrics.resetServers(await this.deps.store.listServers());
+    else this.deps.metrics.resetLiveServers(live);
   }
+}
+
+/**
+ * Whether a listed server needs nothing from the reconciler: the cases `converge` answers
+ * 'ok' for without acting (ready or unloaded, its worker running; a shared one unloaded).
+ */
+function settled(server: ServerRecord, worker: WorkerInfo | undefined): boolean {
+  if (server.kind !== 'job' || (server.state !== 'ready' && server.state !== 'unloaded')) return false;
+  if (server.placement === 'shared' && server.state === 'unloaded') return true;
+  return worker !== undefined && worker.status !== 'removing' && worker.status !== 'dead' && worker.running;
 }
 
 /** How long a dead worker ran before it died, by the runtime's own clock; undefined if unknown. */

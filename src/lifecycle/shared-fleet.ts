@@ -83,6 +83,8 @@ export class SharedFleet {
   private view: Map<string, WorkerInfo> | undefined;
 
   private evictor: Evictor = () => Promise.reject(new WorkerError('no evictor set'));
+  /** What the memory budget charges outside the fleet (memory-policy.ts): dedicated servers, idle pool workers. */
+  private outsideBytes: () => Promise<number> = () => Promise.resolve(0);
 
   constructor(
     private readonly deps: LifecycleDeps,
@@ -112,9 +114,11 @@ export class SharedFleet {
     void this.workers().catch(() => undefined);
     const every = Math.min(10_000, Math.max(1_000, Math.floor(this.options.idleMs / 4)));
     this.timer = setInterval(() => {
-      void this.closeIdle().catch((error) =>
-        this.deps.logger.warn({ err: errorMessage(error) }, 'closing idle shared workers failed'),
-      );
+      void this.remeasure()
+        .then(() => this.closeIdle())
+        .catch((error) =>
+          this.deps.logger.warn({ err: errorMessage(error) }, 'closing idle shared workers failed'),
+        );
     }, every);
     this.timer.unref();
   }
@@ -172,6 +176,69 @@ export class SharedFleet {
     this.evictor = evictor;
   }
 
+  /** What the one memory budget charges beside the fleet, set by the lifecycle (memory-policy.ts). */
+  useOutsideCharge(outsideBytes: () => Promise<number>): void {
+    this.outsideBytes = outsideBytes;
+  }
+
+  /** What the shared workers measured last, together: what the budget charges the fleet. */
+  chargedBytes(): number {
+    return this.memory.totalBytes();
+  }
+
+  /**
+   * Re-measure every running shared worker (its stats: cgroup or rss), so that what its
+   * runtime grew by beside its models (allocator fragmentation, caches, after thousands
+   * of loads and unloads) is charged to the budget, not only what the loads measured.
+   * Cheap: one small request per worker, every idle pass; a worker that does not answer
+   * keeps its last figures.
+   */
+  async remeasure(): Promise<void> {
+    const running = (await this.knownWorkers()).filter((w) => w.running && w.endpoint);
+    await Promise.all(
+      running.map(async (w) => {
+        const stats = await this.deps.workers.stats(w.endpoint!).catch(() => undefined);
+        if (stats) this.memory.observeUsage(w.name, stats);
+      }),
+    );
+  }
+
+  /**
+   * Give `need` bytes back to the memory budget for a dedicated server's load, by evicting
+   * the least recently used idle shared models (the placement's rules: nothing in flight
+   * or loading, the minimum residency, at most half of one worker's models). Evicts
+   * nothing when those rules cannot cover `need`. Resolves once the evictions ended, with
+   * the jobs evicted and the bytes they held.
+   */
+  async evictForOutside(need: number, forJob: string): Promise<{ evicted: string[]; freedBytes: number }> {
+    const chosen = await this.placing.run('fleet', async () => {
+      const [workers, hosted] = await Promise.all([this.knownWorkers(), this.hostedByWorker()]);
+      const running = workers.filter((w) => w.running && w.endpoint);
+      await this.learn(running);
+      const victims = this.memory.victimsFor(
+        running.map((w) => ({ name: w.name, hosted: hosted.get(w.name) ?? [] })),
+        need,
+        Date.now(),
+        this.activity,
+      );
+      if (!victims || victims.length === 0) return [];
+      const minResidencyMs = this.memory.options.minResidencyMs;
+      return victims.map((v) => {
+        // The lock of each victim is taken in this tick (evict.ts), as a placement's are.
+        const young = Date.now() - Date.parse(v.server.loadedAt ?? v.server.updatedAt) < minResidencyMs;
+        const done = this.evictor(v.server, forJob, young);
+        const leaving = this.memory.markLeaving(v.worker, [v.served]);
+        return { victim: v, done: done.finally(leaving) };
+      });
+    });
+    const settled = await Promise.allSettled(chosen.map((c) => c.done));
+    const evicted = chosen.filter((_, i) => settled[i]!.status === 'fulfilled').map((c) => c.victim);
+    return {
+      evicted: evicted.map((v) => v.server.jobId),
+      freedBytes: evicted.reduce((sum, v) => sum + v.bytes, 0),
+    };
+  }
+
   /**
    * Choose the worker for `server` by measured memory (shared-memory.ts, eviction.ts):
    * one with room, a new one, or one where the least recently used idle models are
@@ -207,7 +274,14 @@ export class SharedFleet {
           .filter((w) => !w.hosted.some((h) => h.served === served));
         const { decision, bytes } = this.memory.decide(
           candidates,
-          { served, model: server.model, fileBytes, now: Date.now(), mayOpen: await this.mayOpen() },
+          {
+            served,
+            model: server.model,
+            fileBytes,
+            now: Date.now(),
+            mayOpen: await this.mayOpen(),
+            outsideBytes: await this.outsideBytes(),
+          },
           this.activity,
         );
         if (decision.kind === 'open') return { server: await this.assignTo(await this.open(rec), assign) };

@@ -16,6 +16,7 @@ import {
   type ResidentModel,
   type SharedWorkerView,
   decidePlacement,
+  fleetVictims,
 } from './eviction.js';
 
 /**
@@ -33,8 +34,6 @@ interface WorkerFigures {
   /** The worker's limit as it measured it (its cgroup's); null: none known. */
   limitBytes: number | null;
   usedBytes: number;
-  /** The least it measured beside its models: its runtime's own memory, as the budget charges it. */
-  idleBytes?: number;
   /** Measured size of each hosted model, by the name it is served under. */
   models: Map<string, number>;
 }
@@ -92,6 +91,19 @@ export class SharedMemory {
       usedBytes: stats.memory_bytes ?? stats.rss_bytes,
       models,
     });
+    this.noteIdle(worker);
+  }
+
+  /**
+   * A fresh measure of the whole worker (the fleet's idle pass re-measures every worker):
+   * what its runtime grew by since the last load or unload (allocator fragmentation,
+   * caches) is charged from then on. Its models keep what their loads measured.
+   */
+  observeUsage(worker: string, stats: WorkerStats): void {
+    const figures = this.figures.get(worker);
+    if (!figures) return this.observeStats(worker, stats);
+    figures.usedBytes = stats.memory_bytes ?? stats.rss_bytes;
+    if (stats.memory_limit_bytes != null) figures.limitBytes = stats.memory_limit_bytes;
     this.noteIdle(worker);
   }
 
@@ -157,7 +169,15 @@ export class SharedMemory {
    */
   decide(
     workers: { name: string; hosted: HostedServer[]; maxModels?: number }[],
-    ask: { served: string; model: string; fileBytes?: number; now: number; mayOpen: boolean },
+    ask: {
+      served: string;
+      model: string;
+      fileBytes?: number;
+      now: number;
+      mayOpen: boolean;
+      /** What the budget charges outside the shared fleet (dedicated servers, idle pool workers). */
+      outsideBytes?: number;
+    },
     activity: Activity,
   ): { decision: PlacementDecision; bytes: number } {
     const bytes = this.sizes.estimate(ask.model, ask.fileBytes) * LOAD_PEAK_FACTOR;
@@ -171,6 +191,7 @@ export class SharedMemory {
         jobId: ask.served,
         bytes,
         now: ask.now,
+        ...(ask.outsideBytes ? { outsideBytes: ask.outsideBytes } : {}),
         ...(ask.mayOpen
           ? {
               newWorker: {
@@ -185,6 +206,26 @@ export class SharedMemory {
       this.options,
     );
     return { decision, bytes };
+  }
+
+  /**
+   * Which hosted models to evict so that `need` bytes come back to the budget (for a
+   * dedicated server's load): eviction.ts's fleetVictims on measured figures.
+   */
+  victimsFor(
+    workers: { name: string; hosted: HostedServer[] }[],
+    need: number,
+    now: number,
+    activity: Activity,
+  ): { worker: string; served: string; server: ServerRecord; bytes: number }[] | undefined {
+    const views = workers.map((w) => this.view(w.name, w.hosted, activity));
+    const chosen = fleetVictims(views, need, now, this.options);
+    return chosen?.map(({ workerId, model }) => ({
+      worker: workerId,
+      served: model.jobId,
+      server: workers.find((w) => w.name === workerId)!.hosted.find((h) => h.served === model.jobId)!.server,
+      bytes: model.bytes,
+    }));
   }
 
   private view(name: string, hosted: HostedServer[], activity: Activity): SharedWorkerView {
@@ -214,11 +255,9 @@ export class SharedMemory {
         ...(server.state !== 'ready' ? { loading: true } : {}),
       });
     }
-    const modelBytes = [...(figures?.models.values() ?? [])].reduce((sum, b) => sum + b, 0) - leavingBytes;
     return {
       workerId: name,
       limitBytes: figures?.limitBytes ?? this.options.workerLimitBytes,
-      ...(figures?.idleBytes === undefined ? {} : { accountedBytes: figures.idleBytes + modelBytes }),
       // Unknown figures (not heard from yet): its models at their estimates over an idle worker.
       usedBytes:
         figures === undefined
@@ -234,7 +273,6 @@ export class SharedMemory {
     const models = [...figures.models.values()].reduce((sum, b) => sum + b, 0);
     const idle = Math.max(0, figures.usedBytes - models);
     if (idle <= 0) return;
-    if (figures.idleBytes === undefined || idle < figures.idleBytes) figures.idleBytes = idle;
     if (this.idleBytes === undefined || idle < this.idleBytes) this.idleBytes = idle;
   }
 }

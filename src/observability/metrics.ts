@@ -159,4 +159,19 @@ export class Metrics {
     for (const state of SERVER_STATES) this.servers.set({ state }, 0);
     for (const server of servers) this.trackServer(server.serverId, server.state);
   }
+
+  /**
+   * Replace the live servers tracked with `live` (every live record the store holds),
+   * keeping the terminated ones as tracked: a reconcile pass reads only the live records.
+   */
+  resetLiveServers(live: readonly { serverId: string; state: ServerState }[]): void {
+    const listed = new Set(live.map((s) => s.serverId));
+    for (const [serverId, state] of this.serverStates) {
+      if (state === 'terminated' || listed.has(serverId)) continue;
+      // No longer live, and not seen terminating: gone from the count.
+      this.servers.dec({ state });
+      this.serverStates.delete(serverId);
+    }
+    for (const server of live) this.trackServer(server.serverId, server.state);
+  }
 }

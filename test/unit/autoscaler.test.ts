@@ -5,7 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decideReplicas, wantedReplicas } from '../../src/lifecycle/autoscaler.js';
+import { pino } from 'pino';
+import { Autoscaler, decideReplicas, wantedReplicas } from '../../src/lifecycle/autoscaler.js';
+import { EventBus } from '../../src/lifecycle/event-bus.js';
+import { RouteEntry, RouteTable } from '../../src/lifecycle/route-table.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import type { JobRecord, OperationRecord } from '../../src/store/records.js';
+import type { Store } from '../../src/store/store.js';
 
 const options = { upDelayMs: 1_000, downDelayMs: 5_000, intervalMs: 250 };
 
@@ -131,5 +137,46 @@ describe('autoscaler', () => {
     assert.equal(decideReplicas([{ at: now, wanted: 3 }], 1, now, none), 3);
     assert.equal(decideReplicas([{ at: now, wanted: 1 }], 3, now, none), 1);
     assert.equal(decideReplicas([], 1, now, none), undefined);
+  });
+});
+
+describe('autoscaler: what a sample reads', () => {
+  it("reads a serving job's record once, and again only after an operation of the job ended", async () => {
+    const reads: string[] = [];
+    const job = { jobId: 'a', desiredReplicas: 1, replicas: { min: 1, max: 1 } } as JobRecord;
+    const store = {
+      getJob: async (jobId: string) => {
+        reads.push(jobId);
+        return job;
+      },
+    } as unknown as Store;
+    const routes = new RouteTable();
+    routes.set(new RouteEntry('a', 'inf-0001', 'http://127.0.0.1:1', 'a'));
+    const events = new EventBus();
+    const autoscaler = new Autoscaler({
+      store,
+      events,
+      routes,
+      metrics: new Metrics({ defaultMetrics: false }),
+      logger: pino({ level: 'silent' }),
+      options: { target: 4, upDelayMs: 1_000, downDelayMs: 30_000, intervalMs: 60_000 },
+      actions: { addReplica: async () => undefined, removeReplica: async () => undefined, waiting: () => 0 },
+    });
+    autoscaler.start();
+    try {
+      for (let i = 0; i < 20; i++) await autoscaler.tick(100_000 + i * 250);
+      assert.deepEqual(reads, ['a'], 'twenty samples, one read');
+      const operation = (status: string) =>
+        ({ type: 'operation', operation: { jobId: 'a', status } as OperationRecord }) as const;
+      events.publish(operation('running'));
+      await autoscaler.tick(110_000);
+      assert.deepEqual(reads, ['a'], 'an operation under way changes nothing yet');
+      events.publish(operation('succeeded'));
+      await autoscaler.tick(110_250);
+      await autoscaler.tick(110_500);
+      assert.deepEqual(reads, ['a', 'a'], 'read again once, after the operation ended');
+    } finally {
+      autoscaler.stop();
+    }
   });
 });

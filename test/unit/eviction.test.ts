@@ -10,6 +10,7 @@ import {
   MIN_MODEL_BYTES,
   ModelSizes,
   decidePlacement,
+  fleetVictims,
   type ResidentModel,
   type SharedWorkerView,
 } from '../../src/lifecycle/eviction.js';
@@ -120,14 +121,35 @@ describe('eviction: placing a model on shared workers', () => {
     assert.deepEqual(jobs(decision), ['a1']);
   });
 
-  it('a fleet over its budget evicts for the new load, not for the excess as well', () => {
-    // 20 models of 1 MiB, one of which measured 14 MiB more than was reserved for it:
-    // the fleet is 12 MiB over a budget of 100 MiB.
+  it('a fleet over its budget evicts for the new load and as much again of the excess, never the whole excess', () => {
+    // 20 models of 1 MiB, one of which measured 14 MiB more than was reserved for it (or
+    // its worker's runtime grew): the fleet is 12 MiB over a budget of 100 MiB.
     const models = Array.from({ length: 20 }, (_, i) => model(`m${i}`, i === 19 ? 15 : 1, 60_000 - i));
     const w = worker('a', 1024, models, 78);
     const over = { ...settings, budgetBytes: 100 * MiB };
     const decision = decidePlacement([w], { jobId: 'new', bytes: 2 * MiB, now: NOW }, over);
-    assert.deepEqual(jobs(decision), ['m0', 'm1'], 'what the load takes, not 12 MiB more');
+    assert.deepEqual(
+      jobs(decision),
+      ['m0', 'm1', 'm2', 'm3'],
+      'its 2 MiB and 2 MiB of the excess, not 12 MiB more',
+    );
+  });
+
+  it('a fleet over its budget still places a load when giving back excess too would take too many', () => {
+    // Two models: evicting for the excess as well would take both (more than half).
+    const w = worker('a', 1024, [model('m0', 2, 60_000), model('m1', 2, 50_000)], 100);
+    const over = { ...settings, budgetBytes: 100 * MiB };
+    const decision = decidePlacement([w], { jobId: 'new', bytes: 2 * MiB, now: NOW }, over);
+    assert.deepEqual(jobs(decision), ['m0']);
+  });
+
+  it('charges what the budget holds outside the shared fleet (dedicated servers, the pool)', () => {
+    // Room by the worker and by the budget alone; 300 MiB of dedicated servers leave none.
+    const a = worker('a', 1024, [model('a1', 300, 30_000)]);
+    const budget = { ...settings, budgetBytes: 800 * MiB };
+    const ask = { jobId: 'new', bytes: 200 * MiB, now: NOW };
+    assert.deepEqual(jobs(decidePlacement([a], ask, budget)), []);
+    assert.deepEqual(jobs(decidePlacement([a], { ...ask, outsideBytes: 300 * MiB }, budget)), ['a1']);
   });
 
   it('a worker at its model limit takes another only in place of its least recently used', () => {
@@ -169,5 +191,37 @@ describe('eviction: model size estimates', () => {
     assert.equal(sizes.isMeasured('m'), true);
     sizes.observe('tiny', 0);
     assert.equal(sizes.estimate('tiny'), MIN_MODEL_BYTES, 'a load that measured nothing still counts');
+  });
+});
+
+describe('eviction: giving memory back for a dedicated server (fleetVictims)', () => {
+  const budget = { budgetBytes: 1000 * MiB, minResidencyMs: 10_000 };
+
+  it('takes the least recently used idle models of all workers until the need is covered', () => {
+    const a = worker('a', 1024, [model('a1', 100, 5_000), model('a2', 100, 40_000)]);
+    const b = worker('b', 1024, [model('b1', 100, 30_000), model('b2', 100, 50_000, { inFlight: 1 })]);
+    const victims = fleetVictims([a, b], 150 * MiB, NOW, budget);
+    assert.deepEqual(
+      victims?.map((v) => `${v.workerId}:${v.model.jobId}`),
+      ['a:a2', 'b:b1'],
+      'b2 is the least recently used but serving a request',
+    );
+  });
+
+  it('spares young models while old ones can cover the need, and never takes more than half a worker', () => {
+    const young = model('young', 100, 1_000, { loadedAt: NOW - 1_000 });
+    const a = worker('a', 1024, [
+      young,
+      model('old1', 100, 5_000),
+      model('old2', 100, 6_000),
+      model('old3', 50, 7_000),
+    ]);
+    assert.deepEqual(
+      fleetVictims([a], 150 * MiB, NOW, budget)?.map((v) => v.model.jobId),
+      ['old3', 'old2'],
+    );
+    // Three models' worth would take more than half of the four: nothing is evicted.
+    assert.equal(fleetVictims([a], 300 * MiB, NOW, budget), undefined);
+    assert.deepEqual(fleetVictims([a], 0, NOW, budget), []);
   });
 });

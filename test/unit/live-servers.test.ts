@@ -85,4 +85,15 @@ describe('the live servers kept in memory (live-servers.ts)', () => {
     failing = false;
     assert.ok((await ids(live)).includes('l3'));
   });
+
+  it('holds a listed record until this router writes it: the reconciler reads it again only then', async () => {
+    const live = new LiveServers(store);
+    const mark = live.mark();
+    const read = await stored();
+    live.refresh(read, mark);
+    const l3 = read.find((s) => s.jobId === 'l3')!;
+    assert.equal(live.holds(l3), true);
+    live.track(await store.updateServer(l3.serverId, l3.version, { state: 'ready' }));
+    assert.equal(live.holds(l3), false, 'the listed version is stale');
+  });
 });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { MemoryPolicy, type ReleasableMemory } from '../../src/lifecycle/memory-policy.js';
+import { MemoryPolicy, type ReleasableMemory, type SharedCharge } from '../../src/lifecycle/memory-policy.js';
 import type { ServerRecord, ServerState } from '../../src/store/records.js';
 import type { ServerFilter, Store } from '../../src/store/store.js';
 
@@ -41,7 +41,13 @@ function fakePool(count: number, workerBytes: number, log: string[]): Releasable
   };
 }
 
-function policy(servers: ServerRecord[], budget: number, pool: ReleasableMemory | undefined, log: string[]) {
+function policy(
+  servers: ServerRecord[],
+  budget: number,
+  pool: ReleasableMemory | undefined,
+  log: string[],
+  shared?: SharedCharge,
+) {
   return new MemoryPolicy(
     fakeStore(servers),
     {
@@ -59,6 +65,7 @@ function policy(servers: ServerRecord[], budget: number, pool: ReleasableMemory 
       memoryBudgetBytes: budget,
       modelBytes: async (model) => SIZES[model] ?? 0,
       ...(pool ? { releasable: pool } : {}),
+      ...(shared ? { shared } : {}),
     },
     pino({ level: 'silent' }),
   );
@@ -111,5 +118,56 @@ describe('MemoryPolicy with the warm pool', () => {
       undefined,
       'no budget, no bound',
     );
+  });
+});
+
+/** A shared fleet measuring `bytes`, whose idle models give back `perModel` each when evicted. */
+function fakeShared(bytes: number, evictable: number, perModel: number, log: string[]): SharedCharge {
+  return {
+    chargedBytes: () => bytes,
+    async evictForOutside(need, forJob) {
+      const count = Math.ceil(need / perModel);
+      if (count > evictable) return { evicted: [], freedBytes: 0 };
+      const evicted = Array.from({ length: count }, (_, i) => `s${i}`);
+      log.push(`evict ${evicted.join(' ')} for ${forJob} (need ${need})`);
+      bytes -= count * perModel;
+      return { evicted, freedBytes: count * perModel };
+    },
+  };
+}
+
+describe('MemoryPolicy: one budget for dedicated and shared workers', () => {
+  it("counts the shared workers' measured memory and evicts idle shared models for a dedicated load", async () => {
+    const log: string[] = [];
+    const servers = [server('j1', 'a', 'loading', '')];
+    // 60 of shared workers + 30 (a) > 80: 10 must come back; the shared fleet gives 20.
+    const room = await policy(servers, 80, undefined, log, fakeShared(60, 2, 20, log)).makeRoomFor('j1', 'a');
+    assert.deepEqual(room, { unloaded: ['s0'] });
+    assert.deepEqual(log, ['evict s0 for j1 (need 10)']);
+  });
+
+  it('unloads idle dedicated models first, then shared ones; over the limit with a warning when neither can', async () => {
+    const log: string[] = [];
+    const servers = [server('old', 'a', 'ready', '2024-01-01T00:00:00Z'), server('j2', 'c', 'loading', '')];
+    // 50 shared + 30 (a) + 60 (c) = 140 > 100: unloading a leaves 110, one shared model (20) 90.
+    const room = await policy(servers, 100, undefined, log, fakeShared(50, 1, 20, log)).makeRoomFor(
+      'j2',
+      'c',
+    );
+    assert.deepEqual(room, { unloaded: ['old', 's0'] });
+    const none: string[] = [];
+    const over = await policy(
+      [server('j3', 'c', 'loading', '')],
+      100,
+      undefined,
+      none,
+      fakeShared(90, 0, 20, none),
+    ).makeRoomFor('j3', 'c');
+    assert.match(over.overLimit ?? '', /MODELDOCK_MEMORY_BUDGET=100 bytes: the models take 150 bytes/);
+  });
+
+  it('leaves the pool what the budget leaves beside dedicated models and shared workers', async () => {
+    const servers = [server('j1', 'a', 'ready', '')];
+    assert.equal(await policy(servers, 100, undefined, [], fakeShared(50, 0, 10, [])).bytesLeftForPool(), 20);
   });
 });

@@ -105,3 +105,54 @@ describe('shared memory: models being evicted (shared-memory.ts)', () => {
     assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['z0', 'z1']);
   });
 });
+
+describe('shared memory: a worker charged what it measures (shared-memory.ts)', () => {
+  // One worker: 50 MiB of runtime at first and one 10 MiB model; a budget of 360 MiB.
+  function grown() {
+    const memory = new SharedMemory({
+      budgetBytes: 360 * MiB,
+      minResidencyMs: 0,
+      workerLimitBytes: 1024 * MiB,
+    });
+    memory.observeStats('w1', {
+      rss_bytes: 60 * MiB,
+      memory_bytes: 60 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+      model_memory_bytes: { a: 10 * MiB },
+    });
+    memory.sizes.observe('m-131', 20 * MiB);
+    return memory;
+  }
+  const ask = { served: 'c', model: 'm-131', now: Date.now(), mayOpen: true };
+
+  it("charges a runtime's growth after churn, seen by a load's answer: no new worker past the budget", () => {
+    const memory = grown();
+    // After thousands of loads and unloads the worker measures 330 MiB with two models
+    // of 10 MiB: its runtime grew by 260 MiB (allocator fragmentation, caches).
+    memory.observeLoad('w1', 'b', 'm-b', {
+      loadMs: 1,
+      memoryBytes: 10 * MiB,
+      workerMemoryBytes: 330 * MiB,
+      workerMemoryLimitBytes: 1024 * MiB,
+    });
+    const servers = [hosted(1, 'a'), hosted(2, 'b')];
+    // 330 MiB charged, 30 left: the load (40 MiB at its peak) evicts the least recently
+    // used model; neither placed beside them nor on a new worker (50 MiB idle).
+    const { decision } = memory.decide([{ name: 'w1', hosted: servers }], ask, idle);
+    assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['a']);
+    assert.equal(memory.totalBytes(), 330 * MiB);
+  });
+
+  it('charges growth a re-measure finds between loads', () => {
+    const memory = grown();
+    memory.observeUsage('w1', {
+      rss_bytes: 330 * MiB,
+      memory_bytes: 330 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+    });
+    const { decision } = memory.decide([{ name: 'w1', hosted: [hosted(1, 'a')] }], ask, idle);
+    // 30 MiB of budget left: the load (40 MiB at its peak) needs a model evicted, not a new worker.
+    assert.equal(decision.kind, 'place');
+    assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['a']);
+  });
+});
