@@ -1,12 +1,19 @@
 /**
  * What the router gives every worker it creates besides its name and labels, through
  * WorkerSpec.env so that every runtime passes it on: a secret of its own (the worker obeys
- * only whoever holds it), the request body limit its memory allows and the allocator
- * setting that makes its memory measurable per model; and, for a model a foreign serving
+ * only whoever holds it), the request body limit its memory allows, the allocator
+ * setting that makes its memory measurable per model and the intra-op threads its CPU
+ * limit allows; and, for a model a foreign serving
  * runtime serves, the command that starts that server instead.
  */
 import { LABELS, type ServerImage, type WorkerLimits, type WorkerSpec } from '../runtime/runtime.js';
-import { WORKER_ALLOCATOR_ENV, WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../worker-limits.js';
+import {
+  WORKER_ALLOCATOR_ENV,
+  WORKER_BODY_LIMIT_ENV,
+  WORKER_THREADS_ENV,
+  workerBodyLimit,
+  workerThreads,
+} from '../worker-limits.js';
 import { WORKER_SECRET_ENV, generateWorkerSecret } from '../worker-secret.js';
 import type { ServingRuntime } from './serving-runtimes.js';
 
@@ -24,7 +31,9 @@ export function workerSpec(
     env: {
       [WORKER_SECRET_ENV]: generateWorkerSecret(),
       [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(limits.memoryBytes)),
-      ...(serving && !serving.modeldockWorker ? {} : WORKER_ALLOCATOR_ENV),
+      ...(serving && !serving.modeldockWorker
+        ? {}
+        : { ...WORKER_ALLOCATOR_ENV, [WORKER_THREADS_ENV]: String(workerThreads(limits.nanoCpus)) }),
     },
     // A foreign server is started by its catalog entry's command (process runtime) or
     // image (containers) instead of modeldock's worker.
