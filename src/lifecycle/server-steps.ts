@@ -5,6 +5,7 @@
  * conditional write of the server record, published to subscribers; each step that
  * touches a worker is recorded on the operation that runs it.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   ConflictError,
   RuntimeUnavailableError,
@@ -238,13 +239,16 @@ export class ServerSteps {
           // unload that gives it back (the model leaves with the process).
           server = await this.restartWithoutModel(rec, server);
         } else {
-          const { workerMemoryBytes } = await rec.step('unload', () =>
-            this.deps.workers.unload(endpoint, servedName(server)),
-          );
+          const foreign = serving !== undefined && !serving.modeldockWorker;
+          const { workerMemoryBytes } = await rec.step('unload', async () => {
+            const unloaded = await this.deps.workers.unload(endpoint, servedName(server));
+            if (foreign) await this.unloadSettled(endpoint, servedName(server));
+            return unloaded;
+          });
           if (server.placement === 'shared') {
             this.fleet.memory.observeUnload(server.workerName, servedName(server), workerMemoryBytes);
           }
-          if (serving && !serving.modeldockWorker) server = await this.checkMemoryBack(rec, server);
+          if (foreign) server = await this.checkMemoryBack(rec, server);
         }
       }
       return await this.transition(server, 'unloaded', {
@@ -275,6 +279,23 @@ export class ServerSteps {
       `the server kept ${mib(now.memoryBytes)} MiB after the unload (${mib(idle)} MiB when idle): restarted without the model`,
     );
     return this.restartWithoutModel(rec, server);
+  }
+
+  /**
+   * Until a foreign server's repository index no longer shows the model READY or
+   * UNLOADING (at most UNLOAD_SETTLE_MS): a server may unload in the background — Triton
+   * answers the unload at once, its stub process exiting after — and an unload is done
+   * when the server says so, not before (memory measured earlier would count the model
+   * as kept; a DEPLOY_UNLOAD answered earlier would leave it READY a moment longer).
+   */
+  private async unloadSettled(endpoint: string, name: string): Promise<void> {
+    const deadline = Date.now() + UNLOAD_SETTLE_MS;
+    while (Date.now() < deadline) {
+      const entries = await this.deps.workers.index(endpoint).catch(() => undefined);
+      const state = entries?.find((entry) => entry.name === name)?.state;
+      if (state !== 'READY' && state !== 'UNLOADING') return;
+      await delay(UNLOAD_POLL_MS);
+    }
   }
 
   /**
@@ -490,6 +511,11 @@ export class ServerSteps {
     });
   }
 }
+
+/** How long an unload may go on in the background before the memory is measured anyway. */
+const UNLOAD_SETTLE_MS = 10_000;
+/** The server's index is asked this often meanwhile: no server announces the end of an unload. */
+const UNLOAD_POLL_MS = 50;
 
 /**
  * How much more than its idle memory a server may hold after an unload and still count as

@@ -207,8 +207,11 @@ export function builtInServingRuntimes(images: BuiltInImages = {}): ServingRunti
         // In a container (the process runtime picks free ports): not 8000, the guard's.
         ports: { http: 8010, grpc: 8011 },
         multiModel: true,
-        // Triton's unload leaves freed memory with its allocator (triton-inference-server#3320).
-        unloadMemory: 'keeps',
+        // Unloaded in place, then measured: a Python-backend model's stub exits and its
+        // memory is back within a few MiB in about a millisecond, where a restart waits out
+        // Triton's slow exit (docs/runtimes.md). A backend that keeps the memory in Triton's
+        // allocator (triton-inference-server#3320) is caught by the measurement and restarted.
+        unloadMemory: 'frees',
         binaryTensors: true,
       },
       'built-in',

@@ -53,15 +53,18 @@ export function foreignContainer(spec: WorkerSpec, guardPort: number): ForeignCo
 
 /**
  * A pooled server's guard and server (WorkerSpec.emptyRepository): its repository starts
- * empty, and its guard sees the model store at `store`, where the runtime mounts it.
+ * empty, and its guard sees the model store at `store`, where the runtime mounts it
+ * (undefined: none is mounted, and the runtime tells the guard where to fetch from).
  */
 export function pooledForeignContainer(
   spec: WorkerSpec,
   guardPort: number,
-  store: string,
+  store: string | undefined,
 ): Omit<ForeignContainer, 'model' | 'job' | 'repositoryPath'> {
   const container = guardAndServer(spec, guardPort);
-  return { ...container, env: { ...container.env, [GUARD_STORE_DIR_ENV]: store } };
+  return store === undefined
+    ? container
+    : { ...container, env: { ...container.env, [GUARD_STORE_DIR_ENV]: store } };
 }
 
 function guardAndServer(spec: WorkerSpec, guardPort: number) {

@@ -3,7 +3,13 @@
  * worker's (worker-config.ts), whose defaults need ONNX Runtime, which the guard's images
  * do not carry.
  */
-import { GUARD_STORE_DIR_ENV } from '../guard-repository-protocol.js';
+import {
+  GUARD_FETCH_AS_ENV,
+  GUARD_FETCH_MAX_BYTES_ENV,
+  GUARD_FETCH_MODEL_ENV,
+  GUARD_STORE_DIR_ENV,
+  GUARD_STORE_URL_ENV,
+} from '../guard-repository-protocol.js';
 import { DEFAULT_WORKER_BODY_LIMIT, WORKER_BODY_LIMIT_ENV } from '../worker-limits.js';
 import { WORKER_SECRET_ENV } from '../worker-secret.js';
 
@@ -29,6 +35,12 @@ export interface GuardConfig {
   repository: string;
   /** The model store, for a pooled server's links (guard-repository.ts); empty: none. */
   store: string;
+  /**
+   * The router's store, where none is mounted (model-dir-fetch.ts): a pooled server's
+   * models are fetched from it, and `model`, when set, before the server starts, into
+   * `<repository>/<as>`.
+   */
+  fetch?: { url: string; maxBytes: number; model?: { id: string; as: string } };
 }
 
 export function loadGuardConfig(env: Record<string, string | undefined> = process.env): GuardConfig {
@@ -53,5 +65,21 @@ export function loadGuardConfig(env: Record<string, string | undefined> = proces
     ...(env.MODELDOCK_GUARD_SERVER_PID ? { serverPid: integer('MODELDOCK_GUARD_SERVER_PID') } : {}),
     repository: env.MODELDOCK_MODELS_DIR ?? '',
     store: env[GUARD_STORE_DIR_ENV] ?? '',
+    ...(env[GUARD_STORE_URL_ENV] ? { fetch: fetchConfig(env, integer) } : {}),
+  };
+}
+
+function fetchConfig(
+  env: Record<string, string | undefined>,
+  integer: (name: string) => number,
+): NonNullable<GuardConfig['fetch']> {
+  const id = env[GUARD_FETCH_MODEL_ENV];
+  const as = env[GUARD_FETCH_AS_ENV];
+  if (id && !as)
+    throw new Error(`${GUARD_FETCH_MODEL_ENV} needs ${GUARD_FETCH_AS_ENV}, the name to serve it under`);
+  return {
+    url: env[GUARD_STORE_URL_ENV]!,
+    maxBytes: integer(GUARD_FETCH_MAX_BYTES_ENV),
+    ...(id && as ? { model: { id, as } } : {}),
   };
 }

@@ -8,12 +8,16 @@
  * SIGTERM to the guard is passed on to the server, so that runtimes that signal only
  * the container's first process (Docker) stop the server too. The server runs in
  * MODELDOCK_GUARD_SERVER_CWD when set (the process runtime's private directory).
+ * Where no store is mounted (the router's store on Kubernetes), the guard first fetches
+ * the job's model directory from the router into the server's repository
+ * (model-dir-fetch.ts); it answers 503 meanwhile, as while the server starts.
  *
  * Its log is JSON lines in pino's shape (level numbers, time, msg), as the worker's,
  * written directly: the guard loads nothing it can do without (guard.ts says why).
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
+import path from 'node:path';
 import { AdoptedServer, type ServerExit } from './adopted-server.js';
 import { loadGuardConfig } from './guard-config.js';
 
@@ -48,16 +52,37 @@ function main(): void {
     // Docker's convention for a death by signal: 128 + its number.
     process.exit(code ?? 128 + (signal ? os.constants.signals[signal] : 0));
   };
-  const child = config.serverPid
-    ? new AdoptedServer(config.serverPid, onExit)
-    : startServer(command, args, config.serverCwd, onExit);
-  server = child;
+  let stopping: NodeJS.Signals | undefined;
+  const launch = () => {
+    if (stopping) process.exit(0);
+    server = config.serverPid
+      ? new AdoptedServer(config.serverPid, onExit)
+      : startServer(command, args, config.serverCwd, onExit);
+  };
+  const secret = config.secret;
+  const fetched = config.fetch;
+  const fetchSource = fetched ? { url: fetched.url, secret, maxBytes: fetched.maxBytes } : undefined;
+  if (fetched?.model) {
+    const { id, as } = fetched.model;
+    const started = Date.now();
+    void import('./model-dir-fetch.js')
+      .then(({ fetchModelDir }) => fetchModelDir(fetchSource!, id, path.join(config.repository, as)))
+      .then(({ files, bytes }) => {
+        log('info', 'model fetched from the router', { model: id, files, bytes, ms: Date.now() - started });
+        launch();
+      })
+      .catch((error: unknown) => fail(`fetching model ${id} from the router failed: ${errorText(error)}`));
+  } else {
+    launch();
+  }
   // Set once the guard's HTTP side is loaded; a signal before that stops the server alone.
   let listener: { close(): void } | undefined = undefined;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       log('info', 'guard stopping the server', { signal });
-      child.kill(signal);
+      stopping = signal;
+      if (!server) process.exit(0);
+      server.kill(signal);
       listener?.close();
     });
   }
@@ -69,7 +94,11 @@ function main(): void {
         secret: config.secret,
         bodyLimitBytes: config.bodyLimitBytes,
         name: config.name,
-        links: { repository: config.repository, store: config.store },
+        links: {
+          repository: config.repository,
+          store: config.store,
+          ...(fetchSource ? { fetch: fetchSource } : {}),
+        },
         onError: (message, error) =>
           log('error', message, { err: error instanceof Error ? error.stack : String(error) }),
       });
@@ -86,8 +115,12 @@ function main(): void {
     .catch(fail);
 }
 
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 function fail(error: unknown): never {
-  log('fatal', `guard cannot start: ${error instanceof Error ? error.message : String(error)}`);
+  log('fatal', `guard cannot start: ${errorText(error)}`);
   server?.kill('SIGKILL');
   process.exit(1);
 }

@@ -7,18 +7,24 @@
  * repository is a tmpfs of its own). Behind the worker secret like every other call
  * (guard.ts checks it first); the model must be a directory inside the model store
  * (links out of it are refused). guard.ts loads this module only when the route is called.
+ *
+ * Where no store is mounted (the router's store on Kubernetes), the guard fetches the
+ * model's directory from the router into the repository instead (model-dir-fetch.ts).
  */
 import { lstat, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { isMissing, realPathInside } from '../confined-path.js';
 import { InvalidInputError, errorMessage, isModeldockError } from '../errors.js';
 import { validateId } from '../ids.js';
+import { ModelDirFetchError, fetchModelDir, type ModelDirSource } from './model-dir-fetch.js';
 
 export interface RepositoryLinks {
   /** The server's model repository (its `{modelsDir}`). */
   repository: string;
-  /** The model store as the guard sees it; empty: this guard links nothing (404). */
+  /** The model store as the guard sees it; empty (and no `fetch`): this guard links nothing (404). */
   store: string;
+  /** The router's store, where none is mounted: models are fetched from it, not linked. */
+  fetch?: ModelDirSource;
 }
 
 /** `PUT <GUARD_REPOSITORY_PATH>/<name>` with `{"model": "<id>"}`: the status and body to answer. */
@@ -27,15 +33,20 @@ export async function linkRequest(
   rawName: string,
   body: Buffer,
 ): Promise<{ status: number; body: unknown }> {
-  if (!links?.store) {
+  if (!links?.store && !links?.fetch) {
     return { status: 404, body: { error: 'this server was started for one model: nothing to link' } };
   }
   try {
     const name = validateId('name', decodeName(rawName));
     const model = validateId('model', modelOf(body));
+    if (links.fetch) {
+      const fetched = await fetchModelDir(links.fetch, model, path.join(links.repository, name));
+      return { status: 200, body: { name, model, ...fetched } };
+    }
     await linkModel(links, name, model);
     return { status: 200, body: { name, model } };
   } catch (error) {
+    if (error instanceof ModelDirFetchError) return { status: error.status, body: { error: error.message } };
     if (isMissing(error)) return { status: 404, body: { error: 'model not found in the model store' } };
     if (isModeldockError(error) && error.code === 'invalid_input') {
       return { status: 400, body: { error: error.message } };

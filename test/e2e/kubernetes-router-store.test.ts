@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,25 +18,19 @@ import { ownerSelector } from '../../src/runtime/kubernetes/pod-labels.js';
 import { secretOfPod } from '../../src/runtime/kubernetes/pod-spec.js';
 import { WORKER_SECRET_HEADER } from '../../src/worker-secret.js';
 import { ORIGIN_REQUESTS } from '../helpers/fixtures.js';
-import { TEST_NAMESPACE, cluster, kubernetesRuntime, removeInstancePods } from '../helpers/kubernetes.js';
+import {
+  BRIDGE_ADDRESS,
+  TEST_NAMESPACE,
+  cluster,
+  freeBridgePort,
+  kubernetesRuntime,
+  removeInstancePods,
+} from '../helpers/kubernetes.js';
 import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
 import { getJson, postJson, startTestRouter, type TestRouter } from '../helpers/router.js';
 
-/** The pod bridge's gateway address (scripts/kubernetes.sh): where Pods reach the host. */
-const BRIDGE_ADDRESS = '10.244.0.1';
 const [create, load, unload, terminate, temp] = ORIGIN_REQUESTS;
 const c = await cluster();
-
-async function freeBridgePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, BRIDGE_ADDRESS, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('workers fetch their model and dataset from the router (MODELDOCK_K8S_STORE=router)', () => {
   let t: TestRouter;

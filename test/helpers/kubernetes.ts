@@ -7,6 +7,7 @@
  */
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KubernetesRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime.js';
@@ -117,4 +118,60 @@ export async function removeInstancePods(c: TestCluster, instances: string[], na
       gracePeriodSeconds: 0,
     });
   }
+}
+
+/** The pod bridge's gateway address (scripts/kubernetes.sh): where Pods reach the host. */
+export const BRIDGE_ADDRESS = '10.244.0.1';
+
+/** A free port on the pod bridge's address, for a router Pods reach (MODELDOCK_K8S_STORE=router). */
+export async function freeBridgePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, BRIDGE_ADDRESS, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A TCP relay from the pod bridge to a router on loopback: Pods reach the router's store
+ * through it while the test calls the router on loopback, where it asks for no key (on the
+ * bridge itself it would ask for one). `url` is known before the router starts (its
+ * runtime needs it), so the relay learns the router's port later (`to`).
+ */
+export async function bridgeRelay(): Promise<{
+  url: string;
+  to(port: number): void;
+  close(): Promise<void>;
+}> {
+  let target: number | undefined;
+  const sockets = new Set<net.Socket>();
+  const relay = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    if (target === undefined) return socket.destroy();
+    const upstream = net.connect(target, '127.0.0.1');
+    sockets.add(upstream);
+    upstream.once('close', () => sockets.delete(upstream));
+    socket.once('error', () => upstream.destroy());
+    upstream.once('error', () => socket.destroy());
+    socket.pipe(upstream).pipe(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    relay.once('error', reject);
+    relay.listen(0, BRIDGE_ADDRESS, resolve);
+  });
+  const { port } = relay.address() as net.AddressInfo;
+  return {
+    url: `http://${BRIDGE_ADDRESS}:${port}`,
+    to: (routerPort) => {
+      target = routerPort;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    },
+  };
 }

@@ -204,17 +204,9 @@ describe("a foreign server's Pod", () => {
     assert.equal(mounts['/models']!.readOnly, true);
     const volumes = Object.fromEntries(pooled.spec!.volumes!.map((v) => [v.name, v]));
     assert.deepEqual(volumes[mounts['/repository']!.name]!.emptyDir, { medium: 'Memory', sizeLimit: '1Mi' });
-    assert.throws(
-      () =>
-        workerPod(
-          { ...foreign, labels: { [LABELS.kind]: 'pool' }, emptyRepository: true },
-          { ...template, store: { type: 'router', url: 'http://r' } },
-        ),
-      /links its models from the store: run it with MODELDOCK_K8S_STORE=hostpath or pvc/,
-    );
   });
 
-  it("a PVC store gives it the model's directory of the claim; the router store is refused", () => {
+  it("a PVC store gives it the model's directory of the claim", () => {
     const withPvc = workerPod(foreign, { ...template, store: { type: 'pvc', claim: 'models' } });
     const mounts = withPvc.spec!.containers[0]!.volumeMounts!;
     assert.deepEqual(
@@ -224,10 +216,48 @@ describe("a foreign server's Pod", () => {
         ['/datasets', 'datasets', true],
       ],
     );
-    assert.throws(
-      () => workerPod(foreign, { ...template, store: { type: 'router', url: 'http://r' } }),
-      /reads its model directory itself: run it with MODELDOCK_K8S_STORE=hostpath or pvc/,
-    );
+  });
+
+  describe('with the router store (nothing of the store mounted)', () => {
+    const router = { ...template, store: { type: 'router' as const, url: 'http://10.244.0.1:8080' } };
+    const envOf = (p: V1Pod) => Object.fromEntries(p.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
+    const mountsOf = (p: V1Pod) =>
+      Object.fromEntries(p.spec!.containers[0]!.volumeMounts!.map((m) => [m.mountPath, m]));
+
+    it("its guard fetches the job's model from the router into an emptyDir repository on disk, bounded", () => {
+      const fetching = workerPod(foreign, router);
+      const env = envOf(fetching);
+      assert.equal(env.MODELDOCK_GUARD_STORE_URL, 'http://10.244.0.1:8080');
+      assert.equal(env.MODELDOCK_GUARD_FETCH_MODEL, 'm-133');
+      assert.equal(env.MODELDOCK_GUARD_FETCH_AS, 'a1');
+      assert.equal(env.MODELDOCK_GUARD_FETCH_MAX_BYTES, String(2 * 1024 ** 3));
+      assert.equal(env.MODELDOCK_MODELS_DIR, '/repository');
+      assert.equal(env.MODELDOCK_GUARD_STORE_DIR, undefined);
+      const mounts = mountsOf(fetching);
+      assert.deepEqual(Object.keys(mounts).sort(), ['/opt/triton-backends', '/repository', '/tmp']);
+      const volumes = Object.fromEntries(fetching.spec!.volumes!.map((v) => [v.name, v]));
+      assert.deepEqual(
+        { ...volumes[mounts['/repository']!.name] },
+        {
+          name: 'repository',
+          emptyDir: { sizeLimit: String(2 * 1024 ** 3) },
+        },
+      );
+      assert.ok(fetching.spec!.volumes!.every((v) => !v.hostPath && !v.persistentVolumeClaim));
+    });
+
+    it('pooled: the same repository, the router to fetch from, and no model named yet', () => {
+      const pooled = workerPod(
+        { ...foreign, labels: { [LABELS.kind]: 'pool' }, emptyRepository: true },
+        router,
+      );
+      const env = envOf(pooled);
+      assert.equal(env.MODELDOCK_GUARD_STORE_URL, 'http://10.244.0.1:8080');
+      assert.equal(env.MODELDOCK_GUARD_FETCH_MODEL, undefined);
+      assert.equal(env.MODELDOCK_GUARD_STORE_DIR, undefined);
+      assert.deepEqual(Object.keys(mountsOf(pooled)).sort(), ['/opt/triton-backends', '/repository', '/tmp']);
+      assert.ok(pooled.spec!.volumes!.every((v) => !v.hostPath && !v.persistentVolumeClaim));
+    });
   });
 });
 

@@ -4,13 +4,15 @@
  * or not), files come with their SHA-256, unchanged files are answered 304 and reused
  * from the cache, changed ones fetched again (the old blob deleted), links out of the
  * store refused, and a file whose bytes do not match the digest sent with them refused
- * with nothing kept. The runtime is the one stand-in: a list of one running worker
+ * with nothing kept. A model's whole directory (a foreign server's) is listed and served
+ * to a guard the same way, confined to that directory and bounded, and fetched by the
+ * guard whole or not at all. The runtime is the one stand-in: a list of one running worker
  * (which worker runs is the runtime's business, tested on the real cluster in
  * test/e2e/kubernetes-router-store.test.ts).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -23,10 +25,17 @@ import { StoreUnavailableError } from '../../src/errors.js';
 import { Catalog } from '../../src/lifecycle/catalog.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import type { Runtime, WorkerInfo } from '../../src/runtime/runtime.js';
+import { linkRequest } from '../../src/worker/guard-repository.js';
+import { ModelDirFetchError, fetchModelDir } from '../../src/worker/model-dir-fetch.js';
 import { ModelStore } from '../../src/worker/model-store.js';
 import { RemoteStoreSource } from '../../src/worker/remote-store-source.js';
 import { WORKER_SECRET_HEADER } from '../../src/worker-secret.js';
-import { reprDigestOf, sha256OfReprDigest } from '../../src/worker-store-protocol.js';
+import {
+  MODEL_DIR_LIMITS,
+  reprDigestOf,
+  sha256OfReprDigest,
+  type ModelDirListing,
+} from '../../src/worker-store-protocol.js';
 import { DATASETS_DIR, MODELS_DIR } from '../helpers/paths.js';
 
 const SECRET = 'the-secret-of-worker-one-0123456789';
@@ -219,5 +228,233 @@ describe('the router store endpoint and the worker remote store source', () => {
     } finally {
       liar.close();
     }
+  });
+  describe("a model's whole directory, for a foreign server's guard", () => {
+    const headers = { [WORKER_SECRET_HEADER]: SECRET };
+    const modelFile = (model: string, file: string) => path.join(store, 'models', model, file);
+    // The path sent as written (fetch's URL parser would resolve a "%2E%2E" segment itself).
+    const getStatus = (route: string) =>
+      new Promise<number>((resolve, reject) => {
+        const { hostname, port } = new URL(url);
+        http
+          .get({ host: hostname, port, path: `/worker-store/${route}`, headers }, (response) => {
+            response.resume();
+            resolve(response.statusCode!);
+          })
+          .once('error', reject);
+      });
+    const fetchSource = (maxBytes = 2 ** 30, secret = SECRET) => ({
+      url,
+      secret,
+      maxBytes,
+      knownWithinMs: 300,
+    });
+
+    before(async () => {
+      // A model whose directory links out of itself (to a sibling model's file).
+      await mkdir(path.join(store, 'models', 'leaky', '1'), { recursive: true });
+      await writeFile(path.join(store, 'models', 'leaky', 'config.pbtxt'), 'name: "leaky"');
+      await symlink(modelFile('m-131', 'model.onnx'), path.join(store, 'models', 'leaky', '1', 'model.onnx'));
+      // A link to a file inside the model's own directory is served as that file.
+      await mkdir(path.join(store, 'models', 'linked'));
+      await writeFile(path.join(store, 'models', 'linked', 'weights.bin'), 'weights');
+      await symlink('weights.bin', path.join(store, 'models', 'linked', 'alias.bin'));
+      // One file more than a directory may hold.
+      await mkdir(path.join(store, 'models', 'crowded'));
+      for (let i = 0; i <= MODEL_DIR_LIMITS.files; i += 1) {
+        await writeFile(path.join(store, 'models', 'crowded', `f${i}`), '');
+      }
+    });
+
+    it("lists every file of Triton's layout with its size and SHA-256, to a worker's secret only", async () => {
+      const response = await fetch(`${url}/worker-store/model-dirs/m-133`, { headers });
+      assert.equal(response.status, 200);
+      const listing = (await response.json()) as ModelDirListing;
+      assert.equal(listing.model, 'm-133');
+      assert.deepEqual(
+        listing.files.map((f) => f.path),
+        ['1/model.py', '1/weights.npz', 'config.pbtxt', 'model.json'],
+      );
+      for (const file of listing.files) {
+        const bytes = await readFile(modelFile('m-133', file.path));
+        assert.deepEqual([file.size, file.sha256], [bytes.length, sha256(bytes)], file.path);
+      }
+      assert.equal(
+        listing.bytes,
+        listing.files.reduce((sum, f) => sum + f.size, 0),
+      );
+      const linked = (await (
+        await fetch(`${url}/worker-store/model-dirs/linked`, { headers })
+      ).json()) as ModelDirListing;
+      assert.deepEqual(
+        linked.files.map((f) => [f.path, f.size]),
+        [
+          ['alias.bin', 7],
+          ['weights.bin', 7],
+        ],
+      );
+      for (const route of ['model-dirs/m-133', 'model-dirs/m-133/config.pbtxt', 'model-dirs/absent']) {
+        const stranger = await fetch(`${url}/worker-store/${route}`, {
+          headers: { [WORKER_SECRET_HEADER]: 'someone-elses-secret-0123456789' },
+        });
+        assert.equal(stranger.status, 401, route);
+      }
+    });
+
+    it('serves a file of the directory with its digest, and nothing outside the directory', async () => {
+      const bytes = await readFile(modelFile('m-133', '1/model.py'));
+      const response = await fetch(`${url}/worker-store/model-dirs/m-133/1/model.py`, { headers });
+      assert.equal(response.status, 200);
+      assert.deepEqual(Buffer.from(await response.arrayBuffer()), bytes);
+      assert.equal(sha256OfReprDigest(response.headers.get('repr-digest') ?? ''), sha256(bytes));
+      assert.equal(await getStatus('model-dirs/m-133/1/absent.py'), 404);
+      assert.equal(await getStatus('model-dirs/m-133/1'), 404, 'a directory is no file');
+      assert.equal(await getStatus('model-dirs/absent'), 404);
+      assert.equal(await getStatus('model-dirs/absent/config.pbtxt'), 404);
+      // Another model's file, the store's parent, by any spelling of "..": refused.
+      assert.equal(await getStatus('model-dirs/m-133/..%2Fm-131%2Fmodel.onnx'), 400);
+      assert.equal(await getStatus('model-dirs/m-133/1/%2E%2E/%2E%2E/m-131/model.onnx'), 400);
+      assert.equal(await getStatus('model-dirs/m-133/.%2F1%2Fmodel.py'), 400);
+      assert.equal(await getStatus('model-dirs/..%2Foutside.txt/x'), 400);
+      assert.equal(await getStatus('model-dirs/leaky/1/model.onnx'), 400, 'a link out of the directory');
+      assert.equal(await getStatus(`model-dirs/m-133/${'a/'.repeat(MODEL_DIR_LIMITS.depth + 1)}x`), 400);
+    });
+
+    it('refuses, whole and with its reason, a directory that links out of itself or holds too many files', async () => {
+      const leaky = await fetch(`${url}/worker-store/model-dirs/leaky`, { headers });
+      assert.equal(leaky.status, 400);
+      assert.match(
+        ((await leaky.json()) as { error: { message: string } }).error.message,
+        /resolves outside/,
+      );
+      const crowded = await fetch(`${url}/worker-store/model-dirs/crowded`, { headers });
+      assert.equal(crowded.status, 400);
+      assert.match(
+        ((await crowded.json()) as { error: { message: string } }).error.message,
+        new RegExp(`more than ${MODEL_DIR_LIMITS.files} files`),
+      );
+    });
+
+    it("the guard fetches a model's directory whole, read-only, replacing what was there", async () => {
+      const repository = await mkdtemp(path.join(dir, 'repository-'));
+      const destination = path.join(repository, 'a1');
+      const fetched = await fetchModelDir(fetchSource(), 'm-133', destination);
+      assert.equal(fetched.files, 4);
+      for (const file of ['1/model.py', '1/weights.npz', 'config.pbtxt', 'model.json']) {
+        assert.deepEqual(
+          await readFile(path.join(destination, file)),
+          await readFile(modelFile('m-133', file)),
+        );
+        assert.equal((await stat(path.join(destination, file))).mode & 0o777, 0o444, file);
+      }
+      assert.equal((await stat(path.join(destination, '1'))).mode & 0o777, 0o555);
+      // Again over the first copy (a pooled server handed the same name twice).
+      await fetchModelDir(fetchSource(), 'm-132', destination);
+      assert.deepEqual((await readdir(destination)).sort(), [
+        'model-settings.json',
+        'model.joblib',
+        'model.json',
+      ]);
+      assert.deepEqual(await readdir(repository), ['a1'], 'nothing else left beside it');
+    });
+
+    it('the guard refuses a model larger than its repository, a wrong secret and tampered bytes, keeping nothing', async () => {
+      const repository = await mkdtemp(path.join(dir, 'repository-'));
+      const destination = path.join(repository, 'a1');
+      await assert.rejects(
+        fetchModelDir(fetchSource(1024), 'm-133', destination),
+        (error: unknown) =>
+          error instanceof ModelDirFetchError &&
+          error.status === 413 &&
+          /more than this worker's repository holds/.test(error.message),
+      );
+      await assert.rejects(
+        fetchModelDir(fetchSource(2 ** 30, 'not-a-worker-secret-0123456789'), 'm-133', destination),
+        /401.*does not know this worker's secret/,
+      );
+      await assert.rejects(
+        fetchModelDir(fetchSource(), 'leaky', destination),
+        (error: unknown) => error instanceof ModelDirFetchError && error.status === 400,
+      );
+      // A router (or anything on the way) whose bytes are not what it listed.
+      const listing = JSON.stringify({
+        model: 'm-133',
+        files: [{ path: 'config.pbtxt', size: 14, sha256: sha256('the real bytes') }],
+        bytes: 14,
+      });
+      const liar = http.createServer((request, response) => {
+        if (request.url?.endsWith('/m-133')) return response.end(listing);
+        response.writeHead(200, { 'repr-digest': reprDigestOf(sha256('the real bytes')) });
+        response.end('tampered bytes');
+      });
+      await new Promise<void>((resolve) => liar.listen(0, '127.0.0.1', resolve));
+      try {
+        const lying = { ...fetchSource(), url: `http://127.0.0.1:${(liar.address() as AddressInfo).port}` };
+        await assert.rejects(fetchModelDir(lying, 'm-133', destination), /does not match its listing/);
+      } finally {
+        liar.close();
+      }
+      assert.deepEqual(await readdir(repository), [], 'no partial directory left');
+    });
+
+    it('the guard asks again while the router does not know its worker yet (a Pod just started)', async () => {
+      const bytes = 'name: "a1"';
+      let asked = 0;
+      // The router's answers while the cluster has not yet reported the Pod running, then after.
+      const router = http.createServer((request, response) => {
+        asked += 1;
+        if (asked <= 2) return response.writeHead(401).end('{"error":{}}');
+        if (request.url?.endsWith('/m-133')) {
+          return response.end(
+            JSON.stringify({
+              model: 'm-133',
+              files: [{ path: 'config.pbtxt', size: bytes.length, sha256: sha256(bytes) }],
+              bytes: bytes.length,
+            }),
+          );
+        }
+        response.writeHead(200, { 'repr-digest': reprDigestOf(sha256(bytes)) }).end(bytes);
+      });
+      await new Promise<void>((resolve) => router.listen(0, '127.0.0.1', resolve));
+      try {
+        const repository = await mkdtemp(path.join(dir, 'repository-'));
+        const source = {
+          ...fetchSource(),
+          url: `http://127.0.0.1:${(router.address() as AddressInfo).port}`,
+          knownWithinMs: 10_000,
+        };
+        await fetchModelDir(source, 'm-133', path.join(repository, 'a1'));
+        assert.equal(await readFile(path.join(repository, 'a1', 'config.pbtxt'), 'utf8'), bytes);
+        assert.equal(asked, 4, 'two refusals, then the listing and the file');
+      } finally {
+        router.close();
+      }
+    });
+
+    it("a pooled server's guard fetches the model it is handed from the router (PUT /modeldock/repository/<job>)", async () => {
+      const repository = await mkdtemp(path.join(dir, 'repository-'));
+      const links = { repository, store: '', fetch: fetchSource() };
+      const put = (name: string, model: string) =>
+        linkRequest(links, name, Buffer.from(JSON.stringify({ model })));
+      assert.deepEqual(await put('a1', 'm-132'), {
+        status: 200,
+        body: {
+          name: 'a1',
+          model: 'm-132',
+          files: 3,
+          bytes:
+            (await stat(modelFile('m-132', 'model.joblib'))).size +
+            (await stat(modelFile('m-132', 'model.json'))).size +
+            (await stat(modelFile('m-132', 'model-settings.json'))).size,
+        },
+      });
+      assert.deepEqual(
+        await readFile(path.join(repository, 'a1', 'model.joblib')),
+        await readFile(modelFile('m-132', 'model.joblib')),
+      );
+      assert.equal((await put('a2', 'absent')).status, 404);
+      assert.equal((await put('../a3', 'm-132')).status, 400);
+      assert.deepEqual(await readdir(repository), ['a1']);
+    });
   });
 });

@@ -21,7 +21,12 @@
  */
 import path from 'node:path';
 import type { V1Container, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { InvalidInputError } from '../../errors.js';
+import {
+  GUARD_FETCH_AS_ENV,
+  GUARD_FETCH_MAX_BYTES_ENV,
+  GUARD_FETCH_MODEL_ENV,
+  GUARD_STORE_URL_ENV,
+} from '../../guard-repository-protocol.js';
 import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 import { STORE_CACHE_DIR_ENV, STORE_URL_ENV } from '../../worker-store-protocol.js';
@@ -55,6 +60,9 @@ export type WorkerStore =
   | { type: 'pvc'; claim: string }
   | { type: 'router'; url: string };
 
+/** A store the Pod mounts (hostPath or a claim), as opposed to the router's. */
+type MountedStore = Exclude<WorkerStore, { type: 'router' }>;
+
 export interface PodTemplateOptions {
   namespace: string;
   instance: string;
@@ -73,7 +81,7 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
   // Never a worker open by accident: a spec without a secret gets one here. It is in
   // the Pod's environment, readable by whoever may read Pods in the namespace (the
   // router's Role; an operator's), as it is in a container's on Docker.
-  const foreign = spec.serverImage ? foreignServer(spec, options.store) : undefined;
+  const foreign = spec.serverImage ? foreignServer(spec, options.store, limits.memoryBytes) : undefined;
   const env = withWorkerSecret({
     MODELDOCK_WORKER_PORT: String(WORKER_PORT),
     ...storeEnv(options.store),
@@ -154,15 +162,22 @@ function storeEnv(store: WorkerStore): Record<string, string> {
 
 const CACHE_DIR = '/cache';
 
+/**
+ * The most a worker fetches from the router's store: on the node's disk, not in memory (a
+ * model may be large), and bounded: a worker loads at most what fits in its memory, plus
+ * a dataset, plus the version being replaced.
+ */
+function fetchedBytes(memoryBytes: number): number {
+  return 2 * memoryBytes;
+}
+
 function storeVolumes(
   store: WorkerStore,
   memoryBytes: number,
 ): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
   if (store.type === 'router') {
-    // On the node's disk, not in memory (a model may be large), and bounded: a worker loads
-    // at most what fits in its memory, plus a dataset, plus the version being replaced.
     return {
-      volumes: [{ name: 'cache', emptyDir: { sizeLimit: String(2 * memoryBytes) } }],
+      volumes: [{ name: 'cache', emptyDir: { sizeLimit: String(fetchedBytes(memoryBytes)) } }],
       mounts: [{ name: 'cache', mountPath: CACHE_DIR }],
     };
   }
@@ -189,11 +204,12 @@ function storeVolumes(
 
 /**
  * A foreign server's guard and server (foreign-container.ts) and its volumes: for one job
- * (its model as the repository), or for the warm pool (an empty repository the guard links
+ * (its model as the repository), or for the warm pool (an empty repository the guard puts
  * a model into).
  */
-function foreignServer(spec: WorkerSpec, store: WorkerStore) {
+function foreignServer(spec: WorkerSpec, store: WorkerStore, memoryBytes: number) {
   const execDir = spec.serverImage?.execDir;
+  if (store.type === 'router') return fetchingForeignServer(spec, store.url, memoryBytes, execDir);
   if (spec.emptyRepository) {
     return {
       ...pooledForeignContainer(spec, WORKER_PORT, POOLED_STORE),
@@ -205,24 +221,49 @@ function foreignServer(spec: WorkerSpec, store: WorkerStore) {
 }
 
 /**
+ * A foreign server with the router's store, where nothing of the store is mounted: its
+ * repository is an emptyDir on the node's disk (bounded as modeldock's worker's cache is),
+ * and its guard fetches the model's directory from the router into it
+ * (worker/model-dir-fetch.ts): a server for one job's before the server starts, a pooled
+ * server's when it is handed a job. The router reads the dataset of a TEMP on a foreign
+ * server itself, so no datasets are mounted either.
+ */
+function fetchingForeignServer(
+  spec: WorkerSpec,
+  url: string,
+  memoryBytes: number,
+  execDir: string | undefined,
+) {
+  const forJob = spec.emptyRepository ? undefined : foreignContainer(spec, WORKER_PORT);
+  const container = forJob ?? pooledForeignContainer(spec, WORKER_PORT, undefined);
+  const bytes = fetchedBytes(memoryBytes);
+  const env: Record<string, string> = {
+    ...container.env,
+    [GUARD_STORE_URL_ENV]: url,
+    [GUARD_FETCH_MAX_BYTES_ENV]: String(bytes),
+    ...(forJob ? { [GUARD_FETCH_MODEL_ENV]: forJob.model, [GUARD_FETCH_AS_ENV]: forJob.job } : {}),
+  };
+  const exec = execVolumes(execDir);
+  return {
+    ...container,
+    env,
+    volumes: [{ name: 'repository', emptyDir: { sizeLimit: String(bytes) } }, ...exec.volumes],
+    mounts: [{ name: 'repository', mountPath: SERVER_REPOSITORY }, ...exec.mounts],
+  };
+}
+
+/**
  * A foreign server's volumes: its repository, the job's model directory alone mounted
  * read-only at `/repository/<job>`, the datasets, and, when its entry asks for one
  * (`execDir`), a small memory-backed directory of its own for programs it copies there
- * and runs (Triton's Python backend), as the Docker runtime's exec tmpfs. The server
- * reads its model's files itself, so the store must be mounted: the `router` store, whose
- * worker fetches the files modeldock's worker loads, has no way to hand it a directory.
+ * and runs (Triton's Python backend), as the Docker runtime's exec tmpfs.
  */
 function foreignVolumes(
   foreign: ForeignContainer,
-  store: WorkerStore,
+  store: MountedStore,
   execDir: string | undefined,
 ): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
   const exec = execVolumes(execDir);
-  if (store.type === 'router') {
-    throw new InvalidInputError(
-      `a foreign server (model ${foreign.model}) reads its model directory itself: run it with MODELDOCK_K8S_STORE=hostpath or pvc:<claim>, not router`,
-    );
-  }
   if (store.type === 'pvc') {
     return {
       volumes: [
@@ -262,17 +303,12 @@ function foreignVolumes(
  * A pooled foreign server's volumes (WorkerSpec.emptyRepository): its repository an empty
  * memory-backed directory its guard links the model of the job it is handed to into, the
  * store read-only where the guard sees it (as modeldock's worker mounts it), and its
- * entry's exec directory. The guard links from a mounted store: not the `router` store.
+ * entry's exec directory.
  */
 function pooledVolumes(
-  store: WorkerStore,
+  store: MountedStore,
   execDir: string | undefined,
 ): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
-  if (store.type === 'router') {
-    throw new InvalidInputError(
-      'a pooled foreign server links its models from the store: run it with MODELDOCK_K8S_STORE=hostpath or pvc:<claim>, not router',
-    );
-  }
   const stored = storeVolumes(store, 0);
   const exec = execVolumes(execDir);
   return {
