@@ -39,6 +39,7 @@ import { DEFAULT_SHARED_OPTIONS, SharedFleet } from './shared-fleet.js';
 import { SharedMemory } from './shared-memory.js';
 import { evict } from './operations/evict.js';
 import { LiveServers } from './live-servers.js';
+import { intentsFirst } from './operation-intents.js';
 import { WarmPools } from './warm-pools.js';
 
 export type {
@@ -64,7 +65,12 @@ export class Lifecycle {
   private readonly ctx: LifecycleContext;
   private readonly routing: JobRouting;
 
-  constructor(private readonly deps: LifecycleDeps) {
+  private readonly deps: LifecycleDeps;
+
+  constructor(given: LifecycleDeps) {
+    // Every write of an operation carries its pending intent (operation-intents.ts).
+    const deps = { ...given, store: intentsFirst(given.store) };
+    this.deps = deps;
     const { options } = deps;
     const locks = new KeyedMutex();
     const routes = new RouteTable();

@@ -1,7 +1,7 @@
 /**
- * Records one operation: written as `running` before anything else happens (the intent),
- * each step timed, then finished as succeeded or failed. The record is what an operator
- * reads to see where the time went.
+ * Records one operation: written as `running` before it changes anything (the intent,
+ * committed with its first change: operation-intents.ts), each step timed, then finished
+ * as succeeded or failed. The record is what an operator reads to see where the time went.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -11,10 +11,21 @@ import type { OperationRecord, OperationType, StepName } from '../store/records.
 import type { Store } from '../store/store.js';
 import { currentCaller } from './caller.js';
 import type { EventBus } from './event-bus.js';
+import { PendingIntent } from './operation-intents.js';
+
+/**
+ * Steps that act on nothing outside the router's own state (its store writes carry the
+ * intent themselves, and a placement's own steps that open a worker flush it): the
+ * intent need not be written before them. Every other step acts on a worker or the
+ * runtime, and the intent is written first.
+ */
+const LOCAL_STEPS: ReadonlySet<StepName> = new Set(['validate', 'record', 'place', 'evict', 'drain']);
 
 export class OperationRecorder {
   private constructor(
     private record: OperationRecord,
+    /** The intent until it is written with the operation's first change. */
+    readonly intent: PendingIntent,
     private readonly store: Store,
     private readonly metrics: Metrics,
     private readonly events: EventBus,
@@ -51,8 +62,8 @@ export class OperationRecorder {
       finishedAt: null,
       durationMs: null,
     };
-    await deps.store.insertOperation(record);
-    return new OperationRecorder(record, deps.store, deps.metrics, deps.events, deps.logger, now);
+    const intent = new PendingIntent(record, deps.store);
+    return new OperationRecorder(record, intent, deps.store, deps.metrics, deps.events, deps.logger, now);
   }
 
   get id(): string {
@@ -69,7 +80,8 @@ export class OperationRecorder {
 
   async attachServer(serverId: string): Promise<void> {
     if (this.record.serverId === serverId) return;
-    await this.store.updateOperation(this.id, { serverId });
+    if (this.intent.pending) this.intent.amend({ serverId });
+    else await this.store.updateOperation(this.id, { serverId });
     // Only the server changes: the steps and warnings so far live here until the finish
     // writes them (the stored record does not have them yet).
     this.record = { ...this.record, serverId };
@@ -77,6 +89,7 @@ export class OperationRecorder {
 
   /** Run one step and time it; the step is recorded whether it succeeds or not. */
   async step<T>(name: StepName, work: () => Promise<T>): Promise<T> {
+    if (!LOCAL_STEPS.has(name)) await this.intent.flush();
     const started = Date.now();
     const startedHr = performance.now();
     try {
@@ -91,7 +104,9 @@ export class OperationRecorder {
     }
   }
 
-  async succeed(): Promise<OperationRecord> {
+  /** Finished as succeeded, naming `serverId` (the server it ended on) when given. */
+  async succeed(serverId?: string): Promise<OperationRecord> {
+    if (serverId !== undefined) this.record = { ...this.record, serverId };
     return this.finish('succeeded', null);
   }
 
@@ -105,11 +120,10 @@ export class OperationRecorder {
     error: OperationRecord['error'],
   ): Promise<OperationRecord> {
     const durationMs = round(Date.now() - this.startedAtMs);
-    this.record = await this.store.updateOperation(this.id, {
+    this.record = await this.intent.finish({
+      ...this.record,
       status,
       error,
-      steps: this.record.steps,
-      warnings: this.record.warnings,
       finishedAt: new Date().toISOString(),
       durationMs,
     });

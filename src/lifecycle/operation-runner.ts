@@ -60,9 +60,10 @@ export async function runOperation(
     throw error;
   }
   try {
-    const { server: after, servers, result } = await work(rec);
-    if (after) await rec.attachServer(after.serverId);
-    const operation = await rec.succeed();
+    // Its first write carries the intent (operation-intents.ts).
+    const { server: after, servers, result } = await rec.intent.run(() => work(rec));
+    // The server it ended on is named by the finishing write, not one of its own.
+    const operation = await rec.succeed(after?.serverId);
     return {
       operation,
       server: after,

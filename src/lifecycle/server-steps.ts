@@ -62,35 +62,38 @@ export class ServerSteps {
       // Counted and recorded one at a time, so concurrent creations never overshoot MODELDOCK_MAX_SERVERS.
       const shared = placement === 'shared';
       const server = await this.creations.record(
-        async () => {
-          const number = await store.allocateServerNumber();
-          const serverId = formatServerId(number);
-          const inserted = await store.insertServer({
-            serverId,
-            number,
-            jobId: request.jobId,
-            model: request.model,
-            dataset: request.dataset,
-            kind,
-            placement,
-            state: 'creating',
-            reason: null,
-            runtime: runtime.kind,
-            workerName: shared ? '' : `${options.instance}-${serverId}`,
-            workerId: null,
-            endpoint: null,
-            restarts: 0,
-            loadedAt: null,
-            lastUsedAt: null,
-            terminatedAt: null,
-          });
-          // Counted before the next creation is: the bounds count the view.
-          this.live.track(inserted);
-          return inserted;
-        },
+        // One commit: the number, the record and the operation naming it (and the
+        // operation's intent, when this is its first write).
+        () =>
+          store.transaction(async () => {
+            const number = await store.allocateServerNumber();
+            const serverId = formatServerId(number);
+            const inserted = await store.insertServer({
+              serverId,
+              number,
+              jobId: request.jobId,
+              model: request.model,
+              dataset: request.dataset,
+              kind,
+              placement,
+              state: 'creating',
+              reason: null,
+              runtime: runtime.kind,
+              workerName: shared ? '' : `${options.instance}-${serverId}`,
+              workerId: null,
+              endpoint: null,
+              restarts: 0,
+              loadedAt: null,
+              lastUsedAt: null,
+              terminatedAt: null,
+            });
+            // Counted before the next creation is: the bounds count the view.
+            this.live.track(inserted);
+            await rec.attachServer(inserted.serverId);
+            return inserted;
+          }),
         shared ? () => this.fleet.assertRoom() : undefined,
       );
-      await rec.attachServer(server.serverId);
       this.publish(server);
       return server;
     });

@@ -291,9 +291,19 @@ export class SharedFleet {
           const victims = (hosted.get(worker.name) ?? []).filter((h) =>
             decision.evict.some((v) => v.jobId === h.served),
           );
+          // The load waits for its victims only when the worker itself could not hold it
+          // beside them (the kernel would kill it, and every model on it, at its limit);
+          // room made for the budget or the models-per-worker bound alone is made while
+          // it loads: for those moments the fleet holds the victims' bytes beyond them.
+          const waits = !this.memory.fitsBeside(
+            worker.name,
+            hosted.get(worker.name) ?? [],
+            bytes,
+            this.activity,
+          );
           // Every victim's lock is taken in this tick (evict.ts), before anything else can
           // start on it: from here on each counts as busy, never chosen again. What they
-          // hold counts as given back (the load waits for it below), so the next
+          // hold counts as given back (a load that must waits for it below), so the next
           // placement, which need not wait for these evictions, does not evict for it twice.
           const evictions = victims.map((v) => this.evictor(v.server, server.jobId, decision.youngEvicted));
           const leaving = this.memory.markLeaving(
@@ -306,7 +316,7 @@ export class SharedFleet {
           rec.warn(
             `evicted ${victims.map((v) => v.served).join(', ')} from ${worker.name} to make room (about ${mib(bytes)} needed)`,
           );
-          return { server: await this.assignTo(worker, assign), evicted };
+          return { server: await this.assignTo(worker, assign), ...(waits ? { evicted } : {}) };
         }
         if (decision.reason !== 'busy') {
           this.deps.metrics.placementRefusals.inc({ reason: decision.reason });

@@ -228,6 +228,18 @@ export class SharedMemory {
     }));
   }
 
+  /**
+   * Whether `bytes` fit on the worker beside everything it holds now — the models on
+   * their way out still counted, as the kernel counts them until their unloads answer.
+   * A load that fits so need not wait for the evictions that made room for it elsewhere
+   * in the accounting (the budget, the models-per-worker bound).
+   */
+  fitsBeside(worker: string, hosted: HostedServer[], bytes: number, activity: Activity): boolean {
+    const view = this.view(worker, hosted, activity);
+    const measured = this.figures.get(worker)?.usedBytes ?? view.usedBytes;
+    return view.limitBytes - measured - (view.reservedBytes ?? 0) >= bytes;
+  }
+
   private view(name: string, hosted: HostedServer[], activity: Activity): SharedWorkerView {
     const figures = this.figures.get(name);
     const leaving = this.leaving.get(name);

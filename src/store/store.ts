@@ -88,6 +88,17 @@ export interface Store {
   /** Throws StoreUnavailableError when the backend does not answer. */
   ping(): Promise<void>;
 
+  /**
+   * Run `work`, whose calls on this store (in its asynchronous context) are committed
+   * together: on SQLite one transaction, one commit and one fsync instead of one per
+   * write; on MongoDB (FerretDB has no transactions) each write as it comes, in order.
+   * Either way the writes mean what they mean one at a time: conditional updates and
+   * unique keys still decide, whatever `work` wrote before a throw stays, and nothing may
+   * depend on the writes becoming visible together. `work` calls nothing but this store:
+   * other callers wait while it runs. A call inside another transaction joins it.
+   */
+  transaction<T>(work: () => Promise<T>): Promise<T>;
+
   /** Insert the job, or return the existing one unchanged (nothing is overwritten). */
   ensureJob(job: NewJob): Promise<JobRecord>;
   /**

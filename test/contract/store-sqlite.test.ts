@@ -6,7 +6,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { MIGRATIONS } from '../../src/store/sqlite/schema.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { runStoreContract } from './store.contract.js';
+import { formatServerId } from '../../src/store/server-id.js';
+import { runStoreContract, serverInput } from './store.contract.js';
 
 runStoreContract('sqlite', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-store-'));
@@ -69,6 +70,57 @@ describe('sqlite durability settings', () => {
     } finally {
       await durable.close();
       await old.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sqlite transactions', () => {
+  it('commit once at the end: another connection sees none of the writes before, all of them after', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-tx-'));
+    const file = path.join(dir, 'modeldock.db');
+    const store = new SqliteStore(file);
+    const other = new SqliteStore(file);
+    try {
+      await store.init();
+      await other.init();
+      const number = await store.transaction(async () => {
+        const number = await store.allocateServerNumber();
+        await store.insertServer(serverInput(number));
+        await store.updateServer(formatServerId(number), 1, { state: 'loading' });
+        // Inside: this connection sees its own writes, the other one nothing yet.
+        assert.equal((await store.getServer(formatServerId(number)))?.state, 'loading');
+        assert.equal(await other.getServer(formatServerId(number)), undefined);
+        return number;
+      });
+      assert.equal((await other.getServer(formatServerId(number)))?.state, 'loading');
+    } finally {
+      await store.close();
+      await other.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('hold the calls of everyone else on the connection until they are committed', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-tx-'));
+    const store = new SqliteStore(path.join(dir, 'modeldock.db'));
+    try {
+      await store.init();
+      let inside = true;
+      const transaction = store.transaction(async () => {
+        const number = await store.allocateServerNumber();
+        await store.insertServer(serverInput(number));
+        await store.updateServer(formatServerId(number), 1, { state: 'loading' });
+        inside = false;
+      });
+      // A call from elsewhere (not from the transaction's work) while it is open…
+      let outsideSawInside: boolean | undefined;
+      const outside = store.listServers().then(() => (outsideSawInside = inside));
+      await Promise.all([transaction, outside]);
+      // …and ran only once it was over (it would have run inside the transaction otherwise).
+      assert.equal(outsideSawInside, false);
+    } finally {
+      await store.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

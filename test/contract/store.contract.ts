@@ -384,6 +384,65 @@ export function runStoreContract(name: string, makeFixture: () => Promise<StoreF
       });
     });
 
+    describe('transactions', () => {
+      it('keep every write made in them, and return what the work returns', async () => {
+        const { number, id } = await store.transaction(async () => {
+          const number = await store.allocateServerNumber();
+          const server = await store.insertServer(serverInput(number, { jobId: 'tx1' }));
+          await store.insertOperation(operation('op-tx-1', { jobId: 'tx1', serverId: server.serverId }));
+          await store.updateOperation('op-tx-1', { status: 'succeeded' });
+          return { number, id: server.serverId };
+        });
+        assert.equal((await store.getServer(id))?.number, number);
+        const op = await store.getOperation('op-tx-1');
+        assert.equal(op?.status, 'succeeded');
+        assert.equal(op?.serverId, id);
+      });
+
+      it('pass a failure through, keeping what was written before it; conditional updates still decide', async () => {
+        const number = await store.allocateServerNumber();
+        await assert.rejects(
+          store.transaction(async () => {
+            await store.insertServer(serverInput(number, { jobId: 'tx2' }));
+            await store.insertOperation(operation('op-tx-2', { jobId: 'tx2' }));
+            // Version 1 was just inserted: an update that read version 7 is stale.
+            await store.updateServer(formatServerId(number), 7, { state: 'loading' });
+          }),
+          StaleVersionError,
+        );
+        assert.equal((await store.getServer(formatServerId(number)))?.state, 'creating');
+        assert.equal((await store.getOperation('op-tx-2'))?.status, 'running');
+      });
+
+      it('join the transaction they run in', async () => {
+        await store.transaction(async () => {
+          await store.insertOperation(operation('op-tx-3'));
+          await store.transaction(() => store.updateOperation('op-tx-3', { status: 'failed' }));
+          assert.equal((await store.getOperation('op-tx-3'))?.status, 'failed');
+        });
+        assert.equal((await store.getOperation('op-tx-3'))?.status, 'failed');
+      });
+
+      it('run beside each other and beside plain calls: every one finishes, no number twice', async () => {
+        const claim = (i: number) =>
+          store.transaction(async () => {
+            const number = await store.allocateServerNumber();
+            await store.insertServer(serverInput(number, { jobId: `tx-many-${i}` }));
+            await store.insertOperation(operation(`op-tx-many-${i}`, { jobId: `tx-many-${i}` }));
+            return number;
+          });
+        const results = await Promise.all([
+          ...Array.from({ length: 12 }, (_, i) => claim(i)),
+          ...Array.from({ length: 6 }, () => store.allocateServerNumber()),
+        ]);
+        assert.equal(new Set(results).size, results.length);
+        for (let i = 0; i < 12; i++) {
+          assert.equal((await store.listServers({ jobId: `tx-many-${i}` })).length, 1);
+          assert.equal((await store.getOperation(`op-tx-many-${i}`))?.jobId, `tx-many-${i}`);
+        }
+      });
+    });
+
     it('keeps everything across close and reopen', async () => {
       const before = await store.listServers();
       await store.close();

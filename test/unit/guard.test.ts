@@ -7,7 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,6 +22,7 @@ import {
 import { freeLoopbackPorts } from '../../src/runtime/loopback-port.js';
 import { processStartTime } from '../../src/runtime/process/proc.js';
 import { WORKER_SECRET_HEADER } from '../../src/worker-secret.js';
+import { reprDigestOf } from '../../src/worker-store-protocol.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
 const SERVER = path.join(REPO_ROOT, 'test/fixtures/guard-upstream/server.mjs');
@@ -44,7 +48,12 @@ type Mode = 'beside' | 'spawned';
  * The guard with `serverArgs` for node as its server; resolved once its health check
  * answers `until` (200: the server is ready).
  */
-async function startGuard(mode: Mode, serverArgs: string[] = [SERVER], until = 200): Promise<Guard> {
+async function startGuard(
+  mode: Mode,
+  serverArgs: string[] = [SERVER],
+  until = 200,
+  env: Record<string, string> = { MODELDOCK_GUARD_STORE_DIR: REPO_ROOT },
+): Promise<Guard> {
   const [port, serverPort] = (await freeLoopbackPorts(2)) as [number, number];
   const guard = guardCommand(defaultWorkerCommand());
   const server = [process.execPath, ...serverArgs];
@@ -63,7 +72,7 @@ async function startGuard(mode: Mode, serverArgs: string[] = [SERVER], until = 2
       MODELDOCK_WORKER_SECRET: SECRET,
       MODELDOCK_WORKER_BODY_LIMIT: String(BODY_LIMIT),
       MODELDOCK_LOG_LEVEL: 'warn',
-      MODELDOCK_GUARD_STORE_DIR: REPO_ROOT,
+      ...env,
     },
   });
   let output = '';
@@ -79,7 +88,7 @@ async function startGuard(mode: Mode, serverArgs: string[] = [SERVER], until = 2
       () => 0,
     );
     if (status === until) break;
-    if (child.exitCode !== null) throw new Error(`guard exited: ${output}`);
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`guard exited: ${output}`);
     if (Date.now() > deadline) throw new Error(`guard not ready: ${output}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -275,3 +284,83 @@ function describeGuard(mode: Mode) {
     });
   });
 }
+
+describe("the guard with the router's store (nothing mounted)", { timeout: 120_000 }, () => {
+  const config = 'name: "a1"\n';
+  const sha256 = createHash('sha256').update(config).digest('hex');
+  let router: http.Server;
+  let routerUrl: string;
+  let repository: string;
+  /** What the router store was asked, with the secret it was shown. */
+  const asked: string[] = [];
+
+  before(async () => {
+    repository = await mkdtemp(path.join(os.tmpdir(), 'modeldock-guard-fetch-'));
+    // The router's store as the guard sees it: m-133 is one file; anything else is missing.
+    router = http.createServer((request, response) => {
+      asked.push(`${request.url} ${request.headers[WORKER_SECRET_HEADER] === SECRET ? 'secret' : 'none'}`);
+      if (request.url === '/worker-store/model-dirs/m-133') {
+        return response.end(
+          JSON.stringify({
+            model: 'm-133',
+            files: [{ path: 'config.pbtxt', size: config.length, sha256 }],
+            bytes: config.length,
+          }),
+        );
+      }
+      if (request.url === '/worker-store/model-dirs/m-133/config.pbtxt') {
+        return response.writeHead(200, { 'repr-digest': reprDigestOf(sha256) }).end(config);
+      }
+      response.writeHead(404).end('{"error":{"message":"model not in the store"}}');
+    });
+    await new Promise<void>((resolve) => router.listen(0, '127.0.0.1', resolve));
+    routerUrl = `http://127.0.0.1:${(router.address() as net.AddressInfo).port}`;
+  });
+  after(async () => {
+    router.close();
+    await rm(repository, { recursive: true, force: true });
+  });
+
+  const fetching = (model: string) => ({
+    MODELDOCK_MODELS_DIR: repository,
+    MODELDOCK_GUARD_STORE_URL: routerUrl,
+    MODELDOCK_GUARD_FETCH_MAX_BYTES: String(1024 * 1024),
+    MODELDOCK_GUARD_FETCH_MODEL: model,
+    MODELDOCK_GUARD_FETCH_AS: 'a1',
+  });
+
+  it("fetches the job's model into the repository, under the job's name, before the server starts", async () => {
+    // The server refuses to start without its model in the repository.
+    const server = [
+      '-e',
+      `require('node:fs').statSync(process.env.MODELDOCK_MODELS_DIR + '/a1/config.pbtxt'); import(process.argv[1])`,
+      SERVER,
+    ];
+    const guard = await startGuard('spawned', server, 200, fetching('m-133'));
+    try {
+      assert.equal(await readFile(path.join(repository, 'a1', 'config.pbtxt'), 'utf8'), config);
+      assert.deepEqual(asked.splice(0), [
+        '/worker-store/model-dirs/m-133 secret',
+        '/worker-store/model-dirs/m-133/config.pbtxt secret',
+      ]);
+      // The guard's settings (the router's URL among them) are not the server's.
+      const env = (await (await fetch(`${guard.url}/env`, { headers: withSecret })).json()) as string[];
+      assert.ok(!env.some((name) => name.startsWith('MODELDOCK_GUARD_')), env.join(' '));
+    } finally {
+      guard.process.kill('SIGTERM');
+      await guard.exited;
+    }
+  });
+
+  it('a model it cannot fetch ends the guard with the reason, and no server is started', async () => {
+    const guard = await startGuard('spawned', [SERVER], 200, fetching('absent')).catch(
+      (error: Error) => error,
+    );
+    assert.ok(guard instanceof Error, 'the guard never became ready');
+    assert.match(
+      guard.message,
+      /fetching model absent from the router failed: the router's store answered 404/,
+    );
+    assert.deepEqual(asked.splice(0), ['/worker-store/model-dirs/absent secret']);
+  });
+});

@@ -72,6 +72,18 @@ describe('shared memory: models being evicted (shared-memory.ts)', () => {
     assert.deepEqual(after.kind === 'place' && after.evict.map((m) => m.jobId), ['b']);
   });
 
+  it('lets a load go beside its victims only when the worker holds it with them (evictions for the budget alone)', () => {
+    const { memory } = setUp();
+    const servers = [hosted(1, 'a'), hosted(2, 'b')];
+    // 200 MiB measured of a 250 MiB limit: a 50 MiB peak fits beside a and b (the budget
+    // alone made a go), a 60 MiB one does not until a's unload answers.
+    memory.markLeaving('w1', ['a']);
+    assert.equal(memory.fitsBeside('w1', servers, 50 * MiB, idle), true);
+    assert.equal(memory.fitsBeside('w1', servers, 60 * MiB, idle), false);
+    memory.observeUnload('w1', 'a', 150 * MiB);
+    assert.equal(memory.fitsBeside('w1', [hosted(2, 'b')], 60 * MiB, idle), true);
+  });
+
   it('counts the models again when the eviction ended without unloading them', () => {
     const { memory, decide } = setUp();
     const release = memory.markLeaving('w1', ['a']);

@@ -4,6 +4,7 @@
  * transaction and every server update is conditional on the version it read.
  */
 import Database from 'better-sqlite3';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -52,9 +53,19 @@ const SERVER_COLUMNS: Record<keyof ServerRecord, string> = {
   terminatedAt: 'terminated_at',
 };
 
+/** A transaction under way on the connection: whose it is, and when it is over. */
+interface OpenTransaction {
+  owner: object;
+  done: Promise<void>;
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private db: Database.Database | undefined;
+  /** The transaction under way (one at a time: the connection is one). */
+  private open: OpenTransaction | undefined;
+  /** Which transaction the calling code runs in: its calls join it, every other call waits for it. */
+  private readonly transactionOf = new AsyncLocalStorage<object>();
 
   private readonly busyTimeoutMs: number;
   private readonly synchronous: 'full' | 'normal';
@@ -149,8 +160,58 @@ export class SqliteStore implements Store {
     this.guard(() => this.handle().prepare('SELECT 1').get());
   }
 
+  /**
+   * One SQLite transaction (BEGIN IMMEDIATE … COMMIT): every call `work` makes on this
+   * store is committed, and fsynced, once, at its end. The connection is one, so while it
+   * is open the calls of everyone else wait for it (they would land in it otherwise); the
+   * code that holds it runs only store calls. Whatever `work` wrote is committed also when
+   * it throws, as it would have been one call at a time (the MongoDB store cannot undo
+   * either); a commit that fails is rolled back and throws StoreUnavailableError.
+   */
+  async transaction<T>(work: () => Promise<T>): Promise<T> {
+    if (this.open && this.transactionOf.getStore() === this.open.owner) return work();
+    // Checked again after every wait, in the same tick as it is taken.
+    while (this.open) await this.open.done;
+    const owner = {};
+    let finished!: () => void;
+    this.open = { owner, done: new Promise<void>((resolve) => (finished = resolve)) };
+    try {
+      this.guard(() => this.handle().exec('BEGIN IMMEDIATE'));
+      let outcome: { value: T } | { error: unknown };
+      try {
+        outcome = { value: await this.transactionOf.run(owner, work) };
+      } catch (error) {
+        outcome = { error };
+      }
+      this.guard(() => {
+        const db = this.handle();
+        try {
+          db.exec('COMMIT');
+        } catch (error) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw error;
+        }
+      });
+      if ('error' in outcome) throw outcome.error;
+      return outcome.value;
+    } finally {
+      this.open = undefined;
+      finished();
+    }
+  }
+
+  /**
+   * One call of the store's API: once no transaction but the caller's own is under way,
+   * `work` runs (guarded) in the same tick as that was checked, so no transaction opens
+   * in between.
+   */
+  private async call<T>(work: () => T): Promise<T> {
+    while (this.open && this.transactionOf.getStore() !== this.open.owner) await this.open.done;
+    return this.guard(work);
+  }
+
   async ensureJob(job: NewJob): Promise<JobRecord> {
-    return this.guard(() => {
+    return this.call(() => {
       const now = new Date().toISOString();
       const { replicas, desiredReplicas, scaleTarget, placement } = newJobReplicas(job);
       this.handle()
@@ -176,7 +237,7 @@ export class SqliteStore implements Store {
   }
 
   async updateJob(jobId: string, patch: JobPatch): Promise<JobRecord> {
-    return this.guard(() => {
+    return this.call(() => {
       const sets: string[] = [];
       const params: unknown[] = [];
       const set = (column: string, value: unknown) => {
@@ -202,17 +263,17 @@ export class SqliteStore implements Store {
   }
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {
-    return this.guard(() => this.readJob(jobId));
+    return this.call(() => this.readJob(jobId));
   }
 
   async listJobs(): Promise<JobRecord[]> {
-    return this.guard(() =>
+    return this.call(() =>
       (this.handle().prepare('SELECT * FROM jobs ORDER BY created_at, job_id').all() as Row[]).map(toJob),
     );
   }
 
   async reserveServerNumber(number: number): Promise<void> {
-    this.guard(() =>
+    await this.call(() =>
       this.handle()
         .prepare('INSERT OR IGNORE INTO server_numbers (number, claimed_at) VALUES (?, ?)')
         .run(number, new Date().toISOString()),
@@ -220,7 +281,7 @@ export class SqliteStore implements Store {
   }
 
   async allocateServerNumber(): Promise<number> {
-    return this.guard(() => {
+    return this.call(() => {
       const db = this.handle();
       const claim = db.transaction(() => {
         const row = db.prepare('SELECT COALESCE(MAX(number), 0) + 1 AS next FROM server_numbers').get() as {
@@ -240,7 +301,7 @@ export class SqliteStore implements Store {
   async insertServer(
     server: Omit<ServerRecord, 'version' | 'createdAt' | 'updatedAt'>,
   ): Promise<ServerRecord> {
-    return this.guard(() => {
+    return this.call(() => {
       const now = new Date().toISOString();
       const record: ServerRecord = { ...server, version: 1, createdAt: now, updatedAt: now };
       const columns = Object.values(SERVER_COLUMNS);
@@ -261,11 +322,11 @@ export class SqliteStore implements Store {
   }
 
   async getServer(serverId: string): Promise<ServerRecord | undefined> {
-    return this.guard(() => this.readServer(serverId));
+    return this.call(() => this.readServer(serverId));
   }
 
   async updateServer(serverId: string, expectedVersion: number, patch: ServerPatch): Promise<ServerRecord> {
-    return this.guard(() => {
+    return this.call(() => {
       const entries = Object.entries(patch).filter(
         ([key, value]) => value !== undefined && key in SERVER_COLUMNS,
       );
@@ -288,7 +349,7 @@ export class SqliteStore implements Store {
   }
 
   async listServers(filter: ServerFilter = {}): Promise<ServerRecord[]> {
-    return this.guard(() => {
+    return this.call(() => {
       const where: string[] = [];
       const params: unknown[] = [];
       if (filter.jobId !== undefined) {
@@ -314,7 +375,7 @@ export class SqliteStore implements Store {
   }
 
   async currentServer(jobId: string): Promise<ServerRecord | undefined> {
-    return this.guard(() => {
+    return this.call(() => {
       const row = this.handle()
         .prepare("SELECT * FROM servers WHERE job_id = ? AND kind = 'job' ORDER BY number DESC LIMIT 1")
         .get(jobId) as Row | undefined;
@@ -323,7 +384,7 @@ export class SqliteStore implements Store {
   }
 
   async insertOperation(op: OperationRecord): Promise<void> {
-    this.guard(() => {
+    await this.call(() => {
       try {
         this.handle()
           .prepare(
@@ -355,7 +416,7 @@ export class SqliteStore implements Store {
   }
 
   async updateOperation(operationId: string, patch: OperationPatch): Promise<OperationRecord> {
-    return this.guard(() => {
+    return this.call(() => {
       const columns: Record<string, (value: unknown) => unknown> = {
         serverId: (v) => v,
         status: (v) => v,
@@ -387,11 +448,11 @@ export class SqliteStore implements Store {
   }
 
   async getOperation(operationId: string): Promise<OperationRecord | undefined> {
-    return this.guard(() => this.readOperation(operationId));
+    return this.call(() => this.readOperation(operationId));
   }
 
   async listOperations(filter: OperationFilter = {}): Promise<OperationRecord[]> {
-    return this.guard(() => {
+    return this.call(() => {
       const where: string[] = [];
       const params: unknown[] = [];
       for (const [key, column] of [
