@@ -118,6 +118,7 @@ export class Lifecycle {
         releasable: this.pool,
         onOverLimit: (limit) => deps.metrics.memoryOverLimit.inc({ limit }),
         // One budget for every worker: the shared fleet's measured memory counts too.
+        liveServers: () => live.list(),
         shared: {
           chargedBytes: () => this.fleet.chargedBytes(),
           evictForOutside: (need, forJob) => this.fleet.evictForOutside(need, forJob),

@@ -37,6 +37,12 @@ export interface MemoryPolicyOptions {
   onOverLimit?: (limit: 'models' | 'budget') => void;
   /** The shared workers, which the same budget bounds. */
   shared?: SharedCharge;
+  /**
+   * The live server records as the router keeps them in memory (live-servers.ts): what
+   * a shared placement's charge for the dedicated servers is counted on, without a read
+   * of the store per placement. Default: the store.
+   */
+  liveServers?: () => Promise<Iterable<ServerRecord>>;
 }
 
 /** The shared fleet as the budget sees it (shared-fleet.ts). */
@@ -141,9 +147,14 @@ export class MemoryPolicy {
 
   /** The dedicated servers' models that hold memory, at their sizes. */
   private async dedicatedBytes(): Promise<number> {
-    const holding = (await this.store.listServers({ kind: 'job', states: MODEL_HOLDING_STATES })).filter(
-      (s) => s.placement !== 'shared',
-    );
+    const live = this.options.liveServers;
+    const holding = live
+      ? [...(await live())].filter(
+          (s) => s.kind === 'job' && s.placement !== 'shared' && MODEL_HOLDING_STATES.includes(s.state),
+        )
+      : (await this.store.listServers({ kind: 'job', states: MODEL_HOLDING_STATES })).filter(
+          (s) => s.placement !== 'shared',
+        );
     const sizes = await Promise.all(holding.map((s) => this.options.modelBytes(s.model)));
     return sizes.reduce((a, b) => a + b, 0);
   }

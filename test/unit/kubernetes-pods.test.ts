@@ -233,6 +233,9 @@ describe("a foreign server's Pod", () => {
       assert.equal(env.MODELDOCK_GUARD_FETCH_MAX_BYTES, String(2 * 1024 ** 3));
       assert.equal(env.MODELDOCK_MODELS_DIR, '/repository');
       assert.equal(env.MODELDOCK_GUARD_STORE_DIR, undefined);
+      // Nothing of modeldock's worker's store settings: the server has its repository alone.
+      assert.equal(env.MODELDOCK_STORE_URL, undefined);
+      assert.equal(env.MODELDOCK_DATASETS_DIR, undefined);
       const mounts = mountsOf(fetching);
       assert.deepEqual(Object.keys(mounts).sort(), ['/opt/triton-backends', '/repository', '/tmp']);
       const volumes = Object.fromEntries(fetching.spec!.volumes!.map((v) => [v.name, v]));

@@ -84,7 +84,8 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
   const foreign = spec.serverImage ? foreignServer(spec, options.store, limits.memoryBytes) : undefined;
   const env = withWorkerSecret({
     MODELDOCK_WORKER_PORT: String(WORKER_PORT),
-    ...storeEnv(options.store),
+    // A foreign server fetching from the router's store is told only its repository (its guard fetches).
+    ...(foreign && options.store.type === 'router' ? {} : storeEnv(options.store)),
     MODELDOCK_WORKER_NAME: spec.name,
     [WORKER_BODY_LIMIT_ENV]: String(workerBodyLimit(limits.memoryBytes)),
     ...spec.env,
