@@ -1,14 +1,17 @@
 /**
- * An operation's intent — its record as `running`, written before the operation changes
- * anything — committed together with its first change instead of as a commit of its own:
- * in one store transaction with the operation's first write, or alone just before its
- * first step that acts on a worker or the runtime, or as the finished record when it
- * ends without either. Either way the record is durable before anything it would
- * explain, and a shared DEPLOY_LOAD or EVICT saves one synced commit of its few.
+ * An operation's writes held until they must be durable, then committed together: its
+ * intent — its record as `running`, written before the operation changes anything — and
+ * the state changes of its shared servers (`hold`), which the router acts on from memory
+ * at once. They are written, in one store transaction, with the operation's next store
+ * call (a write, or a read, which so sees them), or just before its next step that acts on
+ * a worker or the runtime, or with its finished record. So the record and each state are
+ * durable before the worker is touched and before the answer, and a shared load on demand
+ * commits twice (intent and `loading` before the load; `ready` and the finish after it)
+ * instead of four times; a placement no longer holds the fleet's turn through a commit.
  *
  * The operation runner (operation-runner.ts) runs each operation's work in the context of
- * its pending intent; the store the lifecycle writes through (`intentsFirst`) writes a
- * pending intent of the calling operation first, in the same transaction.
+ * its pending writes; the store the lifecycle calls through (`intentsFirst`) writes what
+ * the calling operation holds first, in the same transaction.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { OperationRecord } from '../store/records.js';
@@ -19,8 +22,10 @@ const pendingOf = new AsyncLocalStorage<PendingIntent>();
 export class PendingIntent {
   /** The record not yet written; undefined once its write has begun. */
   private record: OperationRecord | undefined;
-  /** The write of the record, once begun. */
-  private written: Promise<void> | undefined;
+  /** State changes held, in order, until the next flush. */
+  private held: (() => Promise<unknown>)[] = [];
+  /** The last flush, once begun: the operation's later calls come after it. */
+  private flushed: Promise<void> = Promise.resolve();
 
   constructor(
     record: OperationRecord,
@@ -29,62 +34,73 @@ export class PendingIntent {
     this.record = record;
   }
 
-  /** Whether the record is still to be written. */
+  /** Whether anything is still to be written. */
   get pending(): boolean {
-    return this.record !== undefined;
+    return this.record !== undefined || this.held.length > 0;
   }
 
-  /** Run `work` (the operation's) with this intent pending: its first write writes the intent first. */
+  /** Run `work` (the operation's) with these writes pending: its next store call writes them first. */
   run<T>(work: () => Promise<T>): Promise<T> {
     return pendingOf.run(this, work);
   }
 
-  /** Change the record while it is not written yet (the server it acts on, found meanwhile). */
-  amend(patch: Partial<OperationRecord>): void {
-    if (this.record) this.record = { ...this.record, ...patch };
+  /**
+   * Change the record while it is not written yet (the server it acts on, found
+   * meanwhile); false when it is written already (then the caller updates it).
+   */
+  amend(patch: Partial<OperationRecord>): boolean {
+    if (!this.record) return false;
+    this.record = { ...this.record, ...patch };
+    return true;
   }
 
-  /** Write the intent now (alone), unless it is written already; resolves once it is. */
+  /**
+   * Hold a write (a conditional state change whose result the caller already knows) until
+   * the operation's next flush. A write that fails then fails the call that flushed it.
+   */
+  hold(write: () => Promise<unknown>): void {
+    this.held.push(write);
+  }
+
+  /** Write what is pending now (alone); resolves once it is. */
   async flush(): Promise<void> {
     await this.withIntent(async () => undefined);
   }
 
-  /** `write`, after the intent — in one transaction with it while it is still pending. */
-  async withIntent<T>(write: () => Promise<T>): Promise<T> {
-    const record = this.record;
-    if (!record) {
-      // Written, or being written by a write beside this one: this one comes after it.
-      await this.written;
-      return write();
+  /** `call`, after what is pending — in one transaction with it. */
+  async withIntent<T>(call: () => Promise<T>): Promise<T> {
+    if (!this.pending) {
+      // Written, or being written by a call beside this one: this one comes after it.
+      await this.flushed;
+      return call();
     }
+    const record = this.record;
+    const held = this.held;
     this.record = undefined;
+    this.held = [];
+    const before = this.flushed;
     let wrote!: () => void;
     let failed!: (error: unknown) => void;
-    this.written = new Promise<void>((resolve, reject) => ((wrote = resolve), (failed = reject)));
-    // Awaited by the writes beside this one; a failure is this write's to throw.
-    this.written.catch(() => undefined);
+    this.flushed = new Promise<void>((resolve, reject) => ((wrote = resolve), (failed = reject)));
+    // Awaited by the calls beside this one; a failure is this call's to throw.
+    this.flushed.catch(() => undefined);
     try {
+      await before;
       return await this.store.transaction(async () => {
-        await this.store.insertOperation(record);
+        if (record) await this.store.insertOperation(record);
+        for (const write of held) await write();
         wrote();
-        return write();
+        return call();
       });
     } catch (error) {
-      // The intent did not make it (the transaction never began or was not committed).
+      // What was pending did not all make it (a write refused, or no commit).
       failed(error);
       throw error;
     }
   }
 
-  /** The finished record, written at once (an operation that ended without a change) or as an update. */
+  /** The finished record, with whatever is still pending, in one transaction. */
   async finish(finished: OperationRecord): Promise<OperationRecord> {
-    if (this.record) {
-      this.record = undefined;
-      this.written = this.store.insertOperation(finished);
-      await this.written;
-      return finished;
-    }
-    await this.written;
     const {
       operationId,
       type: _type,
@@ -93,20 +109,20 @@ export class PendingIntent {
       caller: _caller,
       ...patch
     } = finished;
-    return this.store.updateOperation(operationId, patch);
+    return this.withIntent(() => this.store.updateOperation(operationId, patch));
   }
 }
 
 /**
- * The store with each write of an operation preceded by the operation's pending intent,
- * in the same transaction (reads and the writes of no operation pass as they are).
+ * The store with each call of an operation preceded by what the operation holds, in the
+ * same transaction (the calls of no operation pass as they are).
  */
 export function intentsFirst(store: Store): Store {
   const first =
-    <A extends unknown[], R>(write: (...args: A) => Promise<R>) =>
+    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> => {
       const pending = pendingOf.getStore();
-      return pending?.pending ? pending.withIntent(() => write(...args)) : write(...args);
+      return pending?.pending ? pending.withIntent(() => call(...args)) : call(...args);
     };
   return {
     get kind() {
@@ -118,18 +134,18 @@ export function intentsFirst(store: Store): Store {
     transaction: (work) => store.transaction(work),
     ensureJob: first((job) => store.ensureJob(job)),
     updateJob: first((jobId, patch) => store.updateJob(jobId, patch)),
-    getJob: (jobId) => store.getJob(jobId),
-    listJobs: () => store.listJobs(),
+    getJob: first((jobId) => store.getJob(jobId)),
+    listJobs: first(() => store.listJobs()),
     allocateServerNumber: first(() => store.allocateServerNumber()),
     reserveServerNumber: first((number) => store.reserveServerNumber(number)),
     insertServer: first((server) => store.insertServer(server)),
-    getServer: (serverId) => store.getServer(serverId),
+    getServer: first((serverId) => store.getServer(serverId)),
     updateServer: first((serverId, version, patch) => store.updateServer(serverId, version, patch)),
-    listServers: (filter) => store.listServers(filter),
-    currentServer: (jobId) => store.currentServer(jobId),
+    listServers: first((filter) => store.listServers(filter)),
+    currentServer: first((jobId) => store.currentServer(jobId)),
     insertOperation: first((op) => store.insertOperation(op)),
     updateOperation: first((operationId, patch) => store.updateOperation(operationId, patch)),
-    getOperation: (operationId) => store.getOperation(operationId),
-    listOperations: (filter) => store.listOperations(filter),
+    getOperation: first((operationId) => store.getOperation(operationId)),
+    listOperations: first((filter) => store.listOperations(filter)),
   };
 }

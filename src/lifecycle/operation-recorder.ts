@@ -80,8 +80,7 @@ export class OperationRecorder {
 
   async attachServer(serverId: string): Promise<void> {
     if (this.record.serverId === serverId) return;
-    if (this.intent.pending) this.intent.amend({ serverId });
-    else await this.store.updateOperation(this.id, { serverId });
+    if (!this.intent.amend({ serverId })) await this.store.updateOperation(this.id, { serverId });
     // Only the server changes: the steps and warnings so far live here until the finish
     // writes them (the stored record does not have them yet).
     this.record = { ...this.record, serverId };

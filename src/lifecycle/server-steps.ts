@@ -196,14 +196,16 @@ export class ServerSteps {
         if (server.state !== 'loading') server = await this.transition(server, 'loading', { endpoint: null });
         return await this.transition(server, 'unloaded', { endpoint: null, loadedAt: null });
       }
+      // Both state changes are held by the operation (transition): `loading` is written
+      // just before the load step, `ready` with the operation's finish.
       server = await rec.step('place', () =>
         this.fleet.place(rec, server, (worker) =>
-          this.transition(server, 'loading', {
-            workerName: worker.name,
-            workerId: worker.id,
-            endpoint: worker.endpoint,
-            reason: null,
-          }),
+          this.transition(
+            server,
+            'loading',
+            { workerName: worker.name, workerId: worker.id, endpoint: worker.endpoint, reason: null },
+            rec,
+          ),
         ),
       );
       const endpoint = server.endpoint!;
@@ -213,7 +215,7 @@ export class ServerSteps {
       );
       this.fleet.memory.observeLoad(server.workerName, servedName(server), server.model, loaded);
       const now = new Date().toISOString();
-      server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now });
+      server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now }, rec);
       if (server.kind === 'job') await this.openRoute(server);
       return server;
     } catch (error) {
@@ -229,7 +231,10 @@ export class ServerSteps {
     // that is about to refuse them.
     const route = this.routes.withdrawServer(server.jobId, server.serverId);
     try {
-      server = await this.transition(server, 'unloading');
+      // A shared server's changes are held by the operation (transition): `unloading` is
+      // written just before the unload step, `unloaded` with the operation's finish.
+      const heldBy = server.placement === 'shared' ? rec : undefined;
+      server = await this.transition(server, 'unloading', {}, heldBy);
       await this.drainWithdrawn(rec, route);
       const endpoint = server.endpoint;
       if (endpoint) {
@@ -251,10 +256,15 @@ export class ServerSteps {
           if (foreign) server = await this.checkMemoryBack(rec, server);
         }
       }
-      return await this.transition(server, 'unloaded', {
-        loadedAt: null,
-        reason: reason === 'request' ? null : reason,
-      });
+      return await this.transition(
+        server,
+        'unloaded',
+        {
+          loadedAt: null,
+          reason: reason === 'request' ? null : reason,
+        },
+        heldBy,
+      );
     } catch (error) {
       await this.markFailed(server, error);
       throw error;
@@ -432,15 +442,30 @@ export class ServerSteps {
     return this.transition(server, server.state, { restarts: 0 });
   }
 
-  /** Conditional state change; every write names the version it read. */
-  async transition(server: ServerRecord, to: ServerState, patch: ServerPatch = {}): Promise<ServerRecord> {
+  /**
+   * Conditional state change; every write names the version it read. With `heldBy`, the
+   * write is held by that operation until its next store call, worker step or finish
+   * (operation-intents.ts) and the record it will write is returned at once: the job's
+   * lock, held through the operation, keeps every other writer of the record away.
+   */
+  async transition(
+    server: ServerRecord,
+    to: ServerState,
+    patch: ServerPatch = {},
+    heldBy?: OperationRecorder,
+  ): Promise<ServerRecord> {
     if (server.state !== to && !canTransition(server.state, to)) {
       throw new ConflictError(`server ${server.serverId} cannot go from ${server.state} to ${to}`);
     }
-    const updated = await this.deps.store.updateServer(server.serverId, server.version, {
-      ...patch,
-      state: to,
-    });
+    const change = { ...patch, state: to };
+    let updated: ServerRecord;
+    if (heldBy) {
+      const given = Object.fromEntries(Object.entries(change).filter(([, value]) => value !== undefined));
+      updated = { ...server, ...given, version: server.version + 1, updatedAt: new Date().toISOString() };
+      heldBy.intent.hold(() => this.deps.store.updateServer(server.serverId, server.version, change));
+    } else {
+      updated = await this.deps.store.updateServer(server.serverId, server.version, change);
+    }
     this.live.track(updated);
     if (to === 'failed' && server.state !== 'failed') {
       this.deps.logger.warn(

@@ -1,8 +1,8 @@
 /**
- * An operation's intent is committed with its first change (src/lifecycle/operation-intents.ts),
- * on a real SQLite store: in the same transaction as its first write, alone before a
- * step that acts on a worker, or as the finished record when nothing came before; and
- * whatever follows sees it written.
+ * An operation's intent, and the state changes it holds, are committed with its next
+ * change (src/lifecycle/operation-intents.ts), on a real SQLite store: in the same
+ * transaction as its next store call, before a step that acts on a worker, or with the
+ * finished record; and whatever follows sees them written.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
+import { StaleVersionError } from '../../src/errors.js';
 import { EventBus } from '../../src/lifecycle/event-bus.js';
 import { intentsFirst } from '../../src/lifecycle/operation-intents.js';
 import { OperationRecorder } from '../../src/lifecycle/operation-recorder.js';
@@ -94,6 +95,42 @@ describe('operation intents', () => {
     assert.equal(stored?.status, 'failed');
     assert.equal(stored?.serverId, 'inf-0007');
     assert.deepEqual(stored, failed);
+  });
+
+  it('holds state changes until the next worker step or the finish, each time in one transaction', async () => {
+    await store.insertServer(serverInput(104, { jobId: 'i6' }));
+    const rec = await begin('i6');
+    transactions = 0;
+    await rec.intent.run(async () => {
+      rec.intent.hold(() => store.updateServer('inf-0104', 1, { state: 'loading' }));
+      assert.equal((await other.getServer('inf-0104'))?.state, 'creating');
+      await rec.step('load', async () => {
+        // Written before the worker is touched: the intent and `loading`, together.
+        assert.equal((await other.getOperation(rec.id))?.status, 'running');
+        assert.equal((await other.getServer('inf-0104'))?.state, 'loading');
+      });
+      rec.intent.hold(() => store.updateServer('inf-0104', 2, { state: 'ready' }));
+    });
+    assert.equal((await other.getServer('inf-0104'))?.state, 'loading');
+    await rec.succeed('inf-0104');
+    assert.equal((await other.getServer('inf-0104'))?.state, 'ready');
+    assert.equal(transactions, 2, 'intent and loading; ready and the finish');
+  });
+
+  it("lets the operation's own reads see what it holds; a held write refused fails the call that writes it", async () => {
+    await store.insertServer(serverInput(105, { jobId: 'i7' }));
+    const rec = await begin('i7');
+    await rec.intent.run(async () => {
+      rec.intent.hold(() => store.updateServer('inf-0105', 1, { state: 'loading' }));
+      assert.equal((await store.getServer('inf-0105'))?.state, 'loading');
+      // Someone else changed the record meanwhile: the held write names a stale version.
+      rec.intent.hold(() => store.updateServer('inf-0105', 1, { state: 'ready' }));
+      await assert.rejects(
+        rec.step('load', async () => undefined),
+        StaleVersionError,
+      );
+    });
+    assert.equal((await other.getServer('inf-0105'))?.state, 'loading');
   });
 
   it('comes first for writes beside each other in one operation, and once', async () => {
