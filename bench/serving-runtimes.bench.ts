@@ -21,7 +21,7 @@
  *   npm run bench -- serving-runtimes      (builds first; BENCH_TRIALS, default 7)
  */
 import { spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { builtInServingRuntimes, type ServingRuntime } from '../src/lifecycle/serving-runtimes.js';
@@ -123,7 +123,10 @@ async function floorTrial(
   const dir = path.join(scratch, `floor-${i}${guarded ? '-guarded' : ''}`);
   const repository = path.join(dir, 'models');
   await mkdir(repository, { recursive: true });
-  await symlink(path.join(MODELS_DIR, model), path.join(repository, 'job'), 'dir');
+  // A copy, not a link to the checkout's store: Triton's Python backend writes __pycache__
+  // beside model.py whatever PYTHONDONTWRITEBYTECODE says, and the store's files are
+  // what the unit tests list.
+  await cp(path.join(MODELS_DIR, model), path.join(repository, 'job'), { recursive: true });
   const values: Record<string, string> = {
     host: '127.0.0.1',
     port: String(await freeLoopbackPort()),
