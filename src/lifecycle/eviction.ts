@@ -301,6 +301,13 @@ function mib(bytes: number): string {
  */
 export class ModelSizes {
   private readonly measured = new Map<string, number>();
+  /**
+   * Each model's file size, as the placement that first guessed by it saw it: what its
+   * load is reserved at until it is measured. Without it a load placed by its file size
+   * would be reserved at FIRST_GUESS_BYTES by every later placement, which a small budget
+   * takes for full (a few concurrent first loads of a small model held hundreds of MiB).
+   */
+  private readonly fileBytes = new Map<string, number>();
 
   constructor(private readonly firstGuessBytes = FIRST_GUESS_BYTES) {}
 
@@ -310,6 +317,7 @@ export class ModelSizes {
    */
   observe(model: string, bytes: number): void {
     this.measured.set(model, Math.max(MIN_MODEL_BYTES, bytes));
+    this.fileBytes.delete(model);
   }
 
   /** Whether the figure is measured (true) or a guess. */
@@ -317,11 +325,13 @@ export class ModelSizes {
     return this.measured.has(model);
   }
 
+  /** `fileBytes`: the model file's size, when the caller knows it (remembered until the model is measured). */
   estimate(model: string, fileBytes?: number): number {
-    return (
-      this.measured.get(model) ??
-      (fileBytes !== undefined && fileBytes > 0 ? Math.max(MIN_MODEL_BYTES, fileBytes) : this.firstGuessBytes)
-    );
+    const measured = this.measured.get(model);
+    if (measured !== undefined) return measured;
+    if (fileBytes !== undefined && fileBytes > 0) this.fileBytes.set(model, fileBytes);
+    const file = this.fileBytes.get(model);
+    return file === undefined ? this.firstGuessBytes : Math.max(MIN_MODEL_BYTES, file);
   }
 }
 

@@ -168,3 +168,57 @@ describe('shared memory: a worker charged what it measures (shared-memory.ts)', 
     assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['a']);
   });
 });
+
+describe('shared memory: loads under way reserved at what they were placed with (shared-memory.ts)', () => {
+  // The density bench's small run: a budget of 120 MiB (what 100 live jobs measured), one
+  // worker just opened (33 MiB, no model yet), every job a model of its own never loaded
+  // before, its ONNX file 10 KB: each load is placed at its file size (the least a model
+  // counts, twice for its peak), and must stay reserved at that while it loads.
+  const FILE_BYTES = 10_088;
+  const opened = () => {
+    const memory = new SharedMemory({
+      budgetBytes: 120 * MiB,
+      minResidencyMs: 1_000,
+      workerLimitBytes: 2048 * MiB,
+    });
+    memory.observeStats('w1', {
+      rss_bytes: 33 * MiB,
+      memory_bytes: 33 * MiB,
+      memory_limit_bytes: 2048 * MiB,
+    });
+    return memory;
+  };
+  /** A server of job `jobId` (model d-<jobId>) placed on w1 whose load has not answered yet. */
+  function loading(number: number, jobId: string): HostedServer {
+    const now = new Date().toISOString();
+    const server: ServerRecord = {
+      ...serverInput(number, {
+        jobId,
+        model: `d-${jobId}`,
+        placement: 'shared',
+        workerName: 'w1',
+        state: 'loading',
+      }),
+      version: 2,
+      createdAt: now,
+      updatedAt: now,
+    };
+    return { served: jobId, server };
+  }
+  const busy: Activity = { inFlight: () => 1, lastUsedAt: () => Date.now() };
+
+  it('places eight first loads at once on a budget that is mostly free, evicting nothing', () => {
+    const memory = opened();
+    const servers: HostedServer[] = [];
+    for (let i = 1; i <= 9; i++) {
+      const { decision, bytes } = memory.decide(
+        [{ name: 'w1', hosted: servers }],
+        { served: `j${i}`, model: `d-j${i}`, fileBytes: FILE_BYTES, now: Date.now(), mayOpen: true },
+        busy,
+      );
+      assert.deepEqual(decision, { kind: 'place', workerId: 'w1', evict: [], youngEvicted: false }, `j${i}`);
+      assert.ok(bytes < 1 * MiB, `j${i} is placed at its file size, not a first guess: ${bytes}`);
+      servers.push(loading(i, `j${i}`));
+    }
+  });
+});
