@@ -268,7 +268,22 @@ function densityChurnTable(r: any): string {
   return table(
     ['what', 'value'],
     [
-      ['jobs registered (DEPLOY_CREATE each)', `${int(c.registered)} in ${c.register_s} s`],
+      [
+        'jobs registered (DEPLOY_CREATE each)',
+        c.registrations_asked === undefined
+          ? `${int(c.registered)} in ${c.register_s} s`
+          : `${int(c.registered)} of ${int(c.registrations_asked)} in ${c.register_s} s`,
+      ],
+      ...(c.registrations_refused === undefined
+        ? []
+        : [
+            [
+              'registrations refused (status and reason)',
+              Object.entries(c.registrations_refused as Record<string, number>)
+                .map(([why, count]) => `${int(count)} × ${why}`)
+                .join(', ') || 'none',
+            ],
+          ]),
       ['memory budget (what a tenth of them measured live)', `${int(c.budget_mib)} MiB`],
       ['requests (pairs to random jobs, 8 pairs at once)', int(c.requests)],
       ['served', int(c.served)],
@@ -791,8 +806,14 @@ export const TABLES: Record<string, Renderer> = {
       met: (v) => v <= 30,
     },
     {
-      target: 'registered jobs under a budget for a tenth of them: zero failed requests',
-      value: (r) => need(r, 'churn.failed'),
+      target:
+        'registered jobs under a budget for a tenth of them: zero failed requests (refused registrations count)',
+      value: (r) =>
+        need(r, 'churn.failed') +
+        Object.values((r.churn.registrations_refused ?? {}) as Record<string, number>).reduce(
+          (a, b) => a + b,
+          0,
+        ),
       format: int,
       met: (v) => v === 0,
     },
