@@ -5,7 +5,8 @@
  * Capacity is each worker's memory limit; use is what the worker measures (its cgroup's
  * working set or its rss, src/worker/memory-meter.ts), and each loaded model counts what
  * its own load measured. MODELDOCK_MEMORY_BUDGET, when set, bounds every managed worker
- * together: the shared workers at what they measure (their runtimes' growth included),
+ * together: the shared workers at what they measure (a runtime at its least beside its
+ * models, each model at what its load measured),
  * beside what the budget charges outside the fleet (dedicated servers, the warm pool). A model about to load is estimated by its last measured load, else by a first
  * guess (`ModelSizes`), and reserved at that estimate until its load says what it took.
  *
@@ -45,12 +46,16 @@ export interface SharedWorkerView {
   workerId: string;
   /** The worker's memory limit. */
   limitBytes: number;
-  /**
-   * What the worker measured last, loaded models and runtime together: against its limit,
-   * and what the budget charges it (a runtime's growth over time included: the kernel
-   * holds it as much as any model's).
-   */
+  /** What the worker measured last, loaded models and runtime together (against its limit). */
   usedBytes: number;
+  /**
+   * What the budget charges it: its runtime at the least it measured beside its models,
+   * plus each model as its load measured (default: usedBytes). What the runtime grows by
+   * over thousands of loads and unloads is not charged: evicting models cannot give it
+   * back, and charging it starved the cache until loads were refused (the density run,
+   * docs/operations.md#a-fleet-over-its-budget).
+   */
+  accountedBytes?: number;
   /** Bytes reserved for loads placed here whose measurement has not come back yet. */
   reservedBytes?: number;
   /** Models it may host at most (MODELDOCK_SHARED_JOBS_PER_WORKER); at it, it has room only by eviction. */
@@ -120,7 +125,10 @@ export function budgetRoom(
   outsideBytes = 0,
 ): number {
   if (settings.budgetBytes <= 0) return Infinity;
-  const used = workers.reduce((sum, w) => sum + w.usedBytes + (w.reservedBytes ?? 0), 0);
+  const used = workers.reduce(
+    (sum, w) => sum + (w.accountedBytes ?? w.usedBytes) + (w.reservedBytes ?? 0),
+    0,
+  );
   return settings.budgetBytes - used - outsideBytes;
 }
 

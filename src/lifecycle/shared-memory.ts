@@ -34,6 +34,8 @@ interface WorkerFigures {
   /** The worker's limit as it measured it (its cgroup's); null: none known. */
   limitBytes: number | null;
   usedBytes: number;
+  /** The least it measured beside its models: its runtime's own memory, as the budget charges it. */
+  idleBytes?: number;
   /** Measured size of each hosted model, by the name it is served under. */
   models: Map<string, number>;
 }
@@ -96,8 +98,8 @@ export class SharedMemory {
 
   /**
    * A fresh measure of the whole worker (the fleet's idle pass re-measures every worker):
-   * what its runtime grew by since the last load or unload (allocator fragmentation,
-   * caches) is charged from then on. Its models keep what their loads measured.
+   * held against its limit from then on. The budget keeps charging its runtime at its
+   * least measure (accounted()): what a runtime grows by, no eviction gives back.
    */
   observeUsage(worker: string, stats: WorkerStats): void {
     const figures = this.figures.get(worker);
@@ -160,7 +162,7 @@ export class SharedMemory {
 
   /** Measured memory of every shared worker known, together. */
   totalBytes(): number {
-    return [...this.figures.values()].reduce((sum, f) => sum + f.usedBytes, 0);
+    return [...this.figures.values()].reduce((sum, f) => sum + accounted(f), 0);
   }
 
   /**
@@ -275,6 +277,9 @@ export class SharedMemory {
         figures === undefined
           ? (this.idleBytes ?? IDLE_WORKER_GUESS_BYTES) + unmeasured
           : Math.max(0, figures.usedBytes - leavingBytes),
+      ...(figures?.idleBytes === undefined
+        ? {}
+        : { accountedBytes: Math.max(0, accounted(figures) - leavingBytes) }),
       reservedBytes: reserved,
       models,
     };
@@ -285,6 +290,13 @@ export class SharedMemory {
     const models = [...figures.models.values()].reduce((sum, b) => sum + b, 0);
     const idle = Math.max(0, figures.usedBytes - models);
     if (idle <= 0) return;
+    if (figures.idleBytes === undefined || idle < figures.idleBytes) figures.idleBytes = idle;
     if (this.idleBytes === undefined || idle < this.idleBytes) this.idleBytes = idle;
   }
+}
+
+/** What the budget charges a worker: its runtime at its least measure, plus its models' loads. */
+function accounted(figures: WorkerFigures): number {
+  if (figures.idleBytes === undefined) return figures.usedBytes;
+  return figures.idleBytes + [...figures.models.values()].reduce((sum, b) => sum + b, 0);
 }

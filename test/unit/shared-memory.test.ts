@@ -118,54 +118,69 @@ describe('shared memory: models being evicted (shared-memory.ts)', () => {
   });
 });
 
-describe('shared memory: a worker charged what it measures (shared-memory.ts)', () => {
-  // One worker: 50 MiB of runtime at first and one 10 MiB model; a budget of 360 MiB.
-  function grown() {
+describe("shared memory: a runtime's growth is held against the worker's limit, not charged to the budget (shared-memory.ts)", () => {
+  // One worker: 50 MiB of runtime at first and one 10 MiB model.
+  function grown(budgetMiB: number, limitMiB = 1024) {
     const memory = new SharedMemory({
-      budgetBytes: 360 * MiB,
+      budgetBytes: budgetMiB * MiB,
       minResidencyMs: 0,
-      workerLimitBytes: 1024 * MiB,
+      workerLimitBytes: limitMiB * MiB,
     });
     memory.observeStats('w1', {
       rss_bytes: 60 * MiB,
       memory_bytes: 60 * MiB,
-      memory_limit_bytes: 1024 * MiB,
+      memory_limit_bytes: limitMiB * MiB,
       model_memory_bytes: { a: 10 * MiB },
     });
     memory.sizes.observe('m-131', 20 * MiB);
-    return memory;
-  }
-  const ask = { served: 'c', model: 'm-131', now: Date.now(), mayOpen: true };
-
-  it("charges a runtime's growth after churn, seen by a load's answer: no new worker past the budget", () => {
-    const memory = grown();
     // After thousands of loads and unloads the worker measures 330 MiB with two models
-    // of 10 MiB: its runtime grew by 260 MiB (allocator fragmentation, caches).
+    // of 10 MiB: its runtime grew by 260 MiB, which no eviction of a model gives back.
     memory.observeLoad('w1', 'b', 'm-b', {
       loadMs: 1,
       memoryBytes: 10 * MiB,
       workerMemoryBytes: 330 * MiB,
-      workerMemoryLimitBytes: 1024 * MiB,
+      workerMemoryLimitBytes: limitMiB * MiB,
     });
-    const servers = [hosted(1, 'a'), hosted(2, 'b')];
-    // 330 MiB charged, 30 left: the load (40 MiB at its peak) evicts the least recently
-    // used model; neither placed beside them nor on a new worker (50 MiB idle).
+    return memory;
+  }
+  const ask = { served: 'c', model: 'm-131', now: Date.now(), mayOpen: true };
+  const servers = [hosted(1, 'a'), hosted(2, 'b')];
+
+  it('charges the runtime at its least measure plus its models: the load is placed beside them', () => {
+    const memory = grown(360);
+    // 70 MiB charged (50 + 10 + 10), 290 left: the load (40 MiB at its peak) fits.
     const { decision } = memory.decide([{ name: 'w1', hosted: servers }], ask, idle);
-    assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['a']);
-    assert.equal(memory.totalBytes(), 330 * MiB);
+    assert.deepEqual(decision, { kind: 'place', workerId: 'w1', evict: [], youngEvicted: false });
+    assert.equal(memory.totalBytes(), 70 * MiB);
   });
 
-  it('charges growth a re-measure finds between loads', () => {
-    const memory = grown();
-    memory.observeUsage('w1', {
-      rss_bytes: 330 * MiB,
-      memory_bytes: 330 * MiB,
-      memory_limit_bytes: 1024 * MiB,
-    });
-    const { decision } = memory.decide([{ name: 'w1', hosted: [hosted(1, 'a')] }], ask, idle);
-    // 30 MiB of budget left: the load (40 MiB at its peak) needs a model evicted, not a new worker.
+  it('a fleet whose runtime grew past the budget still replaces one model for one, never refusing or emptying the cache', () => {
+    // The density run's collapse: charged at its 330 MiB measure, a budget of 100 MiB
+    // was "over" by 230 MiB, every load evicted twice what it took until nothing was left
+    // and loads were refused. Charged 70 MiB, the load (40 MiB) evicts one model of 10.
+    const memory = grown(100);
+    const { decision } = memory.decide([{ name: 'w1', hosted: servers }], ask, idle);
     assert.equal(decision.kind, 'place');
     assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['a']);
+  });
+
+  it('holds a grown worker to its limit by what it measures: a load that does not fit opens another', () => {
+    // 330 MiB measured of a 360 MiB limit: 30 MiB of room, the load needs 40.
+    const memory = grown(1000, 360);
+    const { decision } = memory.decide([{ name: 'w1', hosted: servers }], ask, idle);
+    assert.equal(decision.kind, 'open');
+  });
+
+  it("re-measures between loads against the limit too (the fleet's idle pass)", () => {
+    const memory = grown(1000, 1024);
+    memory.observeUsage('w1', {
+      rss_bytes: 1000 * MiB,
+      memory_bytes: 1000 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+    });
+    const { decision } = memory.decide([{ name: 'w1', hosted: servers }], ask, idle);
+    assert.equal(decision.kind, 'open', '24 MiB left by the limit for a 40 MiB load');
+    assert.equal(memory.totalBytes(), 70 * MiB, 'the budget still charges 70 MiB');
   });
 });
 
