@@ -5,10 +5,10 @@
  * Capacity is each worker's memory limit; use is what the worker measures (its cgroup's
  * working set or its rss, src/worker/memory-meter.ts), and each loaded model counts what
  * its own load measured. MODELDOCK_MEMORY_BUDGET, when set, bounds every managed worker
- * together: the shared workers at what they measure (a runtime at its least beside its
- * models, each model at what its load measured),
- * beside what the budget charges outside the fleet (dedicated servers, the warm pool). A model about to load is estimated by its last measured load, else by a first
- * guess (`ModelSizes`), and reserved at that estimate until its load says what it took.
+ * together: the shared workers at what they are charged (a runtime at its least measure
+ * beside its models, each model at what its load measured), beside what the budget
+ * charges outside the fleet (dedicated servers, the warm pool). A model about to load is
+ * estimated by its last measured load, else by a first guess (`ModelSizes`), and reserved at that estimate until its load says what it took.
  *
  * The choice, in order:
  * 1. A worker with room for the estimate (under its limit and under the budget): the one
@@ -185,7 +185,7 @@ export function decidePlacement(
       const atLeast = atModelLimit(worker) ? worker.models.length + 1 - worker.maxModels! : 0;
       const victims = victimsOn(worker, need, atLeast, ask.now, settings.minResidencyMs, allowYoung);
       if (!victims) continue;
-      if (victims.length > Math.max(1, Math.floor(worker.models.length * MAX_EVICTED_SHARE))) {
+      if (victims.length > mostEvictableFrom(worker)) {
         // Only what the load itself needs can make it a refusal; the excess is optional.
         if (budgetNeed === exactNeed) tooMany = true;
         continue;
@@ -242,13 +242,14 @@ export function fleetVictims(
   if (need <= 0) return [];
   for (const allowYoung of [false, true]) {
     const candidates = workers
-      .flatMap((worker) => worker.models.map((model) => ({ workerId: worker.workerId, model })))
-      .filter(({ model }) => !model.loading && model.inFlight === 0)
-      .filter(({ model }) => allowYoung || now - model.loadedAt >= settings.minResidencyMs)
+      .flatMap((worker) =>
+        evictionCandidates(worker.models, now, settings.minResidencyMs, allowYoung).map((model) => ({
+          workerId: worker.workerId,
+          model,
+        })),
+      )
       .sort((a, b) => a.model.lastUsedAt - b.model.lastUsedAt);
-    const cap = new Map(
-      workers.map((w) => [w.workerId, Math.max(1, Math.floor(w.models.length * MAX_EVICTED_SHARE))]),
-    );
+    const cap = new Map(workers.map((w) => [w.workerId, mostEvictableFrom(w)]));
     const victims: FleetVictim[] = [];
     let freed = 0;
     for (const candidate of candidates) {
@@ -264,16 +265,35 @@ export function fleetVictims(
   return undefined;
 }
 
-/**
- * The fewest least-recently-used models on `worker` whose measured bytes cover `need`
- * (and at least `atLeast` of them: a worker at its model limit);
- * undefined when its evictable models cannot. Nothing with requests in flight, nothing
- * loading; nothing younger than the minimum residency unless `allowYoung`.
- */
 function atModelLimit(worker: SharedWorkerView): boolean {
   return worker.maxModels !== undefined && worker.models.length >= worker.maxModels;
 }
 
+/** The most models one placement may take from `worker` (MAX_EVICTED_SHARE, at least one). */
+function mostEvictableFrom(worker: SharedWorkerView): number {
+  return Math.max(1, Math.floor(worker.models.length * MAX_EVICTED_SHARE));
+}
+
+/**
+ * The models that may be evicted, least recently used first: nothing with requests in
+ * flight, nothing loading; nothing younger than the minimum residency unless `allowYoung`.
+ */
+function evictionCandidates(
+  models: ResidentModel[],
+  now: number,
+  minResidencyMs: number,
+  allowYoung: boolean,
+): ResidentModel[] {
+  return models
+    .filter((m) => !m.loading && m.inFlight === 0)
+    .filter((m) => allowYoung || now - m.loadedAt >= minResidencyMs)
+    .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+}
+
+/**
+ * The fewest of `worker`'s eviction candidates whose measured bytes cover `need` (and at
+ * least `atLeast` of them: a worker at its model limit); undefined when they cannot.
+ */
 function victimsOn(
   worker: SharedWorkerView,
   need: number,
@@ -283,10 +303,7 @@ function victimsOn(
   allowYoung: boolean,
 ): ResidentModel[] | undefined {
   if (need <= 0 && atLeast <= 0) return [];
-  const candidates = worker.models
-    .filter((m) => !m.loading && m.inFlight === 0)
-    .filter((m) => allowYoung || now - m.loadedAt >= minResidencyMs)
-    .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+  const candidates = evictionCandidates(worker.models, now, minResidencyMs, allowYoung);
   const victims: ResidentModel[] = [];
   let freed = 0;
   for (const model of candidates) {

@@ -1,5 +1,6 @@
 /** The worker's own configuration, read from its environment (it is a separate program). */
 import os from 'node:os';
+import { WORKER_THREADS_ENV } from '../worker-limits.js';
 import { WORKER_SECRET_ENV } from '../worker-secret.js';
 import { STORE_CACHE_DIR_ENV, STORE_URL_ENV } from '../worker-store-protocol.js';
 import { DEFAULT_WORKER_BODY_LIMIT, WORKER_BODY_LIMIT_ENV } from '../worker-limits.js';
@@ -38,7 +39,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     modelsDir: env.MODELDOCK_MODELS_DIR || '/models',
     datasetsDir: env.MODELDOCK_DATASETS_DIR || '/datasets',
     logLevel: workerLogLevel(env),
-    threads: int('MODELDOCK_WORKER_THREADS', Math.min(4, os.availableParallelism())),
+    threads: int(WORKER_THREADS_ENV, Math.min(4, os.availableParallelism())),
     bodyLimitBytes: int(WORKER_BODY_LIMIT_ENV, DEFAULT_WORKER_BODY_LIMIT),
     maxElements: int('MODELDOCK_WORKER_MAX_ELEMENTS', DEFAULT_MAX_ELEMENTS),
     secret: env[WORKER_SECRET_ENV] ?? '',

@@ -61,12 +61,7 @@ import { freeLoopbackPort, freeLoopbackPorts } from '../loopback-port.js';
 import { fillServerCommand } from '../server-command.js';
 import { processTreeUsage } from '../../process-usage.js';
 import { groupMembersWith, isSameProcess, processStartTime } from './proc.js';
-import {
-  WORKER_BODY_LIMIT_ENV,
-  WORKER_THREADS_ENV,
-  workerBodyLimit,
-  workerThreads,
-} from '../../worker-limits.js';
+import { WORKER_BODY_LIMIT_ENV, workerBodyLimit } from '../../worker-limits.js';
 import { WORKER_SECRET_ENV, withWorkerSecret } from '../../worker-secret.js';
 import { GUARD_STORE_DIR_ENV } from '../../guard-repository-protocol.js';
 
@@ -686,7 +681,6 @@ export class ProcessRuntime implements Runtime {
             NODE_ENV: process.env.NODE_ENV ?? 'production',
             ...base,
             MODELDOCK_LOG_LEVEL: state.env.MODELDOCK_LOG_LEVEL ?? this.options.logger?.level ?? 'info',
-            [WORKER_THREADS_ENV]: String(workerThreads(state.limits.nanoCpus)),
           },
         };
     const { command, args } = commandInCgroups(cgroups, program.command, program.args);
