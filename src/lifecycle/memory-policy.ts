@@ -3,7 +3,8 @@
  * unloaded, and at most `maxLoadedModels` models are loaded at once, the least recently
  * used one being unloaded to make room; likewise under the one memory budget, which
  * bounds every managed worker together: the dedicated servers' loaded models (their
- * sizes), the idle warm-pool workers, and the shared workers (what they measure).
+ * sizes), the idle warm-pool workers, and the shared workers (what they are charged:
+ * each runtime at its least measure plus its models' loads, shared-memory.ts).
  * Idle pool workers are given up before any model is unloaded: they cost a container
  * start, a model costs a reload; then dedicated models, least recently used first; then
  * idle shared models, by the shared placement's own no-thrash rules (shared-fleet.ts).
@@ -47,7 +48,7 @@ export interface MemoryPolicyOptions {
 
 /** The shared fleet as the budget sees it (shared-fleet.ts). */
 export interface SharedCharge {
-  /** What the shared workers measured last, together. */
+  /** What the budget charges the shared workers, together (shared-memory.ts's accounting). */
   chargedBytes(): number;
   /** Evict idle shared models until `need` bytes came back (or none, when the rules cannot). */
   evictForOutside(need: number, forJob: string): Promise<{ evicted: string[]; freedBytes: number }>;
@@ -179,7 +180,7 @@ export class MemoryPolicy {
     }
     const needed = budget > 0 ? await this.options.modelBytes(model) : 0;
     let count = loaded.length;
-    // One budget: the shared workers' measured memory counts beside the dedicated models.
+    // One budget: what the shared workers are charged counts beside the dedicated models.
     const sharedBytes = budget > 0 ? (this.options.shared?.chargedBytes() ?? 0) : 0;
     let bytes = [...sizes.values()].reduce((a, b) => a + b, 0) + sharedBytes;
     if (budget > 0) await this.releaseFor(jobId, budget - bytes - needed);

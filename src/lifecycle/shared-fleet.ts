@@ -181,16 +181,16 @@ export class SharedFleet {
     this.outsideBytes = outsideBytes;
   }
 
-  /** What the shared workers measured last, together: what the budget charges the fleet. */
+  /** What the budget charges the fleet: each worker's runtime at its least measure plus its models' loads. */
   chargedBytes(): number {
     return this.memory.totalBytes();
   }
 
   /**
-   * Re-measure every running shared worker (its stats: cgroup or rss), so that what its
-   * runtime grew by beside its models (allocator fragmentation, caches, after thousands
-   * of loads and unloads) is charged to the budget, not only what the loads measured.
-   * Cheap: one small request per worker, every idle pass; a worker that does not answer
+   * Re-measure every running shared worker (its stats: cgroup or rss), so that its limit
+   * is checked against what it holds now, its runtime's growth beside its models
+   * (allocator fragmentation, caches, after thousands of loads and unloads) included; the
+   * budget charges the runtime at its least measure (shared-memory.ts). Cheap: one small request per worker, every idle pass; a worker that does not answer
    * keeps its last figures.
    */
   async remeasure(): Promise<void> {
