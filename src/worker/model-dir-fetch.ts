@@ -14,15 +14,12 @@
  *
  * On node:http alone, as the guard is (guard.ts says why).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
-import { Transform } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { pipeline } from 'node:stream/promises';
 import { validateId } from '../ids.js';
 import { WORKER_SECRET_HEADER } from '../worker-secret.js';
 import {
@@ -33,6 +30,7 @@ import {
   sha256OfReprDigest,
   type ModelDirListing,
 } from '../worker-store-protocol.js';
+import { writeHashed } from './hashed-write.js';
 
 export interface ModelDirSource {
   /** The router's base URL as this Pod reaches it. */
@@ -165,28 +163,16 @@ async function fetchFile(
       `${what} changed in the router's store while it was fetched: try again`,
     );
   }
-  const hash = createHash('sha256');
-  let size = 0;
+  let written: { sha256: string; size: number };
   try {
-    await pipeline(
-      response,
-      new Transform({
-        transform(chunk: Buffer, _encoding, done) {
-          size += chunk.length;
-          if (size > file.size) return done(new Error(`more than the ${file.size} bytes listed`));
-          hash.update(chunk);
-          done(null, chunk);
-        },
-      }),
-      createWriteStream(target, { flags: 'wx', mode: 0o444 }),
-    );
+    written = await writeHashed(response, target, 0o444, file.size);
   } catch (error) {
     throw new ModelDirFetchError(
       502,
       `fetching ${what} from the router broke off: ${(error as Error).message}`,
     );
   }
-  if (size !== file.size || hash.digest('hex') !== file.sha256) {
+  if (written.size !== file.size || written.sha256 !== file.sha256) {
     throw new ModelDirFetchError(
       502,
       `${what} from the router does not match its listing (size or sha-256): refused`,

@@ -15,12 +15,9 @@
  * link is replaced atomically (a new link renamed over the old one), and a blob no link
  * names any more is deleted, so the cache holds what is in use.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { request } from 'undici';
 import { InvalidInputError, StoreUnavailableError, errorMessage } from '../errors.js';
@@ -35,6 +32,7 @@ import {
   storeFilePath,
   type StoreKind,
 } from '../worker-store-protocol.js';
+import { writeHashed } from './hashed-write.js';
 import type { StoreSource } from './store-source.js';
 import { isMissing, realPathInside } from './store-files.js';
 
@@ -169,23 +167,13 @@ export class RemoteStoreSource implements StoreSource {
     const blobs = path.join(this.options.cacheDir, BLOBS);
     await mkdir(blobs, { recursive: true });
     const partial = path.join(blobs, `${PARTIAL}${randomBytes(8).toString('hex')}`);
-    const hash = createHash('sha256');
+    let received: string;
     try {
-      await pipeline(
-        body,
-        new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            hash.update(chunk);
-            done(null, chunk);
-          },
-        }),
-        createWriteStream(partial, { flags: 'wx', mode: 0o600 }),
-      );
+      received = (await writeHashed(body, partial, 0o600)).sha256;
     } catch (error) {
       await rm(partial, { force: true });
       throw new StoreUnavailableError(`fetching ${what} from the router broke off: ${errorMessage(error)}`);
     }
-    const received = hash.digest('hex');
     if (received !== expected) {
       await rm(partial, { force: true });
       throw new StoreUnavailableError(
