@@ -495,9 +495,16 @@ export class ServerSteps {
    * entry, looked up when not given).
    */
   async openRoute(server: ServerRecord, serving?: ServingRuntime): Promise<RouteEntry> {
-    // A model the catalog no longer places (its server's command gone meanwhile) still has
-    // a running server: routed as modeldock's worker is.
-    const entry = serving ?? (await this.deps.catalog.servingRuntime(server.model).catch(() => undefined));
+    // Only modeldock's worker hosts shared servers, and it takes binary tensors: no need to
+    // read the model's manifest, which on a busy router took longer than the rest of a
+    // load on demand (several file-system round trips; the density bench's churn). A model
+    // the catalog no longer places (its server's command gone meanwhile) still has a
+    // running server: routed as modeldock's worker is.
+    const entry =
+      serving ??
+      (server.placement === 'shared'
+        ? undefined
+        : await this.deps.catalog.servingRuntime(server.model).catch(() => undefined));
     const route = new RouteEntry(
       server.jobId,
       server.serverId,

@@ -252,10 +252,14 @@ export class SharedFleet {
     server: ServerRecord,
     assign: (worker: WorkerInfo) => Promise<ServerRecord>,
   ): Promise<ServerRecord> {
+    // A model measured before is estimated by that; its file's size is only a first guess,
+    // read before the fleet's turn (a file-system round trip there would hold up every placement).
+    const fileBytes = this.memory.sizes.isMeasured(server.model)
+      ? undefined
+      : await this.deps.catalog.modelBytes(server.model);
     const placed = await this.placing.run('fleet', async (): Promise<Placed> => {
       const served = servedName(server);
       const deadline = Date.now() + (this.deps.options.loadWaitMs ?? 30_000);
-      const fileBytes = await this.deps.catalog.modelBytes(server.model);
       for (let attempt = 0; ; attempt++) {
         const [workers, hosted] = await Promise.all([
           this.knownWorkers(),
@@ -277,7 +281,7 @@ export class SharedFleet {
           {
             served,
             model: server.model,
-            fileBytes,
+            ...(fileBytes === undefined ? {} : { fileBytes }),
             now: Date.now(),
             mayOpen: await this.mayOpen(),
             outsideBytes: await this.outsideBytes(),
