@@ -11,6 +11,7 @@
  * same, so repeated fetches (conditional requests, answered 304) do not read it again.
  */
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -42,7 +43,9 @@ export class StoreFiles {
     let real: string;
     try {
       real = await realPathInside(root, relative, store);
-      handle = await open(real, 'r');
+      // Non-blocking, so a FIFO put in the store (or swapped in after the path was
+      // resolved) opens at once and is refused below, instead of blocking this request.
+      handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (error) {
       if (isMissing(error)) throw new NotFoundError(`${what} is not in the ${store} store`);
       throw error;
