@@ -27,9 +27,9 @@ import {
   type LoadSample,
 } from '../test/helpers/inference-load.js';
 import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
-import { spawnRouter } from '../test/helpers/router-process.js';
 import { TABLES } from './lib/report-tables.js';
 import { machine, summarize, writeResult, type Summary } from './lib/stats.js';
+import { startBenchRouter } from './lib/bench-router.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 6000);
@@ -50,7 +50,7 @@ interface Router {
 async function startRouter(env: Record<string, string>): Promise<Router> {
   const instance = uniqueInstance('scale');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-bench-'));
-  const router = await spawnRouter(
+  const router = await startBenchRouter(
     {
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
@@ -61,7 +61,6 @@ async function startRouter(env: Record<string, string>): Promise<Router> {
       ...env,
     },
     path.join(dataDir, 'router.log'),
-    'compiled',
   );
   const url = router.url;
   const call = async (pathname: string, body: unknown = {}) => {

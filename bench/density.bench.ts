@@ -28,9 +28,10 @@ import path from 'node:path';
 import { DIGITS } from '../test/helpers/fixtures.js';
 import { MODELS_DIR } from '../test/helpers/paths.js';
 import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
-import { spawnRouter, type RouterProcess } from '../test/helpers/router-process.js';
+import type { RouterProcess } from '../test/helpers/router-process.js';
 import { writeDensityCharts } from './lib/bench-charts.js';
 import { machine, summarize, writeResult } from './lib/stats.js';
+import { startBenchRouter } from './lib/bench-router.js';
 
 const sizes = (name: string, fallback: string) => (process.env[name] ?? fallback).split(',').map(Number);
 const DEDICATED = sizes('BENCH_DENSITY_DEDICATED', '2,5,10');
@@ -149,7 +150,7 @@ async function startRouter(
   modelsDir: string,
   env: Record<string, string>,
 ) {
-  const router = await spawnRouter(
+  const router = await startBenchRouter(
     {
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
@@ -162,7 +163,6 @@ async function startRouter(
       ...env,
     },
     path.join(dataDir, 'router.log'),
-    'compiled',
   );
   // spawnRouter's line reader pauses the router's stdout when it closes: at info level the
   // pipe would fill and block the router. Keep it flowing (into the log file).

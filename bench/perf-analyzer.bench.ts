@@ -18,10 +18,10 @@ import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { freePort } from '../test/helpers/ports.js';
 import { postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
-import { spawnRouter } from '../test/helpers/router-process.js';
 import { WORKER_SECRET_ENV, WORKER_SECRET_HEADER } from '../src/worker-secret.js';
 import { perfAnalyzer, type PaRow } from './lib/perf-analyzer.js';
 import { machine, ms, summarize, table, writeResult } from './lib/stats.js';
+import { startBenchRouter } from './lib/bench-router.js';
 
 const run = promisify(execFile);
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 3);
@@ -33,7 +33,7 @@ async function main() {
   const instance = uniqueInstance('pa');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-bench-'));
   const grpcPort = await freePort();
-  const router = await spawnRouter(
+  const router = await startBenchRouter(
     {
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
@@ -43,7 +43,6 @@ async function main() {
       MODELDOCK_GRPC_PORT: String(grpcPort),
     },
     path.join(dataDir, 'router.log'),
-    'compiled',
   );
   try {
     const created = await postJson(`${router.url}/v1/jobs`, {

@@ -13,10 +13,10 @@ import path from 'node:path';
 import { ensureImage } from '../src/runtime/docker/image-builder.js';
 import { DATASETS_DIR, MODELS_DIR } from '../test/helpers/paths.js';
 import { postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
-import { spawnRouter } from '../test/helpers/router-process.js';
 import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
 import { writePlacementCharts } from './lib/bench-charts.js';
 import { DIGITS } from '../test/helpers/fixtures.js';
+import { startBenchRouter } from './lib/bench-router.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 7);
 const docker = new Dockerode();
@@ -82,7 +82,7 @@ async function main() {
   const hostInstance = uniqueInstance('bhost');
   const boxInstance = uniqueInstance('bbox');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-bench-'));
-  const host = await spawnRouter(
+  const host = await startBenchRouter(
     {
       MODELDOCK_INSTANCE: hostInstance,
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
@@ -90,7 +90,6 @@ async function main() {
       MODELDOCK_LOG_LEVEL: 'warn',
     },
     path.join(dataDir, 'router.log'),
-    'compiled',
   );
   const box = await containerRouter(network, boxInstance);
   const samples: Record<'host' | 'container', Record<Op, number[]>> = {

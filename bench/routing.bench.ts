@@ -30,7 +30,6 @@ import Dockerode from 'dockerode';
 import { Pool } from 'undici';
 import { freePort } from '../test/helpers/ports.js';
 import { postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
-import { spawnRouter } from '../test/helpers/router-process.js';
 import { machine, ms, ratio, summarize, table, writeResult } from './lib/stats.js';
 import { DIGITS } from '../test/helpers/fixtures.js';
 import { writeRoutingCharts } from './lib/bench-charts.js';
@@ -41,6 +40,7 @@ import {
   sequentialLatency,
   type Sender,
 } from './lib/grpc-load.js';
+import { startBenchRouter } from './lib/bench-router.js';
 
 const LATENCY_REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -267,7 +267,7 @@ async function main() {
   const instance = uniqueInstance('route');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-bench-'));
   const grpcPort = await freePort();
-  const router = await spawnRouter(
+  const router = await startBenchRouter(
     {
       MODELDOCK_GRPC_PORT: String(grpcPort),
       MODELDOCK_INSTANCE: instance,
@@ -277,7 +277,6 @@ async function main() {
       MODELDOCK_WORKER_CPUS: '1',
     },
     path.join(dataDir, 'router.log'),
-    'compiled',
   );
   let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
   let lean: Awaited<ReturnType<typeof startLeanProxy>> | undefined;

@@ -15,10 +15,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/helpers/ports.js';
 import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
-import { spawnRouter } from '../test/helpers/router-process.js';
 import { TABLES } from './lib/report-tables.js';
 import { machine, summarize, writeResult } from './lib/stats.js';
 import { writeScaleCharts } from './lib/bench-charts.js';
+import { startBenchRouter } from './lib/bench-router.js';
 
 const SIZES = (process.env.BENCH_SCALE ?? '50,100,200').split(',').map(Number);
 const docker = new Dockerode();
@@ -61,7 +61,7 @@ async function main() {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-scale-'));
   // As `npm start` runs it: compiled, with its V8 flag and the gRPC service listening (the
   // default; the test helper turns gRPC off unless given a port).
-  const router = await spawnRouter(
+  const router = await startBenchRouter(
     {
       MODELDOCK_GRPC_PORT: String(await freePort()),
       // The one setting apart from npm start's defaults: room for the largest size (64 by default).
@@ -76,7 +76,6 @@ async function main() {
       MODELDOCK_READY_TIMEOUT_MS: '120000',
     },
     path.join(dataDir, 'router.log'),
-    'compiled',
   );
   const pid = router.child.pid!;
   // The fixed cost: Node.js, the libraries and an empty state, before any server exists.

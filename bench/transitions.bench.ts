@@ -24,9 +24,9 @@ import {
   type LoadSample,
 } from '../test/helpers/inference-load.js';
 import { getJson, postJson, removeInstanceContainers, uniqueInstance } from '../test/helpers/router.js';
-import { spawnRouter } from '../test/helpers/router-process.js';
 import { TABLES } from './lib/report-tables.js';
 import { machine, summarize, writeResult } from './lib/stats.js';
+import { startBenchRouter } from './lib/bench-router.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
 const STEADY_REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
@@ -73,7 +73,7 @@ async function withRouter(
 ): Promise<Phase[]> {
   const instance = uniqueInstance('trans');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-bench-'));
-  const router = await spawnRouter(
+  const router = await startBenchRouter(
     {
       MODELDOCK_INSTANCE: instance,
       MODELDOCK_STORE: `sqlite:${dataDir}/modeldock.db`,
@@ -82,7 +82,6 @@ async function withRouter(
       ...env,
     },
     path.join(dataDir, 'router.log'),
-    'compiled',
   );
   const url = router.url;
   const call = async (method: 'POST' | 'DELETE', pathname: string, body?: unknown) => {

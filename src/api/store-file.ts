@@ -8,9 +8,11 @@
  * rename leaves the open file as it was). A file rewritten in place while it is sent is
  * caught by the worker, which checks the digest and keeps nothing that does not match.
  * Digests are remembered per file while its inode, size and modification time stay the
- * same, so repeated fetches (conditional requests, answered 304) do not read it again.
+ * same, so repeated fetches (conditional requests, answered 304) do not read it again;
+ * the 1,000 files used last are remembered.
  */
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -42,7 +44,9 @@ export class StoreFiles {
     let real: string;
     try {
       real = await realPathInside(root, relative, store);
-      handle = await open(real, 'r');
+      // Non-blocking, so a FIFO put in the store (or swapped in after the path was
+      // resolved) opens at once and is refused below, instead of blocking this request.
+      handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (error) {
       if (isMissing(error)) throw new NotFoundError(`${what} is not in the ${store} store`);
       throw error;
@@ -56,9 +60,8 @@ export class StoreFiles {
         const hash = createHash('sha256');
         await pipeline(handle.createReadStream({ start: 0, autoClose: false }), hash);
         sha256 = hash.digest('hex');
-        if (this.digests.size >= MAX_REMEMBERED) this.digests.clear();
-        this.digests.set(real, { key, sha256 });
       }
+      this.remember(real, { key, sha256 });
       return {
         size: Number(stats.size),
         sha256,
@@ -69,5 +72,16 @@ export class StoreFiles {
       await handle.close();
       throw error;
     }
+  }
+
+  /**
+   * Least recently used first out: a Map keeps insertion order, and a file used again is
+   * moved to its end, so a store of more files than are remembered keeps the ones in use
+   * instead of forgetting them all at once.
+   */
+  private remember(real: string, digest: Remembered): void {
+    this.digests.delete(real);
+    if (this.digests.size >= MAX_REMEMBERED) this.digests.delete(this.digests.keys().next().value!);
+    this.digests.set(real, digest);
   }
 }

@@ -7,7 +7,7 @@ import { access, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, NotFoundError } from '../errors.js';
 import { ID_PATTERN, validateId } from '../ids.js';
-import { realPathInside } from '../confined-path.js';
+import { isMissing, regularFileInside } from '../confined-path.js';
 import { parseJsonQuietly } from '../json-text.js';
 import { parseRecords, type Dataset, type DatasetModel } from '../dataset-batches.js';
 import type { ModelServing, ServingRuntime, ServingRuntimes } from './serving-runtimes.js';
@@ -70,24 +70,31 @@ export class Catalog {
   /** A dataset's records, read inside the dataset store only (a link out of it is refused). */
   async readDataset(dataset: string): Promise<Dataset> {
     validateId('dataset', dataset);
-    const file = await realPathInside(this.datasetsDir, path.join(dataset, 'records.jsonl'), 'dataset').catch(
-      (error: unknown) => {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-          throw new NotFoundError(`dataset "${dataset}" not found (no ${dataset}/records.jsonl)`);
-        }
-        throw error;
-      },
-    );
+    const file = await regularFileInside(
+      this.datasetsDir,
+      path.join(dataset, 'records.jsonl'),
+      'dataset',
+    ).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new NotFoundError(`dataset "${dataset}" not found (no ${dataset}/records.jsonl)`);
+      }
+      throw error;
+    });
     return { id: dataset, metadata: {}, records: parseRecords(dataset, await readFile(file, 'utf8')) };
   }
 
   private async manifest(model: string): Promise<Record<string, unknown>> {
-    const file = path.join(this.modelsDir, validateId('model', model), 'model.json');
     let text: string;
     try {
+      // Inside the model store only, and a regular file (as the worker reads it).
+      const file = await regularFileInside(
+        this.modelsDir,
+        path.join(validateId('model', model), 'model.json'),
+        'model',
+      );
       text = await readFile(file, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      if (isMissing(error)) return {};
       throw error;
     }
     const manifest = parseJsonQuietly(text, `model ${model}: model.json`);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ID_PATTERN, validateId } from '../ids.js';
 import { STORE_DIRS, type StoreKind } from '../worker-store-protocol.js';
 import type { StoreSource } from './store-source.js';
-import { isMissing, realPathInside } from './store-files.js';
+import { isMissing, regularFileInside } from './store-files.js';
 
 export class LocalStoreSource implements StoreSource {
   constructor(
@@ -23,7 +23,7 @@ export class LocalStoreSource implements StoreSource {
   async file(kind: StoreKind, id: string, file: string): Promise<string | undefined> {
     validateId(kind, id);
     try {
-      return await realPathInside(this.root(kind), path.join(id, file), kind);
+      return await regularFileInside(this.root(kind), path.join(id, file), kind);
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;

@@ -5,7 +5,7 @@
  * never quoted (V8's parse errors carry a snippet of the text).
  */
 // Shared with the router, which serves the same stores to workers (api/routes/worker-store.ts).
-export { isMissing, realPathInside } from '../confined-path.js';
+export { isMissing, realPathInside, regularFileInside } from '../confined-path.js';
 
 // Shared with the router, which reads dataset records for foreign servers (dataset-batches.ts).
 export { parseJsonQuietly } from '../json-text.js';

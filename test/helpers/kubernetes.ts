@@ -109,6 +109,12 @@ export async function killWorkerContainer(pod: V1Pod): Promise<void> {
   await script(['ctr', 'tasks', 'kill', '--signal', 'SIGKILL', id], 30_000);
 }
 
+/** Run a command in a Pod's (first) container, as `kubectl exec` does; its stdout. */
+export async function execInPod(pod: V1Pod, command: string[]): Promise<string> {
+  const { name, namespace } = pod.metadata!;
+  return script(['kubectl', 'exec', '-n', namespace!, name!, '--', ...command], 60_000);
+}
+
 /** Every Pod of these instances, deleted at once (test clean-up). */
 export async function removeInstancePods(c: TestCluster, instances: string[], namespace = TEST_NAMESPACE) {
   for (const instance of instances) {

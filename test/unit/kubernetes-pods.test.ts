@@ -40,6 +40,7 @@ describe('worker Pod', () => {
 
   it('is hardened: non-root, read-only root, no capabilities, no escalation, no token, seccomp', () => {
     assert.equal(pod.spec!.automountServiceAccountToken, false);
+    assert.equal(pod.spec!.shareProcessNamespace, true, "the sandbox's init reaps orphans");
     assert.equal(pod.spec!.securityContext!.runAsNonRoot, true);
     assert.equal(pod.spec!.securityContext!.runAsUser, 10001);
     assert.equal(pod.spec!.securityContext!.seccompProfile!.type, 'RuntimeDefault');

@@ -5,6 +5,7 @@
  * running on the session they release.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +38,11 @@ describe('worker model store and registry', () => {
     await model('bad-labels', null, '{"labels": [0, 1]}');
     await model('bad-output', null, '{"prediction_output": "class"}');
     await mkdir(path.join(dir, 'no-onnx'));
+    // FIFOs: opening one for reading blocks until a writer comes, so a load would hang.
+    await model('fifo-json', null);
+    execFileSync('mkfifo', [path.join(dir, 'fifo-json', 'model.json')]);
+    await mkdir(path.join(dir, 'fifo-onnx'));
+    execFileSync('mkfifo', [path.join(dir, 'fifo-onnx', 'model.onnx')]);
     store = new ModelStore(dir, 1);
   });
   after(async () => {
@@ -50,6 +56,8 @@ describe('worker model store and registry', () => {
       'bad-output',
       'corrupt',
       'empty',
+      'fifo-json',
+      'fifo-onnx',
       'm-131',
       'm-131-copy',
     ]);
@@ -77,6 +85,8 @@ describe('worker model store and registry', () => {
     ['a missing model', 'm-404', NotFoundError, /not found in the model store/],
     ['a directory without model.onnx', 'no-onnx', NotFoundError, /no no-onnx\/model.onnx/],
     ['a corrupt model.onnx', 'corrupt', InvalidInputError, /cannot be loaded/],
+    ['a model.onnx that is a FIFO', 'fifo-onnx', InvalidInputError, /model.onnx is not a regular file/],
+    ['a model.json that is a FIFO', 'fifo-json', InvalidInputError, /model.json is not a regular file/],
     ['an empty model.onnx', 'empty', InvalidInputError, /cannot be loaded/],
     ['a model.json that is not JSON', 'bad-json', InvalidInputError, /model.json is not JSON/],
     ['labels that are not strings', 'bad-labels', InvalidInputError, /"labels" must be a list of strings/],

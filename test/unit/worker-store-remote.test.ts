@@ -11,6 +11,7 @@
  * test/e2e/kubernetes-router-store.test.ts).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -72,6 +73,9 @@ describe('the router store endpoint and the worker remote store source', () => {
     await writeFile(path.join(dir, 'outside.txt'), 'not for workers');
     await mkdir(path.join(store, 'models', 'escape'));
     await symlink(path.join(dir, 'outside.txt'), path.join(store, 'models', 'escape', 'model.onnx'));
+    // A FIFO blocks whoever opens it for reading until a writer comes: it must be refused, not opened.
+    await mkdir(path.join(store, 'models', 'fifo'));
+    execFileSync('mkfifo', [path.join(store, 'models', 'fifo', 'model.onnx')]);
     metrics = new Metrics();
     app = Fastify();
     app.setErrorHandler(errorHandler);
@@ -135,8 +139,9 @@ describe('the router store endpoint and the worker remote store source', () => {
     assert.equal(await status('elsewhere/m-131/model.onnx'), 404);
     assert.equal(await status('models/..%2F..%2Foutside/model.onnx'), 400);
     assert.equal(await status('models/escape/model.onnx'), 400, 'a link out of the store');
+    assert.equal(await status('models/fifo/model.onnx'), 404, 'a FIFO is no file to send');
     const list = await fetch(`${url}/worker-store/models`, { headers });
-    assert.deepEqual(await list.json(), ['escape', 'm-131', 'm-132', 'm-133']);
+    assert.deepEqual(await list.json(), ['escape', 'fifo', 'm-131', 'm-132', 'm-133']);
   });
 
   it('fetches into the cache once, then reuses it while the router says it is unchanged', async () => {
@@ -156,7 +161,7 @@ describe('the router store endpoint and the worker remote store source', () => {
     const model = await new ModelStore(remote, 1).open('j1', 'm-131');
     assert.equal(model.inputs[0]!.name, 'pixels');
     await model.session.release();
-    assert.deepEqual(await new ModelStore(remote, 1).list(), ['escape', 'm-131', 'm-132', 'm-133']);
+    assert.deepEqual(await new ModelStore(remote, 1).list(), ['escape', 'fifo', 'm-131', 'm-132', 'm-133']);
   });
 
   it('shares one fetch between concurrent reads of a file', async () => {

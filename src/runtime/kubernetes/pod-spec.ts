@@ -110,6 +110,11 @@ export function workerPod(spec: WorkerSpec, options: PodTemplateOptions): V1Pod 
       schedulingGates: [{ name: START_GATE }],
       automountServiceAccountToken: false,
       enableServiceLinks: false,
+      // The sandbox's init is PID 1 and reaps orphans (as Docker's --init does for a worker
+      // container). Without it the worker or a foreign server's guard is PID 1, and Node.js
+      // never waits for a process it did not start: every orphan left by a server (MLServer
+      // and Triton start processes of their own) would stay a zombie for the Pod's life.
+      shareProcessNamespace: true,
       terminationGracePeriodSeconds: options.terminationGraceSeconds,
       securityContext: {
         runAsNonRoot: true,
