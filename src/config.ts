@@ -135,6 +135,8 @@ export interface SharedConfig {
   idleMs: number;
   /** A model loaded less than this ago is evicted only when nothing else can go (MODELDOCK_MIN_RESIDENCY_MS). */
   minResidencyMs: number;
+  /** Share of MODELDOCK_MEMORY_BUDGET kept free ahead of need by evicting in the background (MODELDOCK_EVICTION_HEADROOM_PERCENT). */
+  headroomPercent: number;
 }
 
 /**
@@ -184,6 +186,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     if (!Number.isInteger(value) || value < min) {
       throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
     }
+    return value;
+  };
+  const percent = (name: string, fallback: number, max: number): number => {
+    const value = int(name, fallback, 0);
+    if (value > max) throw new ConfigError(`${name} must be an integer from 0 to ${max}, got "${value}"`);
     return value;
   };
   const num = (name: string, fallback: number): number => {
@@ -285,6 +292,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       maxJobs: int('MODELDOCK_MAX_SHARED_JOBS', 10_000, 1),
       idleMs: int('MODELDOCK_SHARED_IDLE_MS', 60_000, 0),
       minResidencyMs: int('MODELDOCK_MIN_RESIDENCY_MS', 30_000, 0),
+      headroomPercent: percent('MODELDOCK_EVICTION_HEADROOM_PERCENT', 5, 50),
     },
   };
 }

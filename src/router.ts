@@ -106,6 +106,7 @@ export class Router {
           maxJobs: config.shared.maxJobs,
           idleMs: config.shared.idleMs,
           minResidencyMs: config.shared.minResidencyMs,
+          headroomPercent: config.shared.headroomPercent,
         },
         creationLimits: {
           maxServers: config.maxServers,

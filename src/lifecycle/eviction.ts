@@ -241,28 +241,76 @@ export function fleetVictims(
 ): FleetVictim[] | undefined {
   if (need <= 0) return [];
   for (const allowYoung of [false, true]) {
-    const candidates = workers
-      .flatMap((worker) =>
-        evictionCandidates(worker.models, now, settings.minResidencyMs, allowYoung).map((model) => ({
-          workerId: worker.workerId,
-          model,
-        })),
-      )
-      .sort((a, b) => a.model.lastUsedAt - b.model.lastUsedAt);
-    const cap = new Map(workers.map((w) => [w.workerId, mostEvictableFrom(w)]));
-    const victims: FleetVictim[] = [];
-    let freed = 0;
-    for (const candidate of candidates) {
-      if (freed >= need) break;
-      const left = cap.get(candidate.workerId) ?? 0;
-      if (left <= 0) continue;
-      cap.set(candidate.workerId, left - 1);
-      victims.push(candidate);
-      freed += candidate.model.bytes;
-    }
+    const { victims, freed } = leastRecentlyUsedAcross(
+      workers,
+      need,
+      now,
+      settings.minResidencyMs,
+      allowYoung,
+    );
     if (freed >= need) return victims;
   }
   return undefined;
+}
+
+/**
+ * The least recently used eviction candidates of all workers until their bytes cover
+ * `need` (or the candidates run out), at most half of one worker's models
+ * (mostEvictableFrom); with what they free together.
+ */
+function leastRecentlyUsedAcross(
+  workers: SharedWorkerView[],
+  need: number,
+  now: number,
+  minResidencyMs: number,
+  allowYoung: boolean,
+): { victims: FleetVictim[]; freed: number } {
+  const candidates = workers
+    .flatMap((worker) =>
+      evictionCandidates(worker.models, now, minResidencyMs, allowYoung).map((model) => ({
+        workerId: worker.workerId,
+        model,
+      })),
+    )
+    .sort((a, b) => a.model.lastUsedAt - b.model.lastUsedAt);
+  const cap = new Map(workers.map((w) => [w.workerId, mostEvictableFrom(w)]));
+  const victims: FleetVictim[] = [];
+  let freed = 0;
+  for (const candidate of candidates) {
+    if (freed >= need) break;
+    const left = cap.get(candidate.workerId) ?? 0;
+    if (left <= 0) continue;
+    cap.set(candidate.workerId, left - 1);
+    victims.push(candidate);
+    freed += candidate.model.bytes;
+  }
+  return { victims, freed };
+}
+
+/**
+ * Evicting ahead of need: what the fleet charges against MODELDOCK_MEMORY_BUDGET (its
+ * workers, the loads under way, and `outsideBytes`) once it passes the high watermark
+ * (the budget less half of `headroom`), brought back to the low one (the budget less
+ * `headroom`), so that the next loads find room at once instead of each waiting on an
+ * eviction of its own. The victims are the least recently used idle models of all
+ * workers, by the placement's rules and stricter: nothing with requests in flight or
+ * loading, nothing younger than the minimum residency (no load is waiting for this room,
+ * so none is taken early), never more than half of one worker's models. As many as the
+ * rules allow when they cannot cover all of it; none without a budget or a headroom, or
+ * below the high watermark.
+ */
+export function headroomVictims(
+  workers: SharedWorkerView[],
+  settings: EvictionSettings & { headroomBytes: number },
+  now: number,
+  outsideBytes = 0,
+): FleetVictim[] {
+  const { budgetBytes, headroomBytes } = settings;
+  if (budgetBytes <= 0 || headroomBytes <= 0) return [];
+  const charged = budgetBytes - budgetRoom(workers, settings, outsideBytes);
+  if (charged <= budgetBytes - headroomBytes / 2) return [];
+  const need = charged - (budgetBytes - headroomBytes);
+  return leastRecentlyUsedAcross(workers, need, now, settings.minResidencyMs, false).victims;
 }
 
 function atModelLimit(worker: SharedWorkerView): boolean {

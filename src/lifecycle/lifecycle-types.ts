@@ -77,6 +77,11 @@ export interface SharedOptions {
   idleMs: number;
   /** A model loaded less than this ago is evicted only when nothing else can go (MODELDOCK_MIN_RESIDENCY_MS). */
   minResidencyMs: number;
+  /**
+   * Share of MODELDOCK_MEMORY_BUDGET kept free ahead of need, in percent
+   * (MODELDOCK_EVICTION_HEADROOM_PERCENT; default 5, 0: evict only when a load needs room).
+   */
+  headroomPercent?: number;
 }
 
 export interface ScalingOptions {

@@ -127,10 +127,14 @@ export class Lifecycle {
       deps.logger,
     );
     const shared = options.shared ?? DEFAULT_SHARED_OPTIONS;
+    const budgetBytes = options.memoryBudgetBytes ?? 0;
     const memory = new SharedMemory({
-      budgetBytes: options.memoryBudgetBytes ?? 0,
+      budgetBytes,
       minResidencyMs: shared.minResidencyMs,
       workerLimitBytes: options.workerLimits.memoryBytes,
+      headroomBytes: Math.floor(
+        (budgetBytes * (shared.headroomPercent ?? DEFAULT_SHARED_OPTIONS.headroomPercent!)) / 100,
+      ),
     });
     this.fleet = new SharedFleet(
       deps,

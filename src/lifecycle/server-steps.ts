@@ -214,6 +214,8 @@ export class ServerSteps {
         this.deps.workers.load(endpoint, servedName(server), server.model, undefined, server.dataset),
       );
       this.fleet.memory.observeLoad(server.workerName, servedName(server), server.model, loaded);
+      // The fleet may have passed its high watermark: room for the next loads is made now, beside.
+      this.fleet.keepHeadroom();
       const now = new Date().toISOString();
       server = await this.transition(server, 'ready', { loadedAt: now, lastUsedAt: now }, rec);
       if (server.kind === 'job') await this.openRoute(server);

@@ -17,8 +17,9 @@ import type { CreationGate } from './creation-gate.js';
 import type { LifecycleDeps, SharedOptions } from './lifecycle-types.js';
 import type { LiveServers } from './live-servers.js';
 import type { OperationRecorder } from './operation-recorder.js';
+import { AsyncResource } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Activity, HostedServer, SharedMemory } from './shared-memory.js';
+import type { Activity, HostedServer, SharedMemory, Victim } from './shared-memory.js';
 import type { WarmPools } from './warm-pools.js';
 import { workerSpec } from './worker-spec.js';
 
@@ -30,8 +31,8 @@ interface Placed {
   evicted?: Promise<unknown>;
 }
 
-/** Evicts a hosted server to make room for job `forJob` (operations/evict.ts). */
-export type Evictor = (victim: ServerRecord, forJob: string, young: boolean) => Promise<unknown>;
+/** Evicts a hosted server to make room for job `forJob`, or ahead of need when undefined (operations/evict.ts). */
+export type Evictor = (victim: ServerRecord, forJob: string | undefined, young: boolean) => Promise<unknown>;
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
@@ -52,6 +53,7 @@ export const DEFAULT_SHARED_OPTIONS: SharedOptions = {
   maxJobs: 10_000,
   idleMs: 60_000,
   minResidencyMs: 30_000,
+  headroomPercent: 5,
 };
 
 /** States in which a server's model is on its worker, or on its way there or out. */
@@ -83,6 +85,14 @@ export class SharedFleet {
   private view: Map<string, WorkerInfo> | undefined;
 
   private evictor: Evictor = () => Promise.reject(new WorkerError('no evictor set'));
+  /** The background pass evicting ahead of need (keepHeadroom), while one runs. */
+  private headroomPass: Promise<void> | undefined;
+  /** A load ended during that pass: look again after it. */
+  private headroomAgain = false;
+  /** The router is stopping: no more background passes. */
+  private stopped = false;
+  /** The router's own context (no operation's, no caller's), captured at construction: where background passes run. */
+  private readonly detached = new AsyncResource('modeldock.shared-fleet');
   /** What the memory budget charges outside the fleet (memory-policy.ts): dedicated servers, idle pool workers. */
   private outsideBytes: () => Promise<number> = () => Promise.resolve(0);
 
@@ -124,6 +134,7 @@ export class SharedFleet {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
   }
 
@@ -212,24 +223,9 @@ export class SharedFleet {
    */
   async evictForOutside(need: number, forJob: string): Promise<{ evicted: string[]; freedBytes: number }> {
     const chosen = await this.placing.run('fleet', async () => {
-      const [workers, hosted] = await Promise.all([this.knownWorkers(), this.hostedByWorker()]);
-      const running = workers.filter((w) => w.running && w.endpoint);
-      await this.learn(running);
-      const victims = this.memory.victimsFor(
-        running.map((w) => ({ name: w.name, hosted: hosted.get(w.name) ?? [] })),
-        need,
-        Date.now(),
-        this.activity,
-      );
-      if (!victims || victims.length === 0) return [];
-      const minResidencyMs = this.memory.options.minResidencyMs;
-      return victims.map((v) => {
-        // The lock of each victim is taken in this tick (evict.ts), as a placement's are.
-        const young = Date.now() - Date.parse(v.server.loadedAt ?? v.server.updatedAt) < minResidencyMs;
-        const done = this.evictor(v.server, forJob, young);
-        const leaving = this.memory.markLeaving(v.worker, [v.served]);
-        return { victim: v, done: done.finally(leaving) };
-      });
+      const running = await this.runningHosts();
+      const victims = this.memory.victimsFor(running, need, Date.now(), this.activity);
+      return this.evictAll(victims ?? [], forJob);
     });
     const settled = await Promise.allSettled(chosen.map((c) => c.done));
     const evicted = chosen.filter((_, i) => settled[i]!.status === 'fulfilled').map((c) => c.victim);
@@ -237,6 +233,78 @@ export class SharedFleet {
       evicted: evicted.map((v) => v.server.jobId),
       freedBytes: evicted.reduce((sum, v) => sum + v.bytes, 0),
     };
+  }
+
+  /**
+   * After a load on a shared worker: when the fleet has passed its high watermark under
+   * MODELDOCK_MEMORY_BUDGET, evict ahead of need in the background down to the low one
+   * (eviction.ts's headroomVictims), so the next loads find room at once instead of each
+   * waiting on an eviction of its own (the density bench's churn). One pass at a time; a
+   * load during one asks for another after it. Placement still evicts for itself when
+   * there is no room (a burst faster than the passes, or a budget without headroom).
+   */
+  keepHeadroom(): void {
+    if (this.stopped) return;
+    if (this.headroomPass) {
+      this.headroomAgain = true;
+      return;
+    }
+    this.headroomAgain = false;
+    // Outside the calling operation's context: its pending writes are not this pass's to
+    // flush, and the evictions are the router's own (caller `system`).
+    this.headroomPass = this.detached
+      .runInAsyncScope(() => this.evictAheadOfNeed())
+      .catch((error: unknown) =>
+        this.deps.logger.warn({ err: errorMessage(error) }, 'evicting ahead of need failed'),
+      )
+      .finally(() => {
+        this.headroomPass = undefined;
+        if (this.headroomAgain) this.keepHeadroom();
+      });
+  }
+
+  /** The background pass of keepHeadroom; resolves once its evictions ended. */
+  private async evictAheadOfNeed(): Promise<void> {
+    const outside = await this.outsideBytes();
+    if (!this.memory.maybeOverHighWatermark(outside)) return;
+    const chosen = await this.placing.run('fleet', async () => {
+      const [running, outsideNow] = await Promise.all([this.runningHosts(), this.outsideBytes()]);
+      // Chosen and their evictions started in one tick: nothing can start on a victim between.
+      const victims = this.memory.headroomVictims(running, Date.now(), this.activity, outsideNow);
+      return this.evictAll(victims, undefined);
+    });
+    if (chosen.length === 0) return;
+    this.deps.logger.debug(
+      { evicted: chosen.map((c) => c.victim.server.jobId) },
+      'evicted least recently used models ahead of need (the fleet passed its high watermark)',
+    );
+    await Promise.allSettled(chosen.map((c) => c.done));
+  }
+
+  /** The running shared workers, each with what it hosts and figures known (in the fleet's turn). */
+  private async runningHosts(): Promise<{ name: string; hosted: HostedServer[] }[]> {
+    const [workers, hosted] = await Promise.all([this.knownWorkers(), this.hostedByWorker()]);
+    const running = workers.filter((w) => w.running && w.endpoint);
+    await this.learn(running);
+    return running.map((w) => ({ name: w.name, hosted: hosted.get(w.name) ?? [] }));
+  }
+
+  /**
+   * Start evicting each victim (for `forJob`, or ahead of need), in this tick: each one's
+   * lock is taken at once (evict.ts), as a placement's are, and what it holds counts as
+   * given back until its eviction ends.
+   */
+  private evictAll(
+    victims: Victim[],
+    forJob: string | undefined,
+  ): { victim: Victim; done: Promise<unknown> }[] {
+    const minResidencyMs = this.memory.options.minResidencyMs;
+    return victims.map((v) => {
+      const young = Date.now() - Date.parse(v.server.loadedAt ?? v.server.updatedAt) < minResidencyMs;
+      const done = this.evictor(v.server, forJob, young);
+      const leaving = this.memory.markLeaving(v.worker, [v.served]);
+      return { victim: v, done: done.finally(leaving) };
+    });
   }
 
   /**

@@ -12,11 +12,13 @@ import {
   MIN_MODEL_BYTES,
   ModelSizes,
   type EvictionSettings,
+  type FleetVictim,
   type PlacementDecision,
   type ResidentModel,
   type SharedWorkerView,
   decidePlacement,
   fleetVictims,
+  headroomVictims,
 } from './eviction.js';
 
 /**
@@ -56,6 +58,20 @@ export interface Activity {
 export interface SharedMemoryOptions extends EvictionSettings {
   /** MODELDOCK_WORKER_MEMORY: the limit a shared worker is given (used when it reports none). */
   workerLimitBytes: number;
+  /**
+   * What is kept free of the budget ahead of need (MODELDOCK_EVICTION_HEADROOM_PERCENT of
+   * MODELDOCK_MEMORY_BUDGET): the low watermark is the budget less this, the high one the
+   * budget less half of it (eviction.ts's headroomVictims). 0: evict only when a load needs room.
+   */
+  headroomBytes?: number;
+}
+
+/** A hosted model chosen to go, with its worker and server. */
+export interface Victim {
+  worker: string;
+  served: string;
+  server: ServerRecord;
+  bytes: number;
 }
 
 /**
@@ -219,15 +235,47 @@ export class SharedMemory {
     need: number,
     now: number,
     activity: Activity,
-  ): { worker: string; served: string; server: ServerRecord; bytes: number }[] | undefined {
+  ): Victim[] | undefined {
     const views = workers.map((w) => this.view(w.name, w.hosted, activity));
     const chosen = fleetVictims(views, need, now, this.options);
-    return chosen?.map(({ workerId, model }) => ({
-      worker: workerId,
-      served: model.jobId,
-      server: workers.find((w) => w.name === workerId)!.hosted.find((h) => h.served === model.jobId)!.server,
-      bytes: model.bytes,
-    }));
+    return chosen && victimsOf(workers, chosen);
+  }
+
+  /**
+   * Whether the fleet may have passed its high watermark (a cheap look before asking
+   * headroomVictims, which counts the loads under way too): what its workers are charged
+   * and `outsideBytes` against the budget less half the headroom.
+   */
+  maybeOverHighWatermark(outsideBytes: number): boolean {
+    const { budgetBytes, headroomBytes = 0 } = this.options;
+    if (budgetBytes <= 0 || headroomBytes <= 0) return false;
+    let charged = outsideBytes;
+    for (const [worker, figures] of this.figures) {
+      charged += accounted(figures);
+      // Models on their way out count as given back, as the placement counts them.
+      for (const served of this.leaving.get(worker) ?? []) charged -= figures.models.get(served) ?? 0;
+    }
+    return charged > budgetBytes - headroomBytes / 2;
+  }
+
+  /**
+   * Which hosted models to evict ahead of need, once the fleet passed its high watermark:
+   * eviction.ts's headroomVictims on measured figures; none below it.
+   */
+  headroomVictims(
+    workers: { name: string; hosted: HostedServer[] }[],
+    now: number,
+    activity: Activity,
+    outsideBytes: number,
+  ): Victim[] {
+    const views = workers.map((w) => this.view(w.name, w.hosted, activity));
+    const chosen = headroomVictims(
+      views,
+      { ...this.options, headroomBytes: this.options.headroomBytes ?? 0 },
+      now,
+      outsideBytes,
+    );
+    return victimsOf(workers, chosen);
   }
 
   /**
@@ -293,6 +341,16 @@ export class SharedMemory {
     if (figures.idleBytes === undefined || idle < figures.idleBytes) figures.idleBytes = idle;
     if (this.idleBytes === undefined || idle < this.idleBytes) this.idleBytes = idle;
   }
+}
+
+/** The hosted servers behind the models eviction.ts chose. */
+function victimsOf(workers: { name: string; hosted: HostedServer[] }[], chosen: FleetVictim[]): Victim[] {
+  return chosen.map(({ workerId, model }) => ({
+    worker: workerId,
+    served: model.jobId,
+    server: workers.find((w) => w.name === workerId)!.hosted.find((h) => h.served === model.jobId)!.server,
+    bytes: model.bytes,
+  }));
 }
 
 /** What the budget charges a worker: its runtime at its least measure, plus its models' loads. */

@@ -77,6 +77,18 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ MODELDOCK_WORKER_MEMORY: 'lots' }), /MODELDOCK_WORKER_MEMORY/);
   });
 
+  it('reads the share of the memory budget kept free ahead of need, 0 to 50 %', () => {
+    assert.equal(loadConfig({}).shared.headroomPercent, 5);
+    assert.equal(loadConfig({ MODELDOCK_EVICTION_HEADROOM_PERCENT: '0' }).shared.headroomPercent, 0);
+    assert.equal(loadConfig({ MODELDOCK_EVICTION_HEADROOM_PERCENT: '50' }).shared.headroomPercent, 50);
+    for (const bad of ['51', '-1', '2.5', 'some']) {
+      assert.throws(
+        () => loadConfig({ MODELDOCK_EVICTION_HEADROOM_PERCENT: bad }),
+        /MODELDOCK_EVICTION_HEADROOM_PERCENT/,
+      );
+    }
+  });
+
   it('reads the Kubernetes runtime settings, with defaults', () => {
     assert.deepEqual(loadConfig({}).kubernetes, {
       namespace: 'modeldock',

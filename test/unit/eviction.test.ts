@@ -11,6 +11,7 @@ import {
   ModelSizes,
   decidePlacement,
   fleetVictims,
+  headroomVictims,
   type ResidentModel,
   type SharedWorkerView,
 } from '../../src/lifecycle/eviction.js';
@@ -223,5 +224,67 @@ describe('eviction: giving memory back for a dedicated server (fleetVictims)', (
     // Three models' worth would take more than half of the four: nothing is evicted.
     assert.equal(fleetVictims([a], 300 * MiB, NOW, budget), undefined);
     assert.deepEqual(fleetVictims([a], 0, NOW, budget), []);
+  });
+});
+
+describe('eviction: ahead of need, past the high watermark (headroomVictims)', () => {
+  // A budget of 1,000 MiB with 100 MiB of headroom: the high watermark is 950 MiB, the low one 900.
+  const headroom = { budgetBytes: 1000 * MiB, minResidencyMs: 10_000, headroomBytes: 100 * MiB };
+  const names = (victims: ReturnType<typeof headroomVictims>) =>
+    victims.map((v) => `${v.workerId}:${v.model.jobId}`);
+
+  it('evicts nothing at or below the high watermark', () => {
+    // 50 MiB of runtime and 900 MiB of models: 950 MiB charged, at the high watermark.
+    const a = worker('a', 2048, [model('a1', 300, 5_000), model('a2', 300, 6_000), model('a3', 300, 7_000)]);
+    assert.deepEqual(headroomVictims([a], headroom, NOW), []);
+    // Without a budget, or without headroom, never.
+    const over = worker('b', 2048, [model('b1', 600, 5_000), model('b2', 600, 6_000)]);
+    assert.deepEqual(headroomVictims([over], { ...headroom, budgetBytes: 0 }, NOW), []);
+    assert.deepEqual(headroomVictims([over], { ...headroom, headroomBytes: 0 }, NOW), []);
+  });
+
+  it('past the high watermark, evicts the least recently used idle models down to the low one', () => {
+    // 2 × 50 MiB of runtimes and 880 MiB of models: 980 MiB, 80 over the low watermark.
+    const a = worker('a', 2048, [
+      model('a1', 300, 5_000),
+      model('a2', 40, 60_000),
+      model('a3', 40, 50_000),
+      model('a4', 10, 1_000),
+    ]);
+    const b = worker('b', 2048, [model('b1', 300, 2_000), model('b2', 150, 40_000), model('b3', 40, 3_000)]);
+    assert.deepEqual(names(headroomVictims([a, b], headroom, NOW)), ['a:a2', 'a:a3']);
+    // What the budget charges outside the fleet counts too: 20 MiB more is one more model.
+    assert.deepEqual(names(headroomVictims([a, b], headroom, NOW, 20 * MiB)), ['a:a2', 'a:a3', 'b:b2']);
+  });
+
+  it('counts the loads under way, and never evicts a model in flight, loading, or younger than the minimum residency', () => {
+    const young = model('young', 40, 60_000, { loadedAt: NOW - 1_000 });
+    const busy = model('busy', 40, 59_000, { inFlight: 2 });
+    const loading = model('loading', 40, 58_000, { loading: true });
+    const a = worker('a', 2048, [young, busy, loading, model('old', 40, 10_000), model('a5', 300, 1_000)]);
+    const b = worker('b', 2048, [model('b1', 300, 2_000), model('b2', 100, 500)]);
+    // 100 MiB of runtimes, 860 MiB of models: 960 MiB; with 20 MiB reserved for a load,
+    // 980, 80 over the low watermark. The young, busy and loading models were used longest ago.
+    a.reservedBytes = 20 * MiB;
+    assert.deepEqual(names(headroomVictims([a, b], headroom, NOW)), ['a:old', 'b:b1']);
+  });
+
+  it("takes no more than half of one worker's models, and as many as the rules allow when they cannot cover it all", () => {
+    const a = worker('a', 2048, [
+      model('a1', 300, 50_000),
+      model('a2', 300, 40_000),
+      model('a3', 300, 30_000),
+      model('a4', 40, 1_000, { inFlight: 1 }),
+    ]);
+    // 990 MiB charged: 90 over the low watermark; two of a's four models at most.
+    assert.deepEqual(names(headroomVictims([a], headroom, NOW)), ['a:a1']);
+    const small = worker('s', 2048, [
+      model('s1', 10, 50_000),
+      model('s2', 10, 40_000),
+      model('s3', 10, 30_000),
+      model('s4', 900, 1_000, { inFlight: 1 }),
+    ]);
+    // 980 MiB charged, 80 over: the two least recently used of its four, 20 MiB, are all it may give.
+    assert.deepEqual(names(headroomVictims([small], headroom, NOW)), ['s:s1', 's:s2']);
   });
 });

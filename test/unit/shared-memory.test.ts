@@ -237,3 +237,47 @@ describe('shared memory: loads under way reserved at what they were placed with 
     }
   });
 });
+
+describe('shared memory: evicting ahead of need (shared-memory.ts)', () => {
+  // One worker: 100 MiB of runtime and four 25 MiB models, 200 MiB charged, under a budget
+  // of 220 MiB with 40 MiB of headroom: the high watermark is 200 MiB, the low one 180.
+  function setUp(headroomBytes = 40 * MiB) {
+    const memory = new SharedMemory({
+      budgetBytes: 220 * MiB,
+      minResidencyMs: 0,
+      workerLimitBytes: 1024 * MiB,
+      headroomBytes,
+    });
+    memory.observeStats('w1', {
+      rss_bytes: 200 * MiB,
+      memory_bytes: 200 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+      model_memory_bytes: { a: 25 * MiB, b: 25 * MiB, c: 25 * MiB, d: 25 * MiB },
+    });
+    const servers = [hosted(1, 'a'), hosted(2, 'b'), hosted(3, 'c'), hosted(4, 'd')];
+    return { memory, workers: [{ name: 'w1', hosted: servers }] };
+  }
+
+  it('looks past the high watermark only, counting what the budget charges outside the fleet and not what is leaving', () => {
+    const { memory } = setUp();
+    assert.equal(memory.maybeOverHighWatermark(0), false, 'at the high watermark');
+    assert.equal(memory.maybeOverHighWatermark(1 * MiB), true);
+    memory.markLeaving('w1', ['a']);
+    assert.equal(memory.maybeOverHighWatermark(1 * MiB), false, 'a is on its way out');
+    assert.equal(setUp(0).memory.maybeOverHighWatermark(100 * MiB), false, 'no headroom: never');
+  });
+
+  it('chooses the least recently used models down to the low watermark, with their servers', () => {
+    const { memory, workers } = setUp();
+    // 10 MiB charged outside: 210 MiB, 30 over the low watermark: two models of 25 MiB.
+    const victims = memory.headroomVictims(workers, Date.now(), idle, 10 * MiB);
+    assert.deepEqual(
+      victims.map((v) => [v.worker, v.served, v.server.serverId, v.bytes / MiB]),
+      [
+        ['w1', 'a', workers[0]!.hosted[0]!.server.serverId, 25],
+        ['w1', 'b', workers[0]!.hosted[1]!.server.serverId, 25],
+      ],
+    );
+    assert.deepEqual(memory.headroomVictims(workers, Date.now(), idle, 0), [], 'below the high watermark');
+  });
+});

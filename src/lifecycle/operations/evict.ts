@@ -2,7 +2,8 @@
  * EVICT: a shared job's model leaves its shared worker to make room for another's
  * (docs/operations.md#memory-on-shared-workers). Recorded as an operation of the evicted
  * job, reason `lru` (or `lru_young` when one loaded less than the minimum residency ago
- * had to go), with the job it made room for. The server is then `unloaded`, reason
+ * had to go), with the job it made room for; reason `headroom` when it went ahead of need
+ * (the fleet passed its high watermark: SharedFleet.keepHeadroom). The server is then `unloaded`, reason
  * `evicted`, and the job's next request loads it again on demand and waits for it.
  */
 import type { ServerRecord } from '../../store/records.js';
@@ -18,7 +19,7 @@ import { runOperation } from '../operation-runner.js';
 export function evict(
   ctx: LifecycleContext,
   victim: ServerRecord,
-  forJob: string,
+  forJob: string | undefined,
   young: boolean,
 ): Promise<OperationOutcome | undefined> {
   return ctx.locks.run(victim.jobId, async () => {
@@ -26,8 +27,13 @@ export function evict(
     // Gone elsewhere meanwhile (unloaded, terminated, re-placed): nothing to evict.
     if (server?.state !== 'ready' || server.workerName !== victim.workerName) return undefined;
     const request = { jobId: server.jobId, model: server.model, dataset: server.dataset };
-    return runOperation(ctx, 'EVICT', request, server, young ? 'lru_young' : 'lru', async (rec) => {
-      rec.warn(`evicted from shared worker ${server.workerName} to make room for job ${forJob}`);
+    const reason = young ? 'lru_young' : forJob === undefined ? 'headroom' : 'lru';
+    return runOperation(ctx, 'EVICT', request, server, reason, async (rec) => {
+      rec.warn(
+        forJob === undefined
+          ? `evicted from shared worker ${server.workerName} ahead of need: the shared workers passed their high watermark under MODELDOCK_MEMORY_BUDGET`
+          : `evicted from shared worker ${server.workerName} to make room for job ${forJob}`,
+      );
       const after = await ctx.servers.unload(rec, server, 'evicted');
       ctx.deps.metrics.evictions.inc({ residency: young ? 'young' : 'old' });
       return { server: after, servers: [after] };
