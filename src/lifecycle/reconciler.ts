@@ -267,9 +267,17 @@ export class Reconciler {
       for (const entry of entries) {
         if (recorded.has(entry.name)) continue;
         const outcome = await lifecycle.withJobLock(entry.name, async () => {
-          // Looked at again under the lock: an operation may have placed it meanwhile.
-          const live = await store.listServers({ states: LIVE_STATES });
-          if (live.some((s) => s.workerName === worker.name && servedName(s) === entry.name)) return 'ok';
+          // Looked at again under the lock: an operation may have placed it meanwhile. Only
+          // the records that can be served under this name are read — the job's (a job's
+          // model is served under its id) and a TEMP server's of that id — not every live
+          // record: under churn each model loaded since this pass's read is such an entry,
+          // and reading 10,000 records for each held the router for seconds (density bench).
+          const [ofJob, temp] = await Promise.all([
+            store.listServers({ jobId: entry.name, states: LIVE_STATES }),
+            store.getServer(entry.name),
+          ]);
+          const named = [...ofJob, ...(temp && LIVE_STATES.includes(temp.state) ? [temp] : [])];
+          if (named.some((s) => s.workerName === worker.name && servedName(s) === entry.name)) return 'ok';
           return lifecycle.adoptSharedModel(worker, entry);
         });
         if (outcome === 'adopted') adopted++;
