@@ -27,7 +27,18 @@ export function workerBodyLimit(memoryBytes: number): number {
 }
 
 /**
- * The C allocator's setting every modeldock worker runs with. glibc's malloc serves a
+ * V8's settings every modeldock worker runs with, so that its heap does not keep the
+ * garbage of a shared worker's churn (measured: docs/worker.md#the-heap-after-unloads).
+ * `--expose-gc`: the worker collects in full after unloads (heap-compaction.ts).
+ * `--max-semi-space-size=2` (MiB): V8 grows its young generation under a steady stream of
+ * requests up to 16 MiB a semi-space (32 MiB resident, never given back while traffic
+ * lasts); 2 MiB keeps it at 4 MiB, and a worker's requests are small or go to the large
+ * object space anyway.
+ */
+export const WORKER_V8_FLAGS: readonly string[] = ['--expose-gc', '--max-semi-space-size=2'];
+
+/**
+ * The C allocator's setting every modeldock worker runs with (and V8's, above). glibc's malloc serves a
  * large block from its heap once a block of that size was freed (its mmap threshold
  * rises with each free, up to 32 MiB), and memory freed in the heap stays resident: a
  * model's weights then cost twice what they hold, depending on what was loaded and
@@ -38,6 +49,7 @@ export function workerBodyLimit(memoryBytes: number): number {
  */
 export const WORKER_ALLOCATOR_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: String(1024 ** 2),
+  NODE_OPTIONS: WORKER_V8_FLAGS.join(' '),
 };
 
 /** The environment variable a worker reads its ONNX Runtime intra-op threads from. */

@@ -229,6 +229,9 @@ export async function buildWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     const name = validateId('name', request.params.name);
     const unloaded = await registry.unload(name);
     datasetOf.delete(name);
+    // Its requests have finished (the unload waited for them): a shared worker sees
+    // thousands of names come and go, and each one's statistics would stay forever.
+    stats.forget(name);
     return { name, state: 'UNAVAILABLE', unloaded, worker_memory_bytes: (await meter.read()).bytes };
   });
 

@@ -92,6 +92,11 @@ export class InferenceStats {
     add(this.of(name).inference_stats.fail, totalNs);
   }
 
+  /** A name no longer served: its figures go with it (a load under it again starts at zero). */
+  forget(name: string): void {
+    this.models.delete(name);
+  }
+
   /** The statistics of the given names (zeros for a name that has not run yet). */
   report(names: string[]): { model_stats: ModelStatisticsJson[] } {
     return { model_stats: names.map((name) => structuredClone(this.of(name))) };

@@ -9,9 +9,12 @@
  * Each load is accounted by the worker's measured memory (memory-meter.ts) just before
  * and just after it: what the model cost is what the kernel saw it take, per model. Loads
  * are measured one at a time — two measured together would each count the other — and
- * unloading a model gives its bytes back (the slot and its figure go together).
+ * unloading a model gives its bytes back (the slot and its figure go together). After
+ * unloads the worker collects its garbage in full (heap-compaction.ts), between measured
+ * loads, so that what it measures comes back to its runtime and its models.
  */
 import { ConflictError, NotFoundError, errorMessage } from '../errors.js';
+import { HeapCompaction } from './heap-compaction.js';
 import { rssMeter, type MemoryMeter } from './memory-meter.js';
 import type { LoadedModel, ModelStore } from './model-store.js';
 
@@ -47,11 +50,19 @@ export class ModelRegistry {
   private readonly failures = new Map<string, { modelId: string; reason: string }>();
   /** The load being measured; the next one starts when it ends. */
   private measuring: Promise<unknown> = Promise.resolve();
+  private readonly compaction: HeapCompaction | undefined;
 
+  /**
+   * `collectGarbage`: a full collection of the V8 heap, by default the `gc` a worker
+   * started with --expose-gc has (workerSpec sets it; without it, nothing is collected).
+   */
   constructor(
     private readonly store: ModelStore,
     private readonly meter: MemoryMeter = rssMeter,
-  ) {}
+    collectGarbage: (() => void) | undefined = (globalThis as { gc?: () => void }).gc,
+  ) {
+    if (collectGarbage) this.compaction = new HeapCompaction(() => this.betweenLoads(collectGarbage));
+  }
 
   /**
    * Serve `modelId` under `name`. Already loaded from the same model: a no-op. Loaded
@@ -142,6 +153,7 @@ export class ModelRegistry {
   }
 
   async close(): Promise<void> {
+    this.compaction?.close();
     await Promise.all([...this.loading.values()].map((l) => l.promise.catch(() => undefined)));
     await Promise.all([...this.loaded.keys()].map((name) => this.unload(name)));
   }
@@ -181,7 +193,15 @@ export class ModelRegistry {
   private async retire(slot: Slot): Promise<void> {
     if (slot.running > 0) await new Promise<void>((resolve) => (slot.drained = resolve));
     await slot.model.session.release();
-    // Let V8 drop the JS side of the session's tensors too, when the process allows it.
-    (globalThis as { gc?: () => void }).gc?.();
+    this.compaction?.unloaded();
+  }
+
+  /**
+   * Run `work` in the measuring turn, after the load measured now: a collection inside a
+   * load's two readings would make that load measure less than it took.
+   */
+  private betweenLoads(work: () => void): void {
+    const run = () => work();
+    this.measuring = this.measuring.then(run, run).catch(() => undefined);
   }
 }
