@@ -8,13 +8,11 @@
  * (worker-image.test.ts).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { workerSpec } from '../../src/lifecycle/worker-spec.js';
 import { WorkerClient, type WorkerStats } from '../../src/runtime/worker-client.js';
 import { ensureBigModel, TEST_MODELS_DIR } from '../helpers/models.js';
-import { DATASETS_DIR, REPO_ROOT } from '../helpers/paths.js';
-import { freePort } from '../helpers/ports.js';
+import { startSpecWorker } from '../helpers/worker-process.js';
 
 const MiB = 1024 * 1024;
 
@@ -34,28 +32,7 @@ describe('worker: memory measured per model', { timeout: 120_000 }, () => {
   before(async () => {
     small = await ensureBigModel(16);
     large = await ensureBigModel(64);
-    const port = await freePort();
-    const spec = workerSpec('memory-test', {}, { memoryBytes: 1024 * MiB, nanoCpus: 1e9, pids: 128 });
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH,
-        ...spec.env,
-        MODELDOCK_WORKER_SECRET: '',
-        MODELDOCK_WORKER_PORT: String(port),
-        MODELDOCK_WORKER_HOST: '127.0.0.1',
-        MODELDOCK_WORKER_THREADS: '1',
-        MODELDOCK_MODELS_DIR: TEST_MODELS_DIR,
-        MODELDOCK_DATASETS_DIR: DATASETS_DIR,
-        MODELDOCK_LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    endpoint = `http://127.0.0.1:${port}`;
-    await workers.waitUntilReady(endpoint, {
-      timeoutMs: 30_000,
-      isAlive: async () => child!.exitCode === null,
-    });
+    ({ child, endpoint } = await startSpecWorker(workers, 'memory-test', TEST_MODELS_DIR));
   });
   after(async () => {
     await workers.close();
