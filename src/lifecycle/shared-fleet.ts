@@ -19,7 +19,13 @@ import type { LiveServers } from './live-servers.js';
 import type { OperationRecorder } from './operation-recorder.js';
 import { AsyncResource } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Activity, HostedServer, SharedMemory, Victim } from './shared-memory.js';
+import {
+  loadedAtOf,
+  type Activity,
+  type HostedServer,
+  type SharedMemory,
+  type Victim,
+} from './shared-memory.js';
 import type { WarmPools } from './warm-pools.js';
 import { workerSpec } from './worker-spec.js';
 
@@ -316,7 +322,7 @@ export class SharedFleet {
   private evictAll(victims: Victim[], forJob: string): { victim: Victim; done: Promise<unknown> }[] {
     const minResidencyMs = this.memory.options.minResidencyMs;
     return victims.map((v) => {
-      const young = Date.now() - Date.parse(v.server.loadedAt ?? v.server.updatedAt) < minResidencyMs;
+      const young = Date.now() - loadedAtOf(v.server) < minResidencyMs;
       const done = this.evictor(v.server, forJob, young);
       const leaving = this.memory.markLeaving(v.worker, [v.served]);
       return { victim: v, done: done.finally(leaving) };

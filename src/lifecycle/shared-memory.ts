@@ -350,7 +350,7 @@ export class SharedMemory {
  * never changed, on every write.
  */
 const loadedAtByRecord = new WeakMap<ServerRecord, number>();
-function loadedAtOf(server: ServerRecord): number {
+export function loadedAtOf(server: ServerRecord): number {
   let at = loadedAtByRecord.get(server);
   if (at === undefined) {
     at = Date.parse(server.loadedAt ?? server.updatedAt);
