@@ -56,6 +56,13 @@ export interface SharedWorkerView {
    * docs/operations.md#a-fleet-over-its-budget).
    */
   accountedBytes?: number;
+  /**
+   * What the worker measured last, its models on their way out included: memory a model
+   * gives back stays with the worker's allocator for its next loads, not with the budget
+   * (default: usedBytes). A worker is held against the budget at the larger of this and
+   * what it is charged, by every placement but one on the worker itself (budgetRoomOn).
+   */
+  measuredBytes?: number;
   /** Bytes reserved for loads placed here whose measurement has not come back yet. */
   reservedBytes?: number;
   /** Models it may host at most (MODELDOCK_SHARED_JOBS_PER_WORKER); at it, it has room only by eviction. */
@@ -132,12 +139,54 @@ export function budgetRoom(
   return settings.budgetBytes - used - outsideBytes;
 }
 
+/** What a worker's models are charged beside its runtime's least measure (accountedBytes). */
+function chargedOf(worker: SharedWorkerView): number {
+  return worker.accountedBytes ?? worker.usedBytes;
+}
+
+/**
+ * What the budget holds a worker at for anything placed elsewhere: the larger of its
+ * charge and its measure. Memory its evicted models freed, and a load that reused such
+ * memory and measured next to nothing, are still the kernel's to count; only a load on
+ * the worker itself can reuse them.
+ */
+function heldOf(worker: SharedWorkerView): number {
+  return Math.max(chargedOf(worker), worker.measuredBytes ?? worker.usedBytes);
+}
+
+/**
+ * Room the budget leaves for a new worker: every shared worker at what it holds (heldOf),
+ * the loads under way and `outsideBytes`; Infinity without a budget. A fleet whose
+ * workers measure the budget full opens no other, whatever its models are charged.
+ */
+export function budgetRoomForNew(
+  workers: SharedWorkerView[],
+  settings: EvictionSettings,
+  outsideBytes = 0,
+): number {
+  if (settings.budgetBytes <= 0) return Infinity;
+  const held = workers.reduce((sum, w) => sum + heldOf(w) + (w.reservedBytes ?? 0), 0);
+  return settings.budgetBytes - held - outsideBytes;
+}
+
+/**
+ * Room the budget leaves for a load on `worker`, given `forNew` (budgetRoomForNew): every
+ * other worker at what it holds, this one at what its models are charged — the memory
+ * it holds beyond that (freed by its evictions and unloads) is what its next loads reuse.
+ * So room made by evicting on a worker is room on that worker, measured or not, and the
+ * fleet's measured total grows only by what loads really take beyond it.
+ */
+export function budgetRoomOn(worker: SharedWorkerView, forNew: number): number {
+  return forNew + heldOf(worker) - chargedOf(worker);
+}
+
 export function decidePlacement(
   workers: SharedWorkerView[],
   ask: PlacementAsk,
   settings: EvictionSettings,
 ): PlacementDecision {
-  const budgetLeft = budgetRoom(workers, settings, ask.outsideBytes);
+  const forNew = budgetRoomForNew(workers, settings, ask.outsideBytes);
+  const budgetLeftOn = (worker: SharedWorkerView) => budgetRoomOn(worker, forNew);
   const largestWorker = Math.max(
     ask.newWorker ? ask.newWorker.limitBytes - ask.newWorker.idleBytes : 0,
     ...workers.map(capacityOf),
@@ -152,14 +201,14 @@ export function decidePlacement(
 
   // 1. A worker with room, the most first; the less busy of equals.
   const withRoom = workers
-    .filter((w) => roomOn(w) >= ask.bytes && budgetLeft >= ask.bytes && !atModelLimit(w))
+    .filter((w) => roomOn(w) >= ask.bytes && budgetLeftOn(w) >= ask.bytes && !atModelLimit(w))
     .sort((a, b) => roomOn(b) - roomOn(a) || inFlightOn(a) - inFlightOn(b));
   const roomy = withRoom[0];
   if (roomy) return { kind: 'place', workerId: roomy.workerId, evict: [], youngEvicted: false };
 
   // 2. A new worker, if one may be opened and the budget holds it with the model.
   if (ask.newWorker && ask.newWorker.limitBytes - ask.newWorker.idleBytes >= ask.bytes) {
-    if (budgetLeft >= ask.newWorker.idleBytes + ask.bytes) return { kind: 'open' };
+    if (forNew >= ask.newWorker.idleBytes + ask.bytes) return { kind: 'open' };
   }
 
   // 3. Eviction: old enough models first; younger ones only when that cannot make room.
@@ -170,24 +219,28 @@ export function decidePlacement(
   // for the whole excess at once, which on one worker of small models could take more
   // than half of them and refuse the load: the excess shrinks with each load instead of
   // emptying a cache, and never grows.
-  const exactNeed = ask.bytes - Math.max(0, budgetLeft);
-  const excess = Math.max(0, -budgetLeft);
+  // The budget's room is each worker's own (budgetRoomOn), so are its need and excess.
+  const anyExcess = workers.some((w) => budgetLeftOn(w) < 0);
   const attempts = [
-    ...(excess > 0 ? [{ budgetNeed: exactNeed + Math.min(excess, ask.bytes), allowYoung: false }] : []),
-    { budgetNeed: exactNeed, allowYoung: false },
-    { budgetNeed: exactNeed, allowYoung: true },
+    ...(anyExcess ? [{ withExcess: true, allowYoung: false }] : []),
+    { withExcess: false, allowYoung: false },
+    { withExcess: false, allowYoung: true },
   ];
   let tooMany = false;
-  for (const { budgetNeed, allowYoung } of attempts) {
+  for (const { withExcess, allowYoung } of attempts) {
     let best: { workerId: string; evict: ResidentModel[]; newestUse: number } | undefined;
     for (const worker of workers) {
+      const budgetLeft = budgetLeftOn(worker);
+      const excess = Math.max(0, -budgetLeft);
+      const exactNeed = ask.bytes - Math.max(0, budgetLeft);
+      const budgetNeed = withExcess ? exactNeed + Math.min(excess, ask.bytes) : exactNeed;
       const need = Math.max(ask.bytes - roomOn(worker), budgetNeed);
       const atLeast = atModelLimit(worker) ? worker.models.length + 1 - worker.maxModels! : 0;
       const victims = victimsOn(worker, need, atLeast, ask.now, settings.minResidencyMs, allowYoung);
       if (!victims) continue;
       if (victims.length > mostEvictableFrom(worker)) {
         // Only what the load itself needs can make it a refusal; the excess is optional.
-        if (budgetNeed === exactNeed) tooMany = true;
+        if (!withExcess) tooMany = true;
         continue;
       }
       const newestUse = Math.max(...victims.map((v) => v.lastUsedAt));
@@ -215,7 +268,7 @@ export function decidePlacement(
   return {
     kind: 'refuse',
     reason: 'busy',
-    message: `no shared worker has room for about ${mib(ask.bytes)}${settings.budgetBytes > 0 ? ` within MODELDOCK_MEMORY_BUDGET (${mib(budgetLeft)} left)` : ''}, and the models that could make room are serving requests or loading; try again shortly`,
+    message: `no shared worker has room for about ${mib(ask.bytes)}${settings.budgetBytes > 0 ? ` within MODELDOCK_MEMORY_BUDGET (${mib(Math.max(forNew, ...workers.map(budgetLeftOn)))} left)` : ''}, and the models that could make room are serving requests or loading; try again shortly`,
   };
 }
 
@@ -367,10 +420,10 @@ function mib(bytes: number): string {
 }
 
 /**
- * What a model is expected to take when loaded: its last measured load, else a first
- * guess — its ONNX file's size when known (the weights dominate a model's memory, and
- * ONNX Runtime holds one copy of them), else FIRST_GUESS_BYTES. Every measured load
- * replaces the figure, so a guess is used at most once per model.
+ * What a model is expected to take when loaded: the largest of its measured loads, else
+ * a first guess — its ONNX file's size when known (the weights dominate a model's memory,
+ * and ONNX Runtime holds one copy of them), else FIRST_GUESS_BYTES. The first measured
+ * load replaces the guess, so a guess is used at most once per model.
  */
 export class ModelSizes {
   private readonly measured = new Map<string, number>();
@@ -385,11 +438,13 @@ export class ModelSizes {
   constructor(private readonly firstGuessBytes = FIRST_GUESS_BYTES) {}
 
   /**
-   * A load's measurement. Below MIN_MODEL_BYTES it counts that much: an allocator reuses
-   * memory it already holds, so a tiny model can measure nothing while it does hold some.
+   * A load's measurement; the model keeps the largest it measured. An allocator reuses
+   * memory it already holds (freed by earlier unloads), so a load can measure less than
+   * the model occupies, down to nothing; its load that took fresh memory measured what it
+   * holds. Below MIN_MODEL_BYTES it counts that much.
    */
   observe(model: string, bytes: number): void {
-    this.measured.set(model, Math.max(MIN_MODEL_BYTES, bytes));
+    this.measured.set(model, Math.max(MIN_MODEL_BYTES, bytes, this.measured.get(model) ?? 0));
     this.fileBytes.delete(model);
   }
 

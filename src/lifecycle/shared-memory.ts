@@ -125,7 +125,13 @@ export class SharedMemory {
     this.noteIdle(worker);
   }
 
-  /** A load's answer: the model's measured size (for the next estimate too) and the worker's use after it. */
+  /**
+   * A load's answer: the model's measured size (for the next estimate too) and the
+   * worker's use after it. The model is charged the largest its loads measured
+   * (ModelSizes): a load that reused memory freed inside the worker measures next to
+   * nothing while the model holds as much as ever, and charged that little the fleet
+   * believed it had room it had not (docs/operations.md#memory-on-shared-workers).
+   */
   observeLoad(worker: string, served: string, model: string, result: LoadResult): void {
     if (result.memoryBytes !== null) this.sizes.observe(model, result.memoryBytes);
     let figures = this.figures.get(worker);
@@ -135,10 +141,7 @@ export class SharedMemory {
       figures = { limitBytes: null, usedBytes: result.workerMemoryBytes, models: new Map() };
       this.figures.set(worker, figures);
     }
-    figures.models.set(
-      served,
-      result.memoryBytes === null ? this.sizes.estimate(model) : atLeastMin(result.memoryBytes),
-    );
+    figures.models.set(served, this.sizes.estimate(model));
     if (result.workerMemoryBytes !== null) figures.usedBytes = result.workerMemoryBytes;
     if (result.workerMemoryLimitBytes !== null) figures.limitBytes = result.workerMemoryLimitBytes;
     this.noteIdle(worker);
@@ -328,6 +331,8 @@ export class SharedMemory {
       ...(figures?.idleBytes === undefined
         ? {}
         : { accountedBytes: Math.max(0, accounted(figures) - leavingBytes) }),
+      // What leaves it stays in its measure for its own next loads (eviction.ts's budgetRoomOn).
+      ...(figures === undefined ? {} : { measuredBytes: figures.usedBytes }),
       reservedBytes: reserved,
       models,
     };

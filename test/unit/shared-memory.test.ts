@@ -172,7 +172,8 @@ describe("shared memory: a runtime's growth is held against the worker's limit, 
   });
 
   it("re-measures between loads against the limit too (the fleet's idle pass)", () => {
-    const memory = grown(1000, 1024);
+    // A budget that holds the 1,000 MiB measured and another worker beside it.
+    const memory = grown(2000, 1024);
     memory.observeUsage('w1', {
       rss_bytes: 1000 * MiB,
       memory_bytes: 1000 * MiB,
@@ -279,5 +280,87 @@ describe('shared memory: evicting ahead of need (shared-memory.ts)', () => {
       ],
     );
     assert.deepEqual(memory.headroomVictims(workers, Date.now(), idle, 0), [], 'below the high watermark');
+  });
+});
+
+describe('shared memory: the fleet held to what its workers measure (shared-memory.ts, eviction.ts)', () => {
+  it("charges a load that reused freed memory the model's footprint from a load that took fresh memory", () => {
+    const memory = new SharedMemory({
+      budgetBytes: 1024 * MiB,
+      minResidencyMs: 0,
+      workerLimitBytes: 1024 * MiB,
+    });
+    memory.observeStats('w1', {
+      rss_bytes: 50 * MiB,
+      memory_bytes: 50 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+    });
+    const load = (memoryBytes: number) => ({
+      loadMs: 1,
+      memoryBytes,
+      workerMemoryBytes: 58 * MiB,
+      workerMemoryLimitBytes: 1024 * MiB,
+    });
+    memory.observeLoad('w1', 'a', 'm-x', load(8 * MiB));
+    // Unloaded, its memory stays with the worker's allocator; loaded again it reuses it.
+    memory.observeUnload('w1', 'a', 58 * MiB);
+    memory.observeLoad('w1', 'a', 'm-x', load(0));
+    assert.equal(memory.totalBytes(), 58 * MiB, 'runtime 50 MiB and the model 8, not the 64 KiB floor');
+    assert.equal(memory.sizes.estimate('m-x'), 8 * MiB);
+  });
+
+  // One worker: 50 MiB of runtime at first, two models charged 10 MiB each, 330 MiB measured
+  // (memory its earlier models freed, which its next loads reuse), at its bound of two models.
+  function full(budgetMiB: number) {
+    const memory = new SharedMemory({
+      budgetBytes: budgetMiB * MiB,
+      minResidencyMs: 0,
+      workerLimitBytes: 1024 * MiB,
+    });
+    memory.observeStats('w1', {
+      rss_bytes: 60 * MiB,
+      memory_bytes: 60 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+      model_memory_bytes: { a: 10 * MiB },
+    });
+    memory.sizes.observe('m-131', 20 * MiB);
+    memory.observeLoad('w1', 'b', 'm-b', {
+      loadMs: 1,
+      memoryBytes: 10 * MiB,
+      workerMemoryBytes: 330 * MiB,
+      workerMemoryLimitBytes: 1024 * MiB,
+    });
+    return memory;
+  }
+  const ask = { served: 'c', model: 'm-131', now: Date.now(), mayOpen: true };
+  const atBound = [{ name: 'w1', hosted: [hosted(1, 'a'), hosted(2, 'b')], maxModels: 2 }];
+
+  it("opens no worker when what the workers measure fills the budget: the load takes the least recently used model's place", () => {
+    // Charged 70 MiB, the budget of 400 would hold a new worker (50 MiB) and the load (40);
+    // measured 330 MiB, it holds neither.
+    const { decision } = full(400).decide(atBound, ask, idle);
+    assert.equal(decision.kind, 'place');
+    assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['a']);
+    // A budget that holds the worker's measure and a new one opens it.
+    assert.equal(full(500).decide(atBound, ask, idle).decision.kind, 'open');
+  });
+
+  it('places a load where freed memory is, not on a worker whose measure it would grow', () => {
+    const memory = full(400);
+    // w2 measures exactly what it is charged (50 MiB of runtime and one model of 10 MiB).
+    memory.observeStats('w2', {
+      rss_bytes: 60 * MiB,
+      memory_bytes: 60 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+      model_memory_bytes: { d: 10 * MiB },
+    });
+    const w2 = {
+      name: 'w2',
+      hosted: [{ ...hosted(4, 'd'), server: { ...hosted(4, 'd').server, workerName: 'w2' } }],
+    };
+    // 400 - 330 - 60 = 10 MiB beside both measures: too little for w2 (which has the most
+    // room under its limit); w1 reuses the 260 MiB it measures beyond its charge.
+    const { decision } = memory.decide([{ name: 'w1', hosted: atBound[0]!.hosted }, w2], ask, idle);
+    assert.deepEqual(decision, { kind: 'place', workerId: 'w1', evict: [], youngEvicted: false });
   });
 });
