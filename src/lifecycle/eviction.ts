@@ -170,14 +170,17 @@ export function budgetRoomForNew(
 }
 
 /**
- * Room the budget leaves for a load on `worker`, given `forNew` (budgetRoomForNew): every
- * other worker at what it holds, this one at what its models are charged — the memory
- * it holds beyond that (freed by its evictions and unloads) is what its next loads reuse.
- * So room made by evicting on a worker is room on that worker, measured or not, and the
- * fleet's measured total grows only by what loads really take beyond it.
+ * Room the budget leaves for a load on `worker`: what it charges (`charged`, budgetRoom),
+ * and no more than the worker can take without the fleet's measure passing the budget —
+ * the room beside every worker at what it holds (`forNew`, budgetRoomForNew), plus what
+ * this one holds beyond its charge (memory its evictions and unloads freed, which its next
+ * loads reuse). So room made by evicting on a worker is room on that worker, and a load
+ * grows the fleet's measure only into the budget. A measure already past the budget
+ * (runtimes grown) is not the loads' to pay: evictions cannot give it back, so beyond
+ * their own room they evict only for what the charge is over.
  */
-export function budgetRoomOn(worker: SharedWorkerView, forNew: number): number {
-  return forNew + heldOf(worker) - chargedOf(worker);
+export function budgetRoomOn(worker: SharedWorkerView, forNew: number, charged: number): number {
+  return Math.min(charged, Math.max(0, forNew) + heldOf(worker) - chargedOf(worker));
 }
 
 export function decidePlacement(
@@ -186,7 +189,8 @@ export function decidePlacement(
   settings: EvictionSettings,
 ): PlacementDecision {
   const forNew = budgetRoomForNew(workers, settings, ask.outsideBytes);
-  const budgetLeftOn = (worker: SharedWorkerView) => budgetRoomOn(worker, forNew);
+  const charged = budgetRoom(workers, settings, ask.outsideBytes);
+  const budgetLeftOn = (worker: SharedWorkerView) => budgetRoomOn(worker, forNew, charged);
   const largestWorker = Math.max(
     ask.newWorker ? ask.newWorker.limitBytes - ask.newWorker.idleBytes : 0,
     ...workers.map(capacityOf),

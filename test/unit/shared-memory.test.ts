@@ -363,4 +363,35 @@ describe('shared memory: the fleet held to what its workers measure (shared-memo
     const { decision } = memory.decide([{ name: 'w1', hosted: atBound[0]!.hosted }, w2], ask, idle);
     assert.deepEqual(decision, { kind: 'place', workerId: 'w1', evict: [], youngEvicted: false });
   });
+  it('a fleet whose workers all measure past the budget evicts no more than each load needs, never the whole excess', () => {
+    // Two workers grown to 330 MiB each, charged 70 each, under a budget of 200 MiB: 460
+    // MiB over by measure, which no eviction gives back. The load (40 MiB) fits in the 60
+    // the charge leaves and in the memory either worker freed: nothing is evicted.
+    const memory = full(200);
+    memory.observeStats('w2', {
+      rss_bytes: 70 * MiB,
+      memory_bytes: 70 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+      model_memory_bytes: { d: 10 * MiB, e: 10 * MiB },
+    });
+    memory.observeUsage('w2', {
+      rss_bytes: 330 * MiB,
+      memory_bytes: 330 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+    });
+    const onW2 = (number: number, jobId: string) => {
+      const h = hosted(number, jobId);
+      return { ...h, server: { ...h.server, workerName: 'w2' } };
+    };
+    const { decision } = memory.decide(
+      [
+        { name: 'w1', hosted: atBound[0]!.hosted },
+        { name: 'w2', hosted: [onW2(4, 'd'), onW2(5, 'e')] },
+      ],
+      { ...ask, mayOpen: false },
+      idle,
+    );
+    assert.equal(decision.kind, 'place');
+    assert.deepEqual(decision.kind === 'place' && decision.evict, []);
+  });
 });
