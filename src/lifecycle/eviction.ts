@@ -6,8 +6,9 @@
  * working set or its rss, src/worker/memory-meter.ts), and each loaded model counts what
  * its own load measured. MODELDOCK_MEMORY_BUDGET, when set, bounds every managed worker
  * together: the shared workers at what they are charged (a runtime at its least measure
- * beside its models, each model at what its load measured), beside what the budget
- * charges outside the fleet (dedicated servers, the warm pool). A model about to load is
+ * beside its models, each model at the largest its loads measured), beside what the
+ * budget charges outside the fleet (dedicated servers, the warm pool); and no decision
+ * grows what the workers measure past the budget (budgetRoomForNew, budgetRoomOn). A model about to load is
  * estimated by its last measured load, else by a first guess (`ModelSizes`), and reserved at that estimate until its load says what it took.
  *
  * The choice, in order:
