@@ -69,6 +69,13 @@ export interface SharedWorkerView {
   /** Models it may host at most (MODELDOCK_SHARED_JOBS_PER_WORKER); at it, it has room only by eviction. */
   maxModels?: number;
   models: ResidentModel[];
+  /**
+   * `models.length`, and what its loaded (not loading) models hold together, when the
+   * caller knows them without listing the models: a placement that finds room decides on
+   * these alone, and its views need not list every hosted model (shared-memory.ts).
+   */
+  modelCount?: number;
+  loadedModelBytes?: number;
 }
 
 export interface EvictionSettings {
@@ -115,7 +122,8 @@ export function roomOn(worker: SharedWorkerView): number {
 
 /** What a worker could hold with every model gone: its limit less its runtime's own memory. */
 export function capacityOf(worker: SharedWorkerView): number {
-  const models = worker.models.reduce((sum, m) => sum + (m.loading ? 0 : m.bytes), 0);
+  const models =
+    worker.loadedModelBytes ?? worker.models.reduce((sum, m) => sum + (m.loading ? 0 : m.bytes), 0);
   return worker.limitBytes - Math.max(0, worker.usedBytes - models);
 }
 
@@ -372,7 +380,7 @@ export function headroomVictims(
 }
 
 function atModelLimit(worker: SharedWorkerView): boolean {
-  return worker.maxModels !== undefined && worker.models.length >= worker.maxModels;
+  return worker.maxModels !== undefined && (worker.modelCount ?? worker.models.length) >= worker.maxModels;
 }
 
 /** The most models one placement may take from `worker` (MAX_EVICTED_SHARE, at least one). */

@@ -81,7 +81,7 @@ export class Lifecycle {
       // Workers are what MODELDOCK_MAX_SERVERS bounds: a dedicated server's own, and each shared worker once.
       async () => {
         let dedicated = 0;
-        for (const server of await live.list()) if (server.placement === 'dedicated') dedicated++;
+        for (const server of await live.notShared()) if (server.placement === 'dedicated') dedicated++;
         return dedicated + this.fleet.workerCount;
       },
     );
@@ -118,7 +118,7 @@ export class Lifecycle {
         releasable: this.pool,
         onOverLimit: (limit) => deps.metrics.memoryOverLimit.inc({ limit }),
         // One budget for every worker: the shared fleet's measured memory counts too.
-        liveServers: () => live.list(),
+        unsharedServers: () => live.notShared(),
         shared: {
           chargedBytes: () => this.fleet.chargedBytes(),
           evictForOutside: (need, forJob) => this.fleet.evictForOutside(need, forJob),

@@ -39,11 +39,12 @@ export interface MemoryPolicyOptions {
   /** The shared workers, which the same budget bounds. */
   shared?: SharedCharge;
   /**
-   * The live server records as the router keeps them in memory (live-servers.ts): what
-   * a shared placement's charge for the dedicated servers is counted on, without a read
-   * of the store per placement. Default: the store.
+   * The live server records not placed shared, as the router keeps them in memory
+   * (live-servers.ts): what a shared placement's charge for the dedicated servers is
+   * counted on, without a read of the store (or of every shared job's record) per
+   * placement. Default: the store.
    */
-  liveServers?: () => Promise<Iterable<ServerRecord>>;
+  unsharedServers?: () => Promise<Iterable<ServerRecord>>;
 }
 
 /** The shared fleet as the budget sees it (shared-fleet.ts). */
@@ -148,7 +149,7 @@ export class MemoryPolicy {
 
   /** The dedicated servers' models that hold memory, at their sizes. */
   private async dedicatedBytes(): Promise<number> {
-    const live = this.options.liveServers;
+    const live = this.options.unsharedServers;
     const holding = live
       ? [...(await live())].filter(
           (s) => s.kind === 'job' && s.placement !== 'shared' && MODEL_HOLDING_STATES.includes(s.state),

@@ -12,7 +12,7 @@
 import { NotReadyError, QuotaExceededError, WorkerError, errorMessage } from '../errors.js';
 import { KeyedMutex } from '../keyed-mutex.js';
 import { LABELS, type WorkerInfo } from '../runtime/runtime.js';
-import type { ServerRecord, ServerState } from '../store/records.js';
+import type { ServerRecord } from '../store/records.js';
 import type { CreationGate } from './creation-gate.js';
 import type { LifecycleDeps, SharedOptions } from './lifecycle-types.js';
 import type { LiveServers } from './live-servers.js';
@@ -64,15 +64,6 @@ export const DEFAULT_SHARED_OPTIONS: SharedOptions = {
   minResidencyMs: 30_000,
   headroomPercent: 5,
 };
-
-/** States in which a server's model is on its worker, or on its way there or out. */
-const HOSTING: ReadonlySet<ServerState> = new Set([
-  'creating',
-  'loading',
-  'ready',
-  'unloading',
-  'terminating',
-]);
 
 /** The name a server's model is served under on its worker: the job's, or the TEMP server's own on a shared worker. */
 export function servedName(server: Pick<ServerRecord, 'jobId' | 'serverId' | 'kind' | 'placement'>): string {
@@ -171,7 +162,7 @@ export class SharedFleet {
 
   /** Models hosted on shared workers now (a TEMP's included), against MODELDOCK_MAX_SHARED_JOBS. */
   async hostedCount(): Promise<number> {
-    return (await this.hostedServers()).length;
+    return this.live.hostedCount();
   }
 
   async status(): Promise<SharedStatus> {
@@ -513,24 +504,23 @@ export class SharedFleet {
     return info;
   }
 
-  private async hostedServers(): Promise<ServerRecord[]> {
-    const hosted: ServerRecord[] = [];
-    for (const server of await this.live.list()) {
-      if (server.placement === 'shared' && server.workerName !== '' && HOSTING.has(server.state))
-        hosted.push(server);
-    }
-    // In number order, as the store lists them: ties in the decisions fall the same way.
-    return hosted.sort((a, b) => a.number - b.number);
-  }
-
-  /** Per shared worker, the servers it hosts (but `except`: it is being placed anew). */
+  /**
+   * Per shared worker, the servers it hosts (but `except`: it is being placed anew), in
+   * number order as the store lists them (ties in the decisions fall the same way). From
+   * the live view's index of hosted models: only those, not every live record.
+   */
   private async hostedByWorker(except?: string): Promise<Map<string, HostedServer[]>> {
     const byWorker = new Map<string, HostedServer[]>();
-    for (const server of await this.hostedServers()) {
-      if (server.serverId === except) continue;
-      const list = byWorker.get(server.workerName) ?? [];
-      list.push({ served: servedName(server), server });
-      byWorker.set(server.workerName, list);
+    for (const [worker, servers] of await this.live.hostedByWorker()) {
+      const list: HostedServer[] = [];
+      for (const server of servers.values()) {
+        if (server.serverId !== except) list.push({ served: servedName(server), server });
+      }
+      if (list.length > 0)
+        byWorker.set(
+          worker,
+          list.sort((a, b) => a.server.number - b.server.number),
+        );
     }
     return byWorker;
   }

@@ -202,10 +202,12 @@ export class SharedMemory {
     activity: Activity,
   ): { decision: PlacementDecision; bytes: number } {
     const bytes = this.sizes.estimate(ask.model, ask.fileBytes) * LOAD_PEAK_FACTOR;
-    const views = workers.map((w) => ({
-      ...this.view(w.name, w.hosted, activity),
-      ...(w.maxModels === undefined ? {} : { maxModels: w.maxModels }),
-    }));
+    const views = workers.map((w) => {
+      // Not spread: that would list the view's models (a getter).
+      const view = this.view(w.name, w.hosted, activity);
+      if (w.maxModels !== undefined) view.maxModels = w.maxModels;
+      return view;
+    });
     const decision = decidePlacement(
       views,
       {
@@ -293,33 +295,53 @@ export class SharedMemory {
     return view.limitBytes - measured - (view.reservedBytes ?? 0) >= bytes;
   }
 
+  /**
+   * A worker as eviction.ts sees it. Its figures are summed here; its models, each with
+   * its requests in flight and last use, are listed only when a decision looks at them
+   * (an eviction, a tie): a placement that finds room reads the sums alone, and listing
+   * every hosted model of every worker for each placement was most of its cost at 10,000
+   * jobs (density bench, CPU profile). Listed in the tick the decision is made.
+   */
   private view(name: string, hosted: HostedServer[], activity: Activity): SharedWorkerView {
     const figures = this.figures.get(name);
     const leaving = this.leaving.get(name);
-    const models: ResidentModel[] = [];
     let reserved = 0;
     let unmeasured = 0;
     let leavingBytes = 0;
+    let count = 0;
+    let loadedBytes = 0;
     for (const { served, server } of hosted) {
       const measured = figures?.models.get(served);
       if (leaving?.has(served)) {
         leavingBytes += measured ?? 0;
         continue;
       }
-      const loading = server.state !== 'ready' || measured === undefined;
+      count++;
       const bytes = measured ?? this.sizes.estimate(server.model);
       // A model on its way in is reserved at its estimate until its load says what it took.
-      if (loading && server.state !== 'ready') reserved += bytes * LOAD_PEAK_FACTOR;
-      else if (measured === undefined) unmeasured += bytes;
-      models.push({
-        jobId: served,
-        bytes,
-        inFlight: activity.inFlight(server),
-        lastUsedAt: activity.lastUsedAt(server),
-        loadedAt: loadedAtOf(server),
-        ...(server.state !== 'ready' ? { loading: true } : {}),
-      });
+      if (server.state !== 'ready') reserved += bytes * LOAD_PEAK_FACTOR;
+      else {
+        loadedBytes += bytes;
+        if (measured === undefined) unmeasured += bytes;
+      }
     }
+    let models: ResidentModel[] | undefined;
+    const listModels = (): ResidentModel[] => {
+      const listed: ResidentModel[] = [];
+      for (const { served, server } of hosted) {
+        if (leaving?.has(served)) continue;
+        const model: ResidentModel = {
+          jobId: served,
+          bytes: figures?.models.get(served) ?? this.sizes.estimate(server.model),
+          inFlight: activity.inFlight(server),
+          lastUsedAt: activity.lastUsedAt(server),
+          loadedAt: loadedAtOf(server),
+        };
+        if (server.state !== 'ready') model.loading = true;
+        listed.push(model);
+      }
+      return listed;
+    };
     return {
       workerId: name,
       limitBytes: figures?.limitBytes ?? this.options.workerLimitBytes,
@@ -334,7 +356,11 @@ export class SharedMemory {
       // What leaves it stays in its measure for its own next loads (eviction.ts's budgetRoomOn).
       ...(figures === undefined ? {} : { measuredBytes: figures.usedBytes }),
       reservedBytes: reserved,
-      models,
+      modelCount: count,
+      loadedModelBytes: loadedBytes,
+      get models() {
+        return (models ??= listModels());
+      },
     };
   }
 

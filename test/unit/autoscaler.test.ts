@@ -180,3 +180,83 @@ describe('autoscaler: what a sample reads', () => {
     }
   });
 });
+
+describe('autoscaler: which jobs it samples', () => {
+  it('leaves a job of fixed bounds that has its replicas alone, and still reports its counts', async () => {
+    const jobs: Record<string, JobRecord> = {
+      fixed: {
+        jobId: 'fixed',
+        desiredReplicas: 1,
+        replicas: { min: 1, max: 1 },
+        scaleTarget: null,
+      } as JobRecord,
+      scaling: {
+        jobId: 'scaling',
+        desiredReplicas: 1,
+        replicas: { min: 1, max: 3 },
+        scaleTarget: null,
+      } as JobRecord,
+      short: {
+        jobId: 'short',
+        desiredReplicas: 1,
+        replicas: { min: 1, max: 1 },
+        scaleTarget: null,
+      } as JobRecord,
+    };
+    const updates: string[] = [];
+    const store = {
+      getJob: async (jobId: string) => jobs[jobId],
+      updateJob: async (jobId: string, patch: Partial<JobRecord>) => {
+        updates.push(`${jobId}→${patch.desiredReplicas}`);
+        return (jobs[jobId] = { ...jobs[jobId]!, ...patch });
+      },
+    } as unknown as Store;
+    const routes = new RouteTable();
+    const busy = new RouteEntry('fixed', 'inf-0001', 'http://127.0.0.1:1', 'fixed');
+    routes.set(busy);
+    routes.set(new RouteEntry('scaling', 'inf-0002', 'http://127.0.0.1:2', 'scaling'));
+    // A fixed job with a replica more than it wants (one being re-placed): still looked at.
+    routes.set(new RouteEntry('short', 'inf-0003', 'http://127.0.0.1:3', 'short'));
+    routes.set(new RouteEntry('short', 'inf-0004', 'http://127.0.0.1:4', 'short'));
+    const sampled: string[] = [];
+    const metrics = new Metrics({ defaultMetrics: false });
+    const autoscaler = new Autoscaler({
+      store,
+      events: new EventBus(),
+      routes,
+      metrics,
+      logger: pino({ level: 'silent' }),
+      options: { target: 1, upDelayMs: 0, downDelayMs: 30_000, intervalMs: 60_000 },
+      actions: {
+        addReplica: async () => undefined,
+        removeReplica: async () => undefined,
+        waiting: (jobId) => {
+          sampled.push(jobId);
+          return jobId === 'fixed' || jobId === 'scaling' ? 5 : 0;
+        },
+      },
+    });
+    for (let i = 0; i < 4; i++) await autoscaler.tick(100_000 + i * 250);
+    assert.deepEqual(
+      updates,
+      ['scaling→3'],
+      'the scalable job scaled on its demand; the fixed one did not move',
+    );
+    assert.equal(sampled.includes('fixed'), false, 'the fixed job that has its replica is not sampled');
+    assert.ok(sampled.includes('scaling') && sampled.includes('short'));
+    const values = (await metrics.replicas.get()).values;
+    const of = (job: string, kind: string) =>
+      values.find((v) => v.labels.job === job && v.labels.kind === kind)?.value;
+    assert.equal(of('fixed', 'desired'), 1);
+    assert.equal(of('fixed', 'ready'), 1);
+    assert.equal(of('short', 'ready'), 2);
+    routes.set(new RouteEntry('fixed', 'inf-0005', 'http://127.0.0.1:5', 'fixed'));
+    await autoscaler.tick(101_000);
+    const after = (await metrics.replicas.get()).values;
+    assert.equal(
+      after.find((v) => v.labels.job === 'fixed' && v.labels.kind === 'ready')?.value,
+      2,
+      'a change is reported',
+    );
+  });
+});

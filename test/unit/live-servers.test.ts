@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LiveServers } from '../../src/lifecycle/live-servers.js';
+import { LiveServers, isHostedShared } from '../../src/lifecycle/live-servers.js';
 import { LIVE_STATES } from '../../src/lifecycle/state-machine.js';
 import type { ServerRecord } from '../../src/store/records.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -95,5 +95,122 @@ describe('the live servers kept in memory (live-servers.ts)', () => {
     assert.equal(live.holds(l3), true);
     live.track(await store.updateServer(l3.serverId, l3.version, { state: 'ready' }));
     assert.equal(live.holds(l3), false, 'the listed version is stale');
+  });
+});
+
+describe("the live servers' indexes (live-servers.ts)", () => {
+  let dir: string;
+  let store: SqliteStore;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'modeldock-live-index-'));
+    store = new SqliteStore(path.join(dir, 'modeldock.db'));
+    await store.init();
+  });
+  after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** What the indexes must say, by a scan of every live record. */
+  async function scanned(live: LiveServers) {
+    const hosted: Record<string, string[]> = {};
+    const unshared: string[] = [];
+    for (const server of await live.list()) {
+      if (server.placement !== 'shared') unshared.push(server.serverId);
+      else if (isHostedShared(server)) (hosted[server.workerName] ??= []).push(server.serverId);
+    }
+    return { hosted: sortedValues(hosted), unshared: unshared.sort() };
+  }
+
+  async function indexed(live: LiveServers) {
+    const hosted: Record<string, string[]> = {};
+    for (const [worker, servers] of await live.hostedByWorker()) hosted[worker] = [...servers.keys()];
+    return {
+      hosted: sortedValues(hosted),
+      unshared: [...(await live.notShared())].map((s) => s.serverId).sort(),
+    };
+  }
+
+  function sortedValues(byWorker: Record<string, string[]>) {
+    return Object.fromEntries(
+      Object.entries(byWorker)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([worker, ids]) => [worker, ids.sort()]),
+    );
+  }
+
+  async function assertAgree(live: LiveServers, when: string) {
+    const expected = await scanned(live);
+    assert.deepEqual(await indexed(live), expected, when);
+    const count = Object.values(expected.hosted).reduce((sum, ids) => sum + ids.length, 0);
+    assert.equal(await live.hostedCount(), count, `${when}: the hosted count`);
+  }
+
+  it('agree with a scan of every live record after loads, unloads, evictions, re-placements and a refresh', async () => {
+    const live = new LiveServers(store);
+    const servers = new Map<string, ServerRecord>();
+    const write = async (server: ServerRecord) => {
+      servers.set(server.serverId, server);
+      live.track(server);
+    };
+    // Twelve shared jobs placed (creating, no worker yet) and two dedicated servers.
+    for (let i = 0; i < 12; i++) {
+      const number = await store.allocateServerNumber();
+      await write(
+        await store.insertServer(
+          serverInput(number, { jobId: `x${i}`, placement: 'shared', workerName: '' }),
+        ),
+      );
+    }
+    for (let i = 0; i < 2; i++) {
+      const number = await store.allocateServerNumber();
+      await write(await store.insertServer(serverInput(number, { jobId: `d${i}` })));
+    }
+    await assertAgree(live, 'placed, on no worker yet');
+
+    const update = async (server: ServerRecord, patch: Partial<ServerRecord>) =>
+      write(await store.updateServer(server.serverId, server.version, patch));
+    const shared = () => [...servers.values()].filter((s) => s.placement === 'shared');
+    // Loads onto three workers.
+    for (const [i, server] of shared().entries()) {
+      await update(server, { state: 'loading', workerName: `w-${i % 3}` });
+      await update(servers.get(server.serverId)!, { state: 'ready' });
+    }
+    await assertAgree(live, 'loaded on three workers');
+    // Evictions and unloads: the record stays live (unloaded), its model leaves the worker.
+    for (const server of shared().slice(0, 4)) {
+      await update(server, { state: 'unloading' });
+      await update(servers.get(server.serverId)!, { state: 'unloaded' });
+    }
+    await assertAgree(live, 'four evicted');
+    // A re-placement: loaded again on another worker.
+    const moved = shared()[0]!;
+    await update(moved, { state: 'loading', workerName: 'w-9' });
+    await assertAgree(live, 'loading on another worker');
+    await update(servers.get(moved.serverId)!, { state: 'ready' });
+    // A worker that died: its models failed, then terminated ones leave the view.
+    for (const server of shared().filter((s) => s.workerName === 'w-1' && s.state === 'ready'))
+      await update(server, { state: 'failed' });
+    await assertAgree(live, "a worker's models failed");
+    for (const server of [...servers.values()].filter((s) => s.jobId === 'x5' || s.jobId === 'd0'))
+      await update(server, { state: 'terminated' });
+    await assertAgree(live, 'terminated');
+    assert.deepEqual(
+      [...(await live.hostedByWorker()).get('w-9')!.keys()],
+      [moved.serverId],
+      'the re-placed model is on its new worker only',
+    );
+
+    // Changed behind the router's back, then a reconciler's refresh: the indexes follow the store.
+    const behind = shared().find((s) => s.state === 'ready' && s.workerName === 'w-2')!;
+    await store.updateServer(behind.serverId, behind.version, { state: 'unloaded' });
+    const mark = live.mark();
+    live.refresh(await store.listServers({ states: LIVE_STATES }), mark);
+    await assertAgree(live, 'after a refresh');
+    assert.equal(
+      (await live.hostedByWorker()).get('w-2')?.has(behind.serverId) ?? false,
+      false,
+      'unloaded behind its back: no longer hosted',
+    );
   });
 });

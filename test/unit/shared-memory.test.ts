@@ -395,3 +395,59 @@ describe('shared memory: the fleet held to what its workers measure (shared-memo
     assert.deepEqual(decision.kind === 'place' && decision.evict, []);
   });
 });
+
+describe("shared memory: a placement's views list the models only when it looks at them", () => {
+  // Two workers with 100 models each, under a budget with room for one more load, or not.
+  function setUp(budgetMiB: number) {
+    const memory = new SharedMemory({
+      budgetBytes: budgetMiB * MiB,
+      minResidencyMs: 0,
+      workerLimitBytes: 1024 * MiB,
+    });
+    const workers = ['w1', 'w2'].map((name, w) => {
+      const models: Record<string, number> = {};
+      const servers: HostedServer[] = [];
+      for (let i = 0; i < 100; i++) {
+        const jobId = `${name}-j${i}`;
+        models[jobId] = MiB;
+        const one = hosted(w * 100 + i + 1, jobId);
+        servers.push({ ...one, server: { ...one.server, workerName: name } });
+      }
+      // w2 measures a little more: their room differs (equal room is broken by the requests in flight).
+      memory.observeStats(name, {
+        rss_bytes: (200 + w) * MiB,
+        memory_bytes: (200 + w) * MiB,
+        memory_limit_bytes: 1024 * MiB,
+        model_memory_bytes: models,
+      });
+      return { name, hosted: servers, maxModels: 1000 };
+    });
+    memory.sizes.observe('m-131', MiB);
+    const asked: string[] = [];
+    const counting: Activity = {
+      inFlight: (s) => (asked.push(s.jobId), 0),
+      lastUsedAt: (s) => Date.parse(s.lastUsedAt!) + s.number,
+    };
+    const decide = () =>
+      memory.decide(workers, { served: 'new', model: 'm-131', now: Date.now(), mayOpen: false }, counting)
+        .decision;
+    return { decide, asked };
+  }
+
+  it('finds room by the sums alone: no hosted model is asked about', () => {
+    const { decide, asked } = setUp(1024);
+    const decision = decide();
+    assert.equal(decision.kind, 'place');
+    assert.deepEqual(decision.kind === 'place' && decision.evict, []);
+    assert.deepEqual(asked, []);
+  });
+
+  it('lists them, with their activity, when room must be made, and evicts the least recently used', () => {
+    // 401 MiB charged (runtimes of 100 and 101 MiB, 200 models of 1 MiB) of a 401 MiB budget.
+    const { decide, asked } = setUp(401);
+    const decision = decide();
+    assert.equal(decision.kind, 'place');
+    assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['w1-j0', 'w1-j1']);
+    assert.ok(asked.length >= 100, 'the models were looked at');
+  });
+});
