@@ -132,19 +132,26 @@ function inFlightOn(worker: SharedWorkerView): number {
 }
 
 /**
- * Room the budget leaves beside all shared workers and what it charges outside them
- * (`outsideBytes`); Infinity without a budget.
+ * Room the budget leaves beside all shared workers at what they are charged, the loads
+ * under way and what it charges outside them (`outsideBytes`); Infinity without a budget.
  */
 export function budgetRoom(
   workers: SharedWorkerView[],
   settings: EvictionSettings,
   outsideBytes = 0,
 ): number {
+  return roomBeside(workers, settings, outsideBytes, chargedOf);
+}
+
+/** The budget less `outsideBytes` and each worker at `counted` with the loads under way on it. */
+function roomBeside(
+  workers: SharedWorkerView[],
+  settings: EvictionSettings,
+  outsideBytes: number,
+  counted: (worker: SharedWorkerView) => number,
+): number {
   if (settings.budgetBytes <= 0) return Infinity;
-  const used = workers.reduce(
-    (sum, w) => sum + (w.accountedBytes ?? w.usedBytes) + (w.reservedBytes ?? 0),
-    0,
-  );
+  const used = workers.reduce((sum, w) => sum + counted(w) + (w.reservedBytes ?? 0), 0);
   return settings.budgetBytes - used - outsideBytes;
 }
 
@@ -173,9 +180,7 @@ export function budgetRoomForNew(
   settings: EvictionSettings,
   outsideBytes = 0,
 ): number {
-  if (settings.budgetBytes <= 0) return Infinity;
-  const held = workers.reduce((sum, w) => sum + heldOf(w) + (w.reservedBytes ?? 0), 0);
-  return settings.budgetBytes - held - outsideBytes;
+  return roomBeside(workers, settings, outsideBytes, heldOf);
 }
 
 /**

@@ -22,6 +22,31 @@ function hosted(number: number, jobId: string): HostedServer {
 
 const idle: Activity = { inFlight: () => 0, lastUsedAt: (s) => Date.parse(s.lastUsedAt!) + s.number };
 
+// One worker: 50 MiB of runtime at first and one 10 MiB model.
+function grown(budgetMiB: number, limitMiB = 1024) {
+  const memory = new SharedMemory({
+    budgetBytes: budgetMiB * MiB,
+    minResidencyMs: 0,
+    workerLimitBytes: limitMiB * MiB,
+  });
+  memory.observeStats('w1', {
+    rss_bytes: 60 * MiB,
+    memory_bytes: 60 * MiB,
+    memory_limit_bytes: limitMiB * MiB,
+    model_memory_bytes: { a: 10 * MiB },
+  });
+  memory.sizes.observe('m-131', 20 * MiB);
+  // After thousands of loads and unloads the worker measures 330 MiB with two models
+  // of 10 MiB: its runtime grew by 260 MiB, which no eviction of a model gives back.
+  memory.observeLoad('w1', 'b', 'm-b', {
+    loadMs: 1,
+    memoryBytes: 10 * MiB,
+    workerMemoryBytes: 330 * MiB,
+    workerMemoryLimitBytes: limitMiB * MiB,
+  });
+  return memory;
+}
+
 describe('shared memory: models being evicted (shared-memory.ts)', () => {
   // One worker with a 250 MiB limit: 100 MiB of runtime and two 50 MiB models, under a
   // budget of 200 MiB (spent), asked for a model estimated at 25 MiB (a 50 MiB load peak).
@@ -119,30 +144,6 @@ describe('shared memory: models being evicted (shared-memory.ts)', () => {
 });
 
 describe("shared memory: a runtime's growth is held against the worker's limit, not charged to the budget (shared-memory.ts)", () => {
-  // One worker: 50 MiB of runtime at first and one 10 MiB model.
-  function grown(budgetMiB: number, limitMiB = 1024) {
-    const memory = new SharedMemory({
-      budgetBytes: budgetMiB * MiB,
-      minResidencyMs: 0,
-      workerLimitBytes: limitMiB * MiB,
-    });
-    memory.observeStats('w1', {
-      rss_bytes: 60 * MiB,
-      memory_bytes: 60 * MiB,
-      memory_limit_bytes: limitMiB * MiB,
-      model_memory_bytes: { a: 10 * MiB },
-    });
-    memory.sizes.observe('m-131', 20 * MiB);
-    // After thousands of loads and unloads the worker measures 330 MiB with two models
-    // of 10 MiB: its runtime grew by 260 MiB, which no eviction of a model gives back.
-    memory.observeLoad('w1', 'b', 'm-b', {
-      loadMs: 1,
-      memoryBytes: 10 * MiB,
-      workerMemoryBytes: 330 * MiB,
-      workerMemoryLimitBytes: limitMiB * MiB,
-    });
-    return memory;
-  }
   const ask = { served: 'c', model: 'm-131', now: Date.now(), mayOpen: true };
   const servers = [hosted(1, 'a'), hosted(2, 'b')];
 
@@ -309,55 +310,38 @@ describe('shared memory: the fleet held to what its workers measure (shared-memo
     assert.equal(memory.sizes.estimate('m-x'), 8 * MiB);
   });
 
-  // One worker: 50 MiB of runtime at first, two models charged 10 MiB each, 330 MiB measured
-  // (memory its earlier models freed, which its next loads reuse), at its bound of two models.
-  function full(budgetMiB: number) {
-    const memory = new SharedMemory({
-      budgetBytes: budgetMiB * MiB,
-      minResidencyMs: 0,
-      workerLimitBytes: 1024 * MiB,
-    });
-    memory.observeStats('w1', {
-      rss_bytes: 60 * MiB,
-      memory_bytes: 60 * MiB,
-      memory_limit_bytes: 1024 * MiB,
-      model_memory_bytes: { a: 10 * MiB },
-    });
-    memory.sizes.observe('m-131', 20 * MiB);
-    memory.observeLoad('w1', 'b', 'm-b', {
-      loadMs: 1,
-      memoryBytes: 10 * MiB,
-      workerMemoryBytes: 330 * MiB,
-      workerMemoryLimitBytes: 1024 * MiB,
-    });
-    return memory;
-  }
+  // grown(): one worker charged 70 MiB (50 of runtime, two models of 10) measuring 330 MiB
+  // (memory its earlier models freed, which its next loads reuse), here at its bound of two models.
   const ask = { served: 'c', model: 'm-131', now: Date.now(), mayOpen: true };
   const atBound = [{ name: 'w1', hosted: [hosted(1, 'a'), hosted(2, 'b')], maxModels: 2 }];
+  /** A second worker's stats: `mib` measured, with these models. */
+  const measureW2 = (memory: SharedMemory, mib: number, models: Record<string, number>) =>
+    memory.observeStats('w2', {
+      rss_bytes: mib * MiB,
+      memory_bytes: mib * MiB,
+      memory_limit_bytes: 1024 * MiB,
+      model_memory_bytes: models,
+    });
+  const onW2 = (number: number, jobId: string): HostedServer => {
+    const one = hosted(number, jobId);
+    return { ...one, server: { ...one.server, workerName: 'w2' } };
+  };
 
   it("opens no worker when what the workers measure fills the budget: the load takes the least recently used model's place", () => {
     // Charged 70 MiB, the budget of 400 would hold a new worker (50 MiB) and the load (40);
     // measured 330 MiB, it holds neither.
-    const { decision } = full(400).decide(atBound, ask, idle);
+    const { decision } = grown(400).decide(atBound, ask, idle);
     assert.equal(decision.kind, 'place');
     assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['a']);
     // A budget that holds the worker's measure and a new one opens it.
-    assert.equal(full(500).decide(atBound, ask, idle).decision.kind, 'open');
+    assert.equal(grown(500).decide(atBound, ask, idle).decision.kind, 'open');
   });
 
   it('places a load where freed memory is, not on a worker whose measure it would grow', () => {
-    const memory = full(400);
+    const memory = grown(400);
     // w2 measures exactly what it is charged (50 MiB of runtime and one model of 10 MiB).
-    memory.observeStats('w2', {
-      rss_bytes: 60 * MiB,
-      memory_bytes: 60 * MiB,
-      memory_limit_bytes: 1024 * MiB,
-      model_memory_bytes: { d: 10 * MiB },
-    });
-    const w2 = {
-      name: 'w2',
-      hosted: [{ ...hosted(4, 'd'), server: { ...hosted(4, 'd').server, workerName: 'w2' } }],
-    };
+    measureW2(memory, 60, { d: 10 * MiB });
+    const w2 = { name: 'w2', hosted: [onW2(4, 'd')] };
     // 400 - 330 - 60 = 10 MiB beside both measures: too little for w2 (which has the most
     // room under its limit); w1 reuses the 260 MiB it measures beyond its charge.
     const { decision } = memory.decide([{ name: 'w1', hosted: atBound[0]!.hosted }, w2], ask, idle);
@@ -367,22 +351,13 @@ describe('shared memory: the fleet held to what its workers measure (shared-memo
     // Two workers grown to 330 MiB each, charged 70 each, under a budget of 200 MiB: 460
     // MiB over by measure, which no eviction gives back. The load (40 MiB) fits in the 60
     // the charge leaves and in the memory either worker freed: nothing is evicted.
-    const memory = full(200);
-    memory.observeStats('w2', {
-      rss_bytes: 70 * MiB,
-      memory_bytes: 70 * MiB,
-      memory_limit_bytes: 1024 * MiB,
-      model_memory_bytes: { d: 10 * MiB, e: 10 * MiB },
-    });
+    const memory = grown(200);
+    measureW2(memory, 70, { d: 10 * MiB, e: 10 * MiB });
     memory.observeUsage('w2', {
       rss_bytes: 330 * MiB,
       memory_bytes: 330 * MiB,
       memory_limit_bytes: 1024 * MiB,
     });
-    const onW2 = (number: number, jobId: string) => {
-      const h = hosted(number, jobId);
-      return { ...h, server: { ...h.server, workerName: 'w2' } };
-    };
     const { decision } = memory.decide(
       [
         { name: 'w1', hosted: atBound[0]!.hosted },
