@@ -17,7 +17,7 @@
  *   once. Before a pair the job's state is read (GET /v1/jobs/:id): `unloaded` means its
  *   model was evicted, so the pair's first request is the first after an eviction (a cold
  *   load); the second finds it loaded (steady state). Requests served and failed,
- *   evictions per second, p50/p99.
+ *   evictions per second, p50/p99, and the medians of the on-demand loads' recorded steps.
  *
  *   node --import tsx bench/density.bench.ts
  */
@@ -142,6 +142,26 @@ async function metric(url: string, name: string): Promise<number> {
   for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm')))
     sum += Number(match[1]);
   return sum;
+}
+
+/**
+ * Where a load on demand's time goes: the medians of the recorded steps of the last
+ * (at most 1,000) on-demand DEPLOY_LOADs, and of their whole durations (`total`).
+ */
+async function onDemandLoadSteps(url: string): Promise<Record<string, number>> {
+  const { status, body } = await getJson(`${url}/v1/operations?type=DEPLOY_LOAD&limit=1000`);
+  if (status !== 200) throw new Error(`operations: ${status} ${JSON.stringify(body)}`);
+  const loads = (
+    body.operations as {
+      reason: string;
+      duration_ms: number | null;
+      steps: { name: string; duration_ms: number }[];
+    }[]
+  ).filter((op) => op.reason === 'on_demand');
+  const steps = new Map<string, number[]>([['total', loads.map((op) => op.duration_ms ?? 0)]]);
+  for (const op of loads)
+    for (const step of op.steps) steps.set(step.name, [...(steps.get(step.name) ?? []), step.duration_ms]);
+  return Object.fromEntries([...steps].map(([name, values]) => [name, summarize(values).median]));
 }
 
 async function startRouter(
@@ -281,6 +301,7 @@ async function main() {
           }),
         );
         const evictions = (await metric(router.url, 'modeldock_evictions_total')) - evictionsBefore;
+        const loadSteps = await onDemandLoadSteps(router.url);
         return {
           budget_mib: budgetMiB,
           registered: registered.length,
@@ -295,6 +316,7 @@ async function main() {
           evictions_per_s: Math.round((evictions / (trafficMs / 1000)) * 10) / 10,
           all_ms: summarize([...afterEviction, ...firstLoaded, ...warm]),
           first_after_eviction_ms: summarize(afterEviction),
+          load_on_demand_steps_p50_ms: loadSteps,
           first_found_loaded_ms: summarize(firstLoaded),
           second_of_pair_ms: summarize(warm),
           memory_after: await workerMemory(router.url),

@@ -41,6 +41,8 @@ export class LiveServers {
   private readonly byId = new Map<string, ServerRecord>();
   /** Per shared worker, the records hosted on it (isHostedShared), by server id. */
   private readonly hostedBy = new Map<string, Map<string, ServerRecord>>();
+  /** Per shared worker, hostedBy's records in number order, until one of them changes. */
+  private readonly sortedHosted = new Map<string, readonly ServerRecord[]>();
   /** Where each hosted record of hostedBy is (its worker), by server id. */
   private readonly hostedOn = new Map<string, string>();
   /** The live records not placed shared (dedicated servers, TEMPs on a worker of their own). */
@@ -62,10 +64,23 @@ export class LiveServers {
     return this.byId.values();
   }
 
-  /** Per shared worker, the records whose models it hosts (isHostedShared), read from the store once before first use. */
-  async hostedByWorker(): Promise<ReadonlyMap<string, ReadonlyMap<string, ServerRecord>>> {
+  /**
+   * Per shared worker, the records whose models it hosts (isHostedShared) in number order,
+   * as the store lists them; read from the store once before first use. A worker's list is
+   * sorted again only after one of its records changed.
+   */
+  async hostedByWorker(): Promise<ReadonlyMap<string, readonly ServerRecord[]>> {
     await this.list();
-    return this.hostedBy;
+    const byWorker = new Map<string, readonly ServerRecord[]>();
+    for (const [worker, hosted] of this.hostedBy) {
+      let sorted = this.sortedHosted.get(worker);
+      if (!sorted) {
+        sorted = [...hosted.values()].sort((a, b) => a.number - b.number);
+        this.sortedHosted.set(worker, sorted);
+      }
+      byWorker.set(worker, sorted);
+    }
+    return byWorker;
   }
 
   /** How many models shared workers host now (each worker's hostedByWorker together). */
@@ -129,6 +144,7 @@ export class LiveServers {
       if (!hosted) this.hostedBy.set(server.workerName, (hosted = new Map()));
       hosted.set(server.serverId, server);
       this.hostedOn.set(server.serverId, server.workerName);
+      this.sortedHosted.delete(server.workerName);
     }
   }
 
@@ -138,6 +154,7 @@ export class LiveServers {
     const worker = this.hostedOn.get(serverId);
     if (worker === undefined) return;
     this.hostedOn.delete(serverId);
+    this.sortedHosted.delete(worker);
     const hosted = this.hostedBy.get(worker);
     hosted?.delete(serverId);
     if (hosted?.size === 0) this.hostedBy.delete(worker);

@@ -93,6 +93,8 @@ export class SharedFleet {
   private stopped = false;
   /** The router's own context (no operation's, no caller's), captured at construction: where background passes run. */
   private readonly detached = new AsyncResource('modeldock.shared-fleet');
+  /** Each worker's hosted servers with their served names, per list the live view keeps (hostedByWorker). */
+  private readonly hostedLists = new WeakMap<readonly ServerRecord[], HostedServer[]>();
   /** What the memory budget charges outside the fleet (memory-policy.ts): dedicated servers, idle pool workers. */
   private outsideBytes: () => Promise<number> = () => Promise.resolve(0);
 
@@ -507,20 +509,20 @@ export class SharedFleet {
   /**
    * Per shared worker, the servers it hosts (but `except`: it is being placed anew), in
    * number order as the store lists them (ties in the decisions fall the same way). From
-   * the live view's index of hosted models: only those, not every live record.
+   * the live view's index of hosted models: only those, not every live record; a worker's
+   * list is built again only after what it hosts changed.
    */
   private async hostedByWorker(except?: string): Promise<Map<string, HostedServer[]>> {
     const byWorker = new Map<string, HostedServer[]>();
     for (const [worker, servers] of await this.live.hostedByWorker()) {
-      const list: HostedServer[] = [];
-      for (const server of servers.values()) {
-        if (server.serverId !== except) list.push({ served: servedName(server), server });
+      let list = this.hostedLists.get(servers);
+      if (!list) {
+        list = servers.map((server) => ({ served: servedName(server), server }));
+        this.hostedLists.set(servers, list);
       }
-      if (list.length > 0)
-        byWorker.set(
-          worker,
-          list.sort((a, b) => a.server.number - b.server.number),
-        );
+      if (except !== undefined && servers.some((server) => server.serverId === except))
+        list = list.filter((h) => h.server.serverId !== except);
+      if (list.length > 0) byWorker.set(worker, list);
     }
     return byWorker;
   }

@@ -124,7 +124,15 @@ describe("the live servers' indexes (live-servers.ts)", () => {
 
   async function indexed(live: LiveServers) {
     const hosted: Record<string, string[]> = {};
-    for (const [worker, servers] of await live.hostedByWorker()) hosted[worker] = [...servers.keys()];
+    for (const [worker, servers] of await live.hostedByWorker()) {
+      const numbers = servers.map((s) => s.number);
+      assert.deepEqual(
+        numbers,
+        [...numbers].sort((a, b) => a - b),
+        `${worker}'s records in number order`,
+      );
+      hosted[worker] = servers.map((s) => s.serverId);
+    }
     return {
       hosted: sortedValues(hosted),
       unshared: [...(await live.notShared())].map((s) => s.serverId).sort(),
@@ -196,7 +204,7 @@ describe("the live servers' indexes (live-servers.ts)", () => {
       await update(server, { state: 'terminated' });
     await assertAgree(live, 'terminated');
     assert.deepEqual(
-      [...(await live.hostedByWorker()).get('w-9')!.keys()],
+      (await live.hostedByWorker()).get('w-9')!.map((s) => s.serverId),
       [moved.serverId],
       'the re-placed model is on its new worker only',
     );
@@ -208,7 +216,7 @@ describe("the live servers' indexes (live-servers.ts)", () => {
     live.refresh(await store.listServers({ states: LIVE_STATES }), mark);
     await assertAgree(live, 'after a refresh');
     assert.equal(
-      (await live.hostedByWorker()).get('w-2')?.has(behind.serverId) ?? false,
+      (await live.hostedByWorker()).get('w-2')?.some((s) => s.serverId === behind.serverId) ?? false,
       false,
       'unloaded behind its back: no longer hosted',
     );
