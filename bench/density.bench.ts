@@ -12,7 +12,8 @@
  *   the original request (POST /inference_router/, "placement": "shared"), so each one's
  *   latency is its own, not a queue's; with the medians of its recorded steps;
  * - BENCH_DENSITY_REGISTERED jobs (default 10,000) registered under a memory budget of
- *   what a tenth of them measured live in the shared run (4 at once), then
+ *   what a tenth of them measured live in the shared run (4 at once; so
+ *   BENCH_DENSITY_SHARED must include that tenth), by a new router and its own workers, then
  *   BENCH_DENSITY_PAIRS (default 2,000) pairs of requests to random jobs, 8 pairs at
  *   once. Before a pair the job's state is read (GET /v1/jobs/:id): `unloaded` means its
  *   model was evicted, so the pair's first request is the first after an eviction (a cold
