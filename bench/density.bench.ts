@@ -62,6 +62,9 @@ async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - started, value];
 }
 
+/** One recorded step of an operation (GET /v1/operations, an operation's answer). */
+type Step = { name: string; duration_ms: number };
+
 /** DEPLOY_CREATE by the original request; its latency and the operation's steps. */
 async function deployCreate(
   url: string,
@@ -77,7 +80,7 @@ async function deployCreate(
     }),
   );
   if (response.status !== 200) throw new Error(`j${i}: ${response.status} ${JSON.stringify(response.body)}`);
-  return [elapsed, (response.body.steps as { name: string; duration_ms: number }[]) ?? []];
+  return [elapsed, (response.body.steps as Step[]) ?? []];
 }
 
 async function jobState(url: string, i: number): Promise<string> {
@@ -145,6 +148,18 @@ async function metric(url: string, name: string): Promise<number> {
   return sum;
 }
 
+/** The median of each named step over operations' recorded steps, plus `extra` series by name. */
+function stepMedians(recorded: Step[][], extra: Record<string, number[]> = {}): Record<string, number> {
+  const steps = new Map<string, number[]>(Object.entries(extra));
+  for (const ofOne of recorded)
+    for (const step of ofOne) {
+      const values = steps.get(step.name);
+      if (values) values.push(step.duration_ms);
+      else steps.set(step.name, [step.duration_ms]);
+    }
+  return Object.fromEntries([...steps].map(([name, values]) => [name, summarize(values).median]));
+}
+
 /**
  * Where a load on demand's time goes: the medians of the recorded steps of the last
  * (at most 1,000) on-demand DEPLOY_LOADs, and of their whole durations (`total`).
@@ -156,13 +171,13 @@ async function onDemandLoadSteps(url: string): Promise<Record<string, number>> {
     body.operations as {
       reason: string;
       duration_ms: number | null;
-      steps: { name: string; duration_ms: number }[];
+      steps: Step[];
     }[]
   ).filter((op) => op.reason === 'on_demand');
-  const steps = new Map<string, number[]>([['total', loads.map((op) => op.duration_ms ?? 0)]]);
-  for (const op of loads)
-    for (const step of op.steps) steps.set(step.name, [...(steps.get(step.name) ?? []), step.duration_ms]);
-  return Object.fromEntries([...steps].map(([name, values]) => [name, summarize(values).median]));
+  return stepMedians(
+    loads.map((op) => op.steps),
+    { total: loads.map((op) => op.duration_ms ?? 0) },
+  );
 }
 
 async function startRouter(
@@ -235,15 +250,14 @@ async function main() {
     const shared = await withRouter(modelsDir, { MODELDOCK_PLACEMENT: 'shared' }, async (router) => {
       const points: { jobs: number; workers: number; total_mib: number }[] = [];
       const creates: number[] = [];
-      const steps = new Map<string, number[]>();
+      const recordedSteps: Step[][] = [];
       let created = 0;
       for (const size of SHARED) {
         const from = created;
         await inParallel(size - from, 1, async (i) => {
           const [elapsed, recorded] = await deployCreate(router.url, from + i);
           creates.push(elapsed);
-          for (const step of recorded)
-            steps.set(step.name, [...(steps.get(step.name) ?? []), step.duration_ms]);
+          recordedSteps.push(recorded);
         });
         created = size;
         points.push({ jobs: size, ...(await workerMemory(router.url)) });
@@ -254,9 +268,7 @@ async function main() {
         const [, status] = await infer(router.url, i);
         if (status !== 200) failed++;
       });
-      const createSteps = Object.fromEntries(
-        [...steps].map(([name, values]) => [name, summarize(values).median]),
-      );
+      const createSteps = stepMedians(recordedSteps);
       return { points, creates, createSteps, answered: largest - failed, failed };
     });
 

@@ -24,7 +24,7 @@ import { LIVE_STATES } from './state-machine.js';
 const LIVE: ReadonlySet<ServerState> = new Set(LIVE_STATES);
 
 /** States in which a server's model is on its shared worker, or on its way there or out. */
-export const HOSTING_STATES: ReadonlySet<ServerState> = new Set([
+const HOSTING_STATES: ReadonlySet<ServerState> = new Set([
   'creating',
   'loading',
   'ready',
