@@ -158,7 +158,7 @@ export class Autoscaler {
       const { routes, actions } = this.deps;
       for (const jobId of [...routes.jobIds()]) {
         const entries = routes.list(jobId);
-        const job = this.jobs.get(jobId) ?? (await this.job(jobId));
+        const job = await this.job(jobId);
         if (!job) continue;
         this.report(jobId, job.desiredReplicas, entries.length);
         // A job of fixed bounds (the default, one replica) that wants and has them has
