@@ -19,11 +19,18 @@
  *   model was evicted, so the pair's first request is the first after an eviction (a cold
  *   load); the second finds it loaded (steady state). Requests served and failed,
  *   evictions per second, p50/p99, and the medians of the on-demand loads' recorded steps.
+ *   What the workers measure (GET /v1/stats): sampled every 2 s during the traffic (the
+ *   peak kept: `memory_peak`), at its end (`memory_at_traffic_end`), and after the fleet
+ *   settled (`memory_after`): a fleet measuring over its budget drains and closes a worker
+ *   per pass (docs/operations.md#a-fleet-measuring-past-its-budget), so the bench waits,
+ *   at most BENCH_DENSITY_SETTLE_S (default 180) s, for the measure to come within the
+ *   budget (`settle_s`, `settled`), and counts the workers drained (`workers_drained`).
  *
  *   node --import tsx bench/density.bench.ts
  */
 import Dockerode from 'dockerode';
 import { chmod, link, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DIGITS } from '../test/helpers/fixtures.js';
@@ -40,6 +47,9 @@ const SHARED = sizes('BENCH_DENSITY_SHARED', '10,100,1000');
 const REGISTERED = Number(process.env.BENCH_DENSITY_REGISTERED ?? 10_000);
 const PAIRS = Number(process.env.BENCH_DENSITY_PAIRS ?? 2_000);
 const AT_ONCE = 8;
+const SETTLE_MS = Number(process.env.BENCH_DENSITY_SETTLE_S ?? 180) * 1000;
+/** How often the workers' measure is sampled during the churn's traffic and while it settles. */
+const SAMPLE_EVERY_MS = 2_000;
 const MiB = 1024 ** 2;
 const docker = new Dockerode();
 const digit = DIGITS[0]!;
@@ -138,6 +148,43 @@ async function workerMemory(url: string): Promise<{ workers: number; total_mib: 
   const workers = body.workers as { memory_bytes: number }[];
   const total = workers.reduce((sum, w) => sum + w.memory_bytes, 0);
   return { workers: workers.length, total_mib: Math.round((total / MiB) * 10) / 10 };
+}
+
+/**
+ * The workers' measure sampled every SAMPLE_EVERY_MS until `stop` aborts: the sample with
+ * the largest total.
+ */
+async function peakMemory(
+  url: string,
+  stop: AbortSignal,
+): Promise<{ workers: number; total_mib: number; samples: number }> {
+  let peak = { workers: 0, total_mib: 0 };
+  let samples = 0;
+  while (!stop.aborted) {
+    const sample = await workerMemory(url);
+    samples++;
+    if (sample.total_mib > peak.total_mib) peak = sample;
+    await delay(SAMPLE_EVERY_MS, undefined, { signal: stop }).catch(() => undefined);
+  }
+  return { ...peak, samples };
+}
+
+/**
+ * The workers' measure once it is within `budgetMiB` (sampled every SAMPLE_EVERY_MS), or
+ * the last sample after SETTLE_MS; with the seconds waited.
+ */
+async function settledMemory(
+  url: string,
+  budgetMiB: number,
+): Promise<{ memory: { workers: number; total_mib: number }; settled: boolean; settle_s: number }> {
+  const started = performance.now();
+  for (;;) {
+    const memory = await workerMemory(url);
+    const waited = performance.now() - started;
+    const settled = memory.total_mib <= budgetMiB;
+    if (settled || waited >= SETTLE_MS) return { memory, settled, settle_s: Math.round(waited / 100) / 10 };
+    await delay(SAMPLE_EVERY_MS);
+  }
 }
 
 async function metric(url: string, name: string): Promise<number> {
@@ -302,6 +349,8 @@ async function main() {
         const firstLoaded: number[] = [];
         const warm: number[] = [];
         let failed = 0;
+        const trafficEnded = new AbortController();
+        const peak = peakMemory(router.url, trafficEnded.signal);
         const [trafficMs] = await timed(() =>
           inParallel(PAIRS, AT_ONCE, async () => {
             const job = registered[Math.floor(Math.random() * registered.length)]!;
@@ -313,8 +362,11 @@ async function main() {
             }
           }),
         );
+        trafficEnded.abort();
+        const memoryAtTrafficEnd = await workerMemory(router.url);
         const evictions = (await metric(router.url, 'modeldock_evictions_total')) - evictionsBefore;
         const loadSteps = await onDemandLoadSteps(router.url);
+        const settled = await settledMemory(router.url, budgetMiB);
         return {
           budget_mib: budgetMiB,
           registered: registered.length,
@@ -332,7 +384,12 @@ async function main() {
           load_on_demand_steps_p50_ms: loadSteps,
           first_found_loaded_ms: summarize(firstLoaded),
           second_of_pair_ms: summarize(warm),
-          memory_after: await workerMemory(router.url),
+          memory_peak: await peak,
+          memory_at_traffic_end: memoryAtTrafficEnd,
+          settled: settled.settled,
+          settle_s: settled.settle_s,
+          workers_drained: await metric(router.url, 'modeldock_shared_workers_drained_total'),
+          memory_after: settled.memory,
         };
       },
     );

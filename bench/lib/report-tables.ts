@@ -289,10 +289,27 @@ function densityChurnTable(r: any): string {
       ['served', int(c.served)],
       ['failed', int(c.failed)],
       ['evictions', `${int(c.evictions)} (${c.evictions_per_s} per second)`],
-      [
-        'shared workers after the traffic, and their memory (the runtime’s measure)',
-        `${int(c.memory_after.workers)}, ${int(c.memory_after.total_mib)} MiB`,
-      ],
+      ...(c.memory_peak === undefined
+        ? [
+            [
+              'shared workers after the traffic, and their memory (the runtime’s measure)',
+              `${int(c.memory_after.workers)}, ${int(c.memory_after.total_mib)} MiB`,
+            ],
+          ]
+        : [
+            [
+              `shared workers and their memory at the peak during the traffic (the runtime’s measure, sampled every 2 s, ${int(c.memory_peak.samples)} samples)`,
+              `${int(c.memory_peak.workers)}, ${int(c.memory_peak.total_mib)} MiB`,
+            ],
+            [
+              'the same at the end of the traffic',
+              `${int(c.memory_at_traffic_end.workers)}, ${int(c.memory_at_traffic_end.total_mib)} MiB`,
+            ],
+            [
+              `the same once settled (${c.settled ? 'within the budget' : 'not within the budget'} after ${c.settle_s} s; ${int(c.workers_drained)} workers drained and closed in all)`,
+              `${int(c.memory_after.workers)}, ${int(c.memory_after.total_mib)} MiB`,
+            ],
+          ]),
       ['all requests', `p50 ${ms(c.all_ms.median)}, p99 ${ms(c.all_ms.p99)}`],
       [
         `first of a pair, its model evicted (a cold load; ${int(c.first_after_eviction_ms.n)})`,

@@ -68,6 +68,11 @@ export interface SharedWorkerView {
   reservedBytes?: number;
   /** Models it may host at most (MODELDOCK_SHARED_JOBS_PER_WORKER); at it, it has room only by eviction. */
   maxModels?: number;
+  /**
+   * false: the worker takes no load (it is being drained, or already hosts the model's
+   * name) and gives no room by eviction, but still counts against the budget (default true).
+   */
+  placeable?: boolean;
   models: ResidentModel[];
   /**
    * `models.length`, and what its loaded (not loading) models hold together, when the
@@ -205,9 +210,11 @@ export function decidePlacement(
   const forNew = budgetRoomForNew(workers, settings, ask.outsideBytes);
   const charged = budgetRoom(workers, settings, ask.outsideBytes);
   const budgetLeftOn = (worker: SharedWorkerView) => budgetRoomOn(worker, forNew, charged);
+  // Every worker counts against the budget above; only these may take the load.
+  const targets = workers.filter((w) => w.placeable !== false);
   const largestWorker = Math.max(
     ask.newWorker ? ask.newWorker.limitBytes - ask.newWorker.idleBytes : 0,
-    ...workers.map(capacityOf),
+    ...targets.map(capacityOf),
   );
   if (ask.bytes > largestWorker || (settings.budgetBytes > 0 && ask.bytes > settings.budgetBytes)) {
     return {
@@ -218,7 +225,7 @@ export function decidePlacement(
   }
 
   // 1. A worker with room, the most first; the less busy of equals.
-  const withRoom = workers
+  const withRoom = targets
     .filter((w) => roomOn(w) >= ask.bytes && budgetLeftOn(w) >= ask.bytes && !atModelLimit(w))
     .sort((a, b) => roomOn(b) - roomOn(a) || inFlightOn(a) - inFlightOn(b));
   const roomy = withRoom[0];
@@ -238,7 +245,7 @@ export function decidePlacement(
   // than half of them and refuse the load: the excess shrinks with each load instead of
   // emptying a cache, and never grows.
   // The budget's room is each worker's own (budgetRoomOn), so are its need and excess.
-  const anyExcess = workers.some((w) => budgetLeftOn(w) < 0);
+  const anyExcess = targets.some((w) => budgetLeftOn(w) < 0);
   const attempts = [
     ...(anyExcess ? [{ withExcess: true, allowYoung: false }] : []),
     { withExcess: false, allowYoung: false },
@@ -247,7 +254,7 @@ export function decidePlacement(
   let tooMany = false;
   for (const { withExcess, allowYoung } of attempts) {
     let best: { workerId: string; evict: ResidentModel[]; newestUse: number } | undefined;
-    for (const worker of workers) {
+    for (const worker of targets) {
       const budgetLeft = budgetLeftOn(worker);
       const excess = Math.max(0, -budgetLeft);
       const exactNeed = ask.bytes - Math.max(0, budgetLeft);
@@ -286,7 +293,7 @@ export function decidePlacement(
   return {
     kind: 'refuse',
     reason: 'busy',
-    message: `no shared worker has room for about ${mib(ask.bytes)}${settings.budgetBytes > 0 ? ` within MODELDOCK_MEMORY_BUDGET (${mib(Math.max(forNew, ...workers.map(budgetLeftOn)))} left)` : ''}, and the models that could make room are serving requests or loading; try again shortly`,
+    message: `no shared worker has room for about ${mib(ask.bytes)}${settings.budgetBytes > 0 ? ` within MODELDOCK_MEMORY_BUDGET (${mib(Math.max(forNew, ...targets.map(budgetLeftOn)))} left)` : ''}, and the models that could make room are serving requests or loading; try again shortly`,
   };
 }
 
@@ -384,8 +391,81 @@ export function headroomVictims(
   return leastRecentlyUsedAcross(workers, need, now, settings.minResidencyMs, false).victims;
 }
 
+/**
+ * What shrinking the fleet does next (docs/operations.md#a-fleet-measuring-past-its-budget):
+ * nothing; drain `workerId` (evict `evict` now; the rest, busy, loading or young, at a
+ * later pass); close it (it hosts nothing); or stop draining it (the fleet measures within
+ * the budget again: it takes loads again).
+ */
+export type DrainDecision =
+  | { kind: 'none' }
+  | { kind: 'drain'; workerId: string; evict: ResidentModel[] }
+  | { kind: 'close'; workerId: string }
+  | { kind: 'stop'; workerId: string };
+
+/**
+ * Whether what the shared workers hold (each the larger of its charge and its measure,
+ * heldOf) and what the budget charges outside them pass MODELDOCK_MEMORY_BUDGET: what the
+ * kernel measures, not what the loads were charged. Loads under way are not counted: a
+ * drain costs its models a load each elsewhere, so it answers a measure, not an estimate.
+ */
+export function measuredOverBudget(
+  workers: SharedWorkerView[],
+  settings: EvictionSettings,
+  outsideBytes = 0,
+): boolean {
+  if (settings.budgetBytes <= 0) return false;
+  return workers.reduce((sum, w) => sum + heldOf(w), outsideBytes) > settings.budgetBytes;
+}
+
+/**
+ * Shrinking a fleet whose measure passed the budget. Evicting models gives the kernel
+ * almost nothing back (their memory stays with the worker's allocator and V8's heap for
+ * its next loads), so what the charge cannot see — each runtime's growth under requests —
+ * only closing a worker returns. While the fleet measures over the budget and more than
+ * one worker runs, one worker at a time is drained: it takes no more loads, its models are
+ * evicted by the usual rules (never one in flight or loading; one younger than the minimum
+ * residency stays until a later pass), and it is closed once it hosts nothing. The
+ * measure is looked at again only after the close (the next pass).
+ *
+ * Which worker: the one hosting the fewest models, then the one measuring most. Every
+ * worker gives back about the same when closed (its runtime dominates: ~46-96 MiB beside
+ * ~0.13 MiB per m-131 model), while each model drained is a job whose next request loads
+ * it elsewhere; so the fewest models cost the fewest cold loads for what comes back.
+ * `draining`: the worker a previous pass chose, kept until it closes or the fleet
+ * measures within the budget again (then it stops: it may take loads again).
+ */
+export function decideDrain(
+  workers: SharedWorkerView[],
+  settings: EvictionSettings,
+  now: number,
+  outsideBytes = 0,
+  draining?: string,
+): DrainDecision {
+  const over = measuredOverBudget(workers, settings, outsideBytes);
+  const current = workers.find((w) => w.workerId === draining);
+  if (current) {
+    if (!over || workers.length < 2) return { kind: 'stop', workerId: current.workerId };
+    return drainStep(current, now, settings.minResidencyMs);
+  }
+  if (!over || workers.length < 2) return { kind: 'none' };
+  const chosen = [...workers].sort((a, b) => modelCountOf(a) - modelCountOf(b) || heldOf(b) - heldOf(a))[0]!;
+  return drainStep(chosen, now, settings.minResidencyMs);
+}
+
+function drainStep(worker: SharedWorkerView, now: number, minResidencyMs: number): DrainDecision {
+  if (modelCountOf(worker) === 0 && (worker.reservedBytes ?? 0) === 0)
+    return { kind: 'close', workerId: worker.workerId };
+  const evict = evictionCandidates(worker.models, now, minResidencyMs, false);
+  return { kind: 'drain', workerId: worker.workerId, evict };
+}
+
+function modelCountOf(worker: SharedWorkerView): number {
+  return worker.modelCount ?? worker.models.length;
+}
+
 function atModelLimit(worker: SharedWorkerView): boolean {
-  return worker.maxModels !== undefined && (worker.modelCount ?? worker.models.length) >= worker.maxModels;
+  return worker.maxModels !== undefined && modelCountOf(worker) >= worker.maxModels;
 }
 
 /** The most models one placement may take from `worker` (MAX_EVICTED_SHARE, at least one). */

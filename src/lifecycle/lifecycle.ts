@@ -172,7 +172,7 @@ export class Lifecycle {
       activeOperations: this.activeOperations,
     };
     this.routing = new JobRouting(this.ctx);
-    this.fleet.useEvictor((victim, forJob, young) => evict(this.ctx, victim, forJob, young));
+    this.fleet.useEvictor((victim, cause) => evict(this.ctx, victim, cause));
     this.fleet.useOutsideCharge(() => this.memoryPolicy.chargedOutsideShared());
     this.autoscaler = new Autoscaler({
       store: deps.store,

@@ -2,7 +2,8 @@
  * The shared workers: workers that host the models of many jobs (shared placement,
  * docs/operations.md "Shared placement"). The router keeps them as a fleet: it opens one
  * when the placement rule finds no room in the others (a warm-pool worker when there is
- * one), and closes one that has hosted nothing for MODELDOCK_SHARED_IDLE_MS.
+ * one), closes one that has hosted nothing for MODELDOCK_SHARED_IDLE_MS, and drains and
+ * closes one while the fleet measures over MODELDOCK_MEMORY_BUDGET (shrinkWhileOver).
  *
  * What a shared worker hosts is not stored apart: the server records that name it (their
  * `workerName`) say so, which is also what survives a router restart. A shared worker is
@@ -31,8 +32,8 @@ import { workerSpec } from './worker-spec.js';
 
 export const SHARED_KIND = 'shared';
 
-/** Evictions ahead of need a background pass runs at once (evictAheadOfNeed). */
-const HEADROOM_EVICTIONS_AT_ONCE = 4;
+/** Evictions a background pass runs at once (evictAheadOfNeed, shrinkWhileOver). */
+const BACKGROUND_EVICTIONS_AT_ONCE = 4;
 
 /** A placement: the server on its worker, and the evictions that make room there (still under way). */
 interface Placed {
@@ -40,8 +41,15 @@ interface Placed {
   evicted?: Promise<unknown>;
 }
 
-/** Evicts a hosted server to make room for job `forJob`, or ahead of need when undefined (operations/evict.ts). */
-export type Evictor = (victim: ServerRecord, forJob: string | undefined, young: boolean) => Promise<unknown>;
+/**
+ * Why a hosted model is evicted: to make room for job `forJob` (`young`: loaded less than
+ * the minimum residency ago), ahead of need (`headroom`: keepHeadroom), or to empty its
+ * worker for closing (`drain`: shrinkWhileOver).
+ */
+export type EvictionCause = { forJob: string; young: boolean } | 'headroom' | 'drain';
+
+/** Evicts a hosted server (operations/evict.ts). */
+export type Evictor = (victim: ServerRecord, cause: EvictionCause) => Promise<unknown>;
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
@@ -97,6 +105,13 @@ export class SharedFleet {
   private readonly hostedLists = new WeakMap<readonly ServerRecord[], HostedServer[]>();
   /** What the memory budget charges outside the fleet (memory-policy.ts): dedicated servers, idle pool workers. */
   private outsideBytes: () => Promise<number> = () => Promise.resolve(0);
+  /**
+   * The worker being drained to be closed while the fleet measures over the budget
+   * (shrinkWhileOver): placement skips it. One at a time.
+   */
+  private draining: string | undefined;
+  /** A periodic pass (remeasure, shrink, close idle) is under way: a tick meanwhile skips. */
+  private passing = false;
 
   constructor(
     private readonly deps: LifecycleDeps,
@@ -126,13 +141,24 @@ export class SharedFleet {
     void this.workers().catch(() => undefined);
     const every = Math.min(10_000, Math.max(1_000, Math.floor(this.options.idleMs / 4)));
     this.timer = setInterval(() => {
-      void this.remeasure()
-        .then(() => this.closeIdle())
-        .catch((error) =>
-          this.deps.logger.warn({ err: errorMessage(error) }, 'closing idle shared workers failed'),
-        );
+      // A pass that outlasts the interval (a drain waiting on its evictions) is not run twice.
+      if (this.passing) return;
+      this.passing = true;
+      void this.detached
+        .runInAsyncScope(() => this.pass())
+        .catch((error: unknown) =>
+          this.deps.logger.warn({ err: errorMessage(error) }, "the shared fleet's periodic pass failed"),
+        )
+        .finally(() => (this.passing = false));
     }, every);
     this.timer.unref();
+  }
+
+  /** The periodic pass: measure every worker, shrink the fleet while over its budget, close idle workers. */
+  async pass(): Promise<void> {
+    await this.remeasure();
+    await this.shrinkWhileOver();
+    await this.closeIdle();
   }
 
   stop(): void {
@@ -286,17 +312,126 @@ export class SharedFleet {
       { evicting: chosen.map((c) => c.victim.server.jobId) },
       'evicting least recently used models ahead of need (the fleet passed its high watermark)',
     );
-    for (let i = 0; i < chosen.length; i += HEADROOM_EVICTIONS_AT_ONCE) {
-      const round = chosen.slice(i, i + HEADROOM_EVICTIONS_AT_ONCE).map(({ victim, stay }) => {
+    await this.evictInRounds(chosen, 'headroom');
+  }
+
+  /**
+   * A background pass's evictions, BACKGROUND_EVICTIONS_AT_ONCE at a time (each marked
+   * leaving when chosen; `stay` ends that). A victim that became busy meanwhile (a request
+   * came for it) stays.
+   */
+  private async evictInRounds(
+    chosen: { victim: Victim; stay: () => void }[],
+    cause: 'headroom' | 'drain',
+  ): Promise<void> {
+    for (let i = 0; i < chosen.length; i += BACKGROUND_EVICTIONS_AT_ONCE) {
+      const round = chosen.slice(i, i + BACKGROUND_EVICTIONS_AT_ONCE).map(({ victim, stay }) => {
         // Checked in the tick its eviction takes the job's lock (evict.ts), as a placement's are.
         if (this.stopped || this.activity.inFlight(victim.server) > 0) {
           stay();
           return Promise.resolve();
         }
-        return this.evictor(victim.server, undefined, false).finally(stay);
+        return this.evictor(victim.server, cause).finally(stay);
       });
       await Promise.allSettled(round);
     }
+  }
+
+  /**
+   * Shrink the fleet while it measures over MODELDOCK_MEMORY_BUDGET (eviction.ts's
+   * decideDrain; docs/operations.md#a-fleet-measuring-past-its-budget). Evictions give the
+   * kernel almost nothing back, so only closing a worker brings the measure down: one
+   * worker at a time is drained (placement skips it), its idle models evicted a few at a
+   * time with reason `drain` (a busy, loading or young one stays until a later pass), and
+   * it is closed as soon as it hosts nothing, not after the idle time. The measure is
+   * looked at again at the next pass, after the close; a fleet measuring within the budget
+   * again stops draining (the worker takes loads again). Never below one worker. The
+   * evicted jobs' next requests load them again elsewhere and wait for it.
+   */
+  async shrinkWhileOver(): Promise<void> {
+    if (this.memory.options.budgetBytes <= 0 || this.stopped) return;
+    const step = await this.placing.run('fleet', async () => {
+      const [running, outside] = await Promise.all([this.runningHosts(), this.outsideBytes()]);
+      const { decision, victims } = this.memory.drainDecision(
+        running,
+        Date.now(),
+        this.activity,
+        outside,
+        this.draining,
+      );
+      const figures = {
+        measured: mib(this.memory.measuredBytes() + outside),
+        budget: mib(this.memory.options.budgetBytes),
+      };
+      if (decision.kind === 'none') {
+        this.draining = undefined;
+        return undefined;
+      }
+      if (decision.kind === 'stop') {
+        this.draining = undefined;
+        this.deps.logger.info(
+          { worker: decision.workerId, ...figures },
+          'stopped draining a shared worker: the shared workers measure within MODELDOCK_MEMORY_BUDGET again',
+        );
+        return undefined;
+      }
+      if (this.draining !== decision.workerId) {
+        this.draining = decision.workerId;
+        this.deps.logger.info(
+          {
+            worker: decision.workerId,
+            models: running.find((w) => w.name === decision.workerId)?.hosted.length,
+            ...figures,
+          },
+          'draining a shared worker to close it: the shared workers measure over MODELDOCK_MEMORY_BUDGET',
+        );
+      }
+      return {
+        worker: decision.workerId,
+        chosen: victims.map((victim) => ({
+          victim,
+          stay: this.memory.markLeaving(victim.worker, [victim.served]),
+        })),
+      };
+    });
+    if (!step) return;
+    await this.evictInRounds(step.chosen, 'drain');
+    await this.closeDrained(step.worker);
+  }
+
+  /**
+   * Close the drained worker if it hosts nothing now (looked at in the fleet's turn;
+   * placement skips it meanwhile, so nothing arrives while it is removed).
+   */
+  private async closeDrained(name: string): Promise<void> {
+    const worker = await this.placing.run('fleet', async () => {
+      if (this.draining !== name || (await this.hostedByWorker()).has(name)) return undefined;
+      return (await this.knownWorkers()).find((w) => w.name === name);
+    });
+    if (!worker) return;
+    try {
+      await this.close(worker);
+    } finally {
+      if (this.draining === name) this.draining = undefined;
+    }
+    this.deps.metrics.drainedWorkers.inc();
+    this.deps.logger.info(
+      {
+        worker: name,
+        measured: mib(this.memory.measuredBytes()),
+        budget: mib(this.memory.options.budgetBytes),
+      },
+      'closed a drained shared worker: the shared workers measured over MODELDOCK_MEMORY_BUDGET',
+    );
+  }
+
+  /** Remove a shared worker and forget it (its figures, its client, its place in the view). */
+  private async close(worker: WorkerInfo): Promise<void> {
+    await this.deps.runtime.remove(worker.name);
+    await this.deps.workers.forget(worker.endpoint);
+    this.memory.forget(worker.name);
+    this.emptySince.delete(worker.name);
+    this.view?.delete(worker.name);
   }
 
   /** The running shared workers, each with what it hosts and figures known (in the fleet's turn). */
@@ -316,7 +451,7 @@ export class SharedFleet {
     const minResidencyMs = this.memory.options.minResidencyMs;
     return victims.map((v) => {
       const young = Date.now() - loadedAtOf(v.server) < minResidencyMs;
-      const done = this.evictor(v.server, forJob, young);
+      const done = this.evictor(v.server, { forJob, young });
       const leaving = this.memory.markLeaving(v.worker, [v.served]);
       return { victim: v, done: done.finally(leaving) };
     });
@@ -351,14 +486,17 @@ export class SharedFleet {
         const running = workers.filter((w) => w.running && w.endpoint);
         await this.learn(running);
         // One name per worker (a job's replicas apart), and at most jobsPerWorker on each
-        // (a worker at it takes another model only in place of one it evicts).
-        const candidates = running
-          .map((w) => ({
+        // (a worker at it takes another model only in place of one it evicts); nothing on
+        // a worker being drained. Those still count against the budget.
+        const candidates = running.map((w) => {
+          const onIt = hosted.get(w.name) ?? [];
+          return {
             name: w.name,
-            hosted: hosted.get(w.name) ?? [],
+            hosted: onIt,
             maxModels: this.options.jobsPerWorker,
-          }))
-          .filter((w) => !w.hosted.some((h) => h.served === served));
+            placeable: w.name !== this.draining && !onIt.some((h) => h.served === served),
+          };
+        });
         const { decision, bytes } = this.memory.decide(
           candidates,
           {
@@ -392,7 +530,9 @@ export class SharedFleet {
           // start on it: from here on each counts as busy, never chosen again. What they
           // hold counts as given back (a load that must waits for it below), so the next
           // placement, which need not wait for these evictions, does not evict for it twice.
-          const evictions = victims.map((v) => this.evictor(v.server, server.jobId, decision.youngEvicted));
+          const evictions = victims.map((v) =>
+            this.evictor(v.server, { forJob: server.jobId, young: decision.youngEvicted }),
+          );
           const leaving = this.memory.markLeaving(
             worker.name,
             victims.map((v) => v.served),
@@ -473,11 +613,7 @@ export class SharedFleet {
         const since = this.emptySince.get(worker.name) ?? now;
         this.emptySince.set(worker.name, since);
         if (worker.running && now - since < this.options.idleMs) continue;
-        await this.deps.runtime.remove(worker.name);
-        await this.deps.workers.forget(worker.endpoint);
-        this.memory.forget(worker.name);
-        this.emptySince.delete(worker.name);
-        this.view?.delete(worker.name);
+        await this.close(worker);
         closed.push(worker.name);
         this.deps.logger.info({ worker: worker.name }, 'closed a shared worker that hosted nothing');
       }

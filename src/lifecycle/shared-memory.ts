@@ -11,11 +11,13 @@ import type { ServerRecord } from '../store/records.js';
 import {
   MIN_MODEL_BYTES,
   ModelSizes,
+  type DrainDecision,
   type EvictionSettings,
   type FleetVictim,
   type PlacementDecision,
   type ResidentModel,
   type SharedWorkerView,
+  decideDrain,
   decidePlacement,
   fleetVictims,
   headroomVictims,
@@ -179,7 +181,12 @@ export class SharedMemory {
     this.leaving.delete(worker);
   }
 
-  /** Measured memory of every shared worker known, together. */
+  /** What every shared worker known measured last, together (against the budget: drainDecision). */
+  measuredBytes(): number {
+    return [...this.figures.values()].reduce((sum, f) => sum + f.usedBytes, 0);
+  }
+
+  /** What the budget charges every shared worker known, together. */
   totalBytes(): number {
     return [...this.figures.values()].reduce((sum, f) => sum + accounted(f), 0);
   }
@@ -189,7 +196,7 @@ export class SharedMemory {
    * what must be evicted first, or why it cannot: eviction.ts on measured figures.
    */
   decide(
-    workers: { name: string; hosted: HostedServer[]; maxModels?: number }[],
+    workers: { name: string; hosted: HostedServer[]; maxModels?: number; placeable?: boolean }[],
     ask: {
       served: string;
       model: string;
@@ -206,6 +213,7 @@ export class SharedMemory {
       // Not spread: that would list the view's models (a getter).
       const view = this.view(w.name, w.hosted, activity);
       if (w.maxModels !== undefined) view.maxModels = w.maxModels;
+      if (w.placeable === false) view.placeable = false;
       return view;
     });
     const decision = decidePlacement(
@@ -244,6 +252,26 @@ export class SharedMemory {
     const views = workers.map((w) => this.view(w.name, w.hosted, activity));
     const chosen = fleetVictims(views, need, now, this.options);
     return chosen && victimsOf(workers, chosen);
+  }
+
+  /**
+   * The fleet's next step in shrinking while it measures over the budget (eviction.ts's
+   * decideDrain on measured figures), with the hosted servers to evict when it drains.
+   */
+  drainDecision(
+    workers: { name: string; hosted: HostedServer[] }[],
+    now: number,
+    activity: Activity,
+    outsideBytes: number,
+    draining: string | undefined,
+  ): { decision: DrainDecision; victims: Victim[] } {
+    const views = workers.map((w) => this.view(w.name, w.hosted, activity));
+    const decision = decideDrain(views, this.options, now, outsideBytes, draining);
+    const chosen =
+      decision.kind === 'drain'
+        ? decision.evict.map((model) => ({ workerId: decision.workerId, model }))
+        : [];
+    return { decision, victims: victimsOf(workers, chosen) };
   }
 
   /**

@@ -116,6 +116,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly drainedWorkers = new Counter({
+    name: 'modeldock_shared_workers_drained_total',
+    help: 'Shared workers drained and closed because the shared fleet measured over MODELDOCK_MEMORY_BUDGET (their models evicted with reason drain)',
+    registers: [this.registry],
+  });
+
   readonly placementRefusals = new Counter({
     name: 'modeldock_shared_placement_refusals_total',
     help: 'Shared placements refused for memory, by reason (too_large, busy, would_evict_too_many)',

@@ -9,9 +9,11 @@ import {
   FIRST_GUESS_BYTES,
   MIN_MODEL_BYTES,
   ModelSizes,
+  decideDrain,
   decidePlacement,
   fleetVictims,
   headroomVictims,
+  measuredOverBudget,
   type ResidentModel,
   type SharedWorkerView,
 } from '../../src/lifecycle/eviction.js';
@@ -286,5 +288,102 @@ describe('eviction: ahead of need, past the high watermark (headroomVictims)', (
     ]);
     // 980 MiB charged, 80 over: the two least recently used of its four, 20 MiB, are all it may give.
     assert.deepEqual(names(headroomVictims([small], headroom, NOW)), ['s:s1', 's:s2']);
+  });
+});
+
+describe('eviction: shrinking a fleet that measures over its budget (decideDrain)', () => {
+  const budget = { ...settings, budgetBytes: 200 * MiB };
+  /** A worker of `count` idle 1 MiB models (used and loaded long ago) beside `runtimeMib` of runtime. */
+  function grownWorker(id: string, count: number, runtimeMib: number): SharedWorkerView {
+    const models = Array.from({ length: count }, (_, i) => model(`${id}${i}`, 1, 60_000 - i));
+    return worker(id, 1024, models, runtimeMib);
+  }
+
+  it('does nothing within the budget, without one, or with one worker left', () => {
+    const a = grownWorker('a', 3, 60);
+    const b = grownWorker('b', 2, 60);
+    // 125 MiB measured against 200.
+    assert.deepEqual(decideDrain([a, b], budget, NOW), { kind: 'none' });
+    assert.deepEqual(decideDrain([grownWorker('a', 3, 150), b], settings, NOW), { kind: 'none' });
+    // One worker measuring 300 MiB alone: never below one.
+    assert.deepEqual(decideDrain([grownWorker('a', 3, 297)], budget, NOW), { kind: 'none' });
+  });
+
+  it('counts what the workers measure, not what their models were charged, and the charge outside the fleet', () => {
+    // Charged 40 MiB each (a runtime at its least measure beside its models), measuring 110.
+    const a = { ...grownWorker('a', 3, 107), accountedBytes: 40 * MiB };
+    const b = { ...grownWorker('b', 2, 108), accountedBytes: 40 * MiB };
+    assert.equal(measuredOverBudget([a, b], budget), true);
+    const within = { ...grownWorker('b', 2, 58), accountedBytes: 40 * MiB };
+    assert.equal(measuredOverBudget([a, within], budget), false);
+    assert.equal(measuredOverBudget([a, within], budget, 50 * MiB), true, 'dedicated servers count too');
+  });
+
+  it('drains the worker hosting the fewest models, then the one measuring most, evicting its idle old models only', () => {
+    const a = grownWorker('a', 4, 100);
+    const b = grownWorker('b', 2, 100);
+    const c = grownWorker('c', 2, 110);
+    const drain = decideDrain([a, b, c], budget, NOW);
+    assert.equal(drain.kind, 'drain');
+    assert.equal(drain.kind === 'drain' && drain.workerId, 'c', 'two models, and it measures more than b');
+    assert.deepEqual(drain.kind === 'drain' && drain.evict.map((m) => m.jobId), ['c0', 'c1']);
+
+    const busy = worker('d', 1024, [
+      model('idle', 1, 50_000),
+      model('serving', 1, 40_000, { inFlight: 1 }),
+      model('loading', 1, 30_000, { loading: true }),
+      model('young', 1, 20_000, { loadedAt: NOW - 1_000 }),
+    ]);
+    const next = decideDrain([a, busy], budget, NOW, 100 * MiB, 'd');
+    assert.deepEqual(
+      next.kind === 'drain' && next.evict.map((m) => m.jobId),
+      ['idle'],
+      'never one in flight, loading or younger than the minimum residency: they stay for a later pass',
+    );
+  });
+
+  it('keeps draining the same worker until it hosts nothing, then closes it', () => {
+    const a = grownWorker('a', 1, 150);
+    const b = grownWorker('b', 3, 100);
+    // a hosts fewer models now, but b is the one being drained.
+    const drain = decideDrain([a, b], budget, NOW, 0, 'b');
+    assert.equal(drain.kind === 'drain' && drain.workerId, 'b');
+    const emptied = worker('b', 1024, [], 100);
+    assert.deepEqual(decideDrain([a, emptied], budget, NOW, 0, 'b'), { kind: 'close', workerId: 'b' });
+    // A load under way on it (placed before the drain began) is waited for.
+    const loading = { ...emptied, reservedBytes: 1 * MiB, modelCount: 0 };
+    assert.equal(decideDrain([a, loading], budget, NOW, 0, 'b').kind, 'drain');
+  });
+
+  it('stops draining once the fleet measures within the budget again, or it is the last worker', () => {
+    const a = grownWorker('a', 3, 60);
+    const b = grownWorker('b', 2, 60);
+    assert.deepEqual(decideDrain([a, b], budget, NOW, 0, 'b'), { kind: 'stop', workerId: 'b' });
+    assert.deepEqual(decideDrain([grownWorker('b', 2, 300)], budget, NOW, 0, 'b'), {
+      kind: 'stop',
+      workerId: 'b',
+    });
+  });
+
+  it('a worker being drained takes no load and gives no room, but counts against the budget', () => {
+    const draining = { ...worker('a', 1024, [model('a1', 10, 60_000)], 50), placeable: false };
+    const other = worker('b', 1024, [model('b1', 10, 60_000)], 50);
+    const ask = {
+      jobId: 'new',
+      bytes: 5 * MiB,
+      now: NOW,
+      newWorker: { limitBytes: 1024 * MiB, idleBytes: 50 * MiB },
+    };
+    // Room on both by their limits and the budget: only b takes it.
+    const roomy = { ...settings, budgetBytes: 1000 * MiB };
+    assert.deepEqual(decidePlacement([draining, other], ask, roomy), {
+      kind: 'place',
+      workerId: 'b',
+      evict: [],
+      youngEvicted: false,
+    });
+    // A budget spent by both: no new worker (a counts), and room is made on b, not a.
+    const spent = { ...settings, budgetBytes: 122 * MiB };
+    assert.deepEqual(jobs(decidePlacement([draining, other], ask, spent)), ['b1']);
   });
 });
