@@ -269,7 +269,10 @@ describe('autoscaler: which jobs it samples', () => {
       false,
       'a job without a route has no replica series',
     );
-    assert.ok(gone.some((v) => v.labels.job === 'short'), 'the others stay');
+    assert.ok(
+      gone.some((v) => v.labels.job === 'short'),
+      'the others stay',
+    );
     routes.set(new RouteEntry('fixed', 'inf-0006', 'http://127.0.0.1:6', 'fixed'));
     await autoscaler.tick(101_500);
     assert.equal(
