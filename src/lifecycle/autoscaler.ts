@@ -185,6 +185,10 @@ export class Autoscaler {
       }
       // Jobs that no longer have a route keep no history: a new one starts from scratch.
       for (const jobId of this.samples.keys()) if (routes.list(jobId).length === 0) this.forget(jobId);
+      // Nor replica series: the gauge shows serving jobs, and a job unloaded, evicted or
+      // terminated would keep claiming the replicas it last had (at 10,000 shared jobs, two
+      // series for every job ever served).
+      for (const jobId of this.reported.keys()) if (routes.list(jobId).length === 0) this.unreport(jobId);
     } catch (error) {
       this.deps.logger.warn({ err: errorMessage(error) }, 'autoscaler sample failed');
     } finally {
@@ -261,6 +265,12 @@ export class Autoscaler {
     this.reported.set(jobId, { desired, ready });
     this.deps.metrics.replicas.set({ job: jobId, kind: 'desired' }, desired);
     this.deps.metrics.replicas.set({ job: jobId, kind: 'ready' }, ready);
+  }
+
+  private unreport(jobId: string): void {
+    this.reported.delete(jobId);
+    this.deps.metrics.replicas.remove({ job: jobId, kind: 'desired' });
+    this.deps.metrics.replicas.remove({ job: jobId, kind: 'ready' });
   }
 
   private async job(jobId: string): Promise<JobRecord | undefined> {

@@ -258,5 +258,28 @@ describe('autoscaler: which jobs it samples', () => {
       2,
       'a change is reported',
     );
+    // A job that stops serving (unloaded, evicted, terminated) leaves the gauge: at 10,000
+    // shared jobs every job once routed would otherwise keep two series, its last counts
+    // claiming replicas ready that are gone.
+    routes.withdraw('fixed');
+    await autoscaler.tick(101_250);
+    const gone = (await metrics.replicas.get()).values;
+    assert.equal(
+      gone.some((v) => v.labels.job === 'fixed'),
+      false,
+      'a job without a route has no replica series',
+    );
+    assert.ok(
+      gone.some((v) => v.labels.job === 'short'),
+      'the others stay',
+    );
+    routes.set(new RouteEntry('fixed', 'inf-0006', 'http://127.0.0.1:6', 'fixed'));
+    await autoscaler.tick(101_500);
+    assert.equal(
+      (await metrics.replicas.get()).values.find((v) => v.labels.job === 'fixed' && v.labels.kind === 'ready')
+        ?.value,
+      1,
+      'served again, reported again',
+    );
   });
 });
