@@ -40,6 +40,8 @@ interface WorkerFigures {
   usedBytes: number;
   /** The least it measured beside its models: its runtime's own memory, as the budget charges it. */
   idleBytes?: number;
+  /** What it measured beside its models last: its runtime now (what a new worker is costed at: newWorkerBytes). */
+  runtimeBytes?: number;
   /** Measured size of each hosted model, by the name it is served under. */
   models: Map<string, number>;
 }
@@ -227,9 +229,7 @@ export class SharedMemory {
           ? {
               newWorker: {
                 limitBytes: this.options.workerLimitBytes,
-                // Before any worker was measured, the first opens on trust: no budget
-                // could serve anything without one, and its measurement counts from then on.
-                idleBytes: this.idleBytes ?? (this.figures.size === 0 ? 0 : IDLE_WORKER_GUESS_BYTES),
+                idleBytes: this.newWorkerBytes(),
               },
             }
           : {}),
@@ -392,10 +392,29 @@ export class SharedMemory {
     };
   }
 
+  /**
+   * What a new worker is costed at before its models, against the budget and its limit:
+   * what the fleet's workers measure now beside their models, the most of them (at least
+   * the least any worker ever measured so). A new worker measures ~46 MiB with 100 m-131
+   * models before any request, but grows under the traffic its workers see to what they
+   * measure (~60-96 MiB in the density churn); costed at its first measure, the fleet
+   * opened one as soon as a drain (shrinkWhileOver) brought its measure a little under the
+   * budget, and drained it again seconds later, its 100 models with it. Before any worker
+   * was measured, the first opens on trust: no budget could serve anything without one,
+   * and its measurement counts from then on.
+   */
+  private newWorkerBytes(): number {
+    if (this.figures.size === 0) return this.idleBytes ?? 0;
+    let bytes = this.idleBytes ?? IDLE_WORKER_GUESS_BYTES;
+    for (const figures of this.figures.values()) bytes = Math.max(bytes, figures.runtimeBytes ?? 0);
+    return bytes;
+  }
+
   private noteIdle(worker: string): void {
     const figures = this.figures.get(worker)!;
     const models = [...figures.models.values()].reduce((sum, b) => sum + b, 0);
     const idle = Math.max(0, figures.usedBytes - models);
+    figures.runtimeBytes = idle;
     if (idle <= 0) return;
     if (figures.idleBytes === undefined || idle < figures.idleBytes) figures.idleBytes = idle;
     if (this.idleBytes === undefined || idle < this.idleBytes) this.idleBytes = idle;

@@ -173,8 +173,9 @@ describe("shared memory: a runtime's growth is held against the worker's limit, 
   });
 
   it("re-measures between loads against the limit too (the fleet's idle pass)", () => {
-    // A budget that holds the 1,000 MiB measured and another worker beside it.
-    const memory = grown(2000, 1024);
+    // A budget that holds the 1,000 MiB measured and another worker like it beside it
+    // (a new worker is costed at what the fleet's workers measure beside their models).
+    const memory = grown(2100, 1024);
     memory.observeUsage('w1', {
       rss_bytes: 1000 * MiB,
       memory_bytes: 1000 * MiB,
@@ -333,8 +334,37 @@ describe('shared memory: the fleet held to what its workers measure (shared-memo
     const { decision } = grown(400).decide(atBound, ask, idle);
     assert.equal(decision.kind, 'place');
     assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['a']);
-    // A budget that holds the worker's measure and a new one opens it.
-    assert.equal(grown(500).decide(atBound, ask, idle).decision.kind, 'open');
+    // A budget that holds the worker's measure and a new one like it (310 MiB beside its
+    // models) opens it.
+    assert.equal(grown(700).decide(atBound, ask, idle).decision.kind, 'open');
+  });
+
+  it('costs a new worker at what the workers measure beside their models now, not at the least they did', () => {
+    // w1: 50 MiB beside its one model at first, 90 once re-measured under traffic.
+    const memory = new SharedMemory({
+      budgetBytes: 190 * MiB,
+      minResidencyMs: 0,
+      workerLimitBytes: 1024 * MiB,
+    });
+    memory.observeStats('w1', {
+      rss_bytes: 60 * MiB,
+      memory_bytes: 60 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+      model_memory_bytes: { a: 10 * MiB },
+    });
+    memory.sizes.observe('m-131', 5 * MiB);
+    const full = [{ name: 'w1', hosted: [hosted(1, 'a')], maxModels: 1 }];
+    // 130 MiB of the budget left beside w1's 60: a new worker at 50 and the load (10) fit.
+    assert.equal(memory.decide(full, ask, idle).decision.kind, 'open');
+    memory.observeUsage('w1', {
+      rss_bytes: 100 * MiB,
+      memory_bytes: 100 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+    });
+    // 90 left beside its 100: a worker that would measure 90 beside its models does not fit
+    // with the load; the load takes the least recently used model's place instead.
+    const { decision } = memory.decide(full, ask, idle);
+    assert.deepEqual(decision.kind === 'place' && decision.evict.map((m) => m.jobId), ['a']);
   });
 
   it('places a load where freed memory is, not on a worker whose measure it would grow', () => {
