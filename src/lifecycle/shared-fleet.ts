@@ -401,7 +401,10 @@ export class SharedFleet {
 
   /**
    * Close the drained worker if it hosts nothing now (looked at in the fleet's turn;
-   * placement skips it meanwhile, so nothing arrives while it is removed).
+   * placement skips it meanwhile, so nothing arrives while it is removed). Read from the
+   * live records, not the memory figures: a model on its way out (its EVICT under way, a
+   * placement's or ahead of need) counts as gone there, but its record names the worker
+   * until its unload ended.
    */
   private async closeDrained(name: string): Promise<void> {
     const worker = await this.placing.run('fleet', async () => {

@@ -285,6 +285,46 @@ describe('shared memory: evicting ahead of need (shared-memory.ts)', () => {
   });
 });
 
+describe('shared memory: a fleet measuring over its budget drains a worker (shared-memory.ts)', () => {
+  it('drains by what the workers measure (and the charge outside the fleet), not their charge, naming the servers to evict', () => {
+    // grown(): w1 charged 70 MiB, measuring 330. w2 measures what it is charged: 60 MiB.
+    const memory = grown(350);
+    memory.observeStats('w2', {
+      rss_bytes: 60 * MiB,
+      memory_bytes: 60 * MiB,
+      memory_limit_bytes: 1024 * MiB,
+      model_memory_bytes: { d: 10 * MiB },
+    });
+    const d = hosted(4, 'd');
+    const workers = [
+      { name: 'w1', hosted: [hosted(1, 'a'), hosted(2, 'b')] },
+      { name: 'w2', hosted: [{ ...d, server: { ...d.server, workerName: 'w2' } }] },
+    ];
+    assert.equal(memory.totalBytes(), 130 * MiB, 'charged well within the budget');
+    assert.equal(memory.measuredBytes(), 390 * MiB);
+    // 390 MiB measured against 350: w2 hosts the fewest models.
+    const { decision, victims } = memory.drainDecision(workers, Date.now(), idle, 0, undefined);
+    assert.equal(decision.kind, 'drain');
+    assert.deepEqual(
+      victims.map((v) => [v.worker, v.served, v.server.serverId]),
+      [['w2', 'd', workers[1]!.hosted[0]!.server.serverId]],
+    );
+    // Unloaded: w2 hosts nothing, and is closed.
+    memory.observeUnload('w2', 'd', 50 * MiB);
+    const emptied = [workers[0]!, { name: 'w2', hosted: [] }];
+    assert.deepEqual(memory.drainDecision(emptied, Date.now(), idle, 0, 'w2').decision, {
+      kind: 'close',
+      workerId: 'w2',
+    });
+    // A budget that holds what they measure: nothing to drain.
+    const roomy = grown(400);
+    roomy.observeStats('w2', { rss_bytes: 60 * MiB, memory_bytes: 60 * MiB, memory_limit_bytes: 1024 * MiB });
+    assert.deepEqual(roomy.drainDecision(workers, Date.now(), idle, 0, undefined).decision, { kind: 'none' });
+    // ... unless what the budget charges outside the fleet (dedicated servers) fills it.
+    assert.equal(roomy.drainDecision(workers, Date.now(), idle, 20 * MiB, undefined).decision.kind, 'drain');
+  });
+});
+
 describe('shared memory: the fleet held to what its workers measure (shared-memory.ts, eviction.ts)', () => {
   it("charges a load that reused freed memory the model's footprint from a load that took fresh memory", () => {
     const memory = new SharedMemory({
