@@ -155,7 +155,7 @@ export class SharedFleet {
   }
 
   /** The periodic pass: measure every worker, shrink the fleet while over its budget, close idle workers. */
-  async pass(): Promise<void> {
+  private async pass(): Promise<void> {
     await this.remeasure();
     await this.shrinkWhileOver();
     await this.closeIdle();
