@@ -61,15 +61,10 @@ export function cluster(): Promise<TestCluster> {
       if (!/AlreadyExists/.test(error.message)) throw error;
     });
     // The namespace's default ServiceAccount (made by the controller-manager) must exist
-    // before a Pod can be admitted.
-    await kubectl([
-      '-n',
-      TEST_NAMESPACE,
-      'wait',
-      '--for=jsonpath={.metadata.name}=default',
-      'serviceaccount/default',
-      '--timeout=60s',
-    ]);
+    // before a Pod can be admitted. `--for=create`: a jsonpath or condition wait fails at
+    // once with NotFound while the controller has not made it yet (a namespace created
+    // moments before: seen in CI).
+    await kubectl(['-n', TEST_NAMESPACE, 'wait', '--for=create', 'serviceaccount/default', '--timeout=60s']);
     return { kubeconfigPath, config, core, kubectl };
   })();
   return cached;
